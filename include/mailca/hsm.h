@@ -1,0 +1,78 @@
+/*
+ * mc_hsm: the PKCS#11 layer. A loaded module with one logged-in token and the issuing key found by
+ * an RFC 7512 `pkcs11:` URI; each worker opens its own mc_hsm_session (no lock on the signing path).
+ *
+ * Why raw PKCS#11 rather than libp11's API: libp11 0.4.12 hides CK_SESSION_HANDLE and serialises
+ * its own session use, while the hot path needs one session per worker calling C_Sign directly.
+ * So we dlopen the module and use its CK_FUNCTION_LIST (header from p11-kit).
+ *
+ * Login state belongs to the token: mc_hsm_open logs in once on its own session and keeps that
+ * session open for the life of the mc_hsm, so worker sessions are logged in too.
+ * The PIN is taken as a buffer that the caller wipes; mc_hsm never logs it or keeps it.
+ */
+#ifndef MAILCA_HSM_H
+#define MAILCA_HSM_H
+
+#include "mailca/alg.h"
+#include "mailca/err.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mc_hsm mc_hsm;
+typedef struct mc_hsm_session mc_hsm_session;
+
+typedef struct mc_hsm_config {
+    const char *module;  /* path to the PKCS#11 module (.so) */
+    const char *key_uri; /* pkcs11: URI naming token and private key (token= or serial=, object=
+                            and/or id=); module-path in the URI is used when module is NULL */
+    const char *pin;     /* user PIN, NUL-terminated; not retained */
+} mc_hsm_config;
+
+/* Loads the module, C_Initialize (OS locking), finds the token by URI, logs in once, finds the
+ * private key and reads its public key. Caller frees with mc_hsm_close. */
+mc_err mc_hsm_open(const mc_hsm_config *cfg, mc_hsm **out, mc_errdetail *err);
+void mc_hsm_close(mc_hsm *h);
+
+/* The key's type, and its SubjectPublicKeyInfo DER (pointer valid while h is open). */
+mc_keytype mc_hsm_keytype(const mc_hsm *h);
+mc_bytes mc_hsm_spki(const mc_hsm *h);
+
+/* Opens a new session on the token for one worker and finds the key handle in it.
+ * Caller frees with mc_hsm_session_close. Thread-safe (one call per worker at start). */
+mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err);
+void mc_hsm_session_close(mc_hsm_session *s);
+
+/* Signs with the issuing key. in = the digest for ECDSA and RSA (the caller hashed it with the
+ * digest of alg), the whole message for Ed25519. Writes the signature as it goes into an X.509
+ * BIT STRING: DER Ecdsa-Sig-Value for ECDSA (converted from PKCS#11 r||s), raw for RSA/EdDSA.
+ * RSA PKCS#1 v1.5 builds the DigestInfo itself (CKM_RSA_PKCS); PSS uses CKM_RSA_PKCS_PSS with
+ * the parameters that match the algid (salt = hash length). Returns MC_ERR_HSM / _SESSION /
+ * _FATAL by the CKR_ class (see mc_hsm_rv_class). Not thread-safe per session. */
+mc_err mc_hsm_sign(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen,
+                   uint8_t *sig, size_t *siglen, mc_errdetail *err);
+
+/* Raw C_Sign on a digest-sized input, without conversions: the benchmark's baseline. */
+mc_err mc_hsm_sign_raw(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen,
+                       uint8_t *sig, size_t *siglen);
+
+/* CKR_ code classification: MC_OK, MC_ERR_HSM (transient), MC_ERR_HSM_SESSION (reopen),
+ * MC_ERR_HSM_FATAL (never retry). */
+mc_err mc_hsm_rv_class(unsigned long rv);
+const char *mc_hsm_rv_name(unsigned long rv);
+
+/* ---- provisioning (mailca init, tests) ---- */
+
+/* Initialises a token in the first free slot of the module with label, SO PIN and user PIN
+ * (C_InitToken + C_InitPIN). */
+mc_err mc_hsm_token_init(const char *module, const char *label, const char *so_pin,
+                         const char *user_pin, mc_errdetail *err);
+
+/* Generates a key pair inside the token named by the URI's token= (CKA_TOKEN, CKA_PRIVATE,
+ * CKA_SENSITIVE true, CKA_EXTRACTABLE false) with label and id. kt: MC_KEY_P256, MC_KEY_P384,
+ * MC_KEY_RSA (rsa_bits >= 2048) or MC_KEY_ED25519. */
+mc_err mc_hsm_keygen(const char *module, const char *token_label, const char *pin, mc_keytype kt,
+                     unsigned rsa_bits, const char *label, const uint8_t *id, size_t idlen,
+                     mc_errdetail *err);
+
+#endif

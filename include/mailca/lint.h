@@ -1,0 +1,69 @@
+/*
+ * mc_lint: the pre-issuance linter. Every TBSCertificate is parsed back from the exact DER that will
+ * be signed and checked against the S/MIME BR (and the RFC 5280 rules for end-entity
+ * certificates). Each lint has an id, a severity (error blocks issuance, warning is recorded),
+ * the source section and an effective date, so the rules in force at issuance are the ones
+ * applied. MC_LINT_SET_VERSION names the set; it is recorded with every certificate.
+ */
+#ifndef MAILCA_LINT_H
+#define MAILCA_LINT_H
+
+#include "mailca/err.h"
+#include "mailca/issuer.h"
+#include "mailca/profile.h"
+#include "mailca/x509.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.1"
+
+typedef enum mc_lint_severity {
+    MC_LINT_ERROR = 1,
+    MC_LINT_WARNING,
+    MC_LINT_NOTICE,
+} mc_lint_severity;
+
+typedef struct mc_lint_def {
+    const char *id;      /* e.g. "e_sub_cert_eku_missing" */
+    mc_lint_severity severity;
+    const char *section; /* e.g. "SBR 7.1.2.3(f)" */
+    int64_t effective;   /* Unix time from which the lint applies */
+    const char *summary;
+} mc_lint_def;
+
+#define MC_LINT_FINDINGS_MAX 32
+
+typedef struct mc_lint_finding {
+    const mc_lint_def *lint;
+    char detail[160];
+} mc_lint_finding;
+
+typedef struct mc_lint_result {
+    size_t n;      /* findings recorded (at most MC_LINT_FINDINGS_MAX) */
+    int errors;    /* error-severity findings (counted even past the cap) */
+    int warnings;
+    mc_lint_finding f[MC_LINT_FINDINGS_MAX];
+} mc_lint_result;
+
+typedef struct mc_lint_ctx {
+    const mc_profile *profile; /* NULL: type and generation from the policy OID */
+    const mc_issuer *issuer;   /* NULL: issuer-dependent lints are skipped */
+    int64_t now;               /* issuance (or evaluation) time: selects lints in force */
+} mc_lint_ctx;
+
+/* Lints a parsed certificate. Never allocates. */
+void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out);
+
+/* Parses then lints a TBSCertificate (the hot path); a structural parse failure is reported as
+ * an error finding too. Returns MC_ERR_LINT when any error finding, with err naming the first. */
+mc_err mc_lint_tbs(const uint8_t *tbs, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
+                   mc_errdetail *err);
+
+/* The table of all lints (for docs, `mailca lint --list`). */
+const mc_lint_def *mc_lint_defs(size_t *n);
+
+/* Writes the ids of warning findings comma separated into buf. */
+const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * mc_order: one S/MIME order, decoded strictly from a msgpack map (format: docs/orders.md).
+ *
+ * Decoding never ignores anything: an unknown field, a wrong type, an oversized value or an
+ * invalid mailbox address is an error naming the field and the rule. Strings and byte arrays
+ * point into memory owned by the caller (the msgpack object or the worker's arena), so the order
+ * lives as long as that memory.
+ */
+#ifndef MAILCA_ORDER_H
+#define MAILCA_ORDER_H
+
+#include "mailca/alg.h"
+#include "mailca/arena.h"
+#include "mailca/err.h"
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Size limits (bytes unless said). */
+#define MC_ORDER_ID_MAX 128
+#define MC_ORDER_ACCOUNT_MAX 256
+#define MC_ORDER_PROFILE_MAX 64
+#define MC_ORDER_MAILBOXES_MAX 16
+#define MC_MAILBOX_MAX 254      /* RFC 5321 4.5.3.1.3 path limit less the brackets */
+#define MC_MAILBOX_LOCAL_MAX 64 /* RFC 5321 4.5.3.1.1 */
+#define MC_ORDER_REFERENCE_MAX 256
+#define MC_ORDER_CSR_MAX 16384
+#define MC_ORDER_REPLACES_MAX 40 /* hex serial, 20 octets */
+
+typedef enum mc_usage {
+    MC_USAGE_SIGNING = 1, /* SBR 7.1.2.3(e) signing-only */
+    MC_USAGE_KEYMGMT,     /* key management only */
+    MC_USAGE_DUAL,        /* dual use */
+} mc_usage;
+
+/* Mailbox validation methods, SBR 3.2.2.1 - 3.2.2.4. */
+typedef enum mc_vmethod {
+    MC_VM_DOMAIN = 1, /* 3.2.2.1 authority over the domain */
+    MC_VM_EMAIL,      /* 3.2.2.2 email a random value */
+    MC_VM_SMTP,       /* 3.2.2.3 control of the SMTP FQDN */
+    MC_VM_ACME,       /* 3.2.2.4 ACME for S/MIME (RFC 8823) */
+} mc_vmethod;
+
+typedef struct mc_str {
+    const char *p; /* not NUL-terminated */
+    size_t len;
+} mc_str;
+
+typedef struct mc_mailbox {
+    mc_str address;       /* as given: local@domain, validated syntax */
+    mc_vmethod method;    /* validation method */
+    int64_t validated_at; /* Unix seconds */
+    mc_str reference;     /* the CA's evidence reference */
+} mc_mailbox;
+
+typedef struct mc_order {
+    mc_str id;      /* idempotency key */
+    mc_str account; /* the platform account placing the order */
+    mc_str profile; /* profile name */
+    mc_usage usage;
+    size_t n_mailboxes;
+    mc_mailbox mailboxes[MC_ORDER_MAILBOXES_MAX];
+    const uint8_t *csr; /* PKCS#10 DER */
+    size_t csr_len;
+    mc_str replaces; /* hex serial, len 0 when absent */
+    /* Filled by mc_order_check_csr: */
+    const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
+    size_t spki_len;
+    mc_keytype keytype;
+    unsigned key_bits;
+} mc_order;
+
+/* Decodes one order from a msgpack object (a map). out's strings point into obj's memory.
+ * On error, err names the field (e.g. "mailboxes[1].address") and rule, and out->id holds the
+ * order id if it could be read (so the rejection can carry it). */
+mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err);
+
+/* Validates a mailbox address per SBR 1.6.1 (RFC 5321 Mailbox, RFC 6532 UTF-8 local parts
+ * allowed, domain as LDH labels or IDN), bare address only. */
+mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err);
+
+/* Parses the CSR, verifies its self-signature (proof of possession) with a digest from d (fetched
+ * once), checks the key per SBR 6.1.5 (RSA >= 2048 and a multiple of 8, odd exponent >= 3;
+ * ECDSA P-256/P-384/P-521 on the curve; Ed25519) and the SPKI's byte-exact algid
+ * (SBR 7.1.3.1), and fills spki/keytype/key_bits. Thread-safe; callable from workers. */
+struct mc_digests;
+mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * mc_profile: a declarative certificate profile (YAML in profiles/, read with libyaml), compiled
+ * once at start into DER fragments the TBS builder copies. A profile that would produce a
+ * non-compliant certificate is refused at load with file:line and the rule (SBR section).
+ */
+#ifndef MAILCA_PROFILE_H
+#define MAILCA_PROFILE_H
+
+#include "mailca/alg.h"
+#include "mailca/err.h"
+#include "mailca/issuer.h"
+#include "mailca/order.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mc_certtype {
+    MC_TYPE_MAILBOX = 1,
+    MC_TYPE_ORGANIZATION,
+    MC_TYPE_SPONSOR,
+    MC_TYPE_INDIVIDUAL,
+} mc_certtype;
+
+typedef enum mc_generation {
+    MC_GEN_LEGACY = 1,
+    MC_GEN_MULTIPURPOSE,
+    MC_GEN_STRICT,
+} mc_generation;
+
+/* URLs from the CA config that go into every certificate. */
+typedef struct mc_ca_urls {
+    const char *crl;        /* cRLDistributionPoints fullName URI (http, SBR 7.1.2.3(b)) */
+    const char *ocsp;       /* AIA id-ad-ocsp, may be NULL */
+    const char *ca_issuers; /* AIA id-ad-caIssuers (SHOULD, SBR 7.1.2.3(c)), may be NULL */
+    const char *cps;        /* id-qt-cps URI, may be NULL */
+} mc_ca_urls;
+
+typedef struct mc_profile {
+    char name[64];
+    char path[512];
+    uint8_t hash[32]; /* SHA-256 of the file as read: recorded with each certificate */
+    mc_certtype type;
+    mc_generation generation;
+    int lint_only;             /* legacy: may be loaded for linting, never issues (SBR 1.2.1) */
+    int64_t validity;          /* notAfter - notBefore in seconds (<= 825 days - 1 s) */
+    int64_t backdate;          /* notBefore = now - backdate */
+    unsigned keytypes;         /* bit (1 << mc_keytype) per allowed subscriber key type */
+    unsigned usages;           /* bit (1 << mc_usage) per allowed usage */
+    int cn_mailbox;            /* commonName = first mailbox (when it fits 64 chars) */
+    int email_attr;            /* subject emailAddress = first mailbox */
+    const mc_issuer *issuer;   /* not owned */
+    /* Compiled fragments (owned): extensions that do not depend on the order, in order. */
+    uint8_t *ext_const;
+    size_t ext_const_len;
+    uint8_t *ext_eku; /* extKeyUsage extension TLV */
+    size_t ext_eku_len;
+} mc_profile;
+
+/* Loads and compiles one profile file against an issuer and the CA's URLs. On a bad profile,
+ * err->field is "file:line" and err->rule the SBR section. Free with mc_profile_free. */
+mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
+                       mc_profile **out, mc_errdetail *err);
+void mc_profile_free(mc_profile *p);
+
+/* The profiles of a directory (every *.yaml), looked up by name. */
+typedef struct mc_profile_set {
+    mc_profile **v;
+    size_t n;
+} mc_profile_set;
+
+mc_err mc_profile_set_load(const char *dir, const mc_issuer *iss, const mc_ca_urls *urls,
+                           mc_profile_set *out, mc_errdetail *err);
+const mc_profile *mc_profile_set_find(const mc_profile_set *set, const char *name, size_t len);
+void mc_profile_set_free(mc_profile_set *set);
+
+/* Checks that an order fits the profile: key type, usage, mailbox count (SBR rules the profile
+ * encodes), and that the profile may issue at time now (not lint-only). */
+mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
+                              mc_errdetail *err);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * Bump allocator for worker threads: one malloc at worker start, then pointer arithmetic.
+ */
+#include "mailca/arena.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+mc_err mc_arena_init(mc_arena *a, size_t cap)
+{
+    a->base = malloc(cap);
+    a->cap = a->base ? cap : 0;
+    a->used = 0;
+    return a->base ? MC_OK : MC_ERR_NOMEM;
+}
+
+void *mc_arena_alloc(mc_arena *a, size_t n)
+{
+    size_t start = (a->used + 15u) & ~(size_t)15u;
+    if (start > a->cap || n > a->cap - start)
+        return NULL;
+    a->used = start + n;
+    return a->base + start;
+}
+
+void *mc_arena_dup(mc_arena *a, const void *p, size_t len)
+{
+    void *q = mc_arena_alloc(a, len ? len : 1);
+    if (q && len)
+        memcpy(q, p, len);
+    return q;
+}
+
+void mc_arena_reset(mc_arena *a)
+{
+    a->used = 0;
+}
+
+void mc_arena_free(mc_arena *a)
+{
+    free(a->base);
+    a->base = NULL;
+    a->cap = a->used = 0;
+}
