@@ -20,18 +20,20 @@ typedef struct mc_store mc_store;
 
 #define MC_SERIAL_MAX 20
 
+/* One intent. order_id, serial (1..MC_SERIAL_MAX bytes), tbs, tbs_hash and profile_hash are
+ * required (MC_ERR_INVALID otherwise); the text fields may be NULL (stored as NULL). */
 typedef struct mc_intent {
     const char *order_id;
     const char *account;
-    const char *profile;       /* profile name */
+    const char *profile;         /* profile name */
     const uint8_t *profile_hash; /* 32 bytes, SHA-256 of the profile file */
-    const char *lint_version;  /* lint set version applied */
+    const char *lint_version;    /* lint set version applied */
     const char *engine_version;
     const uint8_t *serial;
     size_t serial_len;
-    const uint8_t *tbs;        /* the exact TBSCertificate DER to be signed */
+    const uint8_t *tbs; /* the exact TBSCertificate DER to be signed */
     size_t tbs_len;
-    const uint8_t *tbs_hash;   /* 32 bytes SHA-256 of tbs */
+    const uint8_t *tbs_hash; /* 32 bytes SHA-256 of tbs */
     int64_t not_before, not_after;
     const char *mailboxes;     /* comma-separated */
     const char *evidence;      /* validation evidence as text (JSON) */
@@ -41,10 +43,10 @@ typedef struct mc_intent {
 
 /* What an intent commit found per entry. */
 typedef enum mc_intent_state {
-    MC_INTENT_NEW = 0,     /* recorded now: go ahead and sign */
-    MC_INTENT_ISSUED,      /* the order id already has a certificate: return it, do not sign */
-    MC_INTENT_PENDING,     /* the order id has an intent but no certificate (earlier crash or in
-                              flight): re-sign the stored TBS, same serial */
+    MC_INTENT_NEW = 0, /* recorded now: go ahead and sign */
+    MC_INTENT_ISSUED,  /* the order id already has a certificate: return it, do not sign */
+    MC_INTENT_PENDING, /* the order id has an intent but no certificate (earlier crash or in
+                          flight): re-sign the stored TBS, same serial */
 } mc_intent_state;
 
 typedef struct mc_stored_cert {
@@ -55,23 +57,31 @@ typedef struct mc_stored_cert {
     size_t der_len;
 } mc_stored_cert;
 
-/* Opens (creating and migrating the schema as needed) the database at path, WAL mode,
- * synchronous=NORMAL... Caller frees with mc_store_close. */
+/* Opens (creating and migrating the schema as needed) the database at path: WAL mode,
+ * synchronous=NORMAL, foreign keys on, a busy timeout for concurrent writers. Several handles
+ * (threads or processes) may open the same file. A database whose schema_version is newer than
+ * this engine knows is refused (MC_ERR_STORE). Caller frees *out with mc_store_close. */
 mc_err mc_store_open(const char *path, mc_store **out, mc_errdetail *err);
 void mc_store_close(mc_store *s);
 
 /* Records n intents in one transaction. state[i] says what was found for each order id (for an
- * existing order id nothing is written). */
+ * existing order id nothing is written; an order id repeated within v yields MC_INTENT_PENDING
+ * for the repeat). A serial already recorded for another order id is MC_ERR_STORE naming the
+ * serial. On any error the whole batch is rolled back and state[] is meaningless. The caller's
+ * buffers are only read during the call. */
 mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
                                mc_errdetail *err);
 
 /* Records n certificates in one transaction (each must match a recorded intent by order id and
- * serial, else MC_ERR_STORE and nothing is written). */
+ * serial, else MC_ERR_STORE naming the order id and nothing is written). Committing the same DER
+ * again for a serial is a no-op (MC_OK); a different DER for a serial that has one is
+ * MC_ERR_STORE. */
 mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err);
 
-/* Looks up an order id. Returns MC_OK and fills what it has (the buffers are malloc'd, the caller
- * frees them; *der NULL when only an intent exists), MC_ERR_INVALID-free "not found" is reported
- * as *found = 0. */
+/* Looks up an order id. "Not found" is MC_OK with *found = 0 (all outputs NULL / 0). Found: *found
+ * = 1 and *serial, *tbs, *der are malloc'd copies the caller frees with free() (*der NULL and
+ * *der_len 0 when only an intent exists). Any output pointer pair may be NULL when not wanted.
+ * On error nothing is left allocated. */
 mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **serial,
                        size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
                        size_t *der_len, mc_errdetail *err);
@@ -79,7 +89,9 @@ mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **
 /* Counts: certificates stored, intents without a certificate. */
 mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err);
 
-/* Calls fn for each intent that has no certificate (reconciliation at start). */
+/* Calls fn for each intent that has no certificate (reconciliation at start), oldest first. The
+ * pointers passed to fn are valid only during that call (copy what you keep), and fn must not
+ * call into s: the listing statement is still running. */
 typedef void (*mc_store_pending_fn)(void *arg, const char *order_id, const uint8_t *serial,
                                     size_t serial_len, const uint8_t *tbs, size_t tbs_len);
 mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);

@@ -1,0 +1,677 @@
+/*
+ * mc_store on SQLite: the embedded durable record of intents (what is about to be signed) and
+ * certificates (what was signed). The pipeline commits one transaction per batch before signing
+ * and one after (DESIGN.md, "Sinks and durability"), so the per-batch path uses statements
+ * prepared once at open and only binds, steps and resets them. The schema is versioned in
+ * schema_version and migrated forward at open.
+ */
+#include "mailca/store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How long a writer waits for another connection's write transaction before failing with
+ * MC_ERR_STORE (retryable). Batches are short transactions, so a few seconds is generous. */
+#define MC_STORE_BUSY_MS 5000
+
+/* Migration n (1-based) brings the schema from version n-1 to n. Never edit a shipped entry:
+ * append a new one. */
+static const char *const migrations[] = {
+    /* 1: intents and certificates with their provenance (DESIGN.md: profile name and hash, lint
+     * set version, engine version, validation evidence, what it replaces). */
+    "CREATE TABLE intents ("
+    " order_id TEXT PRIMARY KEY NOT NULL,"
+    " account TEXT,"
+    " profile TEXT,"
+    " profile_hash BLOB,"
+    " lint_version TEXT,"
+    " engine_version TEXT,"
+    " serial BLOB UNIQUE NOT NULL,"
+    " tbs BLOB,"
+    " tbs_hash BLOB,"
+    " not_before INTEGER,"
+    " not_after INTEGER,"
+    " mailboxes TEXT,"
+    " evidence TEXT,"
+    " lint_warnings TEXT,"
+    " replaces TEXT,"
+    " created_at INTEGER);"
+    "CREATE TABLE certificates ("
+    " serial BLOB PRIMARY KEY REFERENCES intents(serial),"
+    " order_id TEXT UNIQUE NOT NULL,"
+    " der BLOB NOT NULL,"
+    " issued_at INTEGER,"
+    " status TEXT NOT NULL DEFAULT 'issued',"
+    " revoked_at INTEGER,"
+    " revocation_reason INTEGER);"
+    /* Inventory: "issued under profile X between T1 and T2", "unexpired at T". */
+    "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
+    "CREATE INDEX intents_not_after ON intents(not_after);",
+};
+#define MC_STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INTENT_INSERT,
+    ST_CERT_BY_ORDER,
+    ST_INTENT_BY_SERIAL,
+    ST_CERT_INSERT,
+    ST_LOOKUP,
+    ST_COUNTS,
+    ST_PENDING,
+    ST_COUNT_
+};
+
+static const char *const stmt_sql[ST_COUNT_] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    /* Only a conflict on order_id is absorbed; a serial conflict still fails the statement. */
+    [ST_INTENT_INSERT] =
+        "INSERT INTO intents (order_id, account, profile, profile_hash, lint_version,"
+        " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes, evidence,"
+        " lint_warnings, replaces, created_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        " ON CONFLICT(order_id) DO NOTHING",
+    [ST_CERT_BY_ORDER] = "SELECT 1 FROM certificates WHERE order_id = ?1",
+    [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
+    /* Inserts only when an intent with this order id AND serial exists; 0 changes means either
+     * no such intent or a certificate already stored (told apart with ST_LOOKUP). */
+    [ST_CERT_INSERT] = "INSERT INTO certificates (serial, order_id, der, issued_at)"
+                       " SELECT serial, order_id, ?3, ?4 FROM intents"
+                       " WHERE order_id = ?1 AND serial = ?2"
+                       " ON CONFLICT(serial) DO NOTHING",
+    [ST_LOOKUP] = "SELECT i.serial, i.tbs, c.der FROM intents AS i"
+                  " LEFT JOIN certificates AS c ON c.serial = i.serial WHERE i.order_id = ?1",
+    [ST_COUNTS] = "SELECT (SELECT count(*) FROM certificates),"
+                  " (SELECT count(*) FROM intents AS i"
+                  "  WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial))",
+    [ST_PENDING] = "SELECT i.order_id, i.serial, i.tbs FROM intents AS i"
+                   " WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial)"
+                   " ORDER BY i.rowid",
+};
+
+struct mc_store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT_];
+};
+
+/* Hex of a serial for messages; out holds 2 * MC_SERIAL_MAX + 1 bytes (longer input is cut). */
+static const char *serial_hex(char *out, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (n > MC_SERIAL_MAX)
+        n = MC_SERIAL_MAX;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return out;
+}
+
+/* An MC_ERR_STORE naming the operation and SQLite's own error text. Call before resetting the
+ * statement that failed, while sqlite3_errmsg still describes it. */
+static mc_err store_err(mc_store *s, mc_errdetail *err, const char *field, const char *op, int rc)
+{
+    return mc_err_set(err, MC_ERR_STORE, field, NULL, "%s: %s (sqlite %d)", op,
+                      sqlite3_errmsg(s->db), rc);
+}
+
+/* Makes a statement ready for its next use and drops the bound pointers: they refer to the
+ * caller's memory (SQLITE_STATIC) which may be gone by then. Resetting at once also ends the
+ * statement's read of the database, so no WAL snapshot is held between calls. */
+static void stmt_release(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const uint8_t *v, size_t n)
+{
+    return v ? sqlite3_bind_blob64(st, i, v, n, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* Steps a statement that returns no row (BEGIN, COMMIT, ROLLBACK) and releases it. */
+static mc_err step_done(mc_store *s, int which, const char *op, mc_errdetail *err)
+{
+    sqlite3_stmt *st = s->st[which];
+    int rc = sqlite3_step(st);
+    mc_err e = MC_OK;
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, op, rc);
+    stmt_release(st);
+    return e;
+}
+
+/* Undoes an open transaction. SQLite rolls back by itself after some errors (I/O, full disk),
+ * hence the autocommit check; the error already reported is kept. */
+static void txn_abort(mc_store *s)
+{
+    if (!sqlite3_get_autocommit(s->db)) {
+        sqlite3_step(s->st[ST_ROLLBACK]);
+        stmt_release(s->st[ST_ROLLBACK]);
+    }
+}
+
+/* --- open and migrate ------------------------------------------------------------------------ */
+
+/* Runs a pragma that answers one row and checks the answer: a pragma the library ignores (for
+ * instance foreign_keys in a build without them) would otherwise go unnoticed. */
+static mc_err pragma_expect(mc_store *s, const char *sql, const char *want, mc_errdetail *err)
+{
+    sqlite3_stmt *st = NULL;
+    mc_err e = MC_OK;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        e = store_err(s, err, NULL, sql, rc);
+        goto done;
+    }
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        e = rc == SQLITE_DONE ? mc_err_set(err, MC_ERR_STORE, NULL, NULL,
+                                           "%s: no answer, expected '%s'", sql, want)
+                              : store_err(s, err, NULL, sql, rc);
+        goto done;
+    }
+    const char *got = (const char *)sqlite3_column_text(st, 0);
+    if (!got || strcmp(got, want) != 0)
+        e = mc_err_set(err, MC_ERR_STORE, NULL, NULL, "%s: answered '%s', expected '%s'", sql,
+                       got ? got : "NULL", want);
+done:
+    sqlite3_finalize(st);
+    return e;
+}
+
+static mc_err exec_sql(mc_store *s, const char *sql, const char *op, mc_errdetail *err)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, op, rc);
+}
+
+/* Brings the schema to MC_STORE_SCHEMA_VERSION in one write transaction, so two processes
+ * opening a new file at once do not both migrate (the second waits, then finds it done). */
+static mc_err store_migrate(mc_store *s, mc_errdetail *err)
+{
+    sqlite3_stmt *st = NULL;
+    mc_err e = exec_sql(s, "BEGIN IMMEDIATE", "migrate: begin", err);
+    if (e)
+        return e;
+    e = exec_sql(s,
+                 "CREATE TABLE IF NOT EXISTS schema_version ("
+                 " version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                 "migrate: create schema_version", err);
+    if (e)
+        goto done;
+    int rc = sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM schema_version", -1,
+                                &st, NULL);
+    if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
+        e = store_err(s, err, NULL, "migrate: read schema_version", rc);
+        goto done;
+    }
+    int cur = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (cur > MC_STORE_SCHEMA_VERSION) {
+        /* An older engine must not write into a schema it does not know. */
+        e = mc_err_set(err, MC_ERR_STORE, "schema_version", NULL,
+                       "database schema version %d is newer than this engine's (%d)", cur,
+                       MC_STORE_SCHEMA_VERSION);
+        goto done;
+    }
+    for (int v = cur + 1; v <= MC_STORE_SCHEMA_VERSION; v++) {
+        char op[48];
+        snprintf(op, sizeof op, "migrate: migration %d", v);
+        e = exec_sql(s, migrations[v - 1], op, err);
+        if (e)
+            goto done;
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int(st, 1, v);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+            rc = sqlite3_step(st);
+        }
+        if (rc != SQLITE_DONE) {
+            e = store_err(s, err, NULL, op, rc);
+            goto done;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    e = exec_sql(s, "COMMIT", "migrate: commit", err);
+done:
+    sqlite3_finalize(st);
+    if (e && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return e;
+}
+
+mc_err mc_store_open(const char *path, mc_store **out, mc_errdetail *err)
+{
+    mc_store *s = NULL;
+    mc_err e = MC_OK;
+    if (!path || !out)
+        return mc_err_set(err, MC_ERR_INVALID, "path", NULL, "store open: NULL argument");
+    *out = NULL;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "store open: out of memory");
+    /* NOMUTEX: one connection per thread (store.h), so SQLite's per-connection mutex is waste. */
+    int rc = sqlite3_open_v2(
+        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        if (!s->db) {
+            e = mc_err_set(err, MC_ERR_NOMEM, "path", NULL, "store open '%s': out of memory", path);
+            goto done;
+        }
+        e = mc_err_set(err, MC_ERR_STORE, "path", NULL, "store open '%s': %s (sqlite %d)", path,
+                       sqlite3_errmsg(s->db), rc);
+        goto done;
+    }
+    /* Extended codes tell a UNIQUE violation from other constraint failures in messages. */
+    sqlite3_extended_result_codes(s->db, 1);
+    /* Set first: switching to WAL and migrating need locks another process may hold. */
+    sqlite3_busy_timeout(s->db, MC_STORE_BUSY_MS);
+    e = pragma_expect(s, "PRAGMA journal_mode=WAL", "wal", err);
+    if (e)
+        goto done;
+    /* In WAL mode synchronous=NORMAL syncs the log at checkpoints, not at every commit: a
+     * committed transaction survives a crash of the process (the WAL file is in the OS page
+     * cache and replayed at next open); only a power loss or OS crash may lose the latest
+     * commits, never corrupt the database. FULL would cost an fsync per batch. */
+    e = exec_sql(s, "PRAGMA synchronous=NORMAL", "store open: synchronous", err);
+    if (e)
+        goto done;
+    e = exec_sql(s, "PRAGMA foreign_keys=ON", "store open: foreign_keys", err);
+    if (e)
+        goto done;
+    e = pragma_expect(s, "PRAGMA foreign_keys", "1", err);
+    if (e)
+        goto done;
+    e = store_migrate(s, err);
+    if (e)
+        goto done;
+    for (int i = 0; i < ST_COUNT_; i++) {
+        rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            e = store_err(s, err, NULL, "store open: prepare", rc);
+            goto done;
+        }
+    }
+done:
+    if (e) {
+        mc_store_close(s);
+        return e;
+    }
+    *out = s;
+    return MC_OK;
+}
+
+void mc_store_close(mc_store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT_; i++)
+        sqlite3_finalize(s->st[i]);
+    /* close_v2 never leaves the handle half open; every statement is finalized above anyway. */
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+/* --- intents --------------------------------------------------------------------------------- */
+
+static mc_err intent_check(const mc_intent *it, size_t i, mc_errdetail *err)
+{
+    char field[MC_ERR_FIELD_MAX];
+    if (!it->order_id || !it->order_id[0]) {
+        snprintf(field, sizeof field, "intents[%zu].order_id", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "intent %zu: order id missing", i);
+    }
+    if (!it->serial || it->serial_len == 0 || it->serial_len > MC_SERIAL_MAX) {
+        snprintf(field, sizeof field, "intents[%zu].serial", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL,
+                          "order '%s': serial length %zu not in 1..%d", it->order_id,
+                          it->serial ? it->serial_len : 0, MC_SERIAL_MAX);
+    }
+    /* The stored TBS is what a pending intent is re-signed from after a crash. */
+    if (!it->tbs || it->tbs_len == 0) {
+        snprintf(field, sizeof field, "intents[%zu].tbs", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "order '%s': TBS missing",
+                          it->order_id);
+    }
+    if (!it->tbs_hash || !it->profile_hash) {
+        snprintf(field, sizeof field, "intents[%zu].%s", i,
+                 it->tbs_hash ? "profile_hash" : "tbs_hash");
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "order '%s': %s missing", it->order_id,
+                          it->tbs_hash ? "profile hash" : "TBS hash");
+    }
+    return MC_OK;
+}
+
+/* After an insert failed on a constraint: when the serial belongs to another order, say so
+ * (the generic message already in err is kept otherwise). */
+static mc_err serial_collision(mc_store *s, const mc_intent *it, size_t i, mc_errdetail *err)
+{
+    sqlite3_stmt *st = s->st[ST_INTENT_BY_SERIAL];
+    bind_blob(st, 1, it->serial, it->serial_len);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        char hex[2 * MC_SERIAL_MAX + 1], field[MC_ERR_FIELD_MAX];
+        snprintf(field, sizeof field, "intents[%zu].serial", i);
+        mc_err_set(err, MC_ERR_STORE, field, NULL,
+                   "intents commit: serial %s of order '%s' is already recorded for order '%s'",
+                   serial_hex(hex, it->serial, it->serial_len), it->order_id,
+                   (const char *)sqlite3_column_text(st, 0));
+    }
+    stmt_release(st);
+    return MC_ERR_STORE;
+}
+
+mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
+                               mc_errdetail *err)
+{
+    if (!s || (n && (!v || !state)))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "intents commit: NULL argument");
+    /* Checked before the transaction so a bad entry costs no write lock. */
+    for (size_t i = 0; i < n; i++) {
+        mc_err ce = intent_check(&v[i], i, err);
+        if (ce)
+            return ce;
+    }
+    if (n == 0)
+        return MC_OK;
+    mc_err e = step_done(s, ST_BEGIN, "intents commit: begin", err);
+    if (e)
+        return e;
+    sqlite3_stmt *ins = s->st[ST_INTENT_INSERT];
+    sqlite3_stmt *has_cert = s->st[ST_CERT_BY_ORDER];
+    const sqlite3_int64 now = (sqlite3_int64)time(NULL);
+    char op[MC_ERR_MSG_MAX / 2];
+    for (size_t i = 0; i < n; i++) {
+        const mc_intent *it = &v[i];
+        state[i] = MC_INTENT_NEW;
+        bind_text(ins, 1, it->order_id);
+        bind_text(ins, 2, it->account);
+        bind_text(ins, 3, it->profile);
+        bind_blob(ins, 4, it->profile_hash, 32);
+        bind_text(ins, 5, it->lint_version);
+        bind_text(ins, 6, it->engine_version);
+        bind_blob(ins, 7, it->serial, it->serial_len);
+        bind_blob(ins, 8, it->tbs, it->tbs_len);
+        bind_blob(ins, 9, it->tbs_hash, 32);
+        sqlite3_bind_int64(ins, 10, it->not_before);
+        sqlite3_bind_int64(ins, 11, it->not_after);
+        bind_text(ins, 12, it->mailboxes);
+        bind_text(ins, 13, it->evidence);
+        bind_text(ins, 14, it->lint_warnings);
+        bind_text(ins, 15, it->replaces);
+        sqlite3_bind_int64(ins, 16, now);
+        int rc = sqlite3_step(ins);
+        if (rc != SQLITE_DONE) {
+            snprintf(op, sizeof op, "intents commit: insert order '%s'", it->order_id);
+            e = store_err(s, err, "intents", op, rc);
+            stmt_release(ins);
+            if ((rc & 0xff) == SQLITE_CONSTRAINT)
+                e = serial_collision(s, it, i, err);
+            goto done;
+        }
+        int inserted = sqlite3_changes(s->db);
+        stmt_release(ins);
+        if (inserted)
+            continue;
+        /* The order id is known (from an earlier batch or earlier in this one): write nothing,
+         * tell the caller whether it was signed already. */
+        bind_text(has_cert, 1, it->order_id);
+        rc = sqlite3_step(has_cert);
+        if (rc == SQLITE_ROW) {
+            state[i] = MC_INTENT_ISSUED;
+        } else if (rc == SQLITE_DONE) {
+            state[i] = MC_INTENT_PENDING;
+        } else {
+            snprintf(op, sizeof op, "intents commit: certificate of order '%s'", it->order_id);
+            e = store_err(s, err, "intents", op, rc);
+        }
+        stmt_release(has_cert);
+        if (e)
+            goto done;
+    }
+    e = step_done(s, ST_COMMIT, "intents commit: commit", err);
+done:
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+/* --- certificates ---------------------------------------------------------------------------- */
+
+static mc_err cert_check(const mc_stored_cert *c, size_t i, mc_errdetail *err)
+{
+    char field[MC_ERR_FIELD_MAX];
+    if (!c->order_id || !c->order_id[0]) {
+        snprintf(field, sizeof field, "certs[%zu].order_id", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "certificate %zu: order id missing", i);
+    }
+    if (!c->serial || c->serial_len == 0 || c->serial_len > MC_SERIAL_MAX) {
+        snprintf(field, sizeof field, "certs[%zu].serial", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL,
+                          "order '%s': serial length %zu not in 1..%d", c->order_id,
+                          c->serial ? c->serial_len : 0, MC_SERIAL_MAX);
+    }
+    if (!c->der || c->der_len == 0) {
+        snprintf(field, sizeof field, "certs[%zu].der", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "order '%s': certificate missing",
+                          c->order_id);
+    }
+    return MC_OK;
+}
+
+/* The insert changed nothing: find out why. The same DER already stored is a harmless replay
+ * (a collector retrying a batch); anything else is refused. */
+static mc_err cert_conflict(mc_store *s, const mc_stored_cert *c, size_t i, mc_errdetail *err)
+{
+    sqlite3_stmt *st = s->st[ST_LOOKUP];
+    char field[MC_ERR_FIELD_MAX], hex[2 * MC_SERIAL_MAX + 1], hex2[2 * MC_SERIAL_MAX + 1];
+    mc_err e = MC_OK;
+    snprintf(field, sizeof field, "certs[%zu]", i);
+    bind_text(st, 1, c->order_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                       "certs commit: no intent recorded for order '%s'", c->order_id);
+        goto done;
+    }
+    if (rc != SQLITE_ROW) {
+        e = store_err(s, err, field, "certs commit: look up intent", rc);
+        goto done;
+    }
+    const void *iser = sqlite3_column_blob(st, 0);
+    size_t iser_len = (size_t)sqlite3_column_bytes(st, 0);
+    if (iser_len != c->serial_len || memcmp(iser, c->serial, iser_len) != 0) {
+        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                       "certs commit: order '%s': serial %s does not match the intent's %s",
+                       c->order_id, serial_hex(hex, c->serial, c->serial_len),
+                       serial_hex(hex2, iser, iser_len));
+        goto done;
+    }
+    const void *der = sqlite3_column_blob(st, 2);
+    size_t der_len = (size_t)sqlite3_column_bytes(st, 2);
+    if (!der) {
+        /* Intent matches and no certificate, yet the insert did nothing. */
+        e = mc_err_set(err, MC_ERR_INTERNAL, field, NULL,
+                       "certs commit: order '%s': certificate not inserted", c->order_id);
+        goto done;
+    }
+    if (der_len != c->der_len || memcmp(der, c->der, der_len) != 0)
+        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                       "certs commit: order '%s': serial %s already has a different certificate",
+                       c->order_id, serial_hex(hex, c->serial, c->serial_len));
+done:
+    stmt_release(st);
+    return e;
+}
+
+mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+{
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        mc_err ce = cert_check(&v[i], i, err);
+        if (ce)
+            return ce;
+    }
+    if (n == 0)
+        return MC_OK;
+    mc_err e = step_done(s, ST_BEGIN, "certs commit: begin", err);
+    if (e)
+        return e;
+    sqlite3_stmt *ins = s->st[ST_CERT_INSERT];
+    const sqlite3_int64 now = (sqlite3_int64)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        const mc_stored_cert *c = &v[i];
+        bind_text(ins, 1, c->order_id);
+        bind_blob(ins, 2, c->serial, c->serial_len);
+        bind_blob(ins, 3, c->der, c->der_len);
+        sqlite3_bind_int64(ins, 4, now);
+        int rc = sqlite3_step(ins);
+        if (rc != SQLITE_DONE) {
+            char op[MC_ERR_MSG_MAX / 2];
+            snprintf(op, sizeof op, "certs commit: insert order '%s'", c->order_id);
+            e = store_err(s, err, "certs", op, rc);
+            stmt_release(ins);
+            goto done;
+        }
+        int inserted = sqlite3_changes(s->db);
+        stmt_release(ins);
+        if (!inserted && (e = cert_conflict(s, c, i, err)) != MC_OK)
+            goto done;
+    }
+    e = step_done(s, ST_COMMIT, "certs commit: commit", err);
+done:
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+/* --- queries --------------------------------------------------------------------------------- */
+
+/* malloc'd copy of a blob column; NULL and 0 for SQL NULL or an empty blob. */
+static mc_err column_dup(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+    if (!out)
+        return MC_OK;
+    const void *p = sqlite3_column_blob(st, col);
+    size_t n = (size_t)sqlite3_column_bytes(st, col);
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (!p || n == 0)
+        return MC_OK;
+    *out = malloc(n);
+    if (!*out)
+        return MC_ERR_NOMEM;
+    memcpy(*out, p, n);
+    if (len)
+        *len = n;
+    return MC_OK;
+}
+
+mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **serial,
+                       size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
+                       size_t *der_len, mc_errdetail *err)
+{
+    if (!s || !order_id || !found)
+        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lookup: NULL argument");
+    *found = 0;
+    uint8_t **outs[3] = {serial, tbs, der};
+    size_t *lens[3] = {serial_len, tbs_len, der_len};
+    for (int k = 0; k < 3; k++) {
+        if (outs[k])
+            *outs[k] = NULL;
+        if (lens[k])
+            *lens[k] = 0;
+    }
+    sqlite3_stmt *st = s->st[ST_LOOKUP];
+    mc_err e = MC_OK;
+    bind_text(st, 1, order_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        goto done;
+    if (rc != SQLITE_ROW) {
+        char op[MC_ERR_MSG_MAX / 2];
+        snprintf(op, sizeof op, "lookup order '%s'", order_id);
+        e = store_err(s, err, "order_id", op, rc);
+        goto done;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (column_dup(st, k, outs[k], lens[k]) != MC_OK) {
+            e = mc_err_set(err, MC_ERR_NOMEM, "order_id", NULL, "lookup order '%s': out of memory",
+                           order_id);
+            goto done;
+        }
+    }
+    *found = 1;
+done:
+    stmt_release(st);
+    if (e) {
+        for (int k = 0; k < 3; k++) {
+            if (outs[k]) {
+                free(*outs[k]);
+                *outs[k] = NULL;
+            }
+            if (lens[k])
+                *lens[k] = 0;
+        }
+    }
+    return e;
+}
+
+mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err)
+{
+    if (!s)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "counts: NULL store");
+    sqlite3_stmt *st = s->st[ST_COUNTS];
+    mc_err e = MC_OK;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        if (certs)
+            *certs = sqlite3_column_int64(st, 0);
+        if (pending)
+            *pending = sqlite3_column_int64(st, 1);
+    } else {
+        e = store_err(s, err, NULL, "counts", rc);
+    }
+    stmt_release(st);
+    return e;
+}
+
+mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err)
+{
+    if (!s || !fn)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "pending: NULL argument");
+    sqlite3_stmt *st = s->st[ST_PENDING];
+    mc_err e = MC_OK;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *order_id = (const char *)sqlite3_column_text(st, 0);
+        const uint8_t *serial = sqlite3_column_blob(st, 1);
+        size_t serial_len = (size_t)sqlite3_column_bytes(st, 1);
+        const uint8_t *tbs = sqlite3_column_blob(st, 2);
+        size_t tbs_len = (size_t)sqlite3_column_bytes(st, 2);
+        fn(arg, order_id, serial, serial_len, tbs, tbs_len);
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "pending", rc);
+    stmt_release(st);
+    return e;
+}
