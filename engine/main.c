@@ -1,7 +1,356 @@
-/* mailca command line: placeholder until the CLI lands in this session. */
+/*
+ * The mailca command line, git style: `mailca <command> [options]`. Commands parse their own
+ * options; every failure prints the error detail (field, rule, message) and exits non-zero.
+ * Secrets are never taken from argv: the PIN comes from the configured file or environment.
+ */
+#include "mailca/ca.h"
+#include "mailca/cli.h"
+#include "mailca/config.h"
+#include "mailca/engine.h"
+#include "mailca/lint.h"
+#include "mailca/x509.h"
+
+#include <getopt.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define DEFAULT_DIR "mailca-state"
+
+static int report(const char *cmd, const mc_errdetail *e)
 {
-    puts("mailca");
+    char buf[600];
+    fprintf(stderr, "mailca %s: %s\n", cmd, mc_err_format(e, buf, sizeof buf));
+    return 1;
+}
+
+static const char *config_path(const char *opt, char *buf, size_t len)
+{
+    if (opt)
+        return opt;
+    const char *env = getenv("MAILCA_CONFIG");
+    if (env && env[0])
+        return env;
+    snprintf(buf, len, "%s/mailca.yaml", DEFAULT_DIR);
+    return buf;
+}
+
+static int cmd_help(FILE *f)
+{
+    fprintf(f,
+            "usage: mailca <command> [options]\n\n"
+            "commands:\n"
+            "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
+            "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
+            "  batch [--config FILE] [--workers N] [--batch N] [--quiet] ORDERS RESULTS\n"
+            "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
+            "  gen-orders [--count N] [--key SPEC] [--profile NAME] [--usage U] OUT\n"
+            "        write N demo orders with fresh CSRs\n"
+            "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
+            "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
+            "  version, help\n\n"
+            "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
+            "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
+            DEFAULT_DIR, DEFAULT_DIR);
     return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    mc_ca_init_opts o = {.dir = DEFAULT_DIR, .keytype = MC_KEY_P256, .org = "mailca Demo",
+                         .base_url = "http://pki.mailca.test"};
+    static const struct option lo[] = {{"dir", 1, 0, 'd'},      {"key", 1, 0, 'k'},
+                                       {"org", 1, 0, 'o'},      {"base-url", 1, 0, 'u'},
+                                       {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'd': o.dir = optarg; break;
+        case 'o': o.org = optarg; break;
+        case 'u': o.base_url = optarg; break;
+        case 'k':
+            if (!mc_keyspec_parse(optarg, &o.keytype, &o.rsa_bits) ||
+                (o.keytype != MC_KEY_P256 && o.keytype != MC_KEY_P384 &&
+                 o.keytype != MC_KEY_RSA) ||
+                (o.keytype == MC_KEY_RSA && o.rsa_bits < 2048)) {
+                fprintf(stderr, "mailca init: --key: issuing keys are p256, p384, rsa2048+\n");
+                return 2;
+            }
+            break;
+        case 'h': return cmd_help(stdout);
+        default: return 2;
+        }
+    }
+    if (strncmp(o.base_url, "http://", 7) != 0) {
+        /* SBR 7.1.2.2(b),(c): CRL and caIssuers URLs are HTTP */
+        fprintf(stderr, "mailca init: --base-url must be an http:// URL (SBR 7.1.2.2(b))\n");
+        return 2;
+    }
+    mc_errdetail e;
+    if (mc_ca_init(&o, &e) != MC_OK)
+        return report("init", &e);
+    printf("mailca init: CA ready in %s (issuing key %s in a SoftHSM2 token; config "
+           "%s/mailca.yaml; PIN in %s/pin, mode 0600)\n",
+           o.dir, mc_keytype_name(o.keytype), o.dir, o.dir);
+    return 0;
+}
+
+static int cmd_batch(int argc, char **argv)
+{
+    const char *cfgopt = NULL;
+    mc_engine_opts eo = {.progress = 1};
+    static const struct option lo[] = {{"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},
+                                       {"batch", 1, 0, 'b'},  {"quiet", 0, 0, 'q'},
+                                       {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c': cfgopt = optarg; break;
+        case 'w': eo.workers = atoi(optarg); break;
+        case 'b': eo.batch = atoi(optarg); break;
+        case 'q': eo.progress = 0; break;
+        case 'h': return cmd_help(stdout);
+        default: return 2;
+        }
+    }
+    if (argc - optind != 2) {
+        fprintf(stderr, "usage: mailca batch [--config FILE] ORDERS RESULTS\n");
+        return 2;
+    }
+    char buf[600];
+    mc_config cfg;
+    mc_errdetail e;
+    mc_engine *eng = NULL;
+    mc_run_stats st;
+    if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+        return report("batch", &e);
+    if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
+        return report("batch", &e);
+    int64_t pending = 0, certs = 0;
+    if (mc_engine_pending(eng, &pending, &certs, &e) == MC_OK && pending > 0)
+        fprintf(stderr,
+                "mailca batch: %lld intent(s) from an earlier run have no certificate; "
+                "resubmitting those orders re-signs the recorded TBS\n",
+                (long long)pending);
+    FILE *in = strcmp(argv[optind], "-") == 0 ? stdin : fopen(argv[optind], "rb");
+    FILE *out = strcmp(argv[optind + 1], "-") == 0 ? stdout : fopen(argv[optind + 1], "wb");
+    if (!in || !out) {
+        mc_err_set(&e, MC_ERR_IO, !in ? argv[optind] : argv[optind + 1], NULL, "cannot open");
+        mc_engine_close(eng);
+        return report("batch", &e);
+    }
+    struct stat sb;
+    uint64_t size = fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode) ? (uint64_t)sb.st_size : 0;
+    mc_err rc = mc_engine_run(eng, in, size, out, &st, &e);
+    if (in != stdin)
+        fclose(in);
+    if (out != stdout && fclose(out) != 0 && rc == MC_OK)
+        rc = mc_err_set(&e, MC_ERR_IO, argv[optind + 1], NULL, "write failed");
+    mc_engine_close(eng);
+    if (rc != MC_OK)
+        return report("batch", &e);
+    fprintf(stderr,
+            "mailca batch: %llu orders: %llu issued, %llu rejected, %llu failed in %.2f s "
+            "(%.0f certs/sec, %d workers; latency p50 %.2f ms, p99 %.2f ms)\n",
+            (unsigned long long)st.orders, (unsigned long long)st.issued,
+            (unsigned long long)st.rejected, (unsigned long long)st.failed, st.seconds,
+            st.seconds > 0 ? (double)st.issued / st.seconds : 0.0, st.workers, st.p50_ms,
+            st.p99_ms);
+    return st.failed ? 3 : 0;
+}
+
+static int cmd_gen_orders(int argc, char **argv)
+{
+    uint64_t n = 1000;
+    mc_keytype kt = MC_KEY_P256;
+    unsigned bits = 0;
+    const char *profile = "mailbox-strict", *use = "signing";
+    static const struct option lo[] = {{"count", 1, 0, 'n'}, {"key", 1, 0, 'k'},
+                                       {"profile", 1, 0, 'p'}, {"usage", 1, 0, 'u'},
+                                       {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n': n = strtoull(optarg, NULL, 10); break;
+        case 'k':
+            if (!mc_keyspec_parse(optarg, &kt, &bits)) {
+                fprintf(stderr, "mailca gen-orders: unknown key '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'p': profile = optarg; break;
+        case 'u': use = optarg; break;
+        default: return 2;
+        }
+    }
+    if (argc - optind != 1) {
+        fprintf(stderr, "usage: mailca gen-orders [--count N] [--key SPEC] OUT\n");
+        return 2;
+    }
+    FILE *f = fopen(argv[optind], "wb");
+    mc_errdetail e;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "demo-%ld", (long)time(NULL));
+    if (!f) {
+        mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "cannot create");
+        return report("gen-orders", &e);
+    }
+    mc_err rc = mc_orders_generate(f, n, kt, bits, profile, use, prefix, 64, &e);
+    if (fclose(f) != 0 && rc == MC_OK)
+        rc = mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "write failed");
+    return rc == MC_OK ? 0 : report("gen-orders", &e);
+}
+
+/* Reads PEM (one or more certificates) or DER; calls fn for each certificate's DER. */
+static int lint_file(const char *path, int json, int *any_error)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "mailca lint: %s: cannot open\n", path);
+        return 1;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *p = realloc(buf, cap);
+            if (!p)
+                break;
+            buf = p;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        if (!got)
+            break;
+        len += got;
+    }
+    fclose(f);
+    int idx = 0, rc = 0;
+    const char *pem_tag = "-----BEGIN CERTIFICATE-----";
+    int is_pem = len > 0 && memmem(buf, len, pem_tag, strlen(pem_tag)) != NULL;
+    BIO *bio = is_pem ? BIO_new_mem_buf(buf, (int)len) : NULL;
+    for (;;) {
+        uint8_t *der = NULL;
+        int dlen = 0;
+        if (is_pem) {
+            X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+            if (!x)
+                break;
+            dlen = i2d_X509(x, &der);
+            X509_free(x);
+        } else if (idx == 0) {
+            der = OPENSSL_memdup(buf, len);
+            dlen = (int)len;
+        } else {
+            break;
+        }
+        mc_x509 x;
+        mc_errdetail e;
+        mc_lint_result lr;
+        memset(&lr, 0, sizeof lr);
+        mc_lint_ctx ctx = {.now = (int64_t)time(NULL)};
+        if (mc_x509_parse_cert(der, (size_t)dlen, &x, &e) != MC_OK) {
+            char b[600];
+            if (json)
+                printf("{\"file\":\"%s\",\"index\":%d,\"parse_error\":\"%s\"}\n", path, idx,
+                       mc_err_format(&e, b, sizeof b));
+            else
+                printf("%s[%d]: not a certificate: %s\n", path, idx,
+                       mc_err_format(&e, b, sizeof b));
+            *any_error = 1;
+        } else {
+            ctx.now = x.nb; /* the rules in force when it was issued */
+            mc_lint_run(&x, &ctx, &lr);
+            if (lr.errors)
+                *any_error = 1;
+            if (json) {
+                printf("{\"file\":\"%s\",\"index\":%d,\"lint_set\":\"%s\",\"errors\":%d,"
+                       "\"warnings\":%d,\"findings\":[",
+                       path, idx, MC_LINT_SET_VERSION, lr.errors, lr.warnings);
+                for (size_t i = 0; i < lr.n; i++) {
+                    printf("%s{\"id\":\"%s\",\"severity\":\"%s\",\"section\":\"%s\","
+                           "\"detail\":\"",
+                           i ? "," : "", lr.f[i].lint->id,
+                           lr.f[i].lint->severity == MC_LINT_ERROR     ? "error"
+                           : lr.f[i].lint->severity == MC_LINT_WARNING ? "warning"
+                                                                       : "notice",
+                           lr.f[i].lint->section);
+                    for (const char *p = lr.f[i].detail; *p; p++)
+                        printf((*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
+                    printf("\"}");
+                }
+                printf("]}\n");
+            } else {
+                printf("%s[%d]: %d error(s), %d warning(s)\n", path, idx, lr.errors,
+                       lr.warnings);
+                for (size_t i = 0; i < lr.n; i++)
+                    printf("  %-7s %-40s %s: %s\n",
+                           lr.f[i].lint->severity == MC_LINT_ERROR     ? "ERROR"
+                           : lr.f[i].lint->severity == MC_LINT_WARNING ? "WARNING"
+                                                                       : "NOTICE",
+                           lr.f[i].lint->id, lr.f[i].lint->section, lr.f[i].detail);
+            }
+        }
+        OPENSSL_free(der);
+        idx++;
+    }
+    if (idx == 0) {
+        fprintf(stderr, "mailca lint: %s: no certificate found\n", path);
+        rc = 1;
+    }
+    BIO_free(bio);
+    free(buf);
+    return rc;
+}
+
+static int cmd_lint(int argc, char **argv)
+{
+    int json = 0, any_error = 0, rc = 0;
+    static const struct option lo[] = {{"json", 0, 0, 'j'}, {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch == 'j')
+            json = 1;
+        else
+            return 2;
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "usage: mailca lint [--json] FILE...\n");
+        return 2;
+    }
+    for (int i = optind; i < argc; i++)
+        rc |= lint_file(argv[i], json, &any_error);
+    return rc ? 2 : any_error ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return cmd_help(stderr), 2;
+    const char *cmd = argv[1];
+    argc--;
+    argv++;
+    optind = 1;
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return cmd_help(stdout);
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("mailca %s (lint set %s)\n", MAILCA_VERSION, MC_LINT_SET_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "init") == 0)
+        return cmd_init(argc, argv);
+    if (strcmp(cmd, "batch") == 0)
+        return cmd_batch(argc, argv);
+    if (strcmp(cmd, "gen-orders") == 0)
+        return cmd_gen_orders(argc, argv);
+    if (strcmp(cmd, "bench") == 0)
+        return mc_bench_main(argc, argv);
+    if (strcmp(cmd, "lint") == 0)
+        return cmd_lint(argc, argv);
+    fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
+    return 2;
 }

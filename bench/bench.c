@@ -1,0 +1,374 @@
+/*
+ * `mailca bench`: certs/sec of the real engine against the raw C_Sign rate of the same token with
+ * the same number of threads, measured in the same run (before and after the engine, to expose
+ * drift on a noisy machine). Each phase runs in its own child process so that the PKCS#11 module
+ * is initialised fresh (PKCS#11 forbids using it across fork) and so that the engine's peak RSS is
+ * its own.
+ */
+#include "mailca/ca.h"
+#include "mailca/cli.h"
+#include "mailca/config.h"
+#include "mailca/engine.h"
+#include "mailca/hsm.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct bench_opts {
+    uint64_t orders;
+    mc_keytype ca_kt, sub_kt;
+    unsigned ca_bits, sub_bits;
+    int workers, batch;
+    double seconds;
+    int lint_compare;
+    char dir[512];
+    int keep;
+} bench_opts;
+
+typedef struct report {
+    int ok;
+    char err[400];
+    double rate;
+    mc_run_stats st;
+    long maxrss_kb;
+} report;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Runs fn in a child process and returns its report (with the child's peak RSS). */
+static int in_child(void (*fn)(const bench_opts *, report *), const bench_opts *o, report *r)
+{
+    int fds[2];
+    memset(r, 0, sizeof *r);
+    fflush(NULL);
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        report mine;
+        memset(&mine, 0, sizeof mine);
+        fn(o, &mine);
+        ssize_t w = write(fds[1], &mine, sizeof mine);
+        _exit(w == (ssize_t)sizeof mine ? 0 : 1);
+    }
+    close(fds[1]);
+    ssize_t got = read(fds[0], r, sizeof *r);
+    close(fds[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof *r) {
+        snprintf(r->err, sizeof r->err, "child process died (status %d)", status);
+        r->ok = 0;
+        return -1;
+    }
+    r->maxrss_kb = ru.ru_maxrss;
+    return r->ok ? 0 : -1;
+}
+
+static void fail(report *r, const mc_errdetail *e)
+{
+    mc_err_format(e, r->err, sizeof r->err);
+    r->ok = 0;
+}
+
+static void orders_path(const bench_opts *o, const char *name, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s.msgpack", o->dir, name);
+}
+
+static void phase_setup(const bench_opts *o, report *r)
+{
+    mc_errdetail e;
+    mc_ca_init_opts ci = {.dir = o->dir, .keytype = o->ca_kt, .rsa_bits = o->ca_bits,
+                          .org = "mailca bench", .base_url = "http://pki.mailca.test"};
+    if (mc_ca_init(&ci, &e) != MC_OK)
+        return fail(r, &e);
+    const char *names[] = {"orders", "orders-nolint"};
+    for (int i = 0; i < 1 + o->lint_compare; i++) {
+        char path[600], prefix[64];
+        orders_path(o, names[i], path, sizeof path);
+        FILE *f = fopen(path, "wb");
+        snprintf(prefix, sizeof prefix, "bench-%s-%ld", names[i], (long)time(NULL));
+        mc_err rc = f ? mc_orders_generate(f, o->orders, o->sub_kt, o->sub_bits,
+                                           "mailbox-strict", "signing", prefix, 256, &e)
+                      : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
+        if (f && fclose(f) != 0 && rc == MC_OK)
+            rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write failed");
+        if (rc != MC_OK)
+            return fail(r, &e);
+    }
+    r->ok = 1;
+}
+
+static mc_err load_cfg(const bench_opts *o, mc_config *cfg, mc_errdetail *e)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/mailca.yaml", o->dir);
+    mc_err rc = mc_config_load(path, cfg, e);
+    if (rc == MC_OK)
+        mc_config_apply_env(cfg);
+    return rc;
+}
+
+typedef struct raw_thread {
+    mc_hsm *h;
+    mc_sigalg alg;
+    double deadline;
+    atomic_int *go;
+    uint64_t count;
+    mc_err rc;
+    mc_errdetail err;
+} raw_thread;
+
+static void *raw_main(void *arg)
+{
+    raw_thread *t = arg;
+    mc_hsm_session *s = NULL;
+    uint8_t digest[64], sig[1024];
+    memset(digest, 0x5a, sizeof digest);
+    size_t dlen = t->alg == MC_SIG_ECDSA_SHA384 || t->alg == MC_SIG_RSA_PKCS1_SHA384 ? 48
+                  : t->alg == MC_SIG_ECDSA_SHA512 || t->alg == MC_SIG_RSA_PKCS1_SHA512 ? 64
+                                                                                        : 32;
+    if ((t->rc = mc_hsm_session_open(t->h, &s, &t->err)) != MC_OK)
+        return NULL;
+    while (!atomic_load(t->go))
+        ;
+    while (now_s() < t->deadline) {
+        for (int i = 0; i < 16; i++) {
+            size_t sl = sizeof sig;
+            if ((t->rc = mc_hsm_sign_raw(s, t->alg, digest, dlen, sig, &sl)) != MC_OK) {
+                mc_err_set(&t->err, t->rc, NULL, NULL, "C_Sign failed");
+                goto done;
+            }
+            t->count++;
+        }
+    }
+done:
+    mc_hsm_session_close(s);
+    return NULL;
+}
+
+/* The baseline: C_Sign on a digest, one session per thread, same token, same thread count. */
+static void phase_raw(const bench_opts *o, report *r)
+{
+    mc_errdetail e;
+    mc_config cfg;
+    mc_hsm *h = NULL;
+    char pin[256];
+    if (load_cfg(o, &cfg, &e) != MC_OK || mc_config_read_pin(&cfg, pin, sizeof pin, &e) != MC_OK)
+        return fail(r, &e);
+    mc_hsm_config hc = {.module = cfg.hsm_module, .key_uri = cfg.hsm_key, .pin = pin};
+    mc_err rc = mc_hsm_open(&hc, &h, &e);
+    OPENSSL_cleanse(pin, sizeof pin);
+    if (rc != MC_OK)
+        return fail(r, &e);
+    mc_sigalg alg = mc_sigalg_from_name(cfg.ca_signature);
+    int n = o->workers;
+    raw_thread *t = calloc((size_t)n, sizeof *t);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    atomic_int go = 0;
+    double start = now_s() + 0.2;
+    for (int i = 0; t && th && i < n; i++) {
+        t[i] = (raw_thread){.h = h, .alg = alg, .deadline = start + o->seconds, .go = &go};
+        pthread_create(&th[i], NULL, raw_main, &t[i]);
+    }
+    while (now_s() < start)
+        ;
+    double t0 = now_s();
+    atomic_store(&go, 1);
+    uint64_t total = 0;
+    r->ok = t && th;
+    for (int i = 0; t && th && i < n; i++) {
+        pthread_join(th[i], NULL);
+        total += t[i].count;
+        if (t[i].rc != MC_OK) {
+            fail(r, &t[i].err);
+        }
+    }
+    double el = now_s() - t0;
+    r->rate = el > 0 ? (double)total / el : 0;
+    free(t);
+    free(th);
+    mc_hsm_close(h);
+}
+
+static void run_engine(const bench_opts *o, report *r, const char *name, int no_lint)
+{
+    mc_errdetail e;
+    mc_config cfg;
+    mc_engine *eng = NULL;
+    char in[600], out[600];
+    if (load_cfg(o, &cfg, &e) != MC_OK)
+        return fail(r, &e);
+    mc_engine_opts eo = {.workers = o->workers, .batch = o->batch, .no_lint = no_lint};
+    if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
+        return fail(r, &e);
+    orders_path(o, name, in, sizeof in);
+    snprintf(out, sizeof out, "%s/%s-results.msgpack", o->dir, name);
+    FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
+    struct stat st;
+    mc_err rc = fi && fo && fstat(fileno(fi), &st) == 0
+                    ? mc_engine_run(eng, fi, (uint64_t)st.st_size, fo, &r->st, &e)
+                    : mc_err_set(&e, MC_ERR_IO, in, NULL, "cannot open");
+    if (fi)
+        fclose(fi);
+    if (fo)
+        fclose(fo);
+    mc_engine_close(eng);
+    if (rc != MC_OK)
+        return fail(r, &e);
+    r->rate = r->st.seconds > 0 ? (double)r->st.issued / r->st.seconds : 0;
+    r->ok = 1;
+}
+
+static void phase_engine(const bench_opts *o, report *r)
+{
+    run_engine(o, r, "orders", 0);
+}
+
+static void phase_engine_nolint(const bench_opts *o, report *r)
+{
+    run_engine(o, r, "orders-nolint", 1);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: mailca bench [--orders N] [--key SPEC] [--subject-key SPEC] [--workers N]\n"
+               "                    [--batch N] [--seconds S] [--lint-compare] [--dir DIR] "
+               "[--keep]\n"
+               "  SPEC: p256 p384 rsa2048 rsa3072 rsa4096 (issuing key, default p256);\n"
+               "        subject keys also p521 ed25519 (default p256)\n");
+}
+
+int mc_bench_main(int argc, char **argv)
+{
+    bench_opts o = {.orders = 20000, .ca_kt = MC_KEY_P256, .sub_kt = MC_KEY_P256,
+                    .seconds = 3.0};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.workers = (int)(ncpu > 0 ? ncpu : 1);
+    static const struct option lo[] = {{"orders", 1, 0, 'n'},  {"key", 1, 0, 'k'},
+                                       {"subject-key", 1, 0, 's'}, {"workers", 1, 0, 'w'},
+                                       {"batch", 1, 0, 'b'},   {"seconds", 1, 0, 't'},
+                                       {"lint-compare", 0, 0, 'l'}, {"dir", 1, 0, 'd'},
+                                       {"keep", 0, 0, 'K'},    {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'n': o.orders = strtoull(optarg, NULL, 10); break;
+        case 'k':
+            if (!mc_keyspec_parse(optarg, &o.ca_kt, &o.ca_bits) || o.ca_kt == MC_KEY_P521 ||
+                o.ca_kt == MC_KEY_ED25519) {
+                fprintf(stderr, "mailca bench: --key: unsupported issuing key '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 's':
+            if (!mc_keyspec_parse(optarg, &o.sub_kt, &o.sub_bits)) {
+                fprintf(stderr, "mailca bench: --subject-key: unknown key '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'w': o.workers = atoi(optarg); break;
+        case 'b': o.batch = atoi(optarg); break;
+        case 't': o.seconds = atof(optarg); break;
+        case 'l': o.lint_compare = 1; break;
+        case 'd': snprintf(o.dir, sizeof o.dir, "%s", optarg); break;
+        case 'K': o.keep = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (o.orders == 0 || o.workers < 1 || o.seconds <= 0) {
+        usage(stderr);
+        return 2;
+    }
+    int made_dir = 0;
+    if (!o.dir[0]) {
+        snprintf(o.dir, sizeof o.dir, "/tmp/mailca-bench-XXXXXX");
+        if (!mkdtemp(o.dir)) {
+            perror("mailca bench: mkdtemp");
+            return 1;
+        }
+        made_dir = 1;
+        rmdir(o.dir); /* mc_ca_init creates it */
+    }
+    report setup, raw1, eng, raw2, nolint;
+    int rc = 1;
+    printf("mailca bench: %llu orders, issuing key %s, subscriber key %s, %d worker(s), "
+           "state %s\n",
+           (unsigned long long)o.orders, mc_keytype_name(o.ca_kt), mc_keytype_name(o.sub_kt),
+           o.workers, o.dir);
+    if (in_child(phase_setup, &o, &setup) != 0) {
+        fprintf(stderr, "mailca bench: setup: %s\n", setup.err);
+        goto done;
+    }
+    if (in_child(phase_raw, &o, &raw1) != 0) {
+        fprintf(stderr, "mailca bench: raw C_Sign: %s\n", raw1.err);
+        goto done;
+    }
+    if (in_child(phase_engine, &o, &eng) != 0) {
+        fprintf(stderr, "mailca bench: engine: %s\n", eng.err);
+        goto done;
+    }
+    if (in_child(phase_raw, &o, &raw2) != 0) {
+        fprintf(stderr, "mailca bench: raw C_Sign: %s\n", raw2.err);
+        goto done;
+    }
+    double raw = (raw1.rate + raw2.rate) / 2;
+    printf("  raw C_Sign, %d thread(s), same token: %.0f/s before, %.0f/s after, mean %.0f/s\n",
+           o.workers, raw1.rate, raw2.rate, raw);
+    printf("  engine: %llu issued, %llu rejected, %llu failed in %.2f s\n",
+           (unsigned long long)eng.st.issued, (unsigned long long)eng.st.rejected,
+           (unsigned long long)eng.st.failed, eng.st.seconds);
+    printf("  certs/sec: %.0f = %.1f%% of the raw C_Sign rate\n", eng.rate,
+           raw > 0 ? 100.0 * eng.rate / raw : 0);
+    printf("  latency per order (intake to result): p50 %.2f ms, p99 %.2f ms\n", eng.st.p50_ms,
+           eng.st.p99_ms);
+    printf("  peak RSS of the engine process: %.1f MiB\n", (double)eng.maxrss_kb / 1024.0);
+    if (o.lint_compare) {
+        if (in_child(phase_engine_nolint, &o, &nolint) != 0) {
+            fprintf(stderr, "mailca bench: engine without lint: %s\n", nolint.err);
+            goto done;
+        }
+        printf("  without inline lint: %.0f certs/s; lint costs %.1f%% of the time per "
+               "certificate\n",
+               nolint.rate, nolint.rate > 0 ? 100.0 * (nolint.rate / eng.rate - 1.0) : 0);
+    }
+    rc = eng.st.issued == o.orders ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "mailca bench: not every order was issued\n");
+done:
+    if (made_dir && !o.keep)
+        nftw(o.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return rc;
+}

@@ -1,0 +1,140 @@
+/*
+ * Order generator for the bench harness and `mailca gen-orders`: realistic orders (one mailbox
+ * each, spread over 20 domains, a CSR per order from a pool of software keys). Key generation is
+ * the slow part, hence the pool; every order still carries a CSR that the engine verifies.
+ */
+#include "mailca/cli.h"
+
+#include "mailca/der.h"
+
+#include <msgpack.h>
+#include <msgpack/fbuffer.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits)
+{
+    *rsa_bits = 0;
+    if (strcmp(s, "p256") == 0)
+        *kt = MC_KEY_P256;
+    else if (strcmp(s, "p384") == 0)
+        *kt = MC_KEY_P384;
+    else if (strcmp(s, "p521") == 0)
+        *kt = MC_KEY_P521;
+    else if (strcmp(s, "ed25519") == 0)
+        *kt = MC_KEY_ED25519;
+    else if (strncmp(s, "rsa", 3) == 0 && atoi(s + 3) >= 1024) {
+        *kt = MC_KEY_RSA;
+        *rsa_bits = (unsigned)atoi(s + 3);
+    } else
+        return 0;
+    return 1;
+}
+
+static EVP_PKEY *gen_key(mc_keytype kt, unsigned bits)
+{
+    switch (kt) {
+    case MC_KEY_P256: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    case MC_KEY_P384: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    case MC_KEY_P521: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+    case MC_KEY_ED25519: return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    case MC_KEY_RSA: return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    default: return NULL;
+    }
+}
+
+static int make_csr(EVP_PKEY *k, mc_keytype kt, const EVP_MD *md, uint8_t **der, int *len)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *n = X509_NAME_new();
+    int ok = req && n && X509_REQ_set_version(req, 0) &&
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"subscriber",
+                                        -1, -1, 0) &&
+             X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, k) &&
+             X509_REQ_sign(req, k, kt == MC_KEY_ED25519 ? NULL : md) > 0;
+    *der = NULL;
+    if (ok)
+        ok = (*len = i2d_X509_REQ(req, der)) > 0;
+    X509_NAME_free(n);
+    X509_REQ_free(req);
+    return ok;
+}
+
+static void pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+    msgpack_pack_str(pk, strlen(v));
+    msgpack_pack_str_body(pk, v, strlen(v));
+}
+
+static void pack_key(msgpack_packer *pk, const char *k)
+{
+    msgpack_pack_str(pk, strlen(k));
+    msgpack_pack_str_body(pk, k, strlen(k));
+}
+
+mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits,
+                          const char *profile, const char *usage, const char *id_prefix,
+                          unsigned pool_size, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    uint8_t **csr = calloc(pool_size, sizeof *csr);
+    int *csr_len = calloc(pool_size, sizeof *csr_len);
+    EVP_MD *sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* fetched once, not per CSR */
+    if (!csr || !csr_len || !sha256) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "CSR pool");
+        goto done;
+    }
+    for (unsigned i = 0; i < pool_size; i++) {
+        EVP_PKEY *k = gen_key(kt, rsa_bits);
+        int ok = k && make_csr(k, kt, sha256, &csr[i], &csr_len[i]);
+        EVP_PKEY_free(k);
+        if (!ok) {
+            rc = mc_err_set(err, MC_ERR_CRYPTO, "key", NULL, "cannot generate a %s key/CSR",
+                            mc_keytype_name(kt));
+            goto done;
+        }
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, msgpack_fbuffer_write);
+    long long validated = (long long)time(NULL) - 3600;
+    char buf[256];
+    for (uint64_t i = 0; i < n; i++) {
+        msgpack_pack_map(&pk, 6);
+        snprintf(buf, sizeof buf, "%s-%llu", id_prefix, (unsigned long long)i);
+        pack_kv_str(&pk, "id", buf);
+        pack_kv_str(&pk, "account", "acct-bench-platform");
+        pack_kv_str(&pk, "profile", profile);
+        pack_kv_str(&pk, "usage", usage);
+        pack_key(&pk, "mailboxes");
+        msgpack_pack_array(&pk, 1);
+        msgpack_pack_map(&pk, 4);
+        snprintf(buf, sizeof buf, "user%llu@org%llu.example.com", (unsigned long long)i,
+                 (unsigned long long)(i % 20));
+        pack_kv_str(&pk, "address", buf);
+        pack_kv_str(&pk, "method", "3.2.2.2");
+        pack_key(&pk, "validated_at");
+        msgpack_pack_int64(&pk, validated);
+        snprintf(buf, sizeof buf, "email-rv-%llu", (unsigned long long)i);
+        pack_kv_str(&pk, "reference", buf);
+        pack_key(&pk, "csr");
+        unsigned j = (unsigned)(i % pool_size);
+        msgpack_pack_bin(&pk, (size_t)csr_len[j]);
+        msgpack_pack_bin_body(&pk, csr[j], (size_t)csr_len[j]);
+    }
+    if (fflush(out) != 0 || ferror(out))
+        rc = mc_err_set(err, MC_ERR_IO, "orders", NULL, "write failed");
+done:
+    for (unsigned i = 0; csr && i < pool_size; i++)
+        OPENSSL_free(csr[i]);
+    free(csr);
+    free(csr_len);
+    EVP_MD_free(sha256);
+    return rc;
+}

@@ -1,0 +1,878 @@
+/*
+ * The engine: intake on the calling thread, worker threads, and the collector thread that owns
+ * storage and the results stream. Threads share only immutable state (profiles, issuer, digests,
+ * the HSM handle) and talk through ZeroMQ inproc sockets with small high-water marks, so a slow
+ * stage slows the ones before it instead of growing a queue.
+ */
+#include "mailca/engine.h"
+
+#include "mailca/crypto.h"
+#include "mailca/hsm.h"
+#include "mailca/issuer.h"
+#include "mailca/lint.h"
+#include "mailca/order.h"
+#include "mailca/profile.h"
+#include "mailca/result.h"
+#include "mailca/tbs.h"
+#include "mailca/store.h"
+#include "mailca/wire.h"
+#include "mailca/worker.h"
+#include "mailca/x509.h"
+
+#include <errno.h>
+#include <math.h>
+#include <msgpack/fbuffer.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define EP_ORDERS "inproc://mailca-orders"
+#define EP_INTENTS "inproc://mailca-intents"
+#define EP_RESULTS "inproc://mailca-results"
+#define MAX_ORDER_BYTES (1024 * 1024) /* one order, encoded; larger cannot be an order */
+#define HIST_BUCKETS 1024
+#define INFLIGHT_SLOTS (1u << 16)
+
+struct mc_engine {
+    mc_config cfg;
+    mc_engine_opts opts;
+    mc_issuer issuer;
+    int issuer_loaded;
+    mc_profile_set profiles;
+    mc_digests d;
+    mc_hsm *hsm;
+    int workers, batch;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static const char *or_null(const char *s)
+{
+    return s && s[0] ? s : NULL;
+}
+
+mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engine **out,
+                      mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    char pin[256] = "";
+    mc_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "engine");
+    e->cfg = *cfg;
+    if (opts)
+        e->opts = *opts;
+    mc_config_apply_env(cfg);
+    if ((rc = mc_digests_fetch(&e->d, err)) != MC_OK)
+        goto done;
+    mc_sigalg alg = MC_SIG_NONE;
+    if (cfg->ca_signature[0] && (alg = mc_sigalg_from_name(cfg->ca_signature)) == MC_SIG_NONE) {
+        rc = mc_err_set(err, MC_ERR_CONFIG, "ca.signature", "SBR 7.1.3.2",
+                        "unknown signature algorithm '%s'", cfg->ca_signature);
+        goto done;
+    }
+    if ((rc = mc_issuer_load(cfg->ca_certificate, alg, &e->issuer, err)) != MC_OK)
+        goto done;
+    e->issuer_loaded = 1;
+    mc_ca_urls urls = {.crl = or_null(cfg->ca_crl_url),
+                       .ocsp = or_null(cfg->ca_ocsp_url),
+                       .ca_issuers = or_null(cfg->ca_issuers_url),
+                       .cps = or_null(cfg->ca_cps_url)};
+    if ((rc = mc_profile_set_load(cfg->profiles, &e->issuer, &urls, &e->profiles, err)) != MC_OK)
+        goto done;
+    if ((rc = mc_config_read_pin(cfg, pin, sizeof pin, err)) != MC_OK)
+        goto done;
+    mc_hsm_config hc = {.module = cfg->hsm_module, .key_uri = cfg->hsm_key, .pin = pin};
+    rc = mc_hsm_open(&hc, &e->hsm, err);
+    OPENSSL_cleanse(pin, sizeof pin);
+    if (rc != MC_OK)
+        goto done;
+    /* The HSM key must be the issuing certificate's key, or nothing we sign would verify. */
+    mc_x509 x;
+    if ((rc = mc_x509_parse_cert(e->issuer.cert, e->issuer.cert_len, &x, err)) != MC_OK)
+        goto done;
+    mc_bytes spki = mc_hsm_spki(e->hsm);
+    if (spki.len != x.spki.rawlen || memcmp(spki.p, x.spki.raw, spki.len) != 0) {
+        rc = mc_err_set(err, MC_ERR_CONFIG, "hsm.key", NULL,
+                        "the HSM key %s is not the key of the issuing certificate %s",
+                        cfg->hsm_key, cfg->ca_certificate);
+        goto done;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    e->workers = e->opts.workers ? e->opts.workers
+                 : cfg->workers  ? cfg->workers
+                                 : (int)(ncpu > 0 ? ncpu : 1);
+    e->batch = e->opts.batch ? e->opts.batch : cfg->batch;
+done:
+    if (rc != MC_OK) {
+        mc_engine_close(e);
+        e = NULL;
+    }
+    *out = e;
+    return rc;
+}
+
+void mc_engine_close(mc_engine *e)
+{
+    if (!e)
+        return;
+    mc_hsm_close(e->hsm);
+    mc_profile_set_free(&e->profiles);
+    if (e->issuer_loaded)
+        mc_issuer_free(&e->issuer);
+    mc_digests_free(&e->d);
+    free(e);
+}
+
+struct mc_hsm *mc_engine_hsm(mc_engine *e)
+{
+    return e->hsm;
+}
+
+int mc_engine_sigalg(const mc_engine *e)
+{
+    return (int)e->issuer.sigalg;
+}
+
+mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err)
+{
+    mc_store *s = NULL;
+    mc_err rc = mc_store_open(e->cfg.store_sqlite, &s, err);
+    if (rc == MC_OK)
+        rc = mc_store_counts(s, certs, pending, err);
+    mc_store_close(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- collector */
+
+typedef struct waiter {
+    struct waiter *next;
+    uint64_t key, seq, t0;
+    char *id;
+} waiter;
+
+typedef struct collector {
+    mc_engine *e;
+    void *router, *pull;
+    FILE *results;
+    msgpack_packer rpk;
+    mc_store *store;
+    mc_arena arena;
+    msgpack_zone zone;
+    msgpack_sbuffer sbuf;
+    uint64_t total, written, issued, rejected, failed;
+    int end;
+    uint8_t *seen; /* one bit per order seq: answered */
+    size_t seen_cap;
+    uint64_t hist[HIST_BUCKETS];
+    uint64_t *inflight; /* open addressing of order-id hashes, 0 = empty */
+    waiter *waiters;
+    atomic_int *workers_alive;
+    atomic_uint_fast64_t *bytes_read;
+    uint64_t orders_size;
+    uint64_t t_start, t_last_print;
+    int progress;
+    mc_err rc;
+    mc_errdetail err;
+} collector;
+
+static uint64_t id_key(const char *id, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)id[i]) * 1099511628211ull;
+    return h | 1; /* 0 marks an empty slot */
+}
+
+static void inflight_add(collector *c, uint64_t key)
+{
+    for (uint32_t i = (uint32_t)key & (INFLIGHT_SLOTS - 1);; i = (i + 1) & (INFLIGHT_SLOTS - 1))
+        if (!c->inflight[i] || c->inflight[i] == key) {
+            c->inflight[i] = key;
+            return;
+        }
+}
+
+static int inflight_has(const collector *c, uint64_t key)
+{
+    for (uint32_t i = (uint32_t)key & (INFLIGHT_SLOTS - 1); c->inflight[i];
+         i = (i + 1) & (INFLIGHT_SLOTS - 1))
+        if (c->inflight[i] == key)
+            return 1;
+    return 0;
+}
+
+/* Linear probing with backward-shift deletion keeps lookups exact without tombstones. */
+static void inflight_del(collector *c, uint64_t key)
+{
+    const uint32_t m = INFLIGHT_SLOTS - 1;
+    uint32_t i = (uint32_t)key & m;
+    while (c->inflight[i] && c->inflight[i] != key)
+        i = (i + 1) & m;
+    if (!c->inflight[i])
+        return;
+    for (uint32_t j = (i + 1) & m; c->inflight[j]; j = (j + 1) & m) {
+        uint32_t home = (uint32_t)c->inflight[j] & m;
+        if (((j - home) & m) >= ((j - i) & m)) {
+            c->inflight[i] = c->inflight[j];
+            i = j;
+        }
+    }
+    c->inflight[i] = 0;
+}
+
+static void hist_add(collector *c, uint64_t t0)
+{
+    uint64_t ns = now_ns() - t0;
+    double us = (double)ns / 1000.0;
+    int b = us <= 1.0 ? 0 : (int)(log(us) / log(1.02));
+    c->hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+}
+
+static double hist_quantile(const collector *c, double q)
+{
+    uint64_t n = 0, acc = 0;
+    for (int i = 0; i < HIST_BUCKETS; i++)
+        n += c->hist[i];
+    if (!n)
+        return 0;
+    for (int i = 0; i < HIST_BUCKETS; i++) {
+        acc += c->hist[i];
+        if ((double)acc >= q * (double)n)
+            return pow(1.02, i + 0.5) / 1000.0; /* ms */
+    }
+    return 0;
+}
+
+static int mark_seen(collector *c, uint64_t seq)
+{
+    size_t byte = (size_t)(seq / 8);
+    if (byte >= c->seen_cap) {
+        size_t cap = c->seen_cap ? c->seen_cap : 4096;
+        while (cap <= byte)
+            cap *= 2;
+        uint8_t *p = realloc(c->seen, cap);
+        if (!p)
+            return -1;
+        memset(p + c->seen_cap, 0, cap - c->seen_cap);
+        c->seen = p;
+        c->seen_cap = cap;
+    }
+    int was = (c->seen[byte] >> (seq % 8)) & 1;
+    c->seen[byte] |= (uint8_t)(1u << (seq % 8));
+    return was;
+}
+
+/* Writes one result to the results stream: the only place results leave the engine. */
+static void emit(collector *c, const mc_result *r, uint64_t t0)
+{
+    if (mark_seen(c, r->seq) == 1)
+        return; /* already answered: exactly one result per order */
+    mc_result_pack(&c->rpk, r);
+    c->written++;
+    if (r->status == MC_STATUS_ISSUED)
+        c->issued++;
+    else if (r->status == MC_STATUS_REJECTED)
+        c->rejected++;
+    else
+        c->failed++;
+    hist_add(c, t0);
+}
+
+/* The original of duplicate order ids finished: answer the orders that waited for it. */
+static void resolve_waiters(collector *c, uint64_t key, const mc_result *orig)
+{
+    waiter **pp = &c->waiters;
+    while (*pp) {
+        waiter *w = *pp;
+        if (w->key != key) {
+            pp = &w->next;
+            continue;
+        }
+        mc_result r = *orig;
+        r.seq = w->seq;
+        r.order_id = w->id;
+        r.order_id_len = strlen(w->id);
+        emit(c, &r, w->t0);
+        *pp = w->next;
+        free(w->id);
+        free(w);
+    }
+}
+
+static void fail_result(mc_result *r, uint64_t seq, const char *id, const char *msg)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = seq;
+    r->order_id = id;
+    r->order_id_len = strlen(id);
+    r->status = MC_STATUS_FAILED;
+    mc_err_set(&r->error, MC_ERR_STORE, NULL, NULL, "%s", msg);
+}
+
+static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
+{
+    msgpack_object o;
+    size_t off = 0, n = 0;
+    mc_wire_intent *wi = NULL;
+    mc_intent *in = NULL;
+    mc_intent_state *st = NULL;
+    mc_wire_verdict *vd = NULL;
+    mc_errdetail err;
+    mc_err rc = MC_OK;
+    if (msgpack_unpack(zmq_msg_data(body), zmq_msg_size(body), &off, &c->zone, &o) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        o.type != MSGPACK_OBJECT_ARRAY) {
+        c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intents message");
+        return;
+    }
+    n = o.via.array.size;
+    wi = mc_arena_alloc(&c->arena, n * sizeof *wi);
+    in = mc_arena_alloc(&c->arena, n * sizeof *in);
+    st = mc_arena_alloc(&c->arena, n * sizeof *st);
+    vd = mc_arena_alloc(&c->arena, n * sizeof *vd);
+    if (!wi || !in || !st || !vd) {
+        c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "collector arena full");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mc_wire_unpack_intent(&o.via.array.ptr[i], &c->arena, &wi[i]) != MC_OK) {
+            c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intent");
+            return;
+        }
+        in[i] = wi[i].in;
+    }
+    rc = mc_store_intents_commit(c->store, in, n, st, &err);
+    for (size_t i = 0; i < n; i++) {
+        memset(&vd[i], 0, sizeof vd[i]);
+        uint64_t key = id_key(in[i].order_id, strlen(in[i].order_id));
+        if (rc != MC_OK) {
+            vd[i].action = MC_WIRE_FAIL;
+            continue;
+        }
+        if (st[i] == MC_INTENT_NEW) {
+            vd[i].action = MC_WIRE_SIGN;
+            inflight_add(c, key);
+        } else if (st[i] == MC_INTENT_PENDING && inflight_has(c, key)) {
+            /* The same order id is being signed right now: answer with its result. */
+            waiter *w = calloc(1, sizeof *w);
+            char *id = strdup(in[i].order_id);
+            vd[i].action = MC_WIRE_SKIP;
+            if (!w || !id) {
+                free(w);
+                free(id);
+                mc_result r;
+                fail_result(&r, wi[i].seq, in[i].order_id, "out of memory");
+                emit(c, &r, wi[i].t0);
+                continue;
+            }
+            *w = (waiter){c->waiters, key, wi[i].seq, wi[i].t0, id};
+            c->waiters = w;
+        } else {
+            /* Known from an earlier run: return its certificate, or finish its intent. */
+            int found = 0;
+            uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
+            size_t sl = 0, tl = 0, dl = 0;
+            mc_result r;
+            if (mc_store_lookup(c->store, in[i].order_id, &found, &serial, &sl, &tbs, &tl, &der,
+                                &dl, &err) != MC_OK ||
+                !found) {
+                vd[i].action = MC_WIRE_SKIP;
+                fail_result(&r, wi[i].seq, in[i].order_id, "lookup of an earlier order failed");
+                emit(c, &r, wi[i].t0);
+            } else if (der) {
+                vd[i].action = MC_WIRE_SKIP;
+                memset(&r, 0, sizeof r);
+                r.seq = wi[i].seq;
+                r.order_id = in[i].order_id;
+                r.order_id_len = strlen(in[i].order_id);
+                r.status = MC_STATUS_ISSUED;
+                r.serial = serial;
+                r.serial_len = sl;
+                r.cert = der;
+                r.cert_len = dl;
+                r.warnings = "";
+                r.lint_version = "";
+                emit(c, &r, wi[i].t0);
+            } else {
+                vd[i].action = MC_WIRE_RESUME;
+                vd[i].serial = mc_arena_dup(&c->arena, serial, sl);
+                vd[i].serial_len = sl;
+                vd[i].tbs = mc_arena_dup(&c->arena, tbs, tl);
+                vd[i].tbs_len = tl;
+                inflight_add(c, key);
+            }
+            free(serial);
+            free(tbs);
+            free(der);
+        }
+    }
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&c->sbuf);
+    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++)
+        mc_wire_pack_verdict(&pk, &vd[i]);
+    if (zmq_msg_send(ident, c->router, ZMQ_SNDMORE) < 0 ||
+        zmq_send(c->router, c->sbuf.data, c->sbuf.size, 0) < 0)
+        c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "reply to worker: %s",
+                           zmq_strerror(zmq_errno()));
+}
+
+static void handle_results(collector *c, zmq_msg_t *body)
+{
+    msgpack_object o;
+    size_t off = 0;
+    if (msgpack_unpack(zmq_msg_data(body), zmq_msg_size(body), &off, &c->zone, &o) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed results message");
+        return;
+    }
+    if (o.type == MSGPACK_OBJECT_POSITIVE_INTEGER) { /* end of intake */
+        c->total = o.via.u64;
+        c->end = 1;
+        return;
+    }
+    if (o.type != MSGPACK_OBJECT_ARRAY) {
+        c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed results message");
+        return;
+    }
+    size_t n = o.via.array.size, k = 0;
+    mc_wire_result *wr = mc_arena_alloc(&c->arena, n * sizeof *wr);
+    mc_stored_cert *sc = mc_arena_alloc(&c->arena, n * sizeof *sc);
+    if (!wr || !sc) {
+        c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "collector arena full");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (mc_wire_unpack_result(&o.via.array.ptr[i], &c->arena, &wr[i]) != MC_OK) {
+            c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed result");
+            return;
+        }
+        mc_result *r = &wr[i].r;
+        if (r->status == MC_STATUS_ISSUED)
+            sc[k++] = (mc_stored_cert){r->order_id, r->serial, r->serial_len, r->cert,
+                                       r->cert_len};
+    }
+    mc_errdetail err;
+    mc_err rc = k ? mc_store_certs_commit(c->store, sc, k, &err) : MC_OK;
+    for (size_t i = 0; i < n; i++) {
+        mc_result *r = &wr[i].r;
+        if (r->status == MC_STATUS_ISSUED) {
+            if (rc != MC_OK) {
+                /* Signed but not recorded: the certificate never leaves the engine. The intent
+                 * stays pending and a resubmission re-signs the same TBS. */
+                char id[MC_ORDER_ID_MAX + 1];
+                snprintf(id, sizeof id, "%s", r->order_id);
+                fail_result(r, r->seq, r->order_id, err.message);
+            } else {
+                r->lint_version = MC_LINT_SET_VERSION;
+            }
+        }
+        emit(c, r, wr[i].t0);
+        uint64_t key = id_key(r->order_id, r->order_id_len);
+        if (inflight_has(c, key)) {
+            inflight_del(c, key);
+            resolve_waiters(c, key, r);
+        }
+    }
+}
+
+static void print_progress(collector *c, int final)
+{
+    uint64_t t = now_ns();
+    if (!c->progress || (!final && t - c->t_last_print < 500000000ull))
+        return;
+    c->t_last_print = t;
+    double el = (double)(t - c->t_start) / 1e9;
+    double rate = el > 0 ? (double)c->issued / el : 0;
+    uint64_t br = atomic_load(c->bytes_read);
+    char eta[32] = "";
+    if (c->orders_size && br > 0 && !final) {
+        double frac = (double)br / (double)c->orders_size;
+        if (frac > 0.01)
+            snprintf(eta, sizeof eta, "  ETA %.0fs", el / frac - el);
+    }
+    fprintf(stderr, "\r%llu done: %llu issued, %llu rejected, %llu failed  %.0f certs/s%s   %s",
+            (unsigned long long)c->written, (unsigned long long)c->issued,
+            (unsigned long long)c->rejected, (unsigned long long)c->failed, rate, eta,
+            final ? "\n" : "");
+}
+
+/* When every worker has stopped, orders still unanswered can no longer be processed: each gets a
+ * failed result so that none is lost silently. */
+static void fail_unanswered(collector *c)
+{
+    mc_result r;
+    while (c->waiters) {
+        waiter *w = c->waiters;
+        c->waiters = w->next;
+        fail_result(&r, w->seq, w->id, "the worker processing this order id stopped");
+        emit(c, &r, w->t0);
+        free(w->id);
+        free(w);
+    }
+    for (uint64_t s = 0; s < c->total; s++)
+        if (s / 8 >= c->seen_cap || !((c->seen[s / 8] >> (s % 8)) & 1)) {
+            fail_result(&r, s, "", "the worker processing this order stopped; resubmit");
+            emit(c, &r, now_ns());
+        }
+}
+
+static void *collector_main(void *arg)
+{
+    collector *c = arg;
+    zmq_pollitem_t items[2] = {{c->pull, 0, ZMQ_POLLIN, 0}, {c->router, 0, ZMQ_POLLIN, 0}};
+    while (c->rc == MC_OK && !(c->end && c->written >= c->total)) {
+        if (zmq_poll(items, 2, 200) < 0) {
+            if (errno == EINTR)
+                continue;
+            c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "poll: %s", zmq_strerror(errno));
+            break;
+        }
+        /* Results first: finishing work keeps the number of orders in flight small. */
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            while (zmq_msg_recv(&m, c->pull, ZMQ_DONTWAIT) >= 0) {
+                handle_results(c, &m);
+                mc_arena_reset(&c->arena);
+                msgpack_zone_clear(&c->zone);
+            }
+            zmq_msg_close(&m);
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            zmq_msg_t id, body;
+            zmq_msg_init(&id);
+            zmq_msg_init(&body);
+            if (zmq_msg_recv(&id, c->router, 0) >= 0 && zmq_msg_recv(&body, c->router, 0) >= 0)
+                handle_intents(c, &id, &body);
+            zmq_msg_close(&id);
+            zmq_msg_close(&body);
+            mc_arena_reset(&c->arena);
+            msgpack_zone_clear(&c->zone);
+        }
+        if (c->end && c->written < c->total && atomic_load(c->workers_alive) == 0)
+            fail_unanswered(c);
+        print_progress(c, 0);
+    }
+    print_progress(c, 1);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- intake */
+
+typedef struct intake {
+    void *push_orders, *push_results;
+    msgpack_sbuffer sbuf;
+    uint64_t seq;
+} intake;
+
+static mc_err send_sbuf(void *sock, msgpack_sbuffer *b)
+{
+    while (zmq_send(sock, b->data, b->size, 0) < 0)
+        if (errno != EINTR)
+            return MC_ERR_ZMQ;
+    return MC_OK;
+}
+
+static mc_err intake_reject(intake *in, const mc_order *o, const mc_errdetail *err)
+{
+    msgpack_packer pk;
+    mc_wire_result wr = {.t0 = now_ns()};
+    wr.r.seq = in->seq++;
+    wr.r.order_id = o && o->id.p ? o->id.p : "";
+    wr.r.order_id_len = o && o->id.p ? o->id.len : 0;
+    wr.r.status = MC_STATUS_REJECTED;
+    wr.r.error = *err;
+    msgpack_sbuffer_clear(&in->sbuf);
+    msgpack_packer_init(&pk, &in->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    mc_wire_pack_result(&pk, &wr);
+    return send_sbuf(in->push_results, &in->sbuf);
+}
+
+static mc_err intake_order(intake *in, const msgpack_object *obj)
+{
+    mc_order o;
+    mc_errdetail err;
+    memset(&o, 0, sizeof o);
+    if (obj->type != MSGPACK_OBJECT_MAP) {
+        mc_err_set(&err, MC_ERR_INVALID, "order", "orders.md",
+                   "each order must be a msgpack map (got msgpack type %d)", (int)obj->type);
+        return intake_reject(in, NULL, &err);
+    }
+    if (mc_order_decode(obj, &o, &err) != MC_OK)
+        return intake_reject(in, &o, &err);
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&in->sbuf);
+    msgpack_packer_init(&pk, &in->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_uint64(&pk, in->seq++);
+    msgpack_pack_uint64(&pk, now_ns());
+    msgpack_pack_object(&pk, *obj);
+    return send_sbuf(in->push_orders, &in->sbuf);
+}
+
+/* Reads the stream and feeds the workers; returns the number of orders that entered. */
+static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read,
+                         mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    msgpack_unpacker up;
+    msgpack_unpacked res;
+    uint64_t offset = 0; /* bytes of the stream consumed by complete objects */
+    if (!msgpack_unpacker_init(&up, 65536))
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "msgpack unpacker");
+    msgpack_unpacked_init(&res);
+    for (;;) {
+        if (!msgpack_unpacker_reserve_buffer(&up, 65536)) {
+            rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "msgpack buffer");
+            goto done;
+        }
+        size_t got = fread(msgpack_unpacker_buffer(&up), 1, 65536, f);
+        msgpack_unpacker_buffer_consumed(&up, got);
+        atomic_fetch_add(bytes_read, got);
+        msgpack_unpack_return ret;
+        size_t before = msgpack_unpacker_parsed_size(&up);
+        while ((ret = msgpack_unpacker_next(&up, &res)) == MSGPACK_UNPACK_SUCCESS) {
+            size_t after = msgpack_unpacker_parsed_size(&up);
+            offset += after - before;
+            before = after;
+            if ((rc = intake_order(in, &res.data)) != MC_OK)
+                goto done;
+        }
+        mc_errdetail e;
+        if (ret == MSGPACK_UNPACK_PARSE_ERROR || ret == MSGPACK_UNPACK_NOMEM_ERROR) {
+            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+                       "malformed msgpack at byte %llu; the rest of the stream was not read",
+                       (unsigned long long)offset);
+            rc = intake_reject(in, NULL, &e);
+            goto done;
+        }
+        if (msgpack_unpacker_message_size(&up) - msgpack_unpacker_parsed_size(&up) >
+            MAX_ORDER_BYTES) {
+            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+                       "the order at byte %llu exceeds %d bytes; the rest of the stream was not "
+                       "read",
+                       (unsigned long long)offset, MAX_ORDER_BYTES);
+            rc = intake_reject(in, NULL, &e);
+            goto done;
+        }
+        if (got == 0) {
+            if (ferror(f)) {
+                rc = mc_err_set(err, MC_ERR_IO, "orders", NULL, "read error");
+                goto done;
+            }
+            size_t left = msgpack_unpacker_message_size(&up) - msgpack_unpacker_parsed_size(&up);
+            if (left) {
+                mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+                           "truncated: the last %zu bytes (from byte %llu) are not a complete "
+                           "msgpack object",
+                           left, (unsigned long long)offset);
+                rc = intake_reject(in, NULL, &e);
+            }
+            goto done;
+        }
+    }
+done:
+    msgpack_unpacked_destroy(&res);
+    msgpack_unpacker_destroy(&up);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- run */
+
+typedef struct worker_slot {
+    mc_worker w;
+    pthread_t th;
+    int started;
+    atomic_int *alive;
+} worker_slot;
+
+static void *worker_thread(void *arg)
+{
+    worker_slot *s = arg;
+    mc_worker_main(&s->w);
+    atomic_fetch_sub(s->alive, 1);
+    return NULL;
+}
+
+static void *bind_socket(void *ctx, int type, const char *ep, int hwm)
+{
+    void *s = zmq_socket(ctx, type);
+    int zero = 0;
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
+                     mc_run_stats *st, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    void *zctx = zmq_ctx_new();
+    collector c;
+    intake in;
+    worker_slot *ws = NULL;
+    pthread_t cth;
+    int c_started = 0;
+    atomic_int alive = 0;
+    atomic_uint_fast64_t bytes_read = 0;
+    mc_worker_shared sh = {.profiles = &e->profiles,
+                           .issuer = &e->issuer,
+                           .digests = &e->d,
+                           .hsm = e->hsm,
+                           .zctx = zctx,
+                           .ep_orders = EP_ORDERS,
+                           .ep_intents = EP_INTENTS,
+                           .ep_results = EP_RESULTS,
+                           .batch = e->batch,
+                           .lint = !e->opts.no_lint};
+    memset(&c, 0, sizeof c);
+    memset(&in, 0, sizeof in);
+    msgpack_sbuffer_init(&in.sbuf);
+    msgpack_sbuffer_init(&c.sbuf);
+    if (!zctx) {
+        rc = mc_err_set(err, MC_ERR_ZMQ, NULL, NULL, "zmq_ctx_new");
+        goto done;
+    }
+    c.e = e;
+    c.results = results;
+    msgpack_packer_init(&c.rpk, results, msgpack_fbuffer_write);
+    c.workers_alive = &alive;
+    c.bytes_read = &bytes_read;
+    c.orders_size = orders_size;
+    c.progress = e->opts.progress && isatty(2);
+    c.inflight = calloc(INFLIGHT_SLOTS, sizeof *c.inflight);
+    if (!c.inflight || !msgpack_zone_init(&c.zone, 65536) ||
+        mc_arena_init(&c.arena, (size_t)e->batch * 4 * (MC_CERT_MAX + MC_TBS_MAX + 4096) +
+                                    (1u << 20)) != MC_OK) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "collector");
+        goto done;
+    }
+    if ((rc = mc_store_open(e->cfg.store_sqlite, &c.store, err)) != MC_OK)
+        goto done;
+    /* Small high-water marks: back-pressure instead of queues (DESIGN.md). */
+    c.router = bind_socket(zctx, ZMQ_ROUTER, EP_INTENTS, 64);
+    c.pull = bind_socket(zctx, ZMQ_PULL, EP_RESULTS, 8);
+    in.push_orders = bind_socket(zctx, ZMQ_PUSH, EP_ORDERS, e->batch * 2);
+    in.push_results = zmq_socket(zctx, ZMQ_PUSH);
+    if (!c.router || !c.pull || !in.push_orders || !in.push_results ||
+        zmq_connect(in.push_results, EP_RESULTS) != 0) {
+        rc = mc_err_set(err, MC_ERR_ZMQ, NULL, NULL, "sockets: %s", zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    ws = calloc((size_t)e->workers, sizeof *ws);
+    if (!ws) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "workers");
+        goto done;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    c.t_start = c.t_last_print = now_ns();
+    if (pthread_create(&cth, NULL, collector_main, &c) != 0) {
+        rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start the collector");
+        goto done;
+    }
+    c_started = 1;
+    for (int i = 0; i < e->workers; i++) {
+        ws[i].w = (mc_worker){.sh = &sh,
+                              .index = i,
+                              .cpu = e->cfg.pin_cores && ncpu > 0 ? (int)(i % ncpu) : -1};
+        ws[i].alive = &alive;
+        atomic_fetch_add(&alive, 1);
+        if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
+            atomic_fetch_sub(&alive, 1);
+            rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start worker %d", i);
+            goto done;
+        }
+        ws[i].started = 1;
+    }
+    rc = intake_run(&in, orders, &bytes_read, err);
+    {
+        /* Tell the collector how many orders entered, even after an intake error. */
+        msgpack_packer pk;
+        msgpack_sbuffer_clear(&in.sbuf);
+        msgpack_packer_init(&pk, &in.sbuf, msgpack_sbuffer_write);
+        msgpack_pack_uint64(&pk, in.seq);
+        if (send_sbuf(in.push_results, &in.sbuf) != MC_OK && rc == MC_OK)
+            rc = mc_err_set(err, MC_ERR_ZMQ, NULL, NULL, "end of intake");
+    }
+    pthread_join(cth, NULL);
+    c_started = 0;
+    if (c.rc != MC_OK && rc == MC_OK) {
+        rc = c.rc;
+        *err = c.err;
+    }
+done:
+    if (c_started) {
+        /* intake failed before the end marker: stop the collector via the context */
+        zmq_ctx_shutdown(zctx);
+        pthread_join(cth, NULL);
+    }
+    if (zctx)
+        zmq_ctx_shutdown(zctx); /* wakes the idle workers with ETERM */
+    for (int i = 0; ws && i < e->workers; i++)
+        if (ws[i].started) {
+            pthread_join(ws[i].th, NULL);
+            if (ws[i].w.rc != MC_OK && rc == MC_OK) {
+                rc = ws[i].w.rc;
+                *err = ws[i].w.err;
+            }
+        }
+    if (st) {
+        memset(st, 0, sizeof *st);
+        st->orders = c.written;
+        st->issued = c.issued;
+        st->rejected = c.rejected;
+        st->failed = c.failed;
+        st->seconds = (double)(now_ns() - c.t_start) / 1e9;
+        st->p50_ms = hist_quantile(&c, 0.50);
+        st->p99_ms = hist_quantile(&c, 0.99);
+        st->workers = e->workers;
+    }
+    fflush(results);
+    if (c.router)
+        zmq_close(c.router);
+    if (c.pull)
+        zmq_close(c.pull);
+    if (in.push_orders)
+        zmq_close(in.push_orders);
+    if (in.push_results)
+        zmq_close(in.push_results);
+    if (zctx)
+        zmq_ctx_term(zctx);
+    mc_store_close(c.store);
+    while (c.waiters) {
+        waiter *w = c.waiters;
+        c.waiters = w->next;
+        free(w->id);
+        free(w);
+    }
+    free(c.inflight);
+    free(c.seen);
+    free(ws);
+    msgpack_zone_destroy(&c.zone);
+    mc_arena_free(&c.arena);
+    msgpack_sbuffer_destroy(&c.sbuf);
+    msgpack_sbuffer_destroy(&in.sbuf);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * mc_config: the engine's configuration file (YAML, two levels: section.key), written by
+ * `mailca init` and read by every command. Relative paths resolve against the file's folder.
+ * One table in config.c declares every key with its default, so validation and docs agree.
+ * The HSM PIN is never in this file: it comes from the file named by hsm.pin_file (mode 0600) or
+ * the environment variable named by hsm.pin_env.
+ */
+#ifndef MAILCA_CONFIG_H
+#define MAILCA_CONFIG_H
+
+#include "mailca/err.h"
+
+#include <stddef.h>
+
+#define MC_PATH_MAX 512
+#define MC_URL_MAX 256
+
+typedef struct mc_config {
+    char dir[MC_PATH_MAX]; /* folder of the config file */
+    /* hsm */
+    char hsm_module[MC_PATH_MAX];
+    char hsm_key[MC_PATH_MAX]; /* pkcs11: URI of the issuing key */
+    char hsm_pin_file[MC_PATH_MAX];
+    char hsm_pin_env[64];
+    char softhsm2_conf[MC_PATH_MAX]; /* exported as SOFTHSM2_CONF when set */
+    /* ca */
+    char ca_certificate[MC_PATH_MAX]; /* issuing CA certificate (PEM) */
+    char ca_root[MC_PATH_MAX];        /* root certificate (PEM) */
+    char ca_signature[32];            /* mc_sigalg name, "" = default for the key */
+    char ca_crl_url[MC_URL_MAX];
+    char ca_ocsp_url[MC_URL_MAX];
+    char ca_issuers_url[MC_URL_MAX];
+    char ca_cps_url[MC_URL_MAX];
+    /* store */
+    char store_sqlite[MC_PATH_MAX];
+    /* engine */
+    char profiles[MC_PATH_MAX];
+    int workers;    /* 0 = one per core */
+    int batch;      /* orders per worker batch (one intent transaction) */
+    int pin_cores;  /* pin worker threads to cores */
+} mc_config;
+
+/* Fills defaults, then reads path. Unknown sections/keys and bad values are errors naming
+ * file:line. */
+mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err);
+
+/* Defaults only (dir = "."). */
+void mc_config_defaults(mc_config *c);
+
+/* Writes the config as YAML to path (mode 0644). */
+mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err);
+
+/* Reads the PIN: from the environment variable hsm_pin_env when set and present, else from
+ * hsm_pin_file, which must not be readable by group or others. Trailing newline stripped.
+ * The caller wipes pin (OPENSSL_cleanse) after use. */
+mc_err mc_config_read_pin(const mc_config *c, char *pin, size_t cap, mc_errdetail *err);
+
+/* Exports SOFTHSM2_CONF when the config names one (before the module is loaded). */
+void mc_config_apply_env(const mc_config *c);
+
+#endif

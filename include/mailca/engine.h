@@ -1,0 +1,55 @@
+/*
+ * mc_engine: the pipeline, the same for `mailca batch`, the bench harness and (later) the daemon.
+ *
+ *   intake (calling thread) --PUSH--> workers (threads pinned to cores) --PUSH--> collector
+ *        |                              ^   DEALER/ROUTER: intents, before signing  |
+ *        +----------- rejections -------------------------------------------------->+
+ *
+ * The collector owns storage (SQLite) and the results stream: it records each batch's intents
+ * before the worker may sign, records the certificates after, and only then writes results.
+ * Every order that enters yields exactly one result.
+ */
+#ifndef MAILCA_ENGINE_H
+#define MAILCA_ENGINE_H
+
+#include "mailca/config.h"
+#include "mailca/err.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct mc_engine mc_engine;
+
+typedef struct mc_engine_opts {
+    int workers;  /* 0: from the config, else one per core */
+    int batch;    /* 0: from the config */
+    int no_lint;  /* bench only: measure the cost of inline lint */
+    int progress; /* 1: progress line on stderr when it is a terminal */
+} mc_engine_opts;
+
+typedef struct mc_run_stats {
+    uint64_t orders, issued, rejected, failed;
+    double seconds;        /* first order read to last result written */
+    double p50_ms, p99_ms; /* per-order latency, intake to result */
+    int workers;
+} mc_run_stats;
+
+/* Loads the issuer certificate, the profiles, fetches digests and opens the HSM (PIN from the
+ * configured file or environment). Caller frees with mc_engine_close. */
+mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engine **out,
+                      mc_errdetail *err);
+void mc_engine_close(mc_engine *e);
+
+/* Runs one batch: orders is a stream of msgpack maps, results receives one msgpack map per
+ * order. orders_size (bytes, 0 if unknown) feeds the ETA. */
+mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
+                     mc_run_stats *st, mc_errdetail *err);
+
+/* Intents recorded by an earlier run that never got a certificate (for the start-up report). */
+mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err);
+
+/* The HSM and issuer the engine uses (bench baseline). */
+struct mc_hsm *mc_engine_hsm(mc_engine *e);
+int mc_engine_sigalg(const mc_engine *e);
+
+#endif

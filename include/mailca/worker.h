@@ -1,0 +1,41 @@
+/*
+ * mc_worker: what runs on a worker thread. It pulls orders, builds and lints each TBS from the
+ * compiled profile, has the collector record the intents of the batch, signs through its own
+ * PKCS#11 session and pushes the results. It shares nothing mutable with other threads: all it
+ * reads of the engine is immutable after start, and it talks only through its three sockets, so
+ * the same code can run in a separate process over ipc://.
+ */
+#ifndef MAILCA_WORKER_H
+#define MAILCA_WORKER_H
+
+#include "mailca/crypto.h"
+#include "mailca/err.h"
+#include "mailca/hsm.h"
+#include "mailca/issuer.h"
+#include "mailca/profile.h"
+
+typedef struct mc_worker_shared {
+    const mc_profile_set *profiles;
+    const mc_issuer *issuer;
+    const mc_digests *digests;
+    mc_hsm *hsm;
+    void *zctx;               /* ZeroMQ context */
+    const char *ep_orders;    /* PULL from here */
+    const char *ep_intents;   /* DEALER to here */
+    const char *ep_results;   /* PUSH to here */
+    int batch;                /* orders per batch (one intent transaction) */
+    int lint;                 /* 0 only in the bench's lint-cost comparison */
+} mc_worker_shared;
+
+typedef struct mc_worker {
+    const mc_worker_shared *sh;
+    int index;
+    int cpu;       /* core to pin to, -1 for none */
+    mc_err rc;     /* why the worker stopped, MC_OK on a normal shutdown */
+    mc_errdetail err;
+} mc_worker;
+
+/* Thread entry (arg: mc_worker*). Returns when the ZeroMQ context is shut down. */
+void *mc_worker_main(void *arg);
+
+#endif

@@ -1,0 +1,499 @@
+/*
+ * The worker thread: pull a batch of orders, build + lint each TBS, have the collector record the
+ * batch's intents (one transaction) before anything is signed, sign each TBS on this worker's own
+ * PKCS#11 session, push the results. Per-order memory comes from the worker's arena and
+ * msgpack zone, both reset after each batch: no malloc per certificate.
+ */
+#include "mailca/worker.h"
+
+#include "mailca/lint.h"
+#include "mailca/order.h"
+#include "mailca/result.h"
+#include "mailca/tbs.h"
+#include "mailca/wire.h"
+#include "mailca/x509.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+typedef struct item {
+    zmq_msg_t msg;
+    int have_msg;
+    uint64_t seq, t0;
+    mc_order order;
+    const mc_profile *prof;
+    int ok;     /* passed every check: has an intent */
+    int action; /* collector verdict */
+    mc_errdetail err;
+    mc_status status;
+    uint8_t serial[MC_SERIAL_LEN];
+    uint8_t *tbs;
+    size_t tbs_len;
+    uint8_t tbs_hash[32];
+    int64_t nb, na;
+    const char *warnings;
+    mc_wire_intent wi;
+    /* result */
+    const uint8_t *res_serial;
+    size_t res_serial_len;
+    uint8_t *cert;
+    size_t cert_len;
+} item;
+
+typedef struct wctx {
+    mc_worker *w;
+    const mc_worker_shared *sh;
+    void *pull, *dealer, *push;
+    mc_hsm_session *sess;
+    EVP_MD_CTX *md;
+    mc_arena arena;
+    msgpack_zone zone;
+    msgpack_sbuffer sbuf;
+    item *items;
+} wctx;
+
+static const char *arena_strdup(mc_arena *a, const char *p, size_t n)
+{
+    char *s = mc_arena_alloc(a, n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+/* Appends s as a JSON string body (escaped) to buf; returns the new length or cap on overflow. */
+static size_t json_str(char *buf, size_t o, size_t cap, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n && o + 7 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", c);
+        } else {
+            buf[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+static const char *method_name(mc_vmethod m)
+{
+    switch (m) {
+    case MC_VM_DOMAIN: return "3.2.2.1";
+    case MC_VM_EMAIL: return "3.2.2.2";
+    case MC_VM_SMTP: return "3.2.2.3";
+    case MC_VM_ACME: return "3.2.2.4";
+    }
+    return "?";
+}
+
+/* The validation evidence, recorded with the intent (provenance for incident response). */
+static const char *evidence_json(mc_arena *a, const mc_order *o)
+{
+    size_t cap = 256 + o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96);
+    char *buf = mc_arena_alloc(a, cap);
+    if (!buf)
+        return NULL;
+    size_t n = 0;
+    buf[n++] = '[';
+    for (size_t i = 0; i < o->n_mailboxes; i++) {
+        const mc_mailbox *m = &o->mailboxes[i];
+        n += (size_t)snprintf(buf + n, cap - n, "%s{\"address\":\"", i ? "," : "");
+        n = json_str(buf, n, cap, m->address.p, m->address.len);
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "\",\"method\":\"%s\",\"validated_at\":%lld,\"reference\":\"",
+                              method_name(m->method), (long long)m->validated_at);
+        n = json_str(buf, n, cap, m->reference.p, m->reference.len);
+        n += (size_t)snprintf(buf + n, cap - n, "\"}");
+    }
+    snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+static const char *mailbox_list(mc_arena *a, const mc_order *o)
+{
+    size_t cap = o->n_mailboxes * (MC_MAILBOX_MAX + 1) + 1;
+    char *buf = mc_arena_alloc(a, cap), *p = buf;
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < o->n_mailboxes; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, o->mailboxes[i].address.p, o->mailboxes[i].address.len);
+        p += o->mailboxes[i].address.len;
+    }
+    *p = '\0';
+    return buf;
+}
+
+/* Decode, check, build and lint one order. On failure it->err says why. */
+static void prepare(wctx *c, item *it, int64_t now)
+{
+    const mc_worker_shared *sh = c->sh;
+    mc_errdetail *err = &it->err;
+    msgpack_object top;
+    size_t off = 0;
+    it->status = MC_STATUS_REJECTED;
+    if (msgpack_unpack(zmq_msg_data(&it->msg), zmq_msg_size(&it->msg), &off, &c->zone, &top) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        top.type != MSGPACK_OBJECT_ARRAY || top.via.array.size != 3 ||
+        top.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        top.via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        it->status = MC_STATUS_FAILED;
+        mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "malformed work item from intake");
+        return;
+    }
+    it->seq = top.via.array.ptr[0].via.u64;
+    it->t0 = top.via.array.ptr[1].via.u64;
+    if (mc_order_decode(&top.via.array.ptr[2], &it->order, err) != MC_OK)
+        return;
+    if (mc_order_check_csr(&it->order, sh->digests, err) != MC_OK)
+        return;
+    it->prof = mc_profile_set_find(sh->profiles, it->order.profile.p, it->order.profile.len);
+    if (!it->prof) {
+        mc_err_set(err, MC_ERR_INVALID, "profile", "orders.md", "unknown profile '%.*s'",
+                   (int)it->order.profile.len, it->order.profile.p);
+        return;
+    }
+    if (mc_profile_check_order(it->prof, &it->order, now, err) != MC_OK)
+        return;
+    if (mc_serial_generate(it->serial) != MC_OK) {
+        it->status = MC_STATUS_FAILED;
+        mc_err_set(err, MC_ERR_IO, "serial", NULL, "the OS CSPRNG failed");
+        return;
+    }
+    it->tbs = mc_arena_alloc(&c->arena, MC_TBS_MAX);
+    if (!it->tbs || mc_tbs_build(it->prof, &it->order, it->serial, MC_SERIAL_LEN, now,
+                                 sh->digests, c->md, it->tbs, MC_TBS_MAX, &it->tbs_len,
+                                 err) != MC_OK) {
+        if (!it->tbs)
+            mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+        return;
+    }
+    /* Lint exactly the bytes that will be signed (DESIGN.md, lessons). */
+    mc_x509 x;
+    if (mc_x509_parse_tbs(it->tbs, it->tbs_len, &x, err) != MC_OK) {
+        it->status = MC_STATUS_FAILED; /* we built something we cannot parse: a bug */
+        return;
+    }
+    it->nb = x.nb;
+    it->na = x.na;
+    it->warnings = "";
+    if (sh->lint) {
+        mc_lint_result lr;
+        mc_lint_ctx lc = {.profile = it->prof, .issuer = sh->issuer, .now = now};
+        mc_lint_run(&x, &lc, &lr);
+        if (lr.errors) {
+            for (size_t i = 0; i < lr.n; i++)
+                if (lr.f[i].lint->severity == MC_LINT_ERROR) {
+                    mc_err_set(err, MC_ERR_LINT, "certificate", lr.f[i].lint->id, "%s: %s",
+                               lr.f[i].lint->section, lr.f[i].detail);
+                    break;
+                }
+            return;
+        }
+        if (lr.warnings) {
+            char *wbuf = mc_arena_alloc(&c->arena, 1024);
+            if (wbuf)
+                it->warnings = mc_lint_warning_ids(&lr, wbuf, 1024);
+        }
+    }
+    unsigned hl = 0;
+    if (mc_digest(c->md, sh->digests->sha256, it->tbs, it->tbs_len, it->tbs_hash, &hl) != MC_OK) {
+        it->status = MC_STATUS_FAILED;
+        mc_crypto_err(err, "tbs", "SHA-256");
+        return;
+    }
+    mc_intent *in = &it->wi.in;
+    memset(&it->wi, 0, sizeof it->wi);
+    it->wi.seq = it->seq;
+    it->wi.t0 = it->t0;
+    in->order_id = arena_strdup(&c->arena, it->order.id.p, it->order.id.len);
+    in->account = arena_strdup(&c->arena, it->order.account.p, it->order.account.len);
+    in->profile = it->prof->name;
+    in->profile_hash = it->prof->hash;
+    in->serial = it->serial;
+    in->serial_len = MC_SERIAL_LEN;
+    in->tbs = it->tbs;
+    in->tbs_len = it->tbs_len;
+    in->tbs_hash = it->tbs_hash;
+    in->not_before = it->nb;
+    in->not_after = it->na;
+    in->mailboxes = mailbox_list(&c->arena, &it->order);
+    in->evidence = evidence_json(&c->arena, &it->order);
+    in->lint_warnings = it->warnings;
+    if (!in->order_id || !in->account || !in->mailboxes || !in->evidence) {
+        it->status = MC_STATUS_FAILED;
+        mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+        return;
+    }
+    it->ok = 1;
+}
+
+/* Signs one TBS on this worker's session; a dead session is reopened once and the same TBS
+ * re-signed (same serial: never two certificates for one serial). */
+static void sign_one(wctx *c, item *it, const uint8_t *tbs, size_t tbs_len)
+{
+    const mc_worker_shared *sh = c->sh;
+    mc_sigalg alg = sh->issuer->sigalg;
+    uint8_t md[EVP_MAX_MD_SIZE], sig[1024];
+    const uint8_t *in = tbs;
+    size_t inlen = tbs_len, siglen;
+    const EVP_MD *dg = mc_digests_for_sigalg(sh->digests, alg);
+    it->status = MC_STATUS_FAILED;
+    if (dg) {
+        unsigned n = 0;
+        if (mc_digest(c->md, dg, tbs, tbs_len, md, &n) != MC_OK) {
+            mc_crypto_err(&it->err, "tbs", "digest");
+            return;
+        }
+        in = md;
+        inlen = n;
+    }
+    mc_err rc = MC_ERR_HSM_SESSION;
+    for (int attempt = 0; attempt < 2 && rc == MC_ERR_HSM_SESSION; attempt++) {
+        if (!c->sess && mc_hsm_session_open(sh->hsm, &c->sess, &it->err) != MC_OK)
+            return;
+        siglen = sizeof sig;
+        rc = mc_hsm_sign(c->sess, alg, in, inlen, sig, &siglen, &it->err);
+        if (rc == MC_ERR_HSM_SESSION) {
+            mc_hsm_session_close(c->sess);
+            c->sess = NULL;
+        }
+    }
+    if (rc != MC_OK)
+        return;
+    it->cert = mc_arena_alloc(&c->arena, MC_CERT_MAX);
+    if (!it->cert ||
+        mc_cert_assemble(tbs, tbs_len, alg, sig, siglen, it->cert, MC_CERT_MAX, &it->cert_len)) {
+        mc_err_set(&it->err, MC_ERR_INTERNAL, "certificate", NULL, "assembly failed");
+        return;
+    }
+    it->status = MC_STATUS_ISSUED;
+}
+
+static mc_err send_buf(void *sock, const msgpack_sbuffer *b)
+{
+    while (zmq_send(sock, b->data, b->size, 0) < 0) {
+        if (errno != EINTR)
+            return MC_ERR_ZMQ;
+    }
+    return MC_OK;
+}
+
+/* Records the intents of the batch through the collector and reads back its verdicts. */
+static mc_err record_intents(wctx *c, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += c->items[i].ok;
+    if (!k)
+        return MC_OK;
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&c->sbuf);
+    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, k);
+    for (size_t i = 0; i < n; i++)
+        if (c->items[i].ok)
+            mc_wire_pack_intent(&pk, &c->items[i].wi);
+    if (send_buf(c->dealer, &c->sbuf) != MC_OK)
+        return MC_ERR_ZMQ;
+    zmq_msg_t reply;
+    zmq_msg_init(&reply);
+    mc_err rc = MC_OK;
+    while (zmq_msg_recv(&reply, c->dealer, 0) < 0) {
+        if (errno != EINTR) {
+            rc = MC_ERR_ZMQ;
+            goto done;
+        }
+    }
+    msgpack_object v;
+    size_t off = 0;
+    if (msgpack_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply), &off, &c->zone, &v) !=
+            MSGPACK_UNPACK_SUCCESS ||
+        v.type != MSGPACK_OBJECT_ARRAY || v.via.array.size != k) {
+        rc = MC_ERR_INTERNAL;
+        goto done;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        if (!it->ok)
+            continue;
+        mc_wire_verdict vd;
+        if (mc_wire_unpack_verdict(&v.via.array.ptr[j++], &vd) != MC_OK) {
+            rc = MC_ERR_INTERNAL;
+            goto done;
+        }
+        it->action = vd.action;
+        it->res_serial = it->serial;
+        it->res_serial_len = MC_SERIAL_LEN;
+        if (vd.action == MC_WIRE_SIGN) {
+            sign_one(c, it, it->tbs, it->tbs_len);
+        } else if (vd.action == MC_WIRE_RESUME) {
+            /* zone memory stays valid until the batch ends */
+            it->res_serial = vd.serial;
+            it->res_serial_len = vd.serial_len;
+            sign_one(c, it, vd.tbs, vd.tbs_len);
+        } else if (vd.action == MC_WIRE_FAIL) {
+            it->status = MC_STATUS_FAILED;
+            mc_err_set(&it->err, MC_ERR_STORE, NULL, NULL,
+                       "the intent could not be recorded; nothing was signed");
+        }
+    }
+done:
+    zmq_msg_close(&reply);
+    return rc;
+}
+
+static mc_err push_results(wctx *c, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += !(c->items[i].ok && c->items[i].action == MC_WIRE_SKIP);
+    if (!k)
+        return MC_OK;
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&c->sbuf);
+    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, k);
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        if (it->ok && it->action == MC_WIRE_SKIP)
+            continue;
+        mc_wire_result wr = {.t0 = it->t0};
+        wr.r.seq = it->seq;
+        wr.r.order_id = it->order.id.p;
+        wr.r.order_id_len = it->order.id.len;
+        wr.r.status = it->status;
+        if (it->status == MC_STATUS_ISSUED) {
+            wr.r.serial = it->res_serial;
+            wr.r.serial_len = it->res_serial_len;
+            wr.r.cert = it->cert;
+            wr.r.cert_len = it->cert_len;
+            wr.r.warnings = it->warnings;
+        } else {
+            wr.r.error = it->err;
+        }
+        mc_wire_pack_result(&pk, &wr);
+    }
+    return send_buf(c->push, &c->sbuf);
+}
+
+static void *open_socket(wctx *c, int type, const char *ep)
+{
+    void *s = zmq_socket(c->sh->zctx, type);
+    int zero = 0, hwm = c->sh->batch * 4;
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    if (type == ZMQ_PULL)
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_connect(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void *mc_worker_main(void *arg)
+{
+    mc_worker *w = arg;
+    wctx c = {.w = w, .sh = w->sh};
+    const mc_worker_shared *sh = w->sh;
+    size_t batch = (size_t)sh->batch;
+    int zone_ok = 0;
+    w->rc = MC_OK;
+    mc_err_clear(&w->err);
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+    }
+    msgpack_sbuffer_init(&c.sbuf);
+    c.items = calloc(batch, sizeof *c.items);
+    c.md = EVP_MD_CTX_new();
+    zone_ok = msgpack_zone_init(&c.zone, 64 * 1024);
+    if (!c.items || !c.md || !zone_ok ||
+        mc_arena_init(&c.arena, batch * (MC_TBS_MAX + MC_CERT_MAX + 16384) + 65536) != MC_OK) {
+        w->rc = mc_err_set(&w->err, MC_ERR_NOMEM, NULL, NULL, "worker %d: out of memory",
+                           w->index);
+        goto done;
+    }
+    c.pull = open_socket(&c, ZMQ_PULL, sh->ep_orders);
+    c.dealer = open_socket(&c, ZMQ_DEALER, sh->ep_intents);
+    c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);
+    if (!c.pull || !c.dealer || !c.push) {
+        w->rc = mc_err_set(&w->err, MC_ERR_ZMQ, NULL, NULL, "worker %d: socket: %s", w->index,
+                           zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    if ((w->rc = mc_hsm_session_open(sh->hsm, &c.sess, &w->err)) != MC_OK)
+        goto done;
+
+    for (;;) {
+        size_t n = 0;
+        zmq_msg_init(&c.items[0].msg);
+        if (zmq_msg_recv(&c.items[0].msg, c.pull, 0) < 0) {
+            zmq_msg_close(&c.items[0].msg);
+            if (errno == EINTR)
+                continue;
+            break; /* ETERM: the engine is shutting down */
+        }
+        n = 1;
+        while (n < batch) {
+            zmq_msg_init(&c.items[n].msg);
+            if (zmq_msg_recv(&c.items[n].msg, c.pull, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&c.items[n].msg);
+                break;
+            }
+            n++;
+        }
+        int64_t now = (int64_t)time(NULL);
+        for (size_t i = 0; i < n; i++) {
+            item *it = &c.items[i];
+            zmq_msg_t keep = it->msg;
+            memset(it, 0, sizeof *it);
+            it->msg = keep;
+            prepare(&c, it, now);
+        }
+        mc_err rc = record_intents(&c, n);
+        if (rc == MC_OK)
+            rc = push_results(&c, n);
+        for (size_t i = 0; i < n; i++)
+            zmq_msg_close(&c.items[i].msg);
+        mc_arena_reset(&c.arena);
+        msgpack_zone_clear(&c.zone);
+        if (rc != MC_OK) {
+            if (zmq_errno() != ETERM)
+                w->rc = mc_err_set(&w->err, rc, NULL, NULL, "worker %d: %s", w->index,
+                                   zmq_strerror(zmq_errno()));
+            break;
+        }
+    }
+done:
+    mc_hsm_session_close(c.sess);
+    if (c.pull)
+        zmq_close(c.pull);
+    if (c.dealer)
+        zmq_close(c.dealer);
+    if (c.push)
+        zmq_close(c.push);
+    if (zone_ok)
+        msgpack_zone_destroy(&c.zone);
+    msgpack_sbuffer_destroy(&c.sbuf);
+    mc_arena_free(&c.arena);
+    EVP_MD_CTX_free(c.md);
+    free(c.items);
+    return NULL;
+}
