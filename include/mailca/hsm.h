@@ -1,14 +1,26 @@
 /*
  * mc_hsm: the PKCS#11 layer. A loaded module with one logged-in token and the issuing key found by
- * an RFC 7512 `pkcs11:` URI; each worker opens its own mc_hsm_session (no lock on the signing path).
+ * an RFC 7512 `pkcs11:` URI; each worker opens its own mc_hsm_session (no lock on the signing
+ * path).
  *
  * Why raw PKCS#11 rather than libp11's API: libp11 0.4.12 hides CK_SESSION_HANDLE and serialises
  * its own session use, while the hot path needs one session per worker calling C_Sign directly.
  * So we dlopen the module and use its CK_FUNCTION_LIST (header from p11-kit).
  *
  * Login state belongs to the token: mc_hsm_open logs in once on its own session and keeps that
- * session open for the life of the mc_hsm, so worker sessions are logged in too.
+ * session open for the life of the mc_hsm, so worker sessions are logged in too. Consequences:
+ * - a second mc_hsm on a token this process is already logged in to gets
+ *   CKR_USER_ALREADY_LOGGED_IN, which is accepted: PKCS#11 cannot check its PIN then;
+ * - mc_hsm_close never calls C_Logout (it would log out the other mc_hsm on the token);
+ * - if every session of the token is closed behind our back (C_CloseAllSessions, token reset),
+ *   signing returns MC_ERR_HSM_SESSION and mc_hsm_session_open says CKR_USER_NOT_LOGGED_IN:
+ *   the owner closes and reopens the mc_hsm (it holds no PIN to log in again).
  * The PIN is taken as a buffer that the caller wipes; mc_hsm never logs it or keeps it.
+ *
+ * Modules are refcounted per path in a static table (open/close take its mutex; signing takes no
+ * lock): C_Initialize runs at the first open, C_Finalize at the last close, and a module some
+ * other code in the process initialised (CKR_CRYPTOKI_ALREADY_INITIALIZED) is never finalised.
+ * SoftHSM2 reads SOFTHSM2_CONF at C_Initialize.
  */
 #ifndef MAILCA_HSM_H
 #define MAILCA_HSM_H
@@ -26,11 +38,16 @@ typedef struct mc_hsm_config {
     const char *module;  /* path to the PKCS#11 module (.so) */
     const char *key_uri; /* pkcs11: URI naming token and private key (token= or serial=, object=
                             and/or id=); module-path in the URI is used when module is NULL */
-    const char *pin;     /* user PIN, NUL-terminated; not retained */
+    const char *pin;     /* user PIN, NUL-terminated; not retained. When NULL, the URI's
+                            pin-source file (first line) is read instead. pin-value in the URI
+                            is refused. */
 } mc_hsm_config;
 
-/* Loads the module, C_Initialize (OS locking), finds the token by URI, logs in once, finds the
- * private key and reads its public key. Caller frees with mc_hsm_close. */
+/* Loads the module, C_Initialize (OS locking), finds the one initialised token matching the URI
+ * (token/serial/manufacturer/model; never by slot id), logs in once, finds exactly one
+ * CKO_PRIVATE_KEY by object and/or id, reads its public key (the CKO_PUBLIC_KEY with the same
+ * id) and checks the pair with one test signature. Errors name the token/key or the CKR_ code and
+ * the call ("C_Login: CKR_PIN_INCORRECT"). Caller frees with mc_hsm_close. */
 mc_err mc_hsm_open(const mc_hsm_config *cfg, mc_hsm **out, mc_errdetail *err);
 void mc_hsm_close(mc_hsm *h);
 
@@ -49,8 +66,8 @@ void mc_hsm_session_close(mc_hsm_session *s);
  * RSA PKCS#1 v1.5 builds the DigestInfo itself (CKM_RSA_PKCS); PSS uses CKM_RSA_PKCS_PSS with
  * the parameters that match the algid (salt = hash length). Returns MC_ERR_HSM / _SESSION /
  * _FATAL by the CKR_ class (see mc_hsm_rv_class). Not thread-safe per session. */
-mc_err mc_hsm_sign(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen,
-                   uint8_t *sig, size_t *siglen, mc_errdetail *err);
+mc_err mc_hsm_sign(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen, uint8_t *sig,
+                   size_t *siglen, mc_errdetail *err);
 
 /* Raw C_Sign on a digest-sized input, without conversions: the benchmark's baseline. */
 mc_err mc_hsm_sign_raw(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen,
@@ -64,13 +81,15 @@ const char *mc_hsm_rv_name(unsigned long rv);
 /* ---- provisioning (mailca init, tests) ---- */
 
 /* Initialises a token in the first free slot of the module with label, SO PIN and user PIN
- * (C_InitToken + C_InitPIN). */
+ * (C_InitToken + C_InitPIN). Refuses a label another token already has (tokens are found by
+ * label). */
 mc_err mc_hsm_token_init(const char *module, const char *label, const char *so_pin,
                          const char *user_pin, mc_errdetail *err);
 
 /* Generates a key pair inside the token named by the URI's token= (CKA_TOKEN, CKA_PRIVATE,
  * CKA_SENSITIVE true, CKA_EXTRACTABLE false) with label and id. kt: MC_KEY_P256, MC_KEY_P384,
- * MC_KEY_RSA (rsa_bits >= 2048) or MC_KEY_ED25519. */
+ * MC_KEY_RSA (rsa_bits >= 2048, exponent 65537) or MC_KEY_ED25519. Refuses a label or id a
+ * private key on the token already has (keys are found by them). */
 mc_err mc_hsm_keygen(const char *module, const char *token_label, const char *pin, mc_keytype kt,
                      unsigned rsa_bits, const char *label, const uint8_t *id, size_t idlen,
                      mc_errdetail *err);
