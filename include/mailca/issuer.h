@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 typedef struct mc_issuer {
-    uint8_t *cert;   /* Certificate DER (malloc'd) */
+    uint8_t *cert; /* Certificate DER (malloc'd) */
     size_t cert_len;
     mc_bytes name;   /* the subject Name TLV, pointing into cert */
     uint8_t ski[64]; /* subjectKeyIdentifier value */
@@ -23,8 +23,11 @@ typedef struct mc_issuer {
     mc_sigalg sigalg; /* how certificates under this CA are signed */
 } mc_issuer;
 
-/* Reads a PEM (or DER) certificate file. sigalg must fit the key (MC_SIG_NONE picks the default:
- * ECDSA with the curve's hash, RSA PKCS#1 v1.5 SHA-256, Ed25519). Free with mc_issuer_free. */
+/* Reads a PEM (first CERTIFICATE block) or DER certificate file. sigalg must fit the key
+ * (MC_SIG_NONE picks the default: ECDSA with the curve's hash, RSA PKCS#1 v1.5 SHA-256, Ed25519).
+ * Refuses a certificate that is not a CA, has no subjectKeyIdentifier (SBR 7.1.2.3(g)) or a key
+ * outside SBR 7.1.3.1; errors name the config keys "ca.certificate" / "ca.signature".
+ * The caller frees *out with mc_issuer_free (also safe after a failed load). */
 mc_err mc_issuer_load(const char *path, mc_sigalg sigalg, mc_issuer *out, mc_errdetail *err);
 /* Same from DER bytes (copied). */
 mc_err mc_issuer_from_der(const uint8_t *der, size_t len, mc_sigalg sigalg, mc_issuer *out,

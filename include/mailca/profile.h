@@ -41,14 +41,14 @@ typedef struct mc_profile {
     uint8_t hash[32]; /* SHA-256 of the file as read: recorded with each certificate */
     mc_certtype type;
     mc_generation generation;
-    int lint_only;             /* legacy: may be loaded for linting, never issues (SBR 1.2.1) */
-    int64_t validity;          /* notAfter - notBefore in seconds (<= 825 days - 1 s) */
-    int64_t backdate;          /* notBefore = now - backdate */
-    unsigned keytypes;         /* bit (1 << mc_keytype) per allowed subscriber key type */
-    unsigned usages;           /* bit (1 << mc_usage) per allowed usage */
-    int cn_mailbox;            /* commonName = first mailbox (when it fits 64 chars) */
-    int email_attr;            /* subject emailAddress = first mailbox */
-    const mc_issuer *issuer;   /* not owned */
+    int lint_only;           /* legacy: may be loaded for linting, never issues (SBR 1.2.1) */
+    int64_t validity;        /* notAfter - notBefore in seconds (<= 825 days - 1 s) */
+    int64_t backdate;        /* notBefore = now - backdate */
+    unsigned keytypes;       /* bit (1 << mc_keytype) per allowed subscriber key type */
+    unsigned usages;         /* bit (1 << mc_usage) per allowed usage */
+    int cn_mailbox;          /* commonName = first mailbox (when it fits 64 chars) */
+    int email_attr;          /* subject emailAddress = first mailbox */
+    const mc_issuer *issuer; /* not owned */
     /* Compiled fragments (owned): extensions that do not depend on the order, in order. */
     uint8_t *ext_const;
     size_t ext_const_len;
@@ -56,13 +56,18 @@ typedef struct mc_profile {
     size_t ext_eku_len;
 } mc_profile;
 
-/* Loads and compiles one profile file against an issuer and the CA's URLs. On a bad profile,
- * err->field is "file:line" and err->rule the SBR section. Free with mc_profile_free. */
+/* Loads and compiles one profile file (format: docs/profiles.md) against an issuer and the CA's
+ * URLs. On a bad profile, err->field is "file:line" (the file's base name) and err->rule the SBR
+ * section: MC_ERR_PROFILE, or MC_ERR_UNSUPPORTED for a type other than mailbox (not supported
+ * yet). A bad URL is MC_ERR_CONFIG with field "ca.crl_url", "ca.ocsp_url", "ca.issuers_url" or
+ * "ca.cps_url" (the config keys). NULL or "" URLs are absent. iss must outlive the profile.
+ * The caller owns *out and frees it with mc_profile_free. */
 mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
                        mc_profile **out, mc_errdetail *err);
 void mc_profile_free(mc_profile *p);
 
-/* The profiles of a directory (every *.yaml), looked up by name. */
+/* The profiles of a directory (every *.yaml, loaded in name order; two files with one profile
+ * name are an error), looked up by name. Free with mc_profile_set_free. */
 typedef struct mc_profile_set {
     mc_profile **v;
     size_t n;
@@ -74,7 +79,10 @@ const mc_profile *mc_profile_set_find(const mc_profile_set *set, const char *nam
 void mc_profile_set_free(mc_profile_set *set);
 
 /* Checks that an order fits the profile: key type, usage, mailbox count (SBR rules the profile
- * encodes), and that the profile may issue at time now (not lint-only). */
+ * encodes), and that the profile may issue at time now (a lint-only legacy profile may not from
+ * MC_PROFILE_LEGACY_END on). Errors: field "profile", "mailboxes", "mailboxes[i].address", "csr"
+ * or "usage", with the SBR rule (or "profile key_types" / "profile usages"). */
+#define MC_PROFILE_LEGACY_END 1752537600 /* 2025-07-15T00:00:00Z, SBR 7.1.6.1 */
 mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
                               mc_errdetail *err);
 

@@ -1,0 +1,1002 @@
+/*
+ * Profiles: a declarative YAML file per certificate type and generation (format: docs/profiles.md),
+ * read with libyaml and compiled once at start into the DER fragments the TBS builder copies
+ * (ext_const, ext_eku). Every key is known and every value checked; a profile or CA URL that could
+ * produce a non-compliant certificate is refused here, naming "file:line" and the SBR section,
+ * so no order can ever reach the hot path with it.
+ */
+#include "mailca/profile.h"
+
+#include "mailca/der.h"
+#include "mailca/tbs.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define PROFILE_FILE_MAX 65536
+#define PROFILE_VALUE_MAX 256
+#define PROFILE_POLICIES_MAX 8
+#define PROFILE_BACKDATE_MAX 3600 /* clock skew allowance, not a way to predate certificates */
+#define EXT_CONST_MAX 4096
+#define URL_MAX 1024
+/* SBR 7.1.6.1: legacy OIDs SHALL NOT be used for new certificates from 2025-07-15 00:00 UTC. */
+#define LEGACY_END MC_PROFILE_LEGACY_END
+
+/* Root keys, one bit each (to find duplicates and missing required keys). */
+enum {
+    K_NAME,
+    K_TYPE,
+    K_GENERATION,
+    K_VALIDITY,
+    K_BACKDATE,
+    K_KEYTYPES,
+    K_USAGES,
+    K_SUBJECT,
+    K_EKU,
+    K_POLICIES,
+    K_CPS,
+    K_CAPS,
+    K_COUNT
+};
+static const char *const key_names[K_COUNT] = {
+    "name",
+    "type",
+    "generation",
+    "validity_days",
+    "backdate",
+    "key_types",
+    "usages",
+    "subject",
+    "extended_key_usages",
+    "certificate_policies",
+    "include_cps",
+    "smime_capabilities",
+};
+#define REQUIRED                                                                                   \
+    ((1u << K_NAME) | (1u << K_TYPE) | (1u << K_GENERATION) | (1u << K_VALIDITY) |                 \
+     (1u << K_KEYTYPES) | (1u << K_USAGES) | (1u << K_SUBJECT) | (1u << K_EKU))
+
+/* Extended key usages the file may name. Refused ones are listed so the error can cite the rule
+ * instead of "unknown". */
+enum { EKU_EMAIL, EKU_CLIENT, EKU_SERVER, EKU_CODE, EKU_TIME, EKU_ANY, EKU_COUNT };
+static const struct {
+    const char *name;
+    int refused; /* SBR 7.1.2.3(f): never present */
+    uint8_t oid[9];
+    size_t len;
+} ekus[EKU_COUNT] = {
+    {"emailProtection", 0, {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04}, 8},
+    {"clientAuth", 0, {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02}, 8},
+    {"serverAuth", 1, {0}, 0},
+    {"codeSigning", 1, {0}, 0},
+    {"timeStamping", 1, {0}, 0},
+    {"anyExtendedKeyUsage", 1, {0}, 0},
+};
+
+/* S/MIME capabilities (RFC 4262, RFC 8551 2.7) with absent parameters. */
+enum { CAP_COUNT = 5 };
+static const struct {
+    const char *name;
+    uint8_t oid[9];
+} caps[CAP_COUNT] = {
+    {"aes256-gcm", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2e}},
+    {"aes128-gcm", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x06}},
+    {"aes256-cbc", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a}},
+    {"aes192-cbc", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x16}},
+    {"aes128-cbc", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02}},
+};
+
+static const mc_keytype profile_keytypes[] = {MC_KEY_RSA, MC_KEY_P256, MC_KEY_P384, MC_KEY_P521,
+                                              MC_KEY_ED25519};
+static const struct {
+    const char *name;
+    mc_usage u;
+} usage_names[] = {
+    {"signing", MC_USAGE_SIGNING},
+    {"key-management", MC_USAGE_KEYMGMT},
+    {"dual", MC_USAGE_DUAL},
+};
+
+/* OIDs of the constant extensions. */
+static const uint8_t OID_CP[] = {0x55, 0x1d, 0x20};
+static const uint8_t OID_CRLDP[] = {0x55, 0x1d, 0x1f};
+static const uint8_t OID_AIA[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
+static const uint8_t OID_AKI[] = {0x55, 0x1d, 0x23};
+static const uint8_t OID_EKU[] = {0x55, 0x1d, 0x25};
+static const uint8_t OID_SMIMECAPS[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f};
+static const uint8_t OID_QT_CPS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x01};
+static const uint8_t OID_AD_OCSP[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01};
+static const uint8_t OID_AD_CAISSUERS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02};
+static const uint8_t OID_CABF_SMIME[] = {0x67, 0x81, 0x0c, 0x01, 0x05}; /* 2.23.140.1.5 */
+static const uint8_t OID_CABF[] = {0x67, 0x81, 0x0c};                   /* 2.23.140 */
+static const uint8_t OID_ANYPOLICY[] = {0x55, 0x1d, 0x20, 0x00};
+
+/* Parser state: the event stream plus what the file said that mc_profile does not keep. */
+typedef struct pstate {
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int have_ev;
+    const char *path;
+    const char *base; /* file name without folders, for err->field */
+    mc_errdetail *err;
+    mc_profile *p;
+    unsigned seen;          /* K_* bits */
+    unsigned line[K_COUNT]; /* line of each key's value */
+    unsigned root_line;
+    int64_t validity_days;
+    unsigned eku; /* EKU_* bits */
+    unsigned eku_line[EKU_COUNT];
+    size_t n_pol;
+    uint8_t pol[PROFILE_POLICIES_MAX][32];
+    size_t pol_len[PROFILE_POLICIES_MAX];
+    int include_cps;
+    unsigned caps;
+    int subject_cn_set, subject_email_set;
+} pstate;
+
+/* Sets err with field "file:line" (the tail of the file name if it does not fit). */
+static mc_err perr(pstate *s, mc_err code, unsigned line, const char *rule, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static mc_err perr(pstate *s, mc_err code, unsigned line, const char *rule, const char *fmt, ...)
+{
+    char field[MC_ERR_FIELD_MAX], suffix[16], msg[MC_ERR_MSG_MAX];
+    snprintf(suffix, sizeof suffix, ":%u", line);
+    size_t bl = strlen(s->base), room = sizeof field - 1 - strlen(suffix);
+    const char *b = bl > room ? s->base + (bl - room) : s->base;
+    snprintf(field, sizeof field, "%s%s", b, suffix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return mc_err_set(s->err, code, field, rule, "%s", msg);
+}
+
+static unsigned ev_line(const pstate *s)
+{
+    return (unsigned)s->ev.start_mark.line + 1;
+}
+
+/* Next event; libyaml's syntax errors and aliases are refused here. */
+static mc_err next(pstate *s)
+{
+    if (s->have_ev) {
+        yaml_event_delete(&s->ev);
+        s->have_ev = 0;
+    }
+    if (!yaml_parser_parse(&s->parser, &s->ev))
+        return perr(s, MC_ERR_PROFILE, (unsigned)s->parser.problem_mark.line + 1, NULL,
+                    "YAML syntax: %s%s%s", s->parser.problem ? s->parser.problem : "error",
+                    s->parser.context ? " " : "", s->parser.context ? s->parser.context : "");
+    s->have_ev = 1;
+    if (s->ev.type == YAML_ALIAS_EVENT)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "YAML aliases are not allowed");
+    return MC_OK;
+}
+
+static mc_err expect(pstate *s, yaml_event_type_t t, const char *what)
+{
+    mc_err rc = next(s);
+    if (rc)
+        return rc;
+    if (s->ev.type != t)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "expected %s", what);
+    return MC_OK;
+}
+
+/* Copies the current scalar event into buf; refuses embedded NULs and overlong values. */
+static mc_err scalar_copy(pstate *s, char *buf, size_t cap)
+{
+    size_t n = s->ev.data.scalar.length;
+    if (n >= cap)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "value longer than %zu bytes", cap - 1);
+    if (memchr(s->ev.data.scalar.value, 0, n))
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "value contains a NUL byte");
+    memcpy(buf, s->ev.data.scalar.value, n);
+    buf[n] = '\0';
+    return MC_OK;
+}
+
+/* Reads a scalar value (the current key's value). */
+static mc_err scalar(pstate *s, char *buf, size_t cap)
+{
+    mc_err rc = next(s);
+    if (rc)
+        return rc;
+    if (s->ev.type != YAML_SCALAR_EVENT)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "expected a single value");
+    return scalar_copy(s, buf, cap);
+}
+
+static mc_err integer(pstate *s, int64_t min, int64_t max, const char *rule, int64_t *out)
+{
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc = scalar(s, v, sizeof v);
+    if (rc)
+        return rc;
+    int64_t x = 0;
+    size_t n = strlen(v);
+    if (n == 0 || n > 9)
+        goto bad;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            goto bad;
+        x = x * 10 + (v[i] - '0');
+    }
+    if (x < min || x > max)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), rule, "%lld is out of range %lld..%lld",
+                    (long long)x, (long long)min, (long long)max);
+    *out = x;
+    return MC_OK;
+bad:
+    return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "'%s' is not a decimal integer", v);
+}
+
+/* Calls item() for each scalar of a sequence value; a duplicate is the item's business. */
+typedef mc_err (*item_fn)(pstate *s, const char *v, unsigned line);
+static mc_err sequence(pstate *s, item_fn item)
+{
+    mc_err rc = expect(s, YAML_SEQUENCE_START_EVENT, "a list");
+    while (!rc) {
+        if ((rc = next(s)))
+            break;
+        if (s->ev.type == YAML_SEQUENCE_END_EVENT)
+            break;
+        if (s->ev.type != YAML_SCALAR_EVENT) {
+            rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "list items must be single values");
+            break;
+        }
+        char v[PROFILE_VALUE_MAX];
+        if ((rc = scalar_copy(s, v, sizeof v)))
+            break;
+        rc = item(s, v, ev_line(s));
+    }
+    return rc;
+}
+
+static mc_err item_keytype(pstate *s, const char *v, unsigned line)
+{
+    for (size_t i = 0; i < sizeof profile_keytypes / sizeof profile_keytypes[0]; i++) {
+        mc_keytype k = profile_keytypes[i];
+        if (strcmp(v, mc_keytype_name(k)) == 0) {
+            if (s->p->keytypes & (1u << k))
+                return perr(s, MC_ERR_PROFILE, line, NULL, "key type '%s' listed twice", v);
+            s->p->keytypes |= 1u << k;
+            return MC_OK;
+        }
+    }
+    /* SBR 6.1.5: only these key families are allowed for subscribers. */
+    return perr(s, MC_ERR_PROFILE, line, "SBR 6.1.5",
+                "unknown key type '%s' (rsa, p256, p384, p521, ed25519)", v);
+}
+
+static mc_err item_usage(pstate *s, const char *v, unsigned line)
+{
+    for (size_t i = 0; i < sizeof usage_names / sizeof usage_names[0]; i++)
+        if (strcmp(v, usage_names[i].name) == 0) {
+            unsigned bit = 1u << usage_names[i].u;
+            if (s->p->usages & bit)
+                return perr(s, MC_ERR_PROFILE, line, NULL, "usage '%s' listed twice", v);
+            s->p->usages |= bit;
+            return MC_OK;
+        }
+    return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.3(e)",
+                "unknown usage '%s' (signing, key-management, dual)", v);
+}
+
+static mc_err item_eku(pstate *s, const char *v, unsigned line)
+{
+    for (int i = 0; i < EKU_COUNT; i++)
+        if (strcmp(v, ekus[i].name) == 0) {
+            /* SBR 7.1.2.3(f): serverAuth, codeSigning, timeStamping, anyEKU SHALL NOT be present */
+            if (ekus[i].refused)
+                return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.3(f)",
+                            "extended key usage %s is not allowed in S/MIME certificates", v);
+            if (s->eku & (1u << i))
+                return perr(s, MC_ERR_PROFILE, line, NULL, "'%s' listed twice", v);
+            s->eku |= 1u << i;
+            s->eku_line[i] = line;
+            return MC_OK;
+        }
+    /* SBR 7.1.2.4: nothing beyond 7.1.2.3 without a documented reason; we know of none. */
+    return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.4",
+                "unknown extended key usage '%s' (emailProtection, clientAuth)", v);
+}
+
+static mc_err item_policy(pstate *s, const char *v, unsigned line)
+{
+    uint8_t oid[32];
+    size_t n = mc_der_oid_encode(v, oid, sizeof oid);
+    if (n == 0)
+        return perr(s, MC_ERR_PROFILE, line, NULL, "'%s' is not a dotted OID", v);
+    /* SBR 7.1.2.3(a): exactly one reserved OID, which the loader adds from type + generation. */
+    if (n >= sizeof OID_CABF_SMIME && memcmp(oid, OID_CABF_SMIME, sizeof OID_CABF_SMIME) == 0)
+        return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.3(a)",
+                    "%s is a reserved S/MIME policy OID; it is added from type and generation", v);
+    /* SBR 7.1.6.4: extra OIDs are the CA's own, documented in its CP/CPS; another CABF policy or
+     * anyPolicy would assert something else. */
+    if ((n >= sizeof OID_CABF && memcmp(oid, OID_CABF, sizeof OID_CABF) == 0) ||
+        (n == sizeof OID_ANYPOLICY && memcmp(oid, OID_ANYPOLICY, n) == 0))
+        return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.6.4",
+                    "%s is not a policy the CA documents for S/MIME certificates", v);
+    for (size_t i = 0; i < s->n_pol; i++)
+        if (s->pol_len[i] == n && memcmp(s->pol[i], oid, n) == 0)
+            return perr(s, MC_ERR_PROFILE, line, NULL, "policy %s listed twice", v);
+    if (s->n_pol == PROFILE_POLICIES_MAX)
+        return perr(s, MC_ERR_PROFILE, line, NULL, "more than %d policies", PROFILE_POLICIES_MAX);
+    memcpy(s->pol[s->n_pol], oid, n);
+    s->pol_len[s->n_pol++] = n;
+    return MC_OK;
+}
+
+static mc_err item_cap(pstate *s, const char *v, unsigned line)
+{
+    for (int i = 0; i < CAP_COUNT; i++)
+        if (strcmp(v, caps[i].name) == 0) {
+            if (s->caps & (1u << i))
+                return perr(s, MC_ERR_PROFILE, line, NULL, "'%s' listed twice", v);
+            s->caps |= 1u << i;
+            return MC_OK;
+        }
+    return perr(s, MC_ERR_PROFILE, line, NULL,
+                "unknown capability '%s' (aes256-gcm, aes128-gcm, aes256-cbc, aes192-cbc, "
+                "aes128-cbc)",
+                v);
+}
+
+/* subject: {common_name: mailbox | none, email_address: mailbox | none} */
+static mc_err subject(pstate *s)
+{
+    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping (common_name, email_address)");
+    while (!rc) {
+        if ((rc = next(s)))
+            break;
+        if (s->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        char k[PROFILE_VALUE_MAX], v[PROFILE_VALUE_MAX];
+        unsigned kl = ev_line(s);
+        if (s->ev.type != YAML_SCALAR_EVENT) {
+            rc = perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
+            break;
+        }
+        if ((rc = scalar_copy(s, k, sizeof k)))
+            break;
+        int *set, *flag;
+        if (strcmp(k, "common_name") == 0) {
+            set = &s->subject_cn_set;
+            flag = &s->p->cn_mailbox;
+        } else if (strcmp(k, "email_address") == 0) {
+            set = &s->subject_email_set;
+            flag = &s->p->email_attr;
+        } else {
+            /* SBR 7.1.4.2.3: a mailbox-validated subject holds nothing else we could fill */
+            rc = perr(s, MC_ERR_PROFILE, kl, NULL,
+                      "unknown key 'subject.%s' (common_name, email_address)", k);
+            break;
+        }
+        if (*set) {
+            rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+            break;
+        }
+        if ((rc = scalar(s, v, sizeof v)))
+            break;
+        if (strcmp(v, "mailbox") == 0)
+            *flag = 1;
+        else if (strcmp(v, "none") == 0)
+            *flag = 0;
+        else {
+            rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "subject.%s is '%s' (mailbox or none)",
+                      k, v);
+            break;
+        }
+        *set = 1;
+    }
+    return rc;
+}
+
+static int name_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= sizeof((mc_profile *)0)->name)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              (i > 0 && (c == '-' || c == '.' || c == '_'))))
+            return 0;
+    }
+    return 1;
+}
+
+/* One root key and its value. */
+static mc_err root_key(pstate *s, int k)
+{
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc;
+    mc_profile *p = s->p;
+    switch (k) {
+    case K_NAME:
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (!name_ok(v))
+            return perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                        "name '%s' must be 1..63 of [a-z0-9._-], starting with a letter or digit",
+                        v);
+        memcpy(p->name, v, strlen(v) + 1);
+        return MC_OK;
+    case K_TYPE:
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (strcmp(v, "mailbox") == 0) {
+            p->type = MC_TYPE_MAILBOX;
+            return MC_OK;
+        }
+        if (strcmp(v, "organization") == 0 || strcmp(v, "sponsor") == 0 ||
+            strcmp(v, "individual") == 0)
+            return perr(s, MC_ERR_UNSUPPORTED, ev_line(s), NULL,
+                        "type %s is not supported yet (mailbox only)", v);
+        return perr(s, MC_ERR_PROFILE, ev_line(s), "SBR 1.2",
+                    "unknown type '%s' (mailbox, organization, sponsor, individual)", v);
+    case K_GENERATION:
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (strcmp(v, "strict") == 0)
+            p->generation = MC_GEN_STRICT;
+        else if (strcmp(v, "multipurpose") == 0)
+            p->generation = MC_GEN_MULTIPURPOSE;
+        else if (strcmp(v, "legacy") == 0)
+            p->generation = MC_GEN_LEGACY;
+        else
+            return perr(s, MC_ERR_PROFILE, ev_line(s), "SBR 1.2",
+                        "unknown generation '%s' (strict, multipurpose, legacy)", v);
+        return MC_OK;
+    case K_VALIDITY:
+        /* the generation-dependent maximum is checked once the whole file is read */
+        return integer(s, 1, 100000, "SBR 6.3.2", &s->validity_days);
+    case K_BACKDATE:
+        return integer(s, 0, PROFILE_BACKDATE_MAX, NULL, &p->backdate);
+    case K_KEYTYPES:
+        return sequence(s, item_keytype);
+    case K_USAGES:
+        return sequence(s, item_usage);
+    case K_SUBJECT:
+        return subject(s);
+    case K_EKU:
+        return sequence(s, item_eku);
+    case K_POLICIES:
+        return sequence(s, item_policy);
+    case K_CPS:
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (strcmp(v, "true") == 0)
+            s->include_cps = 1;
+        else if (strcmp(v, "false") == 0)
+            s->include_cps = 0;
+        else
+            return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "include_cps is '%s' (true, false)",
+                        v);
+        return MC_OK;
+    case K_CAPS:
+        return sequence(s, item_cap);
+    }
+    return MC_ERR_INTERNAL;
+}
+
+static mc_err parse(pstate *s)
+{
+    mc_err rc;
+    if ((rc = expect(s, YAML_STREAM_START_EVENT, "a YAML stream")) ||
+        (rc = expect(s, YAML_DOCUMENT_START_EVENT, "a YAML document")) ||
+        (rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of profile keys")))
+        return rc;
+    s->root_line = ev_line(s);
+    for (;;) {
+        if ((rc = next(s)))
+            return rc;
+        if (s->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        unsigned kl = ev_line(s);
+        if (s->ev.type != YAML_SCALAR_EVENT)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
+        char k[PROFILE_VALUE_MAX];
+        if ((rc = scalar_copy(s, k, sizeof k)))
+            return rc;
+        int idx = -1;
+        for (int i = 0; i < K_COUNT; i++)
+            if (strcmp(k, key_names[i]) == 0)
+                idx = i;
+        if (idx < 0)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "unknown key '%s'", k);
+        if (s->seen & (1u << idx))
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key '%s'", k);
+        s->seen |= 1u << idx;
+        s->line[idx] = kl;
+        if ((rc = root_key(s, idx)))
+            return rc;
+    }
+    if ((rc = expect(s, YAML_DOCUMENT_END_EVENT, "the end of the document")))
+        return rc;
+    if ((rc = next(s)))
+        return rc;
+    if (s->ev.type != YAML_STREAM_END_EVENT)
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "one YAML document per profile");
+    return MC_OK;
+}
+
+/* Rules that need the whole file (generation-dependent limits, required keys). */
+static mc_err check(pstate *s)
+{
+    mc_profile *p = s->p;
+    for (int i = 0; i < K_COUNT; i++)
+        if ((REQUIRED & (1u << i)) && !(s->seen & (1u << i)))
+            return perr(s, MC_ERR_PROFILE, s->root_line, NULL, "missing key '%s'", key_names[i]);
+    if (!s->subject_cn_set || !s->subject_email_set)
+        return perr(s, MC_ERR_PROFILE, s->line[K_SUBJECT], NULL,
+                    "subject needs both common_name and email_address (mailbox or none)");
+
+    /* SBR 6.3.2: at most 825 days (legacy 1185), inclusive of both ends. */
+    int64_t maxdays = p->generation == MC_GEN_LEGACY ? 1185 : 825;
+    if (s->validity_days > maxdays)
+        return perr(s, MC_ERR_PROFILE, s->line[K_VALIDITY], "SBR 6.3.2",
+                    "validity_days %lld exceeds %lld for this generation",
+                    (long long)s->validity_days, (long long)maxdays);
+    p->validity = s->validity_days * 86400 - 1;
+
+    if (p->keytypes == 0)
+        return perr(s, MC_ERR_PROFILE, s->line[K_KEYTYPES], NULL, "key_types is empty");
+    if (p->usages == 0)
+        return perr(s, MC_ERR_PROFILE, s->line[K_USAGES], NULL, "usages is empty");
+    /* SBR 7.1.2.3(e): each allowed key type needs at least one usage it may have (EdDSA keys are
+     * signing only), or the profile lists a key it can never certify. */
+    for (size_t i = 0; i < sizeof profile_keytypes / sizeof profile_keytypes[0]; i++) {
+        mc_keytype k = profile_keytypes[i];
+        if (!(p->keytypes & (1u << k)))
+            continue;
+        int any = 0;
+        for (size_t u = 0; u < sizeof usage_names / sizeof usage_names[0]; u++)
+            if ((p->usages & (1u << usage_names[u].u)) &&
+                mc_tbs_key_usage(k, usage_names[u].u, (int)p->generation))
+                any = 1;
+        if (!any)
+            return perr(s, MC_ERR_PROFILE, s->line[K_USAGES], "SBR 7.1.2.3(e)",
+                        "no listed usage is allowed for key type %s", mc_keytype_name(k));
+    }
+
+    /* SBR 7.1.2.3(f): emailProtection SHALL be present; Strict: nothing else. */
+    if (!(s->eku & (1u << EKU_EMAIL)))
+        return perr(s, MC_ERR_PROFILE, s->line[K_EKU], "SBR 7.1.2.3(f)",
+                    "extended_key_usages must contain emailProtection");
+    if (p->generation == MC_GEN_STRICT)
+        for (int i = 0; i < EKU_COUNT; i++)
+            if (i != EKU_EMAIL && (s->eku & (1u << i)))
+                return perr(s, MC_ERR_PROFILE, s->eku_line[i], "SBR 7.1.2.3(f)",
+                            "a strict profile allows only emailProtection, not %s", ekus[i].name);
+    return MC_OK;
+}
+
+/* A URL the certificate will carry: printable ASCII, "http://" (or https when allowed), a host. */
+static mc_err check_url(mc_errdetail *err, const char *url, const char *field, const char *rule,
+                        int allow_https)
+{
+    size_t n = strlen(url);
+    if (n > URL_MAX)
+        return mc_err_set(err, MC_ERR_CONFIG, field, rule, "URL longer than %d bytes", URL_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (url[i] <= 0x20 || url[i] >= 0x7f)
+            return mc_err_set(err, MC_ERR_CONFIG, field, rule,
+                              "URL '%s' has a space, control or non-ASCII character", url);
+    size_t skip = 0;
+    if (strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (allow_https && strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    if (!skip)
+        return mc_err_set(err, MC_ERR_CONFIG, field, rule, "URL '%s' must use the %s scheme", url,
+                          allow_https ? "http or https" : "http");
+    if (url[skip] == '\0' || url[skip] == '/')
+        return mc_err_set(err, MC_ERR_CONFIG, field, rule, "URL '%s' has no host", url);
+    return MC_OK;
+}
+
+static int url_set(const char *u)
+{
+    return u && u[0];
+}
+
+/* Extension ::= SEQUENCE { extnID, critical DEFAULT FALSE (omitted), extnValue OCTET STRING } */
+static size_t ext_begin(mc_der_w *w, const uint8_t *oid, size_t oidlen, size_t *oct)
+{
+    size_t m = mc_der_begin(w, MC_DER_SEQUENCE);
+    mc_der_put(w, MC_DER_OID, oid, oidlen);
+    *oct = mc_der_begin(w, MC_DER_OCTETSTRING);
+    return m;
+}
+
+static void ext_end(mc_der_w *w, size_t m, size_t oct)
+{
+    mc_der_end(w, oct);
+    mc_der_end(w, m);
+}
+
+/* Builds ext_const (policies, CRL DP, AIA, AKI, S/MIME capabilities) and ext_eku. */
+static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
+{
+    mc_profile *p = s->p;
+    mc_errdetail *err = s->err;
+    mc_err rc;
+    /* SBR 7.1.2.3(b): required, and every URI http for strict and multipurpose (we also hold
+     * legacy to it: it only ever has this one URI). */
+    if (!urls || !url_set(urls->crl))
+        return mc_err_set(err, MC_ERR_CONFIG, "ca.crl_url", "SBR 7.1.2.3(b)",
+                          "a CRL URL is required for profile %s", p->name);
+    if ((rc = check_url(err, urls->crl, "ca.crl_url", "SBR 7.1.2.3(b)", 0)))
+        return rc;
+    /* SBR 7.1.2.3(c): AIA locations are http only */
+    if (url_set(urls->ocsp) &&
+        (rc = check_url(err, urls->ocsp, "ca.ocsp_url", "SBR 7.1.2.3(c)", 0)))
+        return rc;
+    if (url_set(urls->ca_issuers) &&
+        (rc = check_url(err, urls->ca_issuers, "ca.issuers_url", "SBR 7.1.2.3(c)", 0)))
+        return rc;
+    if (s->include_cps) {
+        if (!url_set(urls->cps))
+            return perr(s, MC_ERR_CONFIG, s->line[K_CPS], "SBR 7.1.2.3(a)",
+                        "include_cps is true but no CPS URL (ca.cps_url) is configured");
+        /* SBR 7.1.2.3(a): the id-qt-cps qualifier is an HTTP or HTTPS URL */
+        if ((rc = check_url(err, urls->cps, "ca.cps_url", "SBR 7.1.2.3(a)", 1)))
+            return rc;
+    }
+    if (!iss || iss->ski_len == 0 || iss->ski_len > sizeof iss->ski)
+        return mc_err_set(err, MC_ERR_INVALID, "ca.certificate", "SBR 7.1.2.3(g)",
+                          "profile %s needs an issuer with a subjectKeyIdentifier", p->name);
+
+    uint8_t *buf = malloc(EXT_CONST_MAX);
+    if (!buf)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+    mc_der_w w;
+    size_t e, o, m, m2, m3;
+    mc_der_w_init(&w, buf, EXT_CONST_MAX);
+
+    /* certificatePolicies, non-critical (SBR 7.1.2.3(a), 7.1.6.4): the reserved OID
+     * 2.23.140.1.5.<type>.<generation> first, then the CA's own. */
+    e = ext_begin(&w, OID_CP, sizeof OID_CP, &o);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    {
+        uint8_t reserved[sizeof OID_CABF_SMIME + 2];
+        memcpy(reserved, OID_CABF_SMIME, sizeof OID_CABF_SMIME);
+        /* SBR 7.1.6.1: type arc 1..4, generation arc 1 legacy, 2 multipurpose, 3 strict */
+        reserved[sizeof OID_CABF_SMIME] = (uint8_t)p->type;
+        reserved[sizeof OID_CABF_SMIME + 1] = (uint8_t)p->generation;
+        m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+        mc_der_put(&w, MC_DER_OID, reserved, sizeof reserved);
+        if (s->include_cps) {
+            m3 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            size_t q = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QT_CPS, sizeof OID_QT_CPS);
+            mc_der_put(&w, MC_DER_IA5STRING, urls->cps, strlen(urls->cps));
+            mc_der_end(&w, q);
+            mc_der_end(&w, m3);
+        }
+        mc_der_end(&w, m2);
+    }
+    for (size_t i = 0; i < s->n_pol; i++) {
+        m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+        mc_der_put(&w, MC_DER_OID, s->pol[i], s->pol_len[i]);
+        mc_der_end(&w, m2);
+    }
+    mc_der_end(&w, m);
+    ext_end(&w, e, o);
+
+    /* cRLDistributionPoints, non-critical: one DistributionPoint, fullName = the http URI
+     * (SBR 7.1.2.3(b)). DistributionPointName is a CHOICE, so its [0] is explicit. */
+    e = ext_begin(&w, OID_CRLDP, sizeof OID_CRLDP, &o);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+    m3 = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+    size_t fn = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+    mc_der_put(&w, MC_DER_CTX(6), urls->crl, strlen(urls->crl));
+    mc_der_end(&w, fn);
+    mc_der_end(&w, m3);
+    mc_der_end(&w, m2);
+    mc_der_end(&w, m);
+    ext_end(&w, e, o);
+
+    /* authorityInformationAccess, non-critical (SBR 7.1.2.3(c)): OCSP then caIssuers. */
+    if (url_set(urls->ocsp) || url_set(urls->ca_issuers)) {
+        e = ext_begin(&w, OID_AIA, sizeof OID_AIA, &o);
+        m = mc_der_begin(&w, MC_DER_SEQUENCE);
+        if (url_set(urls->ocsp)) {
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_AD_OCSP, sizeof OID_AD_OCSP);
+            mc_der_put(&w, MC_DER_CTX(6), urls->ocsp, strlen(urls->ocsp));
+            mc_der_end(&w, m2);
+        }
+        if (url_set(urls->ca_issuers)) {
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_AD_CAISSUERS, sizeof OID_AD_CAISSUERS);
+            mc_der_put(&w, MC_DER_CTX(6), urls->ca_issuers, strlen(urls->ca_issuers));
+            mc_der_end(&w, m2);
+        }
+        mc_der_end(&w, m);
+        ext_end(&w, e, o);
+    }
+
+    /* authorityKeyIdentifier, non-critical, keyIdentifier only (SBR 7.1.2.3(g)). */
+    e = ext_begin(&w, OID_AKI, sizeof OID_AKI, &o);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put(&w, MC_DER_CTX(0), iss->ski, iss->ski_len);
+    mc_der_end(&w, m);
+    ext_end(&w, e, o);
+
+    /* smimeCapabilities, non-critical (SBR 7.1.2.3(i), RFC 4262), in the file's preference
+     * order as fixed by the table. */
+    if (s->caps) {
+        e = ext_begin(&w, OID_SMIMECAPS, sizeof OID_SMIMECAPS, &o);
+        m = mc_der_begin(&w, MC_DER_SEQUENCE);
+        for (int i = 0; i < CAP_COUNT; i++)
+            if (s->caps & (1u << i)) {
+                m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+                mc_der_put(&w, MC_DER_OID, caps[i].oid, sizeof caps[i].oid);
+                mc_der_end(&w, m2);
+            }
+        mc_der_end(&w, m);
+        ext_end(&w, e, o);
+    }
+    if (w.err != MC_OK) {
+        free(buf);
+        return mc_err_set(err, MC_ERR_CONFIG, NULL, NULL,
+                          "constant extensions exceed %d bytes (URLs too long?)", EXT_CONST_MAX);
+    }
+    uint8_t *shrunk = realloc(buf, w.len);
+    p->ext_const = shrunk ? shrunk : buf;
+    p->ext_const_len = w.len;
+
+    /* extKeyUsage, non-critical: emailProtection first (SBR 7.1.2.3(f)). */
+    uint8_t ekubuf[64];
+    mc_der_w_init(&w, ekubuf, sizeof ekubuf);
+    e = ext_begin(&w, OID_EKU, sizeof OID_EKU, &o);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    for (int i = 0; i < EKU_COUNT; i++)
+        if (s->eku & (1u << i))
+            mc_der_put(&w, MC_DER_OID, ekus[i].oid, ekus[i].len);
+    mc_der_end(&w, m);
+    ext_end(&w, e, o);
+    if (w.err != MC_OK)
+        return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "extKeyUsage does not fit");
+    p->ext_eku = malloc(w.len);
+    if (!p->ext_eku)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+    memcpy(p->ext_eku, ekubuf, w.len);
+    p->ext_eku_len = w.len;
+    return MC_OK;
+}
+
+mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
+                       mc_profile **out, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    pstate s;
+    memset(&s, 0, sizeof s);
+    uint8_t *buf = NULL;
+    FILE *f = NULL;
+    int parser_ready = 0;
+    *out = NULL;
+    mc_profile *p = calloc(1, sizeof *p);
+    if (!p) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    s.p = p;
+    s.err = err;
+    s.path = path;
+    const char *slash = strrchr(path, '/');
+    s.base = slash ? slash + 1 : path;
+    if (strlen(path) >= sizeof p->path) {
+        rc = mc_err_set(err, MC_ERR_IO, s.base, NULL, "profile path longer than %zu bytes",
+                        sizeof p->path - 1);
+        goto done;
+    }
+    memcpy(p->path, path, strlen(path) + 1);
+
+    f = fopen(path, "rb");
+    buf = malloc(PROFILE_FILE_MAX);
+    if (!f || !buf) {
+        rc = mc_err_set(err, f ? MC_ERR_NOMEM : MC_ERR_IO, s.base, NULL, "cannot open %s", path);
+        goto done;
+    }
+    size_t n = fread(buf, 1, PROFILE_FILE_MAX, f);
+    if (ferror(f) || n == PROFILE_FILE_MAX) {
+        rc = mc_err_set(err, MC_ERR_IO, s.base, NULL, "cannot read %s (or larger than %d bytes)",
+                        path, PROFILE_FILE_MAX);
+        goto done;
+    }
+    /* The hash of exactly the bytes compiled, recorded with each certificate. */
+    if (!EVP_Q_digest(NULL, "SHA256", NULL, buf, n, p->hash, NULL)) {
+        rc = mc_crypto_err(err, s.base, "SHA-256 of the profile");
+        goto done;
+    }
+
+    if (!yaml_parser_initialize(&s.parser)) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "yaml_parser_initialize failed");
+        goto done;
+    }
+    parser_ready = 1;
+    yaml_parser_set_input_string(&s.parser, buf, n);
+    if ((rc = parse(&s)) || (rc = check(&s)))
+        goto done;
+    /* SBR 1.2.1 / 7.1.6.1: legacy may be loaded to lint old certificates, never to issue. */
+    p->lint_only = p->generation == MC_GEN_LEGACY;
+    p->issuer = iss;
+    rc = compile(&s, iss, urls);
+done:
+    if (s.have_ev)
+        yaml_event_delete(&s.ev);
+    if (parser_ready)
+        yaml_parser_delete(&s.parser);
+    if (f)
+        fclose(f);
+    free(buf);
+    if (rc != MC_OK)
+        mc_profile_free(p);
+    else
+        *out = p;
+    return rc;
+}
+
+void mc_profile_free(mc_profile *p)
+{
+    if (!p)
+        return;
+    free(p->ext_const);
+    free(p->ext_eku);
+    free(p);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+mc_err mc_profile_set_load(const char *dir, const mc_issuer *iss, const mc_ca_urls *urls,
+                           mc_profile_set *out, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    char **names = NULL;
+    size_t nn = 0, cap = 0;
+    memset(out, 0, sizeof *out);
+    DIR *d = opendir(dir);
+    if (!d) {
+        rc = mc_err_set(err, MC_ERR_IO, "engine.profiles", NULL, "cannot open folder %s", dir);
+        goto done;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l <= 5 || strcmp(de->d_name + l - 5, ".yaml") != 0 || de->d_name[0] == '.')
+            continue;
+        if (nn == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            char **nv = realloc(names, nc * sizeof *nv);
+            if (!nv) {
+                rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+                goto done;
+            }
+            names = nv;
+            cap = nc;
+        }
+        if (!(names[nn] = strdup(de->d_name))) {
+            rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+            goto done;
+        }
+        nn++;
+    }
+    if (nn == 0) {
+        rc =
+            mc_err_set(err, MC_ERR_CONFIG, "engine.profiles", NULL, "no *.yaml profile in %s", dir);
+        goto done;
+    }
+    qsort(names, nn, sizeof *names, cmp_str); /* load order, hence errors, are reproducible */
+    out->v = calloc(nn, sizeof *out->v);
+    if (!out->v) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < nn; i++) {
+        char path[1024];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= sizeof path) {
+            rc = mc_err_set(err, MC_ERR_IO, names[i], NULL, "path too long in %s", dir);
+            goto done;
+        }
+        mc_profile *p;
+        if ((rc = mc_profile_load(path, iss, urls, &p, err)))
+            goto done;
+        out->v[out->n++] = p;
+        for (size_t j = 0; j + 1 < out->n; j++)
+            if (strcmp(out->v[j]->name, p->name) == 0) {
+                rc = mc_err_set(err, MC_ERR_PROFILE, names[i], NULL,
+                                "profile name '%s' is also used by %s", p->name, out->v[j]->path);
+                goto done;
+            }
+    }
+done:
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < nn; i++)
+        free(names[i]);
+    free(names);
+    if (rc != MC_OK)
+        mc_profile_set_free(out);
+    return rc;
+}
+
+const mc_profile *mc_profile_set_find(const mc_profile_set *set, const char *name, size_t len)
+{
+    for (size_t i = 0; i < set->n; i++)
+        if (strlen(set->v[i]->name) == len && memcmp(set->v[i]->name, name, len) == 0)
+            return set->v[i];
+    return NULL;
+}
+
+void mc_profile_set_free(mc_profile_set *set)
+{
+    if (!set)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        mc_profile_free(set->v[i]);
+    free(set->v);
+    memset(set, 0, sizeof *set);
+}
+
+mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
+                              mc_errdetail *err)
+{
+    /* SBR 7.1.6.1: no new certificate under a legacy OID from 2025-07-15 (SBR 1.2.1). */
+    if (p->lint_only && now >= LEGACY_END)
+        return mc_err_set(err, MC_ERR_PROFILE, "profile", "SBR 7.1.6.1",
+                          "profile %s is legacy: lint only, no issuance since 2025-07-15", p->name);
+    /* SBR 7.1.2.3(h): the SAN holds at least one mailbox. */
+    if (o->n_mailboxes == 0 || o->n_mailboxes > MC_ORDER_MAILBOXES_MAX)
+        return mc_err_set(err, MC_ERR_INVALID, "mailboxes", "SBR 7.1.2.3(h)",
+                          "%zu mailboxes (1..%d allowed)", o->n_mailboxes, MC_ORDER_MAILBOXES_MAX);
+    for (size_t i = 0; i < o->n_mailboxes; i++) {
+        const mc_str *a = &o->mailboxes[i].address;
+        char field[MC_ERR_FIELD_MAX];
+        snprintf(field, sizeof field, "mailboxes[%zu].address", i);
+        const char *at = a->p && a->len ? memrchr(a->p, '@', a->len) : NULL;
+        if (!at || at == a->p || at == a->p + a->len - 1 || a->len > MC_MAILBOX_MAX)
+            return mc_err_set(err, MC_ERR_INVALID, field, "SBR 1.6.1",
+                              "not a bare mailbox address local@domain of at most %d bytes",
+                              MC_MAILBOX_MAX);
+        /* RFC 9598 3 / RFC 5280 4.2.1.6: the domain goes in as A-labels; we do not convert
+         * U-labels, so the order must carry the ASCII form. */
+        for (const char *c = at + 1; c < a->p + a->len; c++)
+            if ((unsigned char)*c >= 0x80)
+                return mc_err_set(err, MC_ERR_INVALID, field, "SBR 7.1.4.2.1",
+                                  "the domain must be given in A-label (xn--) form");
+    }
+    if (!o->spki || o->spki_len == 0)
+        return mc_err_set(err, MC_ERR_INVALID, "csr", "SBR 6.1.5",
+                          "the order's public key was not checked");
+    mc_keytype k = o->keytype;
+    if (k <= MC_KEY_NONE || k > MC_KEY_ED448 || !(p->keytypes & (1u << k)))
+        return mc_err_set(err, MC_ERR_INVALID, "csr", "profile key_types",
+                          "key type %s is not allowed by profile %s", mc_keytype_name(k), p->name);
+    if (o->usage < MC_USAGE_SIGNING || o->usage > MC_USAGE_DUAL)
+        return mc_err_set(err, MC_ERR_INVALID, "usage", "SBR 7.1.2.3(e)", "unknown usage %d",
+                          (int)o->usage);
+    /* SBR 7.1.2.3(e): e.g. EdDSA keys are signing only. */
+    if (!mc_tbs_key_usage(k, o->usage, (int)p->generation))
+        return mc_err_set(err, MC_ERR_INVALID, "usage", "SBR 7.1.2.3(e)",
+                          "usage %s is not allowed for a %s key", usage_names[o->usage - 1].name,
+                          mc_keytype_name(k));
+    if (!(p->usages & (1u << o->usage)))
+        return mc_err_set(err, MC_ERR_INVALID, "usage", "profile usages",
+                          "usage %s is not allowed by profile %s", usage_names[o->usage - 1].name,
+                          p->name);
+    return MC_OK;
+}
