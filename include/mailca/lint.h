@@ -1,6 +1,6 @@
 /*
- * mc_lint: the pre-issuance linter. Every TBSCertificate is parsed back from the exact DER that will
- * be signed and checked against the S/MIME BR (and the RFC 5280 rules for end-entity
+ * mc_lint: the pre-issuance linter. Every TBSCertificate is parsed back from the exact DER that
+ * will be signed and checked against the S/MIME BR (and the RFC 5280 rules for end-entity
  * certificates). Each lint has an id, a severity (error blocks issuance, warning is recorded),
  * the source section and an effective date, so the rules in force at issuance are the ones
  * applied. MC_LINT_SET_VERSION names the set; it is recorded with every certificate.
@@ -25,7 +25,7 @@ typedef enum mc_lint_severity {
 } mc_lint_severity;
 
 typedef struct mc_lint_def {
-    const char *id;      /* e.g. "e_sub_cert_eku_missing" */
+    const char *id; /* e.g. "e_sub_cert_eku_missing" */
     mc_lint_severity severity;
     const char *section; /* e.g. "SBR 7.1.2.3(f)" */
     int64_t effective;   /* Unix time from which the lint applies */
@@ -40,8 +40,8 @@ typedef struct mc_lint_finding {
 } mc_lint_finding;
 
 typedef struct mc_lint_result {
-    size_t n;      /* findings recorded (at most MC_LINT_FINDINGS_MAX) */
-    int errors;    /* error-severity findings (counted even past the cap) */
+    size_t n;   /* findings recorded (at most MC_LINT_FINDINGS_MAX) */
+    int errors; /* error-severity findings (counted even past the cap) */
     int warnings;
     mc_lint_finding f[MC_LINT_FINDINGS_MAX];
 } mc_lint_result;
@@ -59,6 +59,10 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out);
  * an error finding too. Returns MC_ERR_LINT when any error finding, with err naming the first. */
 mc_err mc_lint_tbs(const uint8_t *tbs, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
                    mc_errdetail *err);
+
+/* Same for a whole Certificate (`mailca lint`): also checks signatureAlgorithm against the TBS. */
+mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
+                    mc_errdetail *err);
 
 /* The table of all lints (for docs, `mailca lint --list`). */
 const mc_lint_def *mc_lint_defs(size_t *n);

@@ -14,20 +14,21 @@
 typedef struct mc_x509_ext {
     mc_der_tlv oid;
     int critical;
-    int critical_present; /* DEFAULT FALSE encoded explicitly: not DER */
+    int critical_present; /* the BOOLEAN was encoded; with critical == 0 that is DEFAULT FALSE
+                             encoded explicitly: not DER (the linter reports it) */
     mc_der_tlv value;     /* contents of the extnValue OCTET STRING (tag/len of inner value) */
 } mc_x509_ext;
 
 typedef struct mc_x509 {
-    int has_outer;         /* parsed from a Certificate (else from a bare TBSCertificate) */
-    mc_der_tlv tbs;        /* the TBSCertificate TLV */
+    int has_outer;  /* parsed from a Certificate (else from a bare TBSCertificate) */
+    mc_der_tlv tbs; /* the TBSCertificate TLV */
     mc_der_tlv outer_sigalg, signature; /* when has_outer */
-    int version;           /* 0 = v1 (absent), 2 = v3 */
+    int version;                        /* 0 = v1 (absent), 2 = v3 */
     mc_der_tlv serial;
     mc_der_tlv sigalg;
     mc_der_tlv issuer;
     mc_der_tlv not_before, not_after;
-    int64_t nb, na;        /* parsed times */
+    int64_t nb, na; /* parsed times */
     mc_der_tlv subject;
     mc_der_tlv spki, spki_alg, spki_key; /* spki_key: the BIT STRING */
     int has_issuer_uid, has_subject_uid;
@@ -35,8 +36,10 @@ typedef struct mc_x509 {
     mc_x509_ext ext[MC_X509_EXT_MAX];
 } mc_x509;
 
-/* Parses a TBSCertificate DER. Structural errors (not DER, missing fields, too many extensions)
- * are MC_ERR_INVALID with err naming the field. */
+/* Parses a TBSCertificate DER. Structural errors (not DER, missing fields, too many extensions,
+ * trailing data, malformed Names, an extnValue that is not exactly one DER value) are
+ * MC_ERR_INVALID with err naming the field. Content rules (version, serial encoding, time
+ * formats, extension contents) are left to the linter. Never allocates. */
 mc_err mc_x509_parse_tbs(const uint8_t *der, size_t len, mc_x509 *out, mc_errdetail *err);
 /* Parses a whole Certificate DER. */
 mc_err mc_x509_parse_cert(const uint8_t *der, size_t len, mc_x509 *out, mc_errdetail *err);

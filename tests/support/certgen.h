@@ -1,0 +1,96 @@
+/*
+ * certgen: builds end-entity S/MIME test certificates with the OpenSSL object API and a software
+ * CA key (tests only; the product never builds certificates this way, DESIGN.md).
+ *
+ * cg_build starts from the compliant mailbox-validated Strict certificate mailca profiles
+ * produce (P-256 subject key, KU critical digitalSignature, EKU emailProtection, policy
+ * 2.23.140.1.5.1.3, http CRL DP, http AIA OCSP + caIssuers, AKI = CA SKI, SKI, SAN rfc822Name,
+ * CN = that mailbox, 730 days) and lets a test break exactly one rule: options (key type,
+ * generation, validity, serial, mailbox), an edit callback that runs on the X509 before signing
+ * (with the cg_ext_* / cg_subject_* helpers), and raw DER edits of the signed TBS (cg_tbs_*)
+ * for what OpenSSL will not encode (BER, wrong time types, bad SPKIs...).
+ */
+#ifndef MAILCA_TEST_CERTGEN_H
+#define MAILCA_TEST_CERTGEN_H
+
+#include "mailca/issuer.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Issuance time used by the baseline: 2026-01-15T00:00:00Z. */
+#define CG_NOW 1768435200LL
+#define CG_DAY 86400LL
+#define CG_MAILBOX "alice@example.com"
+
+typedef enum cg_key {
+    CG_KEY_P256 = 0,
+    CG_KEY_P384,
+    CG_KEY_RSA2048,
+    CG_KEY_ED25519,
+} cg_key;
+
+typedef struct cg_opts {
+    int type;                         /* mc_certtype of the policy OID (default MC_TYPE_MAILBOX) */
+    int generation;                   /* mc_generation of the policy OID (default MC_GEN_STRICT) */
+    cg_key key;                       /* subject key (default P-256) */
+    const char *mailbox;              /* SAN rfc822Name and CN (default CG_MAILBOX) */
+    int64_t not_before;               /* default CG_NOW */
+    int64_t validity;                 /* notAfter - notBefore in seconds (default 730 days - 1 s) */
+    uint8_t serial[32];               /* big-endian magnitude */
+    size_t serial_len;                /* default 16 bytes, top bit clear */
+    void (*edit)(X509 *x, void *arg); /* runs after the baseline is built, before signing */
+    void *arg;
+} cg_opts;
+
+typedef struct cg_cert {
+    uint8_t *der; /* the signed Certificate (malloc'd; cg_cert_free) */
+    size_t len;
+    uint8_t *tbs; /* the TBSCertificate bytes as signed (malloc'd) */
+    size_t tbs_len;
+} cg_cert;
+
+void cg_opts_default(cg_opts *o);
+/* Builds and signs; 0 on success. Free with cg_cert_free. */
+int cg_build(const cg_opts *o, cg_cert *out);
+void cg_cert_free(cg_cert *c);
+
+/* The test CA as the linter sees it (name, SKI, ECDSA-SHA256). Process-lifetime static. */
+const mc_issuer *cg_issuer(void);
+
+/* ---- edits on the X509 (for cg_opts.edit); oid is dotted; 0 on success ---- */
+/* Removes every extension with this OID. */
+int cg_ext_remove(X509 *x, const char *oid);
+/* Replaces the first extension with this OID by a raw value (or appends when absent). */
+int cg_ext_set_raw(X509 *x, const char *oid, int critical, const uint8_t *der, size_t len);
+/* Appends a raw extension even when one with this OID exists (duplicates). */
+int cg_ext_add_raw(X509 *x, const char *oid, int critical, const uint8_t *der, size_t len);
+/* Replaces (or appends) an extension built from an OpenSSL config value, e.g.
+ * ("keyUsage", "critical,digitalSignature") or ("subjectAltName", "email:a@b.example"). */
+int cg_ext_conf(X509 *x, const char *name, const char *value);
+int cg_ext_set_critical(X509 *x, const char *oid, int critical);
+/* Empties the subject Name. */
+int cg_subject_clear(X509 *x);
+/* Appends one attribute (own RDN) with exactly this ASN.1 string type and bytes. */
+int cg_subject_add(X509 *x, const char *oid, int asn1_type, const void *val, size_t len);
+
+/* ---- raw DER edits of a TBSCertificate (elements: 0 version, 1 serial, 2 signature,
+ * 3 issuer, 4 validity, 5 subject, 6 spki, 7 extensions) ---- */
+/* Replaces element idx with elem (elem == NULL: removes it). Returns the new length, 0 on error. */
+size_t cg_tbs_replace(const uint8_t *tbs, size_t len, int idx, const uint8_t *elem, size_t elen,
+                      uint8_t *out, size_t cap);
+/* Inserts elem before element idx (idx == count: appends). */
+size_t cg_tbs_insert(const uint8_t *tbs, size_t len, int idx, const uint8_t *elem, size_t elen,
+                     uint8_t *out, size_t cap);
+/* Appends one raw Extension TLV to the extensions of the TBS. */
+size_t cg_tbs_add_ext(const uint8_t *tbs, size_t len, const uint8_t *ext, size_t elen, uint8_t *out,
+                      size_t cap);
+/* Certificate ::= SEQUENCE { tbs, alg, BIT STRING sig } from raw parts (alg and sig are TLVs). */
+size_t cg_cert_assemble(const uint8_t *tbs, size_t tbs_len, const uint8_t *alg, size_t alg_len,
+                        const uint8_t *sig, size_t sig_len, uint8_t *out, size_t cap);
+
+/* Hex ("30 0a 06 ...", spaces ignored) to bytes; returns length, 0 on bad input. */
+size_t cg_hex(const char *hex, uint8_t *out, size_t cap);
+
+#endif

@@ -1,0 +1,1366 @@
+/*
+ * Unit tests for the pre-issuance linter. The compliant certificates certgen builds (Strict and
+ * Multipurpose mailbox-validated, the shape mailca profiles produce, plus other allowed key and
+ * usage combinations) must pass with zero errors and zero warnings; then, table-driven, every
+ * lint in the table is triggered by a certificate that breaks exactly that rule (asserting the
+ * id is found and, where the rule allows, that it is the only error). A last test checks that no
+ * lint in mc_lint_defs() lacks a failing case here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mailca/lint.h"
+#include "support/certgen.h"
+
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- DER fragments (generated from the ASN.1 with a small encoder, checked by the tests that
+ * use them: a wrong length would show up as e_ext_value_malformed, not the expected id) ---- */
+#define HX_POL_TWO "30 16 30 09 06 07 67 81 0c 01 05 01 03 30 09 06 07 67 81 0c 01 05 01 02"
+#define HX_POL_NONE "30 0d 30 0b 06 09 2b 06 01 04 01 86 8d 1f 01"
+#define HX_POL_ANY "30 13 30 09 06 07 67 81 0c 01 05 01 03 30 06 06 04 55 1d 20 00"
+#define HX_POL_CPS_OK                                                                              \
+    "30 62 30 60 06 07 67 81 0c 01 05 01 03 30 55 30 27 06 08 2b 06 01 05 05 07 02 01 16 1b 68 "   \
+    "74 74 70 73 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 63 70 73 30 2a 06 08 "   \
+    "2b 06 01 05 05 07 02 02 30 1e 0c 1c 49 73 73 75 65 64 20 75 6e 64 65 72 20 74 68 65 20 65 "   \
+    "78 61 6d 70 6c 65 20 43 50 53"
+#define HX_POL_CPS_FTP                                                                             \
+    "30 34 30 32 06 07 67 81 0c 01 05 01 03 30 27 30 25 06 08 2b 06 01 05 05 07 02 01 16 19 66 "   \
+    "74 70 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 63 70 73"
+#define HX_POL_NOTICEREF                                                                           \
+    "30 2f 30 2d 06 07 67 81 0c 01 05 01 03 30 22 30 20 06 08 2b 06 01 05 05 07 02 02 30 14 30 "   \
+    "0e 0c 07 45 78 61 6d 70 6c 65 30 03 02 01 01 0c 02 48 69"
+#define HX_POL_NOTEXT                                                                              \
+    "30 1b 30 19 06 07 67 81 0c 01 05 01 03 30 0e 30 0c 06 08 2b 06 01 05 05 07 02 02 30 00"
+#define HX_POL_IA5TEXT                                                                             \
+    "30 1f 30 1d 06 07 67 81 0c 01 05 01 03 30 12 30 10 06 08 2b 06 01 05 05 07 02 02 30 04 16 "   \
+    "02 48 69"
+#define HX_POL_BADQUAL "30 17 30 15 06 07 67 81 0c 01 05 01 03 30 0a 30 08 06 03 2a 03 04 0c 01 78"
+#define HX_CRLDP_DNS "30 17 30 15 a0 13 a0 11 82 0f 63 72 6c 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d"
+#define HX_CRLDP_HTTPS                                                                             \
+    "30 26 30 24 a0 22 a0 20 86 1e 68 74 74 70 73 3a 2f 2f 63 72 6c 2e 65 78 61 6d 70 6c 65 2e "   \
+    "63 6f 6d 2f 63 61 2e 63 72 6c"
+#define HX_CRLDP_LDAP_HTTP                                                                         \
+    "30 43 30 41 a0 3f a0 3d 86 1c 6c 64 61 70 3a 2f 2f 63 72 6c 2e 65 78 61 6d 70 6c 65 2e 63 "   \
+    "6f 6d 2f 63 6e 3d 63 61 86 1d 68 74 74 70 3a 2f 2f 63 72 6c 2e 65 78 61 6d 70 6c 65 2e 63 "   \
+    "6f 6d 2f 63 61 2e 63 72 6c"
+#define HX_CRLDP_LDAP                                                                              \
+    "30 24 30 22 a0 20 a0 1e 86 1c 6c 64 61 70 3a 2f 2f 63 72 6c 2e 65 78 61 6d 70 6c 65 2e 63 "   \
+    "6f 6d 2f 63 6e 3d 63 61"
+#define HX_TIME_NOSEC                                                                              \
+    "30 1c 17 0b 32 36 30 31 31 35 30 30 30 30 5a 17 0d 32 38 30 31 31 34 32 33 35 39 35 39 5a"
+#define HX_TIME_GEN                                                                                \
+    "30 20 18 0f 32 30 32 36 30 31 31 35 30 30 30 30 30 30 5a 17 0d 32 38 30 31 31 34 32 33 35 "   \
+    "39 35 39 5a"
+#define HX_TIME_2050                                                                               \
+    "30 20 17 0d 34 39 31 32 30 31 30 30 30 30 30 30 5a 18 0f 32 30 35 30 30 31 30 31 30 30 30 "   \
+    "30 30 30 5a"
+#define HX_SAN_DIRNAME "30 12 a4 10 30 0e 31 0c 30 0a 06 03 55 04 03 0c 03 42 6f 62"
+#define HX_SDA                                                                                     \
+    "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 31 32 30 30 "   \
+    "30 30 5a"
+#define HX_AKI_OTHER "30 16 80 14 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11"
+
+#define OID_POLICIES "2.5.29.32"
+#define OID_CRLDP "2.5.29.31"
+#define OID_AIA "1.3.6.1.5.5.7.1.1"
+#define OID_BC "2.5.29.19"
+#define OID_KU "2.5.29.15"
+#define OID_EKU "2.5.29.37"
+#define OID_AKI "2.5.29.35"
+#define OID_SAN "2.5.29.17"
+#define OID_SKI "2.5.29.14"
+#define OID_SMIMECAP "1.2.840.113549.1.9.15"
+#define OID_QCS "1.3.6.1.5.5.7.1.3"
+#define OID_SDA "2.5.29.9"
+#define OID_ADOBE_TS "1.2.840.113583.1.1.9.1"
+#define OID_LEI "1.3.6.1.4.1.52266.1"
+
+#define T_BEFORE_LEGACY_SUNSET 1735689600LL /* 2025-01-01 */
+#define T_BEFORE_SBR 1672531200LL           /* 2023-01-01 */
+
+/* ---- raw TBS editors (for what OpenSSL will not encode) ---- */
+
+typedef size_t (*tbs_fn)(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
+
+static size_t replace_hex(const uint8_t *tbs, size_t len, int idx, const char *hex, uint8_t *out,
+                          size_t cap)
+{
+    uint8_t e[512];
+    size_t el = cg_hex(hex, e, sizeof e);
+    assert_true(el > 0);
+    return cg_tbs_replace(tbs, len, idx, e, el, out, cap);
+}
+
+static size_t t_truncate(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    memcpy(out, tbs, len - 1);
+    (void)cap;
+    return len - 1;
+}
+
+static size_t t_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[8];
+    size_t el = cg_hex("82 02 00 ab", e, sizeof e);
+    return cg_tbs_insert(tbs, len, 7, e, el, out, cap);
+}
+
+static size_t t_serial_negative(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 1, "02 10 85 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", out,
+                       cap);
+}
+
+static size_t t_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 1, "02 11 00 5a 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", out,
+                       cap);
+}
+
+static size_t t_time_nosec(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 4, HX_TIME_NOSEC, out, cap);
+}
+
+static size_t t_time_gen(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 4, HX_TIME_GEN, out, cap);
+}
+
+static size_t t_time_2050(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 4, HX_TIME_2050, out, cap);
+}
+
+static size_t t_sigalg_sha1(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return replace_hex(tbs, len, 2, "30 0d 06 09 2a 86 48 86 f7 0d 01 01 05 05 00", out, cap);
+}
+
+static size_t t_crit_false(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[64];
+    size_t el = cg_hex("30 12 06 09 2a 86 48 86 f7 0d 01 09 0f 01 01 00 04 02 30 00", e, sizeof e);
+    return cg_tbs_add_ext(tbs, len, e, el, out, cap);
+}
+
+/* SubjectPublicKeyInfo builders */
+static size_t spki(const char *algid_hex, const uint8_t *key, size_t keylen, uint8_t *out,
+                   size_t cap)
+{
+    uint8_t alg[64];
+    size_t al = cg_hex(algid_hex, alg, sizeof alg);
+    mc_der_w w;
+    mc_der_w_init(&w, out, cap);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put_raw(&w, alg, al);
+    mc_der_put_bits(&w, key, keylen);
+    mc_der_end(&w, m);
+    return w.err == MC_OK ? w.len : 0;
+}
+
+#define ALG_RSA "30 0d 06 09 2a 86 48 86 f7 0d 01 01 01 05 00"
+#define ALG_P256 "30 13 06 07 2a 86 48 ce 3d 02 01 06 08 2a 86 48 ce 3d 03 01 07"
+#define ALG_K256 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 0a"
+#define ALG_ED25519 "30 05 06 03 2b 65 70"
+
+static size_t rsa_spki_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap,
+                           size_t modbytes, uint8_t top, uint64_t e)
+{
+    uint8_t mod[600], key[700], s[800];
+    memset(mod, 0x5b, modbytes);
+    mod[0] = top;
+    mod[modbytes - 1] |= 1;
+    mc_der_w w;
+    mc_der_w_init(&w, key, sizeof key);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put_uint(&w, mod, modbytes);
+    mc_der_put_small_uint(&w, e);
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    size_t sl = spki(ALG_RSA, key, w.len, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_rsa_2040(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return rsa_spki_tbs(tbs, len, out, cap, 255, 0xc5, 65537);
+}
+
+static size_t t_rsa_2052(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return rsa_spki_tbs(tbs, len, out, cap, 257, 0x0f, 65537);
+}
+
+static size_t t_rsa_2048(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return rsa_spki_tbs(tbs, len, out, cap, 256, 0xc5, 65537);
+}
+
+static size_t t_rsa_even_exp(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return rsa_spki_tbs(tbs, len, out, cap, 256, 0xc5, 65536);
+}
+
+static size_t t_rsa_exp_1(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return rsa_spki_tbs(tbs, len, out, cap, 256, 0xc5, 1);
+}
+
+static size_t t_rsa_garbage(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t s[64];
+    static const uint8_t k[] = {0x05, 0x00};
+    size_t sl = spki(ALG_RSA, k, sizeof k, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_ed25519_short(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[31], s[64];
+    memset(k, 0x42, sizeof k);
+    size_t sl = spki(ALG_ED25519, k, sizeof k, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_ec_compressed(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[33], s[64];
+    memset(k, 0x42, sizeof k);
+    k[0] = 0x02;
+    size_t sl = spki(ALG_P256, k, sizeof k, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_secp256k1(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[65], s[128];
+    memset(k, 0x42, sizeof k);
+    k[0] = 0x04;
+    size_t sl = spki(ALG_K256, k, sizeof k, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+/* ---- X509 editors (run before signing) ---- */
+
+static void e_version_v2(X509 *x)
+{
+    X509_set_version(x, X509_VERSION_2);
+}
+
+static void e_other_issuer(X509 *x)
+{
+    X509_NAME *n = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"Some Other CA", -1,
+                               -1, 0);
+    X509_set_issuer_name(x, n);
+    X509_NAME_free(n);
+}
+
+static void e_subject_empty(X509 *x)
+{
+    cg_subject_clear(x);
+}
+
+static void e_subject_empty_san_dirname(X509 *x)
+{
+    uint8_t v[64];
+    size_t l = cg_hex(HX_SAN_DIRNAME, v, sizeof v);
+    cg_subject_clear(x);
+    cg_ext_set_raw(x, OID_SAN, 1, v, l);
+}
+
+static void e_subject_empty_san_critical(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_ext_set_critical(x, OID_SAN, 1);
+}
+
+static void e_cn_other(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "bob@example.com", 15);
+}
+
+static void e_cn_name(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "Alice Example", 13);
+}
+
+static void e_cn_upper_domain(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "alice@EXAMPLE.com", 17);
+}
+
+static void e_cn_printable_mailbox(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_PRINTABLESTRING, CG_MAILBOX, strlen(CG_MAILBOX));
+}
+
+static void e_cn_bmp(X509 *x)
+{
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_BMPSTRING, "\0a\0@\0b", 6);
+}
+
+static void e_add_org(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.10", V_ASN1_UTF8STRING, "Example Ltd", 11);
+}
+
+static void e_add_street(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.9", V_ASN1_UTF8STRING, "1 Main St", 9);
+}
+
+static void e_add_email_other(X509 *x)
+{
+    cg_subject_add(x, "1.2.840.113549.1.9.1", V_ASN1_IA5STRING, "bob@example.com", 15);
+}
+
+static void e_add_email_two(X509 *x)
+{
+    static const char v[] = "alice@example.com, bob@example.com";
+    cg_subject_add(x, "1.2.840.113549.1.9.1", V_ASN1_IA5STRING, v, strlen(v));
+}
+
+static void e_add_email_same(X509 *x)
+{
+    cg_subject_add(x, "1.2.840.113549.1.9.1", V_ASN1_IA5STRING, CG_MAILBOX, strlen(CG_MAILBOX));
+}
+
+static void e_add_email_utf8(X509 *x)
+{
+    cg_subject_add(x, "1.2.840.113549.1.9.1", V_ASN1_UTF8STRING, CG_MAILBOX, strlen(CG_MAILBOX));
+}
+
+static void e_add_serial_ok(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, "A-1234567", 9);
+}
+
+static void e_add_serial_long(X509 *x)
+{
+    char v[65];
+    memset(v, 'A', sizeof v);
+    cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, v, sizeof v);
+}
+
+static void e_cn_long(X509 *x)
+{
+    /* a 65-character mailbox in both SAN and CN: only the CN bound is broken */
+    static const char m[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@example.com";
+    char san[100];
+    snprintf(san, sizeof san, "email:%s", m);
+    cg_ext_conf(x, "subjectAltName", san);
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
+}
+
+static void e_add_serial_utf8(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.5", V_ASN1_UTF8STRING, "A-1234567", 9);
+}
+
+static void e_add_serial_bad_printable(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, "A_1234567", 9);
+}
+
+static void e_add_serial_placeholder(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, "-", 1);
+}
+
+static void e_add_serial_na(X509 *x)
+{
+    cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, "N/A", 3);
+}
+
+static void e_aki_with_serial(X509 *x)
+{
+    const mc_issuer *iss = cg_issuer();
+    uint8_t v[80] = {0x30, (uint8_t)(2 + iss->ski_len + 3), 0x80, (uint8_t)iss->ski_len};
+    memcpy(v + 4, iss->ski, iss->ski_len);
+    memcpy(v + 4 + iss->ski_len, "\x82\x01\x01", 3);
+    cg_ext_set_raw(x, OID_AKI, 0, v, 4 + iss->ski_len + 3);
+}
+
+/* SAN = rfc822Name (when given) + one SmtpUTF8Mailbox otherName with these exact UTF-8 bytes
+ * (OpenSSL's config syntax would re-encode them as Latin-1). */
+static void set_san_utf8(X509 *x, const char *rfc822, const char *mbox)
+{
+    static const uint8_t oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
+    uint8_t buf[256];
+    mc_der_w w;
+    mc_der_w_init(&w, buf, sizeof buf);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    if (rfc822)
+        mc_der_put(&w, MC_DER_CTX(1), rfc822, strlen(rfc822));
+    size_t on = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+    mc_der_put(&w, MC_DER_OID, oid, sizeof oid);
+    size_t ex = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+    mc_der_put(&w, MC_DER_UTF8STRING, mbox, strlen(mbox));
+    mc_der_end(&w, ex);
+    mc_der_end(&w, on);
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
+}
+
+#define GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
+
+static void e_smtputf8_cn(X509 *x)
+{
+    static const char m[] = GREEK "@example.com";
+    set_san_utf8(x, NULL, m);
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
+}
+
+static void e_smtputf8_upper(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, GREEK "@Example.com");
+}
+
+static void e_smtputf8_bom(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, "\xef\xbb\xbf" GREEK "@example.com");
+}
+
+static void e_smtputf8_bad_utf8(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, "\xc0\xaf" GREEK "@example.com"); /* overlong '/' */
+}
+
+static void e_smtputf8_ascii(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, "bob@example.com");
+}
+
+/* ---- the case table ---- */
+
+enum {
+    C_NO_ISSUER = 1,  /* lint without the issuer (issuer-dependent lints off) */
+    C_ISSUER_384 = 2, /* issuer that signs with ECDSA-SHA384 */
+    C_PROFILE_MP = 4, /* ctx profile: mailbox multipurpose */
+    C_PROFILE_S = 8,  /* ctx profile: mailbox strict */
+    C_WHOLE = 16,     /* lint the whole Certificate (mc_lint_cert) */
+    C_OUTER_384 = 32, /* ... with signatureAlgorithm replaced by ecdsa-sha384 */
+};
+
+typedef struct lcase {
+    const char *name;
+    const char *id; /* expected lint id; NULL: must pass with no error and no warning */
+    int only;       /* the only error (for a warning id: no error, the only warning) */
+    int gen;        /* 0: Strict */
+    cg_key key;
+    int64_t validity; /* 0: default */
+    const char *serial_hex;
+    const char *mailbox;
+    const char *del;                    /* extension to remove */
+    const char *raw_oid, *raw_hex;      /* extension to set to a raw value */
+    int raw_crit, raw_add;              /* critical; append as a duplicate */
+    const char *conf_name, *conf_value; /* extension to set from OpenSSL config syntax */
+    const char *crit_oid;               /* extension to mark critical */
+    int uncrit;                         /* ... or non-critical */
+    void (*edit)(X509 *x);
+    tbs_fn post;
+    int ctx;
+    int64_t now; /* 0: CG_NOW */
+} lcase;
+
+static const lcase cases[] = {
+    /* ---- compliant certificates ---- */
+    {.name = "baseline strict"},
+    {.name = "baseline multipurpose", .gen = MC_GEN_MULTIPURPOSE},
+    {.name = "baseline whole certificate", .ctx = C_WHOLE},
+    {.name = "baseline without issuer context", .ctx = C_NO_ISSUER},
+    {.name = "strict with strict profile", .ctx = C_PROFILE_S},
+    {.name = "MP with MP profile", .gen = MC_GEN_MULTIPURPOSE, .ctx = C_PROFILE_MP},
+    {.name = "P-384", .key = CG_KEY_P384},
+    {.name = "Ed25519", .key = CG_KEY_ED25519},
+    {.name = "RSA signing", .key = CG_KEY_RSA2048},
+    {.name = "RSA strict dual use",
+     .key = CG_KEY_RSA2048,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,nonRepudiation,keyEncipherment"},
+    {.name = "RSA strict key management",
+     .key = CG_KEY_RSA2048,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyEncipherment"},
+    {.name = "RSA MP dual use with dataEncipherment",
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment,dataEncipherment"},
+    {.name = "EC dual use",
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,nonRepudiation,keyAgreement"},
+    {.name = "EC key agreement + decipherOnly",
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyAgreement,decipherOnly"},
+    {.name = "crafted RSA-2048 SPKI", .post = t_rsa_2048},
+    {.name = "subject emailAddress + serialNumber", .edit = e_add_email_same},
+    {.name = "subject serialNumber", .edit = e_add_serial_ok},
+    {.name = "CN domain in other case", .edit = e_cn_upper_domain},
+    {.name = "SmtpUTF8Mailbox in SAN and CN", .edit = e_smtputf8_cn},
+    {.name = "empty subject, critical SAN", .edit = e_subject_empty_san_critical},
+    {.name = "MP with clientAuth and a UPN otherName",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,clientAuth"},
+    {.name = "MP UPN otherName",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",otherName:1.3.6.1.4.1.311.20.2.3;UTF8:" CG_MAILBOX},
+    {.name = "https CPS and UTF8 explicitText", .raw_oid = OID_POLICIES, .raw_hex = HX_POL_CPS_OK},
+    {.name = "basicConstraints cA FALSE",
+     .conf_name = "basicConstraints",
+     .conf_value = "critical,CA:FALSE"},
+    {.name = "smimeCapabilities non-critical", .raw_oid = OID_SMIMECAP, .raw_hex = "30 00"},
+    {.name = "qcStatements non-critical", .raw_oid = OID_QCS, .raw_hex = "30 00"},
+    {.name = "Adobe timestamp in MP",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_TS,
+     .raw_hex = "30 00"},
+    {.name = "validity one second below the maximum", .validity = 825 * CG_DAY - 2},
+    {.name = "GeneralizedTime from 2050", .post = t_time_2050},
+    {.name = "serial of 8 octets", .serial_hex = "7f 01 02 03 04 05 06 07"},
+    {.name = "serial of 20 octets",
+     .serial_hex = "7f 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13"},
+    {.name = "mailbox with quoted local part", .mailbox = "\"a b\"@example.com"},
+    {.name = "legacy before its sunset, 1000 days, ldap+http CRL",
+     .gen = MC_GEN_LEGACY,
+     .validity = 1000 * CG_DAY,
+     .raw_oid = OID_CRLDP,
+     .raw_hex = HX_CRLDP_LDAP_HTTP,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "SBR lints not in force before 2023-09-01", .del = OID_POLICIES, .now = T_BEFORE_SBR},
+
+    /* ---- structure ---- */
+    {.name = "truncated TBS", .id = "e_cert_der_invalid", .only = 1, .post = t_truncate},
+    {.name = "version v2", .id = "e_cert_version_not_v3", .only = 1, .edit = e_version_v2},
+    {.name = "issuerUniqueID",
+     .id = "e_cert_unique_identifier_present",
+     .only = 1,
+     .post = t_unique_id},
+    {.name = "serial zero", .id = "e_serial_number_not_positive", .only = 1, .serial_hex = "00"},
+    {.name = "serial negative",
+     .id = "e_serial_number_not_positive",
+     .only = 1,
+     .post = t_serial_negative},
+    {.name = "serial 21 octets",
+     .id = "e_serial_number_longer_than_20_octets",
+     .only = 1,
+     .serial_hex = "7f 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14"},
+    {.name = "serial 20 octets + sign octet",
+     .id = "e_serial_number_longer_than_20_octets",
+     .only = 1,
+     .serial_hex = "80 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13"},
+    {.name = "serial with a redundant 00",
+     .id = "e_serial_number_not_minimal_der",
+     .only = 1,
+     .post = t_serial_padded},
+    {.name = "serial 4 octets",
+     .id = "w_serial_number_low_entropy",
+     .only = 1,
+     .serial_hex = "12 34 56 78"},
+    {.name = "UTCTime without seconds",
+     .id = "e_validity_time_format",
+     .only = 1,
+     .post = t_time_nosec},
+    {.name = "GeneralizedTime in 2026",
+     .id = "e_validity_time_wrong_type",
+     .only = 1,
+     .post = t_time_gen},
+    {.name = "notAfter before notBefore",
+     .id = "e_validity_not_after_before_not_before",
+     .only = 1,
+     .validity = -CG_DAY},
+    {.name = "825 days + 1 s",
+     .id = "e_smime_validity_too_long",
+     .only = 1,
+     .validity = 825 * CG_DAY},
+    {.name = "MP 826 days",
+     .id = "e_smime_validity_too_long",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .validity = 826 * CG_DAY},
+    {.name = "legacy 1185 days + 1 s",
+     .id = "e_smime_validity_too_long",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .validity = 1185 * CG_DAY,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "exactly 825 days",
+     .id = "w_smime_validity_at_maximum",
+     .only = 1,
+     .validity = 825 * CG_DAY - 1},
+
+    /* ---- keys and algorithms ---- */
+    {.name = "secp256k1 SPKI",
+     .id = "e_smime_spki_algorithm_encoding",
+     .only = 1,
+     .post = t_secp256k1},
+    {.name = "Ed25519 key of 31 bytes",
+     .id = "e_spki_key_malformed",
+     .only = 1,
+     .post = t_ed25519_short},
+    {.name = "RSAPublicKey not a SEQUENCE",
+     .id = "e_spki_key_malformed",
+     .only = 1,
+     .post = t_rsa_garbage},
+    {.name = "RSA 2040 bits", .id = "e_smime_rsa_modulus_size", .only = 1, .post = t_rsa_2040},
+    {.name = "RSA 2052 bits", .id = "e_smime_rsa_modulus_size", .only = 1, .post = t_rsa_2052},
+    {.name = "RSA even exponent", .id = "e_smime_rsa_exponent", .only = 1, .post = t_rsa_even_exp},
+    {.name = "RSA exponent 1", .id = "e_smime_rsa_exponent", .only = 1, .post = t_rsa_exp_1},
+    {.name = "compressed P-256 point",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_ec_compressed},
+    {.name = "TBS signature sha1WithRSA",
+     .id = "e_smime_signature_algorithm_encoding",
+     .only = 1,
+     .post = t_sigalg_sha1,
+     .ctx = C_NO_ISSUER},
+    {.name = "outer signatureAlgorithm differs",
+     .id = "e_signature_algorithm_mismatch",
+     .only = 1,
+     .ctx = C_WHOLE | C_OUTER_384},
+    {.name = "issuer signs with SHA-384",
+     .id = "e_smime_signature_algorithm_not_issuer",
+     .only = 1,
+     .ctx = C_ISSUER_384},
+    {.name = "issuer Name differs",
+     .id = "e_smime_issuer_name_mismatch",
+     .only = 1,
+     .edit = e_other_issuer},
+
+    /* ---- extension list ---- */
+    {.name = "duplicate SKI",
+     .id = "e_ext_duplicate",
+     .only = 1,
+     .raw_oid = OID_SKI,
+     .raw_hex = "04 02 ab cd",
+     .raw_add = 1},
+    {.name = "critical FALSE encoded",
+     .id = "e_ext_critical_false_encoded",
+     .only = 1,
+     .post = t_crit_false},
+    {.name = "EKU not a SEQUENCE",
+     .id = "e_ext_value_malformed",
+     .only = 1,
+     .raw_oid = OID_EKU,
+     .raw_hex = "04 00"},
+    {.name = "KU BIT STRING with trailing zero octet",
+     .id = "e_ext_value_malformed",
+     .only = 1,
+     .raw_oid = OID_KU,
+     .raw_crit = 1,
+     .raw_hex = "03 03 00 80 00"},
+    {.name = "unknown policy qualifier",
+     .id = "e_ext_value_malformed",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_BADQUAL},
+    {.name = "basicConstraints cA FALSE encoded",
+     .id = "e_ext_value_malformed",
+     .only = 1,
+     .raw_oid = OID_BC,
+     .raw_hex = "30 03 01 01 00"},
+    {.name = "unknown extension",
+     .id = "e_smime_ext_not_allowed",
+     .only = 1,
+     .raw_oid = "1.3.6.1.4.1.99999.7",
+     .raw_hex = "05 00"},
+    {.name = "nameConstraints",
+     .id = "e_smime_ext_not_allowed",
+     .only = 1,
+     .raw_oid = "2.5.29.30",
+     .raw_hex = "30 00"},
+    {.name = "Adobe timestamp in Strict",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = OID_ADOBE_TS,
+     .raw_hex = "30 00"},
+    {.name = "subjectDirectoryAttributes in MP",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_SDA,
+     .raw_hex = HX_SDA},
+    {.name = "LEI in mailbox-validated",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 02 41 41"},
+    {.name = "critical qcStatements",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .raw_oid = OID_QCS,
+     .raw_crit = 1,
+     .raw_hex = "30 00"},
+    {.name = "critical Adobe timestamp in MP",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_TS,
+     .raw_crit = 1,
+     .raw_hex = "30 00"},
+
+    /* ---- certificatePolicies, SBR 7.1.2.3(a) ---- */
+    {.name = "no policies",
+     .id = "e_smime_certificate_policies_missing",
+     .only = 1,
+     .del = OID_POLICIES},
+    {.name = "critical policies",
+     .id = "w_smime_certificate_policies_critical",
+     .only = 1,
+     .crit_oid = OID_POLICIES},
+    {.name = "two reserved OIDs",
+     .id = "e_smime_exactly_one_reserved_policy",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_TWO},
+    {.name = "no reserved OID",
+     .id = "e_smime_exactly_one_reserved_policy",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_NONE},
+    {.name = "anyPolicy",
+     .id = "e_smime_any_policy_present",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_ANY},
+    {.name = "ftp CPS URI",
+     .id = "e_smime_cps_uri_not_http",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_CPS_FTP},
+    {.name = "userNotice with noticeRef",
+     .id = "e_smime_user_notice_has_notice_ref",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_NOTICEREF},
+    {.name = "userNotice without explicitText",
+     .id = "e_smime_user_notice_no_explicit_text",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_NOTEXT},
+    {.name = "explicitText IA5String",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .raw_oid = OID_POLICIES,
+     .raw_hex = HX_POL_IA5TEXT},
+    {.name = "strict certificate, MP profile",
+     .id = "e_smime_policy_not_profile",
+     .only = 1,
+     .ctx = C_PROFILE_MP},
+    {.name = "legacy after 2025-07-15",
+     .id = "e_smime_legacy_generation_prohibited",
+     .only = 1,
+     .gen = MC_GEN_LEGACY},
+
+    /* ---- cRLDistributionPoints, (b) ---- */
+    {.name = "no CRL DP", .id = "e_smime_crldp_missing", .only = 1, .del = OID_CRLDP},
+    {.name = "critical CRL DP", .id = "w_smime_crldp_critical", .only = 1, .crit_oid = OID_CRLDP},
+    {.name = "CRL DP with a dNSName only",
+     .id = "e_smime_crldp_no_fullname_uri",
+     .only = 1,
+     .raw_oid = OID_CRLDP,
+     .raw_hex = HX_CRLDP_DNS},
+    {.name = "https CRL URI",
+     .id = "e_smime_crldp_uri_not_http",
+     .only = 1,
+     .raw_oid = OID_CRLDP,
+     .raw_hex = HX_CRLDP_HTTPS},
+    {.name = "strict: ldap next to http",
+     .id = "e_smime_crldp_uri_not_http",
+     .only = 1,
+     .raw_oid = OID_CRLDP,
+     .raw_hex = HX_CRLDP_LDAP_HTTP},
+    {.name = "legacy: ldap only",
+     .id = "e_smime_crldp_uri_not_http",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = OID_CRLDP,
+     .raw_hex = HX_CRLDP_LDAP,
+     .now = T_BEFORE_LEGACY_SUNSET},
+
+    /* ---- AIA, (c) ---- */
+    {.name = "no AIA", .id = "w_smime_aia_missing", .only = 1, .del = OID_AIA},
+    {.name = "critical AIA", .id = "e_smime_aia_critical", .only = 1, .crit_oid = OID_AIA},
+    {.name = "https OCSP",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:https://ocsp.example.com,caIssuers;URI:http://ca.example.com/ca.cer"},
+    {.name = "ldap caIssuers in MP",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:http://ocsp.example.com,caIssuers;URI:ldap://ca.example.com/ca"},
+    {.name = "AIA without caIssuers",
+     .id = "w_smime_aia_ca_issuers_missing",
+     .only = 1,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:http://ocsp.example.com"},
+
+    /* ---- basicConstraints, (d) ---- */
+    {.name = "cA TRUE",
+     .id = "e_smime_basic_constraints_ca",
+     .only = 1,
+     .conf_name = "basicConstraints",
+     .conf_value = "critical,CA:TRUE"},
+    {.name = "pathLenConstraint",
+     .id = "e_smime_basic_constraints_path_len",
+     .only = 1,
+     .raw_oid = OID_BC,
+     .raw_hex = "30 03 02 01 00"},
+
+    /* ---- keyUsage, (e) ---- */
+    {.name = "no KU", .id = "e_smime_key_usage_missing", .only = 1, .del = OID_KU},
+    {.name = "KU not critical",
+     .id = "w_smime_key_usage_not_critical",
+     .only = 1,
+     .crit_oid = OID_KU,
+     .uncrit = 1},
+    {.name = "KU no bits",
+     .id = "e_key_usage_no_bits",
+     .only = 1,
+     .raw_oid = OID_KU,
+     .raw_crit = 1,
+     .raw_hex = "03 01 00"},
+    {.name = "encipherOnly + decipherOnly",
+     .id = "e_smime_key_usage_encipher_and_decipher_only",
+     .only = 1,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyAgreement,encipherOnly,decipherOnly"},
+    {.name = "EC keyEncipherment",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment"},
+    {.name = "EC keyCertSign",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyCertSign"},
+    {.name = "EC encipherOnly without keyAgreement",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,encipherOnly"},
+    {.name = "EC nonRepudiation only",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,nonRepudiation"},
+    {.name = "RSA strict dataEncipherment",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_RSA2048,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyEncipherment,dataEncipherment"},
+    {.name = "RSA keyAgreement",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyAgreement"},
+    {.name = "Ed25519 keyAgreement",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_ED25519,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyAgreement"},
+
+    /* ---- extKeyUsage, (f) ---- */
+    {.name = "no EKU", .id = "e_smime_eku_missing", .only = 1, .del = OID_EKU},
+    {.name = "MP EKU clientAuth only",
+     .id = "e_smime_eku_email_protection_missing",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "clientAuth"},
+    {.name = "serverAuth",
+     .id = "e_smime_eku_prohibited",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,serverAuth"},
+    {.name = "anyExtendedKeyUsage",
+     .id = "e_smime_eku_prohibited",
+     .only = 1,
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,anyExtendedKeyUsage"},
+    {.name = "strict clientAuth",
+     .id = "e_smime_eku_strict_other_purpose",
+     .only = 1,
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,clientAuth"},
+
+    /* ---- authorityKeyIdentifier, (g) ---- */
+    {.name = "no AKI", .id = "e_smime_aki_missing", .only = 1, .del = OID_AKI},
+    {.name = "critical AKI", .id = "e_smime_aki_critical", .only = 1, .crit_oid = OID_AKI},
+    {.name = "AKI without keyIdentifier",
+     .id = "e_smime_aki_key_identifier_missing",
+     .only = 1,
+     .raw_oid = OID_AKI,
+     .raw_hex = "30 00"},
+    {.name = "AKI with serial",
+     .id = "e_smime_aki_issuer_serial_present",
+     .only = 1,
+     .edit = e_aki_with_serial},
+    {.name = "AKI of another CA",
+     .id = "e_smime_aki_not_issuer_ski",
+     .only = 1,
+     .raw_oid = OID_AKI,
+     .raw_hex = HX_AKI_OTHER},
+
+    /* ---- subjectAltName, (h) and 7.1.4.2.1 ---- */
+    {.name = "no SAN", .id = "e_smime_san_missing", .del = OID_SAN},
+    {.name = "SAN with a directoryName only",
+     .id = "e_smime_san_no_mailbox",
+     .only = 1,
+     .edit = e_subject_empty_san_dirname},
+    {.name = "SAN dNSName",
+     .id = "e_smime_san_prohibited_name_type",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",DNS:example.com"},
+    {.name = "SAN URI",
+     .id = "e_smime_san_prohibited_name_type",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",URI:http://example.com/"},
+    {.name = "SAN IP",
+     .id = "e_smime_san_prohibited_name_type",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",IP:192.0.2.1"},
+    {.name = "SAN registeredID",
+     .id = "e_smime_san_prohibited_name_type",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",RID:1.2.3.4"},
+    {.name = "strict UPN otherName",
+     .id = "e_smime_san_strict_other_name",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",otherName:1.3.6.1.4.1.311.20.2.3;UTF8:" CG_MAILBOX},
+    {.name = "empty subject, SAN not critical",
+     .id = "e_san_not_critical_subject_empty",
+     .only = 1,
+     .edit = e_subject_empty},
+    {.name = "SAN critical with a subject",
+     .id = "w_smime_san_critical",
+     .only = 1,
+     .crit_oid = OID_SAN},
+    {.name = "rfc822Name with '..'",
+     .id = "e_smime_san_rfc822_name_syntax",
+     .only = 1,
+     .mailbox = "alice..x@example.com"},
+    {.name = "rfc822Name with a display name",
+     .id = "e_smime_san_rfc822_name_syntax",
+     .only = 1,
+     .mailbox = "Alice <alice@example.com>"},
+    {.name = "rfc822Name without a domain",
+     .id = "e_smime_san_rfc822_name_syntax",
+     .only = 1,
+     .mailbox = "alice@"},
+    {.name = "rfc822Name with a bad label",
+     .id = "e_smime_san_rfc822_name_syntax",
+     .only = 1,
+     .mailbox = "alice@-example.com"},
+    {.name = "SmtpUTF8Mailbox with an upper-case domain",
+     .id = "e_smime_san_smtputf8_mailbox_syntax",
+     .only = 1,
+     .edit = e_smtputf8_upper},
+    {.name = "SmtpUTF8Mailbox with a BOM",
+     .id = "e_smime_san_smtputf8_mailbox_syntax",
+     .only = 1,
+     .edit = e_smtputf8_bom},
+    {.name = "SmtpUTF8Mailbox with invalid UTF-8",
+     .id = "e_smime_san_smtputf8_mailbox_syntax",
+     .only = 1,
+     .edit = e_smtputf8_bad_utf8},
+    {.name = "SmtpUTF8Mailbox as IA5String",
+     .id = "e_smime_san_smtputf8_mailbox_syntax",
+     .only = 1,
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",otherName:1.3.6.1.5.5.7.8.9;IA5:bob@example.com"},
+    {.name = "SmtpUTF8Mailbox with an ASCII local part",
+     .id = "e_smime_san_smtputf8_mailbox_ascii_local_part",
+     .only = 1,
+     .edit = e_smtputf8_ascii},
+
+    /* ---- SKI (n), smimeCapabilities (i) ---- */
+    {.name = "critical SKI", .id = "e_smime_ski_critical", .only = 1, .crit_oid = OID_SKI},
+    {.name = "no SKI", .id = "w_smime_ski_missing", .only = 1, .del = OID_SKI},
+    {.name = "critical smimeCapabilities",
+     .id = "e_smime_capabilities_critical",
+     .only = 1,
+     .raw_oid = OID_SMIMECAP,
+     .raw_crit = 1,
+     .raw_hex = "30 00"},
+
+    /* ---- subject, SBR 7.1.4 ---- */
+    {.name = "organizationName in MV",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .edit = e_add_org},
+    {.name = "streetAddress in MV",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .edit = e_add_street},
+    {.name = "CN another mailbox",
+     .id = "e_smime_mailbox_cn_not_in_san",
+     .only = 1,
+     .edit = e_cn_other},
+    {.name = "CN a personal name",
+     .id = "e_smime_mailbox_cn_not_in_san",
+     .only = 1,
+     .edit = e_cn_name},
+    {.name = "emailAddress not in SAN",
+     .id = "e_smime_email_address_not_in_san",
+     .only = 1,
+     .edit = e_add_email_other},
+    {.name = "emailAddress with two mailboxes",
+     .id = "e_smime_email_address_not_in_san",
+     .only = 1,
+     .edit = e_add_email_two},
+    {.name = "serialNumber 65 characters",
+     .id = "e_subject_attribute_too_long",
+     .only = 1,
+     .edit = e_add_serial_long},
+    {.name = "CN 65 characters",
+     .id = "e_subject_attribute_too_long",
+     .only = 1,
+     .edit = e_cn_long},
+    {.name = "serialNumber UTF8String",
+     .id = "e_subject_attribute_encoding",
+     .only = 1,
+     .edit = e_add_serial_utf8},
+    {.name = "serialNumber with '_'",
+     .id = "e_subject_attribute_encoding",
+     .only = 1,
+     .edit = e_add_serial_bad_printable},
+    {.name = "emailAddress UTF8String",
+     .id = "e_subject_attribute_encoding",
+     .only = 1,
+     .edit = e_add_email_utf8},
+    {.name = "CN BMPString", .id = "e_subject_attribute_encoding", .only = 1, .edit = e_cn_bmp},
+    {.name = "CN mailbox in PrintableString",
+     .id = "e_subject_attribute_encoding",
+     .only = 1,
+     .edit = e_cn_printable_mailbox},
+    {.name = "serialNumber '-'",
+     .id = "e_smime_subject_placeholder_value",
+     .only = 1,
+     .edit = e_add_serial_placeholder},
+    {.name = "serialNumber 'N/A'",
+     .id = "e_smime_subject_placeholder_value",
+     .only = 1,
+     .edit = e_add_serial_na},
+};
+
+#define NCASES (sizeof cases / sizeof cases[0])
+
+/* ---- running one case ---- */
+
+typedef struct edit_arg {
+    const lcase *c;
+} edit_arg;
+
+static void apply_edits(X509 *x, void *arg)
+{
+    const lcase *c = ((edit_arg *)arg)->c;
+    uint8_t raw[512];
+    if (c->del)
+        assert_int_equal(cg_ext_remove(x, c->del), 0);
+    if (c->raw_oid) {
+        size_t n = cg_hex(c->raw_hex, raw, sizeof raw);
+        assert_true(n > 0);
+        if (c->raw_add)
+            assert_int_equal(cg_ext_add_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
+        else
+            assert_int_equal(cg_ext_set_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
+    }
+    if (c->conf_name)
+        assert_int_equal(cg_ext_conf(x, c->conf_name, c->conf_value), 0);
+    if (c->crit_oid)
+        assert_int_equal(cg_ext_set_critical(x, c->crit_oid, !c->uncrit), 0);
+    if (c->edit)
+        c->edit(x);
+}
+
+static mc_profile prof_mp = {.type = MC_TYPE_MAILBOX, .generation = MC_GEN_MULTIPURPOSE};
+static mc_profile prof_strict = {.type = MC_TYPE_MAILBOX, .generation = MC_GEN_STRICT};
+
+static void dump(const char *name, const mc_lint_result *r)
+{
+    print_message("case \"%s\": %d errors, %d warnings\n", name, r->errors, r->warnings);
+    for (size_t i = 0; i < r->n; i++)
+        print_message("  %s: %s\n", r->f[i].lint->id, r->f[i].detail);
+}
+
+static int has(const mc_lint_result *r, const char *id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->f[i].lint->id, id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Builds the case's certificate and lints it; returns the mc_lint_* result code. */
+static mc_err run_case(const lcase *c, mc_lint_result *r, mc_errdetail *err)
+{
+    cg_opts o;
+    cg_opts_default(&o);
+    if (c->gen)
+        o.generation = c->gen;
+    o.key = c->key;
+    if (c->validity)
+        o.validity = c->validity;
+    if (c->mailbox)
+        o.mailbox = c->mailbox;
+    if (c->serial_hex) {
+        o.serial_len = cg_hex(c->serial_hex, o.serial, sizeof o.serial);
+        assert_true(o.serial_len > 0);
+    }
+    edit_arg ea = {c};
+    o.edit = apply_edits;
+    o.arg = &ea;
+    cg_cert cert;
+    assert_int_equal(cg_build(&o, &cert), 0);
+
+    mc_issuer iss384;
+    mc_lint_ctx ctx = {.now = c->now ? c->now : CG_NOW, .issuer = cg_issuer()};
+    if (c->ctx & C_NO_ISSUER)
+        ctx.issuer = NULL;
+    if (c->ctx & C_ISSUER_384) {
+        iss384 = *cg_issuer();
+        iss384.sigalg = MC_SIG_ECDSA_SHA384;
+        ctx.issuer = &iss384;
+    }
+    if (c->ctx & C_PROFILE_MP)
+        ctx.profile = &prof_mp;
+    if (c->ctx & C_PROFILE_S)
+        ctx.profile = &prof_strict;
+
+    static uint8_t buf[16384];
+    mc_err rc;
+    if (c->ctx & C_WHOLE) {
+        const uint8_t *der = cert.der;
+        size_t len = cert.len;
+        if (c->ctx & C_OUTER_384) {
+            mc_x509 x;
+            assert_int_equal(mc_x509_parse_cert(cert.der, cert.len, &x, NULL), MC_OK);
+            uint8_t alg[32];
+            size_t al = cg_hex("30 0a 06 08 2a 86 48 ce 3d 04 03 03", alg, sizeof alg);
+            len = cg_cert_assemble(cert.tbs, cert.tbs_len, alg, al, x.signature.raw,
+                                   x.signature.rawlen, buf, sizeof buf);
+            assert_true(len > 0);
+            der = buf;
+        }
+        rc = mc_lint_cert(der, len, &ctx, r, err);
+    } else {
+        const uint8_t *tbs = cert.tbs;
+        size_t len = cert.tbs_len;
+        if (c->post) {
+            len = c->post(cert.tbs, cert.tbs_len, buf, sizeof buf);
+            assert_true(len > 0);
+            tbs = buf;
+        }
+        rc = mc_lint_tbs(tbs, len, &ctx, r, err);
+    }
+    cg_cert_free(&cert);
+    return rc;
+}
+
+static void test_cases(void **state)
+{
+    (void)state;
+    int failed = 0;
+    for (size_t i = 0; i < NCASES; i++) {
+        const lcase *c = &cases[i];
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_err rc = run_case(c, &r, &err);
+        int ok;
+        if (!c->id) {
+            ok = rc == MC_OK && r.errors == 0 && r.warnings == 0 && r.n == 0;
+        } else {
+            int warning = c->id[0] == 'w';
+            ok = has(&r, c->id);
+            if (c->only && warning)
+                ok = ok && r.errors == 0 && r.warnings == 1 && rc == MC_OK;
+            else if (c->only)
+                ok = ok && r.errors == 1 && rc == MC_ERR_LINT && strcmp(err.rule, c->id) == 0;
+            else if (!warning)
+                ok = ok && rc == MC_ERR_LINT;
+        }
+        if (!ok) {
+            print_error("FAILED case \"%s\" (expected %s%s)\n", c->name, c->id ? c->id : "a pass",
+                        c->only ? " only" : "");
+            dump(c->name, &r);
+            failed++;
+        }
+    }
+    assert_int_equal(failed, 0);
+}
+
+/* Every lint in the table has at least one failing case above, and the table is well formed. */
+static void test_every_lint_has_a_case(void **state)
+{
+    (void)state;
+    size_t n;
+    const mc_lint_def *d = mc_lint_defs(&n);
+    assert_true(n >= 70);
+    int missing = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(d[i].id);
+        assert_true(d[i].section && d[i].section[0]);
+        assert_true(d[i].summary && d[i].summary[0]);
+        assert_true(d[i].effective > 0);
+        assert_true(strlen(d[i].id) < MC_ERR_RULE_MAX);
+        /* zlint style: e_ for errors, w_ for warnings */
+        assert_int_equal(d[i].id[0], d[i].severity == MC_LINT_ERROR ? 'e' : 'w');
+        assert_int_equal(d[i].id[1], '_');
+        for (size_t j = 0; j < i; j++)
+            assert_string_not_equal(d[i].id, d[j].id);
+        int found = 0;
+        for (size_t k = 0; k < NCASES; k++)
+            found |= cases[k].id && strcmp(cases[k].id, d[i].id) == 0;
+        if (!found) {
+            print_error("lint %s has no failing case\n", d[i].id);
+            missing++;
+        }
+    }
+    assert_int_equal(missing, 0);
+}
+
+/* mc_lint_tbs reports the first error in err; details name the offending value. */
+static void test_err_detail(void **state)
+{
+    (void)state;
+    lcase c = {.name = "cps", .raw_oid = OID_POLICIES, .raw_hex = HX_POL_CPS_FTP};
+    mc_lint_result r;
+    mc_errdetail err;
+    assert_int_equal(run_case(&c, &r, &err), MC_ERR_LINT);
+    assert_int_equal(err.code, MC_ERR_LINT);
+    assert_string_equal(err.field, "certificate");
+    assert_string_equal(err.rule, "e_smime_cps_uri_not_http");
+    assert_non_null(strstr(err.message, "ftp://pki.example.com/cps"));
+    assert_string_equal(r.f[0].lint->section, "SBR 7.1.2.3(a)");
+
+    lcase v = {.name = "validity", .validity = 900 * CG_DAY};
+    assert_int_equal(run_case(&v, &r, &err), MC_ERR_LINT);
+    assert_non_null(strstr(err.message, "77760001 s"));
+
+    /* a parse failure is a finding too, with the parser's words */
+    lcase t = {.name = "truncated", .post = t_truncate};
+    assert_int_equal(run_case(&t, &r, &err), MC_ERR_LINT);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.errors, 1);
+    assert_string_equal(err.rule, "e_cert_der_invalid");
+
+    /* success clears err */
+    lcase ok = {.name = "ok"};
+    assert_int_equal(run_case(&ok, &r, &err), MC_OK);
+    assert_int_equal(err.code, MC_OK);
+    assert_string_equal(err.rule, "");
+}
+
+static void test_warning_ids(void **state)
+{
+    (void)state;
+    lcase c = {.name = "two warnings", .del = OID_SKI, .crit_oid = OID_POLICIES};
+    mc_lint_result r;
+    mc_errdetail err;
+    assert_int_equal(run_case(&c, &r, &err), MC_OK);
+    assert_int_equal(r.warnings, 2);
+    char buf[256];
+    assert_string_equal(mc_lint_warning_ids(&r, buf, sizeof buf),
+                        "w_smime_certificate_policies_critical,w_smime_ski_missing");
+    /* never a truncated id */
+    assert_string_equal(mc_lint_warning_ids(&r, buf, 45), "w_smime_certificate_policies_critical");
+    assert_string_equal(mc_lint_warning_ids(&r, buf, 10), "");
+}
+
+/* Without a profile the type and generation come from the policy OID: the same Multipurpose
+ * certificate passes as MP and fails as Strict only through a Strict profile. */
+static void test_generation_source(void **state)
+{
+    (void)state;
+    lcase mp = {.name = "mp clientAuth",
+                .gen = MC_GEN_MULTIPURPOSE,
+                .conf_name = "extendedKeyUsage",
+                .conf_value = "emailProtection,clientAuth"};
+    mc_lint_result r;
+    mc_errdetail err;
+    assert_int_equal(run_case(&mp, &r, &err), MC_OK);
+    mp.ctx = C_PROFILE_S;
+    assert_int_equal(run_case(&mp, &r, &err), MC_ERR_LINT);
+    assert_true(has(&r, "e_smime_policy_not_profile"));
+    assert_true(has(&r, "e_smime_eku_strict_other_purpose"));
+    assert_int_equal(r.errors, 2);
+}
+
+/* When more than MC_LINT_FINDINGS_MAX findings occur, counts stay exact and the first error is
+ * still reported. */
+static void test_many_findings(void **state)
+{
+    (void)state;
+    static uint8_t a[16384], b[16384];
+    cg_opts o;
+    cg_opts_default(&o);
+    cg_cert cert;
+    assert_int_equal(cg_build(&o, &cert), 0);
+    size_t n = cert.tbs_len;
+    memcpy(a, cert.tbs, n);
+    cg_cert_free(&cert);
+    /* 24 critical-false smimeCapabilities: each one a duplicate and a DER finding */
+    uint8_t ext[32];
+    size_t el =
+        cg_hex("30 12 06 09 2a 86 48 86 f7 0d 01 09 0f 01 01 00 04 02 30 00", ext, sizeof ext);
+    for (int i = 0; i < 20; i++) {
+        n = cg_tbs_add_ext(a, n, ext, el, b, sizeof b);
+        assert_true(n > 0);
+        memcpy(a, b, n);
+    }
+    mc_lint_result r;
+    mc_errdetail err;
+    mc_lint_ctx ctx = {.now = CG_NOW, .issuer = cg_issuer()};
+    assert_int_equal(mc_lint_tbs(a, n, &ctx, &r, &err), MC_ERR_LINT);
+    assert_int_equal(r.n, MC_LINT_FINDINGS_MAX);
+    assert_int_equal(r.errors, 20 + 19);
+    assert_string_equal(err.rule, "e_ext_critical_false_encoded");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_every_lint_has_a_case),
+        cmocka_unit_test(test_err_detail),
+        cmocka_unit_test(test_warning_ids),
+        cmocka_unit_test(test_generation_source),
+        cmocka_unit_test(test_many_findings),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

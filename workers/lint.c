@@ -1,0 +1,1702 @@
+/*
+ * The pre-issuance linter: checks a parsed (TBS)Certificate against the S/MIME Baseline
+ * Requirements for subscriber certificates and the RFC 5280 rules they import (SBR 7.1.2.4).
+ * Each rule is one entry of the table below (id, severity, section, effective date); the checks
+ * walk the DER with mc_der and write findings into the caller's result, never allocating, so the
+ * worker can lint every TBS on the hot path.
+ *
+ * Certificate type and generation come from the profile when one is given, else from the
+ * certificate's reserved CABF policy OID 2.23.140.1.5.T.G (SBR 7.1.6.1); with neither, the
+ * strictest reading (mailbox-validated Strict) applies.
+ */
+#include "mailca/lint.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define T_RFC5280 1209600000LL /* 2008-05-01, as zlint dates RFC 5280 */
+#define T_SBR 1693526400LL     /* 2023-09-01, SBR 1.0.0 effective */
+#define T_LEGACY 1752537600LL  /* 2025-07-15, SBR 7.1.6.1 Legacy sunset */
+#define DAY 86400LL
+
+enum {
+    L_DER,
+    L_VERSION,
+    L_UNIQUE_ID,
+    L_SERIAL_NOT_POSITIVE,
+    L_SERIAL_TOO_LONG,
+    L_SERIAL_NOT_MINIMAL,
+    W_SERIAL_SHORT,
+    L_TIME_FORMAT,
+    L_TIME_TYPE,
+    L_VALIDITY_NEGATIVE,
+    L_VALIDITY_TOO_LONG,
+    W_VALIDITY_MAX,
+    L_SPKI_ALGID,
+    L_SPKI_KEY,
+    L_RSA_MODULUS,
+    L_RSA_EXPONENT,
+    L_EC_POINT,
+    L_SIGALG,
+    L_SIGALG_OUTER,
+    L_SIGALG_ISSUER,
+    L_ISSUER_NAME,
+    L_EXT_DUP,
+    L_EXT_CRIT_FALSE,
+    L_EXT_MALFORMED,
+    L_EXT_UNKNOWN,
+    L_EXT_PROHIBITED,
+    L_EXT_CRITICAL,
+    L_POL_MISSING,
+    W_POL_CRITICAL,
+    L_POL_COUNT,
+    L_POL_ANY,
+    L_POL_CPS,
+    L_UNOTICE_REF,
+    L_UNOTICE_NO_TEXT,
+    L_UNOTICE_TEXT,
+    L_POL_PROFILE,
+    L_LEGACY,
+    L_CRLDP_MISSING,
+    W_CRLDP_CRITICAL,
+    L_CRLDP_NO_URI,
+    L_CRLDP_NOT_HTTP,
+    W_AIA_MISSING,
+    L_AIA_CRITICAL,
+    L_AIA_NOT_HTTP,
+    W_AIA_CA_ISSUERS,
+    L_BC_CA,
+    L_BC_PATHLEN,
+    L_KU_MISSING,
+    W_KU_NOT_CRITICAL,
+    L_KU_EMPTY,
+    L_KU_ENC_DEC,
+    L_KU_BITS,
+    L_EKU_MISSING,
+    L_EKU_NO_EMAIL,
+    L_EKU_PROHIBITED,
+    L_EKU_STRICT,
+    L_AKI_MISSING,
+    L_AKI_CRITICAL,
+    L_AKI_NO_KEYID,
+    L_AKI_ISSUER_SERIAL,
+    L_AKI_MISMATCH,
+    L_SAN_MISSING,
+    L_SAN_NO_MAILBOX,
+    L_SAN_PROHIBITED,
+    L_SAN_OTHERNAME_STRICT,
+    L_SAN_NOT_CRITICAL,
+    W_SAN_CRITICAL,
+    L_SAN_RFC822,
+    L_SAN_UTF8_SYNTAX,
+    L_SAN_UTF8_ASCII,
+    L_SKI_CRITICAL,
+    W_SKI_MISSING,
+    L_SMIMECAP_CRITICAL,
+    L_SUBJ_PROHIBITED,
+    L_SUBJ_CN,
+    L_SUBJ_EMAIL,
+    L_SUBJ_LENGTH,
+    L_SUBJ_ENCODING,
+    L_SUBJ_PLACEHOLDER,
+    L_COUNT
+};
+
+#define E MC_LINT_ERROR
+#define W MC_LINT_WARNING
+
+static const mc_lint_def defs[L_COUNT] = {
+    [L_DER] = {"e_cert_der_invalid", E, "RFC 5280 4.1", T_RFC5280,
+               "The (TBS)Certificate is not strict DER of the RFC 5280 structure"},
+    [L_VERSION] = {"e_cert_version_not_v3", E, "SBR 7.1.1", T_SBR, "Version must be v3"},
+    [L_UNIQUE_ID] = {"e_cert_unique_identifier_present", E, "RFC 5280 4.1.2.8", T_RFC5280,
+                     "issuerUniqueID/subjectUniqueID must not be present"},
+    [L_SERIAL_NOT_POSITIVE] = {"e_serial_number_not_positive", E, "SBR 7.1", T_SBR,
+                               "Serial number must be positive and non-zero"},
+    [L_SERIAL_TOO_LONG] = {"e_serial_number_longer_than_20_octets", E, "RFC 5280 4.1.2.2",
+                           T_RFC5280, "Serial number must fit 20 octets"},
+    [L_SERIAL_NOT_MINIMAL] = {"e_serial_number_not_minimal_der", E, "X.690 8.3.2", T_RFC5280,
+                              "Serial number INTEGER must be minimally encoded"},
+    [W_SERIAL_SHORT] = {"w_serial_number_low_entropy", W, "SBR 7.1", T_SBR,
+                        "Serial number shorter than 8 octets cannot hold 64 random bits"},
+    [L_TIME_FORMAT] = {"e_validity_time_format", E, "RFC 5280 4.1.2.5.1", T_RFC5280,
+                       "Validity times must be valid dates with seconds, ending in Z"},
+    [L_TIME_TYPE] = {"e_validity_time_wrong_type", E, "RFC 5280 4.1.2.5", T_RFC5280,
+                     "UTCTime through 2049, GeneralizedTime from 2050"},
+    [L_VALIDITY_NEGATIVE] = {"e_validity_not_after_before_not_before", E, "RFC 5280 4.1.2.5",
+                             T_RFC5280, "notAfter must not precede notBefore"},
+    [L_VALIDITY_TOO_LONG] = {"e_smime_validity_too_long", E, "SBR 6.3.2", T_SBR,
+                             "Validity over 825 days (Strict/MP) or 1185 days (Legacy)"},
+    [W_VALIDITY_MAX] = {"w_smime_validity_at_maximum", W, "SBR 6.3.2", T_SBR,
+                        "Validity equals the maximum allowed"},
+    [L_SPKI_ALGID] = {"e_smime_spki_algorithm_encoding", E, "SBR 7.1.3.1", T_SBR,
+                      "SPKI AlgorithmIdentifier must be one of the allowed DER encodings"},
+    [L_SPKI_KEY] = {"e_spki_key_malformed", E, "SBR 6.1.5", T_SBR,
+                    "subjectPublicKey is not a well-formed key of its algorithm"},
+    [L_RSA_MODULUS] = {"e_smime_rsa_modulus_size", E, "SBR 6.1.5", T_SBR,
+                       "RSA modulus must be at least 2048 bits and a multiple of 8"},
+    [L_RSA_EXPONENT] = {"e_smime_rsa_exponent", E, "SBR 6.1.6", T_SBR,
+                        "RSA public exponent must be odd and at least 3"},
+    [L_EC_POINT] = {"e_smime_ec_point_invalid", E, "SBR 6.1.5", T_SBR,
+                    "EC public key must be an uncompressed point of the curve's length"},
+    [L_SIGALG] = {"e_smime_signature_algorithm_encoding", E, "SBR 7.1.3.2", T_SBR,
+                  "TBS signature AlgorithmIdentifier must be one of the allowed DER encodings"},
+    [L_SIGALG_OUTER] = {"e_signature_algorithm_mismatch", E, "RFC 5280 4.1.1.2", T_RFC5280,
+                        "signatureAlgorithm must equal tbsCertificate.signature"},
+    [L_SIGALG_ISSUER] = {"e_smime_signature_algorithm_not_issuer", E, "SBR 7.1.3.2", T_SBR,
+                         "TBS signature algorithm must be the issuing CA's"},
+    [L_ISSUER_NAME] = {"e_smime_issuer_name_mismatch", E, "SBR 7.1.4.1", T_SBR,
+                       "Issuer must be byte for byte the issuing CA's subject"},
+    [L_EXT_DUP] = {"e_ext_duplicate", E, "RFC 5280 4.2", T_RFC5280,
+                   "An extension must not appear more than once"},
+    [L_EXT_CRIT_FALSE] = {"e_ext_critical_false_encoded", E, "X.690 11.5", T_RFC5280,
+                          "critical FALSE (the DEFAULT) must be omitted in DER"},
+    [L_EXT_MALFORMED] = {"e_ext_value_malformed", E, "RFC 5280 4.2", T_RFC5280,
+                         "Extension value does not decode as its ASN.1 type"},
+    [L_EXT_UNKNOWN] = {"e_smime_ext_not_allowed", E, "SBR 7.1.2.4", T_SBR,
+                       "Extension not listed in SBR 7.1.2.3"},
+    [L_EXT_PROHIBITED] = {"e_smime_ext_prohibited_for_profile", E, "SBR 7.1.2.3(j)(l)(m)", T_SBR,
+                          "Extension prohibited for this type or generation"},
+    [L_EXT_CRITICAL] = {"e_smime_ext_critical", E, "SBR 7.1.2.3(j)(k)(l)(m)", T_SBR,
+                        "subjectDirectoryAttributes/qcStatements/LEI/Adobe must not be critical"},
+    [L_POL_MISSING] = {"e_smime_certificate_policies_missing", E, "SBR 7.1.2.3(a)", T_SBR,
+                       "certificatePolicies must be present"},
+    [W_POL_CRITICAL] = {"w_smime_certificate_policies_critical", W, "SBR 7.1.2.3(a)", T_SBR,
+                        "certificatePolicies should not be critical"},
+    [L_POL_COUNT] = {"e_smime_exactly_one_reserved_policy", E, "SBR 7.1.2.3(a)", T_SBR,
+                     "Exactly one reserved S/MIME policy OID must be present"},
+    [L_POL_ANY] = {"e_smime_any_policy_present", E, "SBR 7.1.2.3(a)", T_SBR,
+                   "anyPolicy must not be present in a subscriber certificate"},
+    [L_POL_CPS] = {"e_smime_cps_uri_not_http", E, "SBR 7.1.2.3(a)", T_SBR,
+                   "id-qt-cps qualifier must be an HTTP or HTTPS URL"},
+    [L_UNOTICE_REF] = {"e_smime_user_notice_has_notice_ref", E, "SBR 7.1.2.3(a)", T_SBR,
+                       "userNotice must not contain noticeRef"},
+    [L_UNOTICE_NO_TEXT] = {"e_smime_user_notice_no_explicit_text", E, "SBR 7.1.2.3(a)", T_SBR,
+                           "userNotice must contain explicitText"},
+    [L_UNOTICE_TEXT] = {"e_explicit_text_encoding", E, "RFC 6818 3", T_RFC5280,
+                        "explicitText must be a UTF8String of at most 200 characters"},
+    [L_POL_PROFILE] = {"e_smime_policy_not_profile", E, "SBR 7.1.6.1", T_SBR,
+                       "Reserved policy OID does not match the profile's type and generation"},
+    [L_LEGACY] = {"e_smime_legacy_generation_prohibited", E, "SBR 7.1.6.1", T_LEGACY,
+                  "Legacy generation certificates are not issued from 2025-07-15"},
+    [L_CRLDP_MISSING] = {"e_smime_crldp_missing", E, "SBR 7.1.2.3(b)", T_SBR,
+                         "cRLDistributionPoints must be present"},
+    [W_CRLDP_CRITICAL] = {"w_smime_crldp_critical", W, "SBR 7.1.2.3(b)", T_SBR,
+                          "cRLDistributionPoints should not be critical"},
+    [L_CRLDP_NO_URI] = {"e_smime_crldp_no_fullname_uri", E, "SBR 7.1.2.3(b)", T_SBR,
+                        "A distributionPoint must have a fullName URI"},
+    [L_CRLDP_NOT_HTTP] = {"e_smime_crldp_uri_not_http", E, "SBR 7.1.2.3(b)", T_SBR,
+                          "CRL URIs must be http (every one in Strict/MP)"},
+    [W_AIA_MISSING] = {"w_smime_aia_missing", W, "SBR 7.1.2.3(c)", T_SBR,
+                       "authorityInformationAccess should be present"},
+    [L_AIA_CRITICAL] = {"e_smime_aia_critical", E, "SBR 7.1.2.3(c)", T_SBR,
+                        "authorityInformationAccess must not be critical"},
+    [L_AIA_NOT_HTTP] = {"e_smime_aia_location_not_http", E, "SBR 7.1.2.3(c)", T_SBR,
+                        "OCSP/caIssuers locations must be http URIs (every one in Strict/MP)"},
+    [W_AIA_CA_ISSUERS] = {"w_smime_aia_ca_issuers_missing", W, "SBR 7.1.2.3(c)", T_SBR,
+                          "authorityInformationAccess should contain caIssuers"},
+    [L_BC_CA] = {"e_smime_basic_constraints_ca", E, "SBR 7.1.2.3(d)", T_SBR,
+                 "basicConstraints cA must not be true"},
+    [L_BC_PATHLEN] = {"e_smime_basic_constraints_path_len", E, "SBR 7.1.2.3(d)", T_SBR,
+                      "basicConstraints must not contain pathLenConstraint"},
+    [L_KU_MISSING] = {"e_smime_key_usage_missing", E, "SBR 7.1.2.3(e)", T_SBR,
+                      "keyUsage must be present"},
+    [W_KU_NOT_CRITICAL] = {"w_smime_key_usage_not_critical", W, "SBR 7.1.2.3(e)", T_SBR,
+                           "keyUsage should be critical"},
+    [L_KU_EMPTY] = {"e_key_usage_no_bits", E, "RFC 5280 4.2.1.3", T_RFC5280,
+                    "keyUsage must have at least one bit set"},
+    [L_KU_ENC_DEC] = {"e_smime_key_usage_encipher_and_decipher_only", E, "SBR 7.1.2.3(e)", T_SBR,
+                      "encipherOnly and decipherOnly must not both be set"},
+    [L_KU_BITS] = {"e_smime_key_usage_bits", E, "SBR 7.1.2.3(e)", T_SBR,
+                   "keyUsage bits must form an allowed mode for the key type and generation"},
+    [L_EKU_MISSING] = {"e_smime_eku_missing", E, "SBR 7.1.2.3(f)", T_SBR,
+                       "extKeyUsage must be present"},
+    [L_EKU_NO_EMAIL] = {"e_smime_eku_email_protection_missing", E, "SBR 7.1.2.3(f)", T_SBR,
+                        "extKeyUsage must contain id-kp-emailProtection"},
+    [L_EKU_PROHIBITED] = {"e_smime_eku_prohibited", E, "SBR 7.1.2.3(f)", T_SBR,
+                          "serverAuth, codeSigning, timeStamping, anyExtendedKeyUsage barred"},
+    [L_EKU_STRICT] = {"e_smime_eku_strict_other_purpose", E, "SBR 7.1.2.3(f)", T_SBR,
+                      "Strict: extKeyUsage must contain only id-kp-emailProtection"},
+    [L_AKI_MISSING] = {"e_smime_aki_missing", E, "SBR 7.1.2.3(g)", T_SBR,
+                       "authorityKeyIdentifier must be present"},
+    [L_AKI_CRITICAL] = {"e_smime_aki_critical", E, "SBR 7.1.2.3(g)", T_SBR,
+                        "authorityKeyIdentifier must not be critical"},
+    [L_AKI_NO_KEYID] = {"e_smime_aki_key_identifier_missing", E, "SBR 7.1.2.3(g)", T_SBR,
+                        "authorityKeyIdentifier must contain keyIdentifier"},
+    [L_AKI_ISSUER_SERIAL] = {"e_smime_aki_issuer_serial_present", E, "SBR 7.1.2.3(g)", T_SBR,
+                             "authorityCertIssuer/SerialNumber must not be present"},
+    [L_AKI_MISMATCH] = {"e_smime_aki_not_issuer_ski", E, "SBR 7.1.2.3(g)", T_SBR,
+                        "AKI keyIdentifier must equal the issuing CA's SKI"},
+    [L_SAN_MISSING] = {"e_smime_san_missing", E, "SBR 7.1.2.3(h)", T_SBR,
+                       "subjectAltName must be present"},
+    [L_SAN_NO_MAILBOX] = {"e_smime_san_no_mailbox", E, "SBR 7.1.4.2.1", T_SBR,
+                          "SAN must contain an rfc822Name or SmtpUTF8Mailbox"},
+    [L_SAN_PROHIBITED] = {"e_smime_san_prohibited_name_type", E, "SBR 7.1.4.2.1", T_SBR,
+                          "SAN must not contain dNSName, iPAddress, URI, registeredID, "
+                          "x400Address or ediPartyName"},
+    [L_SAN_OTHERNAME_STRICT] = {"e_smime_san_strict_other_name", E, "SBR 7.1.4.2.1", T_SBR,
+                                "Strict: the only otherName allowed is SmtpUTF8Mailbox"},
+    [L_SAN_NOT_CRITICAL] = {"e_san_not_critical_subject_empty", E, "RFC 5280 4.2.1.6", T_RFC5280,
+                            "SAN must be critical when the subject is empty"},
+    [W_SAN_CRITICAL] = {"w_smime_san_critical", W, "SBR 7.1.2.3(h)", T_SBR,
+                        "SAN should not be critical when the subject is not empty"},
+    [L_SAN_RFC822] = {"e_smime_san_rfc822_name_syntax", E, "SBR 7.1.4.2.1", T_SBR,
+                      "rfc822Name must be an ASCII RFC 5321 mailbox"},
+    [L_SAN_UTF8_SYNTAX] = {"e_smime_san_smtputf8_mailbox_syntax", E, "RFC 9598 3", T_SBR,
+                           "SmtpUTF8Mailbox must be a UTF8String mailbox with a lowercase "
+                           "A-label domain"},
+    [L_SAN_UTF8_ASCII] = {"e_smime_san_smtputf8_mailbox_ascii_local_part", E, "RFC 9598 3", T_SBR,
+                          "SmtpUTF8Mailbox only for non-ASCII local parts"},
+    [L_SKI_CRITICAL] = {"e_smime_ski_critical", E, "SBR 7.1.2.3(n)", T_SBR,
+                        "subjectKeyIdentifier must not be critical"},
+    [W_SKI_MISSING] = {"w_smime_ski_missing", W, "SBR 7.1.2.3(n)", T_SBR,
+                       "subjectKeyIdentifier should be present"},
+    [L_SMIMECAP_CRITICAL] = {"e_smime_capabilities_critical", E, "SBR 7.1.2.3(i)", T_SBR,
+                             "smimeCapabilities must not be critical"},
+    [L_SUBJ_PROHIBITED] = {"e_smime_subject_attribute_prohibited", E, "SBR 7.1.4.2.3", T_SBR,
+                           "Subject attribute not allowed for the type and generation"},
+    [L_SUBJ_CN] = {"e_smime_mailbox_cn_not_in_san", E, "SBR 7.1.4.2.2(a)", T_SBR,
+                   "Mailbox-validated: commonName must be a mailbox present in the SAN"},
+    [L_SUBJ_EMAIL] = {"e_smime_email_address_not_in_san", E, "SBR 7.1.4.2.2(h)", T_SBR,
+                      "emailAddress must be one mailbox that is present in the SAN"},
+    [L_SUBJ_LENGTH] = {"e_subject_attribute_too_long", E, "RFC 5280 App. A", T_RFC5280,
+                       "Subject attribute exceeds its upper bound"},
+    [L_SUBJ_ENCODING] = {"e_subject_attribute_encoding", E, "SBR 7.1.4", T_SBR,
+                         "Subject attribute string type or contents not allowed"},
+    [L_SUBJ_PLACEHOLDER] = {"e_smime_subject_placeholder_value", E, "SBR 7.1.4.2", T_SBR,
+                            "Subject attribute holds only a placeholder"},
+};
+
+#undef E
+#undef W
+
+/* ---- OIDs (contents octets) ---- */
+
+#define OID(name, ...) static const uint8_t name[] = {__VA_ARGS__}
+OID(oid_policies, 0x55, 0x1d, 0x20);
+OID(oid_any_policy, 0x55, 0x1d, 0x20, 0x00);
+OID(oid_crldp, 0x55, 0x1d, 0x1f);
+OID(oid_aia, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01);
+OID(oid_bc, 0x55, 0x1d, 0x13);
+OID(oid_ku, 0x55, 0x1d, 0x0f);
+OID(oid_eku, 0x55, 0x1d, 0x25);
+OID(oid_aki, 0x55, 0x1d, 0x23);
+OID(oid_san, 0x55, 0x1d, 0x11);
+OID(oid_ski, 0x55, 0x1d, 0x0e);
+OID(oid_smimecap, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f);
+OID(oid_sda, 0x55, 0x1d, 0x09);
+OID(oid_qcs, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x03);
+OID(oid_lei, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x01);
+OID(oid_lei_role, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x02);
+OID(oid_adobe_ts, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x2f, 0x01, 0x01, 0x09, 0x01);
+OID(oid_adobe_arch, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x2f, 0x01, 0x01, 0x09, 0x02);
+OID(oid_cabf_smime, 0x67, 0x81, 0x0c, 0x01, 0x05);
+OID(oid_qt_cps, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x01);
+OID(oid_qt_unotice, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x02);
+OID(oid_ad_ocsp, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01);
+OID(oid_ad_ca_issuers, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02);
+OID(oid_kp_email, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04);
+OID(oid_kp_server, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01);
+OID(oid_kp_code, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03);
+OID(oid_kp_time, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08);
+OID(oid_any_eku, 0x55, 0x1d, 0x25, 0x00);
+OID(oid_smtputf8, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09);
+OID(oid_at_email, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01);
+#define OIDL(o) o, sizeof o
+
+/* Masks: generation bits (1 << mc_generation) and type bits (1 << mc_certtype). */
+#define GL (1u << MC_GEN_LEGACY)
+#define GM (1u << MC_GEN_MULTIPURPOSE)
+#define GS (1u << MC_GEN_STRICT)
+#define GALL (GL | GM | GS)
+#define TMV (1u << MC_TYPE_MAILBOX)
+#define TOV (1u << MC_TYPE_ORGANIZATION)
+#define TSV (1u << MC_TYPE_SPONSOR)
+#define TIV (1u << MC_TYPE_INDIVIDUAL)
+#define TALL (TMV | TOV | TSV | TIV)
+
+/* SBR 7.1.2.3: the extensions a subscriber certificate may carry, for which types and
+ * generations, and whether the optional ones must be non-critical (checked generically; the
+ * others have their own lints). Anything else is SBR 7.1.2.4. */
+static const struct known_ext {
+    const uint8_t *oid;
+    size_t len;
+    const char *name;
+    unsigned types, gens;
+    int must_not_be_critical;
+} known_exts[] = {
+    {OIDL(oid_policies), "certificatePolicies", TALL, GALL, 0},
+    {OIDL(oid_crldp), "cRLDistributionPoints", TALL, GALL, 0},
+    {OIDL(oid_aia), "authorityInformationAccess", TALL, GALL, 0},
+    {OIDL(oid_bc), "basicConstraints", TALL, GALL, 0},
+    {OIDL(oid_ku), "keyUsage", TALL, GALL, 0},
+    {OIDL(oid_eku), "extKeyUsage", TALL, GALL, 0},
+    {OIDL(oid_aki), "authorityKeyIdentifier", TALL, GALL, 0},
+    {OIDL(oid_san), "subjectAltName", TALL, GALL, 0},
+    {OIDL(oid_ski), "subjectKeyIdentifier", TALL, GALL, 0},
+    {OIDL(oid_smimecap), "smimeCapabilities", TALL, GALL, 0},
+    /* SBR 7.1.2.3(j) */
+    {OIDL(oid_sda), "subjectDirectoryAttributes", TALL, GL, 1},
+    /* SBR 7.1.2.3(k) */
+    {OIDL(oid_qcs), "qcStatements", TALL, GALL, 1},
+    /* SBR 7.1.2.3(l) */
+    {OIDL(oid_lei), "legalEntityIdentifier", TOV | TSV, GALL, 1},
+    {OIDL(oid_lei_role), "leiRole", TSV, GALL, 1},
+    /* SBR 7.1.2.3(m) */
+    {OIDL(oid_adobe_ts), "adobeTimestamp", TALL, GL | GM, 1},
+    {OIDL(oid_adobe_arch), "adobeArchiveRevInfo", TALL, GL | GM, 1},
+};
+
+/* SBR 7.1.4.2.3-7.1.4.2.6 and RFC 5280 Appendix A: subject attributes, their upper bounds
+ * (characters, 0 = none), their string types and the generations allowed per type. */
+enum { S_DIR, S_PRINTABLE, S_IA5 };
+static const struct known_attr {
+    uint8_t oid[9];
+    size_t len;
+    const char *name;
+    size_t ub;
+    int str;
+    unsigned gens[5]; /* indexed by mc_certtype */
+} known_attrs[] = {
+    {{0x55, 0x04, 0x03}, 3, "commonName", 64, S_DIR, {0, GALL, GALL, GALL, GALL}},
+    {{0x55, 0x04, 0x04}, 3, "surname", 32768, S_DIR, {0, 0, 0, GALL, GALL}},
+    {{0x55, 0x04, 0x05}, 3, "serialNumber", 64, S_PRINTABLE, {0, GALL, GALL, GALL, GALL}},
+    {{0x55, 0x04, 0x06}, 3, "countryName", 2, S_PRINTABLE, {0, 0, GALL, GALL, GALL}},
+    {{0x55, 0x04, 0x07}, 3, "localityName", 128, S_DIR, {0, 0, GALL, GALL, GALL}},
+    {{0x55, 0x04, 0x08}, 3, "stateOrProvinceName", 128, S_DIR, {0, 0, GALL, GALL, GALL}},
+    {{0x55, 0x04, 0x09}, 3, "streetAddress", 128, S_DIR, {0, 0, GL | GM, GL | GM, GL | GM}},
+    {{0x55, 0x04, 0x0a}, 3, "organizationName", 64, S_DIR, {0, 0, GALL, GALL, 0}},
+    {{0x55, 0x04, 0x0b}, 3, "organizationalUnitName", 64, S_DIR, {0, 0, GALL, GALL, 0}},
+    {{0x55, 0x04, 0x0c}, 3, "title", 64, S_DIR, {0, 0, 0, GALL, GALL}},
+    {{0x55, 0x04, 0x11}, 3, "postalCode", 40, S_DIR, {0, 0, GL | GM, GL | GM, GL | GM}},
+    {{0x55, 0x04, 0x2a}, 3, "givenName", 32768, S_DIR, {0, 0, 0, GALL, GALL}},
+    {{0x55, 0x04, 0x41}, 3, "pseudonym", 128, S_DIR, {0, 0, 0, GALL, GALL}},
+    {{0x55, 0x04, 0x61}, 3, "organizationIdentifier", 0, S_DIR, {0, 0, GALL, GALL, 0}},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01},
+     9,
+     "emailAddress",
+     255,
+     S_IA5,
+     {0, GALL, GALL, GALL, GALL}},
+};
+/* Attributes not in the table: Legacy only, and never for mailbox-validated. */
+static const unsigned other_attr_gens[5] = {0, 0, GL, GL, GL};
+
+/* ---- state and reporting ---- */
+
+typedef struct lstate {
+    const mc_x509 *x;
+    const mc_lint_ctx *ctx;
+    mc_lint_result *out;
+    int64_t now;
+    mc_certtype type;
+    mc_generation gen;
+    mc_keytype key;
+    const mc_x509_ext *san; /* first SAN extension, NULL when absent */
+} lstate;
+
+__attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, const char *fmt, ...)
+{
+    const mc_lint_def *d = &defs[id];
+    if (s->now < d->effective)
+        return; /* not in force at issuance time */
+    mc_lint_result *r = s->out;
+    if (d->severity == MC_LINT_ERROR)
+        r->errors++;
+    else if (d->severity == MC_LINT_WARNING)
+        r->warnings++;
+    mc_lint_finding *f;
+    if (r->n < MC_LINT_FINDINGS_MAX) {
+        f = &r->f[r->n++];
+    } else if (d->severity == MC_LINT_ERROR && r->errors == 1) {
+        f = &r->f[MC_LINT_FINDINGS_MAX - 1]; /* keep the first error visible */
+    } else {
+        return;
+    }
+    f->lint = d;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* Printable excerpt of a value for messages (never longer than 60 characters). */
+static const char *show(const uint8_t *p, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < cap && i < 60; i++)
+        buf[o++] = (p[i] >= 0x20 && p[i] < 0x7f) ? (char)p[i] : '?';
+    if (n > 60 && o + 4 < cap) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *oidstr(const mc_der_tlv *t, char *buf, size_t cap)
+{
+    return mc_der_oid_str(t->val, t->len, buf, cap);
+}
+
+static const char *ext_name(const mc_x509_ext *e, char *buf, size_t cap)
+{
+    for (size_t i = 0; i < sizeof known_exts / sizeof known_exts[0]; i++)
+        if (mc_der_oid_eq(&e->oid, known_exts[i].oid, known_exts[i].len))
+            return known_exts[i].name;
+    return oidstr(&e->oid, buf, cap);
+}
+
+/* ---- string helpers ---- */
+
+static int lower(int c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+static int prefix_ci(const uint8_t *p, size_t n, const char *pre)
+{
+    size_t k = strlen(pre);
+    if (n < k)
+        return 0;
+    for (size_t i = 0; i < k; i++)
+        if (lower(p[i]) != pre[i])
+            return 0;
+    return 1;
+}
+
+/* An http:// URL with a host (SBR 7.1.2.3 b, c). */
+static int is_http(const uint8_t *p, size_t n)
+{
+    return prefix_ci(p, n, "http://") && n > 7 && p[7] != '/';
+}
+
+static int is_http_or_https(const uint8_t *p, size_t n)
+{
+    return is_http(p, n) || (prefix_ci(p, n, "https://") && n > 8 && p[8] != '/');
+}
+
+/* Code points in valid UTF-8 (no overlongs, surrogates or values above U+10FFFF); -1 if
+ * invalid. Sets *bom when U+FEFF occurs. */
+static long utf8_count(const uint8_t *p, size_t n, int *bom)
+{
+    long cnt = 0;
+    if (bom)
+        *bom = 0;
+    for (size_t i = 0; i < n; cnt++) {
+        uint32_t c = p[i];
+        size_t k;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 1;
+            c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2;
+            c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3;
+            c &= 0x07;
+        } else {
+            return -1;
+        }
+        if (i + k + 1 > n)
+            return -1;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return -1;
+            c = (c << 6) | (p[i + j] & 0x3f);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (c < min[k] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return -1;
+        if (c == 0xfeff && bom)
+            *bom = 1;
+        i += k + 1;
+    }
+    return cnt;
+}
+
+static int printable_char(uint8_t c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           strchr(" '()+,-./:=?", c) != NULL;
+}
+
+static int atext(uint8_t c, int utf8)
+{
+    if (c >= 0x80)
+        return utf8; /* RFC 6532 3.2: UTF8-non-ascii extends atext */
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c && strchr("!#$%&'*+/=?^_`{|}~-", c) != NULL);
+}
+
+/* RFC 5321 4.1.2 Local-part: Dot-string or Quoted-string (RFC 6532 when utf8). */
+static int local_part_ok(const uint8_t *p, size_t n, int utf8)
+{
+    if (n == 0 || (!utf8 && n > 64))
+        return 0;
+    if (p[0] == '"') {
+        if (n < 2 || p[n - 1] != '"')
+            return 0;
+        for (size_t i = 1; i < n - 1; i++) {
+            if (p[i] == '\\') {
+                if (++i >= n - 1 || p[i] < 0x20 || p[i] > 0x7e)
+                    return 0;
+            } else if (p[i] == '"' || (p[i] < 0x20) || p[i] == 0x7f || (p[i] >= 0x80 && !utf8)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (p[0] == '.' || p[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '.') {
+            if (p[i - 1] == '.')
+                return 0;
+        } else if (!atext(p[i], utf8)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* RFC 5321 Domain as LDH labels (no address literals: a mailbox domain must be a name that
+ * CAA and validation can use). lower_only: RFC 9598 lowercase labels. */
+static int domain_ok(const uint8_t *p, size_t n, int lower_only)
+{
+    if (n == 0 || n > 253)
+        return 0;
+    size_t lab = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || p[i] == '.') {
+            if (lab == 0 || lab > 63 || p[i - 1] == '-' || p[i - lab] == '-')
+                return 0;
+            lab = 0;
+            continue;
+        }
+        uint8_t c = p[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                 (!lower_only && c >= 'A' && c <= 'Z');
+        if (!ok)
+            return 0;
+        lab++;
+    }
+    return 1;
+}
+
+/* Splits at the last '@' (a domain never contains one). */
+static int split_at(const uint8_t *p, size_t n, size_t *at)
+{
+    for (size_t i = n; i > 0; i--)
+        if (p[i - 1] == '@') {
+            *at = i - 1;
+            return 1;
+        }
+    return 0;
+}
+
+static int ascii_mailbox_ok(const uint8_t *p, size_t n)
+{
+    size_t at;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] >= 0x80)
+            return 0;
+    return split_at(p, n, &at) && local_part_ok(p, at, 0) && domain_ok(p + at + 1, n - at - 1, 0);
+}
+
+/* Mailbox equality: local part exact, domain ASCII case-insensitive. */
+static int mailbox_eq(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t aa, ba;
+    if (!split_at(a, an, &aa) || !split_at(b, bn, &ba) || aa != ba || an != bn)
+        return 0;
+    if (memcmp(a, b, aa) != 0)
+        return 0;
+    for (size_t i = aa; i < an; i++)
+        if (lower(a[i]) != lower(b[i]))
+            return 0;
+    return 1;
+}
+
+/* A value made only of filler characters or an "n/a"-style word (SBR 7.1.4.2). */
+static int placeholder(const uint8_t *p, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n && strchr(" .-_/\\*?", p[i]) && p[i]; i++)
+        ;
+    if (i == n)
+        return 1;
+    static const char *const words[] = {
+        "n/a", "na", "none", "null", "nil", "unknown", "not applicable", "tbd", "-n/a-"};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+        if (strlen(words[w]) == n && prefix_ci(p, n, words[w]))
+            return 1;
+    return 0;
+}
+
+/* ---- extension helpers ---- */
+
+static int ext_bad(lstate *s, const char *what, const char *why)
+{
+    report(s, L_EXT_MALFORMED, "%s: %s", what, why);
+    return 0;
+}
+
+/* Enters a non-empty SEQUENCE OF (RFC 5280 SIZE (1..MAX)). */
+static int seq_of(lstate *s, const mc_der_tlv *t, const char *what, mc_der_cur *c)
+{
+    if (t->tag != MC_DER_SEQUENCE || t->len == 0)
+        return ext_bad(s, what, "not a non-empty SEQUENCE");
+    *c = mc_der_cur_in(t);
+    return 1;
+}
+
+/* Mailbox from a GeneralName when it is an rfc822Name or an SmtpUTF8Mailbox otherName. */
+static int gn_mailbox(const mc_der_tlv *gn, const uint8_t **p, size_t *n, int *utf8)
+{
+    if (gn->tag == MC_DER_CTX(1)) {
+        *p = gn->val;
+        *n = gn->len;
+        *utf8 = 0;
+        return 1;
+    }
+    if (gn->tag != MC_DER_CTX_CONS(0))
+        return 0;
+    mc_der_cur c = mc_der_cur_in(gn);
+    mc_der_tlv oid, wrap, v;
+    if (mc_der_expect(&c, MC_DER_OID, &oid) != MC_OK || !mc_der_oid_eq(&oid, OIDL(oid_smtputf8)) ||
+        mc_der_expect(&c, MC_DER_CTX_CONS(0), &wrap) != MC_OK)
+        return 0;
+    mc_der_cur w = mc_der_cur_in(&wrap);
+    if (mc_der_expect(&w, MC_DER_UTF8STRING, &v) != MC_OK)
+        return 0;
+    *p = v.val;
+    *n = v.len;
+    *utf8 = 1;
+    return 1;
+}
+
+/* Is this mailbox one of the SAN's rfc822Name/SmtpUTF8Mailbox values? */
+static int in_san(const lstate *s, const uint8_t *p, size_t n)
+{
+    if (!s->san || s->san->value.tag != MC_DER_SEQUENCE)
+        return 0;
+    mc_der_cur c = mc_der_cur_in(&s->san->value);
+    mc_der_tlv gn;
+    while (mc_der_next(&c, &gn) == MC_OK) {
+        const uint8_t *mp;
+        size_t mn;
+        int u;
+        if (gn_mailbox(&gn, &mp, &mn, &u) && mailbox_eq(mp, mn, p, n))
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- lints: structure, serial, validity, keys, signature ---- */
+
+static void lint_structure(lstate *s)
+{
+    const mc_x509 *x = s->x;
+    /* SBR 7.1.1 */
+    if (x->version != 2)
+        report(s, L_VERSION, "version is v%d, must be v3", x->version + 1);
+    /* RFC 5280 4.1.2.8 (CAs MUST NOT generate unique identifiers) */
+    if (x->has_issuer_uid || x->has_subject_uid)
+        report(s, L_UNIQUE_ID, "%s%s%s present", x->has_issuer_uid ? "issuerUniqueID" : "",
+               x->has_issuer_uid && x->has_subject_uid ? " and " : "",
+               x->has_subject_uid ? "subjectUniqueID" : "");
+}
+
+static void lint_serial(lstate *s)
+{
+    const mc_der_tlv *t = &s->x->serial;
+    const uint8_t *v = t->val;
+    size_t n = t->len;
+    /* X.690 8.3.2: minimal two's complement */
+    if (mc_der_int_check(v, n) != MC_OK)
+        report(s, L_SERIAL_NOT_MINIMAL, "serialNumber INTEGER has a redundant leading 0x%02x",
+               v[0]);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++)
+        zero &= v[i] == 0;
+    /* SBR 7.1, RFC 5280 4.1.2.2 */
+    if (v[0] & 0x80)
+        report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is negative (first octet 0x%02x)", v[0]);
+    else if (zero)
+        report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is zero");
+    if (n > 20)
+        report(s, L_SERIAL_TOO_LONG, "serialNumber is %zu octets (at most 20)", n);
+    else if (n < 8 && !zero && !(v[0] & 0x80))
+        report(s, W_SERIAL_SHORT, "serialNumber is %zu octets: fewer than 64 random bits", n);
+}
+
+static void lint_validity(lstate *s)
+{
+    const mc_x509 *x = s->x;
+    const mc_der_tlv *ts[2] = {&x->not_before, &x->not_after};
+    static const char *const names[2] = {"notBefore", "notAfter"};
+    int64_t v[2];
+    int ok = 1;
+    char b[64];
+    for (int i = 0; i < 2; i++) {
+        /* RFC 5280 4.1.2.5.1/4.1.2.5.2: YYMMDDHHMMSSZ / YYYYMMDDHHMMSSZ, valid date */
+        if (mc_der_time(ts[i], &v[i]) != MC_OK) {
+            report(s, L_TIME_FORMAT, "%s \"%s\" is not a %s with seconds and Z", names[i],
+                   show(ts[i]->val, ts[i]->len, b, sizeof b),
+                   ts[i]->tag == MC_DER_UTCTIME ? "UTCTime" : "GeneralizedTime");
+            ok = 0;
+            continue;
+        }
+        /* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 */
+        if (ts[i]->tag == MC_DER_GENERALIZEDTIME && v[i] < 2524608000LL && v[i] >= -631152000LL)
+            report(s, L_TIME_TYPE, "%s \"%s\" is a GeneralizedTime before 2050", names[i],
+                   show(ts[i]->val, ts[i]->len, b, sizeof b));
+    }
+    if (!ok)
+        return;
+    if (v[1] < v[0]) {
+        report(s, L_VALIDITY_NEGATIVE, "notAfter %lld precedes notBefore %lld", (long long)v[1],
+               (long long)v[0]);
+        return;
+    }
+    /* SBR 6.3.2: both ends count, a day is 86400 s */
+    int64_t days = s->gen == MC_GEN_LEGACY ? 1185 : 825;
+    int64_t len = v[1] - v[0] + 1, max = days * DAY;
+    if (len > max)
+        report(s, L_VALIDITY_TOO_LONG,
+               "validity %lld s (notAfter - notBefore + 1) exceeds %lld days = %lld s",
+               (long long)len, (long long)days, (long long)max);
+    else if (len == max)
+        report(s, W_VALIDITY_MAX, "validity is exactly the %lld-day maximum (%lld s)",
+               (long long)days, (long long)max);
+}
+
+static void lint_rsa_key(lstate *s, const uint8_t *k, size_t n)
+{
+    mc_der_cur c = mc_der_cur_make(k, n);
+    mc_der_tlv seq, mod, exp;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &seq) != MC_OK || !mc_der_cur_empty(&c)) {
+        report(s, L_SPKI_KEY, "RSAPublicKey is not one DER SEQUENCE");
+        return;
+    }
+    c = mc_der_cur_in(&seq);
+    if (mc_der_expect(&c, MC_DER_INTEGER, &mod) != MC_OK ||
+        mc_der_expect(&c, MC_DER_INTEGER, &exp) != MC_OK || !mc_der_cur_empty(&c) ||
+        mc_der_int_check(mod.val, mod.len) != MC_OK ||
+        mc_der_int_check(exp.val, exp.len) != MC_OK || (mod.val[0] & 0x80) || (exp.val[0] & 0x80)) {
+        report(s, L_SPKI_KEY,
+               "RSAPublicKey is not {modulus, publicExponent} as positive "
+               "minimal INTEGERs");
+        return;
+    }
+    const uint8_t *m = mod.val;
+    size_t ml = mod.len;
+    if (ml > 1 && m[0] == 0) {
+        m++;
+        ml--;
+    }
+    size_t bits = ml * 8;
+    for (uint8_t top = m[0]; bits && !(top & 0x80); top <<= 1)
+        bits--;
+    /* SBR 6.1.5 */
+    if (bits < 2048 || bits % 8 != 0)
+        report(s, L_RSA_MODULUS, "RSA modulus is %zu bits (need >= 2048 and a multiple of 8)",
+               bits);
+    /* SBR 6.1.6 */
+    const uint8_t *e = exp.val;
+    size_t el = exp.len;
+    int small = el == 1 && e[0] < 3;
+    if (!(e[el - 1] & 1) || small) {
+        unsigned long long ev = 0;
+        for (size_t i = 0; i < el && i < 8; i++)
+            ev = (ev << 8) | e[i];
+        report(s, L_RSA_EXPONENT, "RSA public exponent %s%llu is %s", el > 8 ? ">" : "", ev,
+               small ? "below 3" : "even");
+    }
+}
+
+static void lint_spki(lstate *s)
+{
+    const mc_x509 *x = s->x;
+    char b[64];
+    s->key = mc_keytype_from_algid(x->spki_alg.raw, x->spki_alg.rawlen);
+    /* SBR 7.1.3.1: byte-exact */
+    if (s->key == MC_KEY_NONE) {
+        mc_der_cur c = mc_der_cur_in(&x->spki_alg);
+        mc_der_tlv oid;
+        int has = mc_der_expect(&c, MC_DER_OID, &oid) == MC_OK;
+        report(s, L_SPKI_ALGID,
+               "SPKI algorithm %s (%zu-byte AlgorithmIdentifier) is not an "
+               "allowed encoding",
+               has ? oidstr(&oid, b, sizeof b) : "?", x->spki_alg.rawlen);
+        return;
+    }
+    const uint8_t *k = x->spki_key.val + 1;
+    size_t n = x->spki_key.len - 1;
+    if (x->spki_key.val[0] != 0) {
+        report(s, L_SPKI_KEY, "subjectPublicKey BIT STRING has %u unused bits", x->spki_key.val[0]);
+        return;
+    }
+    size_t want = 0;
+    switch (s->key) {
+    case MC_KEY_RSA:
+        lint_rsa_key(s, k, n);
+        return;
+    case MC_KEY_P256:
+        want = 65;
+        break;
+    case MC_KEY_P384:
+        want = 97;
+        break;
+    case MC_KEY_P521:
+        want = 133;
+        break;
+    case MC_KEY_ED25519:
+    case MC_KEY_ED448:
+        /* RFC 8410 3: the raw public key */
+        if (n != (s->key == MC_KEY_ED25519 ? 32u : 57u))
+            report(s, L_SPKI_KEY, "%s public key is %zu bytes", mc_keytype_name(s->key), n);
+        return;
+    default:
+        return;
+    }
+    /* SBR 6.1.5, RFC 5480 2.2: uncompressed point 04 || X || Y */
+    if (n != want || k[0] != 0x04)
+        report(s, L_EC_POINT, "%s point is %zu bytes starting 0x%02x (need %zu, 0x04)",
+               mc_keytype_name(s->key), n, n ? k[0] : 0, want);
+}
+
+static void lint_signature(lstate *s)
+{
+    const mc_x509 *x = s->x;
+    char b[64];
+    /* SBR 7.1.3.2 */
+    if (mc_sigalg_from_algid(x->sigalg.raw, x->sigalg.rawlen) == MC_SIG_NONE) {
+        mc_der_cur c = mc_der_cur_in(&x->sigalg);
+        mc_der_tlv oid;
+        int has = mc_der_expect(&c, MC_DER_OID, &oid) == MC_OK;
+        report(s, L_SIGALG,
+               "signature algorithm %s (%zu-byte AlgorithmIdentifier) is not an "
+               "allowed encoding",
+               has ? oidstr(&oid, b, sizeof b) : "?", x->sigalg.rawlen);
+    }
+    /* RFC 5280 4.1.1.2 */
+    if (x->has_outer && (x->outer_sigalg.rawlen != x->sigalg.rawlen ||
+                         memcmp(x->outer_sigalg.raw, x->sigalg.raw, x->sigalg.rawlen) != 0))
+        report(s, L_SIGALG_OUTER,
+               "signatureAlgorithm (%zu bytes) differs from the TBS "
+               "signature (%zu bytes)",
+               x->outer_sigalg.rawlen, x->sigalg.rawlen);
+    const mc_issuer *iss = s->ctx ? s->ctx->issuer : NULL;
+    if (!iss)
+        return;
+    mc_bytes want = mc_sigalg_algid(iss->sigalg);
+    if (want.len != x->sigalg.rawlen || memcmp(want.p, x->sigalg.raw, want.len) != 0)
+        report(s, L_SIGALG_ISSUER, "TBS signature algorithm is not the issuer's %s",
+               mc_sigalg_name(iss->sigalg));
+    /* SBR 7.1.4.1 */
+    if (iss->name.len != x->issuer.rawlen || memcmp(iss->name.p, x->issuer.raw, iss->name.len) != 0)
+        report(s, L_ISSUER_NAME,
+               "issuer Name (%zu bytes) is not byte-identical to the CA "
+               "subject (%zu bytes)",
+               x->issuer.rawlen, iss->name.len);
+}
+
+/* ---- lints: extensions ---- */
+
+static void lint_ext_list(lstate *s)
+{
+    const mc_x509 *x = s->x;
+    char b[64];
+    for (size_t i = 0; i < x->n_ext; i++) {
+        const mc_x509_ext *e = &x->ext[i];
+        /* RFC 5280 4.2 */
+        for (size_t j = 0; j < i; j++)
+            if (mc_der_oid_eq(&x->ext[j].oid, e->oid.val, e->oid.len)) {
+                report(s, L_EXT_DUP, "extension %s appears more than once (#%zu and #%zu)",
+                       ext_name(e, b, sizeof b), j, i);
+                break;
+            }
+        /* X.690 11.5: DEFAULT values are omitted */
+        if (e->critical_present && !e->critical)
+            report(s, L_EXT_CRIT_FALSE, "extension %s encodes critical FALSE explicitly",
+                   ext_name(e, b, sizeof b));
+        const struct known_ext *k = NULL;
+        for (size_t j = 0; j < sizeof known_exts / sizeof known_exts[0]; j++)
+            if (mc_der_oid_eq(&e->oid, known_exts[j].oid, known_exts[j].len))
+                k = &known_exts[j];
+        /* SBR 7.1.2.4 */
+        if (!k) {
+            report(s, L_EXT_UNKNOWN, "extension %s is not one of SBR 7.1.2.3",
+                   oidstr(&e->oid, b, sizeof b));
+            continue;
+        }
+        /* SBR 7.1.2.3(j)(l)(m) */
+        if (!(k->types & (1u << s->type)) || !(k->gens & (1u << s->gen)))
+            report(s, L_EXT_PROHIBITED, "extension %s is prohibited for this type/generation",
+                   k->name);
+        /* SBR 7.1.2.3(j)(k)(l)(m) */
+        else if (k->must_not_be_critical && e->critical)
+            report(s, L_EXT_CRITICAL, "extension %s is critical", k->name);
+    }
+}
+
+static const char *gen_name(mc_generation g)
+{
+    return g == MC_GEN_LEGACY ? "legacy" : g == MC_GEN_MULTIPURPOSE ? "multipurpose" : "strict";
+}
+
+static const char *type_name(mc_certtype t)
+{
+    static const char *const n[] = {"?", "mailbox", "organization", "sponsor", "individual"};
+    return t >= MC_TYPE_MAILBOX && t <= MC_TYPE_INDIVIDUAL ? n[t] : "?";
+}
+
+/* Reserved S/MIME OID 2.23.140.1.5.T.G with T 1..4 and G 1..3 (SBR 7.1.6.1). */
+static int reserved_policy(const mc_der_tlv *oid, int *type, int *gen)
+{
+    if (oid->len != sizeof oid_cabf_smime + 2 ||
+        memcmp(oid->val, oid_cabf_smime, sizeof oid_cabf_smime) != 0)
+        return 0;
+    int t = oid->val[sizeof oid_cabf_smime], g = oid->val[sizeof oid_cabf_smime + 1];
+    if (t < 1 || t > 4 || g < 1 || g > 3)
+        return 0;
+    *type = t;
+    *gen = g;
+    return 1;
+}
+
+/* Reads the reserved OIDs only (to fix type and generation before the other lints run). */
+static int scan_policies(const mc_x509 *x, int *type, int *gen)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(x, OIDL(oid_policies));
+    if (!e || e->value.tag != MC_DER_SEQUENCE)
+        return 0;
+    int n = 0;
+    mc_der_cur c = mc_der_cur_in(&e->value);
+    mc_der_tlv pi, oid;
+    while (mc_der_next(&c, &pi) == MC_OK) {
+        mc_der_cur p = mc_der_cur_in(&pi);
+        int t, g;
+        if (pi.tag == MC_DER_SEQUENCE && mc_der_expect(&p, MC_DER_OID, &oid) == MC_OK &&
+            reserved_policy(&oid, &t, &g)) {
+            if (n == 0) {
+                *type = t;
+                *gen = g;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+static void lint_qualifier(lstate *s, const mc_der_tlv *pqi)
+{
+    char b[64];
+    mc_der_cur c = mc_der_cur_in(pqi);
+    mc_der_tlv id, q;
+    if (pqi->tag != MC_DER_SEQUENCE || mc_der_expect(&c, MC_DER_OID, &id) != MC_OK ||
+        mc_der_next(&c, &q) != MC_OK || !mc_der_cur_empty(&c)) {
+        ext_bad(s, "certificatePolicies", "PolicyQualifierInfo is not {OID, qualifier}");
+        return;
+    }
+    if (mc_der_oid_eq(&id, OIDL(oid_qt_cps))) {
+        /* SBR 7.1.2.3(a): CPSuri is an IA5String holding an HTTP(S) URL */
+        if (q.tag != MC_DER_IA5STRING || !is_http_or_https(q.val, q.len))
+            report(s, L_POL_CPS, "id-qt-cps qualifier \"%s\" (tag 0x%02x) is not an http(s) URL",
+                   show(q.val, q.len, b, sizeof b), q.tag);
+        return;
+    }
+    if (!mc_der_oid_eq(&id, OIDL(oid_qt_unotice))) {
+        report(s, L_EXT_MALFORMED,
+               "certificatePolicies: policyQualifierId %s is neither id-qt-cps nor id-qt-unotice",
+               oidstr(&id, b, sizeof b));
+        return;
+    }
+    /* UserNotice ::= SEQUENCE { noticeRef NoticeReference OPTIONAL, explicitText OPTIONAL } */
+    mc_der_cur u = mc_der_cur_in(&q);
+    mc_der_tlv ref, text;
+    if (q.tag != MC_DER_SEQUENCE) {
+        ext_bad(s, "certificatePolicies", "userNotice is not a SEQUENCE");
+        return;
+    }
+    int has_ref = mc_der_optional(&u, MC_DER_SEQUENCE, &ref);
+    int has_text = !mc_der_cur_empty(&u) && mc_der_next(&u, &text) == MC_OK;
+    if (!mc_der_cur_empty(&u)) {
+        ext_bad(s, "certificatePolicies", "userNotice has trailing data");
+        return;
+    }
+    /* SBR 7.1.2.3(a) */
+    if (has_ref)
+        report(s, L_UNOTICE_REF, "userNotice contains noticeRef");
+    if (!has_text) {
+        report(s, L_UNOTICE_NO_TEXT, "userNotice has no explicitText");
+        return;
+    }
+    /* RFC 6818 3 (not IA5String), RFC 5280 4.2.1.4 (not VisibleString/BMPString; 200 max) */
+    long chars = text.tag == MC_DER_UTF8STRING ? utf8_count(text.val, text.len, NULL) : -1;
+    if (text.tag != MC_DER_UTF8STRING || chars < 0 || chars > 200)
+        report(s, L_UNOTICE_TEXT,
+               "explicitText is tag 0x%02x, %ld characters (need a valid "
+               "UTF8String of at most 200)",
+               text.tag, chars);
+}
+
+static void lint_policies(lstate *s, int reserved, int ptype, int pgen)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_policies));
+    /* SBR 7.1.2.3(a) */
+    if (!e) {
+        report(s, L_POL_MISSING, "no certificatePolicies extension");
+        return;
+    }
+    if (e->critical)
+        report(s, W_POL_CRITICAL, "certificatePolicies is critical");
+    mc_der_cur c;
+    if (!seq_of(s, &e->value, "certificatePolicies", &c))
+        return;
+    mc_der_tlv pi, oid, quals, pqi;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &pi) != MC_OK || pi.tag != MC_DER_SEQUENCE) {
+            ext_bad(s, "certificatePolicies", "PolicyInformation is not a SEQUENCE");
+            return;
+        }
+        mc_der_cur p = mc_der_cur_in(&pi);
+        if (mc_der_expect(&p, MC_DER_OID, &oid) != MC_OK) {
+            ext_bad(s, "certificatePolicies", "policyIdentifier is not an OID");
+            return;
+        }
+        if (mc_der_oid_eq(&oid, OIDL(oid_any_policy)))
+            report(s, L_POL_ANY, "anyPolicy (2.5.29.32.0) is present");
+        if (mc_der_cur_empty(&p))
+            continue;
+        mc_der_cur q;
+        if (mc_der_next(&p, &quals) != MC_OK || !mc_der_cur_empty(&p) ||
+            !seq_of(s, &quals, "certificatePolicies policyQualifiers", &q))
+            return;
+        while (mc_der_next(&q, &pqi) == MC_OK)
+            lint_qualifier(s, &pqi);
+        if (!mc_der_cur_empty(&q))
+            ext_bad(s, "certificatePolicies", "policyQualifiers is not DER");
+    }
+    if (reserved != 1)
+        report(s, L_POL_COUNT,
+               "%d reserved S/MIME policy OIDs (2.23.140.1.5.T.G), need "
+               "exactly one",
+               reserved);
+    const mc_profile *prof = s->ctx ? s->ctx->profile : NULL;
+    /* SBR 7.1.6.1: the certificate asserts the policy of the profile that made it */
+    if (prof && reserved >= 1 && (ptype != (int)prof->type || pgen != (int)prof->generation))
+        report(s, L_POL_PROFILE,
+               "policy 2.23.140.1.5.%d.%d is not the profile's %s %s "
+               "(2.23.140.1.5.%d.%d)",
+               ptype, pgen, type_name(prof->type), gen_name(prof->generation), (int)prof->type,
+               (int)prof->generation);
+}
+
+static void lint_crldp(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_crldp));
+    char b[64];
+    /* SBR 7.1.2.3(b) */
+    if (!e) {
+        report(s, L_CRLDP_MISSING, "no cRLDistributionPoints extension");
+        return;
+    }
+    if (e->critical)
+        report(s, W_CRLDP_CRITICAL, "cRLDistributionPoints is critical");
+    mc_der_cur c;
+    if (!seq_of(s, &e->value, "cRLDistributionPoints", &c))
+        return;
+    int uris = 0, http = 0;
+    mc_der_tlv dp, dpn, full, gn;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &dp) != MC_OK || dp.tag != MC_DER_SEQUENCE) {
+            ext_bad(s, "cRLDistributionPoints", "DistributionPoint is not a SEQUENCE");
+            return;
+        }
+        mc_der_cur d = mc_der_cur_in(&dp);
+        if (!mc_der_optional(&d, MC_DER_CTX_CONS(0), &dpn))
+            continue;
+        mc_der_cur n = mc_der_cur_in(&dpn);
+        if (!mc_der_optional(&n, MC_DER_CTX_CONS(0), &full))
+            continue; /* nameRelativeToCRLIssuer: no URI */
+        mc_der_cur f = mc_der_cur_in(&full);
+        while (!mc_der_cur_empty(&f)) {
+            if (mc_der_next(&f, &gn) != MC_OK) {
+                ext_bad(s, "cRLDistributionPoints", "fullName is not DER GeneralNames");
+                return;
+            }
+            if (gn.tag != MC_DER_CTX(6))
+                continue;
+            uris++;
+            if (is_http(gn.val, gn.len))
+                http++;
+            else if (s->gen != MC_GEN_LEGACY)
+                report(s, L_CRLDP_NOT_HTTP, "CRL URI \"%s\" is not http (Strict/Multipurpose)",
+                       show(gn.val, gn.len, b, sizeof b));
+        }
+    }
+    if (uris == 0)
+        report(s, L_CRLDP_NO_URI, "no distributionPoint has a fullName URI");
+    else if (s->gen == MC_GEN_LEGACY && http == 0)
+        report(s, L_CRLDP_NOT_HTTP, "Legacy: none of the %d CRL URIs is http", uris);
+}
+
+static void lint_aia(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_aia));
+    char b[64];
+    /* SBR 7.1.2.3(c) */
+    if (!e) {
+        report(s, W_AIA_MISSING, "no authorityInformationAccess extension");
+        return;
+    }
+    if (e->critical)
+        report(s, L_AIA_CRITICAL, "authorityInformationAccess is critical");
+    mc_der_cur c;
+    if (!seq_of(s, &e->value, "authorityInformationAccess", &c))
+        return;
+    int n[2] = {0, 0}, http[2] = {0, 0};
+    static const char *const names[2] = {"OCSP", "caIssuers"};
+    mc_der_tlv ad, method, loc;
+    while (!mc_der_cur_empty(&c)) {
+        mc_der_cur a;
+        if (mc_der_next(&c, &ad) != MC_OK || ad.tag != MC_DER_SEQUENCE ||
+            (a = mc_der_cur_in(&ad), mc_der_expect(&a, MC_DER_OID, &method)) != MC_OK ||
+            mc_der_next(&a, &loc) != MC_OK || !mc_der_cur_empty(&a)) {
+            ext_bad(s, "authorityInformationAccess",
+                    "AccessDescription is not {OID, "
+                    "GeneralName}");
+            return;
+        }
+        int i = mc_der_oid_eq(&method, OIDL(oid_ad_ocsp))         ? 0
+                : mc_der_oid_eq(&method, OIDL(oid_ad_ca_issuers)) ? 1
+                                                                  : -1;
+        if (i < 0)
+            continue;
+        n[i]++;
+        int ok = loc.tag == MC_DER_CTX(6) && is_http(loc.val, loc.len);
+        http[i] += ok;
+        if (!ok && s->gen != MC_GEN_LEGACY)
+            report(s, L_AIA_NOT_HTTP, "%s location \"%s\" (tag 0x%02x) is not an http URI",
+                   names[i], show(loc.val, loc.len, b, sizeof b), loc.tag);
+    }
+    for (int i = 0; i < 2; i++)
+        if (s->gen == MC_GEN_LEGACY && n[i] && !http[i])
+            report(s, L_AIA_NOT_HTTP, "Legacy: none of the %d %s locations is http", n[i],
+                   names[i]);
+    if (n[1] == 0)
+        report(s, W_AIA_CA_ISSUERS, "authorityInformationAccess has no caIssuers");
+}
+
+static void lint_bc(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_bc));
+    if (!e)
+        return; /* optional */
+    if (e->value.tag != MC_DER_SEQUENCE) {
+        ext_bad(s, "basicConstraints", "not a SEQUENCE");
+        return;
+    }
+    mc_der_cur c = mc_der_cur_in(&e->value);
+    mc_der_tlv ca, pl;
+    int is_ca = 0;
+    if (mc_der_optional(&c, MC_DER_BOOLEAN, &ca)) {
+        if (mc_der_bool(&ca, &is_ca) != MC_OK || !is_ca) {
+            ext_bad(s, "basicConstraints", "cA FALSE (the DEFAULT) encoded explicitly");
+            return;
+        }
+    }
+    int has_pl = mc_der_optional(&c, MC_DER_INTEGER, &pl);
+    if (!mc_der_cur_empty(&c)) {
+        ext_bad(s, "basicConstraints", "unexpected content");
+        return;
+    }
+    /* SBR 7.1.2.3(d) */
+    if (is_ca)
+        report(s, L_BC_CA, "basicConstraints cA is TRUE");
+    if (has_pl)
+        report(s, L_BC_PATHLEN, "basicConstraints has pathLenConstraint");
+}
+
+enum {
+    KU_DS = 1u << 0,
+    KU_NR = 1u << 1,
+    KU_KE = 1u << 2,
+    KU_DE = 1u << 3,
+    KU_KA = 1u << 4,
+    KU_CS = 1u << 5,
+    KU_CRL = 1u << 6,
+    KU_EO = 1u << 7,
+    KU_DO = 1u << 8,
+};
+
+/* SBR 7.1.2.3(e): is this bit set one of the allowed signing / key management / dual-use
+ * modes? (Both encipherOnly and decipherOnly has its own lint.) */
+static int ku_allowed(uint32_t b, mc_keytype k, mc_generation g)
+{
+    uint32_t allowed;
+    int need_ds_for_nr = (b & KU_NR) && !(b & KU_DS);
+    switch (k) {
+    case MC_KEY_RSA:
+        allowed = KU_DS | KU_NR | KU_KE | (g == MC_GEN_STRICT ? 0 : KU_DE);
+        return !(b & ~allowed) && (b & (KU_DS | KU_KE)) && !need_ds_for_nr &&
+               (!(b & KU_DE) || (b & KU_KE));
+    case MC_KEY_P256:
+    case MC_KEY_P384:
+    case MC_KEY_P521:
+        allowed = KU_DS | KU_NR | KU_KA | KU_EO | KU_DO;
+        return !(b & ~allowed) && (b & (KU_DS | KU_KA)) && !need_ds_for_nr &&
+               (!(b & (KU_EO | KU_DO)) || (b & KU_KA));
+    case MC_KEY_ED25519:
+    case MC_KEY_ED448:
+        return !(b & ~(KU_DS | KU_NR)) && (b & KU_DS);
+    default:
+        return 1; /* the SPKI lint already failed */
+    }
+}
+
+static void lint_ku(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_ku));
+    /* SBR 7.1.2.3(e) */
+    if (!e) {
+        report(s, L_KU_MISSING, "no keyUsage extension");
+        return;
+    }
+    if (!e->critical)
+        report(s, W_KU_NOT_CRITICAL, "keyUsage is not critical");
+    const mc_der_tlv *t = &e->value;
+    /* X.690 11.2.2: named bits without trailing zeros; unused bits zero */
+    if (t->tag != MC_DER_BITSTRING || t->len < 1 || t->len > 5 || t->val[0] > 7 ||
+        (t->len == 1 && t->val[0] != 0) ||
+        (t->len > 1 && (((t->val[t->len - 1] >> t->val[0]) & 1) == 0 ||
+                        (t->val[t->len - 1] & ((1u << t->val[0]) - 1)) != 0))) {
+        ext_bad(s, "keyUsage", "not a minimal DER named-bit BIT STRING");
+        return;
+    }
+    uint32_t bits = 0;
+    for (size_t i = 1; i < t->len; i++)
+        for (int j = 0; j < 8; j++)
+            if (t->val[i] & (0x80 >> j))
+                bits |= 1u << ((i - 1) * 8 + (size_t)j);
+    /* RFC 5280 4.2.1.3 */
+    if (bits == 0) {
+        report(s, L_KU_EMPTY, "keyUsage has no bits set");
+        return;
+    }
+    if ((bits & KU_EO) && (bits & KU_DO)) {
+        report(s, L_KU_ENC_DEC, "keyUsage sets both encipherOnly and decipherOnly");
+        bits &= ~(uint32_t)(KU_EO | KU_DO);
+        bits |= KU_EO; /* judge the rest as if only one were set */
+    }
+    if (!ku_allowed(bits, s->key, s->gen))
+        report(s, L_KU_BITS, "keyUsage bits 0x%03x are not an allowed %s mode for a %s key",
+               (unsigned)bits, gen_name(s->gen), mc_keytype_name(s->key));
+}
+
+static void lint_eku(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_eku));
+    char b[64];
+    /* SBR 7.1.2.3(f) */
+    if (!e) {
+        report(s, L_EKU_MISSING, "no extKeyUsage extension");
+        return;
+    }
+    mc_der_cur c;
+    if (!seq_of(s, &e->value, "extKeyUsage", &c))
+        return;
+    int email = 0;
+    mc_der_tlv kp;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_expect(&c, MC_DER_OID, &kp) != MC_OK) {
+            ext_bad(s, "extKeyUsage", "KeyPurposeId is not an OID");
+            return;
+        }
+        if (mc_der_oid_eq(&kp, OIDL(oid_kp_email))) {
+            email = 1;
+        } else if (mc_der_oid_eq(&kp, OIDL(oid_kp_server)) ||
+                   mc_der_oid_eq(&kp, OIDL(oid_kp_code)) || mc_der_oid_eq(&kp, OIDL(oid_kp_time)) ||
+                   mc_der_oid_eq(&kp, OIDL(oid_any_eku))) {
+            report(s, L_EKU_PROHIBITED, "extKeyUsage contains prohibited %s",
+                   oidstr(&kp, b, sizeof b));
+        } else if (s->gen == MC_GEN_STRICT) {
+            report(s, L_EKU_STRICT, "Strict extKeyUsage contains %s besides emailProtection",
+                   oidstr(&kp, b, sizeof b));
+        }
+    }
+    if (!email)
+        report(s, L_EKU_NO_EMAIL, "extKeyUsage lacks id-kp-emailProtection");
+}
+
+static void lint_aki(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_aki));
+    /* SBR 7.1.2.3(g) */
+    if (!e) {
+        report(s, L_AKI_MISSING, "no authorityKeyIdentifier extension");
+        return;
+    }
+    if (e->critical)
+        report(s, L_AKI_CRITICAL, "authorityKeyIdentifier is critical");
+    if (e->value.tag != MC_DER_SEQUENCE) {
+        ext_bad(s, "authorityKeyIdentifier", "not a SEQUENCE");
+        return;
+    }
+    mc_der_cur c = mc_der_cur_in(&e->value);
+    mc_der_tlv kid, iss, sn;
+    int has_kid = mc_der_optional(&c, MC_DER_CTX(0), &kid);
+    int has_iss = mc_der_optional(&c, MC_DER_CTX_CONS(1), &iss);
+    int has_sn = mc_der_optional(&c, MC_DER_CTX(2), &sn);
+    if (!mc_der_cur_empty(&c)) {
+        ext_bad(s, "authorityKeyIdentifier", "unexpected content");
+        return;
+    }
+    if (!has_kid || kid.len == 0)
+        report(s, L_AKI_NO_KEYID, "authorityKeyIdentifier has no (or an empty) keyIdentifier");
+    if (has_iss || has_sn)
+        report(s, L_AKI_ISSUER_SERIAL, "authorityKeyIdentifier contains %s",
+               has_iss && has_sn ? "authorityCertIssuer and authorityCertSerialNumber"
+               : has_iss         ? "authorityCertIssuer"
+                                 : "authorityCertSerialNumber");
+    const mc_issuer *ci = s->ctx ? s->ctx->issuer : NULL;
+    if (ci && has_kid && kid.len &&
+        (kid.len != ci->ski_len || memcmp(kid.val, ci->ski, kid.len) != 0))
+        report(s, L_AKI_MISMATCH,
+               "AKI keyIdentifier (%zu bytes, %02x%02x...) is not the "
+               "issuer's SKI",
+               kid.len, kid.val[0], kid.len > 1 ? kid.val[1] : 0);
+}
+
+static void lint_ski_smimecap(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_ski));
+    /* SBR 7.1.2.3(n) */
+    if (!e) {
+        report(s, W_SKI_MISSING, "no subjectKeyIdentifier extension");
+    } else {
+        if (e->critical)
+            report(s, L_SKI_CRITICAL, "subjectKeyIdentifier is critical");
+        if (e->value.tag != MC_DER_OCTETSTRING || e->value.len == 0)
+            ext_bad(s, "subjectKeyIdentifier", "not a non-empty OCTET STRING");
+    }
+    /* SBR 7.1.2.3(i) */
+    e = mc_x509_find_ext(s->x, OIDL(oid_smimecap));
+    if (e && e->critical)
+        report(s, L_SMIMECAP_CRITICAL, "smimeCapabilities is critical");
+}
+
+/* RFC 9598 3: SmtpUTF8Mailbox syntax and use only for non-ASCII local parts. */
+static void lint_smtputf8(lstate *s, const mc_der_tlv *gn)
+{
+    char b[64];
+    mc_der_cur c = mc_der_cur_in(gn);
+    mc_der_tlv oid, wrap, v;
+    mc_der_expect(&c, MC_DER_OID, &oid);
+    mc_der_cur w;
+    if (mc_der_expect(&c, MC_DER_CTX_CONS(0), &wrap) != MC_OK || !mc_der_cur_empty(&c) ||
+        (w = mc_der_cur_in(&wrap), mc_der_expect(&w, MC_DER_UTF8STRING, &v)) != MC_OK ||
+        !mc_der_cur_empty(&w)) {
+        report(s, L_SAN_UTF8_SYNTAX, "SmtpUTF8Mailbox value is not [0] EXPLICIT UTF8String");
+        return;
+    }
+    int bom;
+    size_t at;
+    if (utf8_count(v.val, v.len, &bom) < 0 || bom || !split_at(v.val, v.len, &at) ||
+        !local_part_ok(v.val, at, 1) || !domain_ok(v.val + at + 1, v.len - at - 1, 1)) {
+        report(s, L_SAN_UTF8_SYNTAX,
+               "SmtpUTF8Mailbox \"%s\" is not a mailbox with a lowercase "
+               "A-label domain%s",
+               show(v.val, v.len, b, sizeof b), bom ? " (has a BOM)" : "");
+        return;
+    }
+    int non_ascii = 0;
+    for (size_t i = 0; i < at; i++)
+        non_ascii |= v.val[i] >= 0x80;
+    if (!non_ascii)
+        report(s, L_SAN_UTF8_ASCII,
+               "SmtpUTF8Mailbox \"%s\" has an ASCII local part "
+               "(use rfc822Name)",
+               show(v.val, v.len, b, sizeof b));
+}
+
+static void lint_san(lstate *s)
+{
+    const mc_x509_ext *e = s->san;
+    char b[64];
+    /* SBR 7.1.2.3(h) */
+    if (!e) {
+        report(s, L_SAN_MISSING, "no subjectAltName extension");
+        return;
+    }
+    int empty_subject = s->x->subject.len == 0;
+    /* RFC 5280 4.2.1.6 */
+    if (empty_subject && !e->critical)
+        report(s, L_SAN_NOT_CRITICAL, "subject is empty and subjectAltName is not critical");
+    if (!empty_subject && e->critical)
+        report(s, W_SAN_CRITICAL, "subjectAltName is critical while the subject is not empty");
+    mc_der_cur c;
+    if (!seq_of(s, &e->value, "subjectAltName", &c))
+        return;
+    int mailboxes = 0;
+    mc_der_tlv gn, oid;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &gn) != MC_OK) {
+            ext_bad(s, "subjectAltName", "GeneralNames is not DER");
+            return;
+        }
+        mc_der_cur o;
+        switch (gn.tag) {
+        case MC_DER_CTX(1): /* rfc822Name, SBR 7.1.4.2.1 via SBR 1.6.1 Mailbox Address */
+            mailboxes++;
+            if (!ascii_mailbox_ok(gn.val, gn.len))
+                report(s, L_SAN_RFC822, "rfc822Name \"%s\" is not an ASCII RFC 5321 mailbox",
+                       show(gn.val, gn.len, b, sizeof b));
+            break;
+        case MC_DER_CTX_CONS(0):
+            o = mc_der_cur_in(&gn);
+            if (mc_der_expect(&o, MC_DER_OID, &oid) != MC_OK) {
+                ext_bad(s, "subjectAltName", "otherName has no type-id");
+                return;
+            }
+            if (mc_der_oid_eq(&oid, OIDL(oid_smtputf8))) {
+                mailboxes++;
+                lint_smtputf8(s, &gn);
+            } else if (s->gen == MC_GEN_STRICT) {
+                /* SBR 7.1.4.2.1 */
+                report(s, L_SAN_OTHERNAME_STRICT, "Strict SAN has otherName %s",
+                       oidstr(&oid, b, sizeof b));
+            }
+            break;
+        case MC_DER_CTX_CONS(4): /* directoryName: allowed (SBR 7.1.4.2.1) */
+            break;
+        case MC_DER_CTX(2):
+        case MC_DER_CTX_CONS(3):
+        case MC_DER_CTX_CONS(5):
+        case MC_DER_CTX(6):
+        case MC_DER_CTX(7):
+        case MC_DER_CTX(8): {
+            /* SBR 7.1.4.2.1 */
+            static const char *const n[] = {"",
+                                            "",
+                                            "dNSName",
+                                            "x400Address",
+                                            "",
+                                            "ediPartyName",
+                                            "uniformResourceIdentifier",
+                                            "iPAddress",
+                                            "registeredID"};
+            report(s, L_SAN_PROHIBITED, "SAN contains %s%s%s%s", n[gn.tag & 0x1f],
+                   gn.tag & 0x20 ? "" : " \"",
+                   gn.tag & 0x20 ? "" : show(gn.val, gn.len, b, sizeof b),
+                   gn.tag & 0x20 ? "" : "\"");
+            break;
+        }
+        default:
+            ext_bad(s, "subjectAltName", "unknown GeneralName tag");
+            return;
+        }
+    }
+    /* SBR 7.1.4.2.1 */
+    if (mailboxes == 0)
+        report(s, L_SAN_NO_MAILBOX, "SAN has no rfc822Name or SmtpUTF8Mailbox");
+}
+
+/* ---- lints: subject ---- */
+
+static void lint_subject_attr(lstate *s, const mc_der_tlv *oid, const mc_der_tlv *v)
+{
+    char b[64], o[64];
+    const struct known_attr *a = NULL;
+    for (size_t i = 0; i < sizeof known_attrs / sizeof known_attrs[0]; i++)
+        if (mc_der_oid_eq(oid, known_attrs[i].oid, known_attrs[i].len))
+            a = &known_attrs[i];
+    const char *name = a ? a->name : oidstr(oid, o, sizeof o);
+    /* SBR 7.1.4.2.3 (mailbox), 7.1.4.2.4-6 */
+    unsigned gens = a ? a->gens[s->type] : other_attr_gens[s->type];
+    if (!(gens & (1u << s->gen))) {
+        report(s, L_SUBJ_PROHIBITED, "subject %s is not allowed in a %s %s certificate", name,
+               type_name(s->type), gen_name(s->gen));
+        return;
+    }
+    if (!a)
+        return; /* Legacy "other" attributes: no format to check */
+    /* SBR 7.1.4: PrintableString or UTF8String for DirectoryString; RFC 5280 App. A */
+    int tag_ok = a->str == S_DIR ? v->tag == MC_DER_PRINTABLESTRING || v->tag == MC_DER_UTF8STRING
+                 : a->str == S_PRINTABLE ? v->tag == MC_DER_PRINTABLESTRING
+                                         : v->tag == MC_DER_IA5STRING;
+    long chars = -1;
+    if (tag_ok && v->tag == MC_DER_UTF8STRING) {
+        chars = utf8_count(v->val, v->len, NULL);
+    } else if (tag_ok) {
+        chars = (long)v->len;
+        for (size_t i = 0; i < v->len; i++)
+            if (v->tag == MC_DER_PRINTABLESTRING ? !printable_char(v->val[i]) : v->val[i] >= 0x80)
+                chars = -1;
+    }
+    if (!tag_ok || chars < 0) {
+        report(s, L_SUBJ_ENCODING, "subject %s \"%s\" is tag 0x%02x%s", name,
+               show(v->val, v->len, b, sizeof b), v->tag,
+               tag_ok ? " with characters outside its type" : ", a string type not allowed");
+        return;
+    }
+    /* RFC 5280 Appendix A upper bounds */
+    if (a->ub && (size_t)chars > a->ub)
+        report(s, L_SUBJ_LENGTH, "subject %s is %ld characters (upper bound %zu)", name, chars,
+               a->ub);
+    /* SBR 7.1.4.2 */
+    if (placeholder(v->val, v->len)) {
+        report(s, L_SUBJ_PLACEHOLDER, "subject %s \"%s\" is only a placeholder", name,
+               show(v->val, v->len, b, sizeof b));
+        return;
+    }
+    /* SBR 7.1.4.2.2(a): a mailbox-validated CN is a SAN mailbox */
+    if (oid->len == 3 && oid->val[2] == 0x03 && s->type == MC_TYPE_MAILBOX &&
+        !in_san(s, v->val, v->len))
+        report(s, L_SUBJ_CN, "commonName \"%s\" is not a mailbox in the SAN",
+               show(v->val, v->len, b, sizeof b));
+    /* SBR 7.1.4.2.2(h), 7.1.4.2.1: one mailbox, repeated in the SAN */
+    if (mc_der_oid_eq(oid, OIDL(oid_at_email)) &&
+        (!ascii_mailbox_ok(v->val, v->len) || !in_san(s, v->val, v->len)))
+        report(s, L_SUBJ_EMAIL, "emailAddress \"%s\" is %s", show(v->val, v->len, b, sizeof b),
+               ascii_mailbox_ok(v->val, v->len) ? "not in the SAN" : "not a single mailbox");
+}
+
+static void lint_subject(lstate *s)
+{
+    mc_der_cur c = mc_der_cur_in(&s->x->subject);
+    mc_der_tlv rdn, atv, oid, v;
+    /* structure was checked by the parser */
+    while (mc_der_next(&c, &rdn) == MC_OK) {
+        mc_der_cur r = mc_der_cur_in(&rdn);
+        while (mc_der_next(&r, &atv) == MC_OK) {
+            mc_der_cur a = mc_der_cur_in(&atv);
+            if (mc_der_next(&a, &oid) == MC_OK && mc_der_next(&a, &v) == MC_OK)
+                lint_subject_attr(s, &oid, &v);
+        }
+    }
+}
+
+/* ---- entry points ---- */
+
+void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
+{
+    memset(out, 0, sizeof *out);
+    lstate s = {.x = x, .ctx = ctx, .out = out};
+    s.now = ctx && ctx->now ? ctx->now : x->nb; /* linters key on notBefore otherwise */
+    int ptype = MC_TYPE_MAILBOX, pgen = MC_GEN_STRICT;
+    int reserved = scan_policies(x, &ptype, &pgen);
+    if (ctx && ctx->profile) {
+        s.type = ctx->profile->type;
+        s.gen = ctx->profile->generation;
+    } else {
+        s.type = (mc_certtype)ptype;
+        s.gen = (mc_generation)pgen;
+    }
+    if (s.type < MC_TYPE_MAILBOX || s.type > MC_TYPE_INDIVIDUAL)
+        s.type = MC_TYPE_MAILBOX;
+    if (s.gen < MC_GEN_LEGACY || s.gen > MC_GEN_STRICT)
+        s.gen = MC_GEN_STRICT;
+    s.san = mc_x509_find_ext(x, OIDL(oid_san));
+
+    lint_structure(&s);
+    lint_serial(&s);
+    lint_signature(&s);
+    lint_validity(&s);
+    lint_spki(&s);
+    lint_ext_list(&s);
+    lint_policies(&s, reserved, ptype, pgen);
+    /* SBR 7.1.6.1 */
+    if (s.gen == MC_GEN_LEGACY)
+        report(&s, L_LEGACY, "Legacy generation (2.23.140.1.5.%d.1) after 2025-07-15", s.type);
+    lint_crldp(&s);
+    lint_aia(&s);
+    lint_bc(&s);
+    lint_ku(&s);
+    lint_eku(&s);
+    lint_aki(&s);
+    lint_san(&s);
+    lint_ski_smimecap(&s);
+    lint_subject(&s);
+}
+
+static mc_err finish(const mc_lint_result *out, mc_errdetail *err)
+{
+    for (size_t i = 0; i < out->n; i++)
+        if (out->f[i].lint->severity == MC_LINT_ERROR)
+            return mc_err_set(err, MC_ERR_LINT, "certificate", out->f[i].lint->id, "%s",
+                              out->f[i].detail);
+    if (err)
+        mc_err_clear(err);
+    return MC_OK;
+}
+
+static mc_err lint_parsed(mc_err pe, const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out,
+                          mc_errdetail *err)
+{
+    if (pe != MC_OK) {
+        /* structural failure: one finding, with the parser's words */
+        memset(out, 0, sizeof *out);
+        out->errors = 1;
+        out->n = 1;
+        out->f[0].lint = &defs[L_DER];
+        snprintf(out->f[0].detail, sizeof out->f[0].detail, "%.40s: %.110s", err->field,
+                 err->message);
+        return finish(out, err);
+    }
+    mc_lint_run(x, ctx, out);
+    return finish(out, err);
+}
+
+mc_err mc_lint_tbs(const uint8_t *tbs, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
+                   mc_errdetail *err)
+{
+    mc_x509 x;
+    mc_errdetail pe_detail;
+    mc_errdetail *e = err ? err : &pe_detail;
+    mc_err pe = mc_x509_parse_tbs(tbs, len, &x, e);
+    return lint_parsed(pe, &x, ctx, out, e);
+}
+
+mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
+                    mc_errdetail *err)
+{
+    mc_x509 x;
+    mc_errdetail pe_detail;
+    mc_errdetail *e = err ? err : &pe_detail;
+    mc_err pe = mc_x509_parse_cert(der, len, &x, e);
+    return lint_parsed(pe, &x, ctx, out, e);
+}
+
+const mc_lint_def *mc_lint_defs(size_t *n)
+{
+    if (n)
+        *n = L_COUNT;
+    return defs;
+}
+
+const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
+{
+    size_t o = 0;
+    if (len == 0)
+        return buf;
+    buf[0] = '\0';
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->f[i].lint->severity != MC_LINT_WARNING)
+            continue;
+        int k = snprintf(buf + o, len - o, "%s%s", o ? "," : "", r->f[i].lint->id);
+        if (k < 0 || (size_t)k >= len - o) {
+            buf[o] = '\0'; /* never a truncated id */
+            break;
+        }
+        o += (size_t)k;
+    }
+    return buf;
+}
