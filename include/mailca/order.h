@@ -68,22 +68,28 @@ typedef struct mc_order {
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;
     mc_keytype keytype;
-    unsigned key_bits;
+    unsigned key_bits; /* RSA modulus bits; 256/384/521 for P-curves; 256 for Ed25519 */
 } mc_order;
 
-/* Decodes one order from a msgpack object (a map). out's strings point into obj's memory.
+/* Decodes one order from a msgpack object (a map). out's strings point into obj's memory; nothing
+ * is allocated. On error every field of out is zeroed except id.
  * On error, err names the field (e.g. "mailboxes[1].address") and rule, and out->id holds the
  * order id if it could be read (so the rejection can carry it). */
 mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err);
 
 /* Validates a mailbox address per SBR 1.6.1 (RFC 5321 Mailbox, RFC 6532 UTF-8 local parts
- * allowed, domain as LDH labels or IDN), bare address only. */
+ * allowed), bare address only. Deliberately refused (docs/orders.md, "Mailbox addresses"):
+ * quoted-string local parts, address literals and, for now, U-label domains (A-labels pass).
+ * field (may be NULL) is copied into err's field. */
 mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err);
 
 /* Parses the CSR, verifies its self-signature (proof of possession) with a digest from d (fetched
  * once), checks the key per SBR 6.1.5 (RSA >= 2048 and a multiple of 8, odd exponent >= 3;
  * ECDSA P-256/P-384/P-521 on the curve; Ed25519) and the SPKI's byte-exact algid
- * (SBR 7.1.3.1), and fills spki/keytype/key_bits. Thread-safe; callable from workers. */
+ * (SBR 7.1.3.1), and fills spki/keytype/key_bits (left zero on error). Codes: MC_ERR_CSR
+ * (malformed, or the signature does not verify), MC_ERR_INVALID (key breaks an SBR rule),
+ * MC_ERR_UNSUPPORTED (Ed448 keys, SHA-1 and other signature algorithms); field is always "csr".
+ * Thread-safe, no global state; allocates only inside OpenSSL. */
 struct mc_digests;
 mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err);
 

@@ -1,0 +1,981 @@
+/*
+ * Order intake: strict decoding of one order from a msgpack map (docs/orders.md), the Mailbox
+ * Address syntax check (SBR 1.6.1) and the CSR check (proof of possession, SBR 6.1.5, 6.1.6,
+ * 7.1.3.1). Decoding allocates nothing: strings and byte arrays point into the msgpack object.
+ * Every error names the field path ("mailboxes[1].address"), the rule and the offending value.
+ */
+#include "mailca/order.h"
+
+#include "mailca/crypto.h"
+#include "mailca/der.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define R_MAILBOX "SBR 1.6.1"
+#define R_METHOD "SBR 3.2.2"
+#define R_KEYSIZE "SBR 6.1.5"
+#define R_EXPONENT "SBR 6.1.6"
+#define R_SPKI "SBR 7.1.3.1"
+#define R_CSR "RFC 2986"
+
+/* ---- small helpers ---- */
+
+/* Writes p[0..len) into buf for a message: printable ASCII as is, anything else as \xNN, cut
+ * with "..." so that a hostile value cannot fill the whole message. */
+static const char *show(const void *vp, size_t len, char *buf, size_t cap)
+{
+    const unsigned char *p = vp;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (o + 8 >= cap) {
+            memcpy(buf + o, "...", 4);
+            return buf;
+        }
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            buf[o++] = (char)p[i];
+        else
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", p[i]);
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const char *type_name(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        return "nil";
+    case MSGPACK_OBJECT_BOOLEAN:
+        return "boolean";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        return "integer";
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        return "negative integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        return "float";
+    case MSGPACK_OBJECT_STR:
+        return "str";
+    case MSGPACK_OBJECT_ARRAY:
+        return "array";
+    case MSGPACK_OBJECT_MAP:
+        return "map";
+    case MSGPACK_OBJECT_BIN:
+        return "bin";
+    case MSGPACK_OBJECT_EXT:
+        return "ext";
+    }
+    return "unknown";
+}
+
+/* Length of the valid UTF-8 prefix of p (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF). Equal to len when the whole string is valid. */
+static size_t utf8_valid_prefix(const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i;
+        }
+        if (len - i <= n)
+            return i;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k <= n; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return i;
+        i += n + 1;
+    }
+    return i;
+}
+
+static int key_eq(const msgpack_object *k, const char *s)
+{
+    size_t n = strlen(s);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+           memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+/* Text field: a str of min..max bytes; utf8text additionally requires valid UTF-8 without control
+ * characters (such values end up in logs and the database). */
+static mc_err get_text(const msgpack_object *v, const char *field, const char *rule, size_t min,
+                       size_t max, int utf8text, mc_str *out, mc_errdetail *err)
+{
+    if (v->type != MSGPACK_OBJECT_STR)
+        return mc_err_set(err, MC_ERR_INVALID, field, rule, "must be a str, got %s", type_name(v));
+    size_t n = v->via.str.size;
+    if (n < min || n > max)
+        return mc_err_set(err, MC_ERR_INVALID, field, rule, "is %zu bytes long, allowed %zu..%zu",
+                          n, min, max);
+    const unsigned char *p = (const unsigned char *)v->via.str.ptr;
+    if (utf8text) {
+        size_t ok = utf8_valid_prefix(p, n);
+        if (ok != n)
+            return mc_err_set(err, MC_ERR_INVALID, field, rule,
+                              "is not valid UTF-8 (byte %zu is 0x%02x)", ok, p[ok]);
+        for (size_t i = 0; i < n; i++)
+            if (p[i] < 0x20 || p[i] == 0x7f)
+                return mc_err_set(err, MC_ERR_INVALID, field, rule,
+                                  "contains the control character 0x%02x at byte %zu", p[i], i);
+    }
+    out->p = v->via.str.ptr;
+    out->len = n;
+    return MC_OK;
+}
+
+/* The order id: printable ASCII (0x20..0x7e), so that it can be quoted anywhere. */
+static mc_err get_id(const msgpack_object *v, mc_str *out, mc_errdetail *err)
+{
+    mc_str s;
+    mc_err e = get_text(v, "id", "orders.md id", 1, MC_ORDER_ID_MAX, 0, &s, err);
+    if (e)
+        return e;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.p[i];
+        if (c < 0x20 || c > 0x7e)
+            return mc_err_set(err, MC_ERR_INVALID, "id", "orders.md id",
+                              "must be printable ASCII, byte %zu is 0x%02x", i, c);
+    }
+    *out = s;
+    return MC_OK;
+}
+
+/* ---- mailbox address syntax (SBR 1.6.1) ---- */
+
+/* RFC 5322 3.2.3 atext, ASCII part (RFC 6532 3.2 adds UTF8-non-ascii, handled by the caller). */
+static int is_atext(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return 1;
+    return c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+static int is_ldh(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err)
+{
+    /* SBR 1.6.1: a Mailbox Address is RFC 5321 4.1.2 Mailbox as amended by RFC 6532 3.2, "with
+     * no additional padding or structure". */
+    const unsigned char *u = (const unsigned char *)p;
+    char shown[96];
+    if (!p || len == 0)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX, "empty mailbox address");
+    if (len > MC_MAILBOX_MAX) /* RFC 5321 4.5.3.1.3 */
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "mailbox address is %zu octets, the limit is %d (RFC 5321 4.5.3.1.3)",
+                          len, MC_MAILBOX_MAX);
+    size_t ok = utf8_valid_prefix(u, len);
+    if (ok != len) /* RFC 6532 3.1: UTF-8 only */
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "mailbox address %s is not valid UTF-8 (byte %zu is 0x%02x)",
+                          show(p, len, shown, sizeof shown), ok, u[ok]);
+    if (memchr(p, '<', len) || memchr(p, '>', len))
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "%s is not a bare address: no display name or angle brackets",
+                          show(p, len, shown, sizeof shown));
+    /* Deliberate restrictions beyond RFC 5321 (docs/orders.md, "Mailbox addresses") carry an
+     * orders.md rule: quoted-string local parts, address literals, U-labels. */
+    if (p[0] == '"')
+        return mc_err_set(err, MC_ERR_INVALID, field, "orders.md quoted-local-part",
+                          "%s: quoted-string local parts are not accepted",
+                          show(p, len, shown, sizeof shown));
+    const char *at = memchr(p, '@', len);
+    if (!at)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX, "%s has no '@'",
+                          show(p, len, shown, sizeof shown));
+    size_t llen = (size_t)(at - p);
+    const unsigned char *dom = (const unsigned char *)at + 1;
+    size_t dlen = len - llen - 1;
+
+    /* Local part: RFC 5321 4.1.2 Dot-string = Atom *("." Atom), atext extended by RFC 6532. */
+    if (llen == 0)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX, "%s has an empty local part",
+                          show(p, len, shown, sizeof shown));
+    if (llen > MC_MAILBOX_LOCAL_MAX) /* RFC 5321 4.5.3.1.1 */
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "local part is %zu octets, the limit is %d (RFC 5321 4.5.3.1.1)", llen,
+                          MC_MAILBOX_LOCAL_MAX);
+    if (u[0] == '.' || u[llen - 1] == '.')
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "local part of %s starts or ends with a dot",
+                          show(p, len, shown, sizeof shown));
+    for (size_t i = 0; i < llen; i++) {
+        unsigned char c = u[i];
+        if (c == '.') {
+            if (u[i + 1] == '.')
+                return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                                  "local part of %s has two dots in a row",
+                                  show(p, len, shown, sizeof shown));
+        } else if (c < 0x80 && !is_atext(c)) {
+            return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                              "local part of %s has the character 0x%02x, not allowed in a "
+                              "Dot-string",
+                              show(p, len, shown, sizeof shown), c);
+        }
+    }
+
+    /* Domain: RFC 5321 4.1.2 Domain = sub-domain *("." sub-domain), LDH labels. */
+    if (dlen == 0)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX, "%s has an empty domain",
+                          show(p, len, shown, sizeof shown));
+    if (dom[0] == '[')
+        return mc_err_set(err, MC_ERR_INVALID, field, "orders.md address-literal",
+                          "%s: address literals are not accepted, a domain name is required",
+                          show(p, len, shown, sizeof shown));
+    for (size_t i = 0; i < dlen; i++)
+        if (dom[i] >= 0x80)
+            return mc_err_set(err, MC_ERR_INVALID, field, "orders.md u-label",
+                              "%s: internationalized domain names (U-labels) are not accepted "
+                              "yet; give the domain in A-label (xn--) form",
+                              show(p, len, shown, sizeof shown));
+    if (dlen > 253)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "domain is %zu octets, the limit is 253", dlen);
+    size_t labels = 0, start = 0;
+    for (size_t i = 0; i <= dlen; i++) {
+        if (i < dlen && dom[i] != '.') {
+            if (!is_ldh(dom[i]))
+                return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                                  "domain of %s has the character 0x%02x, only letters, digits, "
+                                  "hyphens and dots are allowed",
+                                  show(p, len, shown, sizeof shown), dom[i]);
+            continue;
+        }
+        size_t n = i - start;
+        if (n == 0)
+            return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                              "domain of %s has an empty label", show(p, len, shown, sizeof shown));
+        if (n > 63)
+            return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                              "domain label %s is %zu octets, the limit is 63",
+                              show(dom + start, n, shown, sizeof shown), n);
+        if (dom[start] == '-' || dom[i - 1] == '-')
+            return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                              "domain label %s starts or ends with a hyphen",
+                              show(dom + start, n, shown, sizeof shown));
+        labels++;
+        start = i + 1;
+    }
+    if (labels < 2)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                          "domain of %s must have at least two labels",
+                          show(p, len, shown, sizeof shown));
+    return MC_OK;
+}
+
+/* ---- order decoding ---- */
+
+enum { K_ID, K_ACCOUNT, K_PROFILE, K_USAGE, K_MAILBOXES, K_CSR, K_REPLACES, K_ORDER_N };
+static const char *const order_keys[K_ORDER_N] = {"id",        "account", "profile", "usage",
+                                                  "mailboxes", "csr",     "replaces"};
+static const unsigned order_required = (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) |
+                                       (1u << K_USAGE) | (1u << K_MAILBOXES) | (1u << K_CSR);
+
+enum { M_ADDRESS, M_METHOD, M_VALIDATED_AT, M_REFERENCE, K_MAILBOX_N };
+static const char *const mailbox_keys[K_MAILBOX_N] = {"address", "method", "validated_at",
+                                                      "reference"};
+
+/* Finds the index of k in names; -1 when unknown or not a str. */
+static int key_index(const msgpack_object *k, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (key_eq(k, names[i]))
+            return i;
+    return -1;
+}
+
+/* Reports a map key that is unknown, repeated or not a str, under prefix ("" at top level). */
+static mc_err bad_key(const msgpack_object *k, const char *prefix, int dup, mc_errdetail *err)
+{
+    char path[MC_ERR_FIELD_MAX], shown[48];
+    if (k->type != MSGPACK_OBJECT_STR) {
+        snprintf(path, sizeof path, "%s", prefix);
+        return mc_err_set(err, MC_ERR_INVALID, path, "orders.md keys",
+                          "map keys must be str, got %s", type_name(k));
+    }
+    show(k->via.str.ptr, k->via.str.size, shown, sizeof shown);
+    snprintf(path, sizeof path, "%s%s%s", prefix, prefix[0] ? "." : "", shown);
+    if (dup)
+        return mc_err_set(err, MC_ERR_INVALID, path, "orders.md duplicate-key",
+                          "key \"%s\" appears more than once", shown);
+    return mc_err_set(err, MC_ERR_INVALID, path, "orders.md unknown-key", "unknown field \"%s\"",
+                      shown);
+}
+
+static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb, mc_errdetail *err)
+{
+    char prefix[24], path[MC_ERR_FIELD_MAX];
+    snprintf(prefix, sizeof prefix, "mailboxes[%zu]", idx);
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, prefix, "orders.md mailboxes",
+                          "each mailbox must be a map, got %s", type_name(v));
+    unsigned seen = 0;
+    mc_err e;
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *val = &v->via.map.ptr[i].val;
+        int ki = key_index(k, mailbox_keys, K_MAILBOX_N);
+        if (ki < 0 || (seen & (1u << ki)))
+            return bad_key(k, prefix, ki >= 0, err);
+        seen |= 1u << ki;
+        snprintf(path, sizeof path, "%s.%s", prefix, mailbox_keys[ki]);
+        switch (ki) {
+        case M_ADDRESS:
+            if (val->type != MSGPACK_OBJECT_STR)
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md mailboxes.address",
+                                  "must be a str, got %s", type_name(val));
+            e = mc_mailbox_check(val->via.str.ptr, val->via.str.size, path, err);
+            if (e)
+                return e;
+            mb->address.p = val->via.str.ptr;
+            mb->address.len = val->via.str.size;
+            break;
+        case M_METHOD: {
+            /* SBR 3.2.2: the mailbox was validated by one of 3.2.2.1 - 3.2.2.4. */
+            static const char *const methods[] = {"3.2.2.1", "3.2.2.2", "3.2.2.3", "3.2.2.4"};
+            static const mc_vmethod vm[] = {MC_VM_DOMAIN, MC_VM_EMAIL, MC_VM_SMTP, MC_VM_ACME};
+            if (val->type != MSGPACK_OBJECT_STR)
+                return mc_err_set(err, MC_ERR_INVALID, path, R_METHOD, "must be a str, got %s",
+                                  type_name(val));
+            mb->method = 0;
+            for (size_t m = 0; m < 4; m++)
+                if (key_eq(val, methods[m]))
+                    mb->method = vm[m];
+            if (!mb->method) {
+                char shown[48];
+                return mc_err_set(err, MC_ERR_INVALID, path, R_METHOD,
+                                  "\"%s\" is not a validation method; allowed: 3.2.2.1, "
+                                  "3.2.2.2, 3.2.2.3, 3.2.2.4",
+                                  show(val->via.str.ptr, val->via.str.size, shown, sizeof shown));
+            }
+            break;
+        }
+        case M_VALIDATED_AT:
+            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                val->type != MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md mailboxes.validated_at",
+                                  "must be an integer (Unix seconds), got %s", type_name(val));
+            if (val->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md mailboxes.validated_at",
+                                  "must be a positive number of Unix seconds, got %lld",
+                                  (long long)val->via.i64);
+            if (val->via.u64 == 0 || val->via.u64 > INT64_MAX)
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md mailboxes.validated_at",
+                                  "must be a positive number of Unix seconds below 2^63, got %llu",
+                                  (unsigned long long)val->via.u64);
+            mb->validated_at = (int64_t)val->via.u64;
+            break;
+        case M_REFERENCE:
+            e = get_text(val, path, "orders.md mailboxes.reference", 1, MC_ORDER_REFERENCE_MAX, 1,
+                         &mb->reference, err);
+            if (e)
+                return e;
+            break;
+        }
+    }
+    for (int ki = 0; ki < K_MAILBOX_N; ki++)
+        if (!(seen & (1u << ki))) {
+            snprintf(path, sizeof path, "%s.%s", prefix, mailbox_keys[ki]);
+            return mc_err_set(err, MC_ERR_INVALID, path, "orders.md required",
+                              "required field is missing");
+        }
+    return MC_OK;
+}
+
+/* Same mailbox: exact local part, domain compared without regard to ASCII case (RFC 5321 2.4;
+ * the domain is ASCII once mc_mailbox_check passed). */
+static int same_mailbox(const mc_str *a, const mc_str *b)
+{
+    const char *aa = memchr(a->p, '@', a->len), *ba = memchr(b->p, '@', b->len);
+    size_t al = (size_t)(aa - a->p), bl = (size_t)(ba - b->p);
+    if (al != bl || a->len != b->len || memcmp(a->p, b->p, al) != 0)
+        return 0;
+    return strncasecmp(aa, ba, a->len - al) == 0;
+}
+
+static mc_err decode_mailboxes(const msgpack_object *v, mc_order *out, mc_errdetail *err)
+{
+    if (v->type != MSGPACK_OBJECT_ARRAY)
+        return mc_err_set(err, MC_ERR_INVALID, "mailboxes", "orders.md mailboxes",
+                          "must be an array of maps, got %s", type_name(v));
+    size_t n = v->via.array.size;
+    if (n < 1 || n > MC_ORDER_MAILBOXES_MAX)
+        return mc_err_set(err, MC_ERR_INVALID, "mailboxes", "orders.md mailboxes",
+                          "has %zu entries, allowed 1..%d", n, MC_ORDER_MAILBOXES_MAX);
+    for (size_t i = 0; i < n; i++) {
+        mc_err e = decode_mailbox(&v->via.array.ptr[i], i, &out->mailboxes[i], err);
+        if (e)
+            return e;
+        for (size_t j = 0; j < i; j++)
+            if (same_mailbox(&out->mailboxes[j].address, &out->mailboxes[i].address)) {
+                char path[MC_ERR_FIELD_MAX], shown[96];
+                snprintf(path, sizeof path, "mailboxes[%zu].address", i);
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md duplicate-mailbox",
+                                  "%s is the same mailbox as mailboxes[%zu]",
+                                  show(out->mailboxes[i].address.p, out->mailboxes[i].address.len,
+                                       shown, sizeof shown),
+                                  j);
+            }
+    }
+    out->n_mailboxes = n;
+    return MC_OK;
+}
+
+mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err)
+{
+    memset(out, 0, sizeof *out);
+    mc_err_clear(err);
+    if (!obj || obj->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, "", "orders.md order",
+                          "an order must be a msgpack map, got %s", obj ? type_name(obj) : "none");
+    const msgpack_object_map *m = &obj->via.map;
+
+    /* Read the id first so that any rejection below can carry it. */
+    for (uint32_t i = 0; i < m->size; i++)
+        if (key_eq(&m->ptr[i].key, "id")) {
+            if (get_id(&m->ptr[i].val, &out->id, NULL) != MC_OK)
+                out->id = (mc_str){NULL, 0};
+            break;
+        }
+
+    unsigned seen = 0;
+    int id_bad = 0;
+    mc_err e = MC_OK;
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+        int ki = key_index(k, order_keys, K_ORDER_N);
+        if (ki < 0 || (seen & (1u << ki))) {
+            id_bad |= ki == K_ID;
+            e = bad_key(k, "", ki >= 0, err);
+            goto done;
+        }
+        seen |= 1u << ki;
+        switch (ki) {
+        case K_ID:
+            e = get_id(v, &out->id, err);
+            id_bad |= e != MC_OK;
+            break;
+        case K_ACCOUNT:
+            e = get_text(v, "account", "orders.md account", 1, MC_ORDER_ACCOUNT_MAX, 1,
+                         &out->account, err);
+            break;
+        case K_PROFILE:
+            e = get_text(v, "profile", "orders.md profile", 1, MC_ORDER_PROFILE_MAX, 0,
+                         &out->profile, err);
+            for (size_t j = 0; !e && j < out->profile.len; j++) {
+                unsigned char c = (unsigned char)out->profile.p[j];
+                if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+                    e = mc_err_set(err, MC_ERR_INVALID, "profile", "orders.md profile",
+                                   "may hold only a-z, 0-9 and '-', byte %zu is 0x%02x", j, c);
+            }
+            break;
+        case K_USAGE:
+            if (v->type != MSGPACK_OBJECT_STR)
+                e = mc_err_set(err, MC_ERR_INVALID, "usage", "orders.md usage",
+                               "must be a str, got %s", type_name(v));
+            else if (key_eq(v, "signing"))
+                out->usage = MC_USAGE_SIGNING;
+            else if (key_eq(v, "key-management"))
+                out->usage = MC_USAGE_KEYMGMT;
+            else if (key_eq(v, "dual"))
+                out->usage = MC_USAGE_DUAL;
+            else {
+                char shown[48];
+                e = mc_err_set(err, MC_ERR_INVALID, "usage", "orders.md usage",
+                               "\"%s\" is not one of signing, key-management, dual",
+                               show(v->via.str.ptr, v->via.str.size, shown, sizeof shown));
+            }
+            break;
+        case K_MAILBOXES:
+            e = decode_mailboxes(v, out, err);
+            break;
+        case K_CSR:
+            if (v->type != MSGPACK_OBJECT_BIN)
+                e = mc_err_set(err, MC_ERR_INVALID, "csr", "orders.md csr",
+                               "must be bin (PKCS#10 DER), got %s", type_name(v));
+            else if (v->via.bin.size < 1 || v->via.bin.size > MC_ORDER_CSR_MAX)
+                e = mc_err_set(err, MC_ERR_INVALID, "csr", "orders.md csr",
+                               "is %u bytes long, allowed 1..%d", v->via.bin.size,
+                               MC_ORDER_CSR_MAX);
+            else {
+                out->csr = (const uint8_t *)v->via.bin.ptr;
+                out->csr_len = v->via.bin.size;
+            }
+            break;
+        case K_REPLACES:
+            /* Lower-case hex, byte for byte the form results use for serials. */
+            e = get_text(v, "replaces", "orders.md replaces", 2, MC_ORDER_REPLACES_MAX, 0,
+                         &out->replaces, err);
+            if (!e && out->replaces.len % 2)
+                e = mc_err_set(err, MC_ERR_INVALID, "replaces", "orders.md replaces",
+                               "must have an even number of hex digits, has %zu",
+                               out->replaces.len);
+            for (size_t j = 0; !e && j < out->replaces.len; j++) {
+                char c = out->replaces.p[j];
+                if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                    e = mc_err_set(err, MC_ERR_INVALID, "replaces", "orders.md replaces",
+                                   "must be lower-case hex, byte %zu is 0x%02x", j,
+                                   (unsigned char)c);
+            }
+            break;
+        }
+        if (e)
+            goto done;
+    }
+    for (int ki = 0; ki < K_ORDER_N; ki++)
+        if ((order_required & (1u << ki)) && !(seen & (1u << ki))) {
+            e = mc_err_set(err, MC_ERR_INVALID, order_keys[ki], "orders.md required",
+                           "required field is missing");
+            goto done;
+        }
+done:
+    if (e) {
+        /* Keep only the id, so that nobody uses a half-decoded order by mistake. */
+        mc_str id = id_bad ? (mc_str){NULL, 0} : out->id;
+        memset(out, 0, sizeof *out);
+        out->id = id;
+    }
+    return e;
+}
+
+/* ---- CSR check ---- */
+
+typedef enum { FAM_RSA, FAM_RSA_PSS, FAM_ECDSA, FAM_ED25519 } sig_family;
+
+/* The signature algorithms accepted on a CSR (proof of possession only; the certificate's own
+ * algorithms are the issuer's business). Contents of the OID, no tag/length. */
+static const struct {
+    uint8_t oid[10];
+    size_t len;
+    sig_family fam;
+    const char *digest;
+    const char *name;
+} csr_sigalgs[] = {
+    {{0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02}, 8, FAM_ECDSA, "SHA256", "ecdsa-with-SHA256"},
+    {{0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03}, 8, FAM_ECDSA, "SHA384", "ecdsa-with-SHA384"},
+    {{0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04}, 8, FAM_ECDSA, "SHA512", "ecdsa-with-SHA512"},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b},
+     9,
+     FAM_RSA,
+     "SHA256",
+     "sha256WithRSAEncryption"},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c},
+     9,
+     FAM_RSA,
+     "SHA384",
+     "sha384WithRSAEncryption"},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d},
+     9,
+     FAM_RSA,
+     "SHA512",
+     "sha512WithRSAEncryption"},
+    {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a}, 9, FAM_RSA_PSS, NULL, "RSASSA-PSS"},
+    {{0x2b, 0x65, 0x70}, 3, FAM_ED25519, NULL, "Ed25519"},
+};
+
+/* SHA-2 digest OIDs (2.16.840.1.101.3.4.2.1-3) for RSASSA-PSS parameters. */
+static const char *sha2_from_algid(const mc_der_tlv *algid)
+{
+    static const uint8_t base[] = {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02};
+    mc_der_cur c = mc_der_cur_in(algid);
+    mc_der_tlv oid, nul;
+    if (algid->tag != MC_DER_SEQUENCE || mc_der_expect(&c, MC_DER_OID, &oid))
+        return NULL;
+    if (mc_der_optional(&c, MC_DER_NULL, &nul) && nul.len != 0)
+        return NULL;
+    if (!mc_der_cur_empty(&c) || oid.len != sizeof base + 1 || memcmp(oid.val, base, sizeof base))
+        return NULL;
+    switch (oid.val[sizeof base]) {
+    case 1:
+        return "SHA256";
+    case 2:
+        return "SHA384";
+    case 3:
+        return "SHA512";
+    }
+    return NULL;
+}
+
+typedef struct pss_params {
+    const char *digest, *mgf1_digest;
+    int saltlen;
+} pss_params;
+
+/* RFC 4055 3.1 RSASSA-PSS-params, read from *params (which is advanced past them). The DEFAULTs
+ * (SHA-1, MGF1 with SHA-1) are refused. */
+static mc_err parse_pss(mc_der_cur *params, pss_params *pp, mc_errdetail *err)
+{
+    static const uint8_t mgf1[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08};
+    mc_der_cur c = *params;
+    mc_der_tlv seq, t, inner, oid, h;
+    pp->digest = pp->mgf1_digest = NULL;
+    pp->saltlen = 20;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &seq))
+        return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 4055 3.1",
+                          "RSASSA-PSS signature algorithm without a parameter SEQUENCE");
+    *params = c;
+    mc_der_cur s = mc_der_cur_in(&seq);
+    if (mc_der_optional(&s, MC_DER_CTX_CONS(0), &t)) {
+        mc_der_cur x = mc_der_cur_in(&t);
+        if (mc_der_expect(&x, MC_DER_SEQUENCE, &inner) || !mc_der_cur_empty(&x) ||
+            !(pp->digest = sha2_from_algid(&inner)))
+            return mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "RFC 4055 3.1",
+                              "RSASSA-PSS hash must be SHA-256, SHA-384 or SHA-512");
+    }
+    if (mc_der_optional(&s, MC_DER_CTX_CONS(1), &t)) {
+        mc_der_cur x = mc_der_cur_in(&t);
+        if (mc_der_expect(&x, MC_DER_SEQUENCE, &inner) || !mc_der_cur_empty(&x))
+            goto bad_mgf;
+        mc_der_cur y = mc_der_cur_in(&inner);
+        if (mc_der_expect(&y, MC_DER_OID, &oid) || !mc_der_oid_eq(&oid, mgf1, sizeof mgf1) ||
+            mc_der_expect(&y, MC_DER_SEQUENCE, &h) || !mc_der_cur_empty(&y) ||
+            !(pp->mgf1_digest = sha2_from_algid(&h)))
+            goto bad_mgf;
+    }
+    if (mc_der_optional(&s, MC_DER_CTX_CONS(2), &t)) {
+        mc_der_cur x = mc_der_cur_in(&t);
+        int64_t v;
+        if (mc_der_expect(&x, MC_DER_INTEGER, &inner) || !mc_der_cur_empty(&x) ||
+            mc_der_int_i64(&inner, &v) || v > 1024)
+            return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 4055 3.1",
+                              "RSASSA-PSS saltLength is not an INTEGER in 0..1024");
+        pp->saltlen = (int)v;
+    }
+    if (mc_der_optional(&s, MC_DER_CTX_CONS(3), &t)) {
+        mc_der_cur x = mc_der_cur_in(&t);
+        int64_t v;
+        if (mc_der_expect(&x, MC_DER_INTEGER, &inner) || !mc_der_cur_empty(&x) ||
+            mc_der_int_i64(&inner, &v) || v != 1)
+            return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 4055 3.1",
+                              "RSASSA-PSS trailerField must be 1");
+    }
+    if (!mc_der_cur_empty(&s))
+        return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 4055 3.1",
+                          "RSASSA-PSS parameters are malformed");
+    if (!pp->digest || !pp->mgf1_digest)
+        return mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "RFC 4055 3.1",
+                          "RSASSA-PSS with the default SHA-1 hash or MGF1-SHA-1 is not accepted");
+    return MC_OK;
+bad_mgf:
+    return mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "RFC 4055 3.1",
+                      "RSASSA-PSS mask generation must be MGF1 with SHA-256, SHA-384 or SHA-512");
+}
+
+/* Bits in a positive big-endian INTEGER's contents. */
+static unsigned int_bits(const uint8_t *v, size_t len)
+{
+    while (len && v[0] == 0) {
+        v++;
+        len--;
+    }
+    if (!len)
+        return 0;
+    unsigned b = (unsigned)(len - 1) * 8;
+    for (unsigned x = v[0]; x; x >>= 1)
+        b++;
+    return b;
+}
+
+/* RSAPublicKey (RFC 8017 A.1.1) inside the SPKI BIT STRING: SBR 6.1.5 size, SBR 6.1.6 exponent. */
+static mc_err check_rsa(const uint8_t *key, size_t len, unsigned *bits, mc_errdetail *err)
+{
+    mc_der_cur c = mc_der_cur_make(key, len), in;
+    mc_der_tlv seq, n, e;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &seq) || !mc_der_cur_empty(&c))
+        goto bad;
+    in = mc_der_cur_in(&seq);
+    if (mc_der_expect(&in, MC_DER_INTEGER, &n) || mc_der_expect(&in, MC_DER_INTEGER, &e) ||
+        !mc_der_cur_empty(&in) || mc_der_int_check(n.val, n.len) ||
+        mc_der_int_check(e.val, e.len) || (n.val[0] & 0x80) || (e.val[0] & 0x80))
+        goto bad;
+    unsigned nb = int_bits(n.val, n.len);
+    /* SBR 6.1.5: at least 2048 bits and a multiple of 8. */
+    if (nb < 2048)
+        return mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+                          "RSA modulus is %u bits, at least 2048 are required", nb);
+    if (nb % 8)
+        return mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+                          "RSA modulus is %u bits, not a multiple of 8", nb);
+    /* Not a BR rule: bounds the verification cost of one order. */
+    if (nb > 8192)
+        return mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "orders.md rsa-max",
+                          "RSA modulus is %u bits, mailca accepts at most 8192", nb);
+    /* SBR 6.1.6: the public exponent is odd and at least 3. */
+    unsigned eb = int_bits(e.val, e.len);
+    if (!(e.val[e.len - 1] & 1) || eb < 2)
+        return mc_err_set(err, MC_ERR_INVALID, "csr", R_EXPONENT,
+                          "RSA public exponent must be odd and at least 3 (its last byte is "
+                          "0x%02x, %u bits)",
+                          e.val[e.len - 1], eb);
+    *bits = nb;
+    return MC_OK;
+bad:
+    return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 8017 A.1.1",
+                      "the RSA public key is not a DER RSAPublicKey with a positive modulus and "
+                      "exponent");
+}
+
+mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *kctx = NULL;
+    EVP_MD_CTX *mctx = NULL;
+    char buf[160];
+
+    o->spki = NULL;
+    o->spki_len = 0;
+    o->keytype = MC_KEY_NONE;
+    o->key_bits = 0;
+    if (!o->csr || o->csr_len == 0)
+        return mc_err_set(err, MC_ERR_CSR, "csr", "orders.md csr", "no CSR in the order");
+
+    /* RFC 2986 4: CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm,
+     * signature BIT STRING }, CertificationRequestInfo ::= SEQUENCE { version INTEGER (0),
+     * subject Name, subjectPKInfo, attributes [0] }. */
+    mc_der_cur c = mc_der_cur_make(o->csr, o->csr_len), in, ci, x;
+    mc_der_tlv req, cri, ver, subj, spki, attrs, sigalg, sig, algid, keybits, t, sigoid;
+    int64_t version = -1;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &req) || !mc_der_cur_empty(&c)) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "not a DER CertificationRequest (truncated, trailing bytes or not a "
+                       "SEQUENCE)");
+        goto done;
+    }
+    in = mc_der_cur_in(&req);
+    if (mc_der_expect(&in, MC_DER_SEQUENCE, &cri) || mc_der_expect(&in, MC_DER_SEQUENCE, &sigalg) ||
+        mc_der_expect(&in, MC_DER_BITSTRING, &sig) || !mc_der_cur_empty(&in)) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "CertificationRequest must hold certificationRequestInfo, "
+                       "signatureAlgorithm and signature");
+        goto done;
+    }
+    ci = mc_der_cur_in(&cri);
+    if (mc_der_expect(&ci, MC_DER_INTEGER, &ver) || mc_der_int_i64(&ver, &version) ||
+        version != 0) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "CSR version must be 0 (v1)");
+        goto done;
+    }
+    if (mc_der_expect(&ci, MC_DER_SEQUENCE, &subj) || mc_der_expect(&ci, MC_DER_SEQUENCE, &spki) ||
+        mc_der_expect(&ci, MC_DER_CTX_CONS(0), &attrs) || !mc_der_cur_empty(&ci)) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "certificationRequestInfo must hold version, subject, subjectPKInfo and "
+                       "[0] attributes");
+        goto done;
+    }
+    /* The subject and attributes are not used (the CSR supplies the key, never the policy), but
+     * they must still be well-formed: SEQUENCE OF SET and SET OF SEQUENCE. */
+    for (x = mc_der_cur_in(&subj); !mc_der_cur_empty(&x);)
+        if (mc_der_expect(&x, MC_DER_SET, &t)) {
+            e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "CSR subject is not a DER Name");
+            goto done;
+        }
+    for (x = mc_der_cur_in(&attrs); !mc_der_cur_empty(&x);)
+        if (mc_der_expect(&x, MC_DER_SEQUENCE, &t)) {
+            e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "CSR attributes are malformed");
+            goto done;
+        }
+
+    /* SubjectPublicKeyInfo: the AlgorithmIdentifier must be byte-exact (SBR 7.1.3.1). */
+    x = mc_der_cur_in(&spki);
+    if (mc_der_expect(&x, MC_DER_SEQUENCE, &algid) ||
+        mc_der_expect(&x, MC_DER_BITSTRING, &keybits) || !mc_der_cur_empty(&x) || keybits.len < 2 ||
+        keybits.val[0] != 0) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "subjectPKInfo is malformed");
+        goto done;
+    }
+    mc_keytype kt = mc_keytype_from_algid(algid.raw, algid.rawlen);
+    if (kt == MC_KEY_NONE) {
+        char oid[64] = "?", hex[2 * 24 + 4];
+        mc_der_cur a = mc_der_cur_in(&algid);
+        if (mc_der_expect(&a, MC_DER_OID, &t) == MC_OK)
+            mc_der_oid_str(t.val, t.len, oid, sizeof oid);
+        size_t n = algid.rawlen < 24 ? algid.rawlen : 24;
+        for (size_t i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", algid.raw[i]);
+        if (algid.rawlen > n)
+            strcpy(hex + 2 * n, "...");
+        e = mc_err_set(err, MC_ERR_INVALID, "csr", R_SPKI,
+                       "subject key algorithm %s (AlgorithmIdentifier %s) is not one of the "
+                       "allowed encodings",
+                       oid, hex);
+        goto done;
+    }
+    const uint8_t *key = keybits.val + 1;
+    size_t keylen = keybits.len - 1;
+    unsigned bits = 0;
+    switch (kt) {
+    case MC_KEY_RSA:
+        if ((e = check_rsa(key, keylen, &bits, err)))
+            goto done;
+        break;
+    case MC_KEY_P256:
+    case MC_KEY_P384:
+    case MC_KEY_P521:
+        bits = kt == MC_KEY_P256 ? 256 : kt == MC_KEY_P384 ? 384 : 521;
+        /* Uncompressed points only (RFC 5480 2.2 makes compressed ones optional). */
+        if (keylen != 1 + 2 * ((bits + 7) / 8) || key[0] != 0x04) {
+            e = mc_err_set(err, MC_ERR_INVALID, "csr", "RFC 5480 2.2",
+                           "the %s public key must be an uncompressed point of %u bytes, got %zu "
+                           "bytes starting 0x%02x",
+                           mc_keytype_name(kt), 1 + 2 * ((bits + 7) / 8), keylen, key[0]);
+            goto done;
+        }
+        break;
+    case MC_KEY_ED25519:
+        bits = 256;
+        if (keylen != 32) {
+            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+                           "an Ed25519 public key is 32 bytes, got %zu", keylen);
+            goto done;
+        }
+        break;
+    default:
+        e = mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", R_SPKI,
+                       "%s subject keys are allowed by the SBR but not supported by mailca",
+                       mc_keytype_name(kt));
+        goto done;
+    }
+
+    const unsigned char *pp = spki.raw;
+    pkey = d2i_PUBKEY(NULL, &pp, (long)spki.rawlen);
+    if (!pkey || pp != spki.raw + spki.rawlen) {
+        ERR_clear_error();
+        if (kt == MC_KEY_RSA || kt == MC_KEY_ED25519)
+            e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "OpenSSL cannot parse the %s public key",
+                           mc_keytype_name(kt));
+        else /* decoding an EC point checks that it lies on the curve */
+            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+                           "the public key is not a valid point on %s", mc_keytype_name(kt));
+        goto done;
+    }
+    if (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521) {
+        /* SBR 6.1.5 valid point; SBR 6.1.6 full public key validation (SP 800-56A 5.6.2.3.3).
+         * d2i_PUBKEY already refuses points off the curve; this also covers the order check. */
+        kctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (!kctx) {
+            e = mc_crypto_err(err, "csr", "EVP_PKEY_CTX_new_from_pkey");
+            goto done;
+        }
+        if (EVP_PKEY_public_check(kctx) != 1) {
+            ERR_clear_error();
+            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+                           "the public key is not a valid point on %s", mc_keytype_name(kt));
+            goto done;
+        }
+    }
+
+    /* Signature algorithm of the CSR. */
+    x = mc_der_cur_in(&sigalg);
+    if (mc_der_expect(&x, MC_DER_OID, &sigoid)) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "signatureAlgorithm is malformed");
+        goto done;
+    }
+    size_t si = 0, nsig = sizeof csr_sigalgs / sizeof csr_sigalgs[0];
+    while (si < nsig && !mc_der_oid_eq(&sigoid, csr_sigalgs[si].oid, csr_sigalgs[si].len))
+        si++;
+    if (si == nsig) {
+        e = mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "orders.md csr",
+                       "CSR signature algorithm %s is not accepted (ECDSA or RSA with SHA-2, "
+                       "RSASSA-PSS, Ed25519)",
+                       mc_der_oid_str(sigoid.val, sigoid.len, buf, sizeof buf));
+        goto done;
+    }
+    sig_family fam = csr_sigalgs[si].fam;
+    const char *dname = csr_sigalgs[si].digest;
+    pss_params pss = {0};
+    mc_der_tlv nul;
+    if (fam == FAM_RSA_PSS) {
+        if ((e = parse_pss(&x, &pss, err)))
+            goto done;
+        dname = pss.digest;
+    } else if (fam == FAM_RSA && mc_der_optional(&x, MC_DER_NULL, &nul) && nul.len != 0) {
+        x = mc_der_cur_in(&sigalg); /* a non-empty NULL: report it below */
+    }
+    /* RFC 4055 5: PKCS#1 v1.5 takes NULL or absent parameters; ECDSA (RFC 5758 3.2) and Ed25519
+     * (RFC 8410 3) take none. */
+    if (!mc_der_cur_empty(&x)) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "signatureAlgorithm %s has unexpected parameters", csr_sigalgs[si].name);
+        goto done;
+    }
+    int fits = (fam == FAM_RSA || fam == FAM_RSA_PSS) ? kt == MC_KEY_RSA
+               : fam == FAM_ECDSA ? (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521)
+                                  : kt == MC_KEY_ED25519;
+    if (!fits) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "CSR signature algorithm %s does not fit the %s subject key",
+                       csr_sigalgs[si].name, mc_keytype_name(kt));
+        goto done;
+    }
+    if (sig.len < 2 || sig.val[0] != 0) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "signature BIT STRING is malformed");
+        goto done;
+    }
+
+    /* Proof of possession: the self-signature over the DER certificationRequestInfo. */
+    const EVP_MD *md = NULL;
+    if (dname && !(md = d ? mc_digests_get(d, dname) : NULL)) {
+        e = mc_err_set(err, MC_ERR_INTERNAL, "csr", NULL, "digest %s was not fetched", dname);
+        goto done;
+    }
+    EVP_PKEY_CTX *vctx = NULL; /* owned by mctx */
+    mctx = EVP_MD_CTX_new();
+    if (!mctx || EVP_DigestVerifyInit(mctx, &vctx, md, NULL, pkey) != 1) {
+        e = mc_crypto_err(err, "csr", "EVP_DigestVerifyInit");
+        goto done;
+    }
+    if (fam == FAM_RSA_PSS &&
+        (EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+         EVP_PKEY_CTX_set_rsa_pss_saltlen(vctx, pss.saltlen) != 1 ||
+         EVP_PKEY_CTX_set_rsa_mgf1_md(vctx, mc_digests_get(d, pss.mgf1_digest)) != 1)) {
+        e = mc_crypto_err(err, "csr", "setting the RSASSA-PSS parameters");
+        goto done;
+    }
+    if (EVP_DigestVerify(mctx, sig.val + 1, sig.len - 1, cri.raw, cri.rawlen) != 1) {
+        ERR_clear_error();
+        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
+                       "the CSR signature (%s) does not verify with its own public key: no "
+                       "proof of possession",
+                       csr_sigalgs[si].name);
+        goto done;
+    }
+
+    o->spki = spki.raw;
+    o->spki_len = spki.rawlen;
+    o->keytype = kt;
+    o->key_bits = bits;
+done:
+    EVP_MD_CTX_free(mctx);
+    EVP_PKEY_CTX_free(kctx);
+    EVP_PKEY_free(pkey);
+    return e;
+}
