@@ -52,6 +52,8 @@ typedef struct wctx {
     void *pull, *dealer, *push;
     mc_hsm_session *sess;
     EVP_MD_CTX *md;
+    mc_csr_ctx csr;
+    int csr_ok;
     mc_arena arena;
     msgpack_zone zone;
     msgpack_sbuffer sbuf;
@@ -88,10 +90,14 @@ static size_t json_str(char *buf, size_t o, size_t cap, const char *s, size_t n)
 static const char *method_name(mc_vmethod m)
 {
     switch (m) {
-    case MC_VM_DOMAIN: return "3.2.2.1";
-    case MC_VM_EMAIL: return "3.2.2.2";
-    case MC_VM_SMTP: return "3.2.2.3";
-    case MC_VM_ACME: return "3.2.2.4";
+    case MC_VM_DOMAIN:
+        return "3.2.2.1";
+    case MC_VM_EMAIL:
+        return "3.2.2.2";
+    case MC_VM_SMTP:
+        return "3.2.2.3";
+    case MC_VM_ACME:
+        return "3.2.2.4";
     }
     return "?";
 }
@@ -156,7 +162,7 @@ static void prepare(wctx *c, item *it, int64_t now)
     it->t0 = top.via.array.ptr[1].via.u64;
     if (mc_order_decode(&top.via.array.ptr[2], &it->order, err) != MC_OK)
         return;
-    if (mc_order_check_csr(&it->order, sh->digests, err) != MC_OK)
+    if (mc_order_check_csr_ctx(&it->order, sh->digests, &c->csr, err) != MC_OK)
         return;
     it->prof = mc_profile_set_find(sh->profiles, it->order.profile.p, it->order.profile.len);
     if (!it->prof) {
@@ -172,9 +178,8 @@ static void prepare(wctx *c, item *it, int64_t now)
         return;
     }
     it->tbs = mc_arena_alloc(&c->arena, MC_TBS_MAX);
-    if (!it->tbs || mc_tbs_build(it->prof, &it->order, it->serial, MC_SERIAL_LEN, now,
-                                 sh->digests, c->md, it->tbs, MC_TBS_MAX, &it->tbs_len,
-                                 err) != MC_OK) {
+    if (!it->tbs || mc_tbs_build(it->prof, &it->order, it->serial, MC_SERIAL_LEN, now, sh->digests,
+                                 c->md, it->tbs, MC_TBS_MAX, &it->tbs_len, err) != MC_OK) {
         if (!it->tbs)
             mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
         return;
@@ -426,10 +431,12 @@ void *mc_worker_main(void *arg)
     zone_ok = msgpack_zone_init(&c.zone, 64 * 1024);
     if (!c.items || !c.md || !zone_ok ||
         mc_arena_init(&c.arena, batch * (MC_TBS_MAX + MC_CERT_MAX + 16384) + 65536) != MC_OK) {
-        w->rc = mc_err_set(&w->err, MC_ERR_NOMEM, NULL, NULL, "worker %d: out of memory",
-                           w->index);
+        w->rc = mc_err_set(&w->err, MC_ERR_NOMEM, NULL, NULL, "worker %d: out of memory", w->index);
         goto done;
     }
+    if ((w->rc = mc_csr_ctx_init(&c.csr, &w->err)) != MC_OK)
+        goto done;
+    c.csr_ok = 1;
     c.pull = open_socket(&c, ZMQ_PULL, sh->ep_orders);
     c.dealer = open_socket(&c, ZMQ_DEALER, sh->ep_intents);
     c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);
@@ -493,6 +500,8 @@ done:
         msgpack_zone_destroy(&c.zone);
     msgpack_sbuffer_destroy(&c.sbuf);
     mc_arena_free(&c.arena);
+    if (c.csr_ok)
+        mc_csr_ctx_free(&c.csr);
     EVP_MD_CTX_free(c.md);
     free(c.items);
     return NULL;

@@ -93,4 +93,20 @@ mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdeta
 struct mc_digests;
 mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err);
 
+/* Per-worker state for CSR checks on the hot path: key-management contexts fetched once (an
+ * EVP_PKEY built with EVP_PKEY_fromdata from our own DER parse, because OpenSSL 3.0's d2i_PUBKEY
+ * runs its decoder framework per call: ~110 us and global read locks, measured here) and a reused
+ * digest context. Not thread-safe: one per worker. Free with mc_csr_ctx_free. */
+typedef struct mc_csr_ctx {
+    struct evp_pkey_ctx_st *ec, *rsa, *ed25519; /* EVP_PKEY_CTX for fromdata */
+    struct evp_md_ctx_st *md;
+} mc_csr_ctx;
+
+mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err);
+void mc_csr_ctx_free(mc_csr_ctx *cc);
+
+/* mc_order_check_csr with the worker's contexts (cc may be NULL: temporary ones are made). */
+mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ctx *cc,
+                              mc_errdetail *err);
+
 #endif
