@@ -33,6 +33,7 @@ typedef struct bench_opts {
     int workers, batch;
     double seconds;
     int lint_compare;
+    int forms; /* bit 1 << mc_key_form per key form to run */
     char dir[512];
     int keep;
 } bench_opts;
@@ -96,26 +97,37 @@ static void orders_path(const bench_opts *o, const char *name, char *buf, size_t
     snprintf(buf, len, "%s/%s.msgpack", o->dir, name);
 }
 
+/* Order files: one per key form, and one more per form for the run without lint. */
+static const char *const form_names[] = {"csr", "public-key"};
+
 static void phase_setup(const bench_opts *o, report *r)
 {
     mc_errdetail e;
-    mc_ca_init_opts ci = {.dir = o->dir, .keytype = o->ca_kt, .rsa_bits = o->ca_bits,
-                          .org = "mailca bench", .base_url = "http://pki.mailca.test"};
+    mc_ca_init_opts ci = {.dir = o->dir,
+                          .keytype = o->ca_kt,
+                          .rsa_bits = o->ca_bits,
+                          .org = "mailca bench",
+                          .base_url = "http://pki.mailca.test"};
     if (mc_ca_init(&ci, &e) != MC_OK)
         return fail(r, &e);
-    const char *names[] = {"orders", "orders-nolint"};
-    for (int i = 0; i < 1 + o->lint_compare; i++) {
-        char path[600], prefix[64];
-        orders_path(o, names[i], path, sizeof path);
-        FILE *f = fopen(path, "wb");
-        snprintf(prefix, sizeof prefix, "bench-%s-%ld", names[i], (long)time(NULL));
-        mc_err rc = f ? mc_orders_generate(f, o->orders, o->sub_kt, o->sub_bits,
-                                           "mailbox-strict", "signing", prefix, 256, &e)
-                      : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
-        if (f && fclose(f) != 0 && rc == MC_OK)
-            rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write failed");
-        if (rc != MC_OK)
-            return fail(r, &e);
+    for (int form = 0; form < 2; form++) {
+        if (!(o->forms & (1 << form)))
+            continue;
+        for (int nolint = 0; nolint <= o->lint_compare; nolint++) {
+            char name[64], path[600], prefix[96];
+            snprintf(name, sizeof name, "orders-%s%s", form_names[form], nolint ? "-nolint" : "");
+            orders_path(o, name, path, sizeof path);
+            FILE *f = fopen(path, "wb");
+            snprintf(prefix, sizeof prefix, "bench-%s-%ld", name, (long)time(NULL));
+            mc_err rc =
+                f ? mc_orders_generate(f, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
+                                       "mailbox-strict", "signing", prefix, 256, &e)
+                  : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
+            if (f && fclose(f) != 0 && rc == MC_OK)
+                rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write failed");
+            if (rc != MC_OK)
+                return fail(r, &e);
+        }
     }
     r->ok = 1;
 }
@@ -146,9 +158,9 @@ static void *raw_main(void *arg)
     mc_hsm_session *s = NULL;
     uint8_t digest[64], sig[1024];
     memset(digest, 0x5a, sizeof digest);
-    size_t dlen = t->alg == MC_SIG_ECDSA_SHA384 || t->alg == MC_SIG_RSA_PKCS1_SHA384 ? 48
+    size_t dlen = t->alg == MC_SIG_ECDSA_SHA384 || t->alg == MC_SIG_RSA_PKCS1_SHA384   ? 48
                   : t->alg == MC_SIG_ECDSA_SHA512 || t->alg == MC_SIG_RSA_PKCS1_SHA512 ? 64
-                                                                                        : 32;
+                                                                                       : 32;
     if ((t->rc = mc_hsm_session_open(t->h, &s, &t->err)) != MC_OK)
         return NULL;
     while (!atomic_load(t->go))
@@ -241,14 +253,24 @@ static void run_engine(const bench_opts *o, report *r, const char *name, int no_
     r->ok = 1;
 }
 
-static void phase_engine(const bench_opts *o, report *r)
+static void phase_engine_csr(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders", 0);
+    run_engine(o, r, "orders-csr", 0);
 }
 
-static void phase_engine_nolint(const bench_opts *o, report *r)
+static void phase_engine_pk(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders-nolint", 1);
+    run_engine(o, r, "orders-public-key", 0);
+}
+
+static void phase_engine_csr_nolint(const bench_opts *o, report *r)
+{
+    run_engine(o, r, "orders-csr-nolint", 1);
+}
+
+static void phase_engine_pk_nolint(const bench_opts *o, report *r)
+{
+    run_engine(o, r, "orders-public-key-nolint", 1);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -262,29 +284,30 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mailca bench [--orders N] [--key SPEC] [--subject-key SPEC] [--workers N]\n"
-               "                    [--batch N] [--seconds S] [--lint-compare] [--dir DIR] "
-               "[--keep]\n"
+               "                    [--batch N] [--seconds S] [--key-form csr|public-key|both]\n"
+               "                    [--lint-compare] [--dir DIR] [--keep]\n"
                "  SPEC: p256 p384 rsa2048 rsa3072 rsa4096 (issuing key, default p256);\n"
                "        subject keys also p521 ed25519 (default p256)\n");
 }
 
 int mc_bench_main(int argc, char **argv)
 {
-    bench_opts o = {.orders = 20000, .ca_kt = MC_KEY_P256, .sub_kt = MC_KEY_P256,
-                    .seconds = 3.0};
+    bench_opts o = {
+        .orders = 20000, .ca_kt = MC_KEY_P256, .sub_kt = MC_KEY_P256, .seconds = 3.0, .forms = 3};
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = (int)(ncpu > 0 ? ncpu : 1);
-    static const struct option lo[] = {{"orders", 1, 0, 'n'},  {"key", 1, 0, 'k'},
-                                       {"subject-key", 1, 0, 's'}, {"workers", 1, 0, 'w'},
-                                       {"batch", 1, 0, 'b'},   {"seconds", 1, 0, 't'},
-                                       {"lint-compare", 0, 0, 'l'}, {"dir", 1, 0, 'd'},
-                                       {"keep", 0, 0, 'K'},    {"help", 0, 0, 'h'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"orders", 1, 0, 'n'},       {"key", 1, 0, 'k'},      {"subject-key", 1, 0, 's'},
+        {"workers", 1, 0, 'w'},      {"batch", 1, 0, 'b'},    {"seconds", 1, 0, 't'},
+        {"lint-compare", 0, 0, 'l'}, {"dir", 1, 0, 'd'},      {"keep", 0, 0, 'K'},
+        {"help", 0, 0, 'h'},         {"key-form", 1, 0, 'f'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'n': o.orders = strtoull(optarg, NULL, 10); break;
+        case 'n':
+            o.orders = strtoull(optarg, NULL, 10);
+            break;
         case 'k':
             if (!mc_keyspec_parse(optarg, &o.ca_kt, &o.ca_bits) || o.ca_kt == MC_KEY_P521 ||
                 o.ca_kt == MC_KEY_ED25519) {
@@ -298,14 +321,40 @@ int mc_bench_main(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'w': o.workers = atoi(optarg); break;
-        case 'b': o.batch = atoi(optarg); break;
-        case 't': o.seconds = atof(optarg); break;
-        case 'l': o.lint_compare = 1; break;
-        case 'd': snprintf(o.dir, sizeof o.dir, "%s", optarg); break;
-        case 'K': o.keep = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'w':
+            o.workers = atoi(optarg);
+            break;
+        case 'b':
+            o.batch = atoi(optarg);
+            break;
+        case 't':
+            o.seconds = atof(optarg);
+            break;
+        case 'l':
+            o.lint_compare = 1;
+            break;
+        case 'd':
+            snprintf(o.dir, sizeof o.dir, "%s", optarg);
+            break;
+        case 'K':
+            o.keep = 1;
+            break;
+        case 'f':
+            o.forms = strcmp(optarg, "csr") == 0          ? 1
+                      : strcmp(optarg, "public-key") == 0 ? 2
+                      : strcmp(optarg, "both") == 0       ? 3
+                                                          : 0;
+            if (!o.forms) {
+                fprintf(stderr, "mailca bench: --key-form is csr, public-key or both\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (o.orders == 0 || o.workers < 1 || o.seconds <= 0) {
@@ -322,9 +371,12 @@ int mc_bench_main(int argc, char **argv)
         made_dir = 1;
         rmdir(o.dir); /* mc_ca_init creates it */
     }
-    report setup, raw1, eng, raw2, nolint;
+    report setup, raw1, raw2, eng[2], nolint[2];
+    void (*engine_phase[2])(const bench_opts *, report *) = {phase_engine_csr, phase_engine_pk};
+    void (*nolint_phase[2])(const bench_opts *, report *) = {phase_engine_csr_nolint,
+                                                             phase_engine_pk_nolint};
     int rc = 1;
-    printf("mailca bench: %llu orders, issuing key %s, subscriber key %s, %d worker(s), "
+    printf("mailca bench: %llu orders per run, issuing key %s, subscriber key %s, %d worker(s), "
            "state %s\n",
            (unsigned long long)o.orders, mc_keytype_name(o.ca_kt), mc_keytype_name(o.sub_kt),
            o.workers, o.dir);
@@ -332,41 +384,56 @@ int mc_bench_main(int argc, char **argv)
         fprintf(stderr, "mailca bench: setup: %s\n", setup.err);
         goto done;
     }
+    /* raw, engine run(s), raw again: the baseline brackets the runs it is compared with */
     if (in_child(phase_raw, &o, &raw1) != 0) {
         fprintf(stderr, "mailca bench: raw C_Sign: %s\n", raw1.err);
         goto done;
     }
-    if (in_child(phase_engine, &o, &eng) != 0) {
-        fprintf(stderr, "mailca bench: engine: %s\n", eng.err);
-        goto done;
+    for (int form = 0; form < 2; form++) {
+        if (!(o.forms & (1 << form)))
+            continue;
+        if (in_child(engine_phase[form], &o, &eng[form]) != 0) {
+            fprintf(stderr, "mailca bench: engine (%s): %s\n", form_names[form], eng[form].err);
+            goto done;
+        }
+        if (o.lint_compare && in_child(nolint_phase[form], &o, &nolint[form]) != 0) {
+            fprintf(stderr, "mailca bench: engine without lint: %s\n", nolint[form].err);
+            goto done;
+        }
     }
     if (in_child(phase_raw, &o, &raw2) != 0) {
         fprintf(stderr, "mailca bench: raw C_Sign: %s\n", raw2.err);
         goto done;
     }
     double raw = (raw1.rate + raw2.rate) / 2;
-    printf("  raw C_Sign, %d thread(s), same token: %.0f/s before, %.0f/s after, mean %.0f/s\n",
+    printf("  raw C_Sign, %d thread(s), one process, same token: %.0f/s before, %.0f/s after, "
+           "mean %.0f/s\n",
            o.workers, raw1.rate, raw2.rate, raw);
-    printf("  engine: %llu issued, %llu rejected, %llu failed in %.2f s\n",
-           (unsigned long long)eng.st.issued, (unsigned long long)eng.st.rejected,
-           (unsigned long long)eng.st.failed, eng.st.seconds);
-    printf("  certs/sec: %.0f = %.1f%% of the raw C_Sign rate\n", eng.rate,
-           raw > 0 ? 100.0 * eng.rate / raw : 0);
-    printf("  latency per order (intake to result): p50 %.2f ms, p99 %.2f ms\n", eng.st.p50_ms,
-           eng.st.p99_ms);
-    printf("  peak RSS of the engine process: %.1f MiB\n", (double)eng.maxrss_kb / 1024.0);
-    if (o.lint_compare) {
-        if (in_child(phase_engine_nolint, &o, &nolint) != 0) {
-            fprintf(stderr, "mailca bench: engine without lint: %s\n", nolint.err);
-            goto done;
+    rc = 0;
+    for (int form = 0; form < 2; form++) {
+        if (!(o.forms & (1 << form)))
+            continue;
+        const report *r = &eng[form];
+        printf("  engine, key form %s%s: %llu issued, %llu rejected, %llu failed in %.2f s\n",
+               form_names[form],
+               form == 0 ? " (proof of possession verified per order)" : " (attested source)",
+               (unsigned long long)r->st.issued, (unsigned long long)r->st.rejected,
+               (unsigned long long)r->st.failed, r->st.seconds);
+        printf("    certs/sec: %.0f = %.1f%% of the raw C_Sign rate\n", r->rate,
+               raw > 0 ? 100.0 * r->rate / raw : 0);
+        printf("    latency per order (intake to result): p50 %.2f ms, p99 %.2f ms\n", r->st.p50_ms,
+               r->st.p99_ms);
+        printf("    peak RSS of the engine process: %.1f MiB\n", (double)r->maxrss_kb / 1024.0);
+        if (o.lint_compare)
+            printf("    without inline lint: %.0f certs/s; lint adds %.1f%% to the time per "
+                   "certificate\n",
+                   nolint[form].rate,
+                   nolint[form].rate > 0 ? 100.0 * (nolint[form].rate / r->rate - 1.0) : 0);
+        if (r->st.issued != o.orders) {
+            fprintf(stderr, "mailca bench: not every order was issued (%s)\n", form_names[form]);
+            rc = 1;
         }
-        printf("  without inline lint: %.0f certs/s; lint costs %.1f%% of the time per "
-               "certificate\n",
-               nolint.rate, nolint.rate > 0 ? 100.0 * (nolint.rate / eng.rate - 1.0) : 0);
     }
-    rc = eng.st.issued == o.orders ? 0 : 1;
-    if (rc)
-        fprintf(stderr, "mailca bench: not every order was issued\n");
 done:
     if (made_dir && !o.keep)
         nftw(o.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

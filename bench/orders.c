@@ -39,12 +39,18 @@ int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits)
 static EVP_PKEY *gen_key(mc_keytype kt, unsigned bits)
 {
     switch (kt) {
-    case MC_KEY_P256: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    case MC_KEY_P384: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    case MC_KEY_P521: return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
-    case MC_KEY_ED25519: return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    case MC_KEY_RSA: return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
-    default: return NULL;
+    case MC_KEY_P256:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    case MC_KEY_P384:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    case MC_KEY_P521:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+    case MC_KEY_ED25519:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    case MC_KEY_RSA:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
+    default:
+        return NULL;
     }
 }
 
@@ -79,7 +85,7 @@ static void pack_key(msgpack_packer *pk, const char *k)
     msgpack_pack_str_body(pk, k, strlen(k));
 }
 
-mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits,
+mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits, mc_key_form form,
                           const char *profile, const char *usage, const char *id_prefix,
                           unsigned pool_size, mc_errdetail *err)
 {
@@ -93,7 +99,8 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
     }
     for (unsigned i = 0; i < pool_size; i++) {
         EVP_PKEY *k = gen_key(kt, rsa_bits);
-        int ok = k && make_csr(k, kt, sha256, &csr[i], &csr_len[i]);
+        int ok = k && (form == MC_KEY_FORM_CSR ? make_csr(k, kt, sha256, &csr[i], &csr_len[i])
+                                               : (csr_len[i] = i2d_PUBKEY(k, &csr[i])) > 0);
         EVP_PKEY_free(k);
         if (!ok) {
             rc = mc_err_set(err, MC_ERR_CRYPTO, "key", NULL, "cannot generate a %s key/CSR",
@@ -106,7 +113,7 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
     long long validated = (long long)time(NULL) - 3600;
     char buf[256];
     for (uint64_t i = 0; i < n; i++) {
-        msgpack_pack_map(&pk, 6);
+        msgpack_pack_map(&pk, form == MC_KEY_FORM_CSR ? 6 : 7);
         snprintf(buf, sizeof buf, "%s-%llu", id_prefix, (unsigned long long)i);
         pack_kv_str(&pk, "id", buf);
         pack_kv_str(&pk, "account", "acct-bench-platform");
@@ -123,8 +130,13 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
         msgpack_pack_int64(&pk, validated);
         snprintf(buf, sizeof buf, "email-rv-%llu", (unsigned long long)i);
         pack_kv_str(&pk, "reference", buf);
-        pack_key(&pk, "csr");
         unsigned j = (unsigned)(i % pool_size);
+        if (form == MC_KEY_FORM_PUBLIC_KEY) {
+            pack_kv_str(&pk, "key_source", "platform-generated");
+            pack_key(&pk, "public_key");
+        } else {
+            pack_key(&pk, "csr");
+        }
         msgpack_pack_bin(&pk, (size_t)csr_len[j]);
         msgpack_pack_bin_body(&pk, csr[j], (size_t)csr_len[j]);
     }

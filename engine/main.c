@@ -48,7 +48,8 @@ static int cmd_help(FILE *f)
             "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
             "  batch [--config FILE] [--workers N] [--batch N] [--quiet] ORDERS RESULTS\n"
             "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
-            "  gen-orders [--count N] [--key SPEC] [--profile NAME] [--usage U] OUT\n"
+            "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
+            "             [--usage signing|key-management|dual] OUT\n"
             "        write N demo orders with fresh CSRs\n"
             "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
             "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
@@ -61,28 +62,37 @@ static int cmd_help(FILE *f)
 
 static int cmd_init(int argc, char **argv)
 {
-    mc_ca_init_opts o = {.dir = DEFAULT_DIR, .keytype = MC_KEY_P256, .org = "mailca Demo",
+    mc_ca_init_opts o = {.dir = DEFAULT_DIR,
+                         .keytype = MC_KEY_P256,
+                         .org = "mailca Demo",
                          .base_url = "http://pki.mailca.test"};
-    static const struct option lo[] = {{"dir", 1, 0, 'd'},      {"key", 1, 0, 'k'},
-                                       {"org", 1, 0, 'o'},      {"base-url", 1, 0, 'u'},
-                                       {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+    static const struct option lo[] = {{"dir", 1, 0, 'd'},  {"key", 1, 0, 'k'},
+                                       {"org", 1, 0, 'o'},  {"base-url", 1, 0, 'u'},
+                                       {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'd': o.dir = optarg; break;
-        case 'o': o.org = optarg; break;
-        case 'u': o.base_url = optarg; break;
+        case 'd':
+            o.dir = optarg;
+            break;
+        case 'o':
+            o.org = optarg;
+            break;
+        case 'u':
+            o.base_url = optarg;
+            break;
         case 'k':
             if (!mc_keyspec_parse(optarg, &o.keytype, &o.rsa_bits) ||
-                (o.keytype != MC_KEY_P256 && o.keytype != MC_KEY_P384 &&
-                 o.keytype != MC_KEY_RSA) ||
+                (o.keytype != MC_KEY_P256 && o.keytype != MC_KEY_P384 && o.keytype != MC_KEY_RSA) ||
                 (o.keytype == MC_KEY_RSA && o.rsa_bits < 2048)) {
                 fprintf(stderr, "mailca init: --key: issuing keys are p256, p384, rsa2048+\n");
                 return 2;
             }
             break;
-        case 'h': return cmd_help(stdout);
-        default: return 2;
+        case 'h':
+            return cmd_help(stdout);
+        default:
+            return 2;
         }
     }
     if (strncmp(o.base_url, "http://", 7) != 0) {
@@ -109,12 +119,22 @@ static int cmd_batch(int argc, char **argv)
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'c': cfgopt = optarg; break;
-        case 'w': eo.workers = atoi(optarg); break;
-        case 'b': eo.batch = atoi(optarg); break;
-        case 'q': eo.progress = 0; break;
-        case 'h': return cmd_help(stdout);
-        default: return 2;
+        case 'c':
+            cfgopt = optarg;
+            break;
+        case 'w':
+            eo.workers = atoi(optarg);
+            break;
+        case 'b':
+            eo.batch = atoi(optarg);
+            break;
+        case 'q':
+            eo.progress = 0;
+            break;
+        case 'h':
+            return cmd_help(stdout);
+        default:
+            return 2;
         }
     }
     if (argc - optind != 2) {
@@ -169,22 +189,40 @@ static int cmd_gen_orders(int argc, char **argv)
     mc_keytype kt = MC_KEY_P256;
     unsigned bits = 0;
     const char *profile = "mailbox-strict", *use = "signing";
-    static const struct option lo[] = {{"count", 1, 0, 'n'}, {"key", 1, 0, 'k'},
-                                       {"profile", 1, 0, 'p'}, {"usage", 1, 0, 'u'},
-                                       {0, 0, 0, 0}};
+    mc_key_form form = MC_KEY_FORM_CSR;
+    static const struct option lo[] = {{"count", 1, 0, 'n'},    {"key", 1, 0, 'k'},
+                                       {"profile", 1, 0, 'p'},  {"usage", 1, 0, 'u'},
+                                       {"key-form", 1, 0, 'f'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
-        case 'n': n = strtoull(optarg, NULL, 10); break;
+        case 'n':
+            n = strtoull(optarg, NULL, 10);
+            break;
         case 'k':
             if (!mc_keyspec_parse(optarg, &kt, &bits)) {
                 fprintf(stderr, "mailca gen-orders: unknown key '%s'\n", optarg);
                 return 2;
             }
             break;
-        case 'p': profile = optarg; break;
-        case 'u': use = optarg; break;
-        default: return 2;
+        case 'p':
+            profile = optarg;
+            break;
+        case 'u':
+            use = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "csr") == 0)
+                form = MC_KEY_FORM_CSR;
+            else if (strcmp(optarg, "public-key") == 0)
+                form = MC_KEY_FORM_PUBLIC_KEY;
+            else {
+                fprintf(stderr, "mailca gen-orders: --key-form is csr or public-key\n");
+                return 2;
+            }
+            break;
+        default:
+            return 2;
         }
     }
     if (argc - optind != 1) {
@@ -199,7 +237,7 @@ static int cmd_gen_orders(int argc, char **argv)
         mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "cannot create");
         return report("gen-orders", &e);
     }
-    mc_err rc = mc_orders_generate(f, n, kt, bits, profile, use, prefix, 64, &e);
+    mc_err rc = mc_orders_generate(f, n, kt, bits, form, profile, use, prefix, 64, &e);
     if (fclose(f) != 0 && rc == MC_OK)
         rc = mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "write failed");
     return rc == MC_OK ? 0 : report("gen-orders", &e);
@@ -285,8 +323,7 @@ static int lint_file(const char *path, int json, int *any_error)
                 }
                 printf("]}\n");
             } else {
-                printf("%s[%d]: %d error(s), %d warning(s)\n", path, idx, lr.errors,
-                       lr.warnings);
+                printf("%s[%d]: %d error(s), %d warning(s)\n", path, idx, lr.errors, lr.warnings);
                 for (size_t i = 0; i < lr.n; i++)
                     printf("  %-7s %-40s %s: %s\n",
                            lr.f[i].lint->severity == MC_LINT_ERROR     ? "ERROR"

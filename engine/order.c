@@ -295,11 +295,24 @@ mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdeta
 
 /* ---- order decoding ---- */
 
-enum { K_ID, K_ACCOUNT, K_PROFILE, K_USAGE, K_MAILBOXES, K_CSR, K_REPLACES, K_ORDER_N };
-static const char *const order_keys[K_ORDER_N] = {"id",        "account", "profile", "usage",
-                                                  "mailboxes", "csr",     "replaces"};
-static const unsigned order_required = (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) |
-                                       (1u << K_USAGE) | (1u << K_MAILBOXES) | (1u << K_CSR);
+enum {
+    K_ID,
+    K_ACCOUNT,
+    K_PROFILE,
+    K_USAGE,
+    K_MAILBOXES,
+    K_CSR,
+    K_REPLACES,
+    K_PUBLIC_KEY,
+    K_KEY_SOURCE,
+    K_ORDER_N
+};
+static const char *const order_keys[K_ORDER_N] = {"id",       "account",    "profile",
+                                                  "usage",    "mailboxes",  "csr",
+                                                  "replaces", "public_key", "key_source"};
+/* csr / public_key: exactly one, checked after the loop */
+static const unsigned order_required =
+    (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) | (1u << K_USAGE) | (1u << K_MAILBOXES);
 
 enum { M_ADDRESS, M_METHOD, M_VALIDATED_AT, M_REFERENCE, K_MAILBOX_N };
 static const char *const mailbox_keys[K_MAILBOX_N] = {"address", "method", "validated_at",
@@ -531,6 +544,23 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
                 out->csr_len = v->via.bin.size;
             }
             break;
+        case K_PUBLIC_KEY:
+            if (v->type != MSGPACK_OBJECT_BIN)
+                e = mc_err_set(err, MC_ERR_INVALID, "public_key", "orders.md public_key",
+                               "must be bin (SubjectPublicKeyInfo DER), got %s", type_name(v));
+            else if (v->via.bin.size < 1 || v->via.bin.size > MC_ORDER_CSR_MAX)
+                e = mc_err_set(err, MC_ERR_INVALID, "public_key", "orders.md public_key",
+                               "is %u bytes long, allowed 1..%d", v->via.bin.size,
+                               MC_ORDER_CSR_MAX);
+            else {
+                out->public_key = (const uint8_t *)v->via.bin.ptr;
+                out->public_key_len = v->via.bin.size;
+            }
+            break;
+        case K_KEY_SOURCE:
+            e = get_text(v, "key_source", "orders.md key_source", 1, MC_ORDER_KEY_SOURCE_MAX, 0,
+                         &out->key_source, err);
+            break;
         case K_REPLACES:
             /* Lower-case hex, byte for byte the form results use for serials. */
             e = get_text(v, "replaces", "orders.md replaces", 2, MC_ORDER_REPLACES_MAX, 0,
@@ -557,6 +587,19 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
                            "required field is missing");
             goto done;
         }
+    /* The key comes either as a CSR (proof of possession) or as a public key whose source the
+     * account attests; never both, never neither. */
+    if (!(seen & (1u << K_CSR)) == !(seen & (1u << K_PUBLIC_KEY))) {
+        e = mc_err_set(err, MC_ERR_INVALID, (seen & (1u << K_CSR)) ? "public_key" : "csr",
+                       "orders.md key", "exactly one of csr and public_key is required");
+        goto done;
+    }
+    if (!(seen & (1u << K_PUBLIC_KEY)) != !(seen & (1u << K_KEY_SOURCE))) {
+        e = mc_err_set(err, MC_ERR_INVALID, "key_source", "orders.md key_source",
+                       (seen & (1u << K_PUBLIC_KEY)) ? "required with public_key"
+                                                     : "only allowed with public_key");
+        goto done;
+    }
 done:
     if (e) {
         /* Keep only the id, so that nobody uses a half-decoded order by mistake. */
@@ -706,7 +749,8 @@ static unsigned int_bits(const uint8_t *v, size_t len)
 }
 
 /* RSAPublicKey (RFC 8017 A.1.1) inside the SPKI BIT STRING: SBR 6.1.5 size, SBR 6.1.6 exponent. */
-static mc_err check_rsa(const uint8_t *key, size_t len, unsigned *bits, mc_errdetail *err)
+static mc_err check_rsa(const uint8_t *key, size_t len, const char *field, unsigned *bits,
+                        mc_errdetail *err)
 {
     mc_der_cur c = mc_der_cur_make(key, len), in;
     mc_der_tlv seq, n, e;
@@ -720,26 +764,26 @@ static mc_err check_rsa(const uint8_t *key, size_t len, unsigned *bits, mc_errde
     unsigned nb = int_bits(n.val, n.len);
     /* SBR 6.1.5: at least 2048 bits and a multiple of 8. */
     if (nb < 2048)
-        return mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+        return mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
                           "RSA modulus is %u bits, at least 2048 are required", nb);
     if (nb % 8)
-        return mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
+        return mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
                           "RSA modulus is %u bits, not a multiple of 8", nb);
     /* Not a BR rule: bounds the verification cost of one order. */
     if (nb > 8192)
-        return mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "orders.md rsa-max",
+        return mc_err_set(err, MC_ERR_UNSUPPORTED, field, "orders.md rsa-max",
                           "RSA modulus is %u bits, mailca accepts at most 8192", nb);
     /* SBR 6.1.6: the public exponent is odd and at least 3. */
     unsigned eb = int_bits(e.val, e.len);
     if (!(e.val[e.len - 1] & 1) || eb < 2)
-        return mc_err_set(err, MC_ERR_INVALID, "csr", R_EXPONENT,
+        return mc_err_set(err, MC_ERR_INVALID, field, R_EXPONENT,
                           "RSA public exponent must be odd and at least 3 (its last byte is "
                           "0x%02x, %u bits)",
                           e.val[e.len - 1], eb);
     *bits = nb;
     return MC_OK;
 bad:
-    return mc_err_set(err, MC_ERR_CSR, "csr", "RFC 8017 A.1.1",
+    return mc_err_set(err, MC_ERR_CSR, field, "RFC 8017 A.1.1",
                       "the RSA public key is not a DER RSAPublicKey with a positive modulus and "
                       "exponent");
 }
@@ -825,6 +869,120 @@ static EVP_PKEY *pkey_from_key(mc_csr_ctx *cc, mc_keytype kt, const uint8_t *key
     return pkey;
 }
 
+/* The subject key, from a CSR or an order's public_key: byte-exact algorithm identifier
+ * (SBR 7.1.3.1), size and exponent (SBR 6.1.5, 6.1.6), a valid point, and an EVP_PKEY for it
+ * (caller frees *pkey_out). Errors name field. */
+static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ctx *cc,
+                        EVP_PKEY **pkey_out, mc_keytype *kt_out, unsigned *bits_out,
+                        mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    EVP_PKEY *pkey = NULL;
+    EVP_PKEY_CTX *kctx = NULL;
+    mc_der_tlv spki = *spki_tlv, algid, keybits, t;
+    mc_der_cur x;
+    /* SubjectPublicKeyInfo: the AlgorithmIdentifier must be byte-exact (SBR 7.1.3.1). */
+    x = mc_der_cur_in(&spki);
+    if (mc_der_expect(&x, MC_DER_SEQUENCE, &algid) ||
+        mc_der_expect(&x, MC_DER_BITSTRING, &keybits) || !mc_der_cur_empty(&x) || keybits.len < 2 ||
+        keybits.val[0] != 0) {
+        e = mc_err_set(err, MC_ERR_CSR, field, R_CSR, "subjectPKInfo is malformed");
+        goto fail;
+    }
+    mc_keytype kt = mc_keytype_from_algid(algid.raw, algid.rawlen);
+    if (kt == MC_KEY_NONE) {
+        char oid[64] = "?", hex[2 * 24 + 4];
+        mc_der_cur a = mc_der_cur_in(&algid);
+        if (mc_der_expect(&a, MC_DER_OID, &t) == MC_OK)
+            mc_der_oid_str(t.val, t.len, oid, sizeof oid);
+        size_t n = algid.rawlen < 24 ? algid.rawlen : 24;
+        for (size_t i = 0; i < n; i++)
+            snprintf(hex + 2 * i, 3, "%02x", algid.raw[i]);
+        if (algid.rawlen > n)
+            strcpy(hex + 2 * n, "...");
+        e = mc_err_set(err, MC_ERR_INVALID, field, R_SPKI,
+                       "subject key algorithm %s (AlgorithmIdentifier %s) is not one of the "
+                       "allowed encodings",
+                       oid, hex);
+        goto fail;
+    }
+    const uint8_t *key = keybits.val + 1;
+    size_t keylen = keybits.len - 1;
+    unsigned bits = 0;
+    switch (kt) {
+    case MC_KEY_RSA:
+        if ((e = check_rsa(key, keylen, field, &bits, err)))
+            goto fail;
+        break;
+    case MC_KEY_P256:
+    case MC_KEY_P384:
+    case MC_KEY_P521:
+        bits = kt == MC_KEY_P256 ? 256 : kt == MC_KEY_P384 ? 384 : 521;
+        /* Uncompressed points only (RFC 5480 2.2 makes compressed ones optional). */
+        if (keylen != 1 + 2 * ((bits + 7) / 8) || key[0] != 0x04) {
+            e = mc_err_set(err, MC_ERR_INVALID, field, "RFC 5480 2.2",
+                           "the %s public key must be an uncompressed point of %u bytes, got %zu "
+                           "bytes starting 0x%02x",
+                           mc_keytype_name(kt), 1 + 2 * ((bits + 7) / 8), keylen, key[0]);
+            goto fail;
+        }
+        break;
+    case MC_KEY_ED25519:
+        bits = 256;
+        if (keylen != 32) {
+            e = mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
+                           "an Ed25519 public key is 32 bytes, got %zu", keylen);
+            goto fail;
+        }
+        break;
+    default:
+        e = mc_err_set(err, MC_ERR_UNSUPPORTED, field, R_SPKI,
+                       "%s subject keys are allowed by the SBR but not supported by mailca",
+                       mc_keytype_name(kt));
+        goto fail;
+    }
+
+    pkey = pkey_from_key(cc, kt, key, keylen);
+    if (!pkey) {
+        ERR_clear_error();
+        if (kt == MC_KEY_RSA || kt == MC_KEY_ED25519)
+            e = mc_err_set(err, MC_ERR_CSR, field, R_CSR, "OpenSSL cannot parse the %s public key",
+                           mc_keytype_name(kt));
+        else /* decoding an EC point checks that it lies on the curve */
+            e = mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
+                           "the public key is not a valid point on %s", mc_keytype_name(kt));
+        goto fail;
+    }
+    if (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521) {
+        /* SBR 6.1.5 valid point; SBR 6.1.6 public key validation. P-256/384/521 have cofactor
+         * 1, so the partial validation of SP 800-56A rev3 5.6.2.3.4 (coordinates in range, point
+         * on the curve, not the identity) is as strong as the full one, whose extra n*Q check
+         * costs a scalar multiplication (~50 us, measured). The import already refused points
+         * off the curve; this is the second guard. */
+        kctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+        if (!kctx) {
+            e = mc_crypto_err(err, field, "EVP_PKEY_CTX_new_from_pkey");
+            goto fail;
+        }
+        if (EVP_PKEY_public_check_quick(kctx) != 1) {
+            ERR_clear_error();
+            e = mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
+                           "the public key is not a valid point on %s", mc_keytype_name(kt));
+            goto fail;
+        }
+    }
+
+    *pkey_out = pkey;
+    *kt_out = kt;
+    *bits_out = bits;
+    EVP_PKEY_CTX_free(kctx);
+    return MC_OK;
+fail:
+    EVP_PKEY_CTX_free(kctx);
+    EVP_PKEY_free(pkey);
+    return e;
+}
+
 mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err)
 {
     return mc_order_check_csr_ctx(o, d, NULL, err);
@@ -835,7 +993,6 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
 {
     mc_err e = MC_OK;
     EVP_PKEY *pkey = NULL;
-    EVP_PKEY_CTX *kctx = NULL;
     EVP_MD_CTX *mctx = NULL;
     mc_csr_ctx own = {0};
     char buf[160];
@@ -850,14 +1007,35 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
     o->spki_len = 0;
     o->keytype = MC_KEY_NONE;
     o->key_bits = 0;
-    if (!o->csr || o->csr_len == 0)
-        return mc_err_set(err, MC_ERR_CSR, "csr", "orders.md csr", "no CSR in the order");
+    if (o->public_key) {
+        mc_der_cur pc = mc_der_cur_make(o->public_key, o->public_key_len);
+        mc_der_tlv pk;
+        mc_keytype pkt = MC_KEY_NONE;
+        unsigned pbits = 0;
+        if (mc_der_expect(&pc, MC_DER_SEQUENCE, &pk) || !mc_der_cur_empty(&pc)) {
+            e = mc_err_set(err, MC_ERR_INVALID, "public_key", "RFC 5280 4.1.2.7",
+                           "not a DER SubjectPublicKeyInfo (truncated, trailing bytes or not a "
+                           "SEQUENCE)");
+            goto done;
+        }
+        if ((e = check_key(&pk, "public_key", cc, &pkey, &pkt, &pbits, err)))
+            goto done;
+        o->spki = pk.raw;
+        o->spki_len = pk.rawlen;
+        o->keytype = pkt;
+        o->key_bits = pbits;
+        goto done;
+    }
+    if (!o->csr || o->csr_len == 0) {
+        e = mc_err_set(err, MC_ERR_CSR, "csr", "orders.md csr", "no CSR in the order");
+        goto done;
+    }
 
     /* RFC 2986 4: CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm,
      * signature BIT STRING }, CertificationRequestInfo ::= SEQUENCE { version INTEGER (0),
      * subject Name, subjectPKInfo, attributes [0] }. */
     mc_der_cur c = mc_der_cur_make(o->csr, o->csr_len), in, ci, x;
-    mc_der_tlv req, cri, ver, subj, spki, attrs, sigalg, sig, algid, keybits, t, sigoid;
+    mc_der_tlv req, cri, ver, subj, spki, attrs, sigalg, sig, t, sigoid;
     int64_t version = -1;
     if (mc_der_expect(&c, MC_DER_SEQUENCE, &req) || !mc_der_cur_empty(&c)) {
         e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
@@ -899,96 +1077,10 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
             goto done;
         }
 
-    /* SubjectPublicKeyInfo: the AlgorithmIdentifier must be byte-exact (SBR 7.1.3.1). */
-    x = mc_der_cur_in(&spki);
-    if (mc_der_expect(&x, MC_DER_SEQUENCE, &algid) ||
-        mc_der_expect(&x, MC_DER_BITSTRING, &keybits) || !mc_der_cur_empty(&x) || keybits.len < 2 ||
-        keybits.val[0] != 0) {
-        e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "subjectPKInfo is malformed");
-        goto done;
-    }
-    mc_keytype kt = mc_keytype_from_algid(algid.raw, algid.rawlen);
-    if (kt == MC_KEY_NONE) {
-        char oid[64] = "?", hex[2 * 24 + 4];
-        mc_der_cur a = mc_der_cur_in(&algid);
-        if (mc_der_expect(&a, MC_DER_OID, &t) == MC_OK)
-            mc_der_oid_str(t.val, t.len, oid, sizeof oid);
-        size_t n = algid.rawlen < 24 ? algid.rawlen : 24;
-        for (size_t i = 0; i < n; i++)
-            snprintf(hex + 2 * i, 3, "%02x", algid.raw[i]);
-        if (algid.rawlen > n)
-            strcpy(hex + 2 * n, "...");
-        e = mc_err_set(err, MC_ERR_INVALID, "csr", R_SPKI,
-                       "subject key algorithm %s (AlgorithmIdentifier %s) is not one of the "
-                       "allowed encodings",
-                       oid, hex);
-        goto done;
-    }
-    const uint8_t *key = keybits.val + 1;
-    size_t keylen = keybits.len - 1;
+    mc_keytype kt = MC_KEY_NONE;
     unsigned bits = 0;
-    switch (kt) {
-    case MC_KEY_RSA:
-        if ((e = check_rsa(key, keylen, &bits, err)))
-            goto done;
-        break;
-    case MC_KEY_P256:
-    case MC_KEY_P384:
-    case MC_KEY_P521:
-        bits = kt == MC_KEY_P256 ? 256 : kt == MC_KEY_P384 ? 384 : 521;
-        /* Uncompressed points only (RFC 5480 2.2 makes compressed ones optional). */
-        if (keylen != 1 + 2 * ((bits + 7) / 8) || key[0] != 0x04) {
-            e = mc_err_set(err, MC_ERR_INVALID, "csr", "RFC 5480 2.2",
-                           "the %s public key must be an uncompressed point of %u bytes, got %zu "
-                           "bytes starting 0x%02x",
-                           mc_keytype_name(kt), 1 + 2 * ((bits + 7) / 8), keylen, key[0]);
-            goto done;
-        }
-        break;
-    case MC_KEY_ED25519:
-        bits = 256;
-        if (keylen != 32) {
-            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
-                           "an Ed25519 public key is 32 bytes, got %zu", keylen);
-            goto done;
-        }
-        break;
-    default:
-        e = mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", R_SPKI,
-                       "%s subject keys are allowed by the SBR but not supported by mailca",
-                       mc_keytype_name(kt));
+    if ((e = check_key(&spki, "csr", cc, &pkey, &kt, &bits, err)))
         goto done;
-    }
-
-    pkey = pkey_from_key(cc, kt, key, keylen);
-    if (!pkey) {
-        ERR_clear_error();
-        if (kt == MC_KEY_RSA || kt == MC_KEY_ED25519)
-            e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR, "OpenSSL cannot parse the %s public key",
-                           mc_keytype_name(kt));
-        else /* decoding an EC point checks that it lies on the curve */
-            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
-                           "the public key is not a valid point on %s", mc_keytype_name(kt));
-        goto done;
-    }
-    if (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521) {
-        /* SBR 6.1.5 valid point; SBR 6.1.6 public key validation. P-256/384/521 have cofactor
-         * 1, so the partial validation of SP 800-56A rev3 5.6.2.3.4 (coordinates in range, point
-         * on the curve, not the identity) is as strong as the full one, whose extra n*Q check
-         * costs a scalar multiplication (~50 us, measured). The import already refused points
-         * off the curve; this is the second guard. */
-        kctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-        if (!kctx) {
-            e = mc_crypto_err(err, "csr", "EVP_PKEY_CTX_new_from_pkey");
-            goto done;
-        }
-        if (EVP_PKEY_public_check_quick(kctx) != 1) {
-            ERR_clear_error();
-            e = mc_err_set(err, MC_ERR_INVALID, "csr", R_KEYSIZE,
-                           "the public key is not a valid point on %s", mc_keytype_name(kt));
-            goto done;
-        }
-    }
 
     /* Signature algorithm of the CSR. */
     x = mc_der_cur_in(&sigalg);
@@ -1074,7 +1166,6 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
 done:
     if (mctx)
         EVP_MD_CTX_reset(mctx); /* drops its reference to pkey */
-    EVP_PKEY_CTX_free(kctx);
     EVP_PKEY_free(pkey);
     if (cc == &own)
         mc_csr_ctx_free(&own);

@@ -346,7 +346,8 @@ static void test_missing_required(void **state)
         assert_int_equal(fx_setup(state), 0);
         fx *f = *state;
         drop(f->root, top[i]);
-        expect_err(f, MC_ERR_INVALID, top[i], "orders.md required");
+        /* a missing csr is reported by the key-form rule: csr or public_key */
+        expect_err(f, MC_ERR_INVALID, top[i], i == 5 ? "orders.md key" : "orders.md required");
     }
     for (size_t i = 0; i < 4; i++) {
         fx_teardown(state);
@@ -357,6 +358,81 @@ static void test_missing_required(void **state)
         snprintf(path, sizeof path, "mailboxes[1].%s", mb[i]);
         expect_err(f, MC_ERR_INVALID, path, "orders.md required");
     }
+}
+
+static msgpack_object o_bytes(fx *f, const uint8_t *p, size_t n)
+{
+    msgpack_object o = o_bin(f, n);
+    memcpy((void *)o.via.bin.ptr, p, n);
+    return o;
+}
+
+/* The attested-key form: public_key + key_source instead of a CSR. Same key rules, field
+ * "public_key"; exactly one of csr and public_key. */
+static void test_public_key_form(void **state)
+{
+    fx *f = *state;
+    uint8_t *spki = NULL;
+    int n = i2d_PUBKEY(csrs[C_P384].key, &spki);
+    assert_true(n > 0);
+    drop(f->root, "csr");
+    add(f, f->root, "public_key", o_bytes(f, spki, (size_t)n));
+    add(f, f->root, "key_source", o_str("platform-generated"));
+    mc_order o;
+    mc_errdetail err;
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_null(o.csr);
+    assert_int_equal(o.public_key_len, (size_t)n);
+    assert_int_equal(o.key_source.len, strlen("platform-generated"));
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_int_equal(o.keytype, MC_KEY_P384);
+    assert_int_equal(o.key_bits, 384);
+    assert_int_equal(o.spki_len, (size_t)n);
+    assert_memory_equal(o.spki, spki, (size_t)n);
+
+    /* SBR 7.1.3.1: RSA without the NULL parameter is refused here too, naming public_key */
+    uint8_t *rsa = NULL;
+    int rn = i2d_PUBKEY(csrs[C_RSA2048].key, &rsa);
+    assert_true(rn > 0 && rsa[4] == 0x30 && rsa[5] == 0x0d);
+    uint8_t bad[600];
+    /* 30 82 01 22 | 30 0d <oid 11 bytes> 05 00 | 03 82 01 0f ... -> drop the NULL */
+    memcpy(bad, rsa, 4);
+    bad[3] = (uint8_t)(rsa[3] - 2);
+    bad[4] = 0x30;
+    bad[5] = 0x0b;
+    memcpy(bad + 6, rsa + 6, 11);
+    memcpy(bad + 17, rsa + 19, (size_t)rn - 19);
+    set(f->root, "public_key", o_bytes(f, bad, (size_t)rn - 2));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "public_key");
+    assert_string_equal(err.rule, "SBR 7.1.3.1");
+    /* SBR 6.1.5: RSA-1024 refused */
+    uint8_t *small = NULL;
+    int sn = i2d_PUBKEY(csrs[C_RSA1024].key, &small);
+    set(f->root, "public_key", o_bytes(f, small, (size_t)sn));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "public_key");
+    /* trailing bytes */
+    set(f->root, "public_key", o_bytes(f, spki, (size_t)n - 1));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_not_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_string_equal(err.field, "public_key");
+    /* key_source is required with public_key */
+    set(f->root, "public_key", o_bytes(f, spki, (size_t)n));
+    drop(f->root, "key_source");
+    expect_err(f, MC_ERR_INVALID, "key_source", "orders.md key_source");
+    /* both forms at once */
+    add(f, f->root, "key_source", o_str("platform-generated"));
+    add(f, f->root, "csr", o_bytes(f, csrs[C_P256].der, csrs[C_P256].len));
+    expect_err(f, MC_ERR_INVALID, "public_key", "orders.md key");
+    /* key_source without public_key */
+    drop(f->root, "public_key");
+    expect_err(f, MC_ERR_INVALID, "key_source", "orders.md key_source");
+    OPENSSL_free(spki);
+    OPENSSL_free(rsa);
+    OPENSSL_free(small);
 }
 
 static void test_unknown_key(void **state)
@@ -1204,6 +1280,7 @@ int main(void)
         FX(test_optional_replaces_absent),
         FX(test_usage_and_method_values),
         FX(test_missing_required),
+        FX(test_public_key_form),
         FX(test_unknown_key),
         FX(test_unknown_key_in_mailbox),
         FX(test_non_str_key),

@@ -102,15 +102,17 @@ static const char *method_name(mc_vmethod m)
     return "?";
 }
 
-/* The validation evidence, recorded with the intent (provenance for incident response). */
+/* The validation evidence and the key's origin, recorded with the intent (provenance for
+ * incident response): {"mailboxes":[{address, method, validated_at, reference}...],
+ * "key":{"form":"csr"} or {"form":"public_key","source":...}}. */
 static const char *evidence_json(mc_arena *a, const mc_order *o)
 {
-    size_t cap = 256 + o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96);
+    size_t cap = 320 + 2 * o->key_source.len +
+                 o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96);
     char *buf = mc_arena_alloc(a, cap);
     if (!buf)
         return NULL;
-    size_t n = 0;
-    buf[n++] = '[';
+    size_t n = (size_t)snprintf(buf, cap, "{\"mailboxes\":[");
     for (size_t i = 0; i < o->n_mailboxes; i++) {
         const mc_mailbox *m = &o->mailboxes[i];
         n += (size_t)snprintf(buf + n, cap - n, "%s{\"address\":\"", i ? "," : "");
@@ -121,7 +123,13 @@ static const char *evidence_json(mc_arena *a, const mc_order *o)
         n = json_str(buf, n, cap, m->reference.p, m->reference.len);
         n += (size_t)snprintf(buf + n, cap - n, "\"}");
     }
-    snprintf(buf + n, cap - n, "]");
+    if (o->public_key) {
+        n += (size_t)snprintf(buf + n, cap - n, "],\"key\":{\"form\":\"public_key\",\"source\":\"");
+        n = json_str(buf, n, cap, o->key_source.p, o->key_source.len);
+        snprintf(buf + n, cap - n, "\"}}");
+    } else {
+        snprintf(buf + n, cap - n, "],\"key\":{\"form\":\"csr\"}}");
+    }
     return buf;
 }
 

@@ -13,9 +13,15 @@
 /* `mailca bench`: see bench/bench.c. */
 int mc_bench_main(int argc, char **argv);
 
-/* Writes n bench/demo orders (msgpack stream) for the given subscriber key type, with CSRs from
+/* How generated orders carry the subscriber key (docs/orders.md). */
+typedef enum mc_key_form {
+    MC_KEY_FORM_CSR = 0,    /* PKCS#10 CSR: proof of possession verified per order */
+    MC_KEY_FORM_PUBLIC_KEY, /* SubjectPublicKeyInfo with an attested key_source */
+} mc_key_form;
+
+/* Writes n bench/demo orders (msgpack stream) for the given subscriber key type, with keys from
  * a pool of pool_size keys generated in software. id_prefix makes order ids unique per run. */
-mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits,
+mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits, mc_key_form form,
                           const char *profile, const char *usage, const char *id_prefix,
                           unsigned pool_size, mc_errdetail *err);
 

@@ -27,6 +27,7 @@
 #define MC_ORDER_REFERENCE_MAX 256
 #define MC_ORDER_CSR_MAX 16384
 #define MC_ORDER_REPLACES_MAX 40 /* hex serial, 20 octets */
+#define MC_ORDER_KEY_SOURCE_MAX 64
 
 typedef enum mc_usage {
     MC_USAGE_SIGNING = 1, /* SBR 7.1.2.3(e) signing-only */
@@ -61,9 +62,13 @@ typedef struct mc_order {
     mc_usage usage;
     size_t n_mailboxes;
     mc_mailbox mailboxes[MC_ORDER_MAILBOXES_MAX];
-    const uint8_t *csr; /* PKCS#10 DER */
+    const uint8_t *csr; /* PKCS#10 DER; exactly one of csr and public_key */
     size_t csr_len;
-    mc_str replaces; /* hex serial, len 0 when absent */
+    const uint8_t *public_key; /* SubjectPublicKeyInfo DER of a key whose source the account
+                                  attests (key_source); no proof of possession */
+    size_t public_key_len;
+    mc_str key_source; /* with public_key: how the key was produced, recorded as provenance */
+    mc_str replaces;   /* hex serial, len 0 when absent */
     /* Filled by mc_order_check_csr: */
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;
@@ -105,7 +110,9 @@ typedef struct mc_csr_ctx {
 mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err);
 void mc_csr_ctx_free(mc_csr_ctx *cc);
 
-/* mc_order_check_csr with the worker's contexts (cc may be NULL: temporary ones are made). */
+/* mc_order_check_csr with the worker's contexts (cc may be NULL: temporary ones are made).
+ * For an order with public_key instead of csr, the same key checks run without the proof of
+ * possession (the account attests the key's source, see docs/orders.md). */
 mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ctx *cc,
                               mc_errdetail *err);
 
