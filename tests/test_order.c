@@ -390,6 +390,24 @@ static void test_public_key_form(void **state)
     assert_int_equal(o.spki_len, (size_t)n);
     assert_memory_equal(o.spki, spki, (size_t)n);
 
+    /* SBR 6.1.5: a point off the curve (last coordinate byte changed) is refused */
+    uint8_t off[200];
+    memcpy(off, spki, (size_t)n);
+    off[n - 1] ^= 0x01;
+    set(f->root, "public_key", o_bytes(f, off, (size_t)n));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "public_key");
+    assert_non_null(strstr(err.message, "not a valid point"));
+    /* and an RSA-2048 attested key passes without an EVP_PKEY */
+    uint8_t *rsa_ok = NULL;
+    int rok = i2d_PUBKEY(csrs[C_RSA2048].key, &rsa_ok);
+    set(f->root, "public_key", o_bytes(f, rsa_ok, (size_t)rok));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_int_equal(o.keytype, MC_KEY_RSA);
+    assert_int_equal(o.key_bits, 2048);
+    OPENSSL_free(rsa_ok);
     /* SBR 7.1.3.1: RSA without the NULL parameter is refused here too, naming public_key */
     uint8_t *rsa = NULL;
     int rn = i2d_PUBKEY(csrs[C_RSA2048].key, &rsa);

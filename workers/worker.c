@@ -46,6 +46,17 @@ typedef struct item {
     size_t cert_len;
 } item;
 
+/* One batch of orders and the memory its orders use. A worker has two: while the collector
+ * records one batch's intents, the worker signs the other (the commit latency is hidden). */
+typedef struct wbatch {
+    item *items;
+    size_t n; /* orders in the batch */
+    size_t k; /* of which have an intent awaiting a verdict */
+    mc_arena arena;
+    msgpack_zone zone;
+    int zone_ok;
+} wbatch;
+
 typedef struct wctx {
     mc_worker *w;
     const mc_worker_shared *sh;
@@ -54,10 +65,8 @@ typedef struct wctx {
     EVP_MD_CTX *md;
     mc_csr_ctx csr;
     int csr_ok;
-    mc_arena arena;
-    msgpack_zone zone;
     msgpack_sbuffer sbuf;
-    item *items;
+    wbatch b[2];
 } wctx;
 
 static const char *arena_strdup(mc_arena *a, const char *p, size_t n)
@@ -150,14 +159,14 @@ static const char *mailbox_list(mc_arena *a, const mc_order *o)
 }
 
 /* Decode, check, build and lint one order. On failure it->err says why. */
-static void prepare(wctx *c, item *it, int64_t now)
+static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
 {
     const mc_worker_shared *sh = c->sh;
     mc_errdetail *err = &it->err;
     msgpack_object top;
     size_t off = 0;
     it->status = MC_STATUS_REJECTED;
-    if (msgpack_unpack(zmq_msg_data(&it->msg), zmq_msg_size(&it->msg), &off, &c->zone, &top) !=
+    if (msgpack_unpack(zmq_msg_data(&it->msg), zmq_msg_size(&it->msg), &off, &b->zone, &top) !=
             MSGPACK_UNPACK_SUCCESS ||
         top.type != MSGPACK_OBJECT_ARRAY || top.via.array.size != 3 ||
         top.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
@@ -185,7 +194,7 @@ static void prepare(wctx *c, item *it, int64_t now)
         mc_err_set(err, MC_ERR_IO, "serial", NULL, "the OS CSPRNG failed");
         return;
     }
-    it->tbs = mc_arena_alloc(&c->arena, MC_TBS_MAX);
+    it->tbs = mc_arena_alloc(&b->arena, MC_TBS_MAX);
     if (!it->tbs || mc_tbs_build(it->prof, &it->order, it->serial, MC_SERIAL_LEN, now, sh->digests,
                                  c->md, it->tbs, MC_TBS_MAX, &it->tbs_len, err) != MC_OK) {
         if (!it->tbs)
@@ -215,7 +224,7 @@ static void prepare(wctx *c, item *it, int64_t now)
             return;
         }
         if (lr.warnings) {
-            char *wbuf = mc_arena_alloc(&c->arena, 1024);
+            char *wbuf = mc_arena_alloc(&b->arena, 1024);
             if (wbuf)
                 it->warnings = mc_lint_warning_ids(&lr, wbuf, 1024);
         }
@@ -230,8 +239,8 @@ static void prepare(wctx *c, item *it, int64_t now)
     memset(&it->wi, 0, sizeof it->wi);
     it->wi.seq = it->seq;
     it->wi.t0 = it->t0;
-    in->order_id = arena_strdup(&c->arena, it->order.id.p, it->order.id.len);
-    in->account = arena_strdup(&c->arena, it->order.account.p, it->order.account.len);
+    in->order_id = arena_strdup(&b->arena, it->order.id.p, it->order.id.len);
+    in->account = arena_strdup(&b->arena, it->order.account.p, it->order.account.len);
     in->profile = it->prof->name;
     in->profile_hash = it->prof->hash;
     in->serial = it->serial;
@@ -241,8 +250,8 @@ static void prepare(wctx *c, item *it, int64_t now)
     in->tbs_hash = it->tbs_hash;
     in->not_before = it->nb;
     in->not_after = it->na;
-    in->mailboxes = mailbox_list(&c->arena, &it->order);
-    in->evidence = evidence_json(&c->arena, &it->order);
+    in->mailboxes = mailbox_list(&b->arena, &it->order);
+    in->evidence = evidence_json(&b->arena, &it->order);
     in->lint_warnings = it->warnings;
     if (!in->order_id || !in->account || !in->mailboxes || !in->evidence) {
         it->status = MC_STATUS_FAILED;
@@ -254,7 +263,7 @@ static void prepare(wctx *c, item *it, int64_t now)
 
 /* Signs one TBS on this worker's session; a dead session is reopened once and the same TBS
  * re-signed (same serial: never two certificates for one serial). */
-static void sign_one(wctx *c, item *it, const uint8_t *tbs, size_t tbs_len)
+static void sign_one(wctx *c, wbatch *b, item *it, const uint8_t *tbs, size_t tbs_len)
 {
     const mc_worker_shared *sh = c->sh;
     mc_sigalg alg = sh->issuer->sigalg;
@@ -285,7 +294,7 @@ static void sign_one(wctx *c, item *it, const uint8_t *tbs, size_t tbs_len)
     }
     if (rc != MC_OK)
         return;
-    it->cert = mc_arena_alloc(&c->arena, MC_CERT_MAX);
+    it->cert = mc_arena_alloc(&b->arena, MC_CERT_MAX);
     if (!it->cert ||
         mc_cert_assemble(tbs, tbs_len, alg, sig, siglen, it->cert, MC_CERT_MAX, &it->cert_len)) {
         mc_err_set(&it->err, MC_ERR_INTERNAL, "certificate", NULL, "assembly failed");
@@ -303,23 +312,31 @@ static mc_err send_buf(void *sock, const msgpack_sbuffer *b)
     return MC_OK;
 }
 
-/* Records the intents of the batch through the collector and reads back its verdicts. */
-static mc_err record_intents(wctx *c, size_t n)
+/* Sends the batch's intents to the collector, which records them (one transaction) before
+ * anything of the batch is signed. */
+static mc_err send_intents(wctx *c, wbatch *b)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += c->items[i].ok;
-    if (!k)
+    b->k = 0;
+    for (size_t i = 0; i < b->n; i++)
+        b->k += b->items[i].ok;
+    if (!b->k)
         return MC_OK;
     msgpack_packer pk;
     msgpack_sbuffer_clear(&c->sbuf);
     msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, k);
-    for (size_t i = 0; i < n; i++)
-        if (c->items[i].ok)
-            mc_wire_pack_intent(&pk, &c->items[i].wi);
-    if (send_buf(c->dealer, &c->sbuf) != MC_OK)
-        return MC_ERR_ZMQ;
+    msgpack_pack_array(&pk, b->k);
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].ok)
+            mc_wire_pack_intent(&pk, &b->items[i].wi);
+    return send_buf(c->dealer, &c->sbuf);
+}
+
+/* Reads the collector's verdicts for the batch (replies come in request order) and signs what
+ * may be signed. */
+static mc_err await_verdicts(wctx *c, wbatch *b)
+{
+    if (!b->k)
+        return MC_OK;
     zmq_msg_t reply;
     zmq_msg_init(&reply);
     mc_err rc = MC_OK;
@@ -331,15 +348,15 @@ static mc_err record_intents(wctx *c, size_t n)
     }
     msgpack_object v;
     size_t off = 0;
-    if (msgpack_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply), &off, &c->zone, &v) !=
+    if (msgpack_unpack(zmq_msg_data(&reply), zmq_msg_size(&reply), &off, &b->zone, &v) !=
             MSGPACK_UNPACK_SUCCESS ||
-        v.type != MSGPACK_OBJECT_ARRAY || v.via.array.size != k) {
+        v.type != MSGPACK_OBJECT_ARRAY || v.via.array.size != b->k) {
         rc = MC_ERR_INTERNAL;
         goto done;
     }
     size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        item *it = &c->items[i];
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
         if (!it->ok)
             continue;
         mc_wire_verdict vd;
@@ -351,12 +368,13 @@ static mc_err record_intents(wctx *c, size_t n)
         it->res_serial = it->serial;
         it->res_serial_len = MC_SERIAL_LEN;
         if (vd.action == MC_WIRE_SIGN) {
-            sign_one(c, it, it->tbs, it->tbs_len);
+            sign_one(c, b, it, it->tbs, it->tbs_len);
         } else if (vd.action == MC_WIRE_RESUME) {
-            /* zone memory stays valid until the batch ends */
+            /* an intent from an earlier run: its recorded TBS and serial; the reply's memory
+             * lives until signed */
             it->res_serial = vd.serial;
             it->res_serial_len = vd.serial_len;
-            sign_one(c, it, vd.tbs, vd.tbs_len);
+            sign_one(c, b, it, vd.tbs, vd.tbs_len);
         } else if (vd.action == MC_WIRE_FAIL) {
             it->status = MC_STATUS_FAILED;
             mc_err_set(&it->err, MC_ERR_STORE, NULL, NULL,
@@ -368,19 +386,19 @@ done:
     return rc;
 }
 
-static mc_err push_results(wctx *c, size_t n)
+static mc_err push_results(wctx *c, wbatch *b)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        k += !(c->items[i].ok && c->items[i].action == MC_WIRE_SKIP);
+    for (size_t i = 0; i < b->n; i++)
+        k += !(b->items[i].ok && b->items[i].action == MC_WIRE_SKIP);
     if (!k)
         return MC_OK;
     msgpack_packer pk;
     msgpack_sbuffer_clear(&c->sbuf);
     msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, k);
-    for (size_t i = 0; i < n; i++) {
-        item *it = &c->items[i];
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
         if (it->ok && it->action == MC_WIRE_SKIP)
             continue;
         mc_wire_result wr = {.t0 = it->t0};
@@ -418,13 +436,64 @@ static void *open_socket(wctx *c, int type, const char *ep)
     return s;
 }
 
+/* Receives up to batch orders into b: blocks for the first one only when block is set.
+ * Returns 0 when nothing arrived, -1 when the context is shutting down. */
+static int receive_batch(wctx *c, wbatch *b, int block)
+{
+    size_t batch = (size_t)c->sh->batch;
+    b->n = 0;
+    while (b->n < batch) {
+        zmq_msg_t *m = &b->items[b->n].msg;
+        zmq_msg_init(m);
+        if (zmq_msg_recv(m, c->pull, b->n == 0 && block ? 0 : ZMQ_DONTWAIT) < 0) {
+            int e = zmq_errno();
+            zmq_msg_close(m);
+            if (e == EINTR && b->n == 0 && block)
+                continue;
+            if (e == ETERM)
+                return -1;
+            break;
+        }
+        b->n++;
+    }
+    return b->n > 0;
+}
+
+static void release_batch(wbatch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        zmq_msg_close(&b->items[i].msg);
+    b->n = b->k = 0;
+    mc_arena_reset(&b->arena);
+    msgpack_zone_clear(&b->zone);
+}
+
+static mc_err batch_init(wbatch *b, size_t batch)
+{
+    memset(b, 0, sizeof *b);
+    b->items = calloc(batch, sizeof *b->items);
+    b->zone_ok = msgpack_zone_init(&b->zone, 64 * 1024);
+    if (!b->items || !b->zone_ok ||
+        mc_arena_init(&b->arena, batch * (MC_TBS_MAX + MC_CERT_MAX + 16384) + 65536) != MC_OK)
+        return MC_ERR_NOMEM;
+    return MC_OK;
+}
+
+static void batch_free(wbatch *b)
+{
+    if (b->zone_ok)
+        msgpack_zone_destroy(&b->zone);
+    mc_arena_free(&b->arena);
+    free(b->items);
+    memset(b, 0, sizeof *b);
+}
+
 void *mc_worker_main(void *arg)
 {
     mc_worker *w = arg;
     wctx c = {.w = w, .sh = w->sh};
     const mc_worker_shared *sh = w->sh;
     size_t batch = (size_t)sh->batch;
-    int zone_ok = 0;
     w->rc = MC_OK;
     mc_err_clear(&w->err);
     if (w->cpu >= 0) {
@@ -434,11 +503,8 @@ void *mc_worker_main(void *arg)
         pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
     }
     msgpack_sbuffer_init(&c.sbuf);
-    c.items = calloc(batch, sizeof *c.items);
     c.md = EVP_MD_CTX_new();
-    zone_ok = msgpack_zone_init(&c.zone, 64 * 1024);
-    if (!c.items || !c.md || !zone_ok ||
-        mc_arena_init(&c.arena, batch * (MC_TBS_MAX + MC_CERT_MAX + 16384) + 65536) != MC_OK) {
+    if (!c.md || batch_init(&c.b[0], batch) != MC_OK || batch_init(&c.b[1], batch) != MC_OK) {
         w->rc = mc_err_set(&w->err, MC_ERR_NOMEM, NULL, NULL, "worker %d: out of memory", w->index);
         goto done;
     }
@@ -456,44 +522,42 @@ void *mc_worker_main(void *arg)
     if ((w->rc = mc_hsm_session_open(sh->hsm, &c.sess, &w->err)) != MC_OK)
         goto done;
 
+    /* Two batches in flight: `cur` is prepared and its intents sent while `prev` (intents sent
+     * earlier) is signed, so the worker never idles waiting for the storage commit. */
+    wbatch *prev = NULL, *cur = &c.b[0];
     for (;;) {
-        size_t n = 0;
-        zmq_msg_init(&c.items[0].msg);
-        if (zmq_msg_recv(&c.items[0].msg, c.pull, 0) < 0) {
-            zmq_msg_close(&c.items[0].msg);
-            if (errno == EINTR)
-                continue;
+        int got = receive_batch(&c, cur, prev == NULL);
+        if (got < 0)
             break; /* ETERM: the engine is shutting down */
-        }
-        n = 1;
-        while (n < batch) {
-            zmq_msg_init(&c.items[n].msg);
-            if (zmq_msg_recv(&c.items[n].msg, c.pull, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&c.items[n].msg);
-                break;
+        mc_err rc = MC_OK;
+        if (got) {
+            int64_t now = (int64_t)time(NULL);
+            for (size_t i = 0; i < cur->n; i++) {
+                item *it = &cur->items[i];
+                zmq_msg_t keep = it->msg;
+                memset(it, 0, sizeof *it);
+                it->msg = keep;
+                prepare(&c, cur, it, now);
             }
-            n++;
+            rc = send_intents(&c, cur);
         }
-        int64_t now = (int64_t)time(NULL);
-        for (size_t i = 0; i < n; i++) {
-            item *it = &c.items[i];
-            zmq_msg_t keep = it->msg;
-            memset(it, 0, sizeof *it);
-            it->msg = keep;
-            prepare(&c, it, now);
+        if (rc == MC_OK && prev) {
+            rc = await_verdicts(&c, prev);
+            if (rc == MC_OK)
+                rc = push_results(&c, prev);
+            release_batch(prev);
         }
-        mc_err rc = record_intents(&c, n);
-        if (rc == MC_OK)
-            rc = push_results(&c, n);
-        for (size_t i = 0; i < n; i++)
-            zmq_msg_close(&c.items[i].msg);
-        mc_arena_reset(&c.arena);
-        msgpack_zone_clear(&c.zone);
         if (rc != MC_OK) {
             if (zmq_errno() != ETERM)
                 w->rc = mc_err_set(&w->err, rc, NULL, NULL, "worker %d: %s", w->index,
                                    zmq_strerror(zmq_errno()));
             break;
+        }
+        if (got) {
+            prev = cur;
+            cur = cur == &c.b[0] ? &c.b[1] : &c.b[0];
+        } else {
+            prev = NULL;
         }
     }
 done:
@@ -504,13 +568,13 @@ done:
         zmq_close(c.dealer);
     if (c.push)
         zmq_close(c.push);
-    if (zone_ok)
-        msgpack_zone_destroy(&c.zone);
+    release_batch(&c.b[0]);
+    release_batch(&c.b[1]);
+    batch_free(&c.b[0]);
+    batch_free(&c.b[1]);
     msgpack_sbuffer_destroy(&c.sbuf);
-    mc_arena_free(&c.arena);
     if (c.csr_ok)
         mc_csr_ctx_free(&c.csr);
     EVP_MD_CTX_free(c.md);
-    free(c.items);
     return NULL;
 }

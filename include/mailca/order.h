@@ -105,6 +105,11 @@ mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail 
 typedef struct mc_csr_ctx {
     struct evp_pkey_ctx_st *ec, *rsa, *ed25519; /* EVP_PKEY_CTX for fromdata */
     struct evp_md_ctx_st *md;
+    /* For attested public keys, where no signature is verified and so no EVP_PKEY is needed:
+     * the point is validated on the curve directly (P-256, P-384, P-521). */
+    struct ec_group_st *group[3];
+    struct ec_point_st *point[3];
+    struct bignum_ctx *bn;
 } mc_csr_ctx;
 
 mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err);
