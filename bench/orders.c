@@ -6,9 +6,9 @@
 #include "mailca/cli.h"
 
 #include "mailca/der.h"
+#include "mailca/wire.h"
 
 #include <msgpack.h>
-#include <msgpack/fbuffer.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -109,7 +109,7 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
         }
     }
     msgpack_packer pk;
-    msgpack_packer_init(&pk, out, msgpack_fbuffer_write);
+    msgpack_packer_init(&pk, out, mc_wire_file_write);
     long long validated = (long long)time(NULL) - 3600;
     char buf[256];
     for (uint64_t i = 0; i < n; i++) {

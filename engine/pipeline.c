@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <msgpack/fbuffer.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -104,8 +103,8 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     mc_bytes spki = mc_hsm_spki(e->hsm);
     if (spki.len != x.spki.rawlen || memcmp(spki.p, x.spki.raw, spki.len) != 0) {
         rc = mc_err_set(err, MC_ERR_CONFIG, "hsm.key", NULL,
-                        "the HSM key %s is not the key of the issuing certificate %s",
-                        cfg->hsm_key, cfg->ca_certificate);
+                        "the HSM key %s is not the key of the issuing certificate %s", cfg->hsm_key,
+                        cfg->ca_certificate);
         goto done;
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -166,6 +165,7 @@ typedef struct collector {
     mc_engine *e;
     void *router, *pull;
     FILE *results;
+    msgpack_sbuffer rbuf; /* one result, packed whole before it is written */
     msgpack_packer rpk;
     mc_store *store;
     mc_arena arena;
@@ -274,12 +274,34 @@ static int mark_seen(collector *c, uint64_t seq)
     return was;
 }
 
+static void fail_result(mc_result *r, uint64_t seq, const char *id, const char *msg)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = seq;
+    r->order_id = id;
+    r->order_id_len = strlen(id);
+    r->status = MC_STATUS_FAILED;
+    mc_err_set(&r->error, MC_ERR_STORE, NULL, NULL, "%s", msg);
+}
+
 /* Writes one result to the results stream: the only place results leave the engine. */
 static void emit(collector *c, const mc_result *r, uint64_t t0)
 {
     if (mark_seen(c, r->seq) == 1)
         return; /* already answered: exactly one result per order */
-    mc_result_pack(&c->rpk, r);
+    mc_result f;
+    msgpack_sbuffer_clear(&c->rbuf);
+    if (mc_result_pack(&c->rpk, r) != MC_OK) {
+        /* a result the format cannot carry (a bug): the order still gets its one result */
+        fail_result(&f, r->seq, r->order_id ? r->order_id : "", "internal: unencodable result");
+        f.order_id_len = r->order_id ? r->order_id_len : 0;
+        f.error.code = MC_ERR_INTERNAL;
+        msgpack_sbuffer_clear(&c->rbuf);
+        mc_result_pack(&c->rpk, &f);
+        r = &f;
+    }
+    if (fwrite(c->rbuf.data, 1, c->rbuf.size, c->results) != c->rbuf.size && c->rc == MC_OK)
+        c->rc = mc_err_set(&c->err, MC_ERR_IO, "results", NULL, "writing results failed");
     c->written++;
     if (r->status == MC_STATUS_ISSUED)
         c->issued++;
@@ -309,16 +331,6 @@ static void resolve_waiters(collector *c, uint64_t key, const mc_result *orig)
         free(w->id);
         free(w);
     }
-}
-
-static void fail_result(mc_result *r, uint64_t seq, const char *id, const char *msg)
-{
-    memset(r, 0, sizeof *r);
-    r->seq = seq;
-    r->order_id = id;
-    r->order_id_len = strlen(id);
-    r->status = MC_STATUS_FAILED;
-    mc_err_set(&r->error, MC_ERR_STORE, NULL, NULL, "%s", msg);
 }
 
 static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
@@ -402,8 +414,13 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
                 r.serial_len = sl;
                 r.cert = der;
                 r.cert_len = dl;
-                r.warnings = "";
-                r.lint_version = "";
+                /* the lint set and warnings recorded when it was issued */
+                char lv[MC_RESULT_LINT_VERSION_MAX] = "", warn[MC_RESULT_WARNINGS_MAX] = "";
+                if (mc_store_lint_meta(c->store, in[i].order_id, lv, sizeof lv, warn, sizeof warn,
+                                       &err) != MC_OK)
+                    fail_result(&r, wi[i].seq, in[i].order_id, err.message);
+                r.lint_version = lv;
+                r.warnings = warn;
                 emit(c, &r, wi[i].t0);
             } else {
                 vd[i].action = MC_WIRE_RESUME;
@@ -462,8 +479,7 @@ static void handle_results(collector *c, zmq_msg_t *body)
         }
         mc_result *r = &wr[i].r;
         if (r->status == MC_STATUS_ISSUED)
-            sc[k++] = (mc_stored_cert){r->order_id, r->serial, r->serial_len, r->cert,
-                                       r->cert_len};
+            sc[k++] = (mc_stored_cert){r->order_id, r->serial, r->serial_len, r->cert, r->cert_len};
     }
     mc_errdetail err;
     mc_err rc = k ? mc_store_certs_commit(c->store, sc, k, &err) : MC_OK;
@@ -477,7 +493,7 @@ static void handle_results(collector *c, zmq_msg_t *body)
                 snprintf(id, sizeof id, "%s", r->order_id);
                 fail_result(r, r->seq, r->order_id, err.message);
             } else {
-                r->lint_version = MC_LINT_SET_VERSION;
+                r->lint_version = c->e->opts.no_lint ? "lint-disabled" : MC_LINT_SET_VERSION;
             }
         }
         emit(c, r, wr[i].t0);
@@ -626,8 +642,7 @@ static mc_err intake_order(intake *in, const msgpack_object *obj)
 }
 
 /* Reads the stream and feeds the workers; returns the number of orders that entered. */
-static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read,
-                         mc_errdetail *err)
+static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read, mc_errdetail *err)
 {
     mc_err rc = MC_OK;
     msgpack_unpacker up;
@@ -757,7 +772,8 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     c.e = e;
     c.results = results;
-    msgpack_packer_init(&c.rpk, results, msgpack_fbuffer_write);
+    msgpack_sbuffer_init(&c.rbuf);
+    msgpack_packer_init(&c.rpk, &c.rbuf, msgpack_sbuffer_write);
     c.workers_alive = &alive;
     c.bytes_read = &bytes_read;
     c.orders_size = orders_size;
@@ -794,9 +810,8 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     c_started = 1;
     for (int i = 0; i < e->workers; i++) {
-        ws[i].w = (mc_worker){.sh = &sh,
-                              .index = i,
-                              .cpu = e->cfg.pin_cores && ncpu > 0 ? (int)(i % ncpu) : -1};
+        ws[i].w = (mc_worker){
+            .sh = &sh, .index = i, .cpu = e->cfg.pin_cores && ncpu > 0 ? (int)(i % ncpu) : -1};
         ws[i].alive = &alive;
         atomic_fetch_add(&alive, 1);
         if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
@@ -873,6 +888,7 @@ done:
     msgpack_zone_destroy(&c.zone);
     mc_arena_free(&c.arena);
     msgpack_sbuffer_destroy(&c.sbuf);
+    msgpack_sbuffer_destroy(&c.rbuf);
     msgpack_sbuffer_destroy(&in.sbuf);
     return rc;
 }

@@ -64,6 +64,7 @@ enum {
     ST_LOOKUP,
     ST_COUNTS,
     ST_PENDING,
+    ST_LINT_META,
     ST_COUNT_
 };
 
@@ -94,6 +95,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_PENDING] = "SELECT i.order_id, i.serial, i.tbs FROM intents AS i"
                    " WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial)"
                    " ORDER BY i.rowid",
+    [ST_LINT_META] = "SELECT lint_version, lint_warnings FROM intents WHERE order_id = ?1",
 };
 
 struct mc_store {
@@ -672,6 +674,35 @@ mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errde
     }
     if (rc != SQLITE_DONE)
         e = store_err(s, err, NULL, "pending", rc);
+    stmt_release(st);
+    return e;
+}
+
+static void copy_column_text(sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,
+                          char *warnings, size_t w_cap, mc_errdetail *err)
+{
+    if (!s || !order_id || !lint_version || !warnings || !lv_cap || !w_cap)
+        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lint meta: NULL argument");
+    sqlite3_stmt *st = s->st[ST_LINT_META];
+    mc_err e = MC_OK;
+    bind_text(st, 1, order_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_column_text(st, 0, lint_version, lv_cap);
+        copy_column_text(st, 1, warnings, w_cap);
+    } else {
+        char op[MC_ERR_MSG_MAX / 2];
+        snprintf(op, sizeof op, "lint meta of order '%s'", order_id);
+        e = rc == SQLITE_DONE
+                ? mc_err_set(err, MC_ERR_STORE, "order_id", NULL, "%s: no intent recorded", op)
+                : store_err(s, err, "order_id", op, rc);
+    }
     stmt_release(st);
     return e;
 }

@@ -3,7 +3,13 @@
  */
 #include "mailca/wire.h"
 
+#include <stdio.h>
 #include <string.h>
+
+int mc_wire_file_write(void *data, const char *buf, size_t len)
+{
+    return len == 0 || fwrite(buf, 1, len, (FILE *)data) == len ? 0 : -1;
+}
 
 void mc_wire_pack_str(msgpack_packer *pk, const char *s, size_t len)
 {
@@ -25,7 +31,7 @@ void mc_wire_pack_bin(msgpack_packer *pk, const void *p, size_t len)
 void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
 {
     const mc_intent *i = &w->in;
-    msgpack_pack_array(pk, 14);
+    msgpack_pack_array(pk, 17);
     msgpack_pack_uint64(pk, w->seq);
     msgpack_pack_uint64(pk, w->t0);
     mc_wire_pack_cstr(pk, i->order_id);
@@ -40,6 +46,9 @@ void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
     mc_wire_pack_cstr(pk, i->mailboxes);
     mc_wire_pack_cstr(pk, i->evidence);
     mc_wire_pack_cstr(pk, i->lint_warnings);
+    mc_wire_pack_cstr(pk, i->lint_version);
+    mc_wire_pack_cstr(pk, i->engine_version);
+    mc_wire_pack_cstr(pk, i->replaces); /* "" when none */
 }
 
 void mc_wire_pack_verdict(msgpack_packer *pk, const mc_wire_verdict *v)
@@ -124,7 +133,7 @@ static void copy_field(char *dst, size_t cap, const msgpack_object *o)
 
 mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_intent *w)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 14)
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 17)
         return MC_ERR_INTERNAL;
     const msgpack_object *e = o->via.array.ptr;
     mc_intent *i = &w->in;
@@ -132,12 +141,15 @@ mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_inten
     size_t hl = 0, th = 0;
     if (!u64(&e[0], &w->seq) || !u64(&e[1], &w->t0) || !(i->order_id = str_dup(&e[2], a)) ||
         !(i->account = str_dup(&e[3], a)) || !(i->profile = str_dup(&e[4], a)) ||
-        !bin(&e[5], &i->profile_hash, &hl) || hl != 32 ||
-        !bin(&e[6], &i->serial, &i->serial_len) || !bin(&e[7], &i->tbs, &i->tbs_len) ||
-        !bin(&e[8], &i->tbs_hash, &th) || th != 32 || !i64(&e[9], &i->not_before) ||
-        !i64(&e[10], &i->not_after) || !(i->mailboxes = str_dup(&e[11], a)) ||
-        !(i->evidence = str_dup(&e[12], a)) || !(i->lint_warnings = str_dup(&e[13], a)))
+        !bin(&e[5], &i->profile_hash, &hl) || hl != 32 || !bin(&e[6], &i->serial, &i->serial_len) ||
+        !bin(&e[7], &i->tbs, &i->tbs_len) || !bin(&e[8], &i->tbs_hash, &th) || th != 32 ||
+        !i64(&e[9], &i->not_before) || !i64(&e[10], &i->not_after) ||
+        !(i->mailboxes = str_dup(&e[11], a)) || !(i->evidence = str_dup(&e[12], a)) ||
+        !(i->lint_warnings = str_dup(&e[13], a)) || !(i->lint_version = str_dup(&e[14], a)) ||
+        !(i->engine_version = str_dup(&e[15], a)) || !(i->replaces = str_dup(&e[16], a)))
         return MC_ERR_INTERNAL;
+    if (!i->replaces[0])
+        i->replaces = NULL;
     return MC_OK;
 }
 

@@ -243,6 +243,9 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     in->account = arena_strdup(&b->arena, it->order.account.p, it->order.account.len);
     in->profile = it->prof->name;
     in->profile_hash = it->prof->hash;
+    /* provenance: which lint set judged these bytes, which engine built them */
+    in->lint_version = sh->lint ? MC_LINT_SET_VERSION : "lint-disabled";
+    in->engine_version = MAILCA_VERSION;
     in->serial = it->serial;
     in->serial_len = MC_SERIAL_LEN;
     in->tbs = it->tbs;
@@ -253,6 +256,9 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     in->mailboxes = mailbox_list(&b->arena, &it->order);
     in->evidence = evidence_json(&b->arena, &it->order);
     in->lint_warnings = it->warnings;
+    in->replaces = it->order.replaces.len
+                       ? arena_strdup(&b->arena, it->order.replaces.p, it->order.replaces.len)
+                       : NULL;
     if (!in->order_id || !in->account || !in->mailboxes || !in->evidence) {
         it->status = MC_STATUS_FAILED;
         mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");

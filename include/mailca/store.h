@@ -86,6 +86,11 @@ mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **
                        size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
                        size_t *der_len, mc_errdetail *err);
 
+/* The lint set version and warning ids recorded with an order's intent (copied, truncated to
+ * the buffers). MC_ERR_STORE when the order id has no intent. */
+mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,
+                          char *warnings, size_t w_cap, mc_errdetail *err);
+
 /* Counts: certificates stored, intents without a certificate. */
 mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err);
 

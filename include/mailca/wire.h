@@ -6,7 +6,8 @@
  *   order    intake -> worker     [seq, t0, {order map}]
  *   intents  worker -> collector  [[seq, t0, id, account, profile, profile_hash, serial, tbs,
  *                                   tbs_hash, not_before, not_after, mailboxes, evidence,
- *                                   warnings], ...]                          (DEALER -> ROUTER)
+ *                                   warnings, lint_version, engine_version, replaces], ...]
+ *                                                                            (DEALER -> ROUTER)
  *   verdicts collector -> worker  [[action] | [MC_WIRE_RESUME, serial, tbs], ...]
  *   results  worker|intake -> collector  [[seq, t0, id, status, serial, cert, warnings, code,
  *                                   field, rule, message], ...]
@@ -57,6 +58,10 @@ void mc_wire_pack_result(msgpack_packer *pk, const mc_wire_result *w);
 mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_intent *w);
 mc_err mc_wire_unpack_verdict(const msgpack_object *o, mc_wire_verdict *v);
 mc_err mc_wire_unpack_result(const msgpack_object *o, mc_arena *a, mc_wire_result *w);
+
+/* A msgpack write callback for a FILE* (data). Unlike msgpack_fbuffer_write, a zero-length
+ * write (an empty string's body) succeeds. */
+int mc_wire_file_write(void *data, const char *buf, size_t len);
 
 /* Small helpers shared by pipeline code. */
 void mc_wire_pack_str(msgpack_packer *pk, const char *s, size_t len);
