@@ -1,0 +1,133 @@
+/*
+ * mc_it: helpers for the integration tests (tests/test_it_*.c) that drive the real mailca binary
+ * the way users do: a scratch directory under $MAILCA_TEST_TMP, running `mailca ...` through
+ * fork/execv with its exit status and output captured, reading the results and orders streams,
+ * checking certificates with OpenSSL against the CA that `mailca init` wrote, and looking
+ * certificates up in the SQLite store.
+ *
+ * Usage:
+ *   char dir[1024];
+ *   mc_it_tmpdir("batch", dir, sizeof dir);
+ *   mc_it_run r;
+ *   mc_it_mailca(&r, "init", "--dir", dir, NULL);        // r.status 0, r.err holds stderr
+ *   mc_it_run_free(&r);
+ *   mc_it_results res;
+ *   mc_it_results_load(path, &res);                      // res.r[0..res.n-1]
+ *   mc_it_results_free(&res);
+ *   mc_it_rmtree(dir);
+ *
+ * Test code only: helpers allocate freely and report failures by return value (with a line on
+ * stderr saying why), so that the cmocka test asserts on them.
+ */
+#ifndef MAILCA_TEST_ITUTIL_H
+#define MAILCA_TEST_ITUTIL_H
+
+#include "mailca/result.h"
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* $MAILCA_BIN, or NULL when the variable is missing (the test cannot run). */
+const char *mc_it_bin(void);
+
+/* Creates a fresh directory <$MAILCA_TEST_TMP or /tmp>/<prefix>XXXXXX and writes its path into
+ * out. Returns 0, or -1. */
+int mc_it_tmpdir(const char *prefix, char *out, size_t cap);
+
+/* Removes path and everything under it (symlinks are removed, not followed). 0 or -1. */
+int mc_it_rmtree(const char *path);
+
+/* The outcome of one run of the binary. status: the exit code, 128 + signal number when it was
+ * killed by a signal, -1 when it could not be run. out and err are NUL-terminated captures of
+ * stdout and stderr (never NULL after mc_it_mailca returned); free with mc_it_run_free. */
+typedef struct mc_it_run {
+    int status;
+    int timed_out;
+    char *out, *err;
+    size_t out_len, err_len;
+} mc_it_run;
+
+/* Runs $MAILCA_BIN with the NULL-terminated argument list, stdin from /dev/null, capturing
+ * stdout and stderr, killing it after timeout_s seconds (status then reports SIGKILL and
+ * timed_out is 1). Returns r->status. */
+int mc_it_mailca_argv(mc_it_run *r, int timeout_s, const char *const *args);
+
+/* The same with the arguments inline and a 300 s timeout: mc_it_mailca(&r, "batch", ..., NULL). */
+int mc_it_mailca(mc_it_run *r, ...) __attribute__((sentinel));
+
+void mc_it_run_free(mc_it_run *r);
+
+/* A decoded results stream. Each r[i] owns its order_id (NUL-terminated) and cert copies and
+ * points serial, lint_version and warnings into its own store, so the array may be kept after
+ * the file is gone. */
+typedef struct mc_it_results {
+    mc_result *r;
+    size_t n;
+} mc_it_results;
+
+/* Reads every result map of the file with a msgpack_unpacker and mc_result_decode. Returns 0;
+ * -1 when the file cannot be read, a result does not decode, or bytes are left over (an
+ * incomplete last result). Free with mc_it_results_free (also after a failure). */
+int mc_it_results_load(const char *path, mc_it_results *out);
+void mc_it_results_free(mc_it_results *res);
+
+/* The orders of an orders stream as the tests need them: id, first mailbox and CSR. Entries
+ * that are not valid orders (mc_order_decode fails) have valid == 0 and NULL strings. */
+typedef struct mc_it_order {
+    int valid;
+    char *id;
+    char *mailbox;
+    char *usage;
+    uint8_t *csr;
+    size_t csr_len;
+} mc_it_order;
+
+typedef struct mc_it_orders {
+    mc_it_order *o;
+    size_t n;
+} mc_it_orders;
+
+/* Reads an orders stream (every complete msgpack object). Returns 0, or -1 when the file cannot
+ * be read or holds a malformed object. Free with mc_it_orders_free. */
+int mc_it_orders_load(const char *path, mc_it_orders *out);
+void mc_it_orders_free(mc_it_orders *o);
+
+/* Reads every certificate of a PEM file into a new stack (caller frees with
+ * sk_X509_pop_free(s, X509_free)). NULL when the file cannot be read or holds none. */
+STACK_OF(X509) * mc_it_pem_load(const char *path);
+
+/* The first certificate of a PEM file, or NULL. Caller frees with X509_free. */
+X509 *mc_it_pem_first(const char *path);
+
+/* Verifies a DER certificate against root (trusted) and the issuing CA (untrusted
+ * intermediate) with X509_STORE_CTX for an X509_PURPOSE_* (X509_PURPOSE_ANY: the chain only).
+ * Returns 1 when it verifies, 0 when not (*why, if not NULL, gets OpenSSL's reason), -1 when
+ * the DER does not parse or OpenSSL failed. */
+int mc_it_verify(X509 *root, X509 *ica, const uint8_t *der, size_t len, int purpose,
+                 const char **why);
+
+/* Opens the SQLite store read-only. NULL on failure. Close with sqlite3_close. */
+sqlite3 *mc_it_db_open(const char *path);
+
+/* SELECT der FROM certificates WHERE serial = ?. Returns 1 and a malloc'd copy in *der (caller
+ * frees) when found, 0 when not, -1 on an SQLite error. */
+int mc_it_db_cert(sqlite3 *db, const uint8_t *serial, size_t serial_len, uint8_t **der,
+                  size_t *der_len);
+
+/* SELECT count(*) FROM <table> (table is a fixed name from the test). -1 on error. */
+long long mc_it_db_count(sqlite3 *db, const char *table);
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated for convenience; *len excludes the
+ * NUL). NULL on failure. */
+uint8_t *mc_it_read_file(const char *path, size_t *len);
+
+/* Writes len bytes to path (created or truncated). 0 or -1. */
+int mc_it_write_file(const char *path, const void *data, size_t len);
+
+/* Appends cert as PEM to path (created when missing). 0 or -1. */
+int mc_it_append_pem(const char *path, const uint8_t *der, size_t len);
+
+#endif
