@@ -118,7 +118,7 @@ static void phase_setup(const bench_opts *o, report *r)
             snprintf(name, sizeof name, "orders-%s%s", form_names[form], nolint ? "-nolint" : "");
             orders_path(o, name, path, sizeof path);
             FILE *f = fopen(path, "wb");
-            snprintf(prefix, sizeof prefix, "bench-%s-%ld", name, (long)time(NULL));
+            mc_orders_id_prefix(prefix, sizeof prefix, name);
             mc_err rc =
                 f ? mc_orders_generate(f, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
                                        "mailbox-strict", "signing", prefix, 256, &e)

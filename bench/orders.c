@@ -5,6 +5,7 @@
  */
 #include "mailca/cli.h"
 
+#include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/wire.h"
 
@@ -34,6 +35,14 @@ int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits)
     } else
         return 0;
     return 1;
+}
+
+void mc_orders_id_prefix(char *buf, size_t len, const char *tag)
+{
+    uint8_t r[8] = {0};
+    (void)mc_random(r, sizeof r); /* on failure the ids still differ within the file */
+    snprintf(buf, len, "%s-%02x%02x%02x%02x%02x%02x%02x%02x", tag, r[0], r[1], r[2], r[3], r[4],
+             r[5], r[6], r[7]);
 }
 
 static EVP_PKEY *gen_key(mc_keytype kt, unsigned bits)

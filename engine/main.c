@@ -49,7 +49,7 @@ static int cmd_help(FILE *f)
             "  batch [--config FILE] [--workers N] [--batch N] [--quiet] ORDERS RESULTS\n"
             "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
             "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
-            "             [--usage signing|key-management|dual] OUT\n"
+            "             [--usage signing|key-management|dual] [--pool KEYS] OUT\n"
             "        write N demo orders with fresh CSRs\n"
             "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
             "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
@@ -190,9 +190,11 @@ static int cmd_gen_orders(int argc, char **argv)
     unsigned bits = 0;
     const char *profile = "mailbox-strict", *use = "signing";
     mc_key_form form = MC_KEY_FORM_CSR;
-    static const struct option lo[] = {{"count", 1, 0, 'n'},    {"key", 1, 0, 'k'},
-                                       {"profile", 1, 0, 'p'},  {"usage", 1, 0, 'u'},
-                                       {"key-form", 1, 0, 'f'}, {0, 0, 0, 0}};
+    unsigned pool = 0; /* keys generated, reused round-robin; 0 = min(count, 64) */
+    static const struct option lo[] = {
+        {"count", 1, 0, 'n'}, {"key", 1, 0, 'k'},      {"profile", 1, 0, 'p'},
+        {"usage", 1, 0, 'u'}, {"key-form", 1, 0, 'f'}, {"pool", 1, 0, 'P'},
+        {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -232,12 +234,13 @@ static int cmd_gen_orders(int argc, char **argv)
     FILE *f = fopen(argv[optind], "wb");
     mc_errdetail e;
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "demo-%ld", (long)time(NULL));
+    mc_orders_id_prefix(prefix, sizeof prefix, "demo");
     if (!f) {
         mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "cannot create");
         return report("gen-orders", &e);
     }
-    mc_err rc = mc_orders_generate(f, n, kt, bits, form, profile, use, prefix, 64, &e);
+    mc_err rc = mc_orders_generate(f, n, kt, bits, form, profile, use, prefix,
+                                   pool ? pool : (unsigned)(n < 64 ? (n ? n : 1) : 64), &e);
     if (fclose(f) != 0 && rc == MC_OK)
         rc = mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "write failed");
     return rc == MC_OK ? 0 : report("gen-orders", &e);

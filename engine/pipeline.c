@@ -624,11 +624,6 @@ static mc_err intake_order(intake *in, const msgpack_object *obj)
     mc_order o;
     mc_errdetail err;
     memset(&o, 0, sizeof o);
-    if (obj->type != MSGPACK_OBJECT_MAP) {
-        mc_err_set(&err, MC_ERR_INVALID, "order", "orders.md",
-                   "each order must be a msgpack map (got msgpack type %d)", (int)obj->type);
-        return intake_reject(in, NULL, &err);
-    }
     if (mc_order_decode(obj, &o, &err) != MC_OK)
         return intake_reject(in, &o, &err);
     msgpack_packer pk;
@@ -670,7 +665,7 @@ static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read, 
         }
         mc_errdetail e;
         if (ret == MSGPACK_UNPACK_PARSE_ERROR || ret == MSGPACK_UNPACK_NOMEM_ERROR) {
-            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md stream",
                        "malformed msgpack at byte %llu; the rest of the stream was not read",
                        (unsigned long long)offset);
             rc = intake_reject(in, NULL, &e);
@@ -678,7 +673,7 @@ static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read, 
         }
         if (msgpack_unpacker_message_size(&up) - msgpack_unpacker_parsed_size(&up) >
             MAX_ORDER_BYTES) {
-            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+            mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md stream",
                        "the order at byte %llu exceeds %d bytes; the rest of the stream was not "
                        "read",
                        (unsigned long long)offset, MAX_ORDER_BYTES);
@@ -692,7 +687,7 @@ static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read, 
             }
             size_t left = msgpack_unpacker_message_size(&up) - msgpack_unpacker_parsed_size(&up);
             if (left) {
-                mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md",
+                mc_err_set(&e, MC_ERR_INVALID, "stream", "orders.md stream",
                            "truncated: the last %zu bytes (from byte %llu) are not a complete "
                            "msgpack object",
                            left, (unsigned long long)offset);

@@ -322,12 +322,12 @@ static void test_mixed_bad_orders(void **state)
         {"bad-no-csr", MC_STATUS_REJECTED, "invalid", "csr", "orders.md key", NULL},
         {"bad-rsa1024", MC_STATUS_REJECTED, "invalid", "csr", "SBR 6.1.5", "1024"},
         {"bad-csr-sig", MC_STATUS_REJECTED, "csr", "csr", "RFC 2986", "does not verify"},
-        {"bad-profile", MC_STATUS_REJECTED, "invalid", "profile", "orders.md", "mailbox-unknown"},
+        {"bad-profile", MC_STATUS_REJECTED, "invalid", "profile", "orders.md profile", "mailbox-unknown"},
         /* docs/orders.md: rule "orders.md order" for an order that is not a map; its path is
          * the top level, "". */
         {"", MC_STATUS_REJECTED, "invalid", "", "orders.md order", "map"},
         {"ok-2", MC_STATUS_ISSUED, 0, 0, 0, 0},
-        {"", MC_STATUS_REJECTED, "invalid", "stream", "orders.md", "truncated"},
+        {"", MC_STATUS_REJECTED, "invalid", "stream", "orders.md stream", "truncated"},
     };
     check_results(results, w, sizeof w / sizeof w[0], rows);
     free(forged);
@@ -361,7 +361,7 @@ static void test_garbage_in_the_middle(void **state)
         {"g-0", MC_STATUS_ISSUED, 0, 0, 0, 0},
         {"g-1", MC_STATUS_ISSUED, 0, 0, 0, 0},
         {"g-2", MC_STATUS_ISSUED, 0, 0, 0, 0},
-        {"", MC_STATUS_REJECTED, "invalid", "stream", "orders.md", "malformed"},
+        {"", MC_STATUS_REJECTED, "invalid", "stream", "orders.md stream", "malformed"},
     };
     check_results(results, w, sizeof w / sizeof w[0], rows);
 }

@@ -183,7 +183,7 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
         return;
     it->prof = mc_profile_set_find(sh->profiles, it->order.profile.p, it->order.profile.len);
     if (!it->prof) {
-        mc_err_set(err, MC_ERR_INVALID, "profile", "orders.md", "unknown profile '%.*s'",
+        mc_err_set(err, MC_ERR_INVALID, "profile", "orders.md profile", "unknown profile '%.*s'",
                    (int)it->order.profile.len, it->order.profile.p);
         return;
     }
@@ -521,6 +521,8 @@ void *mc_worker_main(void *arg)
     c.dealer = open_socket(&c, ZMQ_DEALER, sh->ep_intents);
     c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);
     if (!c.pull || !c.dealer || !c.push) {
+        if (zmq_errno() == ETERM)
+            goto done; /* the run ended before this worker started: nothing was lost */
         w->rc = mc_err_set(&w->err, MC_ERR_ZMQ, NULL, NULL, "worker %d: socket: %s", w->index,
                            zmq_strerror(zmq_errno()));
         goto done;

@@ -25,6 +25,10 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
                           const char *profile, const char *usage, const char *id_prefix,
                           unsigned pool_size, mc_errdetail *err);
 
+/* Writes "<tag>-<16 random hex digits>" into buf: order ids unique across runs, so that two
+ * generated files never share (and so silently replay) an order id. */
+void mc_orders_id_prefix(char *buf, size_t len, const char *tag);
+
 /* Parses "p256", "p384", "p521", "ed25519", "rsa2048", "rsa3072", "rsa4096". */
 int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits);
 
