@@ -45,24 +45,6 @@ void mc_orders_id_prefix(char *buf, size_t len, const char *tag)
              r[5], r[6], r[7]);
 }
 
-static EVP_PKEY *gen_key(mc_keytype kt, unsigned bits)
-{
-    switch (kt) {
-    case MC_KEY_P256:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    case MC_KEY_P384:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    case MC_KEY_P521:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
-    case MC_KEY_ED25519:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    case MC_KEY_RSA:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)bits);
-    default:
-        return NULL;
-    }
-}
-
 static int make_csr(EVP_PKEY *k, mc_keytype kt, const EVP_MD *md, uint8_t **der, int *len)
 {
     X509_REQ *req = X509_REQ_new();
@@ -107,7 +89,7 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
         goto done;
     }
     for (unsigned i = 0; i < pool_size; i++) {
-        EVP_PKEY *k = gen_key(kt, rsa_bits);
+        EVP_PKEY *k = mc_crypto_keygen(kt, rsa_bits);
         int ok = k && (form == MC_KEY_FORM_CSR ? make_csr(k, kt, sha256, &csr[i], &csr_len[i])
                                                : (csr_len[i] = i2d_PUBKEY(k, &csr[i])) > 0);
         EVP_PKEY_free(k);

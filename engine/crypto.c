@@ -60,6 +60,26 @@ mc_err mc_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const void *p, size_t n, uin
     return MC_OK;
 }
 
+EVP_PKEY *mc_crypto_keygen(mc_keytype kt, unsigned rsa_bits)
+{
+    switch (kt) {
+    case MC_KEY_RSA:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)(rsa_bits ? rsa_bits : 2048));
+    case MC_KEY_P256:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    case MC_KEY_P384:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    case MC_KEY_P521:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+    case MC_KEY_ED25519:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    case MC_KEY_ED448:
+        return EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
+    default:
+        return NULL;
+    }
+}
+
 mc_err mc_random(void *buf, size_t n)
 {
     uint8_t *p = buf;

@@ -25,50 +25,26 @@
 #include "support/itutil.h"
 
 static struct {
-    char dir[512];
-    char ca[640];
-    X509 *root, *ica;
-    EVP_PKEY *key; /* one P-256 subscriber key for the valid orders */
-    uint8_t *csr;
-    size_t csr_len;
+    mc_it_ca it; /* scratch folder, CA, chain, one subscriber key and CSR */
 } g;
 
 static int group_setup(void **state)
 {
     (void)state;
-    char p[1024];
-    mc_it_run r;
-    if (!mc_it_bin()) {
-        fprintf(stderr, "MAILCA_BIN is not set (run through ctest)\n");
+    if (mc_it_ca_setup("it-badinput-", &g.it) != 0)
         return -1;
-    }
-    if (mc_it_tmpdir("it-badinput-", g.dir, sizeof g.dir) != 0)
-        return -1;
-    snprintf(g.ca, sizeof g.ca, "%s/ca", g.dir);
-    int st = mc_it_mailca(&r, "init", "--dir", g.ca, NULL);
-    if (st != 0)
-        fprintf(stderr, "mailca init: exit %d: %s\n", st, r.err);
-    mc_it_run_free(&r);
-    if (st != 0)
-        return -1;
-    snprintf(p, sizeof p, "%s/root.pem", g.ca);
-    g.root = mc_it_pem_first(p);
-    snprintf(p, sizeof p, "%s/issuing-ca.pem", g.ca);
-    g.ica = mc_it_pem_first(p);
-    g.key = mc_csrgen_key(MC_KEY_P256, 0);
-    g.csr = g.key ? mc_csrgen_csr(g.key, NULL, 0, &g.csr_len) : NULL;
-    return g.root && g.ica && g.csr ? 0 : -1;
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    X509_free(g.root);
-    X509_free(g.ica);
-    EVP_PKEY_free(g.key);
-    free(g.csr);
-    if (g.dir[0] && !getenv("MAILCA_KEEP_TMP"))
-        mc_it_rmtree(g.dir);
+    X509_free(g.it.root);
+    X509_free(g.it.ica);
+    EVP_PKEY_free(g.it.key);
+    free(g.it.csr);
+    if (g.it.dir[0] && !getenv("MAILCA_KEEP_TMP"))
+        mc_it_rmtree(g.it.dir);
     return 0;
 }
 
@@ -79,7 +55,7 @@ typedef struct spec {
     int usage_int;         /* usage as a msgpack integer instead of a str */
     const char *mailbox;   /* default: <id>@example.com */
     const char *profile;   /* default: mailbox-strict */
-    const uint8_t *csr;    /* default: g.csr */
+    const uint8_t *csr;    /* default: g.it.csr */
     size_t csr_len;
     int omit_csr;
 } spec;
@@ -124,8 +100,8 @@ static void pack_order(msgpack_sbuffer *sb, const spec *s)
     pk_str(&pk, "reference");
     pk_str(&pk, "ticket-it");
     if (!s->omit_csr) {
-        const uint8_t *csr = s->csr ? s->csr : g.csr;
-        size_t len = s->csr ? s->csr_len : g.csr_len;
+        const uint8_t *csr = s->csr ? s->csr : g.it.csr;
+        size_t len = s->csr ? s->csr_len : g.it.csr_len;
         pk_str(&pk, "csr");
         msgpack_pack_bin(&pk, len);
         msgpack_pack_bin_body(&pk, csr, len);
@@ -143,7 +119,7 @@ typedef struct want {
 static long long cert_rows(void)
 {
     char dbp[1024];
-    snprintf(dbp, sizeof dbp, "%s/mailca.db", g.ca);
+    snprintf(dbp, sizeof dbp, "%s/mailca.db", g.it.ca);
     if (access(dbp, F_OK) != 0)
         return 0; /* mailca init leaves the store to the first batch */
     sqlite3 *db = mc_it_db_open(dbp);
@@ -159,7 +135,7 @@ static long long run_batch(const char *orders, const char *results)
     mc_it_run r;
     long long before = cert_rows();
     assert_true(before >= 0);
-    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.it.ca);
     mc_it_mailca(&r, "batch", "--config", cfg, orders, results, NULL);
     if (r.status != 0)
         fail_msg("mailca batch exited with %d%s\nstderr: %s", r.status,
@@ -189,7 +165,7 @@ static void check_results(const char *results, const want *w, size_t n, long lon
     assert_int_equal(mc_it_results_load(results, &res), 0);
     if (res.n != n)
         fail_msg("%zu results, want one per order that entered: %zu", res.n, n);
-    snprintf(dbp, sizeof dbp, "%s/mailca.db", g.ca);
+    snprintf(dbp, sizeof dbp, "%s/mailca.db", g.it.ca);
     sqlite3 *db = mc_it_db_open(dbp);
     assert_non_null(db);
     int seen[64] = {0};
@@ -212,8 +188,8 @@ static void check_results(const char *results, const want *w, size_t n, long lon
         }
         if (x->status == MC_STATUS_ISSUED) {
             const char *why = NULL;
-            int v =
-                mc_it_verify(g.root, g.ica, r->cert, r->cert_len, X509_PURPOSE_SMIME_SIGN, &why);
+            int v = mc_it_verify(g.it.root, g.it.ica, r->cert, r->cert_len, X509_PURPOSE_SMIME_SIGN,
+                                 &why);
             if (v != 1)
                 note(rep, sizeof rep, "seq %llu (%s): does not verify: %s\n", seq, x->id,
                      why ? why : "");
@@ -254,8 +230,8 @@ static void test_mixed_bad_orders(void **state)
 {
     (void)state;
     char orders[1024], results[1024];
-    snprintf(orders, sizeof orders, "%s/mixed.msgpack", g.dir);
-    snprintf(results, sizeof results, "%s/mixed-results.msgpack", g.dir);
+    snprintf(orders, sizeof orders, "%s/mixed.msgpack", g.it.dir);
+    snprintf(results, sizeof results, "%s/mixed-results.msgpack", g.it.dir);
 
     /* An RSA-1024 key is below SBR 6.1.5's 2048 bits. */
     EVP_PKEY *k1024 = mc_csrgen_key(MC_KEY_RSA, 1024);
@@ -265,10 +241,10 @@ static void test_mixed_bad_orders(void **state)
     assert_non_null(small);
     /* The P-256 CSR with the last octet of its signature changed: still DER (the last octet of
      * the ECDSA s value), but no proof of possession. */
-    uint8_t *forged = malloc(g.csr_len);
+    uint8_t *forged = malloc(g.it.csr_len);
     assert_non_null(forged);
-    memcpy(forged, g.csr, g.csr_len);
-    forged[g.csr_len - 1] ^= 0x01;
+    memcpy(forged, g.it.csr, g.it.csr_len);
+    forged[g.it.csr_len - 1] ^= 0x01;
     char long_id[130];
     memset(long_id, 'x', 129);
     long_id[129] = '\0';
@@ -284,7 +260,7 @@ static void test_mixed_bad_orders(void **state)
         {.id = "ok-1"},
         {.id = "bad-no-csr", .omit_csr = 1},
         {.id = "bad-rsa1024", .csr = small, .csr_len = small_len},
-        {.id = "bad-csr-sig", .csr = forged, .csr_len = g.csr_len},
+        {.id = "bad-csr-sig", .csr = forged, .csr_len = g.it.csr_len},
         {.id = "bad-profile", .profile = "mailbox-unknown"},
     };
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
@@ -322,7 +298,8 @@ static void test_mixed_bad_orders(void **state)
         {"bad-no-csr", MC_STATUS_REJECTED, "invalid", "csr", "orders.md key", NULL},
         {"bad-rsa1024", MC_STATUS_REJECTED, "invalid", "csr", "SBR 6.1.5", "1024"},
         {"bad-csr-sig", MC_STATUS_REJECTED, "csr", "csr", "RFC 2986", "does not verify"},
-        {"bad-profile", MC_STATUS_REJECTED, "invalid", "profile", "orders.md profile", "mailbox-unknown"},
+        {"bad-profile", MC_STATUS_REJECTED, "invalid", "profile", "orders.md profile",
+         "mailbox-unknown"},
         /* docs/orders.md: rule "orders.md order" for an order that is not a map; its path is
          * the top level, "". */
         {"", MC_STATUS_REJECTED, "invalid", "", "orders.md order", "map"},
@@ -339,8 +316,8 @@ static void test_garbage_in_the_middle(void **state)
 {
     (void)state;
     char orders[1024], results[1024];
-    snprintf(orders, sizeof orders, "%s/garbage.msgpack", g.dir);
-    snprintf(results, sizeof results, "%s/garbage-results.msgpack", g.dir);
+    snprintf(orders, sizeof orders, "%s/garbage.msgpack", g.it.dir);
+    snprintf(results, sizeof results, "%s/garbage-results.msgpack", g.it.dir);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     pack_order(&sb, &(spec){.id = "g-0"});
@@ -373,9 +350,9 @@ static void test_nothing_for_the_workers(void **state)
 {
     (void)state;
     char empty[1024], only_bad[1024], results[1024];
-    snprintf(empty, sizeof empty, "%s/empty.msgpack", g.dir);
-    snprintf(only_bad, sizeof only_bad, "%s/only-bad.msgpack", g.dir);
-    snprintf(results, sizeof results, "%s/nothing-results.msgpack", g.dir);
+    snprintf(empty, sizeof empty, "%s/empty.msgpack", g.it.dir);
+    snprintf(only_bad, sizeof only_bad, "%s/only-bad.msgpack", g.it.dir);
+    snprintf(results, sizeof results, "%s/nothing-results.msgpack", g.it.dir);
     assert_int_equal(mc_it_write_file(empty, "", 0), 0);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);

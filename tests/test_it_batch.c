@@ -149,7 +149,7 @@ static void build_orders(const char *out, int count, mc_keytype kt, unsigned bit
     msgpack_sbuffer_init(&sb);
     int64_t validated = (int64_t)time(NULL) - 3600;
     for (int i = 0; i < count; i++) {
-        char id[64], addr[64], ref[64];
+        char id[160], addr[64], ref[64];
         snprintf(id, sizeof id, "%s-%d", prefix, i);
         snprintf(addr, sizeof addr, "user%d@org%d.example.com", i, i % 20);
         snprintf(ref, sizeof ref, "email-rv-%d", i);

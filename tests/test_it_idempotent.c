@@ -28,60 +28,36 @@
 #define FILL_N 300 /* orders between two repeats: several worker batches of 64 */
 
 static struct {
-    char dir[512];
-    char ca[640];
+    mc_it_ca it; /* scratch folder, CA, chain, one subscriber key and CSR */
     char first_orders[1024], first_results[1024];
-    X509 *root, *ica;
-    EVP_PKEY *key;
-    uint8_t *csr;
-    size_t csr_len;
 } g;
 
 static int group_setup(void **state)
 {
     (void)state;
-    char p[1024];
-    mc_it_run r;
-    if (!mc_it_bin()) {
-        fprintf(stderr, "MAILCA_BIN is not set (run through ctest)\n");
+    if (mc_it_ca_setup("it-idem-", &g.it) != 0)
         return -1;
-    }
-    if (mc_it_tmpdir("it-idem-", g.dir, sizeof g.dir) != 0)
-        return -1;
-    snprintf(g.ca, sizeof g.ca, "%s/ca", g.dir);
-    int st = mc_it_mailca(&r, "init", "--dir", g.ca, NULL);
-    if (st != 0)
-        fprintf(stderr, "mailca init: exit %d: %s\n", st, r.err);
-    mc_it_run_free(&r);
-    if (st != 0)
-        return -1;
-    snprintf(p, sizeof p, "%s/root.pem", g.ca);
-    g.root = mc_it_pem_first(p);
-    snprintf(p, sizeof p, "%s/issuing-ca.pem", g.ca);
-    g.ica = mc_it_pem_first(p);
-    g.key = mc_csrgen_key(MC_KEY_P256, 0);
-    g.csr = g.key ? mc_csrgen_csr(g.key, NULL, 0, &g.csr_len) : NULL;
-    snprintf(g.first_orders, sizeof g.first_orders, "%s/first.msgpack", g.dir);
-    snprintf(g.first_results, sizeof g.first_results, "%s/first-results.msgpack", g.dir);
-    return g.root && g.ica && g.csr ? 0 : -1;
+    snprintf(g.first_orders, sizeof g.first_orders, "%s/first.msgpack", g.it.dir);
+    snprintf(g.first_results, sizeof g.first_results, "%s/first-results.msgpack", g.it.dir);
+    return 0;
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    X509_free(g.root);
-    X509_free(g.ica);
-    EVP_PKEY_free(g.key);
-    free(g.csr);
-    if (g.dir[0] && !getenv("MAILCA_KEEP_TMP"))
-        mc_it_rmtree(g.dir);
+    X509_free(g.it.root);
+    X509_free(g.it.ica);
+    EVP_PKEY_free(g.it.key);
+    free(g.it.csr);
+    if (g.it.dir[0] && !getenv("MAILCA_KEEP_TMP"))
+        mc_it_rmtree(g.it.dir);
     return 0;
 }
 
 static sqlite3 *db_open(void)
 {
     char p[1024];
-    snprintf(p, sizeof p, "%s/mailca.db", g.ca);
+    snprintf(p, sizeof p, "%s/mailca.db", g.it.ca);
     sqlite3 *db = mc_it_db_open(p);
     assert_non_null(db);
     return db;
@@ -105,7 +81,7 @@ static void run_batch(const char *orders, const char *results, size_t n)
 {
     char cfg[1024], want[96];
     mc_it_run r;
-    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.it.ca);
     mc_it_mailca(&r, "batch", "--config", cfg, orders, results, NULL);
     if (r.status != 0)
         fail_msg("mailca batch exited with %d%s\nstderr: %s", r.status,
@@ -137,7 +113,8 @@ static void load_issued(const char *path, size_t n, mc_it_results *out)
         assert_non_null(r->lint_version);
         assert_true(r->lint_version[0] != '\0');
         const char *why = NULL;
-        if (mc_it_verify(g.root, g.ica, r->cert, r->cert_len, X509_PURPOSE_SMIME_SIGN, &why) != 1)
+        if (mc_it_verify(g.it.root, g.it.ica, r->cert, r->cert_len, X509_PURPOSE_SMIME_SIGN,
+                         &why) != 1)
             fail_msg("%s: %s does not verify: %s", path, r->order_id, why ? why : "");
         by_seq[r->seq] = *r;
     }
@@ -171,8 +148,8 @@ static void pack_order(msgpack_sbuffer *sb, const char *id)
                          .usage = "signing",
                          .mailboxes = &mb,
                          .n_mailboxes = 1,
-                         .csr = g.csr,
-                         .csr_len = g.csr_len};
+                         .csr = g.it.csr,
+                         .csr_len = g.it.csr_len};
     assert_int_equal(mc_csrgen_order_pack(&o, sb), 0);
 }
 
@@ -207,7 +184,7 @@ static void test_same_file_twice(void **state)
     assert_int_equal(mc_it_db_count(db, "certificates"), FIRST_N);
     sqlite3_close(db);
 
-    snprintf(again, sizeof again, "%s/again-results.msgpack", g.dir);
+    snprintf(again, sizeof again, "%s/again-results.msgpack", g.it.dir);
     run_batch(g.first_orders, again, FIRST_N);
     mc_it_results r1, r2;
     load_issued(g.first_results, FIRST_N, &r1);
@@ -228,8 +205,8 @@ static void test_old_and_new_ids(void **state)
 {
     (void)state;
     char orders[1024], results[1024], id[64];
-    snprintf(orders, sizeof orders, "%s/mixed.msgpack", g.dir);
-    snprintf(results, sizeof results, "%s/mixed-results.msgpack", g.dir);
+    snprintf(orders, sizeof orders, "%s/mixed.msgpack", g.it.dir);
+    snprintf(results, sizeof results, "%s/mixed-results.msgpack", g.it.dir);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     /* New ids first, then the first OLD_N orders of the first file, byte for byte. */
@@ -262,8 +239,8 @@ static void repeat_run(const char *tag, const char *const *ids, size_t n, const 
                        size_t n_twice)
 {
     char orders[1024], results[1024];
-    snprintf(orders, sizeof orders, "%s/%s.msgpack", g.dir, tag);
-    snprintf(results, sizeof results, "%s/%s-results.msgpack", g.dir, tag);
+    snprintf(orders, sizeof orders, "%s/%s.msgpack", g.it.dir, tag);
+    snprintf(results, sizeof results, "%s/%s-results.msgpack", g.it.dir, tag);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     for (size_t i = 0; i < n; i++)

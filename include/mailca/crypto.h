@@ -31,6 +31,11 @@ const EVP_MD *mc_digests_for_sigalg(const mc_digests *d, mc_sigalg s);
 mc_err mc_digest(EVP_MD_CTX *ctx, const EVP_MD *md, const void *p, size_t n, uint8_t *out,
                  unsigned *outlen);
 
+/* A software key pair of the given type (rsa_bits for MC_KEY_RSA; 0 means 2048). For tests,
+ * the bench's subscribers and tools: the CA's own keys are made inside the HSM. Caller frees
+ * with EVP_PKEY_free; NULL on failure or an unknown type. */
+EVP_PKEY *mc_crypto_keygen(mc_keytype kt, unsigned rsa_bits);
+
 /* Fills buf with n bytes from the OS CSPRNG (getrandom). */
 mc_err mc_random(void *buf, size_t n);
 

@@ -4,6 +4,7 @@
  */
 #include "support/certgen.h"
 
+#include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/profile.h"
 
@@ -22,22 +23,14 @@ static struct {
     uint8_t name[256];
     size_t name_len;
     mc_issuer iss;
-    EVP_PKEY *keys[4];
+    EVP_PKEY *keys[CG_KEY_COUNT_];
 } G;
 
 static EVP_PKEY *make_key(cg_key k)
 {
-    switch (k) {
-    case CG_KEY_P256:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    case CG_KEY_P384:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    case CG_KEY_RSA2048:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-    case CG_KEY_ED25519:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    }
-    return NULL;
+    static const mc_keytype kt[CG_KEY_COUNT_] = {MC_KEY_P256, MC_KEY_P384, MC_KEY_RSA,
+                                                 MC_KEY_ED25519};
+    return (unsigned)k < CG_KEY_COUNT_ ? mc_crypto_keygen(kt[k], 2048) : NULL;
 }
 
 static int setup(void)
@@ -235,7 +228,8 @@ int cg_build(const cg_opts *o, cg_cert *out)
     memset(out, 0, sizeof *out);
     if (setup() != 0)
         return -1;
-    if (!G.keys[o->key] && !(G.keys[o->key] = make_key(o->key)))
+    if ((unsigned)o->key >= CG_KEY_COUNT_ ||
+        (!G.keys[o->key] && !(G.keys[o->key] = make_key(o->key))))
         return -1;
     int rc = -1;
     X509 *x = X509_new();

@@ -4,6 +4,8 @@
  */
 #include "support/csrgen.h"
 
+#include "mailca/crypto.h"
+
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <stdlib.h>
@@ -11,39 +13,7 @@
 
 EVP_PKEY *mc_csrgen_key(mc_keytype type, unsigned rsa_bits)
 {
-    EVP_PKEY *key = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    switch (type) {
-    case MC_KEY_RSA:
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
-        if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 ||
-            EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)rsa_bits) != 1)
-            goto done;
-        break;
-    case MC_KEY_P256:
-    case MC_KEY_P384:
-    case MC_KEY_P521:
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-        if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 ||
-            EVP_PKEY_CTX_set_group_name(ctx, type == MC_KEY_P256   ? "P-256"
-                                             : type == MC_KEY_P384 ? "P-384"
-                                                                   : "P-521") != 1)
-            goto done;
-        break;
-    case MC_KEY_ED25519:
-    case MC_KEY_ED448:
-        ctx = EVP_PKEY_CTX_new_from_name(NULL, type == MC_KEY_ED25519 ? "ED25519" : "ED448", NULL);
-        if (!ctx || EVP_PKEY_keygen_init(ctx) != 1)
-            goto done;
-        break;
-    default:
-        goto done;
-    }
-    if (EVP_PKEY_keygen(ctx, &key) != 1)
-        key = NULL;
-done:
-    EVP_PKEY_CTX_free(ctx);
-    return key;
+    return mc_crypto_keygen(type, rsa_bits);
 }
 
 static const char *default_digest(EVP_PKEY *key)

@@ -34,8 +34,9 @@
 EVP_PKEY *mc_csrgen_key(mc_keytype type, unsigned rsa_bits);
 
 /* Flags for mc_csrgen_csr. */
-#define MC_CSRGEN_PSS 0x1u /* RSA keys: sign with RSASSA-PSS (MGF1 same hash, salt = hash length)  \
-                            */
+#define MC_CSRGEN_PSS                                                                              \
+    0x1u /* RSA keys: sign with RSASSA-PSS (MGF1 same hash, salt = hash length)                    \
+          */
 
 /* A PKCS#10 CSR DER (subject CN=mailca test) self-signed by key. digest is an OpenSSL digest name
  * ("SHA256", "SHA384", "SHA512"); NULL picks SHA-256 for RSA and P-256, SHA-384 for P-384,

@@ -4,6 +4,7 @@
  * apart from the engine on purpose: tests check the binary's output with independent code.
  */
 #include "support/itutil.h"
+#include "support/csrgen.h"
 
 #include "mailca/order.h"
 
@@ -534,4 +535,31 @@ long long mc_it_db_count(sqlite3 *db, const char *table)
         fprintf(stderr, "itutil: sqlite: %s\n", sqlite3_errmsg(db));
     sqlite3_finalize(st);
     return n;
+}
+
+int mc_it_ca_setup(const char *prefix, mc_it_ca *g)
+{
+    char p[1024];
+    mc_it_run r;
+    memset(g, 0, sizeof *g);
+    if (!mc_it_bin()) {
+        fprintf(stderr, "MAILCA_BIN is not set (run through ctest)\n");
+        return -1;
+    }
+    if (mc_it_tmpdir(prefix, g->dir, sizeof g->dir) != 0)
+        return -1;
+    snprintf(g->ca, sizeof g->ca, "%s/ca", g->dir);
+    int st = mc_it_mailca(&r, "init", "--dir", g->ca, NULL);
+    if (st != 0)
+        fprintf(stderr, "mailca init: exit %d: %s\n", st, r.err);
+    mc_it_run_free(&r);
+    if (st != 0)
+        return -1;
+    snprintf(p, sizeof p, "%s/root.pem", g->ca);
+    g->root = mc_it_pem_first(p);
+    snprintf(p, sizeof p, "%s/issuing-ca.pem", g->ca);
+    g->ica = mc_it_pem_first(p);
+    g->key = mc_csrgen_key(MC_KEY_P256, 0);
+    g->csr = g->key ? mc_csrgen_csr(g->key, NULL, 0, &g->csr_len) : NULL;
+    return g->root && g->ica && g->csr ? 0 : -1;
 }

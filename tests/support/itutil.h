@@ -102,6 +102,20 @@ STACK_OF(X509) * mc_it_pem_load(const char *path);
 /* The first certificate of a PEM file, or NULL. Caller frees with X509_free. */
 X509 *mc_it_pem_first(const char *path);
 
+/* The common start of an integration test: a scratch folder (prefix), `mailca init` in
+ * <dir>/ca, the root and issuing certificates loaded, and one P-256 subscriber key with its CSR.
+ * Returns 0 on success; the caller frees the X509s, the key (EVP_PKEY_free) and the CSR
+ * (free). */
+typedef struct mc_it_ca {
+    char dir[512];
+    char ca[640];
+    X509 *root, *ica;
+    EVP_PKEY *key;
+    uint8_t *csr;
+    size_t csr_len;
+} mc_it_ca;
+int mc_it_ca_setup(const char *prefix, mc_it_ca *out);
+
 /* Verifies a DER certificate against root (trusted) and the issuing CA (untrusted
  * intermediate) with X509_STORE_CTX for an X509_PURPOSE_* (X509_PURPOSE_ANY: the chain only).
  * Returns 1 when it verifies, 0 when not (*why, if not NULL, gets OpenSSL's reason), -1 when

@@ -4,6 +4,8 @@
  */
 #include "support/testca.h"
 
+#include "mailca/crypto.h"
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -16,22 +18,7 @@
 
 EVP_PKEY *mc_testca_keygen(mc_keytype k, unsigned bits)
 {
-    switch (k) {
-    case MC_KEY_RSA:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)(bits ? bits : 2048));
-    case MC_KEY_P256:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    case MC_KEY_P384:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
-    case MC_KEY_P521:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
-    case MC_KEY_ED25519:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
-    case MC_KEY_ED448:
-        return EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
-    default:
-        return NULL;
-    }
+    return mc_crypto_keygen(k, bits);
 }
 
 size_t mc_testca_spki(EVP_PKEY *key, uint8_t **der)
