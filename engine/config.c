@@ -21,8 +21,14 @@ static const struct key {
     const char *def;
     int min, max;
 } keys[] = {
-#define S(sec, nm, k, field, def) {sec, nm, k, offsetof(mc_config, field), sizeof(((mc_config *)0)->field), def, 0, 0}
-#define I(sec, nm, field, def, lo, hi) {sec, nm, K_INT, offsetof(mc_config, field), sizeof(int), def, lo, hi}
+#define S(sec, nm, k, field, def)                                                                  \
+    {                                                                                              \
+        sec, nm, k, offsetof(mc_config, field), sizeof(((mc_config *)0)->field), def, 0, 0         \
+    }
+#define I(sec, nm, field, def, lo, hi)                                                             \
+    {                                                                                              \
+        sec, nm, K_INT, offsetof(mc_config, field), sizeof(int), def, lo, hi                       \
+    }
     S("hsm", "module", K_PATH, hsm_module, MAILCA_SOFTHSM2_MODULE),
     S("hsm", "key", K_STR, hsm_key, ""),
     S("hsm", "pin_file", K_PATH, hsm_pin_file, ""),
@@ -38,7 +44,7 @@ static const struct key {
     S("store", "sqlite", K_PATH, store_sqlite, "mailca.db"),
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),
-    I("engine", "batch", batch, "64", 1, 4096),
+    I("engine", "batch", batch, "256", 1, 4096),
     {"engine", "pin_cores", K_BOOL, offsetof(mc_config, pin_cores), sizeof(int), "true", 0, 1},
 #undef S
 #undef I
@@ -170,8 +176,8 @@ mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err)
                     if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, key) == 0)
                         k = &keys[i];
                 if (!k) {
-                    rc = mc_err_set(err, MC_ERR_CONFIG, where, NULL, "unknown key '%s.%s'",
-                                    section, key);
+                    rc = mc_err_set(err, MC_ERR_CONFIG, where, NULL, "unknown key '%s.%s'", section,
+                                    key);
                     goto done;
                 }
                 if ((rc = set_value(out, k, v, where, err)) != MC_OK)
@@ -260,8 +266,7 @@ mc_err mc_config_read_pin(const mc_config *c, char *pin, size_t cap, mc_errdetai
     while (n && (pin[n - 1] == '\n' || pin[n - 1] == '\r'))
         pin[--n] = '\0';
     if (!n)
-        return mc_err_set(err, MC_ERR_CONFIG, "hsm.pin_file", NULL, "%s is empty",
-                          c->hsm_pin_file);
+        return mc_err_set(err, MC_ERR_CONFIG, "hsm.pin_file", NULL, "%s is empty", c->hsm_pin_file);
     return MC_OK;
 }
 

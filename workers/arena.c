@@ -3,6 +3,7 @@
  */
 #include "mailca/arena.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,13 @@ void *mc_arena_dup(mc_arena *a, const void *p, size_t len)
     if (q && len)
         memcpy(q, p, len);
     return q;
+}
+
+void mc_arena_shrink(mc_arena *a, void *p, size_t newlen)
+{
+    size_t off = (size_t)((uint8_t *)p - a->base);
+    assert(off <= a->used && newlen <= a->used - off); /* p is the latest allocation */
+    a->used = off + newlen;
 }
 
 void mc_arena_reset(mc_arena *a)

@@ -201,6 +201,7 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
             mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
         return;
     }
+    mc_arena_shrink(&b->arena, it->tbs, it->tbs_len);
     /* Lint exactly the bytes that will be signed (DESIGN.md, lessons). */
     mc_x509 x;
     if (mc_x509_parse_tbs(it->tbs, it->tbs_len, &x, err) != MC_OK) {
@@ -306,6 +307,7 @@ static void sign_one(wctx *c, wbatch *b, item *it, const uint8_t *tbs, size_t tb
         mc_err_set(&it->err, MC_ERR_INTERNAL, "certificate", NULL, "assembly failed");
         return;
     }
+    mc_arena_shrink(&b->arena, it->cert, it->cert_len);
     it->status = MC_STATUS_ISSUED;
 }
 

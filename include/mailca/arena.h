@@ -26,6 +26,11 @@ void *mc_arena_alloc(mc_arena *a, size_t n);
 /* Copies len bytes into the arena; NULL when full. */
 void *mc_arena_dup(mc_arena *a, const void *p, size_t len);
 
+/* Shrinks the most recent allocation p to newlen bytes (a buffer reserved at its maximum size
+ * and filled with less), so the arena's touched memory follows what is used. p must be the
+ * latest allocation and newlen no larger than it was. */
+void mc_arena_shrink(mc_arena *a, void *p, size_t newlen);
+
 /* Forgets every allocation; the backing store is kept. */
 void mc_arena_reset(mc_arena *a);
 
