@@ -232,6 +232,12 @@ static void run_engine(const bench_opts *o, report *r, const char *name, int no_
     char in[600], out[600];
     if (load_cfg(o, &cfg, &e) != MC_OK)
         return fail(r, &e);
+    /* each run gets a fresh store, so no run pays for another's rows */
+    if (snprintf(cfg.store_sqlite, sizeof cfg.store_sqlite, "%s/%s.db", o->dir, name) >=
+        (int)sizeof cfg.store_sqlite) {
+        mc_err_set(&e, MC_ERR_CONFIG, "dir", NULL, "state folder path too long");
+        return fail(r, &e);
+    }
     mc_engine_opts eo = {.workers = o->workers, .batch = o->batch, .no_lint = no_lint};
     if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return fail(r, &e);
