@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +115,22 @@ static const char *method_name(mc_vmethod m)
 /* The validation evidence and the key's origin, recorded with the intent (provenance for
  * incident response): {"mailboxes":[{address, method, validated_at, reference}...],
  * "key":{"form":"csr"} or {"form":"public_key","source":...}}. */
+/* Appends formatted text at buf[n], never past cap; returns the new length (cap - 1 at most). */
+static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
+{
+    if (n + 1 >= cap)
+        return n;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + n, cap - n, fmt, ap);
+    va_end(ap);
+    if (w < 0)
+        return n;
+    return n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+}
+
 static const char *evidence_json(mc_arena *a, const mc_order *o)
 {
     size_t cap = 320 + 2 * o->key_source.len +
@@ -121,23 +138,22 @@ static const char *evidence_json(mc_arena *a, const mc_order *o)
     char *buf = mc_arena_alloc(a, cap);
     if (!buf)
         return NULL;
-    size_t n = (size_t)snprintf(buf, cap, "{\"mailboxes\":[");
+    size_t n = put(buf, 0, cap, "{\"mailboxes\":[");
     for (size_t i = 0; i < o->n_mailboxes; i++) {
         const mc_mailbox *m = &o->mailboxes[i];
-        n += (size_t)snprintf(buf + n, cap - n, "%s{\"address\":\"", i ? "," : "");
+        n = put(buf, n, cap, "%s{\"address\":\"", i ? "," : "");
         n = json_str(buf, n, cap, m->address.p, m->address.len);
-        n += (size_t)snprintf(buf + n, cap - n,
-                              "\",\"method\":\"%s\",\"validated_at\":%lld,\"reference\":\"",
-                              method_name(m->method), (long long)m->validated_at);
+        n = put(buf, n, cap, "\",\"method\":\"%s\",\"validated_at\":%lld,\"reference\":\"",
+                method_name(m->method), (long long)m->validated_at);
         n = json_str(buf, n, cap, m->reference.p, m->reference.len);
-        n += (size_t)snprintf(buf + n, cap - n, "\"}");
+        n = put(buf, n, cap, "\"}");
     }
     if (o->public_key) {
-        n += (size_t)snprintf(buf + n, cap - n, "],\"key\":{\"form\":\"public_key\",\"source\":\"");
+        n = put(buf, n, cap, "],\"key\":{\"form\":\"public_key\",\"source\":\"");
         n = json_str(buf, n, cap, o->key_source.p, o->key_source.len);
-        snprintf(buf + n, cap - n, "\"}}");
+        put(buf, n, cap, "\"}}");
     } else {
-        snprintf(buf + n, cap - n, "],\"key\":{\"form\":\"csr\"}}");
+        put(buf, n, cap, "],\"key\":{\"form\":\"csr\"}}");
     }
     return buf;
 }
