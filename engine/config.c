@@ -45,6 +45,7 @@ static const struct key {
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),
+    I("engine", "procs", procs, "0", 0, 256),
     {"engine", "pin_cores", K_BOOL, offsetof(mc_config, pin_cores), sizeof(int), "true", 0, 1},
 #undef S
 #undef I
@@ -117,6 +118,11 @@ mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err)
     char where[MC_ERR_FIELD_MAX];
 
     mc_config_defaults(out);
+    char abs[PATH_MAX];
+    if (snprintf(out->path, sizeof out->path, "%s", realpath(path, abs) ? abs : path) >=
+        (int)sizeof out->path)
+        return mc_err_set(err, MC_ERR_CONFIG, path, NULL, "path longer than %zu bytes",
+                          sizeof out->path - 1);
     char tmp[MC_PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", path);
     char *slash = strrchr(tmp, '/');

@@ -41,22 +41,23 @@ static const char *config_path(const char *opt, char *buf, size_t len)
 
 static int cmd_help(FILE *f)
 {
-    fprintf(f,
-            "usage: mailca <command> [options]\n\n"
-            "commands:\n"
-            "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
-            "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
-            "  batch [--config FILE] [--workers N] [--batch N] [--quiet] ORDERS RESULTS\n"
-            "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
-            "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
-            "             [--usage signing|key-management|dual] [--pool KEYS] OUT\n"
-            "        write N demo orders with fresh CSRs\n"
-            "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
-            "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
-            "  version, help\n\n"
-            "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
-            "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
-            DEFAULT_DIR, DEFAULT_DIR);
+    fprintf(
+        f,
+        "usage: mailca <command> [options]\n\n"
+        "commands:\n"
+        "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
+        "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
+        "  batch [--config FILE] [--workers N] [--procs N] [--batch N] [--quiet] ORDERS RESULTS\n"
+        "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
+        "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
+        "             [--usage signing|key-management|dual] [--pool KEYS] OUT\n"
+        "        write N demo orders with fresh CSRs\n"
+        "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
+        "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
+        "  version, help\n\n"
+        "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
+        "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
+        DEFAULT_DIR, DEFAULT_DIR);
     return 0;
 }
 
@@ -112,10 +113,10 @@ static int cmd_init(int argc, char **argv)
 static int cmd_batch(int argc, char **argv)
 {
     const char *cfgopt = NULL;
-    mc_engine_opts eo = {.progress = 1};
-    static const struct option lo[] = {{"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},
-                                       {"batch", 1, 0, 'b'},  {"quiet", 0, 0, 'q'},
-                                       {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+    mc_engine_opts eo = {.progress = 1, .procs = -1};
+    static const struct option lo[] = {
+        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'}, {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
+        {"procs", 1, 0, 'p'},  {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -127,6 +128,9 @@ static int cmd_batch(int argc, char **argv)
             break;
         case 'b':
             eo.batch = atoi(optarg);
+            break;
+        case 'p':
+            eo.procs = atoi(optarg);
             break;
         case 'q':
             eo.progress = 0;
@@ -244,6 +248,47 @@ static int cmd_gen_orders(int argc, char **argv)
     if (fclose(f) != 0 && rc == MC_OK)
         rc = mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "write failed");
     return rc == MC_OK ? 0 : report("gen-orders", &e);
+}
+
+/* `mailca worker`: the body of a worker process, started by the engine (not for users). */
+static int cmd_worker(int argc, char **argv)
+{
+    const char *cfgp = NULL, *eps[3] = {NULL, NULL, NULL};
+    int threads = 1, cpu = -1, ch;
+    mc_engine_opts eo = {0};
+    static const struct option lo[] = {
+        {"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},  {"intents", 1, 0, 'i'},
+        {"results", 1, 0, 'r'}, {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
+        {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'}, {0, 0, 0, 0}};
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch == 'c')
+            cfgp = optarg;
+        else if (ch == 'o' || ch == 'i' || ch == 'r')
+            eps[ch == 'o' ? 0 : ch == 'i' ? 1 : 2] = optarg;
+        else if (ch == 't')
+            threads = atoi(optarg);
+        else if (ch == 'u')
+            cpu = atoi(optarg);
+        else if (ch == 'b')
+            eo.batch = atoi(optarg);
+        else if (ch == 'n')
+            eo.no_lint = 1;
+        else
+            return 2;
+    }
+    if (!cfgp || !eps[0] || !eps[1] || !eps[2] || threads < 1) {
+        fprintf(stderr, "mailca worker: started by the engine (mailca batch --procs N)\n");
+        return 2;
+    }
+    mc_config cfg;
+    mc_errdetail e;
+    mc_engine *eng = NULL;
+    eo.workers = threads;
+    if (mc_config_load(cfgp, &cfg, &e) != MC_OK || mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
+        return report("worker", &e);
+    mc_err rc = mc_engine_serve_worker(eng, eps[0], eps[1], eps[2], threads, cpu, &e);
+    mc_engine_close(eng);
+    return rc == MC_OK ? 0 : report("worker", &e);
 }
 
 /* Reads PEM (one or more certificates) or DER; calls fn for each certificate's DER. */
@@ -391,6 +436,8 @@ int main(int argc, char **argv)
         return mc_bench_main(argc, argv);
     if (strcmp(cmd, "lint") == 0)
         return cmd_lint(argc, argv);
+    if (strcmp(cmd, "worker") == 0)
+        return cmd_worker(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }

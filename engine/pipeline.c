@@ -20,6 +20,11 @@
 #include "mailca/x509.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <math.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -179,6 +184,10 @@ typedef struct collector {
     uint64_t *inflight; /* open addressing of order-id hashes, 0 = empty */
     waiter *waiters;
     atomic_int *workers_alive;
+    pid_t *procs; /* worker processes (procs mode), 0 once reaped */
+    int nprocs;
+    int died;              /* workers (processes) that ended during the run */
+    uint64_t t_last_input; /* when the last message arrived */
     atomic_uint_fast64_t *bytes_read;
     uint64_t orders_size;
     uint64_t t_start, t_last_print;
@@ -546,6 +555,23 @@ static void fail_unanswered(collector *c)
         }
 }
 
+/* Worker processes that exit while orders are in flight count as lost workers: when none is
+ * left, the orders they held are answered as failed (nothing is lost silently). */
+static void reap_procs(collector *c)
+{
+    for (int i = 0; i < c->nprocs; i++) {
+        int status;
+        if (c->procs[i] > 0 && waitpid(c->procs[i], &status, WNOHANG) == c->procs[i]) {
+            fprintf(stderr, "mailca: worker process %d (pid %d) exited (%s %d)\n", i,
+                    (int)c->procs[i], WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            c->procs[i] = 0;
+            c->died++;
+            atomic_fetch_sub(c->workers_alive, 1);
+        }
+    }
+}
+
 static void *collector_main(void *arg)
 {
     collector *c = arg;
@@ -579,7 +605,15 @@ static void *collector_main(void *arg)
             mc_arena_reset(&c->arena);
             msgpack_zone_clear(&c->zone);
         }
-        if (c->end && c->written < c->total && atomic_load(c->workers_alive) == 0)
+        reap_procs(c);
+        if (items[0].revents || items[1].revents)
+            c->t_last_input = now_ns();
+        /* The orders a dead worker held never come back: once intake is done and nothing has
+         * moved for 2 s, they are answered as failed (retryable: a resubmission re-signs any
+         * recorded TBS with its serial). */
+        if (c->end && c->written < c->total &&
+            (atomic_load(c->workers_alive) == 0 ||
+             (c->died && now_ns() - c->t_last_input > 2000000000ull)))
             fail_unanswered(c);
         print_progress(c, 0);
     }
@@ -591,6 +625,7 @@ static void *collector_main(void *arg)
 
 typedef struct intake {
     void *push_orders, *push_results;
+    atomic_int *workers_alive;
     msgpack_sbuffer sbuf;
     uint64_t seq;
 } intake;
@@ -633,7 +668,16 @@ static mc_err intake_order(intake *in, const msgpack_object *obj)
     msgpack_pack_uint64(&pk, in->seq++);
     msgpack_pack_uint64(&pk, now_ns());
     msgpack_pack_object(&pk, *obj);
-    return send_sbuf(in->push_orders, &in->sbuf);
+    /* Blocks while the workers are busy (back-pressure), but not forever when none is left. */
+    while (zmq_send(in->push_orders, in->sbuf.data, in->sbuf.size, 0) < 0) {
+        if (errno == EAGAIN && atomic_load(in->workers_alive) > 0)
+            continue;
+        if (errno != EINTR && errno != EAGAIN)
+            return MC_ERR_ZMQ;
+        if (errno == EAGAIN)
+            return MC_ERR_HSM; /* no worker left to sign */
+    }
+    return MC_OK;
 }
 
 /* Reads the stream and feeds the workers; returns the number of orders that entered. */
@@ -660,8 +704,13 @@ static mc_err intake_run(intake *in, FILE *f, atomic_uint_fast64_t *bytes_read, 
             size_t after = msgpack_unpacker_parsed_size(&up);
             offset += after - before;
             before = after;
-            if ((rc = intake_order(in, &res.data)) != MC_OK)
+            if ((rc = intake_order(in, &res.data)) != MC_OK) {
+                rc = mc_err_set(err, rc, "workers", NULL,
+                                rc == MC_ERR_HSM ? "no worker is running: the rest of the "
+                                                   "orders were not read"
+                                                 : "cannot pass orders to the workers");
                 goto done;
+            }
         }
         mc_errdetail e;
         if (ret == MSGPACK_UNPACK_PARSE_ERROR || ret == MSGPACK_UNPACK_NOMEM_ERROR) {
@@ -735,6 +784,49 @@ static void *bind_socket(void *ctx, int type, const char *ep, int hwm)
     return s;
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Starts worker process i: this very binary (`mailca worker`), so the child loads the PKCS#11
+ * module fresh (PKCS#11 state must not cross fork) and re-reads the config. The PIN travels by
+ * the config's pin file or the inherited environment, never argv. */
+static pid_t spawn_worker(const mc_engine *e, int i, int threads, int cpu, const char *eps[3])
+{
+    char th[16], cp[16], bt[16];
+    snprintf(th, sizeof th, "%d", threads);
+    snprintf(cp, sizeof cp, "%d", cpu);
+    snprintf(bt, sizeof bt, "%d", e->batch);
+    char *argv[] = {"mailca",
+                    "worker",
+                    "--config",
+                    (char *)e->cfg.path,
+                    "--orders",
+                    (char *)eps[0],
+                    "--intents",
+                    (char *)eps[1],
+                    "--results",
+                    (char *)eps[2],
+                    "--threads",
+                    th,
+                    "--cpu",
+                    cp,
+                    "--batch",
+                    bt,
+                    e->opts.no_lint ? "--no-lint" : NULL,
+                    NULL};
+    extern char **environ;
+    pid_t pid;
+    (void)i;
+    if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, environ) != 0)
+        return -1;
+    return pid;
+}
+
 mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
                      mc_run_stats *st, mc_errdetail *err)
 {
@@ -757,6 +849,10 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
                            .ep_results = EP_RESULTS,
                            .batch = e->batch,
                            .lint = !e->opts.no_lint};
+    int procs = e->opts.procs < 0 ? e->cfg.procs : e->opts.procs;
+    char ipc_dir[64] = "", ep_ipc[3][128];
+    const char *eps[3] = {ep_ipc[0], ep_ipc[1], ep_ipc[2]};
+    pid_t *pids = NULL;
     memset(&c, 0, sizeof c);
     memset(&in, 0, sizeof in);
     msgpack_sbuffer_init(&in.sbuf);
@@ -782,29 +878,64 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     if ((rc = mc_store_open(e->cfg.store_sqlite, &c.store, err)) != MC_OK)
         goto done;
+    if (procs > 0) {
+        /* Worker processes join over ipc:// in a private folder (mode 0700). */
+        snprintf(ipc_dir, sizeof ipc_dir, "/tmp/mailca-ipc-XXXXXX");
+        if (!mkdtemp(ipc_dir)) {
+            ipc_dir[0] = '\0';
+            rc = mc_err_set(err, MC_ERR_IO, "procs", NULL, "mkdtemp: %s", strerror(errno));
+            goto done;
+        }
+        snprintf(ep_ipc[0], sizeof ep_ipc[0], "ipc://%s/orders", ipc_dir);
+        snprintf(ep_ipc[1], sizeof ep_ipc[1], "ipc://%s/intents", ipc_dir);
+        snprintf(ep_ipc[2], sizeof ep_ipc[2], "ipc://%s/results", ipc_dir);
+    }
     /* Small high-water marks: back-pressure instead of queues (DESIGN.md). */
-    c.router = bind_socket(zctx, ZMQ_ROUTER, EP_INTENTS, 64);
+    c.router = bind_socket(zctx, ZMQ_ROUTER, procs > 0 ? eps[1] : EP_INTENTS, 64);
     c.pull = bind_socket(zctx, ZMQ_PULL, EP_RESULTS, 8);
-    in.push_orders = bind_socket(zctx, ZMQ_PUSH, EP_ORDERS, e->batch * 2);
+    in.push_orders = bind_socket(zctx, ZMQ_PUSH, procs > 0 ? eps[0] : EP_ORDERS, e->batch * 2);
     in.push_results = zmq_socket(zctx, ZMQ_PUSH);
     if (!c.router || !c.pull || !in.push_orders || !in.push_results ||
+        (procs > 0 && zmq_bind(c.pull, eps[2]) != 0) ||
         zmq_connect(in.push_results, EP_RESULTS) != 0) {
         rc = mc_err_set(err, MC_ERR_ZMQ, NULL, NULL, "sockets: %s", zmq_strerror(zmq_errno()));
         goto done;
     }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     ws = calloc((size_t)e->workers, sizeof *ws);
     if (!ws) {
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "workers");
         goto done;
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     c.t_start = c.t_last_print = now_ns();
     if (pthread_create(&cth, NULL, collector_main, &c) != 0) {
         rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start the collector");
         goto done;
     }
     c_started = 1;
-    for (int i = 0; i < e->workers; i++) {
+    if (procs > 0) {
+        int threads = e->opts.workers > 0 ? e->opts.workers : 1;
+        pids = calloc((size_t)procs, sizeof *pids);
+        if (!pids) {
+            rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "procs");
+            goto done;
+        }
+        for (int i = 0; i < procs; i++) {
+            int cpu = e->cfg.pin_cores && ncpu > 0 ? (int)((i * threads) % ncpu) : -1;
+            pids[i] = spawn_worker(e, i, threads, cpu, eps);
+            if (pids[i] < 0) {
+                pids[i] = 0;
+                rc = mc_err_set(err, MC_ERR_INTERNAL, "procs", NULL,
+                                "cannot start worker process %d", i);
+                goto done;
+            }
+            atomic_fetch_add(&alive, 1);
+        }
+        /* handed to the collector only now: it reaps exited children */
+        c.nprocs = procs;
+        c.procs = pids;
+    }
+    for (int i = 0; procs == 0 && i < e->workers; i++) {
         ws[i].w = (mc_worker){
             .sh = &sh, .index = i, .cpu = e->cfg.pin_cores && ncpu > 0 ? (int)(i % ncpu) : -1};
         ws[i].alive = &alive;
@@ -815,6 +946,11 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
             goto done;
         }
         ws[i].started = 1;
+    }
+    in.workers_alive = &alive;
+    {
+        int timeout_ms = 200;
+        zmq_setsockopt(in.push_orders, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     }
     rc = intake_run(&in, orders, &bytes_read, err);
     {
@@ -840,6 +976,18 @@ done:
     }
     if (zctx)
         zmq_ctx_shutdown(zctx); /* wakes the idle workers with ETERM */
+    for (int i = 0; pids && i < procs; i++)
+        if (pids[i] > 0) {
+            int status;
+            kill(pids[i], SIGTERM);
+            waitpid(pids[i], &status, 0);
+            if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && rc == MC_OK)
+                rc = mc_err_set(err, MC_ERR_INTERNAL, "procs", NULL,
+                                "worker process %d ended badly (status 0x%x)", i, status);
+        }
+    free(pids);
+    if (ipc_dir[0])
+        nftw(ipc_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
     for (int i = 0; ws && i < e->workers; i++)
         if (ws[i].started) {
             pthread_join(ws[i].th, NULL);
@@ -857,7 +1005,7 @@ done:
         st->seconds = (double)(now_ns() - c.t_start) / 1e9;
         st->p50_ms = hist_quantile(&c, 0.50);
         st->p99_ms = hist_quantile(&c, 0.99);
-        st->workers = e->workers;
+        st->workers = procs > 0 ? procs * (e->opts.workers > 0 ? e->opts.workers : 1) : e->workers;
     }
     fflush(results);
     if (c.router)
@@ -885,5 +1033,69 @@ done:
     msgpack_sbuffer_destroy(&c.sbuf);
     msgpack_sbuffer_destroy(&c.rbuf);
     msgpack_sbuffer_destroy(&in.sbuf);
+    return rc;
+}
+
+mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
+                              const char *ep_results, int threads, int cpu0, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    sigset_t set;
+    int sig = 0;
+    worker_slot *ws = NULL;
+    atomic_int alive = 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    /* SIGTERM ends the process in order; blocked here so every worker thread inherits the mask
+     * and only sigwait below receives it. Die with the parent. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1)
+        return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "the engine already exited");
+    void *zctx = zmq_ctx_new();
+    mc_worker_shared sh = {.profiles = &e->profiles,
+                           .issuer = &e->issuer,
+                           .digests = &e->d,
+                           .hsm = e->hsm,
+                           .zctx = zctx,
+                           .ep_orders = ep_orders,
+                           .ep_intents = ep_intents,
+                           .ep_results = ep_results,
+                           .batch = e->batch,
+                           .lint = !e->opts.no_lint};
+    ws = calloc((size_t)(threads > 0 ? threads : 1), sizeof *ws);
+    if (!zctx || !ws) {
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker process");
+        goto done;
+    }
+    for (int i = 0; i < threads; i++) {
+        ws[i].w = (mc_worker){
+            .sh = &sh, .index = i, .cpu = cpu0 >= 0 && ncpu > 0 ? (int)((cpu0 + i) % ncpu) : -1};
+        ws[i].alive = &alive;
+        atomic_fetch_add(&alive, 1);
+        if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
+            atomic_fetch_sub(&alive, 1);
+            rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start worker %d", i);
+            goto done;
+        }
+        ws[i].started = 1;
+    }
+    sigwait(&set, &sig);
+done:
+    if (zctx)
+        zmq_ctx_shutdown(zctx);
+    for (int i = 0; ws && i < threads; i++)
+        if (ws[i].started) {
+            pthread_join(ws[i].th, NULL);
+            if (ws[i].w.rc != MC_OK && rc == MC_OK) {
+                rc = ws[i].w.rc;
+                *err = ws[i].w.err;
+            }
+        }
+    free(ws);
+    if (zctx)
+        zmq_ctx_term(zctx);
     return rc;
 }

@@ -16,7 +16,8 @@
 #define MC_URL_MAX 256
 
 typedef struct mc_config {
-    char dir[MC_PATH_MAX]; /* folder of the config file */
+    char path[MC_PATH_MAX]; /* the config file itself (worker processes re-read it) */
+    char dir[MC_PATH_MAX];  /* folder of the config file */
     /* hsm */
     char hsm_module[MC_PATH_MAX];
     char hsm_key[MC_PATH_MAX]; /* pkcs11: URI of the issuing key */
@@ -35,9 +36,10 @@ typedef struct mc_config {
     char store_sqlite[MC_PATH_MAX];
     /* engine */
     char profiles[MC_PATH_MAX];
-    int workers;    /* 0 = one per core */
-    int batch;      /* orders per worker batch (one intent transaction) */
-    int pin_cores;  /* pin worker threads to cores */
+    int workers;   /* 0 = one per core */
+    int batch;     /* orders per worker batch (one intent transaction) */
+    int pin_cores; /* pin worker threads to cores */
+    int procs;     /* 0: workers are threads of the engine; N: N worker processes */
 } mc_config;
 
 /* Fills defaults, then reads path. Unknown sections/keys and bad values are errors naming

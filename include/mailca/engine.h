@@ -25,6 +25,9 @@ typedef struct mc_engine_opts {
     int batch;    /* 0: from the config */
     int no_lint;  /* bench only: measure the cost of inline lint */
     int progress; /* 1: progress line on stderr when it is a terminal */
+    int procs;    /* -1: from the config; 0: worker threads; N: N worker processes (each loads
+                     the PKCS#11 module itself: a module's process-wide locks decide the
+                     ceiling, DESIGN.md) with `workers` threads each (0 = 1) */
 } mc_engine_opts;
 
 typedef struct mc_run_stats {
@@ -44,6 +47,12 @@ void mc_engine_close(mc_engine *e);
  * order. orders_size (bytes, 0 if unknown) feeds the ETA. */
 mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
                      mc_run_stats *st, mc_errdetail *err);
+
+/* The body of a worker process (`mailca worker`, started by mc_engine_run with procs > 0):
+ * runs `threads` workers on the engine's profiles, issuer and HSM, connected to the parent's
+ * ipc:// endpoints, until SIGTERM (or the parent's death). cpu0: first core to pin to, -1 none. */
+mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
+                              const char *ep_results, int threads, int cpu0, mc_errdetail *err);
 
 /* Intents recorded by an earlier run that never got a certificate (for the start-up report). */
 mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err);
