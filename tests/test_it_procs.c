@@ -1,0 +1,221 @@
+/*
+ * Worker processes (`mailca batch --procs N`): certificates issued through worker processes over
+ * ipc:// verify like the threaded ones, and a worker process killed with SIGKILL in the middle of
+ * a batch loses nothing: every order gets exactly one result (issued, or failed and retryable),
+ * every issued certificate is in SQLite, and resubmitting the same orders finishes them all
+ * (intents left by the dead worker are re-signed with their recorded serial).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "support/itutil.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static mc_it_ca g;
+
+static int scaled(int n)
+{
+    const char *v = getenv("MAILCA_TEST_SCALE");
+    int d = v ? atoi(v) : 1;
+    return d > 1 ? n / d : n;
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return mc_it_ca_setup("it-procs-", &g);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    X509_free(g.root);
+    X509_free(g.ica);
+    EVP_PKEY_free(g.key);
+    free(g.csr);
+    mc_it_rmtree(g.dir);
+    return 0;
+}
+
+static void gen(const char *path, int n, const char *form)
+{
+    mc_it_run r;
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    int st = mc_it_mailca(&r, "gen-orders", "--count", count, "--key-form", form, path, NULL);
+    if (st != 0)
+        fail_msg("gen-orders: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+}
+
+/* Every seq 0..n-1 exactly once; returns the number issued. */
+static size_t check_one_result_each(const mc_it_results *res, size_t n, size_t *failed)
+{
+    uint8_t *seen = calloc(n, 1);
+    size_t issued = 0;
+    *failed = 0;
+    assert_non_null(seen);
+    assert_int_equal(res->n, n);
+    for (size_t i = 0; i < res->n; i++) {
+        const mc_result *r = &res->r[i];
+        assert_true(r->seq < n);
+        assert_int_equal(seen[r->seq], 0);
+        seen[r->seq] = 1;
+        if (r->status == MC_STATUS_ISSUED)
+            issued++;
+        else {
+            assert_int_equal(r->status, MC_STATUS_FAILED);
+            (*failed)++;
+        }
+    }
+    free(seen);
+    return issued;
+}
+
+static void test_procs_issue(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700];
+    int n = scaled(400) > 40 ? scaled(400) : 40;
+    snprintf(orders, sizeof orders, "%s/p.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/p-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    gen(orders, n, "csr");
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", "2", "--config", cfg, orders, results,
+                          NULL);
+    if (st != 0)
+        fail_msg("batch --procs 2: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    size_t failed;
+    assert_int_equal(check_one_result_each(&res, (size_t)n, &failed), (size_t)n);
+    for (size_t i = 0; i < res.n; i++)
+        assert_int_equal(mc_it_verify(g.root, g.ica, res.r[i].cert, res.r[i].cert_len,
+                                      X509_PURPOSE_SMIME_SIGN, NULL),
+                         1);
+    mc_it_results_free(&res);
+}
+
+/* The pid of a `mailca worker` process whose parent is ppid, or 0. */
+static pid_t find_worker(pid_t ppid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && !found && (e = readdir(d))) {
+        char path[300], buf[512];
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        int ok = fgets(buf, sizeof buf, f) != NULL;
+        fclose(f);
+        char *rp = ok ? strrchr(buf, ')') : NULL;
+        int parent = 0;
+        if (rp && sscanf(rp + 2, "%*c %d", &parent) == 1 && parent == ppid) {
+            snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+            f = fopen(path, "r");
+            size_t got = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f)
+                fclose(f);
+            buf[got] = '\0';
+            if (got > 7 && strcmp(buf + strlen(buf) + 1, "worker") == 0)
+                found = pid;
+        }
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static void test_procs_sigkill(void **state)
+{
+    (void)state;
+    char orders[700], results[700], again[700], cfg[700], db[700];
+    int n = scaled(20000) > 2000 ? scaled(20000) : 2000;
+    snprintf(orders, sizeof orders, "%s/k.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/k-results.msgpack", g.dir);
+    snprintf(again, sizeof again, "%s/k-again.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    gen(orders, n, "public-key");
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    long long before = mc_it_db_count(sdb, "certificates");
+
+    pid_t batch = fork();
+    assert_true(batch >= 0);
+    if (batch == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 2);
+        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", "2", "--config", cfg, orders,
+              results, (char *)NULL);
+        _exit(127);
+    }
+    /* Kill one worker process once certificates are flowing. */
+    pid_t victim = 0;
+    for (int i = 0; i < 3000 && !victim; i++) {
+        struct stat sb;
+        if (stat(results, &sb) == 0 && sb.st_size > 200 * 1024)
+            victim = find_worker(batch);
+        if (!victim)
+            usleep(2000);
+    }
+    assert_true(victim > 0);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(batch, &status, 0), batch);
+    assert_true(WIFEXITED(status));
+    /* 3: some orders failed (the ones the dead worker held); 0 if it held none */
+    assert_true(WEXITSTATUS(status) == 3 || WEXITSTATUS(status) == 0);
+
+    mc_it_results res;
+    size_t failed = 0;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    size_t issued = check_one_result_each(&res, (size_t)n, &failed);
+    assert_int_equal(issued + failed, (size_t)n);
+    assert_int_equal(mc_it_db_count(sdb, "certificates"), before + (long long)issued);
+    mc_it_results_free(&res);
+
+    /* Resubmit: everything ends issued, one certificate per order. */
+    mc_it_run r;
+    int st =
+        mc_it_mailca(&r, "batch", "--quiet", "--procs", "2", "--config", cfg, orders, again, NULL);
+    if (st != 0)
+        fail_msg("resubmission: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    assert_int_equal(mc_it_results_load(again, &res), 0);
+    assert_int_equal(check_one_result_each(&res, (size_t)n, &failed), (size_t)n);
+    mc_it_results_free(&res);
+    assert_int_equal(mc_it_db_count(sdb, "certificates"), before + n);
+    assert_int_equal(mc_it_db_count(sdb, "intents"), mc_it_db_count(sdb, "certificates"));
+    sqlite3_close(sdb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_procs_issue),
+        cmocka_unit_test(test_procs_sigkill),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
