@@ -10,7 +10,9 @@
 #include "mailca/lint.h"
 #include "mailca/x509.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <unistd.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -286,6 +288,12 @@ static int cmd_worker(int argc, char **argv)
     eo.workers = threads;
     if (mc_config_load(cfgp, &cfg, &e) != MC_OK || mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return report("worker", &e);
+    /* tell the engine this process is ready (fd 3, see spawn_worker) */
+    if (fcntl(3, F_GETFD) != -1) {
+        if (write(3, "R", 1) != 1)
+            fprintf(stderr, "mailca worker: cannot report readiness\n");
+        close(3);
+    }
     mc_err rc = mc_engine_serve_worker(eng, eps[0], eps[1], eps[2], threads, cpu, &e);
     mc_engine_close(eng);
     return rc == MC_OK ? 0 : report("worker", &e);
