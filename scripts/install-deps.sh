@@ -2,7 +2,8 @@
 # Installs what mailca needs on Debian 12 (run as root, or with sudo available).
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev openssl libp11-kit-dev softhsm2
-  libzmq3-dev libmsgpack-dev libyaml-dev libsqlite3-dev sqlite3 libcmocka-dev"
+  libzmq3-dev libmsgpack-dev libyaml-dev libsqlite3-dev sqlite3 libcmocka-dev
+  libunbound-dev nsd ldnsutils dns-root-data"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""

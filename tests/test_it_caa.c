@@ -1,0 +1,584 @@
+/*
+ * Integration test of mc_caa against a real authoritative DNS server: NSD (Debian package nsd)
+ * started on 127.0.0.1 with a free high port and zones for each CAA case, queried through
+ * libunbound forwarding to it. Each case asserts the decision, rule and reason; then the cache:
+ * TTL, lookups counted per domain, concurrent lookups coalesced; then SERVFAIL (a zone NSD cannot
+ * load), a resolver that never answers (timeout) and, when ldnsutils is installed, DNSSEC with a
+ * correctly signed record and a tampered one. NSD is stopped at the end.
+ *
+ * Skips (cmocka skip, with a message) only when /usr/sbin/nsd is missing; CI installs nsd and
+ * ldnsutils (scripts/install-deps.sh).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mailca/caa.h"
+#include "support/itutil.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NSD "/usr/sbin/nsd"
+#define ISSUER "ca.mailca.test"
+#define ACCT "https://acme.mailca.test/acct/42"
+#define NOW ((int64_t)time(NULL))
+
+typedef struct fixture {
+    char dir[1024];
+    pid_t nsd;
+    int port;
+    char resolver[64];
+    int signed_ok;      /* ldnsutils signed the zone */
+    char ta_file[1200]; /* its DNSKEY, the trust anchor */
+    int silent_fd;      /* a UDP socket that never answers */
+    int silent_port;
+} fixture;
+
+static const char *ZONE_TEST =
+    "$ORIGIN mcit.\n"
+    "$TTL 300\n"
+    "@ IN SOA ns.mcit. host.mcit. 1 3600 600 86400 60\n"
+    "@ IN NS ns.mcit.\n"
+    "ns IN A 127.0.0.1\n"
+    "permit IN CAA 0 issuemail \"ca.mailca.test\"\n"
+    "permit IN CAA 0 issue \"other-ca.example\"\n"
+    "other IN CAA 0 issuemail \"other-ca.example\"\n"
+    "other IN CAA 0 issue \"ca.mailca.test\"\n"
+    "deny IN CAA 0 issuemail \";\"\n"
+    "acct IN CAA 0 issuemail \"ca.mailca.test; accounturi=" ACCT "\"\n"
+    "methods IN CAA 0 issuemail \"ca.mailca.test; validationmethods=email-reply-00\"\n"
+    "crit IN CAA 128 tbs \"x\"\n"
+    "crit IN CAA 0 issuemail \"ca.mailca.test\"\n"
+    "alias IN CNAME alias2.mcit.\n"
+    "alias2 IN CNAME target.mcit.\n"
+    "target IN CAA 0 issuemail \"other-ca.example\"\n"
+    "parent IN CAA 0 issuemail \"other-ca.example\"\n"
+    "deep.sub.parent IN A 127.0.0.1\n"
+    "open IN A 127.0.0.1\n";
+/* ... and c0.mcit .. c19.mcit, each with an issuemail for us (added in group_setup). */
+
+static const char *ZONE_SIGNED = "$ORIGIN signed.mcit.\n"
+                                 "$TTL 300\n"
+                                 "@ IN SOA ns.mcit. host.mcit. 1 3600 600 86400 60\n"
+                                 "@ IN NS ns.mcit.\n"
+                                 "good IN CAA 0 issuemail \"ca.mailca.test\"\n"
+                                 "bad IN CAA 0 issuemail \"other-ca.example\"\n";
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    int rc = fputs(text, f) < 0 ? -1 : 0;
+    return fclose(f) || rc ? -1 : 0;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    char *buf = calloc(1, 1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    (void)n;
+    fclose(f);
+    return buf;
+}
+
+/* A UDP port on 127.0.0.1 that is free now (NSD binds it right after). */
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    int port = -1;
+    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (s >= 0)
+        close(s);
+    return port;
+}
+
+/* Signs signed.mcit with ldnsutils, then tampers with bad.signed.mcit's CAA value (the RRSIG no
+ * longer matches: a validating resolver must call it bogus). 0 when done, -1 when ldnsutils is
+ * missing or failed. */
+static int sign_zone(fixture *fx)
+{
+    if (access("/usr/bin/ldns-keygen", X_OK) || access("/usr/bin/ldns-signzone", X_OK))
+        return -1;
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && k=$(ldns-keygen -a ECDSAP256SHA256 -k signed.mcit) && "
+             "ldns-signzone -f signed.zone.signed signed.zone \"$k\" && cp \"$k.key\" ta.key",
+             fx->dir);
+    if (system(cmd) != 0)
+        return -1;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/signed.zone.signed", fx->dir);
+    char *z = read_file(path);
+    char *p = z ? strstr(z, "\"other-ca.example\"") : NULL;
+    if (!p) {
+        free(z);
+        return -1;
+    }
+    /* A value that would authorise us if it were believed. */
+    size_t off = (size_t)(p - z);
+    char *t = malloc(strlen(z) + 16);
+    memcpy(t, z, off);
+    strcpy(t + off, "\"ca.mailca.test\"");
+    strcat(t, p + strlen("\"other-ca.example\""));
+    int rc = write_file(fx->dir, "signed.zone.signed", t);
+    free(t);
+    free(z);
+    snprintf(fx->ta_file, sizeof fx->ta_file, "%s/ta.key", fx->dir);
+    return rc;
+}
+
+static int start_nsd(fixture *fx)
+{
+    char conf[8192];
+    fx->port = free_port();
+    if (fx->port < 0)
+        return -1;
+    snprintf(conf, sizeof conf,
+             "server:\n  ip-address: 127.0.0.1@%d\n  username: \"\"\n  chroot: \"\"\n"
+             "  zonesdir: \"%s\"\n  pidfile: \"%s/nsd.pid\"\n  xfrdfile: \"%s/xfrd.state\"\n"
+             "  zonelistfile: \"%s/zone.list\"\n  database: \"\"\n  logfile: \"%s/nsd.log\"\n"
+             "  server-count: 1\n  verbosity: 1\n"
+             "remote-control:\n  control-enable: no\n"
+             "zone:\n  name: mcit.\n  zonefile: test.zone\n"
+             /* No file: NSD answers SERVFAIL for names in this zone. */
+             "zone:\n  name: servfail.mcit.\n  zonefile: missing.zone\n"
+             "%s",
+             fx->port, fx->dir, fx->dir, fx->dir, fx->dir, fx->dir,
+             fx->signed_ok ? "zone:\n  name: signed.mcit.\n  zonefile: signed.zone.signed\n" : "");
+    if (write_file(fx->dir, "nsd.conf", conf))
+        return -1;
+    char cpath[1200], lpath[1200];
+    snprintf(cpath, sizeof cpath, "%s/nsd.conf", fx->dir);
+    snprintf(lpath, sizeof lpath, "%s/nsd.log", fx->dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int nul = open("/dev/null", O_RDWR);
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(nul, 2);
+        setpgid(0, 0); /* NSD forks helpers: one group to stop them all */
+        execl(NSD, "nsd", "-d", "-c", cpath, (char *)NULL);
+        _exit(127);
+    }
+    fx->nsd = pid;
+    /* Ready when the log says so (usually ~50 ms). */
+    for (int i = 0; i < 500; i++) {
+        char *log = read_file(lpath);
+        int up = log && strstr(log, "nsd started");
+        int dead = log && strstr(log, "cannot");
+        free(log);
+        if (up)
+            return 0;
+        if (dead || waitpid(pid, NULL, WNOHANG) == pid)
+            break;
+        usleep(10000);
+    }
+    char *log = read_file(lpath);
+    fprintf(stderr, "nsd did not start:\n%s\n", log ? log : "(no log)");
+    free(log);
+    return -1;
+}
+
+static void stop_nsd(fixture *fx)
+{
+    if (fx->nsd > 0) {
+        kill(-fx->nsd, SIGTERM);
+        for (int i = 0; i < 300 && waitpid(fx->nsd, NULL, WNOHANG) == 0; i++)
+            usleep(10000);
+        kill(-fx->nsd, SIGKILL);
+        waitpid(fx->nsd, NULL, WNOHANG);
+        fx->nsd = 0;
+    }
+}
+
+static int group_setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    *state = fx;
+    if (access(NSD, X_OK) != 0)
+        return 0; /* each test skips */
+    char zone[8192];
+    size_t zl = (size_t)snprintf(zone, sizeof zone, "%s", ZONE_TEST);
+    for (int i = 0; i < 20; i++)
+        zl += (size_t)snprintf(zone + zl, sizeof zone - zl,
+                               "c%d IN CAA 0 issuemail \"ca.mailca.test\"\n", i);
+    if (mc_it_tmpdir("caa", fx->dir, sizeof fx->dir) || write_file(fx->dir, "test.zone", zone) ||
+        write_file(fx->dir, "signed.zone", ZONE_SIGNED))
+        return -1;
+    fx->signed_ok = sign_zone(fx) == 0;
+    if (!fx->signed_ok)
+        fprintf(stderr, "ldns-keygen/ldns-signzone missing or failed: the DNSSEC case will be "
+                        "skipped (install Debian package ldnsutils)\n");
+    if (start_nsd(fx))
+        return -1;
+    snprintf(fx->resolver, sizeof fx->resolver, "127.0.0.1@%d", fx->port);
+    /* The silent resolver: bound, never read. */
+    fx->silent_fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof a;
+    if (fx->silent_fd < 0 || bind(fx->silent_fd, (struct sockaddr *)&a, sizeof a) ||
+        getsockname(fx->silent_fd, (struct sockaddr *)&a, &l))
+        return -1;
+    fx->silent_port = ntohs(a.sin_port);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    fixture *fx = *state;
+    stop_nsd(fx);
+    if (fx->silent_fd > 0)
+        close(fx->silent_fd);
+    if (fx->dir[0])
+        mc_it_rmtree(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static mc_caa_ctx *ctx_for(const fixture *fx, const char *resolver, const char *ta_file,
+                           unsigned timeout_ms, unsigned fail_ttl)
+{
+    mc_caa_config cfg = {.issuers = {"mailca.example", ISSUER},
+                         .n_issuers = 2,
+                         .resolvers = {resolver},
+                         .n_resolvers = 1,
+                         .timeout_ms = timeout_ms,
+                         .ta_file = ta_file,
+                         .fail_ttl = fail_ttl};
+    mc_caa_ctx *c = NULL;
+    mc_errdetail err;
+    if (mc_caa_ctx_new(&cfg, &c, &err) != MC_OK)
+        fail_msg("mc_caa_ctx_new: %s", err.message);
+    return c;
+}
+
+#define NEED_NSD(fx)                                                                               \
+    do {                                                                                           \
+        if (access(NSD, X_OK) != 0) {                                                              \
+            fprintf(stderr, "SKIP: " NSD " not found: install the Debian package nsd (CI: add it " \
+                            "to scripts/install-deps.sh)\n");                                      \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* One check with its expected outcome. */
+static void expect(mc_caa_ctx *c, const char *domain, const char *acct, mc_vmethod m,
+                   mc_caa_decision want, mc_err want_rc, const char *rule, const char *reason_part,
+                   mc_caa_result *res)
+{
+    mc_errdetail err;
+    mc_err rc = mc_caa_check(c, domain, acct, m, NOW, res, &err);
+    if (rc != want_rc || res->decision != want || strcmp(res->rule, rule) != 0 ||
+        !strstr(res->reason, reason_part))
+        fail_msg("%s: rc %d decision %d rule \"%s\" reason \"%s\"; wanted rc %d decision %d rule "
+                 "\"%s\" reason containing \"%s\"",
+                 domain, rc, res->decision, res->rule, res->reason, want_rc, want, rule,
+                 reason_part);
+    if (rc != MC_OK) {
+        assert_string_equal(err.rule, rule);
+        assert_string_equal(err.field, "domain");
+    }
+}
+
+static void test_cases(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    mc_caa_ctx *c = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    mc_caa_result r;
+
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "issuemail \"ca.mailca.test\" authorises ca.mailca.test", &r);
+    assert_string_equal(r.relevant, "permit.mcit");
+    assert_int_equal(r.n_records, 2);
+    assert_int_equal(r.ttl, 300);
+    assert_int_equal(r.rcode, 0);
+    assert_string_equal(r.records[r.matched].tag, "issuemail");
+    assert_string_equal(r.resolver, fx->resolver);
+    assert_int_equal(r.dnssec, MC_CAA_DNSSEC_INSECURE);
+    /* Upper case and a trailing dot are the same domain. */
+    expect(c, "PERMIT.Mcit.", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+
+    expect(c, "other.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 9495 4",
+           "no issuemail property names mailca.example (issuemail: \"other-ca.example\")", &r);
+    expect(c, "deny.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 9495 4",
+           "(issuemail: \";\")", &r);
+
+    expect(c, "acct.mcit", ACCT, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "accounturi", &r);
+    expect(c, "acct.mcit", "https://acme.mailca.test/acct/43", MC_VM_EMAIL, MC_CAA_DENY,
+           MC_CAA_ERR_DENIED, "RFC 8657 3",
+           "the order's account is \"https://acme.mailca.test/acct/43\"", &r);
+    expect(c, "acct.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 8657 3",
+           "(none)", &r);
+
+    expect(c, "methods.mcit", NULL, MC_VM_ACME, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    expect(c, "methods.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 8657 4",
+           "validationmethods=email-reply-00, the mailbox was validated with ca-smime-email", &r);
+
+    expect(c, "crit.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 8659 4.1",
+           "CAA record 128 tbs \"x\" is critical", &r);
+
+    /* CNAME chain alias -> alias2 -> target: target's RRset is the relevant one. */
+    expect(c, "alias.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 9495 4",
+           "\"other-ca.example\"", &r);
+    assert_string_equal(r.relevant, "alias.mcit");
+    assert_string_equal(r.canonical, "target.mcit");
+
+    /* Tree climbing: deep.sub.parent (A only, no CAA), sub.parent (NXDOMAIN... empty
+     * non-terminal), parent (issuemail for another CA). */
+    expect(c, "deep.sub.parent.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED,
+           "RFC 9495 4", "\"other-ca.example\"", &r);
+    assert_string_equal(r.relevant, "parent.mcit");
+    assert_string_equal(r.domain, "deep.sub.parent.mcit");
+    /* No CAA anywhere up to the TLD: the Relevant RRset is empty, issuance allowed. */
+    expect(c, "open.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "the Relevant RRset is empty", &r);
+    assert_string_equal(r.relevant, "");
+    assert_int_equal(r.ttl, 60); /* negative answers: the SOA minimum */
+    expect(c, "nothing.here.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "the Relevant RRset is empty", &r);
+    assert_int_equal(r.rcode, 0); /* "mcit." itself: NOERROR, no data */
+
+    /* The mailbox helper: domain of the address, method of the mailbox, field of the mailbox. */
+    mc_order o;
+    memset(&o, 0, sizeof o);
+    o.n_mailboxes = 2;
+    o.mailboxes[0].address = (mc_str){"a@permit.mcit", 13};
+    o.mailboxes[0].method = MC_VM_EMAIL;
+    o.mailboxes[1].address = (mc_str){"b@methods.mcit", 14};
+    o.mailboxes[1].method = MC_VM_EMAIL;
+    mc_errdetail err;
+    assert_int_equal(mc_caa_check_mailbox(c, &o, 0, NULL, NOW, &r, &err), MC_OK);
+    assert_int_equal(mc_caa_check_mailbox(c, &o, 1, NULL, NOW, &r, &err), MC_CAA_ERR_DENIED);
+    assert_string_equal(err.field, "mailboxes[1].address");
+    assert_string_equal(err.rule, "RFC 8657 4");
+
+    /* Provenance JSON of a real answer. */
+    char json[MC_CAA_JSON_MAX];
+    assert_int_equal(mc_caa_check(c, "alias.mcit", NULL, MC_VM_EMAIL, NOW, &r, &err),
+                     MC_CAA_ERR_DENIED);
+    assert_int_equal(mc_caa_result_json(&r, json, sizeof json, NULL), MC_OK);
+    assert_non_null(strstr(json, "\"decision\":\"deny\""));
+    assert_non_null(strstr(json, "\"canonical\":\"target.mcit\""));
+    assert_non_null(strstr(json, "\"cached\":true"));
+    assert_non_null(
+        strstr(json, "{\"flags\":0,\"tag\":\"issuemail\",\"value\":\"other-ca.example\"}"));
+    mc_caa_ctx_free(c);
+}
+
+static void test_servfail(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    mc_caa_ctx *c = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    mc_caa_result r;
+    expect(c, "x.servfail.mcit", NULL, MC_VM_EMAIL, MC_CAA_TEMPFAIL, MC_CAA_ERR_TEMPFAIL,
+           "SBR 4.2.2.1", "CAA lookup of x.servfail.mcit: SERVFAIL", &r);
+    assert_true(r.retryable);
+    assert_int_equal(r.rcode, 2);
+    /* fail_ttl 0: a failure is not remembered, the next check asks again. */
+    mc_caa_stats before, after;
+    mc_caa_stats_get(c, &before);
+    expect(c, "x.servfail.mcit", NULL, MC_VM_EMAIL, MC_CAA_TEMPFAIL, MC_CAA_ERR_TEMPFAIL,
+           "SBR 4.2.2.1", "SERVFAIL", &r);
+    mc_caa_stats_get(c, &after);
+    assert_int_equal(after.queries, before.queries + 1);
+    /* A SERVFAIL does not poison other domains. */
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    mc_caa_ctx_free(c);
+}
+
+static void test_timeout(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    char silent[64];
+    snprintf(silent, sizeof silent, "127.0.0.1@%d", fx->silent_port);
+    mc_caa_ctx *c = ctx_for(fx, silent, NULL, 300, 10);
+    mc_caa_result r;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_TEMPFAIL, MC_CAA_ERR_TEMPFAIL, "SBR 4.2.2.1",
+           "timeout after 300 ms", &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(s >= 0.29 && s < 2.0);
+    assert_true(r.retryable);
+    assert_non_null(strstr(r.reason, silent));
+    /* fail_ttl 10 s: remembered within, asked again after. */
+    int64_t now = NOW;
+    mc_errdetail err;
+    mc_caa_stats st;
+    assert_int_equal(mc_caa_check(c, "permit.mcit", NULL, MC_VM_EMAIL, now + 5, &r, &err),
+                     MC_CAA_ERR_TEMPFAIL);
+    assert_true(r.cached);
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.queries, 1);
+    assert_int_equal(mc_caa_check(c, "permit.mcit", NULL, MC_VM_EMAIL, now + 11, &r, &err),
+                     MC_CAA_ERR_TEMPFAIL);
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.queries, 2);
+    mc_caa_ctx_free(c);
+}
+
+static void test_dnssec(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    if (!fx->signed_ok) {
+        fprintf(stderr, "SKIP: ldns-keygen/ldns-signzone not found: install the Debian package "
+                        "ldnsutils (CI: add it to scripts/install-deps.sh)\n");
+        skip();
+    }
+    mc_caa_ctx *c = ctx_for(fx, fx->resolver, fx->ta_file, 3000, 0);
+    mc_caa_result r;
+    expect(c, "good.signed.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    assert_int_equal(r.dnssec, MC_CAA_DNSSEC_SECURE);
+    /* The tampered record would authorise us if it were believed. */
+    expect(c, "bad.signed.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "SBR 4.2.2.1",
+           "DNSSEC validation of CAA at bad.signed.mcit failed", &r);
+    assert_int_equal(r.dnssec, MC_CAA_DNSSEC_BOGUS);
+    assert_false(r.retryable);
+    /* Without the trust anchor the same tampered answer is believed (what the anchor buys). */
+    mc_caa_ctx *plain = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    expect(plain, "bad.signed.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    assert_int_equal(r.dnssec, MC_CAA_DNSSEC_INSECURE);
+    mc_caa_ctx_free(plain);
+    mc_caa_ctx_free(c);
+}
+
+static void test_cache_ttl(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    mc_caa_ctx *c = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    mc_caa_result r;
+    mc_errdetail err;
+    mc_caa_stats st;
+    int64_t now = NOW;
+    /* 1000 checks over 5 domains: 5 DNS queries. */
+    for (int i = 0; i < 1000; i++) {
+        char d[32];
+        snprintf(d, sizeof d, "c%d.mcit", i % 5);
+        assert_int_equal(mc_caa_check(c, d, NULL, MC_VM_EMAIL, now, &r, &err), MC_OK);
+        assert_int_equal(r.cached, i >= 5);
+    }
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.checks, 1000);
+    assert_int_equal(st.lookups, 5);
+    assert_int_equal(st.queries, 5);
+    assert_int_equal(st.cache_hits, 995);
+    /* TTL 300: cached until now + 299, asked again at now + 300. */
+    assert_int_equal(mc_caa_check(c, "c0.mcit", NULL, MC_VM_EMAIL, now + 299, &r, &err), MC_OK);
+    assert_true(r.cached);
+    assert_int_equal(r.checked_at, now);
+    assert_int_equal(mc_caa_check(c, "c0.mcit", NULL, MC_VM_EMAIL, now + 300, &r, &err), MC_OK);
+    assert_false(r.cached);
+    assert_int_equal(r.checked_at, now + 300);
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.queries, 6);
+    mc_caa_ctx_free(c);
+}
+
+typedef struct worker_arg {
+    mc_caa_ctx *c;
+    pthread_barrier_t *start;
+    int n, domains;
+    int64_t now;
+    int failures;
+} worker_arg;
+
+static void *worker(void *p)
+{
+    worker_arg *a = p;
+    pthread_barrier_wait(a->start);
+    for (int i = 0; i < a->n; i++) {
+        char d[32];
+        mc_caa_result r;
+        mc_errdetail err;
+        snprintf(d, sizeof d, "c%d.mcit", i % a->domains);
+        if (mc_caa_check(a->c, a->domains == 1 ? "permit.mcit" : d, NULL, MC_VM_EMAIL, a->now, &r,
+                         &err) != MC_OK)
+            a->failures++;
+    }
+    return NULL;
+}
+
+static void run_threads(mc_caa_ctx *c, int per_thread, int domains)
+{
+    pthread_t t[4];
+    worker_arg a[4];
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 4);
+    for (int i = 0; i < 4; i++) {
+        a[i] = (worker_arg){c, &start, per_thread, domains, NOW, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, worker, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].failures, 0);
+    }
+    pthread_barrier_destroy(&start);
+}
+
+static void test_cache_concurrent(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    /* 4 threads, one domain, started together: one DNS query, the others wait for it. */
+    mc_caa_ctx *c = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    mc_caa_stats st;
+    run_threads(c, 1, 1);
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.checks, 4);
+    assert_int_equal(st.lookups, 1);
+    assert_int_equal(st.queries, 1);
+    assert_int_equal(st.cache_hits, 3);
+    mc_caa_ctx_free(c);
+
+    /* 100,000 mailboxes in 20 domains from 4 threads: 20 queries. */
+    c = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    run_threads(c, 25000, 20);
+    mc_caa_stats_get(c, &st);
+    assert_int_equal(st.checks, 100000);
+    assert_int_equal(st.lookups, 20);
+    assert_int_equal(st.queries, 20);
+    assert_int_equal(st.cache_hits, 100000 - 20);
+    mc_caa_ctx_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),     cmocka_unit_test(test_servfail),
+        cmocka_unit_test(test_timeout),   cmocka_unit_test(test_dnssec),
+        cmocka_unit_test(test_cache_ttl), cmocka_unit_test(test_cache_concurrent),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
