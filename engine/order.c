@@ -307,11 +307,12 @@ enum {
     K_REPLACES,
     K_PUBLIC_KEY,
     K_KEY_SOURCE,
+    K_SUBJECT,
     K_ORDER_N
 };
-static const char *const order_keys[K_ORDER_N] = {"id",       "account",    "profile",
-                                                  "usage",    "mailboxes",  "csr",
-                                                  "replaces", "public_key", "key_source"};
+static const char *const order_keys[K_ORDER_N] = {"id",         "account", "profile",  "usage",
+                                                  "mailboxes",  "csr",     "replaces", "public_key",
+                                                  "key_source", "subject"};
 /* csr / public_key: exactly one, checked after the loop */
 static const unsigned order_required =
     (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) | (1u << K_USAGE) | (1u << K_MAILBOXES);
@@ -465,6 +466,295 @@ static mc_err decode_mailboxes(const msgpack_object *v, mc_order *out, mc_errdet
     return MC_OK;
 }
 
+/* ---- subject attributes (SBR 7.1.4.2.2) ---- */
+
+static const uint8_t OID_AT_C[] = {0x55, 0x04, 0x06}, OID_AT_ST[] = {0x55, 0x04, 0x08},
+                     OID_AT_L[] = {0x55, 0x04, 0x07}, OID_AT_STREET[] = {0x55, 0x04, 0x09},
+                     OID_AT_POSTAL[] = {0x55, 0x04, 0x11}, OID_AT_O[] = {0x55, 0x04, 0x0a},
+                     OID_AT_OU[] = {0x55, 0x04, 0x0b}, OID_AT_ORGID[] = {0x55, 0x04, 0x61},
+                     OID_AT_TITLE[] = {0x55, 0x04, 0x0c}, OID_AT_SN[] = {0x55, 0x04, 0x04},
+                     OID_AT_GN[] = {0x55, 0x04, 0x2a}, OID_AT_PSEUDO[] = {0x55, 0x04, 0x41},
+                     OID_AT_SERIAL[] = {0x55, 0x04, 0x05};
+
+/* Upper bounds: RFC 5280 Appendix A, X.520 for streetAddress and postalCode. givenName and
+ * surname (ub-name 32768) and organizationIdentifier (unbounded) get mailca's own limits
+ * (docs/orders.md), so a whole TBS always fits its buffer. */
+static const mc_subj_attr_info subj_attrs[MC_SA_COUNT] = {
+    [MC_SA_COUNTRY] = {"country", "countryName", OID_AT_C, 3, 2, 1},
+    [MC_SA_STATE] = {"state", "stateOrProvinceName", OID_AT_ST, 3, 128, 0},
+    [MC_SA_LOCALITY] = {"locality", "localityName", OID_AT_L, 3, 128, 0},
+    [MC_SA_STREET] = {"street", "streetAddress", OID_AT_STREET, 3, 128, 0},
+    [MC_SA_POSTAL_CODE] = {"postal_code", "postalCode", OID_AT_POSTAL, 3, 40, 0},
+    [MC_SA_ORGANIZATION] = {"organization_name", "organizationName", OID_AT_O, 3, 64, 0},
+    [MC_SA_ORG_UNIT] = {"organizational_unit", "organizationalUnitName", OID_AT_OU, 3, 64, 0},
+    [MC_SA_ORG_IDENTIFIER] = {"organization_identifier", "organizationIdentifier", OID_AT_ORGID, 3,
+                              64, 0},
+    [MC_SA_TITLE] = {"title", "title", OID_AT_TITLE, 3, 64, 0},
+    [MC_SA_SURNAME] = {"surname", "surname", OID_AT_SN, 3, 64, 0},
+    [MC_SA_GIVEN_NAME] = {"given_name", "givenName", OID_AT_GN, 3, 64, 0},
+    [MC_SA_PSEUDONYM] = {"pseudonym", "pseudonym", OID_AT_PSEUDO, 3, 128, 0},
+    [MC_SA_SERIAL_NUMBER] = {"serial_number", "serialNumber", OID_AT_SERIAL, 3, 64, 1},
+};
+
+const mc_subj_attr_info *mc_subj_attr_get(mc_subj_attr a)
+{
+    return (int)a >= 0 && a < MC_SA_COUNT ? &subj_attrs[a] : NULL;
+}
+
+/* ISO 3166-1 alpha-2, officially assigned codes (iso-codes 4.15), sorted. */
+static const char iso3166[] =
+    "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZCACCCD"
+    "CFCGCHCICKCLCMCNCOCRCUCVCWCXCYCZDEDJDKDMDODZECEEEGEHERESETFIFJFKFMFOFRGAGBGDGEGF"
+    "GGGHGIGLGMGNGPGQGRGSGTGUGWGYHKHMHNHRHTHUIDIEILIMINIOIQIRISITJEJMJOJPKEKGKHKIKMKN"
+    "KPKRKWKYKZLALBLCLILKLRLSLTLULVLYMAMCMDMEMFMGMHMKMLMMMNMOMPMQMRMSMTMUMVMWMXMYMZNA"
+    "NCNENFNGNINLNONPNRNUNZOMPAPEPFPGPHPKPLPMPNPRPSPTPWPYQARERORSRURWSASBSCSDSESGSHSI"
+    "SJSKSLSMSNSOSRSSSTSVSXSYSZTCTDTFTGTHTJTKTLTMTNTOTRTTTVTWTZUAUGUMUSUYUZVAVCVEVGVI"
+    "VNVUWFWSYEYTZAZMZW";
+
+int mc_country_code_valid(const char *p, size_t len)
+{
+    if (len != 2 || p[0] < 'A' || p[0] > 'Z' || p[1] < 'A' || p[1] > 'Z')
+        return 0;
+    if (p[0] == 'X' && p[1] == 'X') /* SBR 7.1.4.2.2(n): no official code */
+        return 1;
+    for (size_t i = 0; i + 1 < sizeof iso3166; i += 2)
+        if (iso3166[i] == p[0] && iso3166[i + 1] == p[1])
+            return 1;
+    return 0;
+}
+
+int mc_lei_valid(const char *p, size_t len)
+{
+    if (len != 20)
+        return 0;
+    /* ISO 7064 MOD 97-10 over the digits, letters as 10..35: the remainder must be 1. */
+    unsigned r = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (c >= '0' && c <= '9')
+            r = (r * 10 + (unsigned)(c - '0')) % 97;
+        else if (c >= 'A' && c <= 'Z' && i < 18)
+            r = (r * 100 + (unsigned)(c - 'A' + 10)) % 97;
+        else
+            return 0;
+    }
+    return r == 1;
+}
+
+static int upper_alnum(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+#define ORGID_WHY(...)                                                                             \
+    do {                                                                                           \
+        if (why)                                                                                   \
+            snprintf(why, whylen, __VA_ARGS__);                                                    \
+    } while (0)
+
+int mc_org_identifier_check(const char *p, size_t len, const char *country, size_t country_len,
+                            char *why, size_t whylen)
+{
+    if (why && whylen)
+        why[0] = '\0';
+    if (len < 5) {
+        ORGID_WHY("is shorter than a scheme and a country (e.g. NTRGB-12345678)");
+        return 1;
+    }
+    static const char *const schemes[] = {"NTR", "VAT", "PSD", "LEI", "GOV", "INT"};
+    int sch = -1;
+    for (int i = 0; i < 6; i++)
+        if (memcmp(p, schemes[i], 3) == 0)
+            sch = i;
+    if (sch < 0) {
+        ORGID_WHY("scheme '%.3s' is not NTR, VAT, PSD, LEI, GOV or INT", p);
+        return 1;
+    }
+    const char *cc = p + 3;
+    int is_lei = sch == 3, is_gov = sch == 4, is_int = sch == 5, is_vat = sch == 1;
+    int art215 = is_vat && ((cc[0] == 'E' && cc[1] == 'L') || (cc[0] == 'X' && cc[1] == 'I'));
+    if ((is_lei || is_int)
+            ? (cc[0] != 'X' || cc[1] != 'G')
+            : (!art215 && (!mc_country_code_valid(cc, 2) || (cc[0] == 'X' && cc[1] == 'X')))) {
+        ORGID_WHY("country '%.2s' is not %s", cc,
+                  (is_lei || is_int) ? "XG (required for LEI and INT)" : "an ISO 3166-1 code");
+        return 1;
+    }
+    size_t i = 5;
+    if (i < len && p[i] == '+') {
+        /* ISO 3166-2 subdivision: 1..3 letters or digits, for country-level schemes only */
+        size_t n = 0;
+        while (i + 1 + n < len && upper_alnum(p[i + 1 + n]))
+            n++;
+        if (is_lei || is_int || n < 1 || n > 3) {
+            ORGID_WHY("subdivision after '+' must be 1..3 upper-case letters or digits%s",
+                      (is_lei || is_int) ? " and is not allowed for LEI or INT" : "");
+            return 1;
+        }
+        i += 1 + n;
+    }
+    if (is_gov || is_int) {
+        /* Note 2: GOVcc[+sub] and INTXG carry no Registration Reference */
+        if (i != len) {
+            ORGID_WHY("scheme %s takes no registration reference", schemes[sch]);
+            return 1;
+        }
+    } else {
+        if (i >= len || p[i] != '-' || i + 1 == len) {
+            ORGID_WHY("needs '-' and a registration reference after %.*s", (int)i, p);
+            return 1;
+        }
+        const char *ref = p + i + 1;
+        size_t rl = len - i - 1;
+        for (size_t k = 0; k < rl; k++)
+            if ((unsigned char)ref[k] <= 0x20 || (unsigned char)ref[k] == 0x7f) {
+                ORGID_WHY("registration reference has a space or control character");
+                return 1;
+            }
+        if (is_lei && !mc_lei_valid(ref, rl)) {
+            ORGID_WHY("reference is not a 20-character LEI with valid check digits (ISO 17442)");
+            return 1;
+        }
+    }
+    /* Note 1: the country must match countryName, except for LEI and INT; an Article 215 VAT
+     * prefix stands for its ISO code. */
+    if (country && country_len == 2 && !is_lei && !is_int) {
+        char c0 = cc[0], c1 = cc[1];
+        if (art215 && c0 == 'E') {
+            c0 = 'G';
+            c1 = 'R';
+        } else if (art215) {
+            c0 = 'G';
+            c1 = 'B';
+        }
+        if (c0 != country[0] || c1 != country[1]) {
+            ORGID_WHY("country %.2s does not match countryName %.2s", cc, country);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* A value that only says "absent" (SBR 7.1.4.2): filler characters or an n/a-style word. */
+static int placeholder_value(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] && strchr(" .-_/\\*?", p[i]))
+        i++;
+    if (i == n)
+        return 1;
+    static const char *const words[] = {"n/a",     "na",  "none",  "null",          "nil",
+                                        "unknown", "tbd", "-n/a-", "not applicable"};
+    for (size_t w = 0; w < sizeof words / sizeof words[0]; w++)
+        if (strlen(words[w]) == n && strncasecmp(p, words[w], n) == 0)
+            return 1;
+    return 0;
+}
+
+static int printable_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           (c && strchr(" '()+,-./:=?", c) != NULL);
+}
+
+static size_t utf8_chars(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)p[i] & 0xc0) != 0x80;
+    return c;
+}
+
+static const struct {
+    const char *name;
+    mc_cn_source src;
+} cn_names[] = {
+    {"none", MC_CN_NONE},
+    {"mailbox", MC_CN_MAILBOX},
+    {"organization-name", MC_CN_ORGANIZATION},
+    {"personal-name", MC_CN_PERSONAL_NAME},
+    {"pseudonym", MC_CN_PSEUDONYM},
+};
+
+static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetail *err)
+{
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, "subject", "orders.md subject",
+                          "must be a map, got %s", type_name(v));
+    unsigned seen = 0;
+    char path[MC_ERR_FIELD_MAX], shown[96];
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *val = &v->via.map.ptr[i].val;
+        int ki = -1;
+        for (int a = 0; a < MC_SA_COUNT; a++)
+            if (key_eq(k, subj_attrs[a].key))
+                ki = a;
+        if (key_eq(k, "common_name"))
+            ki = MC_SA_COUNT;
+        if (ki < 0 || (seen & (1u << ki)))
+            return bad_key(k, "subject", ki >= 0, err);
+        seen |= 1u << ki;
+        if (ki == MC_SA_COUNT) {
+            if (val->type != MSGPACK_OBJECT_STR)
+                return mc_err_set(err, MC_ERR_INVALID, "subject.common_name",
+                                  "orders.md subject.common_name", "must be a str, got %s",
+                                  type_name(val));
+            for (size_t c = 0; c < sizeof cn_names / sizeof cn_names[0]; c++)
+                if (key_eq(val, cn_names[c].name))
+                    s->cn = cn_names[c].src;
+            if (s->cn == MC_CN_DEFAULT)
+                return mc_err_set(err, MC_ERR_INVALID, "subject.common_name",
+                                  "orders.md subject.common_name",
+                                  "\"%s\" is not one of none, mailbox, organization-name, "
+                                  "personal-name, pseudonym",
+                                  show(val->via.str.ptr, val->via.str.size, shown, sizeof shown));
+            continue;
+        }
+        const mc_subj_attr_info *a = &subj_attrs[ki];
+        snprintf(path, sizeof path, "subject.%s", a->key);
+        mc_str t;
+        /* UTF-8 text without control characters, at most 4 bytes a character */
+        mc_err e = get_text(val, path, "orders.md subject", 1, a->max_chars * 4, 1, &t, err);
+        if (e)
+            return e;
+        size_t chars = utf8_chars(t.p, t.len);
+        /* RFC 5280 Appendix A upper bounds (SBR 7.1.4.2.2(a) Note, 7.1.4) */
+        if (chars > a->max_chars)
+            return mc_err_set(err, MC_ERR_INVALID, path, "RFC 5280 App. A",
+                              "is %zu characters, the upper bound of %s is %zu", chars, a->name,
+                              a->max_chars);
+        if (a->printable)
+            for (size_t j = 0; j < t.len; j++)
+                if (!printable_char((unsigned char)t.p[j]))
+                    return mc_err_set(err, MC_ERR_INVALID, path, "SBR 7.1.4",
+                                      "%s is a PrintableString: byte %zu (0x%02x) is not allowed",
+                                      a->name, j, (unsigned char)t.p[j]);
+        /* SBR 7.1.4.2: no attribute holding only metadata or "not applicable" */
+        if (placeholder_value(t.p, t.len))
+            return mc_err_set(err, MC_ERR_INVALID, path, "SBR 7.1.4.2",
+                              "\"%s\" only says the value is absent or not applicable",
+                              show(t.p, t.len, shown, sizeof shown));
+        /* SBR 7.1.4.2.2(n) */
+        if (ki == MC_SA_COUNTRY && !mc_country_code_valid(t.p, t.len))
+            return mc_err_set(err, MC_ERR_INVALID, path, "SBR 7.1.4.2.2(n)",
+                              "\"%s\" is not an upper-case ISO 3166-1 alpha-2 code or XX",
+                              show(t.p, t.len, shown, sizeof shown));
+        s->attr[ki] = t;
+    }
+    /* SBR 7.1.4.2.2(d): format, and Note 1 (country match), once countryName is known */
+    const mc_str *oi = &s->attr[MC_SA_ORG_IDENTIFIER], *c = &s->attr[MC_SA_COUNTRY];
+    if (oi->len) {
+        char why[160];
+        int r =
+            mc_org_identifier_check(oi->p, oi->len, c->len ? c->p : NULL, c->len, why, sizeof why);
+        if (r)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.organization_identifier",
+                              r == 2 ? "SBR 7.1.4.2.2(d) Note 1" : "SBR 7.1.4.2.2(d)", "\"%s\" %s",
+                              show(oi->p, oi->len, shown, sizeof shown), why);
+    }
+    return MC_OK;
+}
+
 mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err)
 {
     memset(out, 0, sizeof *out);
@@ -562,6 +852,9 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
         case K_KEY_SOURCE:
             e = get_text(v, "key_source", "orders.md key_source", 1, MC_ORDER_KEY_SOURCE_MAX, 0,
                          &out->key_source, err);
+            break;
+        case K_SUBJECT:
+            e = decode_subject(v, &out->subject, err);
             break;
         case K_REPLACES:
             /* Lower-case hex, byte for byte the form results use for serials. */

@@ -42,6 +42,7 @@ enum {
     K_POLICIES,
     K_CPS,
     K_CAPS,
+    K_LEI,
     K_COUNT
 };
 static const char *const key_names[K_COUNT] = {
@@ -57,6 +58,7 @@ static const char *const key_names[K_COUNT] = {
     "certificate_policies",
     "include_cps",
     "smime_capabilities",
+    "legal_entity_identifier",
 };
 #define REQUIRED                                                                                   \
     ((1u << K_NAME) | (1u << K_TYPE) | (1u << K_GENERATION) | (1u << K_VALIDITY) |                 \
@@ -138,6 +140,8 @@ typedef struct pstate {
     int include_cps;
     unsigned caps;
     int subject_cn_set, subject_email_set;
+    unsigned subj_line[MC_SA_COUNT]; /* line of each subject attribute key */
+    unsigned cn_line;
 } pstate;
 
 /* Sets err with field "file:line" (the tail of the file name if it does not fit). */
@@ -349,10 +353,82 @@ static mc_err item_cap(pstate *s, const char *v, unsigned line)
                 v);
 }
 
-/* subject: {common_name: mailbox | none, email_address: mailbox | none} */
+/* SBR 7.1.4.2.3 - 7.1.4.2.6, one row per mc_subj_attr: for each type (mailbox, organization,
+ * sponsor, individual) three letters for Legacy, Multipurpose, Strict: R SHALL, O MAY,
+ * X SHALL NOT. */
+static const char *const sbr_attrs[MC_SA_COUNT][4] = {
+    [MC_SA_COUNTRY] = {"XXX", "OOO", "OOO", "OOO"},
+    [MC_SA_STATE] = {"XXX", "OOO", "OOO", "OOO"},
+    [MC_SA_LOCALITY] = {"XXX", "OOO", "OOO", "OOO"},
+    [MC_SA_STREET] = {"XXX", "OOX", "OOX", "OOX"},
+    [MC_SA_POSTAL_CODE] = {"XXX", "OOX", "OOX", "OOX"},
+    [MC_SA_ORGANIZATION] = {"XXX", "RRR", "RRR", "XXX"},
+    [MC_SA_ORG_UNIT] = {"XXX", "OOO", "OOO", "XXX"},
+    [MC_SA_ORG_IDENTIFIER] = {"XXX", "RRR", "RRR", "XXX"},
+    [MC_SA_TITLE] = {"XXX", "XXX", "OOO", "OOO"},
+    [MC_SA_SURNAME] = {"XXX", "XXX", "OOO", "OOO"},
+    [MC_SA_GIVEN_NAME] = {"XXX", "XXX", "OOO", "OOO"},
+    [MC_SA_PSEUDONYM] = {"XXX", "XXX", "OOO", "OOO"},
+    [MC_SA_SERIAL_NUMBER] = {"OOO", "OOO", "OOO", "OOO"},
+};
+static const char *const type_sections[5] = {"SBR 7.1.4.2", "SBR 7.1.4.2.3", "SBR 7.1.4.2.4",
+                                             "SBR 7.1.4.2.5", "SBR 7.1.4.2.6"};
+static const char *const type_names[5] = {"?", "mailbox", "organization", "sponsor", "individual"};
+static const char *const gen_names[4] = {"?", "legacy", "multipurpose", "strict"};
+
+int mc_profile_sbr_attr(mc_certtype t, mc_generation g, mc_subj_attr a, const char **section)
+{
+    if (section)
+        *section = type_sections[t >= MC_TYPE_MAILBOX && t <= MC_TYPE_INDIVIDUAL ? t : 0];
+    if (t < MC_TYPE_MAILBOX || t > MC_TYPE_INDIVIDUAL || g < MC_GEN_LEGACY || g > MC_GEN_STRICT ||
+        (int)a < 0 || a >= MC_SA_COUNT)
+        return 0;
+    char c = sbr_attrs[a][t - 1][g - 1];
+    return c == 'R' ? MC_PROFILE_ATTR_REQUIRED : c == 'O' ? MC_PROFILE_ATTR_OPTIONAL : 0;
+}
+
+static const struct {
+    const char *name;
+    mc_cn_source src;
+} cn_names[] = {
+    {"none", MC_CN_NONE},
+    {"mailbox", MC_CN_MAILBOX},
+    {"organization-name", MC_CN_ORGANIZATION},
+    {"personal-name", MC_CN_PERSONAL_NAME},
+    {"pseudonym", MC_CN_PSEUDONYM},
+};
+
+static const char *cn_name(mc_cn_source c)
+{
+    for (size_t i = 0; i < sizeof cn_names / sizeof cn_names[0]; i++)
+        if (cn_names[i].src == c)
+            return cn_names[i].name;
+    return "?";
+}
+
+static mc_err item_cn(pstate *s, const char *v, unsigned line)
+{
+    for (size_t i = 0; i < sizeof cn_names / sizeof cn_names[0]; i++)
+        if (strcmp(v, cn_names[i].name) == 0) {
+            unsigned bit = 1u << cn_names[i].src;
+            if (s->p->cn_choices & bit)
+                return perr(s, MC_ERR_PROFILE, line, NULL, "'%s' listed twice", v);
+            if (!s->p->cn_choices)
+                s->p->cn_default = cn_names[i].src;
+            s->p->cn_choices |= bit;
+            return MC_OK;
+        }
+    return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.4.2.2(a)",
+                "subject.common_name '%s' is not one of none, mailbox, organization-name, "
+                "personal-name, pseudonym",
+                v);
+}
+
+/* subject: {common_name: <source> | [<source>, ...], email_address: mailbox | none,
+ *           <attribute key>: required | optional, ...} */
 static mc_err subject(pstate *s)
 {
-    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping (common_name, email_address)");
+    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping (common_name, email_address, ...)");
     while (!rc) {
         if ((rc = next(s)))
             break;
@@ -366,37 +442,167 @@ static mc_err subject(pstate *s)
         }
         if ((rc = scalar_copy(s, k, sizeof k)))
             break;
-        int *set, *flag;
         if (strcmp(k, "common_name") == 0) {
-            set = &s->subject_cn_set;
-            flag = &s->p->cn_mailbox;
-        } else if (strcmp(k, "email_address") == 0) {
-            set = &s->subject_email_set;
-            flag = &s->p->email_attr;
-        } else {
-            /* SBR 7.1.4.2.3: a mailbox-validated subject holds nothing else we could fill */
+            if (s->subject_cn_set) {
+                rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+                break;
+            }
+            s->subject_cn_set = 1;
+            s->cn_line = kl;
+            /* one source, or a list of them (the first is the default) */
+            if ((rc = next(s)))
+                break;
+            if (s->ev.type == YAML_SCALAR_EVENT) {
+                if ((rc = scalar_copy(s, v, sizeof v)) || (rc = item_cn(s, v, ev_line(s))))
+                    break;
+            } else if (s->ev.type == YAML_SEQUENCE_START_EVENT) {
+                for (;;) {
+                    if ((rc = next(s)))
+                        break;
+                    if (s->ev.type == YAML_SEQUENCE_END_EVENT)
+                        break;
+                    if (s->ev.type != YAML_SCALAR_EVENT) {
+                        rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                                  "list items must be single values");
+                        break;
+                    }
+                    if ((rc = scalar_copy(s, v, sizeof v)) || (rc = item_cn(s, v, ev_line(s))))
+                        break;
+                }
+                if (rc)
+                    break;
+                if (!s->p->cn_choices) {
+                    rc = perr(s, MC_ERR_PROFILE, kl, NULL, "subject.common_name is empty");
+                    break;
+                }
+            } else {
+                rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                          "subject.common_name is a source or a list of sources");
+                break;
+            }
+            s->p->cn_mailbox = s->p->cn_default == MC_CN_MAILBOX;
+            continue;
+        }
+        if (strcmp(k, "email_address") == 0) {
+            if (s->subject_email_set) {
+                rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+                break;
+            }
+            if ((rc = scalar(s, v, sizeof v)))
+                break;
+            if (strcmp(v, "mailbox") == 0)
+                s->p->email_attr = 1;
+            else if (strcmp(v, "none") == 0)
+                s->p->email_attr = 0;
+            else {
+                rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                          "subject.email_address is '%s' (mailbox or none)", v);
+                break;
+            }
+            s->subject_email_set = 1;
+            continue;
+        }
+        int a = -1;
+        for (int i = 0; i < MC_SA_COUNT; i++)
+            if (strcmp(k, mc_subj_attr_get((mc_subj_attr)i)->key) == 0)
+                a = i;
+        if (a < 0) {
             rc = perr(s, MC_ERR_PROFILE, kl, NULL,
-                      "unknown key 'subject.%s' (common_name, email_address)", k);
+                      "unknown key 'subject.%s' (common_name, email_address, organization_name, "
+                      "organization_identifier, organizational_unit, given_name, surname, "
+                      "pseudonym, title, serial_number, street, locality, state, postal_code, "
+                      "country)",
+                      k);
             break;
         }
-        if (*set) {
+        if (s->subj_line[a]) {
             rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
             break;
         }
+        s->subj_line[a] = kl;
         if ((rc = scalar(s, v, sizeof v)))
             break;
-        if (strcmp(v, "mailbox") == 0)
-            *flag = 1;
-        else if (strcmp(v, "none") == 0)
-            *flag = 0;
+        if (strcmp(v, "required") == 0)
+            s->p->subj[a] = MC_PROFILE_ATTR_REQUIRED;
+        else if (strcmp(v, "optional") == 0)
+            s->p->subj[a] = MC_PROFILE_ATTR_OPTIONAL;
         else {
-            rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "subject.%s is '%s' (mailbox or none)",
+            rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                      "subject.%s is '%s' (required or optional; leave the key out to forbid it)",
                       k, v);
             break;
         }
-        *set = 1;
     }
     return rc;
+}
+
+/* SBR 7.1.4.2.2 - 7.1.4.2.6: the subject the profile allows must fit its type and generation,
+ * and every listed commonName source must be producible. */
+static mc_err check_subject(pstate *s)
+{
+    mc_profile *p = s->p;
+    const char *sec = NULL;
+    unsigned sl = s->line[K_SUBJECT];
+    for (int i = 0; i < MC_SA_COUNT; i++) {
+        const mc_subj_attr_info *ai = mc_subj_attr_get((mc_subj_attr)i);
+        int sbr = mc_profile_sbr_attr(p->type, p->generation, (mc_subj_attr)i, &sec);
+        if (p->subj[i] && !sbr)
+            return perr(s, MC_ERR_PROFILE, s->subj_line[i], sec,
+                        "%s is not allowed in %s %s certificates", ai->name, type_names[p->type],
+                        gen_names[p->generation]);
+        if (sbr == MC_PROFILE_ATTR_REQUIRED && p->subj[i] != MC_PROFILE_ATTR_REQUIRED)
+            return perr(s, MC_ERR_PROFILE, s->subj_line[i] ? s->subj_line[i] : sl, sec,
+                        "%s certificates must have %s: set subject.%s: required",
+                        type_names[p->type], ai->name, ai->key);
+    }
+    const unsigned char *a = p->subj;
+    int names = a[MC_SA_GIVEN_NAME] || a[MC_SA_SURNAME];
+    /* Notes 2 of SBR 7.1.4.2.5 and 7.1.4.2.6: givenName and/or surname, or pseudonym */
+    if ((p->type == MC_TYPE_SPONSOR || p->type == MC_TYPE_INDIVIDUAL) &&
+        p->generation != MC_GEN_LEGACY && !names && !a[MC_SA_PSEUDONYM])
+        return perr(s, MC_ERR_PROFILE, sl, type_sections[p->type],
+                    "%s certificates need given_name and/or surname, or pseudonym",
+                    type_names[p->type]);
+    /* SBR 7.1.4.2.2(e)(f): never both names and a pseudonym */
+    if (a[MC_SA_PSEUDONYM] == MC_PROFILE_ATTR_REQUIRED &&
+        (a[MC_SA_GIVEN_NAME] == MC_PROFILE_ATTR_REQUIRED ||
+         a[MC_SA_SURNAME] == MC_PROFILE_ATTR_REQUIRED))
+        return perr(s, MC_ERR_PROFILE, s->subj_line[MC_SA_PSEUDONYM], "SBR 7.1.4.2.2(f)",
+                    "pseudonym and given_name/surname cannot both be required");
+    /* SBR 7.1.4.2.2(j): streetAddress only with localityName or stateOrProvinceName */
+    if (a[MC_SA_STREET] && !a[MC_SA_LOCALITY] && !a[MC_SA_STATE])
+        return perr(s, MC_ERR_PROFILE, s->subj_line[MC_SA_STREET], "SBR 7.1.4.2.2(j)",
+                    "street needs locality or state");
+    /* SBR 7.1.4.2.2(k)(l)(m): locality, state, postal code only with countryName */
+    static const struct {
+        mc_subj_attr a;
+        const char *rule;
+    } needs_c[] = {{MC_SA_LOCALITY, "SBR 7.1.4.2.2(k)"},
+                   {MC_SA_STATE, "SBR 7.1.4.2.2(l)"},
+                   {MC_SA_POSTAL_CODE, "SBR 7.1.4.2.2(m)"}};
+    for (size_t i = 0; i < 3; i++)
+        if (a[needs_c[i].a] && !a[MC_SA_COUNTRY])
+            return perr(s, MC_ERR_PROFILE, s->subj_line[needs_c[i].a], needs_c[i].rule,
+                        "%s needs country", mc_subj_attr_get(needs_c[i].a)->key);
+    /* SBR 7.1.4.2.2(a): what commonName may hold per type, and that the source exists */
+    unsigned allowed = (1u << MC_CN_NONE) | (1u << MC_CN_MAILBOX);
+    if (p->type == MC_TYPE_ORGANIZATION)
+        allowed |= 1u << MC_CN_ORGANIZATION;
+    if (p->type == MC_TYPE_SPONSOR || p->type == MC_TYPE_INDIVIDUAL)
+        allowed |= (1u << MC_CN_PERSONAL_NAME) | (1u << MC_CN_PSEUDONYM);
+    for (int c = MC_CN_NONE; c <= MC_CN_PSEUDONYM; c++) {
+        if (!(p->cn_choices & (1u << c)))
+            continue;
+        if (!(allowed & (1u << c)))
+            return perr(s, MC_ERR_PROFILE, s->cn_line, "SBR 7.1.4.2.2(a)",
+                        "commonName of a %s certificate cannot be %s", type_names[p->type],
+                        cn_name((mc_cn_source)c));
+        if ((c == MC_CN_PERSONAL_NAME && !names) || (c == MC_CN_PSEUDONYM && !a[MC_SA_PSEUDONYM]))
+            return perr(s, MC_ERR_PROFILE, s->cn_line, "SBR 7.1.4.2.2(a)",
+                        "common_name %s needs subject.%s", cn_name((mc_cn_source)c),
+                        c == MC_CN_PSEUDONYM ? "pseudonym" : "given_name or surname");
+    }
+    return MC_OK;
 }
 
 static int name_ok(const char *v)
@@ -432,14 +638,11 @@ static mc_err root_key(pstate *s, int k)
     case K_TYPE:
         if ((rc = scalar(s, v, sizeof v)))
             return rc;
-        if (strcmp(v, "mailbox") == 0) {
-            p->type = MC_TYPE_MAILBOX;
-            return MC_OK;
-        }
-        if (strcmp(v, "organization") == 0 || strcmp(v, "sponsor") == 0 ||
-            strcmp(v, "individual") == 0)
-            return perr(s, MC_ERR_UNSUPPORTED, ev_line(s), NULL,
-                        "type %s is not supported yet (mailbox only)", v);
+        for (int t = MC_TYPE_MAILBOX; t <= MC_TYPE_INDIVIDUAL; t++)
+            if (strcmp(v, type_names[t]) == 0) {
+                p->type = (mc_certtype)t;
+                return MC_OK;
+            }
         return perr(s, MC_ERR_PROFILE, ev_line(s), "SBR 1.2",
                     "unknown type '%s' (mailbox, organization, sponsor, individual)", v);
     case K_GENERATION:
@@ -483,6 +686,11 @@ static mc_err root_key(pstate *s, int k)
         return MC_OK;
     case K_CAPS:
         return sequence(s, item_cap);
+    case K_LEI:
+        /* SBR 7.1.2.3(l): allowed for organization and sponsor certificates, but the order
+         * format has no LEI yet: refuse rather than ignore. */
+        return perr(s, MC_ERR_UNSUPPORTED, s->line[K_LEI], "SBR 7.1.2.3(l)",
+                    "legal_entity_identifier is not supported yet");
     }
     return MC_ERR_INTERNAL;
 }
@@ -537,7 +745,10 @@ static mc_err check(pstate *s)
             return perr(s, MC_ERR_PROFILE, s->root_line, NULL, "missing key '%s'", key_names[i]);
     if (!s->subject_cn_set || !s->subject_email_set)
         return perr(s, MC_ERR_PROFILE, s->line[K_SUBJECT], NULL,
-                    "subject needs both common_name and email_address (mailbox or none)");
+                    "subject needs both common_name and email_address");
+    mc_err rc = check_subject(s);
+    if (rc)
+        return rc;
 
     /* SBR 6.3.2: at most 825 days (legacy 1185), inclusive of both ends. */
     int64_t maxdays = p->generation == MC_GEN_LEGACY ? 1185 : 825;
@@ -952,6 +1163,102 @@ void mc_profile_set_free(mc_profile_set *set)
     memset(set, 0, sizeof *set);
 }
 
+static size_t utf8_chars(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)p[i] & 0xc0) != 0x80;
+    return c;
+}
+
+/* The order's subject against the profile (allowlist, per-order choices) and the SBR rules that
+ * tie attributes together, so that mc_tbs_build can only write a compliant subject. */
+static mc_err check_order_subject(const mc_profile *p, const mc_order *o, mc_errdetail *err)
+{
+    const mc_subject *sj = &o->subject;
+    char field[MC_ERR_FIELD_MAX];
+    for (int i = 0; i < MC_SA_COUNT; i++) {
+        const mc_subj_attr_info *ai = mc_subj_attr_get((mc_subj_attr)i);
+        snprintf(field, sizeof field, "subject.%s", ai->key);
+        const char *sec;
+        int sbr = mc_profile_sbr_attr(p->type, p->generation, (mc_subj_attr)i, &sec);
+        if (sj->attr[i].len && !p->subj[i])
+            return mc_err_set(err, MC_ERR_INVALID, field, sbr ? "profile subject" : sec,
+                              "profile %s does not allow %s", p->name, ai->name);
+        if (!sj->attr[i].len && p->subj[i] == MC_PROFILE_ATTR_REQUIRED)
+            return mc_err_set(err, MC_ERR_INVALID, field,
+                              sbr == MC_PROFILE_ATTR_REQUIRED ? sec : "profile subject",
+                              "profile %s requires %s", p->name, ai->name);
+    }
+    int names = sj->attr[MC_SA_GIVEN_NAME].len || sj->attr[MC_SA_SURNAME].len;
+    int pseudo = sj->attr[MC_SA_PSEUDONYM].len != 0;
+    /* SBR 7.1.4.2.2(e)(f) */
+    if (names && pseudo)
+        return mc_err_set(err, MC_ERR_INVALID, "subject.pseudonym", "SBR 7.1.4.2.2(f)",
+                          "a pseudonym cannot go with given_name or surname");
+    /* SBR 7.1.4.2.5 / 7.1.4.2.6 Note 2 */
+    if ((p->type == MC_TYPE_SPONSOR || p->type == MC_TYPE_INDIVIDUAL) &&
+        p->generation != MC_GEN_LEGACY && !names && !pseudo)
+        return mc_err_set(err, MC_ERR_INVALID, "subject",
+                          p->type == MC_TYPE_SPONSOR ? "SBR 7.1.4.2.5" : "SBR 7.1.4.2.6",
+                          "needs given_name and/or surname, or pseudonym");
+    /* SBR 7.1.4.2.2(j)-(m): address attributes depend on each other */
+    if (sj->attr[MC_SA_STREET].len && !sj->attr[MC_SA_LOCALITY].len && !sj->attr[MC_SA_STATE].len)
+        return mc_err_set(err, MC_ERR_INVALID, "subject.street", "SBR 7.1.4.2.2(j)",
+                          "street needs locality or state");
+    static const struct {
+        mc_subj_attr a;
+        const char *field, *rule;
+    } needs_c[] = {{MC_SA_LOCALITY, "subject.locality", "SBR 7.1.4.2.2(k)"},
+                   {MC_SA_STATE, "subject.state", "SBR 7.1.4.2.2(l)"},
+                   {MC_SA_POSTAL_CODE, "subject.postal_code", "SBR 7.1.4.2.2(m)"}};
+    for (size_t i = 0; i < 3; i++)
+        if (sj->attr[needs_c[i].a].len && !sj->attr[MC_SA_COUNTRY].len)
+            return mc_err_set(err, MC_ERR_INVALID, needs_c[i].field, needs_c[i].rule,
+                              "needs country");
+    /* SBR 7.1.4.2.2(a): the commonName source, from the profile's list only */
+    mc_cn_source cn = mc_profile_cn_source(p, o);
+    if (sj->cn != MC_CN_DEFAULT && !(p->cn_choices & (1u << sj->cn)))
+        return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "profile subject",
+                          "profile %s does not allow common_name %s", p->name, cn_name(sj->cn));
+    switch (cn) {
+    case MC_CN_ORGANIZATION:
+        if (!sj->attr[MC_SA_ORGANIZATION].len)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "SBR 7.1.4.2.2(a)",
+                              "common_name organization-name needs organization_name");
+        break;
+    case MC_CN_PSEUDONYM:
+        if (!pseudo)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "SBR 7.1.4.2.2(a)",
+                              "common_name pseudonym needs pseudonym");
+        if (utf8_chars(sj->attr[MC_SA_PSEUDONYM].p, sj->attr[MC_SA_PSEUDONYM].len) > 64)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A",
+                              "the pseudonym is longer than the 64 characters of commonName");
+        break;
+    case MC_CN_PERSONAL_NAME: {
+        if (!names)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "SBR 7.1.4.2.2(a)",
+                              "common_name personal-name needs given_name or surname");
+        const mc_str *g = &sj->attr[MC_SA_GIVEN_NAME], *sn = &sj->attr[MC_SA_SURNAME];
+        size_t n = utf8_chars(g->p, g->len) + utf8_chars(sn->p, sn->len) + (g->len && sn->len);
+        if (n > 64)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A",
+                              "\"given_name surname\" is %zu characters, commonName allows 64", n);
+        break;
+    }
+    case MC_CN_MAILBOX:
+        /* an explicit choice must be honoured; the profile default is dropped when too long */
+        if (sj->cn == MC_CN_MAILBOX &&
+            utf8_chars(o->mailboxes[0].address.p, o->mailboxes[0].address.len) > 64)
+            return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A",
+                              "the first mailbox is longer than the 64 characters of commonName");
+        break;
+    default:
+        break;
+    }
+    return MC_OK;
+}
+
 mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
                               mc_errdetail *err)
 {
@@ -998,5 +1305,10 @@ mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t no
         return mc_err_set(err, MC_ERR_INVALID, "usage", "profile usages",
                           "usage %s is not allowed by profile %s", usage_names[o->usage - 1].name,
                           p->name);
-    return MC_OK;
+    return check_order_subject(p, o, err);
+}
+
+mc_cn_source mc_profile_cn_source(const mc_profile *p, const mc_order *o)
+{
+    return o->subject.cn != MC_CN_DEFAULT ? o->subject.cn : p->cn_default;
 }

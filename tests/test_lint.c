@@ -477,7 +477,9 @@ typedef struct lcase {
     void (*edit)(X509 *x);
     tbs_fn post;
     int ctx;
-    int64_t now; /* 0: CG_NOW */
+    int64_t now;      /* 0: CG_NOW */
+    int type;         /* mc_certtype of the policy OID; 0: mailbox */
+    const char *subj; /* "K=v;K=v" attributes appended to the subject ("!" first: clear it) */
 } lcase;
 
 static const lcase cases[] = {
@@ -1076,9 +1078,216 @@ static const lcase cases[] = {
      .id = "e_smime_subject_placeholder_value",
      .only = 1,
      .edit = e_add_serial_na},
+
+/* ---- organization, sponsor and individual subjects, SBR 7.1.4.2.2 - 7.1.4.2.6 ---- */
+#define OV_BASE "C=GB;O=Example Ltd;OI=NTRGB-12345678"
+#define LEI_OK "35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 32"
+    {.name = "OV strict, CN mailbox", .type = MC_TYPE_ORGANIZATION, .subj = OV_BASE},
+    {.name = "OV strict, CN organizationName",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "!C=GB;O=Example Ltd;OU=Example Holdings BV;OI=NTRGB-12345678;CN=Example Ltd"},
+    {.name = "OV MP with a full address",
+     .type = MC_TYPE_ORGANIZATION,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = OV_BASE ";ST=London;L=London;STREET=1 High Street;PC=EC1A 1AA"},
+    {.name = "OV with VATEL (country GR) and LEIXG identifiers",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=GR;O=A;OI=VATEL-123456789;O=B;OI=LEIXG-5493001KJTIIGC8Y1R12"},
+    {.name = "OV GOV with subdivision",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=US;O=State of "
+             "California;OI="
+             "GOVUS+CA"},
+    {.name = "OV INTXG without countryName",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "O=United Nations;OI=INTXG"},
+    {.name = "OV with a valid LEI extension",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 " LEI_OK},
+    {.name = "SV strict, personal name",
+     .type = MC_TYPE_SPONSOR,
+     .subj = "!C=DE;O=Beispiel GmbH;OI=NTRDE-DER3306.HRB12345;GN=Alice;SN=Smith;T=Engineer;"
+             "CN=Alice Smith"},
+    {.name = "SV MP, pseudonym in CN",
+     .type = MC_TYPE_SPONSOR,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = "!O=Example Ltd;OI=NTRGB-12345678;P=Agent 7;CN=Agent 7"},
+    {.name = "IV strict, personal name abbreviated",
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "!C=XX;L=Somewhere;GN=Alice;SN=Smith;SER=IDCXX-1234;CN=A. Smith"},
+    {.name = "IV strict, surname only, CN mailbox", .type = MC_TYPE_INDIVIDUAL, .subj = "SN=Smith"},
+    {.name = "IV legacy, CN only, before the sunset",
+     .type = MC_TYPE_INDIVIDUAL,
+     .gen = MC_GEN_LEGACY,
+     .subj = "!CN=Alice Smith",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "OV without organizationIdentifier",
+     .id = "e_smime_subject_attribute_required",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "O=Example Ltd"},
+    {.name = "SV without organizationName",
+     .id = "e_smime_subject_attribute_required",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = "OI=NTRGB-12345678;SN=Smith"},
+    {.name = "OV with givenName",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE ";GN=Alice"},
+    {.name = "IV with organizationName",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith;O=Example Ltd"},
+    {.name = "OV strict with streetAddress",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE ";L=London;STREET=1 High Street"},
+    {.name = "SV strict without names or pseudonym",
+     .id = "e_smime_subject_name_or_pseudonym_missing",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE},
+    {.name = "IV MP without names or pseudonym",
+     .id = "e_smime_subject_name_or_pseudonym_missing",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = "C=FR"},
+    {.name = "IV pseudonym with surname",
+     .id = "e_smime_subject_pseudonym_with_name",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith;P=Agent 7"},
+    {.name = "OV CN another organization",
+     .id = "e_smime_cn_value_not_allowed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "!" OV_BASE ";CN=Other Corp"},
+    {.name = "IV CN another person",
+     .id = "e_smime_cn_value_not_allowed",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "!GN=Alice;SN=Smith;CN=Bob Jones"},
+    {.name = "SV CN a mailbox not in the SAN",
+     .id = "e_smime_cn_value_not_allowed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = "!" OV_BASE ";SN=Smith;CN=bob@example.org"},
+    {.name = "IV CN not the pseudonym",
+     .id = "e_smime_cn_pseudonym_mismatch",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "!P=Agent 7;CN=Agent 8"},
+    {.name = "organizationIdentifier unknown scheme",
+     .id = "e_smime_org_identifier_format",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=GB;O=Example Ltd;OI=ABCGB-12345678"},
+    {.name = "organizationIdentifier without reference",
+     .id = "e_smime_org_identifier_format",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=GB;O=Example Ltd;OI=NTRGB"},
+    {.name = "organizationIdentifier LEI with bad check digits",
+     .id = "e_smime_org_identifier_format",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "O=Example Ltd;OI=LEIXG-5493001KJTIIGC8Y1R13"},
+    {.name = "organizationIdentifier GOV with a reference",
+     .id = "e_smime_org_identifier_format",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=US;O=Example;OI=GOVUS-123"},
+    {.name = "organizationIdentifier country differs",
+     .id = "e_smime_org_identifier_country_mismatch",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=GB;O=Example Ltd;OI=NTRDE-HRB12345"},
+    {.name = "streetAddress without locality or state",
+     .id = "e_smime_street_without_locality_or_state",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = OV_BASE ";STREET=1 High Street"},
+    {.name = "localityName without countryName",
+     .id = "e_smime_address_without_country",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith;L=Paris"},
+    {.name = "postalCode without countryName",
+     .id = "e_smime_address_without_country",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = "SN=Smith;PC=75001"},
+    {.name = "countryName ZZ",
+     .id = "e_smime_country_name_invalid",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith;C=ZZ"},
+    {.name = "countryName lower-case",
+     .id = "e_smime_country_name_invalid",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith;C=gb"},
+    {.name = "LEI extension with bad check digits",
+     .id = "e_smime_lei_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 33"},
+    {.name = "LEI extension as UTF8String",
+     .id = "e_smime_lei_malformed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI,
+     .raw_hex = "0c 14 " LEI_OK},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
+
+/* Appends the attributes of a "K=v;K=v" spec (K: C ST L STREET PC O OU OI T SN GN P SER CN);
+ * countryName and serialNumber as PrintableString, the others UTF8String. */
+static void apply_subject(X509 *x, const char *spec)
+{
+    static const struct {
+        const char *k, *oid;
+        int type;
+    } keys[] = {
+        {"C", "2.5.4.6", V_ASN1_PRINTABLESTRING},   {"ST", "2.5.4.8", V_ASN1_UTF8STRING},
+        {"L", "2.5.4.7", V_ASN1_UTF8STRING},        {"STREET", "2.5.4.9", V_ASN1_UTF8STRING},
+        {"PC", "2.5.4.17", V_ASN1_UTF8STRING},      {"O", "2.5.4.10", V_ASN1_UTF8STRING},
+        {"OU", "2.5.4.11", V_ASN1_UTF8STRING},      {"OI", "2.5.4.97", V_ASN1_UTF8STRING},
+        {"T", "2.5.4.12", V_ASN1_UTF8STRING},       {"SN", "2.5.4.4", V_ASN1_UTF8STRING},
+        {"GN", "2.5.4.42", V_ASN1_UTF8STRING},      {"P", "2.5.4.65", V_ASN1_UTF8STRING},
+        {"SER", "2.5.4.5", V_ASN1_PRINTABLESTRING}, {"CN", "2.5.4.3", V_ASN1_UTF8STRING},
+    };
+    if (spec[0] == '!') {
+        assert_int_equal(cg_subject_clear(x), 0);
+        spec++;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *item = strtok_r(buf, ";", &save); item;
+         item = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(item, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, item) != 0)
+            k++;
+        assert_true(k < sizeof keys / sizeof keys[0]);
+        assert_int_equal(cg_subject_add(x, keys[k].oid, keys[k].type, eq + 1, strlen(eq + 1)), 0);
+    }
+}
 
 /* ---- running one case ---- */
 
@@ -1106,6 +1315,8 @@ static void apply_edits(X509 *x, void *arg)
         assert_int_equal(cg_ext_set_critical(x, c->crit_oid, !c->uncrit), 0);
     if (c->edit)
         c->edit(x);
+    if (c->subj)
+        apply_subject(x, c->subj);
 }
 
 static mc_profile prof_mp = {.type = MC_TYPE_MAILBOX, .generation = MC_GEN_MULTIPURPOSE};
@@ -1133,6 +1344,8 @@ static mc_err run_case(const lcase *c, mc_lint_result *r, mc_errdetail *err)
     cg_opts_default(&o);
     if (c->gen)
         o.generation = c->gen;
+    if (c->type)
+        o.type = c->type;
     o.key = c->key;
     if (c->validity)
         o.validity = c->validity;

@@ -80,7 +80,7 @@ typedef struct fx {
     msgpack_sbuffer sb;
     msgpack_unpacked up;
     msgpack_object *root;
-    void *allocs[64];
+    void *allocs[512];
     int n_allocs;
 } fx;
 
@@ -88,7 +88,7 @@ static void *fx_alloc(fx *f, size_t n)
 {
     void *p = calloc(1, n ? n : 1);
     assert_non_null(p);
-    assert_true(f->n_allocs < 64);
+    assert_true(f->n_allocs < 512);
     f->allocs[f->n_allocs++] = p;
     return p;
 }
@@ -1291,6 +1291,156 @@ static void test_csr_threads(void **state)
 
 #define FX(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 
+/* ---- subject (docs/orders.md "subject") ---- */
+
+/* Adds "subject" = {k1: v1, ...} (NULL-terminated pairs) to the valid order. */
+static msgpack_object *add_subject(fx *f, const char *const *kv)
+{
+    msgpack_object m = o_map();
+    for (size_t i = 0; kv[i]; i += 2)
+        add(f, &m, kv[i], o_str(kv[i + 1]));
+    add(f, f->root, "subject", m);
+    return get(f->root, "subject");
+}
+
+static void expect_subject_err(fx *f, const char *const *kv, const char *field, const char *rule)
+{
+    msgpack_object_map saved = f->root->via.map;
+    add_subject(f, kv);
+    expect_err(f, MC_ERR_INVALID, field, rule);
+    f->root->via.map = saved;
+}
+
+static void test_subject(void **state)
+{
+    fx *f = *state;
+    msgpack_object_map saved = f->root->via.map;
+    static const char *const ok[] = {"organization_name",
+                                     "Beispiel GmbH",
+                                     "organization_identifier",
+                                     "NTRDE-DER3306.HRB12345",
+                                     "country",
+                                     "DE",
+                                     "given_name",
+                                     "J\xc3\xb6rg",
+                                     "serial_number",
+                                     "IDCDE-T22000129",
+                                     "common_name",
+                                     "personal-name",
+                                     NULL};
+    add_subject(f, ok);
+    mc_order o;
+    expect_ok(f, &o);
+    assert_true(str_is(o.subject.attr[MC_SA_ORGANIZATION], "Beispiel GmbH"));
+    assert_true(str_is(o.subject.attr[MC_SA_ORG_IDENTIFIER], "NTRDE-DER3306.HRB12345"));
+    assert_true(str_is(o.subject.attr[MC_SA_COUNTRY], "DE"));
+    assert_true(str_is(o.subject.attr[MC_SA_GIVEN_NAME], "J\xc3\xb6rg"));
+    assert_int_equal(o.subject.attr[MC_SA_SURNAME].len, 0);
+    assert_int_equal(o.subject.cn, MC_CN_PERSONAL_NAME);
+    f->root->via.map = saved;
+    expect_ok(f, &o); /* no subject: all absent, default commonName */
+    assert_int_equal(o.subject.cn, MC_CN_DEFAULT);
+    assert_int_equal(o.subject.attr[MC_SA_ORGANIZATION].len, 0);
+
+    /* strict: unknown and wrong-typed keys */
+    expect_subject_err(f, (const char *const[]){"department", "R&D", NULL}, "subject.department",
+                       "orders.md unknown-key");
+    add(f, f->root, "subject", o_str("x"));
+    expect_err(f, MC_ERR_INVALID, "subject", "orders.md subject");
+    f->root->via.map = saved;
+    expect_subject_err(f, (const char *const[]){"common_name", "nickname", NULL},
+                       "subject.common_name", "orders.md subject.common_name");
+    expect_subject_err(f, (const char *const[]){"surname", "", NULL}, "subject.surname",
+                       "orders.md subject");
+    expect_subject_err(f, (const char *const[]){"surname", "a\nb", NULL}, "subject.surname",
+                       "orders.md subject");
+    /* RFC 5280 upper bounds, in characters: 64 for organizationName */
+    char o64[65], o65[66];
+    memset(o64, 'x', 64);
+    o64[64] = '\0';
+    memset(o65, 'x', 65);
+    o65[65] = '\0';
+    add_subject(f, (const char *const[]){"organization_name", o64, NULL});
+    expect_ok(f, &o);
+    f->root->via.map = saved;
+    expect_subject_err(f, (const char *const[]){"organization_name", o65, NULL},
+                       "subject.organization_name", "RFC 5280 App. A");
+    /* PrintableString attributes, placeholders, countryName (SBR 7.1.4, 7.1.4.2, 7.1.4.2.2(n)) */
+    expect_subject_err(f, (const char *const[]){"serial_number", "A_1", NULL},
+                       "subject.serial_number", "SBR 7.1.4");
+    expect_subject_err(f, (const char *const[]){"locality", "N/A", NULL}, "subject.locality",
+                       "SBR 7.1.4.2");
+    expect_subject_err(f, (const char *const[]){"state", " - ", NULL}, "subject.state",
+                       "SBR 7.1.4.2");
+    expect_subject_err(f, (const char *const[]){"country", "ZZ", NULL}, "subject.country",
+                       "SBR 7.1.4.2.2(n)");
+    expect_subject_err(f, (const char *const[]){"country", "gb", NULL}, "subject.country",
+                       "SBR 7.1.4.2.2(n)");
+    add_subject(f, (const char *const[]){"country", "XX", NULL});
+    expect_ok(f, &o);
+    f->root->via.map = saved;
+    /* organizationIdentifier (SBR 7.1.4.2.2(d)) */
+    static const char *const good_ids[][2] = {
+        {"NTRGB-12345678", "GB"},
+        {"NTRUS+CA-12345678", "US"},
+        {"PSDBE-NBB-1234.567.890", ""},
+        {"VATEL-123456789", "GR"},
+        {"VATXI-123456789", "GB"},
+        {"LEIXG-5493001KJTIIGC8Y1R12", "FR"},
+        {"GOVUS+CA", "US"},
+        {"INTXG", "CH"},
+    };
+    for (size_t i = 0; i < sizeof good_ids / sizeof good_ids[0]; i++) {
+        const char *kv[] = {"organization_identifier", good_ids[i][0],
+                            good_ids[i][1][0] ? "country" : NULL, good_ids[i][1], NULL};
+        add_subject(f, kv);
+        expect_ok(f, &o);
+        f->root->via.map = saved;
+    }
+    static const char *const bad_ids[] = {
+        "ABCGB-1",
+        "NTRGB",
+        "NTRGB-",
+        "NTRZZ-1",
+        "NTRGB+ABCD-1",
+        "LEIGB-5493001KJTIIGC8Y1R12",
+        "LEIXG-5493001KJTIIGC8Y1R13",
+        "GOVUS-1",
+        "INTXG-1",
+        "NTRGB-a b",
+    };
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++)
+        expect_subject_err(f, (const char *const[]){"organization_identifier", bad_ids[i], NULL},
+                           "subject.organization_identifier", "SBR 7.1.4.2.2(d)");
+    /* Note 1: the country matches countryName (VAT Article 215 prefixes map to ISO) */
+    expect_subject_err(
+        f, (const char *const[]){"country", "GB", "organization_identifier", "NTRDE-HRB1", NULL},
+        "subject.organization_identifier", "SBR 7.1.4.2.2(d) Note 1");
+    expect_subject_err(
+        f, (const char *const[]){"organization_identifier", "VATEL-1", "country", "EL", NULL},
+        "subject.country", "SBR 7.1.4.2.2(n)");
+    expect_subject_err(
+        f, (const char *const[]){"organization_identifier", "VATEL-1", "country", "GB", NULL},
+        "subject.organization_identifier", "SBR 7.1.4.2.2(d) Note 1");
+    /* a repeated key */
+    expect_subject_err(f, (const char *const[]){"surname", "A", "surname", "B", NULL},
+                       "subject.surname", "orders.md duplicate-key");
+}
+
+static void test_country_lei(void **state)
+{
+    (void)state;
+    assert_true(mc_country_code_valid("DE", 2));
+    assert_true(mc_country_code_valid("XX", 2));
+    assert_false(mc_country_code_valid("XG", 2));
+    assert_false(mc_country_code_valid("UK", 2));
+    assert_false(mc_country_code_valid("D", 1));
+    assert_true(mc_lei_valid("529900T8BM49AURSDO55", 20));
+    assert_false(mc_lei_valid("529900T8BM49AURSDO56", 20));
+    assert_false(mc_lei_valid("529900T8BM49AURSDO5", 19));
+    assert_false(mc_lei_valid("529900t8BM49AURSDO55", 20));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1328,6 +1478,8 @@ int main(void)
         cmocka_unit_test(test_csr_truncated),
         FX(test_decode_then_check),
         cmocka_unit_test(test_csr_threads),
+        FX(test_subject),
+        cmocka_unit_test(test_country_lei),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

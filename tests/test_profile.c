@@ -169,8 +169,8 @@ static const char *first_policy(const mc_der_tlv *v, char *buf, size_t n, size_t
     return buf;
 }
 
-static void check_shipped(fixture *f, const char *file, const char *name, mc_generation gen,
-                          const char *policy, size_t n_eku)
+static void check_shipped(fixture *f, const char *file, const char *name, mc_certtype type,
+                          mc_generation gen, const char *policy, size_t n_eku)
 {
     char path[700];
     snprintf(path, sizeof path, "%s/profiles/%s", MAILCA_SOURCE_DIR, file);
@@ -181,7 +181,7 @@ static void check_shipped(fixture *f, const char *file, const char *name, mc_gen
         print_error("%s: %s [%s]\n", err.field, err.message, err.rule);
     assert_int_equal(rc, MC_OK);
     assert_string_equal(p->name, name);
-    assert_int_equal(p->type, MC_TYPE_MAILBOX);
+    assert_int_equal(p->type, type);
     assert_int_equal(p->generation, gen);
     assert_int_equal(p->lint_only, 0);
     assert_int_equal(p->validity, 730 * 86400 - 1);
@@ -244,9 +244,17 @@ static void check_shipped(fixture *f, const char *file, const char *name, mc_gen
 static void test_shipped_profiles(void **state)
 {
     fixture *f = *state;
-    check_shipped(f, "mailbox-strict.yaml", "mailbox-strict", MC_GEN_STRICT, "2.23.140.1.5.1.3", 1);
-    check_shipped(f, "mailbox-multipurpose.yaml", "mailbox-multipurpose", MC_GEN_MULTIPURPOSE,
-                  "2.23.140.1.5.1.2", 2);
+    static const char *const types[] = {"", "mailbox", "organization", "sponsor", "individual"};
+    for (int t = MC_TYPE_MAILBOX; t <= MC_TYPE_INDIVIDUAL; t++)
+        for (int g = MC_GEN_MULTIPURPOSE; g <= MC_GEN_STRICT; g++) {
+            char file[80], name[64], policy[32];
+            snprintf(name, sizeof name, "%s-%s", types[t],
+                     g == MC_GEN_STRICT ? "strict" : "multipurpose");
+            snprintf(file, sizeof file, "%s.yaml", name);
+            snprintf(policy, sizeof policy, "2.23.140.1.5.%d.%d", t, g);
+            check_shipped(f, file, name, (mc_certtype)t, (mc_generation)g, policy,
+                          g == MC_GEN_STRICT ? 1 : 2);
+        }
 }
 
 static void test_profile_set(void **state)
@@ -257,7 +265,7 @@ static void test_profile_set(void **state)
     char dir[600];
     snprintf(dir, sizeof dir, "%s/profiles", MAILCA_SOURCE_DIR);
     assert_int_equal(mc_profile_set_load(dir, &f->iss, &f->urls, &set, &err), MC_OK);
-    assert_int_equal(set.n, 2);
+    assert_int_equal(set.n, 8);
     const mc_profile *p = mc_profile_set_find(&set, "mailbox-strict", 14);
     assert_non_null(p);
     assert_int_equal(p->generation, MC_GEN_STRICT);
@@ -396,8 +404,12 @@ static void test_key_types_usages(void **state)
 static void test_type_generation(void **state)
 {
     fixture *f = *state;
-    expect_error(f, L1 "type: organization\n" L3 L4 L5 L6 L7 L8 L9 L10, MC_ERR_UNSUPPORTED,
-                 "bad.yaml:2", "");
+    /* SBR 7.1.4.2.4: an organization profile must require organizationName */
+    expect_error(f, L1 "type: organization\n" L3 L4 L5 L6 L7 L8 L9 L10, MC_ERR_PROFILE,
+                 "bad.yaml:7", "SBR 7.1.4.2.4");
+    /* SBR 7.1.2.3(l): known but not supported yet */
+    expect_error(f, BASE "legal_entity_identifier: optional\n", MC_ERR_UNSUPPORTED, "bad.yaml:11",
+                 "SBR 7.1.2.3(l)");
     expect_error(f, L1 "type: person\n" L3 L4 L5 L6 L7 L8 L9 L10, MC_ERR_PROFILE, "bad.yaml:2",
                  "SBR 1.2");
     expect_error(f, L1 L2 "generation: relaxed\n" L4 L5 L6 L7 L8 L9 L10, MC_ERR_PROFILE,
@@ -605,6 +617,169 @@ static void test_check_order(void **state)
     mc_profile_free(p);
 }
 
+/* An organization profile; line numbers matter for the error tests below. */
+#define O1 "name: o\n"
+#define O2 "type: organization\n"
+#define O3 "generation: strict\n"
+#define O4 "validity_days: 730\n"
+#define O5 "key_types: [p256]\n"
+#define O6 "usages: [signing]\n"
+#define O7 "subject:\n"
+#define O8 "  common_name: [organization-name, mailbox]\n"
+#define O9 "  email_address: none\n"
+#define O10 "  organization_name: required\n"
+#define O11 "  organization_identifier: required\n"
+#define O12 "  country: optional\n"
+#define O13 "extended_key_usages: [emailProtection]\n"
+#define OBASE O1 O2 O3 O4 O5 O6 O7 O8 O9 O10 O11 O12
+#define IND(gen, subj)                                                                             \
+    "name: i\ntype: individual\ngeneration: " gen "\nvalidity_days: 730\nkey_types: [p256]\n"      \
+    "usages: [signing]\nsubject:\n  email_address: none\n" subj                                    \
+    "extended_key_usages: [emailProtection]\n"
+
+static void test_subject(void **state)
+{
+    fixture *f = *state;
+    mc_profile *p;
+    expect_ok(f, OBASE O13, &p);
+    assert_int_equal(p->subj[MC_SA_ORGANIZATION], MC_PROFILE_ATTR_REQUIRED);
+    assert_int_equal(p->subj[MC_SA_COUNTRY], MC_PROFILE_ATTR_OPTIONAL);
+    assert_int_equal(p->subj[MC_SA_STATE], MC_PROFILE_ATTR_ABSENT);
+    assert_int_equal(p->cn_default, MC_CN_ORGANIZATION);
+    assert_int_equal(p->cn_choices, (1u << MC_CN_ORGANIZATION) | (1u << MC_CN_MAILBOX));
+    assert_int_equal(p->cn_mailbox, 0);
+    mc_profile_free(p);
+    /* SBR 7.1.4.2.3: a mailbox profile has no countryName */
+    expect_error(f, L1 L2 L3 L4 L5 L6 L7 L8 L9 "  country: optional\n" L10, MC_ERR_PROFILE,
+                 "bad.yaml:10", "SBR 7.1.4.2.3");
+    /* serialNumber is allowed everywhere */
+    expect_ok(f, L1 L2 L3 L4 L5 L6 L7 L8 L9 "  serial_number: optional\n" L10, &p);
+    mc_profile_free(p);
+    /* SBR 7.1.4.2.4: organizationName and organizationIdentifier are SHALL, street is SHALL NOT
+     * in Strict but MAY in Multipurpose */
+    expect_error(f, O1 O2 O3 O4 O5 O6 O7 O8 O9 "  organization_name: optional\n" O11 O12 O13,
+                 MC_ERR_PROFILE, "bad.yaml:10", "SBR 7.1.4.2.4");
+    expect_error(f, O1 O2 O3 O4 O5 O6 O7 O8 O9 O10 O12 O13, MC_ERR_PROFILE, "bad.yaml:7",
+                 "SBR 7.1.4.2.4");
+    expect_error(f, OBASE "  locality: optional\n  street: optional\n" O13, MC_ERR_PROFILE,
+                 "bad.yaml:14", "SBR 7.1.4.2.4");
+    expect_error(f, OBASE "  given_name: optional\n" O13, MC_ERR_PROFILE, "bad.yaml:13",
+                 "SBR 7.1.4.2.4");
+    expect_ok(f,
+              O1 O2 "generation: multipurpose\n" O4 O5 O6 O7 O8 O9 O10 O11 O12
+                    "  locality: optional\n  street: optional\n  postal_code: required\n" O13,
+              &p);
+    mc_profile_free(p);
+    /* SBR 7.1.4.2.2(j)(k)(m): street needs locality or state; locality, postal code need country */
+    expect_error(f,
+                 O1 O2 "generation: multipurpose\n" O4 O5 O6 O7 O8 O9 O10 O11 O12
+                       "  street: optional\n" O13,
+                 MC_ERR_PROFILE, "bad.yaml:13", "SBR 7.1.4.2.2(j)");
+    expect_error(f, O1 O2 O3 O4 O5 O6 O7 O8 O9 O10 O11 "  locality: optional\n" O13, MC_ERR_PROFILE,
+                 "bad.yaml:12", "SBR 7.1.4.2.2(k)");
+    expect_error(f,
+                 O1 O2 "generation: multipurpose\n" O4 O5 O6 O7 O8 O9 O10 O11
+                       "  postal_code: optional\n" O13,
+                 MC_ERR_PROFILE, "bad.yaml:12", "SBR 7.1.4.2.2(m)");
+    /* SBR 7.1.4.2.2(a): what commonName may hold per type, and its source must exist */
+    expect_error(f, O1 O2 O3 O4 O5 O6 O7 "  common_name: personal-name\n" O9 O10 O11 O12 O13,
+                 MC_ERR_PROFILE, "bad.yaml:8", "SBR 7.1.4.2.2(a)");
+    expect_error(f, L1 L2 L3 L4 L5 L6 L7 "  common_name: organization-name\n" L9 L10,
+                 MC_ERR_PROFILE, "bad.yaml:8", "SBR 7.1.4.2.2(a)");
+    expect_error(f, IND("strict", "  common_name: pseudonym\n  surname: optional\n"),
+                 MC_ERR_PROFILE, "bad.yaml:9", "SBR 7.1.4.2.2(a)");
+    expect_error(f, IND("strict", "  common_name: [mailbox, nickname]\n  surname: optional\n"),
+                 MC_ERR_PROFILE, "bad.yaml:9", "SBR 7.1.4.2.2(a)");
+    /* SBR 7.1.4.2.6 Note 2: names or a pseudonym; 7.1.4.2.2(f): never both required */
+    expect_error(f, IND("strict", "  common_name: mailbox\n  title: optional\n"), MC_ERR_PROFILE,
+                 "bad.yaml:7", "SBR 7.1.4.2.6");
+    expect_ok(f, IND("legacy", "  common_name: mailbox\n  title: optional\n"), &p);
+    mc_profile_free(p);
+    expect_error(f,
+                 IND("strict", "  common_name: mailbox\n  surname: required\n"
+                               "  pseudonym: required\n"),
+                 MC_ERR_PROFILE, "bad.yaml:11", "SBR 7.1.4.2.2(f)");
+    /* values and keys */
+    expect_error(f, OBASE "  state: maybe\n" O13, MC_ERR_PROFILE, "bad.yaml:13", "");
+    expect_error(f, OBASE "  department: optional\n" O13, MC_ERR_PROFILE, "bad.yaml:13", "");
+    expect_error(f, OBASE "  country: required\n" O13, MC_ERR_PROFILE, "bad.yaml:13", "");
+    expect_error(f, O1 O2 O3 O4 O5 O6 O7 "  common_name: []\n" O9 O10 O11 O12 O13, MC_ERR_PROFILE,
+                 "bad.yaml:8", "");
+}
+
+/* The order's subject against the profile. */
+static void test_check_order_subject(void **state)
+{
+    fixture *f = *state;
+    const int64_t now = 1767225600;
+    mc_profile *op, *ip;
+    expect_ok(f, OBASE "  organizational_unit: optional\n  locality: optional\n" O13, &op);
+    expect_ok(f,
+              IND("strict", "  common_name: [personal-name, pseudonym, mailbox]\n"
+                            "  given_name: optional\n  surname: optional\n  pseudonym: optional\n"),
+              &ip);
+    mc_order o;
+    make_order(&o, MC_KEY_P256, MC_USAGE_SIGNING, "alice@example.com");
+#define SET(a, v) (o.subject.attr[a] = (mc_str){v, strlen(v)})
+    /* organization: O and organizationIdentifier required (SBR 7.1.4.2.4) */
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.organization_name", "SBR 7.1.4.2.4");
+    SET(MC_SA_ORGANIZATION, "Example Ltd");
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.organization_identifier", "SBR 7.1.4.2.4");
+    SET(MC_SA_ORG_IDENTIFIER, "NTRGB-12345678");
+    expect_order(op, &o, now, MC_OK, "", "");
+    assert_int_equal(mc_profile_cn_source(op, &o), MC_CN_ORGANIZATION);
+    /* the profile's allowlist: a forbidden-by-SBR attribute and a not-listed one */
+    SET(MC_SA_SURNAME, "Smith");
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.surname", "SBR 7.1.4.2.4");
+    o.subject.attr[MC_SA_SURNAME].len = 0;
+    SET(MC_SA_STATE, "London");
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.state", "profile subject");
+    o.subject.attr[MC_SA_STATE].len = 0;
+    /* SBR 7.1.4.2.2(k) */
+    SET(MC_SA_LOCALITY, "London");
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.locality", "SBR 7.1.4.2.2(k)");
+    SET(MC_SA_COUNTRY, "GB");
+    expect_order(op, &o, now, MC_OK, "", "");
+    /* commonName choices from the profile's list only */
+    o.subject.cn = MC_CN_MAILBOX;
+    expect_order(op, &o, now, MC_OK, "", "");
+    o.subject.cn = MC_CN_NONE;
+    expect_order(op, &o, now, MC_ERR_INVALID, "subject.common_name", "profile subject");
+    mc_profile_free(op);
+
+    /* individual */
+    make_order(&o, MC_KEY_P256, MC_USAGE_SIGNING, "alice@example.com");
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject", "SBR 7.1.4.2.6");
+    SET(MC_SA_GIVEN_NAME, "Alice");
+    expect_order(ip, &o, now, MC_OK, "", "");
+    SET(MC_SA_PSEUDONYM, "Agent 7");
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject.pseudonym", "SBR 7.1.4.2.2(f)");
+    o.subject.attr[MC_SA_GIVEN_NAME].len = 0;
+    /* default CN is personal-name: no names, so the order must pick */
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject.common_name", "SBR 7.1.4.2.2(a)");
+    o.subject.cn = MC_CN_PSEUDONYM;
+    expect_order(ip, &o, now, MC_OK, "", "");
+    /* RFC 5280 ub-common-name: 64 */
+    SET(MC_SA_PSEUDONYM, "A pseudonym that is much longer than the sixty-four characters of a CN");
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A");
+    o.subject.attr[MC_SA_PSEUDONYM].len = 0;
+    o.subject.cn = MC_CN_PERSONAL_NAME;
+    SET(MC_SA_GIVEN_NAME, "Alexandra Maria Theodora Konstantina Eleni");
+    SET(MC_SA_SURNAME, "Papadopoulou-Vasilopoulou");
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A");
+    o.subject.cn = MC_CN_MAILBOX;
+    expect_order(ip, &o, now, MC_OK, "", "");
+    make_order(&o, MC_KEY_P256, MC_USAGE_SIGNING,
+               "a-very-long-local-part-for-testing-the-limit@subdomain.example.com");
+    SET(MC_SA_SURNAME, "Smith");
+    o.subject.cn = MC_CN_MAILBOX;
+    expect_order(ip, &o, now, MC_ERR_INVALID, "subject.common_name", "RFC 5280 App. A");
+    o.subject.cn = MC_CN_DEFAULT;
+    expect_order(ip, &o, now, MC_OK, "", "");
+#undef SET
+    mc_profile_free(ip);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +796,8 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_issuer_without_ski),
         cmocka_unit_test(test_check_order),
+        cmocka_unit_test(test_subject),
+        cmocka_unit_test(test_check_order_subject),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "mailca/der.h"
+#include "mailca/lint.h"
 #include "mailca/profile.h"
 #include "mailca/tbs.h"
 #include "support/testca.h"
@@ -274,8 +275,9 @@ static void check_cert(fixture *f, const mc_testca *ca, const mc_profile *p, con
     assert_int_equal(sk_POLICYINFO_num(pol), 1);
     char s[128];
     OBJ_obj2txt(s, sizeof s, sk_POLICYINFO_value(pol, 0)->policyid, 1);
-    assert_string_equal(s,
-                        p->generation == MC_GEN_STRICT ? "2.23.140.1.5.1.3" : "2.23.140.1.5.1.2");
+    char want_pol[32];
+    snprintf(want_pol, sizeof want_pol, "2.23.140.1.5.%d.%d", (int)p->type, (int)p->generation);
+    assert_string_equal(s, want_pol);
     CERTIFICATEPOLICIES_free(pol);
     assert_int_equal(ext_critical(x, NID_certificate_policies), 0);
 
@@ -718,6 +720,138 @@ static void test_serial(void **state)
     assert_int_equal(seen_top, 0x7f); /* every usable bit of the first octet shows up */
 }
 
+/* Organization, sponsor and individual certificates from the shipped profiles: the subject DN
+ * (one attribute per RDN, PrintableString for countryName and serialNumber, UTF8String for the
+ * others, in mc_subj_attr order, then CN), everything check_cert judges, and a clean lint. */
+typedef struct tcase {
+    const char *file;
+    const char *attrs[MC_SA_COUNT];
+    mc_cn_source cn;
+    const char *want_cn; /* NULL: no commonName */
+} tcase;
+
+static void test_other_types(void **state)
+{
+    fixture *f = *state;
+    static const tcase cases[] = {
+        {"organization-strict.yaml",
+         {[MC_SA_ORGANIZATION] = "Example Ltd",
+          [MC_SA_ORG_IDENTIFIER] = "NTRGB-12345678",
+          [MC_SA_ORG_UNIT] = "Example Holdings BV",
+          [MC_SA_COUNTRY] = "GB",
+          [MC_SA_LOCALITY] = "London",
+          [MC_SA_SERIAL_NUMBER] = "C-1234"},
+         MC_CN_DEFAULT,
+         "Example Ltd"},
+        {"organization-multipurpose.yaml",
+         {[MC_SA_ORGANIZATION] = "Example Ltd",
+          [MC_SA_ORG_IDENTIFIER] = "VATGB-123456789",
+          [MC_SA_COUNTRY] = "GB",
+          [MC_SA_STATE] = "Greater London",
+          [MC_SA_LOCALITY] = "London",
+          [MC_SA_STREET] = "1 High Street",
+          [MC_SA_POSTAL_CODE] = "EC1A 1AA"},
+         MC_CN_MAILBOX,
+         "alice@example.com"},
+        {"sponsor-strict.yaml",
+         {[MC_SA_ORGANIZATION] = "Beispiel GmbH",
+          [MC_SA_ORG_IDENTIFIER] = "NTRDE-DER3306.HRB12345",
+          [MC_SA_COUNTRY] = "DE",
+          [MC_SA_GIVEN_NAME] = "J\xc3\xb6rg",
+          [MC_SA_SURNAME] = "M\xc3\xbcller",
+          [MC_SA_TITLE] = "Engineer"},
+         MC_CN_DEFAULT,
+         "J\xc3\xb6rg M\xc3\xbcller"},
+        {"sponsor-multipurpose.yaml",
+         {[MC_SA_ORGANIZATION] = "Example Ltd",
+          [MC_SA_ORG_IDENTIFIER] = "LEIXG-5493001KJTIIGC8Y1R12",
+          [MC_SA_COUNTRY] = "US",
+          [MC_SA_PSEUDONYM] = "Agent 7"},
+         MC_CN_PSEUDONYM,
+         "Agent 7"},
+        {"individual-strict.yaml", {[MC_SA_SURNAME] = "Smith"}, MC_CN_DEFAULT, "Smith"},
+        {"individual-multipurpose.yaml",
+         {[MC_SA_GIVEN_NAME] = "Alice",
+          [MC_SA_SURNAME] = "Smith",
+          [MC_SA_COUNTRY] = "XX",
+          [MC_SA_LOCALITY] = "Somewhere",
+          [MC_SA_SERIAL_NUMBER] = "PASXX-A1234567"},
+         MC_CN_NONE,
+         NULL},
+    };
+    static const char *const mb[] = {"alice@example.com"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const tcase *t = &cases[c];
+        mc_profile *p = load_shipped(t->file, &f->iss);
+        assert_non_null(p);
+        mc_order o;
+        issued *is = calloc(1, sizeof *is);
+        assert_non_null(is);
+        order_init(&o, f->keys[K_P256], MC_KEY_P256, MC_USAGE_DUAL, mb, 1, is);
+        for (int a = 0; a < MC_SA_COUNT; a++)
+            if (t->attrs[a])
+                o.subject.attr[a] = (mc_str){t->attrs[a], strlen(t->attrs[a])};
+        o.subject.cn = t->cn;
+        issue(f, p, &o, is);
+        check_cert(f, &f->ca, p, &o, is, f->keys[K_P256]);
+
+        /* the DN, entry by entry */
+        X509_NAME *name = X509_get_subject_name(is->x);
+        int k = 0;
+        for (int a = 0; a < MC_SA_COUNT; a++) {
+            if (!t->attrs[a])
+                continue;
+            const mc_subj_attr_info *ai = mc_subj_attr_get((mc_subj_attr)a);
+            X509_NAME_ENTRY *e = X509_NAME_get_entry(name, k);
+            assert_non_null(e);
+            assert_int_equal(X509_NAME_ENTRY_set(e), k); /* one attribute per RDN */
+            char oid[64];
+            OBJ_obj2txt(oid, sizeof oid, X509_NAME_ENTRY_get_object(e), 1);
+            char want_oid[64];
+            assert_non_null(mc_der_oid_str(ai->oid, ai->oid_len, want_oid, sizeof want_oid));
+            assert_string_equal(oid, want_oid);
+            ASN1_STRING *v = X509_NAME_ENTRY_get_data(e);
+            assert_int_equal(ASN1_STRING_type(v),
+                             ai->printable ? V_ASN1_PRINTABLESTRING : V_ASN1_UTF8STRING);
+            assert_int_equal(ASN1_STRING_length(v), (int)strlen(t->attrs[a]));
+            assert_memory_equal(ASN1_STRING_get0_data(v), t->attrs[a], strlen(t->attrs[a]));
+            k++;
+        }
+        char cn[300];
+        subject_attr(is->x, NID_commonName, cn, sizeof cn);
+        assert_string_equal(cn, t->want_cn ? t->want_cn : "");
+        assert_int_equal(X509_NAME_entry_count(name), k + (t->want_cn != NULL));
+        assert_int_equal(ext_critical(is->x, NID_subject_alt_name), 0);
+
+        /* the independent linter finds nothing, with and without the profile */
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_lint_ctx lc = {.profile = p, .issuer = &f->iss, .now = is->now};
+        assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+        for (size_t i = 0; i < r.n; i++)
+            print_error("%s: %s: %s\n", t->file, r.f[i].lint->id, r.f[i].detail);
+        assert_int_equal(r.n, 0);
+        lc.profile = NULL;
+        assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+        assert_int_equal(r.n, 0);
+        /* a commonName source without its value never reaches the DER (defence in depth) */
+        if (c == 0) {
+            mc_order bad = o;
+            bad.subject.attr[MC_SA_ORGANIZATION].len = 0;
+            uint8_t serial[MC_SERIAL_LEN] = {1};
+            static uint8_t buf[MC_TBS_MAX];
+            size_t len;
+            assert_int_equal(mc_tbs_build(p, &bad, serial, sizeof serial, (int64_t)time(NULL),
+                                          &f->d, f->md, buf, sizeof buf, &len, &err),
+                             MC_ERR_INVALID);
+            assert_string_equal(err.rule, "SBR 7.1.4.2.2(a)");
+        }
+        X509_free(is->x);
+        free(is);
+        mc_profile_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +861,7 @@ int main(void)
         cmocka_unit_test(test_ed25519),         cmocka_unit_test(test_other_issuers),
         cmocka_unit_test(test_smtputf8),        cmocka_unit_test(test_subject_limits),
         cmocka_unit_test(test_validity_2050),   cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_other_types),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -100,6 +100,17 @@ enum {
     L_SUBJ_LENGTH,
     L_SUBJ_ENCODING,
     L_SUBJ_PLACEHOLDER,
+    L_SUBJ_REQUIRED,
+    L_SUBJ_NAME_MISSING,
+    L_SUBJ_PSEUDO_MIX,
+    L_CN_VALUE,
+    L_CN_PSEUDO,
+    L_ORGID_FORMAT,
+    L_ORGID_COUNTRY,
+    L_STREET_DEP,
+    L_ADDR_COUNTRY,
+    L_COUNTRY,
+    L_LEI_FORMAT,
     L_COUNT
 };
 
@@ -266,6 +277,30 @@ static const mc_lint_def defs[L_COUNT] = {
                          "Subject attribute string type or contents not allowed"},
     [L_SUBJ_PLACEHOLDER] = {"e_smime_subject_placeholder_value", E, "SBR 7.1.4.2", T_SBR,
                             "Subject attribute holds only a placeholder"},
+    [L_SUBJ_REQUIRED] = {"e_smime_subject_attribute_required", E, "SBR 7.1.4.2.4-5", T_SBR,
+                         "Organization/sponsor: organizationName and organizationIdentifier"},
+    [L_SUBJ_NAME_MISSING] = {"e_smime_subject_name_or_pseudonym_missing", E,
+                             "SBR 7.1.4.2.5-6 Note 2", T_SBR,
+                             "Sponsor/individual MP and Strict: givenName/surname or pseudonym"},
+    [L_SUBJ_PSEUDO_MIX] = {"e_smime_subject_pseudonym_with_name", E, "SBR 7.1.4.2.2(e)(f)", T_SBR,
+                           "pseudonym must not appear with givenName or surname"},
+    [L_CN_VALUE] = {"e_smime_cn_value_not_allowed", E, "SBR 7.1.4.2.2(a)", T_SBR,
+                    "commonName: organizationName (OV), personal name/pseudonym (SV/IV) or a "
+                    "SAN mailbox"},
+    [L_CN_PSEUDO] = {"e_smime_cn_pseudonym_mismatch", E, "SBR 7.1.4.2.2(a)", T_SBR,
+                     "With a pseudonym attribute, commonName is that pseudonym or a mailbox"},
+    [L_ORGID_FORMAT] = {"e_smime_org_identifier_format", E, "SBR 7.1.4.2.2(d)", T_SBR,
+                        "organizationIdentifier is not scheme+country[+sub]-reference"},
+    [L_ORGID_COUNTRY] = {"e_smime_org_identifier_country_mismatch", E, "SBR 7.1.4.2.2(d)", T_SBR,
+                         "organizationIdentifier country differs from countryName"},
+    [L_STREET_DEP] = {"e_smime_street_without_locality_or_state", E, "SBR 7.1.4.2.2(j)", T_SBR,
+                      "streetAddress needs localityName or stateOrProvinceName"},
+    [L_ADDR_COUNTRY] = {"e_smime_address_without_country", E, "SBR 7.1.4.2.2(k)(l)(m)", T_SBR,
+                        "localityName, stateOrProvinceName, postalCode need countryName"},
+    [L_COUNTRY] = {"e_smime_country_name_invalid", E, "SBR 7.1.4.2.2(n)", T_SBR,
+                   "countryName must be an ISO 3166-1 alpha-2 code or XX"},
+    [L_LEI_FORMAT] = {"e_smime_lei_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
+                      "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)"},
 };
 
 #undef E
@@ -379,6 +414,25 @@ static const struct known_attr {
      255,
      S_IA5,
      {0, GALL, GALL, GALL, GALL}},
+};
+/* Indexes into known_attrs. */
+enum {
+    A_CN,
+    A_SN,
+    A_SERIAL,
+    A_C,
+    A_L,
+    A_ST,
+    A_STREET,
+    A_O,
+    A_OU,
+    A_TITLE,
+    A_POSTAL,
+    A_GN,
+    A_PSEUDO,
+    A_ORGID,
+    A_EMAIL,
+    A_COUNT
 };
 /* Attributes not in the table: Legacy only, and never for mailbox-validated. */
 static const unsigned other_attr_gens[5] = {0, 0, GL, GL, GL};
@@ -1569,19 +1623,145 @@ static void lint_subject_attr(lstate *s, const mc_der_tlv *oid, const mc_der_tlv
                ascii_mailbox_ok(v->val, v->len) ? "not in the SAN" : "not a single mailbox");
 }
 
+/* ASCII-case-insensitive substring search (a personal name in a commonName). */
+static int contains_ci(const uint8_t *h, size_t hn, const uint8_t *n, size_t nn)
+{
+    if (nn == 0 || nn > hn)
+        return 0;
+    for (size_t i = 0; i + nn <= hn; i++) {
+        size_t k = 0;
+        while (k < nn && lower(h[i + k]) == lower(n[k]))
+            k++;
+        if (k == nn)
+            return 1;
+    }
+    return 0;
+}
+
+static int tlv_eq(const mc_der_tlv *a, const mc_der_tlv *b)
+{
+    return a->len == b->len && memcmp(a->val, b->val, a->len) == 0;
+}
+
+/* Rules that tie attributes together, per type (SBR 7.1.4.2.2 - 7.1.4.2.6). v[i] is the first
+ * value of known_attrs[i], NULL when absent. */
+static void lint_subject_set(lstate *s, const mc_der_tlv *const *v)
+{
+    char b[64], b2[64], why[160];
+    if (s->type == MC_TYPE_MAILBOX)
+        return; /* every attribute below is already e_smime_subject_attribute_prohibited */
+    int org = s->type == MC_TYPE_ORGANIZATION || s->type == MC_TYPE_SPONSOR;
+    int person = s->type == MC_TYPE_SPONSOR || s->type == MC_TYPE_INDIVIDUAL;
+    /* SBR 7.1.4.2.4, 7.1.4.2.5: SHALL */
+    if (org && (!v[A_O] || !v[A_ORGID]))
+        report(s, L_SUBJ_REQUIRED, "%s certificate without %s%s%s", type_name(s->type),
+               v[A_O] ? "" : "organizationName", !v[A_O] && !v[A_ORGID] ? " and " : "",
+               v[A_ORGID] ? "" : "organizationIdentifier");
+    int names = v[A_GN] || v[A_SN];
+    /* SBR 7.1.4.2.5, 7.1.4.2.6 Note 2 */
+    if (person && s->gen != MC_GEN_LEGACY && !names && !v[A_PSEUDO])
+        report(s, L_SUBJ_NAME_MISSING,
+               "%s %s certificate has neither givenName/surname nor "
+               "pseudonym",
+               type_name(s->type), gen_name(s->gen));
+    /* SBR 7.1.4.2.2(e)(f) */
+    if (names && v[A_PSEUDO])
+        report(s, L_SUBJ_PSEUDO_MIX, "pseudonym \"%s\" together with %s",
+               show(v[A_PSEUDO]->val, v[A_PSEUDO]->len, b, sizeof b),
+               v[A_GN] ? "givenName" : "surname");
+    /* SBR 7.1.4.2.2(j) */
+    if (v[A_STREET] && !v[A_L] && !v[A_ST])
+        report(s, L_STREET_DEP, "streetAddress without localityName or stateOrProvinceName");
+    /* SBR 7.1.4.2.2(k)(l)(m) */
+    if (!v[A_C] && (v[A_L] || v[A_ST] || v[A_POSTAL]))
+        report(s, L_ADDR_COUNTRY, "%s without countryName",
+               v[A_L]    ? "localityName"
+               : v[A_ST] ? "stateOrProvinceName"
+                         : "postalCode");
+    /* SBR 7.1.4.2.2(n) (type and length are e_subject_attribute_encoding/too_long) */
+    int c_ok = v[A_C] && v[A_C]->tag == MC_DER_PRINTABLESTRING && v[A_C]->len == 2;
+    if (c_ok && !mc_country_code_valid((const char *)v[A_C]->val, 2)) {
+        report(s, L_COUNTRY, "countryName \"%s\" is not an ISO 3166-1 alpha-2 code or XX",
+               show(v[A_C]->val, v[A_C]->len, b, sizeof b));
+        c_ok = 0;
+    }
+    /* SBR 7.1.4.2.2(d) and its Note 1 */
+    if (v[A_ORGID]) {
+        int r = mc_org_identifier_check((const char *)v[A_ORGID]->val, v[A_ORGID]->len,
+                                        c_ok ? (const char *)v[A_C]->val : NULL, c_ok ? 2 : 0, why,
+                                        sizeof why);
+        if (r)
+            report(s, r == 2 ? L_ORGID_COUNTRY : L_ORGID_FORMAT, "organizationIdentifier \"%s\" %s",
+                   show(v[A_ORGID]->val, v[A_ORGID]->len, b, sizeof b), why);
+    }
+    /* SBR 7.1.4.2.2(a): commonName contents by type (mailbox-validated: e_smime_mailbox_cn_...) */
+    const mc_der_tlv *cn = v[A_CN];
+    if (!cn || s->type == MC_TYPE_MAILBOX || in_san(s, cn->val, cn->len))
+        return;
+    show(cn->val, cn->len, b, sizeof b);
+    if (memchr(cn->val, '@', cn->len)) {
+        /* a mailbox, but not one of the SAN's (SBR 7.1.4.2.1) */
+        report(s, L_CN_VALUE, "commonName \"%s\" looks like a mailbox that is not in the SAN", b);
+        return;
+    }
+    if (s->type == MC_TYPE_ORGANIZATION) {
+        if (!v[A_O] || !tlv_eq(cn, v[A_O]))
+            report(s, L_CN_VALUE,
+                   "commonName \"%s\" is neither organizationName \"%s\" nor a SAN "
+                   "mailbox",
+                   b, v[A_O] ? show(v[A_O]->val, v[A_O]->len, b2, sizeof b2) : "");
+        return;
+    }
+    if (v[A_PSEUDO]) {
+        if (!tlv_eq(cn, v[A_PSEUDO]))
+            report(s, L_CN_PSEUDO, "commonName \"%s\" is not the pseudonym \"%s\"", b,
+                   show(v[A_PSEUDO]->val, v[A_PSEUDO]->len, b2, sizeof b2));
+        return;
+    }
+    /* A Personal Name: at least one of the verified names appears in it (a heuristic: local
+     * presentation and abbreviations vary, SBR 3.1.2). Without names (Legacy) nothing to judge. */
+    if (names && !(v[A_SN] && contains_ci(cn->val, cn->len, v[A_SN]->val, v[A_SN]->len)) &&
+        !(v[A_GN] && contains_ci(cn->val, cn->len, v[A_GN]->val, v[A_GN]->len)))
+        report(s, L_CN_VALUE, "commonName \"%s\" holds neither givenName nor surname", b);
+}
+
 static void lint_subject(lstate *s)
 {
     mc_der_cur c = mc_der_cur_in(&s->x->subject);
     mc_der_tlv rdn, atv, oid, v;
+    mc_der_tlv first[A_COUNT];
+    const mc_der_tlv *seen[A_COUNT] = {0};
     /* structure was checked by the parser */
     while (mc_der_next(&c, &rdn) == MC_OK) {
         mc_der_cur r = mc_der_cur_in(&rdn);
         while (mc_der_next(&r, &atv) == MC_OK) {
             mc_der_cur a = mc_der_cur_in(&atv);
-            if (mc_der_next(&a, &oid) == MC_OK && mc_der_next(&a, &v) == MC_OK)
+            if (mc_der_next(&a, &oid) == MC_OK && mc_der_next(&a, &v) == MC_OK) {
                 lint_subject_attr(s, &oid, &v);
+                for (int i = 0; i < A_COUNT; i++)
+                    if (!seen[i] && mc_der_oid_eq(&oid, known_attrs[i].oid, known_attrs[i].len)) {
+                        first[i] = v;
+                        seen[i] = &first[i];
+                    }
+            }
         }
     }
+    lint_subject_set(s, seen);
+}
+
+/* SBR 7.1.2.3(l), ISO 17442: the LEI extension value (where the type allows it at all). */
+static void lint_lei(lstate *s)
+{
+    char b[64];
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_lei));
+    if (!e || (s->type != MC_TYPE_ORGANIZATION && s->type != MC_TYPE_SPONSOR))
+        return;
+    if (e->value.tag != MC_DER_PRINTABLESTRING ||
+        !mc_lei_valid((const char *)e->value.val, e->value.len))
+        report(s, L_LEI_FORMAT,
+               "LEI \"%s\" (tag 0x%02x) is not a 20-character LEI with valid "
+               "check digits",
+               show(e->value.val, e->value.len, b, sizeof b), e->value.tag);
 }
 
 /* ---- entry points ---- */
@@ -1625,6 +1805,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_san(&s);
     lint_ski_smimecap(&s);
     lint_subject(&s);
+    lint_lei(&s);
 }
 
 static mc_err finish(const mc_lint_result *out, mc_errdetail *err)

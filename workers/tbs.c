@@ -155,6 +155,24 @@ static void put_rdn(mc_der_w *w, const uint8_t *oid, size_t oidlen, unsigned tag
     mc_der_end(w, set);
 }
 
+/* One RDN with one attribute whose value is a (joined with a space to b when blen > 0). */
+static void put_rdn_str(mc_der_w *w, const uint8_t *oid, size_t oidlen, unsigned tag, const char *a,
+                        size_t alen, const char *b, size_t blen)
+{
+    size_t set = mc_der_begin(w, MC_DER_SET);
+    size_t atv = mc_der_begin(w, MC_DER_SEQUENCE);
+    mc_der_put(w, MC_DER_OID, oid, oidlen);
+    size_t str = mc_der_begin(w, tag);
+    mc_der_put_raw(w, a, alen);
+    if (blen) {
+        mc_der_put_raw(w, " ", 1);
+        mc_der_put_raw(w, b, blen);
+    }
+    mc_der_end(w, str);
+    mc_der_end(w, atv);
+    mc_der_end(w, set);
+}
+
 mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *serial,
                     size_t serial_len, int64_t not_before, const mc_digests *d, EVP_MD_CTX *md_ctx,
                     uint8_t *out, size_t cap, size_t *outlen, mc_errdetail *err)
@@ -215,12 +233,25 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     if (mc_digest(md_ctx, d->sha1, key.val + 1, key.len - 1, ski, &skilen) != MC_OK)
         return mc_crypto_err(err, NULL, "SHA-1 of the public key");
 
-    /* Subject (SBR 7.1.4.2.3, mailbox-validated): CN = the first mailbox when it fits
-     * ub-common-name (RFC 5280 App. A); emailAddress only when it is ASCII (IA5String). */
+    /* Subject (SBR 7.1.4.2.2 - 7.1.4.2.6; mc_profile_check_order allowed every attribute): the
+     * commonName from the chosen source, the mailbox one only when it fits ub-common-name
+     * (RFC 5280 App. A); emailAddress only when the mailbox is ASCII (IA5String). */
     const mbox *m0 = &mb[0];
-    int cn = p->cn_mailbox &&
-             utf8_chars(o->mailboxes[0].address.p, o->mailboxes[0].address.len) <= UB_COMMON_NAME;
+    mc_cn_source cns = mc_profile_cn_source(p, o);
+    const mc_subject *sj = &o->subject;
+    int cn = cns != MC_CN_NONE;
+    if (cns == MC_CN_MAILBOX)
+        cn = utf8_chars(o->mailboxes[0].address.p, o->mailboxes[0].address.len) <= UB_COMMON_NAME;
+    else if ((cns == MC_CN_ORGANIZATION && !sj->attr[MC_SA_ORGANIZATION].len) ||
+             (cns == MC_CN_PSEUDONYM && !sj->attr[MC_SA_PSEUDONYM].len) ||
+             (cns == MC_CN_PERSONAL_NAME && !sj->attr[MC_SA_GIVEN_NAME].len &&
+              !sj->attr[MC_SA_SURNAME].len))
+        return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "SBR 7.1.4.2.2(a)",
+                          "the commonName source has no value");
     int email = p->email_attr && m0->ascii_local;
+    int empty_subject = !cn && !email;
+    for (int i = 0; i < MC_SA_COUNT; i++)
+        empty_subject &= sj->attr[i].len == 0;
 
     mc_bytes sigalg = mc_sigalg_algid(p->issuer->sigalg);
     int64_t nb = not_before - p->backdate;
@@ -240,8 +271,41 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     mc_der_put_time(&w, na);
     mc_der_end(&w, val);
     size_t subj = mc_der_begin(&w, MC_DER_SEQUENCE);
-    if (cn)
-        put_rdn(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING, m0);
+    /* One attribute per RDN; PrintableString for countryName and serialNumber, UTF8String for
+     * the DirectoryStrings (SBR 7.1.4, RFC 5280 4.1.2.6), in mc_subj_attr order. */
+    for (int i = 0; i < MC_SA_COUNT; i++) {
+        const mc_str *av = &sj->attr[i];
+        if (!av->len)
+            continue;
+        const mc_subj_attr_info *ai = mc_subj_attr_get((mc_subj_attr)i);
+        put_rdn_str(&w, ai->oid, ai->oid_len,
+                    ai->printable ? MC_DER_PRINTABLESTRING : MC_DER_UTF8STRING, av->p, av->len,
+                    NULL, 0);
+    }
+    if (cn) {
+        const mc_str *g = &sj->attr[MC_SA_GIVEN_NAME], *sn = &sj->attr[MC_SA_SURNAME];
+        switch (cns) {
+        case MC_CN_MAILBOX:
+            put_rdn(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING, m0);
+            break;
+        case MC_CN_ORGANIZATION:
+            put_rdn_str(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING,
+                        sj->attr[MC_SA_ORGANIZATION].p, sj->attr[MC_SA_ORGANIZATION].len, NULL, 0);
+            break;
+        case MC_CN_PSEUDONYM:
+            put_rdn_str(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING, sj->attr[MC_SA_PSEUDONYM].p,
+                        sj->attr[MC_SA_PSEUDONYM].len, NULL, 0);
+            break;
+        default: /* personal name: "givenName surname", or the one present */
+            if (g->len && sn->len)
+                put_rdn_str(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING, g->p, g->len, sn->p,
+                            sn->len);
+            else
+                put_rdn_str(&w, OID_CN, sizeof OID_CN, MC_DER_UTF8STRING, g->len ? g->p : sn->p,
+                            g->len ? g->len : sn->len, NULL, 0);
+            break;
+        }
+    }
     if (email)
         put_rdn(&w, OID_EMAIL, sizeof OID_EMAIL, MC_DER_IA5STRING, m0);
     mc_der_end(&w, subj);
@@ -257,7 +321,7 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     mc_der_put_raw(&w, p->ext_eku, p->ext_eku_len);
     /* subjectAltName: critical only when the subject is empty (RFC 5280 4.2.1.6,
      * SBR 7.1.2.3(h)). ASCII local part -> rfc822Name; otherwise SmtpUTF8Mailbox (RFC 9598). */
-    e = ext_begin(&w, OID_SAN, sizeof OID_SAN, !cn && !email, &oct);
+    e = ext_begin(&w, OID_SAN, sizeof OID_SAN, empty_subject, &oct);
     size_t gns = mc_der_begin(&w, MC_DER_SEQUENCE);
     for (size_t i = 0; i < o->n_mailboxes; i++) {
         if (mb[i].ascii_local) {

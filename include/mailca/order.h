@@ -55,6 +55,57 @@ typedef struct mc_mailbox {
     mc_str reference;     /* the CA's evidence reference */
 } mc_mailbox;
 
+/* Subject identity attributes an order may carry (docs/orders.md "subject"), in the order the TBS
+ * builder writes them into the subject DN (countryName first, commonName and emailAddress come
+ * after these). Which ones a certificate may or must have is the profile's business
+ * (SBR 7.1.4.2.3 - 7.1.4.2.6, mc_profile_check_order). */
+typedef enum mc_subj_attr {
+    MC_SA_COUNTRY = 0,    /* countryName, PrintableString, ISO 3166-1 alpha-2 or XX */
+    MC_SA_STATE,          /* stateOrProvinceName */
+    MC_SA_LOCALITY,       /* localityName */
+    MC_SA_STREET,         /* streetAddress */
+    MC_SA_POSTAL_CODE,    /* postalCode */
+    MC_SA_ORGANIZATION,   /* organizationName */
+    MC_SA_ORG_UNIT,       /* organizationalUnitName: an Affiliate's legal name only */
+    MC_SA_ORG_IDENTIFIER, /* organizationIdentifier, SBR 7.1.4.2.2(d) */
+    MC_SA_TITLE,          /* title */
+    MC_SA_SURNAME,        /* surname */
+    MC_SA_GIVEN_NAME,     /* givenName */
+    MC_SA_PSEUDONYM,      /* pseudonym */
+    MC_SA_SERIAL_NUMBER,  /* serialNumber, PrintableString */
+    MC_SA_COUNT
+} mc_subj_attr;
+
+/* Static facts about one attribute: the order/profile key ("organization_name"), the X.520 name,
+ * the OID contents, the upper bound in characters (RFC 5280 App. A / X.520, or mailca's own
+ * limit where X.520 sets none) and the string type the TBS builder writes. */
+typedef struct mc_subj_attr_info {
+    const char *key;
+    const char *name;
+    const uint8_t *oid;
+    size_t oid_len;
+    size_t max_chars;
+    int printable; /* 1: PrintableString, 0: UTF8String */
+} mc_subj_attr_info;
+
+/* NULL for an index outside 0..MC_SA_COUNT-1. Static storage. */
+const mc_subj_attr_info *mc_subj_attr_get(mc_subj_attr a);
+
+/* commonName source an order picks (SBR 7.1.4.2.2(a)); MC_CN_DEFAULT: the profile's first. */
+typedef enum mc_cn_source {
+    MC_CN_DEFAULT = 0,
+    MC_CN_NONE,
+    MC_CN_MAILBOX,       /* the first mailbox */
+    MC_CN_ORGANIZATION,  /* the organizationName value */
+    MC_CN_PERSONAL_NAME, /* "givenName surname" (or the one present) */
+    MC_CN_PSEUDONYM,     /* the pseudonym value */
+} mc_cn_source;
+
+typedef struct mc_subject {
+    mc_str attr[MC_SA_COUNT]; /* len 0: absent */
+    mc_cn_source cn;
+} mc_subject;
+
 typedef struct mc_order {
     mc_str id;      /* idempotency key */
     mc_str account; /* the platform account placing the order */
@@ -67,8 +118,9 @@ typedef struct mc_order {
     const uint8_t *public_key; /* SubjectPublicKeyInfo DER of a key whose source the account
                                   attests (key_source); no proof of possession */
     size_t public_key_len;
-    mc_str key_source; /* with public_key: how the key was produced, recorded as provenance */
-    mc_str replaces;   /* hex serial, len 0 when absent */
+    mc_str key_source;  /* with public_key: how the key was produced, recorded as provenance */
+    mc_str replaces;    /* hex serial, len 0 when absent */
+    mc_subject subject; /* identity attributes; all absent when the order has no "subject" */
     /* Filled by mc_order_check_csr: */
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;
@@ -81,6 +133,24 @@ typedef struct mc_order {
  * On error, err names the field (e.g. "mailboxes[1].address") and rule, and out->id holds the
  * order id if it could be read (so the rejection can carry it). */
 mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err);
+
+/* SBR 7.1.4.2.2(n): two upper-case letters naming an ISO 3166-1 alpha-2 code (officially
+ * assigned, per the ISO 3166 Maintenance Agency) or the user-assigned XX. 1 when valid. */
+int mc_country_code_valid(const char *p, size_t len);
+
+/* SBR 7.1.4.2.2(d), Appendix A.1: checks an organizationIdentifier value: scheme NTR, VAT, PSD,
+ * LEI (country XG, a 20-character ISO 17442 LEI with valid check digits as the reference), GOV
+ * (no reference) or INT (exactly INTXG); an ISO 3166-1 country (VAT may use the EU Article 215
+ * prefixes EL and XI); an optional "+" and 1..3 letters/digits of ISO 3166-2 subdivision (not for
+ * LEI/INT); then "-" and a non-empty reference. When country (2 bytes) is given, the
+ * identifier's country must match it (Note 1: not for LEI and INT; EL means GR, XI means GB).
+ * Returns 0 when valid, else 1 for a format error and 2 for a country mismatch, with why filled
+ * (NUL-terminated, may be NULL). Never allocates. */
+int mc_org_identifier_check(const char *p, size_t len, const char *country, size_t country_len,
+                            char *why, size_t whylen);
+
+/* ISO 17442 LEI: 18 upper-case letters/digits then 2 check digits, ISO 7064 MOD 97-10. */
+int mc_lei_valid(const char *p, size_t len);
 
 /* Validates a mailbox address per SBR 1.6.1 (RFC 5321 Mailbox, RFC 6532 UTF-8 local parts
  * allowed), bare address only. Deliberately refused (docs/orders.md, "Mailbox addresses"):

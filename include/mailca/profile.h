@@ -35,19 +35,28 @@ typedef struct mc_ca_urls {
     const char *cps;        /* id-qt-cps URI, may be NULL */
 } mc_ca_urls;
 
+#define MC_PROFILE_ATTR_ABSENT 0
+#define MC_PROFILE_ATTR_OPTIONAL 1
+#define MC_PROFILE_ATTR_REQUIRED 2
+
 typedef struct mc_profile {
     char name[64];
     char path[512];
     uint8_t hash[32]; /* SHA-256 of the file as read: recorded with each certificate */
     mc_certtype type;
     mc_generation generation;
-    int lint_only;           /* legacy: may be loaded for linting, never issues (SBR 1.2.1) */
-    int64_t validity;        /* notAfter - notBefore in seconds (<= 825 days - 1 s) */
-    int64_t backdate;        /* notBefore = now - backdate */
-    unsigned keytypes;       /* bit (1 << mc_keytype) per allowed subscriber key type */
-    unsigned usages;         /* bit (1 << mc_usage) per allowed usage */
-    int cn_mailbox;          /* commonName = first mailbox (when it fits 64 chars) */
-    int email_attr;          /* subject emailAddress = first mailbox */
+    int lint_only;     /* legacy: may be loaded for linting, never issues (SBR 1.2.1) */
+    int64_t validity;  /* notAfter - notBefore in seconds (<= 825 days - 1 s) */
+    int64_t backdate;  /* notBefore = now - backdate */
+    unsigned keytypes; /* bit (1 << mc_keytype) per allowed subscriber key type */
+    unsigned usages;   /* bit (1 << mc_usage) per allowed usage */
+    int cn_mailbox;    /* default commonName is the first mailbox (when it fits 64 chars) */
+    int email_attr;    /* subject emailAddress = first mailbox */
+    /* Subject identity attributes (docs/profiles.md "subject"), indexed by mc_subj_attr:
+     * MC_PROFILE_ATTR_ABSENT (the order may not give it), _OPTIONAL or _REQUIRED. */
+    unsigned char subj[MC_SA_COUNT];
+    unsigned cn_choices;     /* bit (1 << mc_cn_source) per commonName source an order may pick */
+    mc_cn_source cn_default; /* the first listed: used when the order does not pick one */
     const mc_issuer *issuer; /* not owned */
     /* Compiled fragments (owned): extensions that do not depend on the order, in order. */
     uint8_t *ext_const;
@@ -58,10 +67,10 @@ typedef struct mc_profile {
 
 /* Loads and compiles one profile file (format: docs/profiles.md) against an issuer and the CA's
  * URLs. On a bad profile, err->field is "file:line" (the file's base name) and err->rule the SBR
- * section: MC_ERR_PROFILE, or MC_ERR_UNSUPPORTED for a type other than mailbox (not supported
- * yet). A bad URL is MC_ERR_CONFIG with field "ca.crl_url", "ca.ocsp_url", "ca.issuers_url" or
- * "ca.cps_url" (the config keys). NULL or "" URLs are absent. iss must outlive the profile.
- * The caller owns *out and frees it with mc_profile_free. */
+ * section: MC_ERR_PROFILE, or MC_ERR_UNSUPPORTED for a key mailca knows but cannot honour yet
+ * (legal_entity_identifier). A bad URL is MC_ERR_CONFIG with field "ca.crl_url", "ca.ocsp_url",
+ * "ca.issuers_url" or "ca.cps_url" (the config keys). NULL or "" URLs are absent. iss must outlive
+ * the profile. The caller owns *out and frees it with mc_profile_free. */
 mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
                        mc_profile **out, mc_errdetail *err);
 void mc_profile_free(mc_profile *p);
@@ -79,11 +88,21 @@ const mc_profile *mc_profile_set_find(const mc_profile_set *set, const char *nam
 void mc_profile_set_free(mc_profile_set *set);
 
 /* Checks that an order fits the profile: key type, usage, mailbox count (SBR rules the profile
- * encodes), and that the profile may issue at time now (a lint-only legacy profile may not from
- * MC_PROFILE_LEGACY_END on). Errors: field "profile", "mailboxes", "mailboxes[i].address", "csr"
- * or "usage", with the SBR rule (or "profile key_types" / "profile usages"). */
+ * encodes), the subject attributes (allowed and required by the profile, SBR 7.1.4.2.2 - 7.1.4.2.6:
+ * pseudonym vs names, address dependencies, the commonName source), and that the profile may issue
+ * at time now (a lint-only legacy profile may not from MC_PROFILE_LEGACY_END on). Errors: field
+ * "profile", "mailboxes", "mailboxes[i].address", "csr", "usage", "subject" or "subject.<key>",
+ * with the SBR rule (or "profile key_types" / "profile usages" / "profile subject"). */
 #define MC_PROFILE_LEGACY_END 1752537600 /* 2025-07-15T00:00:00Z, SBR 7.1.6.1 */
 mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
                               mc_errdetail *err);
+
+/* The commonName source for an order under p: the order's choice, else the profile's default.
+ * Only meaningful once mc_profile_check_order passed. */
+mc_cn_source mc_profile_cn_source(const mc_profile *p, const mc_order *o);
+
+/* SBR 7.1.4.2.3 - 7.1.4.2.6: whether attribute a is forbidden (0), optional (1) or required (2)
+ * in certificates of this type and generation, and the section that says so (static string). */
+int mc_profile_sbr_attr(mc_certtype t, mc_generation g, mc_subj_attr a, const char **section);
 
 #endif
