@@ -1,9 +1,10 @@
 /*
- * mc_store on SQLite: the embedded durable record of intents (what is about to be signed) and
- * certificates (what was signed). The pipeline commits one transaction per batch before signing
- * and one after (DESIGN.md, "Sinks and durability"), so the per-batch path uses statements
- * prepared once at open and only binds, steps and resets them. The schema is versioned in
- * schema_version and migrated forward at open.
+ * mc_store: the public functions (argument and input checks, then the backend named by the
+ * store's location) and the SQLite backend: the embedded durable record of intents (what is about
+ * to be signed) and certificates (what was signed). The pipeline commits one transaction per batch
+ * before signing and one after (DESIGN.md, "Sinks and durability"), so the per-batch path uses
+ * statements prepared once at open and only binds, steps and resets them. The schema is versioned
+ * in schema_version and migrated forward at open.
  */
 #include "mailca/store.h"
 
@@ -51,7 +52,8 @@ static const char *const migrations[] = {
     "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
     "CREATE INDEX intents_not_after ON intents(not_after);",
 };
-#define MC_STORE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+_Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
+               "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
 
 enum {
     ST_BEGIN,
@@ -98,13 +100,13 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_LINT_META] = "SELECT lint_version, lint_warnings FROM intents WHERE order_id = ?1",
 };
 
-struct mc_store {
+typedef struct sq_store {
+    mc_store base; /* first: a sq_store * is a mc_store * */
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_];
-};
+} sq_store;
 
-/* Hex of a serial for messages; out holds 2 * MC_SERIAL_MAX + 1 bytes (longer input is cut). */
-static const char *serial_hex(char *out, const uint8_t *p, size_t n)
+const char *mc_store_serial_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
     if (n > MC_SERIAL_MAX)
@@ -119,7 +121,7 @@ static const char *serial_hex(char *out, const uint8_t *p, size_t n)
 
 /* An MC_ERR_STORE naming the operation and SQLite's own error text. Call before resetting the
  * statement that failed, while sqlite3_errmsg still describes it. */
-static mc_err store_err(mc_store *s, mc_errdetail *err, const char *field, const char *op, int rc)
+static mc_err store_err(sq_store *s, mc_errdetail *err, const char *field, const char *op, int rc)
 {
     return mc_err_set(err, MC_ERR_STORE, field, NULL, "%s: %s (sqlite %d)", op,
                       sqlite3_errmsg(s->db), rc);
@@ -145,7 +147,7 @@ static int bind_blob(sqlite3_stmt *st, int i, const uint8_t *v, size_t n)
 }
 
 /* Steps a statement that returns no row (BEGIN, COMMIT, ROLLBACK) and releases it. */
-static mc_err step_done(mc_store *s, int which, const char *op, mc_errdetail *err)
+static mc_err step_done(sq_store *s, int which, const char *op, mc_errdetail *err)
 {
     sqlite3_stmt *st = s->st[which];
     int rc = sqlite3_step(st);
@@ -158,7 +160,7 @@ static mc_err step_done(mc_store *s, int which, const char *op, mc_errdetail *er
 
 /* Undoes an open transaction. SQLite rolls back by itself after some errors (I/O, full disk),
  * hence the autocommit check; the error already reported is kept. */
-static void txn_abort(mc_store *s)
+static void txn_abort(sq_store *s)
 {
     if (!sqlite3_get_autocommit(s->db)) {
         sqlite3_step(s->st[ST_ROLLBACK]);
@@ -170,7 +172,7 @@ static void txn_abort(mc_store *s)
 
 /* Runs a pragma that answers one row and checks the answer: a pragma the library ignores (for
  * instance foreign_keys in a build without them) would otherwise go unnoticed. */
-static mc_err pragma_expect(mc_store *s, const char *sql, const char *want, mc_errdetail *err)
+static mc_err pragma_expect(sq_store *s, const char *sql, const char *want, mc_errdetail *err)
 {
     sqlite3_stmt *st = NULL;
     mc_err e = MC_OK;
@@ -195,7 +197,7 @@ done:
     return e;
 }
 
-static mc_err exec_sql(mc_store *s, const char *sql, const char *op, mc_errdetail *err)
+static mc_err exec_sql(sq_store *s, const char *sql, const char *op, mc_errdetail *err)
 {
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, op, rc);
@@ -203,7 +205,7 @@ static mc_err exec_sql(mc_store *s, const char *sql, const char *op, mc_errdetai
 
 /* Brings the schema to MC_STORE_SCHEMA_VERSION in one write transaction, so two processes
  * opening a new file at once do not both migrate (the second waits, then finds it done). */
-static mc_err store_migrate(mc_store *s, mc_errdetail *err)
+static mc_err store_migrate(sq_store *s, mc_errdetail *err)
 {
     sqlite3_stmt *st = NULL;
     mc_err e = exec_sql(s, "BEGIN IMMEDIATE", "migrate: begin", err);
@@ -260,16 +262,18 @@ done:
     return e;
 }
 
-mc_err mc_store_open(const char *path, mc_store **out, mc_errdetail *err)
+static const mc_store_ops sq_ops;
+
+static void sq_close(mc_store *base);
+
+static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
 {
-    mc_store *s = NULL;
+    sq_store *s = NULL;
     mc_err e = MC_OK;
-    if (!path || !out)
-        return mc_err_set(err, MC_ERR_INVALID, "path", NULL, "store open: NULL argument");
-    *out = NULL;
     s = calloc(1, sizeof *s);
     if (!s)
         return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "store open: out of memory");
+    s->base.ops = &sq_ops;
     /* NOMUTEX: one connection per thread (store.h), so SQLite's per-connection mutex is waste. */
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -314,17 +318,16 @@ mc_err mc_store_open(const char *path, mc_store **out, mc_errdetail *err)
     }
 done:
     if (e) {
-        mc_store_close(s);
+        sq_close(&s->base);
         return e;
     }
-    *out = s;
+    *out = &s->base;
     return MC_OK;
 }
 
-void mc_store_close(mc_store *s)
+static void sq_close(mc_store *base)
 {
-    if (!s)
-        return;
+    sq_store *s = (sq_store *)base;
     for (int i = 0; i < ST_COUNT_; i++)
         sqlite3_finalize(s->st[i]);
     /* close_v2 never leaves the handle half open; every statement is finalized above anyway. */
@@ -364,7 +367,7 @@ static mc_err intent_check(const mc_intent *it, size_t i, mc_errdetail *err)
 
 /* After an insert failed on a constraint: when the serial belongs to another order, say so
  * (the generic message already in err is kept otherwise). */
-static mc_err serial_collision(mc_store *s, const mc_intent *it, size_t i, mc_errdetail *err)
+static mc_err serial_collision(sq_store *s, const mc_intent *it, size_t i, mc_errdetail *err)
 {
     sqlite3_stmt *st = s->st[ST_INTENT_BY_SERIAL];
     bind_blob(st, 1, it->serial, it->serial_len);
@@ -373,26 +376,17 @@ static mc_err serial_collision(mc_store *s, const mc_intent *it, size_t i, mc_er
         snprintf(field, sizeof field, "intents[%zu].serial", i);
         mc_err_set(err, MC_ERR_STORE, field, NULL,
                    "intents commit: serial %s of order '%s' is already recorded for order '%s'",
-                   serial_hex(hex, it->serial, it->serial_len), it->order_id,
+                   mc_store_serial_hex(hex, it->serial, it->serial_len), it->order_id,
                    (const char *)sqlite3_column_text(st, 0));
     }
     stmt_release(st);
     return MC_ERR_STORE;
 }
 
-mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
-                               mc_errdetail *err)
+static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
+                                mc_intent_state *state, mc_errdetail *err)
 {
-    if (!s || (n && (!v || !state)))
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "intents commit: NULL argument");
-    /* Checked before the transaction so a bad entry costs no write lock. */
-    for (size_t i = 0; i < n; i++) {
-        mc_err ce = intent_check(&v[i], i, err);
-        if (ce)
-            return ce;
-    }
-    if (n == 0)
-        return MC_OK;
+    sq_store *s = (sq_store *)base;
     mc_err e = step_done(s, ST_BEGIN, "intents commit: begin", err);
     if (e)
         return e;
@@ -480,7 +474,7 @@ static mc_err cert_check(const mc_stored_cert *c, size_t i, mc_errdetail *err)
 
 /* The insert changed nothing: find out why. The same DER already stored is a harmless replay
  * (a collector retrying a batch); anything else is refused. */
-static mc_err cert_conflict(mc_store *s, const mc_stored_cert *c, size_t i, mc_errdetail *err)
+static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, mc_errdetail *err)
 {
     sqlite3_stmt *st = s->st[ST_LOOKUP];
     char field[MC_ERR_FIELD_MAX], hex[2 * MC_SERIAL_MAX + 1], hex2[2 * MC_SERIAL_MAX + 1];
@@ -502,8 +496,8 @@ static mc_err cert_conflict(mc_store *s, const mc_stored_cert *c, size_t i, mc_e
     if (iser_len != c->serial_len || memcmp(iser, c->serial, iser_len) != 0) {
         e = mc_err_set(err, MC_ERR_STORE, field, NULL,
                        "certs commit: order '%s': serial %s does not match the intent's %s",
-                       c->order_id, serial_hex(hex, c->serial, c->serial_len),
-                       serial_hex(hex2, iser, iser_len));
+                       c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len),
+                       mc_store_serial_hex(hex2, iser, iser_len));
         goto done;
     }
     const void *der = sqlite3_column_blob(st, 2);
@@ -517,23 +511,15 @@ static mc_err cert_conflict(mc_store *s, const mc_stored_cert *c, size_t i, mc_e
     if (der_len != c->der_len || memcmp(der, c->der, der_len) != 0)
         e = mc_err_set(err, MC_ERR_STORE, field, NULL,
                        "certs commit: order '%s': serial %s already has a different certificate",
-                       c->order_id, serial_hex(hex, c->serial, c->serial_len));
+                       c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
 done:
     stmt_release(st);
     return e;
 }
 
-mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n, mc_errdetail *err)
 {
-    if (!s || (n && !v))
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
-    for (size_t i = 0; i < n; i++) {
-        mc_err ce = cert_check(&v[i], i, err);
-        if (ce)
-            return ce;
-    }
-    if (n == 0)
-        return MC_OK;
+    sq_store *s = (sq_store *)base;
     mc_err e = step_done(s, ST_BEGIN, "certs commit: begin", err);
     if (e)
         return e;
@@ -588,21 +574,13 @@ static mc_err column_dup(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
     return MC_OK;
 }
 
-mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **serial,
-                       size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
-                       size_t *der_len, mc_errdetail *err)
+static mc_err sq_lookup(mc_store *base, const char *order_id, int *found, uint8_t **serial,
+                        size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
+                        size_t *der_len, mc_errdetail *err)
 {
-    if (!s || !order_id || !found)
-        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lookup: NULL argument");
-    *found = 0;
+    sq_store *s = (sq_store *)base;
     uint8_t **outs[3] = {serial, tbs, der};
     size_t *lens[3] = {serial_len, tbs_len, der_len};
-    for (int k = 0; k < 3; k++) {
-        if (outs[k])
-            *outs[k] = NULL;
-        if (lens[k])
-            *lens[k] = 0;
-    }
     sqlite3_stmt *st = s->st[ST_LOOKUP];
     mc_err e = MC_OK;
     bind_text(st, 1, order_id);
@@ -638,10 +616,9 @@ done:
     return e;
 }
 
-mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err)
+static mc_err sq_counts(mc_store *base, int64_t *certs, int64_t *pending, mc_errdetail *err)
 {
-    if (!s)
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "counts: NULL store");
+    sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = s->st[ST_COUNTS];
     mc_err e = MC_OK;
     int rc = sqlite3_step(st);
@@ -657,10 +634,9 @@ mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdeta
     return e;
 }
 
-mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err)
+static mc_err sq_pending(mc_store *base, mc_store_pending_fn fn, void *arg, mc_errdetail *err)
 {
-    if (!s || !fn)
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "pending: NULL argument");
+    sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = s->st[ST_PENDING];
     mc_err e = MC_OK;
     int rc;
@@ -684,11 +660,10 @@ static void copy_column_text(sqlite3_stmt *st, int col, char *out, size_t cap)
     snprintf(out, cap, "%s", t ? (const char *)t : "");
 }
 
-mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,
-                          char *warnings, size_t w_cap, mc_errdetail *err)
+static mc_err sq_lint_meta(mc_store *base, const char *order_id, char *lint_version, size_t lv_cap,
+                           char *warnings, size_t w_cap, mc_errdetail *err)
 {
-    if (!s || !order_id || !lint_version || !warnings || !lv_cap || !w_cap)
-        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lint meta: NULL argument");
+    sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = s->st[ST_LINT_META];
     mc_err e = MC_OK;
     bind_text(st, 1, order_id);
@@ -705,4 +680,123 @@ mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version,
     }
     stmt_release(st);
     return e;
+}
+
+static const mc_store_ops sq_ops = {
+    .name = "sqlite",
+    .intents_commit = sq_intents_commit,
+    .certs_commit = sq_certs_commit,
+    .lookup = sq_lookup,
+    .lint_meta = sq_lint_meta,
+    .counts = sq_counts,
+    .pending = sq_pending,
+    .close = sq_close,
+};
+
+/* --- public functions: checks, then the backend ---------------------------------------------- */
+
+/* A libpq connection URI (the two schemes libpq accepts); anything else is a SQLite path. */
+static int is_pg_uri(const char *where)
+{
+    return strncmp(where, "postgresql://", 13) == 0 || strncmp(where, "postgres://", 11) == 0;
+}
+
+mc_err mc_store_open(const char *where, mc_store **out, mc_errdetail *err)
+{
+    if (!where || !out)
+        return mc_err_set(err, MC_ERR_INVALID, "path", NULL, "store open: NULL argument");
+    *out = NULL;
+    if (!where[0])
+        return mc_err_set(err, MC_ERR_INVALID, "path", NULL, "store open: empty location");
+    return is_pg_uri(where) ? mc_store_pg_open(where, out, err) : sq_open(where, out, err);
+}
+
+void mc_store_close(mc_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+mc_err mc_store_migrate(const char *where, mc_errdetail *err)
+{
+    mc_store *s = NULL;
+    mc_err e = mc_store_open(where, &s, err); /* open migrates, in one transaction */
+    mc_store_close(s);
+    return e;
+}
+
+int mc_store_schema_version(void)
+{
+    return MC_STORE_SCHEMA_VERSION;
+}
+
+const char *mc_store_backend(const mc_store *s)
+{
+    return s ? s->ops->name : "";
+}
+
+mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
+                               mc_errdetail *err)
+{
+    if (!s || (n && (!v || !state)))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "intents commit: NULL argument");
+    /* Checked before the transaction so a bad entry costs no write lock. */
+    for (size_t i = 0; i < n; i++) {
+        mc_err ce = intent_check(&v[i], i, err);
+        if (ce)
+            return ce;
+    }
+    return n ? s->ops->intents_commit(s, v, n, state, err) : MC_OK;
+}
+
+mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+{
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        mc_err ce = cert_check(&v[i], i, err);
+        if (ce)
+            return ce;
+    }
+    return n ? s->ops->certs_commit(s, v, n, err) : MC_OK;
+}
+
+mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **serial,
+                       size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
+                       size_t *der_len, mc_errdetail *err)
+{
+    if (!s || !order_id || !found)
+        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lookup: NULL argument");
+    *found = 0;
+    uint8_t **outs[3] = {serial, tbs, der};
+    size_t *lens[3] = {serial_len, tbs_len, der_len};
+    for (int k = 0; k < 3; k++) {
+        if (outs[k])
+            *outs[k] = NULL;
+        if (lens[k])
+            *lens[k] = 0;
+    }
+    return s->ops->lookup(s, order_id, found, serial, serial_len, tbs, tbs_len, der, der_len, err);
+}
+
+mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,
+                          char *warnings, size_t w_cap, mc_errdetail *err)
+{
+    if (!s || !order_id || !lint_version || !warnings || !lv_cap || !w_cap)
+        return mc_err_set(err, MC_ERR_INVALID, "order_id", NULL, "lint meta: NULL argument");
+    return s->ops->lint_meta(s, order_id, lint_version, lv_cap, warnings, w_cap, err);
+}
+
+mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err)
+{
+    if (!s)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "counts: NULL store");
+    return s->ops->counts(s, certs, pending, err);
+}
+
+mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err)
+{
+    if (!s || !fn)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "pending: NULL argument");
+    return s->ops->pending(s, fn, arg, err);
 }

@@ -1,7 +1,12 @@
 /*
- * Unit tests for mc_store against a real SQLite file in a fresh temporary directory (under
- * $MAILCA_TEST_TMP when set, else /tmp), removed after each test. Some checks read the file
- * through a separate raw sqlite3 connection, so they see what is really on disk.
+ * Unit tests for mc_store, the whole suite run once per backend (the table `backends`):
+ * - sqlite: a real SQLite file in a fresh temporary directory (under $MAILCA_TEST_TMP when set,
+ *   else /tmp), removed after each test;
+ * - postgresql (when the build has libpq): the server at $MAILCA_TEST_PG_URI, else a private
+ *   server this test starts (support/pgserver.h) and stops at the end; each test gets a fresh
+ *   schema (through the URI's search_path), dropped after it.
+ * Some checks read the store through a separate raw connection, so they see what is really
+ * stored. A benchmark test prints the per-certificate commit cost with batches of 256.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,27 +16,78 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "mailca/store.h"
+#ifdef MAILCA_HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
-/* --- temporary directory ---------------------------------------------------------------------- */
+#include "mailca/store.h"
+#include "support/pgserver.h"
+
+/* --- backends ----------------------------------------------------------------------------------
+ */
+
+/* What differs between the backends as seen from outside: where the store is, how to read it
+ * raw, and how its catalog is asked. */
+typedef struct backend {
+    const char *name; /* mc_store_backend() */
+    /* count of (intents, certificates, schema_version) tables; of the two inventory indexes */
+    const char *sql_tables, *sql_indexes;
+    /* column counts of intents and certificates */
+    const char *sql_cols_intents, *sql_cols_certs;
+    int intents_columns; /* PostgreSQL has seq, SQLite's rowid made explicit */
+    const char *hex_fmt; /* upper-case hex of a blob column */
+} backend;
+
+static const backend sqlite_backend = {
+    .name = "sqlite",
+    .sql_tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
+                  " AND name IN ('intents', 'certificates', 'schema_version')",
+    .sql_indexes = "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
+                   " AND name IN ('intents_profile_not_before', 'intents_not_after')",
+    .sql_cols_intents = "SELECT count(*) FROM pragma_table_info('intents')",
+    .sql_cols_certs = "SELECT count(*) FROM pragma_table_info('certificates')",
+    .intents_columns = 16,
+    .hex_fmt = "hex(%s)",
+};
+
+static const backend pg_backend = {
+    .name = "postgresql",
+    .sql_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+                  " AND tablename IN ('intents', 'certificates', 'schema_version')",
+    .sql_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
+                   " AND indexname IN ('intents_profile_not_before', 'intents_not_after')",
+    .sql_cols_intents = "SELECT count(*) FROM information_schema.columns"
+                        " WHERE table_schema = current_schema() AND table_name = 'intents'",
+    .sql_cols_certs = "SELECT count(*) FROM information_schema.columns"
+                      " WHERE table_schema = current_schema() AND table_name = 'certificates'",
+    .intents_columns = 17,
+    .hex_fmt = "upper(encode(%s, 'hex'))",
+};
 
 typedef struct fixture {
-    char dir[512];
-    char db[600];
+    const backend *b;
+    char dir[512];    /* sqlite: the temporary directory */
+    char where[1024]; /* what mc_store_open gets: a path or a URI */
+    char schema[64];  /* postgresql: this test's schema */
 } fixture;
 
-static int fx_setup(void **state)
+/* --- sqlite fixture ------------------------------------------------------------------------- */
+
+static int sq_setup(void **state)
 {
     fixture *fx = calloc(1, sizeof *fx);
     if (!fx)
         return -1;
+    fx->b = &sqlite_backend;
     const char *base = getenv("MAILCA_TEST_TMP");
     if (!base || !base[0])
         base = "/tmp";
@@ -40,7 +96,7 @@ static int fx_setup(void **state)
     snprintf(fx->dir, sizeof fx->dir, "%s/mc-store-XXXXXX", base);
     if (!mkdtemp(fx->dir))
         goto fail;
-    snprintf(fx->db, sizeof fx->db, "%s/store.db", fx->dir);
+    snprintf(fx->where, sizeof fx->where, "%s/store.db", fx->dir);
     *state = fx;
     return 0;
 fail:
@@ -48,7 +104,7 @@ fail:
     return -1;
 }
 
-static int fx_teardown(void **state)
+static int sq_teardown(void **state)
 {
     fixture *fx = *state;
     DIR *d = opendir(fx->dir);
@@ -69,7 +125,7 @@ static int fx_teardown(void **state)
 }
 
 /* One integer answer from a separate raw connection (another reader of the same file). */
-static int64_t raw_int(const char *db, const char *sql)
+static int64_t sq_raw_int(const char *db, const char *sql)
 {
     sqlite3 *c = NULL;
     sqlite3_stmt *st = NULL;
@@ -83,12 +139,140 @@ static int64_t raw_int(const char *db, const char *sql)
     return v;
 }
 
-static void raw_exec(const char *db, const char *sql)
+static void sq_raw_exec(const char *db, const char *sql)
 {
     sqlite3 *c = NULL;
     assert_int_equal(sqlite3_open(db, &c), SQLITE_OK);
     assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(c);
+}
+
+/* --- postgresql fixture --------------------------------------------------------------------- */
+
+#ifdef MAILCA_HAVE_LIBPQ
+static mc_pgserver *g_pgserver;   /* started here when MAILCA_TEST_PG_URI is unset */
+static char g_pg_uri[512];        /* the database every test's schema lives in */
+static unsigned g_schema_counter; /* schema names unique within this process */
+
+static int pg_group_setup(void **state)
+{
+    (void)state;
+    const char *env = getenv("MAILCA_TEST_PG_URI");
+    if (env && env[0]) {
+        snprintf(g_pg_uri, sizeof g_pg_uri, "%s", env);
+        return 0;
+    }
+    mc_errdetail err;
+    mc_err_clear(&err);
+    if (mc_pgserver_start(&g_pgserver, &err) != MC_OK) {
+        fprintf(stderr, "private PostgreSQL server: %s\n", err.message);
+        return -1;
+    }
+    snprintf(g_pg_uri, sizeof g_pg_uri, "%s", mc_pgserver_uri(g_pgserver));
+    return 0;
+}
+
+static int pg_group_teardown(void **state)
+{
+    (void)state;
+    mc_pgserver_stop(g_pgserver);
+    g_pgserver = NULL;
+    return 0;
+}
+
+static void pg_silent(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+/* A raw connection to uri; fails the test when it cannot connect. */
+static PGconn *pg_raw_connect(const char *uri)
+{
+    PGconn *c = PQconnectdb(uri);
+    if (PQstatus(c) != CONNECTION_OK)
+        print_error("raw connection: %s\n", PQerrorMessage(c));
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQsetNoticeProcessor(c, pg_silent, NULL);
+    return c;
+}
+
+static void pg_raw_exec(const char *uri, const char *sql)
+{
+    PGconn *c = pg_raw_connect(uri);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("%s: %s\n", sql, PQerrorMessage(c));
+    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
+static int64_t pg_raw_int(const char *uri, const char *sql)
+{
+    PGconn *c = pg_raw_connect(uri);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        print_error("%s: %s\n", sql, PQerrorMessage(c));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    int64_t v = -1;
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+        const char *t = PQgetvalue(r, 0, 0);
+        v = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
+    }
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* A fresh schema; the store's URI selects it through search_path. */
+static int pg_setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    if (!fx)
+        return -1;
+    fx->b = &pg_backend;
+    snprintf(fx->schema, sizeof fx->schema, "mc_t_%ld_%u", (long)getpid(), ++g_schema_counter);
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", fx->schema,
+             fx->schema);
+    pg_raw_exec(g_pg_uri, sql);
+    snprintf(fx->where, sizeof fx->where, "%s%coptions=-csearch_path%%3D%s", g_pg_uri,
+             strchr(g_pg_uri, '?') ? '&' : '?', fx->schema);
+    *state = fx;
+    return 0;
+}
+
+static int pg_teardown(void **state)
+{
+    fixture *fx = *state;
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", fx->schema);
+    pg_raw_exec(g_pg_uri, sql);
+    free(fx);
+    return 0;
+}
+#endif
+
+/* One integer answer from a separate raw connection to the test's store. */
+static int64_t raw_int(const fixture *fx, const char *sql)
+{
+#ifdef MAILCA_HAVE_LIBPQ
+    if (fx->b == &pg_backend)
+        return pg_raw_int(fx->where, sql);
+#endif
+    return sq_raw_int(fx->where, sql);
+}
+
+static void raw_exec(const fixture *fx, const char *sql)
+{
+#ifdef MAILCA_HAVE_LIBPQ
+    if (fx->b == &pg_backend) {
+        pg_raw_exec(fx->where, sql);
+        return;
+    }
+#endif
+    sq_raw_exec(fx->where, sql);
 }
 
 /* --- generated batches --------------------------------------------------------------------------
@@ -253,36 +437,57 @@ static void expect_lookup(mc_store *s, const char *order_id, const uint8_t *seri
 static void test_open_migrate_idempotent(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_store_close(s);
-    s = open_ok(fx->db); /* second open: nothing to migrate */
+    s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(fx->db, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 1);
+    assert_int_equal(mc_store_schema_version(), 1);
     /* WAL is a property of the file, seen by any connection. */
-    assert_int_equal(raw_int(fx->db, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-                                     " AND name IN ('intents', 'certificates', 'schema_version')"),
-                     3);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
-                                     " AND name IN ('intents_profile_not_before',"
-                                     " 'intents_not_after')"),
-                     2);
+    if (fx->b == &sqlite_backend)
+        assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    assert_int_equal(raw_int(fx, fx->b->sql_indexes), 2);
     /* the provenance columns of mc_intent, plus the certificate's revocation state */
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM pragma_table_info('intents')"), 16);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM pragma_table_info('certificates')"), 7);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), 7);
+    s = open_ok(fx->where);
+    assert_string_equal(mc_store_backend(s), fx->b->name);
+    mc_store_close(s);
+}
+
+/* mc_store_migrate (the work of `mailca store migrate`): creates the schema, is a no-op the
+ * second time, refuses a newer store. */
+static void test_migrate(void **state)
+{
+    fixture *fx = *state;
+    mc_errdetail err;
+    mc_err_clear(&err);
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+                     mc_store_schema_version());
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
+    assert_string_equal(err.field, "schema_version");
+    assert_non_null(strstr(err.message, "schema version 7 is newer"));
+    /* the refusal wrote nothing */
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     fixture *fx = *state;
-    mc_store_close(open_ok(fx->db));
-    raw_exec(fx->db, "INSERT INTO schema_version (version, applied_at) VALUES (2, 0)");
+    mc_store_close(open_ok(fx->where));
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (2, 0)");
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
-    assert_int_equal(mc_store_open(fx->db, &s, &err), MC_ERR_STORE);
+    assert_int_equal(mc_store_open(fx->where, &s, &err), MC_ERR_STORE);
     assert_null(s);
     assert_non_null(strstr(err.message, "schema version 2 is newer"));
 }
@@ -290,6 +495,19 @@ static void test_newer_schema_refused(void **state)
 static void test_open_bad_path(void **state)
 {
     fixture *fx = *state;
+    if (fx->b == &pg_backend) {
+        /* nothing listens on port 1; the message names the server, never the password */
+        mc_store *s = NULL;
+        mc_errdetail err;
+        mc_err_clear(&err);
+        assert_int_equal(mc_store_open("postgresql://mailca:s3cret-pw@127.0.0.1:1/nodb", &s, &err),
+                         MC_ERR_STORE);
+        assert_null(s);
+        assert_non_null(strstr(err.message, "host '127.0.0.1' port '1' database 'nodb'"));
+        assert_non_null(strstr(err.message, "refused"));
+        assert_null(strstr(err.message, "s3cret"));
+        return;
+    }
     char p[700];
     snprintf(p, sizeof p, "%s/no-such-dir/store.db", fx->dir);
     mc_store *s = NULL;
@@ -304,7 +522,7 @@ static void test_open_bad_path(void **state)
 static void test_batch_1000_roundtrip(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     batch b;
     batch_make(&b, "ord", 0, 1000);
     mc_errdetail err;
@@ -322,26 +540,28 @@ static void test_batch_1000_roundtrip(void **state)
     expect_lookup(s, "ord-1000", NULL, NULL, NULL);
 
     /* provenance is on disk as given */
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM intents WHERE order_id = 'ord-7'"
-                                     " AND account = 'acct-1' AND profile = 'mailbox-strict'"
-                                     " AND lint_version = 'lints-3' AND engine_version = '0.1.0'"
-                                     " AND not_before = 1750000007 AND not_after = 1750086407"
-                                     " AND mailboxes = 'a@example.com,b@example.com'"
-                                     " AND evidence = '{\"method\":\"3.2.2.1\"}'"
-                                     " AND lint_warnings = '' AND replaces IS NULL"
-                                     " AND length(profile_hash) = 32 AND length(tbs_hash) = 32"
-                                     " AND hex(profile_hash) = '"
-                                     "A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5"
-                                     "A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5'"
-                                     " AND created_at > 0"),
-                     1);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM certificates"
-                                     " WHERE status = 'issued' AND issued_at > 0"),
+    char hexcol[64], sql[1024];
+    snprintf(hexcol, sizeof hexcol, fx->b->hex_fmt, "profile_hash");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM intents WHERE order_id = 'ord-7'"
+             " AND account = 'acct-1' AND profile = 'mailbox-strict'"
+             " AND lint_version = 'lints-3' AND engine_version = '0.1.0'"
+             " AND not_before = 1750000007 AND not_after = 1750086407"
+             " AND mailboxes = 'a@example.com,b@example.com'"
+             " AND evidence = '{\"method\":\"3.2.2.1\"}'"
+             " AND lint_warnings = '' AND replaces IS NULL"
+             " AND length(profile_hash) = 32 AND length(tbs_hash) = 32"
+             " AND %s = 'A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5'"
+             " AND created_at > 0",
+             hexcol);
+    assert_int_equal(raw_int(fx, sql), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
+                                 " WHERE status = 'issued' AND issued_at > 0"),
                      1000);
     /* the inventory query uses the index */
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM intents WHERE profile ="
-                                     " 'mailbox-strict' AND not_before BETWEEN 1750000100 AND"
-                                     " 1750000199"),
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE profile ="
+                                 " 'mailbox-strict' AND not_before BETWEEN 1750000100 AND"
+                                 " 1750000199"),
                      100);
     mc_store_close(s);
     batch_free(&b);
@@ -350,7 +570,7 @@ static void test_batch_1000_roundtrip(void **state)
 static void test_duplicate_across_batches(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch a, b;
     batch_make(&a, "dup", 0, 4);
@@ -373,7 +593,7 @@ static void test_duplicate_across_batches(void **state)
     expect_lookup(s, a.order[0], a.serial[0], a.tbs[0], a.der[0]);
     expect_lookup(s, a.order[2], a.serial[2], a.tbs[2], NULL);
     expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], NULL);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM intents"), 5);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents"), 5);
     mc_store_close(s);
     batch_free(&a);
     batch_free(&b);
@@ -382,7 +602,7 @@ static void test_duplicate_across_batches(void **state)
 static void test_duplicate_within_batch(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "in", 0, 4);
@@ -403,7 +623,7 @@ static void test_duplicate_within_batch(void **state)
 static void test_serial_collision_rolls_back(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch a, b, c;
     batch_make(&a, "first", 0, 3);
@@ -436,16 +656,34 @@ static void test_serial_collision_rolls_back(void **state)
     b.in[4].serial = b.serial[4];
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     expect_counts(s, 0, 8);
+
+    /* a large batch (several pipeline chunks for PostgreSQL) whose row 300 reuses the serial
+     * of its row 10: nothing of it stays, the message names both orders */
+    batch d;
+    batch_make(&d, "big", 1000, 400);
+    d.in[300].serial = d.serial[10];
+    mc_err_clear(&err);
+    assert_int_equal(mc_store_intents_commit(s, d.in, 400, d.state, &err), MC_ERR_STORE);
+    assert_string_equal(err.field, "intents[300].serial");
+    assert_non_null(strstr(err.message, "'big-1300'"));
+    assert_non_null(strstr(err.message, "'big-1010'"));
+    expect_counts(s, 0, 8);
+    expect_lookup(s, d.order[10], NULL, NULL, NULL);
+    expect_lookup(s, d.order[399], NULL, NULL, NULL);
+    d.in[300].serial = d.serial[300];
+    assert_int_equal(mc_store_intents_commit(s, d.in, 400, d.state, &err), MC_OK);
+    expect_counts(s, 0, 408);
     mc_store_close(s);
     batch_free(&a);
     batch_free(&b);
     batch_free(&c);
+    batch_free(&d);
 }
 
 static void test_certs_must_match_intent(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch a, ghost;
     batch_make(&a, "cert", 0, 2);
@@ -494,7 +732,7 @@ static void test_certs_must_match_intent(void **state)
 static void test_invalid_input(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "bad", 0, 3);
@@ -561,7 +799,7 @@ static void collect(void *arg, const char *order_id, const uint8_t *serial, size
 static void test_pending_listing(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "pend", 0, 10);
@@ -602,8 +840,8 @@ static void test_pending_listing(void **state)
 static void test_second_handle_sees_commits(void **state)
 {
     fixture *fx = *state;
-    mc_store *s1 = open_ok(fx->db);
-    mc_store *s2 = open_ok(fx->db);
+    mc_store *s1 = open_ok(fx->where);
+    mc_store *s2 = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "two", 0, 6);
@@ -630,7 +868,7 @@ static void test_second_handle_sees_commits(void **state)
 static void test_reopen_keeps_data(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "keep", 0, 20);
@@ -638,11 +876,11 @@ static void test_reopen_keeps_data(void **state)
     assert_int_equal(mc_store_certs_commit(s, b.cert, 12, &err), MC_OK);
     mc_store_close(s);
 
-    s = open_ok(fx->db);
+    s = open_ok(fx->where);
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx->db, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -650,7 +888,7 @@ static void test_reopen_keeps_data(void **state)
 static void test_lookup_partial_outputs(void **state)
 {
     fixture *fx = *state;
-    mc_store *s = open_ok(fx->db);
+    mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
     batch_make(&b, "part", 0, 1);
@@ -670,22 +908,250 @@ static void test_lookup_partial_outputs(void **state)
     batch_free(&b);
 }
 
+/* --- several writers --------------------------------------------------------------------------
+ * Two engine nodes (threads with their own handles) commit the same 240 order ids, each with its
+ * own serials, in batches of 40, then the certificates of what they recorded. Every order is
+ * recorded by exactly one of them; the other is told ISSUED or PENDING. A batch that fails on
+ * contention (SQLite busy, PostgreSQL deadlock) is retried, as the collector does.
+ */
+
+#define W_ORDERS 240
+#define W_BATCH 40
+
+typedef struct writer {
+    const char *where;
+    uint32_t serial_base;
+    batch b;
+    mc_intent_state state[W_ORDERS];
+    int ok;
+} writer;
+
+static void *writer_run(void *arg)
+{
+    writer *w = arg;
+    mc_store *s = NULL;
+    mc_errdetail err;
+    if (mc_store_open(w->where, &s, &err) != MC_OK)
+        return NULL;
+    for (size_t off = 0; off < W_ORDERS; off += W_BATCH) {
+        mc_err rc = MC_ERR_STORE;
+        for (int attempt = 0; attempt < 20 && rc == MC_ERR_STORE; attempt++)
+            rc = mc_store_intents_commit(s, w->b.in + off, W_BATCH, w->state + off, &err);
+        if (rc != MC_OK)
+            goto done;
+        mc_stored_cert mine[W_BATCH];
+        size_t k = 0;
+        for (size_t i = off; i < off + W_BATCH; i++)
+            if (w->state[i] == MC_INTENT_NEW)
+                mine[k++] = w->b.cert[i];
+        rc = k ? MC_ERR_STORE : MC_OK;
+        for (int attempt = 0; attempt < 20 && rc == MC_ERR_STORE; attempt++)
+            rc = mc_store_certs_commit(s, mine, k, &err);
+        if (rc != MC_OK)
+            goto done;
+    }
+    w->ok = 1;
+done:
+    if (!w->ok)
+        fprintf(stderr, "writer: %s\n", err.message);
+    mc_store_close(s);
+    return NULL;
+}
+
+static void test_two_writers(void **state)
+{
+    fixture *fx = *state;
+    mc_store_close(open_ok(fx->where)); /* schema first: both writers then only write rows */
+    writer w[2];
+    pthread_t t[2];
+    memset(w, 0, sizeof w);
+    for (int k = 0; k < 2; k++) {
+        w[k].where = fx->where;
+        /* same order ids, distinct serials: a serial carries k in batch_make's numbering */
+        batch_make(&w[k].b, "w", 0, W_ORDERS);
+        for (size_t i = 0; i < W_ORDERS; i++) {
+            w[k].b.serial[i][5] = (uint8_t)(0x10 + k);
+            w[k].b.der[i][0] = (uint8_t)(0x20 + k);
+        }
+        assert_int_equal(pthread_create(&t[k], NULL, writer_run, &w[k]), 0);
+    }
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+    assert_true(w[0].ok);
+    assert_true(w[1].ok);
+    mc_store *s = open_ok(fx->where);
+    expect_counts(s, W_ORDERS, 0);
+    for (size_t i = 0; i < W_ORDERS; i++) {
+        int n_new = (w[0].state[i] == MC_INTENT_NEW) + (w[1].state[i] == MC_INTENT_NEW);
+        assert_int_equal(n_new, 1);
+        const writer *owner = w[0].state[i] == MC_INTENT_NEW ? &w[0] : &w[1];
+        expect_lookup(s, owner->b.order[i], owner->b.serial[i], owner->b.tbs[i], owner->b.der[i]);
+    }
+    mc_store_close(s);
+    batch_free(&w[0].b);
+    batch_free(&w[1].b);
+}
+
+/* --- benchmark --------------------------------------------------------------------------------
+ * Per-certificate commit cost with batches of 256 and realistic sizes (TBS 1000 bytes,
+ * certificate 1200 bytes): intents commit + certificates commit, as the collector does.
+ */
+
+#define BENCH_BATCH 256
+#define BENCH_BATCHES 8
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static void test_bench_batch_256(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    const size_t n = (size_t)BENCH_BATCH * BENCH_BATCHES;
+    batch b;
+    batch_make(&b, "bench", 0, n);
+    uint8_t *tbs = malloc(n * 1000), *der = malloc(n * 1200);
+    assert_non_null(tbs);
+    assert_non_null(der);
+    for (size_t i = 0; i < n; i++) {
+        memset(tbs + i * 1000, (int)(i & 0xff), 1000);
+        memset(der + i * 1200, (int)((i * 7) & 0xff), 1200);
+        b.in[i].tbs = tbs + i * 1000;
+        b.in[i].tbs_len = 1000;
+        b.cert[i].der = der + i * 1200;
+        b.cert[i].der_len = 1200;
+    }
+    double t_int = 0, t_cert = 0;
+    for (size_t off = 0; off < n; off += BENCH_BATCH) {
+        double t0 = now_us();
+        assert_int_equal(mc_store_intents_commit(s, b.in + off, BENCH_BATCH, b.state + off, &err),
+                         MC_OK);
+        double t1 = now_us();
+        assert_int_equal(mc_store_certs_commit(s, b.cert + off, BENCH_BATCH, &err), MC_OK);
+        t_int += t1 - t0;
+        t_cert += now_us() - t1;
+    }
+    expect_counts(s, (int64_t)n, 0);
+    printf("bench store %s: %d batches of %d: intents %.1f us/cert, certificates %.1f us/cert,"
+           " total %.1f us/cert (%.0f certs/s)\n",
+           fx->b->name, BENCH_BATCHES, BENCH_BATCH, t_int / (double)n, t_cert / (double)n,
+           (t_int + t_cert) / (double)n, (double)n * 1e6 / (t_int + t_cert));
+    fflush(stdout);
+    mc_store_close(s);
+    free(tbs);
+    free(der);
+    batch_free(&b);
+}
+
+/* --- PostgreSQL only ---------------------------------------------------------------------- */
+
+#ifdef MAILCA_HAVE_LIBPQ
+/* "postgres://" is the same backend as "postgresql://". */
+static void test_pg_scheme_alias(void **state)
+{
+    fixture *fx = *state;
+    char alias[1100];
+    assert_int_equal(strncmp(fx->where, "postgresql://", 13), 0);
+    snprintf(alias, sizeof alias, "postgres://%s", fx->where + 13);
+    mc_store *s = open_ok(alias);
+    assert_string_equal(mc_store_backend(s), "postgresql");
+    batch b;
+    batch_make(&b, "alias", 0, 3);
+    mc_errdetail err;
+    assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
+    mc_store_close(s);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents"), 3);
+    batch_free(&b);
+}
+
+/* The server ends the store's session (a restart, a failover, an idle timeout): the next call
+ * fails with a retryable error at most, and the handle reconnects and prepares again. */
+static void test_pg_reconnect(void **state)
+{
+    fixture *fx = *state;
+    char where[1200], sql[256];
+    /* a name of its own, so only this session is ended */
+    snprintf(where, sizeof where, "%s&application_name=%s", fx->where, fx->schema);
+    mc_store *s = open_ok(where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "re", 0, 4);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 2, b.state, &err), MC_OK);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+             " WHERE application_name = '%s') AS t",
+             fx->schema);
+    assert_int_equal(raw_int(fx, sql), 1);
+    int64_t c = -1, p = -1;
+    mc_err rc = mc_store_counts(s, &c, &p, &err);
+    if (rc != MC_OK) {
+        assert_int_equal(rc, MC_ERR_STORE);
+        assert_true(mc_err_retryable(rc));
+    }
+    assert_int_equal(mc_store_intents_commit(s, b.in + 2, 2, b.state + 2, &err), MC_OK);
+    expect_counts(s, 0, 4);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 4, &err), MC_OK);
+    expect_lookup(s, b.order[3], b.serial[3], b.tbs[3], b.der[3]);
+    mc_store_close(s);
+    batch_free(&b);
+}
+#else
+/* Without libpq a PostgreSQL URI is refused as unsupported (not taken for a file name). */
+static void test_pg_unsupported(void **state)
+{
+    (void)state;
+    mc_store *s = NULL;
+    mc_errdetail err;
+    assert_int_equal(mc_store_open("postgresql://127.0.0.1/x", &s, &err), MC_ERR_UNSUPPORTED);
+    assert_null(s);
+    assert_int_equal(mc_store_open("postgres://127.0.0.1/x", &s, &err), MC_ERR_UNSUPPORTED);
+    assert_null(s);
+}
+#endif
+
+/* The whole suite, once per backend. */
+#define STORE_TESTS(setup, teardown)                                                               \
+    cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, setup, teardown),                \
+        cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),                            \
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_batch_1000_roundtrip, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_duplicate_across_batches, setup, teardown),           \
+        cmocka_unit_test_setup_teardown(test_duplicate_within_batch, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(test_serial_collision_rolls_back, setup, teardown),        \
+        cmocka_unit_test_setup_teardown(test_certs_must_match_intent, setup, teardown),            \
+        cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_pending_listing, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_second_handle_sees_commits, setup, teardown),         \
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),                  \
+        cmocka_unit_test_setup_teardown(test_lookup_partial_outputs, setup, teardown),             \
+        cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),                        \
+        cmocka_unit_test_setup_teardown(test_bench_batch_256, setup, teardown)
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_newer_schema_refused, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_open_bad_path, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_batch_1000_roundtrip, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_across_batches, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_duplicate_within_batch, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_serial_collision_rolls_back, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_certs_must_match_intent, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_input, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pending_listing, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_second_handle_sees_commits, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_lookup_partial_outputs, fx_setup, fx_teardown),
+    const struct CMUnitTest sqlite_tests[] = {
+        STORE_TESTS(sq_setup, sq_teardown),
+#ifndef MAILCA_HAVE_LIBPQ
+        cmocka_unit_test(test_pg_unsupported),
+#endif
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
+#ifdef MAILCA_HAVE_LIBPQ
+    const struct CMUnitTest pg_tests[] = {
+        STORE_TESTS(pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_scheme_alias, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
+    };
+    failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, pg_group_setup,
+                                          pg_group_teardown);
+#else
+    printf("store/postgresql: not run, this build has no libpq (MAILCA_HAVE_LIBPQ)\n");
+#endif
+    return failed;
 }

@@ -1,6 +1,9 @@
 /*
- * mc_store: durable storage of intents and certificates (SQLite in WAL mode, the embedded
- * default). One mc_store per thread (a SQLite connection is not shared between threads).
+ * mc_store: durable storage of intents and certificates. Two backends behind the same functions:
+ * SQLite in WAL mode (engine/store.c, the embedded default: the store is a file path) and
+ * PostgreSQL through libpq (engine/store_pg.c: the store is a "postgresql://" or "postgres://"
+ * URI; several engine nodes may share one database). One mc_store per thread (neither a SQLite
+ * connection nor a libpq connection is shared between threads).
  *
  * Durability contract (DESIGN.md, "Sinks and durability"): before a batch of TBS certificates goes
  * to the HSM, their serials, TBS hashes and order ids are committed (mc_store_intents_commit,
@@ -57,12 +60,30 @@ typedef struct mc_stored_cert {
     size_t der_len;
 } mc_stored_cert;
 
-/* Opens (creating and migrating the schema as needed) the database at path: WAL mode,
- * synchronous=NORMAL, foreign keys on, a busy timeout for concurrent writers. Several handles
- * (threads or processes) may open the same file. A database whose schema_version is newer than
- * this engine knows is refused (MC_ERR_STORE). Caller frees *out with mc_store_close. */
-mc_err mc_store_open(const char *path, mc_store **out, mc_errdetail *err);
+/* Opens (creating and migrating the schema as needed) the store at where:
+ * - a URI starting "postgresql://" or "postgres://" (libpq connection URI; its search_path, if
+ *   given with options=-csearch_path=..., picks the schema): PostgreSQL. MC_ERR_UNSUPPORTED when
+ *   this build has no libpq (MAILCA_HAVE_LIBPQ undefined). Messages name host, port and database,
+ *   never the password.
+ * - anything else is a file path: SQLite in WAL mode, synchronous=NORMAL, foreign keys on, a busy
+ *   timeout for concurrent writers.
+ * Several handles (threads, processes or hosts) may open the same store. A store whose
+ * schema_version is newer than this engine knows is refused (MC_ERR_STORE). Caller frees *out
+ * with mc_store_close. */
+mc_err mc_store_open(const char *where, mc_store **out, mc_errdetail *err);
 void mc_store_close(mc_store *s);
+
+/* Brings the store at where (as for mc_store_open) to this engine's schema version and closes
+ * it: the work of `mailca store migrate`. Versions and migration numbers are the same for both
+ * backends (table schema_version: one row per applied migration). A newer store is
+ * MC_ERR_STORE. */
+mc_err mc_store_migrate(const char *where, mc_errdetail *err);
+
+/* The schema version this engine writes (the number of the last migration). */
+int mc_store_schema_version(void);
+
+/* "sqlite" or "postgresql" (static string). */
+const char *mc_store_backend(const mc_store *s);
 
 /* Records n intents in one transaction. state[i] says what was found for each order id (for an
  * existing order id nothing is written; an order id repeated within v yields MC_INTENT_PENDING
@@ -100,5 +121,41 @@ mc_err mc_store_counts(mc_store *s, int64_t *certs, int64_t *pending, mc_errdeta
 typedef void (*mc_store_pending_fn)(void *arg, const char *order_id, const uint8_t *serial,
                                     size_t serial_len, const uint8_t *tbs, size_t tbs_len);
 mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);
+
+/* --- backend interface: for engine/store.c and engine/store_pg.c only ---------------------
+ * mc_store_* above check their arguments and input (required fields, serial lengths, NULLs),
+ * return early for n == 0, then call the backend, which gets only valid input with n > 0 and
+ * implements the semantics documented above. A backend's handle starts with struct mc_store. */
+/* Both backends apply the same numbered migrations (a static assertion in each holds its list to
+ * this number): a new migration is added to both at once. */
+#define MC_STORE_SCHEMA_VERSION 1
+
+typedef struct mc_store_ops {
+    const char *name;
+    mc_err (*intents_commit)(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
+                             mc_errdetail *err);
+    mc_err (*certs_commit)(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err);
+    /* found and all outputs are reset by the caller; the backend fills the non-NULL ones and
+     * frees what it allocated on error. */
+    mc_err (*lookup)(mc_store *s, const char *order_id, int *found, uint8_t **serial,
+                     size_t *serial_len, uint8_t **tbs, size_t *tbs_len, uint8_t **der,
+                     size_t *der_len, mc_errdetail *err);
+    mc_err (*lint_meta)(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,
+                        char *warnings, size_t w_cap, mc_errdetail *err);
+    mc_err (*counts)(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err);
+    mc_err (*pending)(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);
+    void (*close)(mc_store *s);
+} mc_store_ops;
+
+struct mc_store {
+    const mc_store_ops *ops;
+};
+
+/* The PostgreSQL backend's open (engine/store_pg.c); uri as for mc_store_open. */
+mc_err mc_store_pg_open(const char *uri, mc_store **out, mc_errdetail *err);
+
+/* Lower-case hex of a serial for messages into out (2 * MC_SERIAL_MAX + 1 bytes; longer input
+ * is cut). Returns out. */
+const char *mc_store_serial_hex(char *out, const uint8_t *p, size_t n);
 
 #endif
