@@ -45,23 +45,44 @@ void mc_err_clear(mc_errdetail *d)
 const char *mc_err_name(mc_err code)
 {
     switch (code) {
-    case MC_OK: return "ok";
-    case MC_ERR_NOMEM: return "nomem";
-    case MC_ERR_IO: return "io";
-    case MC_ERR_INVALID: return "invalid";
-    case MC_ERR_UNSUPPORTED: return "unsupported";
-    case MC_ERR_CSR: return "csr";
-    case MC_ERR_LINT: return "lint";
-    case MC_ERR_PROFILE: return "profile";
-    case MC_ERR_CONFIG: return "config";
-    case MC_ERR_CRYPTO: return "crypto";
-    case MC_ERR_HSM: return "hsm";
-    case MC_ERR_HSM_SESSION: return "hsm-session";
-    case MC_ERR_HSM_FATAL: return "hsm-fatal";
-    case MC_ERR_STORE: return "store";
-    case MC_ERR_DUPLICATE: return "duplicate";
-    case MC_ERR_ZMQ: return "zmq";
-    case MC_ERR_INTERNAL: return "internal";
+    case MC_OK:
+        return "ok";
+    case MC_ERR_NOMEM:
+        return "nomem";
+    case MC_ERR_IO:
+        return "io";
+    case MC_ERR_INVALID:
+        return "invalid";
+    case MC_ERR_UNSUPPORTED:
+        return "unsupported";
+    case MC_ERR_CSR:
+        return "csr";
+    case MC_ERR_LINT:
+        return "lint";
+    case MC_ERR_PROFILE:
+        return "profile";
+    case MC_ERR_CONFIG:
+        return "config";
+    case MC_ERR_CRYPTO:
+        return "crypto";
+    case MC_ERR_HSM:
+        return "hsm";
+    case MC_ERR_HSM_SESSION:
+        return "hsm-session";
+    case MC_ERR_HSM_FATAL:
+        return "hsm-fatal";
+    case MC_ERR_STORE:
+        return "store";
+    case MC_ERR_DUPLICATE:
+        return "duplicate";
+    case MC_ERR_ZMQ:
+        return "zmq";
+    case MC_ERR_CAA:
+        return "caa";
+    case MC_ERR_DNS:
+        return "dns";
+    case MC_ERR_INTERNAL:
+        return "internal";
     }
     return "unknown";
 }
@@ -70,8 +91,8 @@ const char *mc_err_format(const mc_errdetail *d, char *buf, size_t len)
 {
     if (!len)
         return buf;
-    snprintf(buf, len, "%s%s%s%s%s%s%s", mc_err_name(d->code), d->field[0] ? ": " : "",
-             d->field, ": ", d->message, d->rule[0] ? " [" : "", d->rule[0] ? d->rule : "");
+    snprintf(buf, len, "%s%s%s%s%s%s%s", mc_err_name(d->code), d->field[0] ? ": " : "", d->field,
+             ": ", d->message, d->rule[0] ? " [" : "", d->rule[0] ? d->rule : "");
     if (d->rule[0]) {
         size_t n = strlen(buf);
         if (n + 1 < len) {
@@ -85,5 +106,5 @@ const char *mc_err_format(const mc_errdetail *d, char *buf, size_t len)
 int mc_err_retryable(mc_err code)
 {
     return code == MC_ERR_HSM || code == MC_ERR_HSM_SESSION || code == MC_ERR_STORE ||
-           code == MC_ERR_ZMQ || code == MC_ERR_NOMEM;
+           code == MC_ERR_ZMQ || code == MC_ERR_NOMEM || code == MC_ERR_DNS;
 }

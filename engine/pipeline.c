@@ -6,6 +6,7 @@
  */
 #include "mailca/engine.h"
 
+#include "mailca/caa.h"
 #include "mailca/crypto.h"
 #include "mailca/hsm.h"
 #include "mailca/issuer.h"
@@ -51,8 +52,26 @@ struct mc_engine {
     mc_profile_set profiles;
     mc_digests d;
     mc_hsm *hsm;
+    mc_caa_ctx *caa;
+    char caa_lists[2][MC_URL_MAX]; /* resolvers and issuer domains, split in place */
     int workers, batch;
 };
+
+/* Splits a comma-separated list in place into at most max trimmed, non-empty items. */
+static size_t split_list(char *s, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max; tok = strtok(NULL, ",")) {
+        while (*tok == ' ')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        if (*tok)
+            out[n++] = tok;
+    }
+    return n;
+}
 
 static uint64_t now_ns(void)
 {
@@ -113,6 +132,22 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                         cfg->ca_certificate);
         goto done;
     }
+    if (cfg->caa_enabled) {
+        /* SBR 4.2.2.1: CAA for every mailbox domain before issuing */
+        mc_caa_config cc = {.timeout_ms = (unsigned)cfg->caa_timeout_ms,
+                            .ta_file = or_null(cfg->caa_trust_anchor_file)};
+        snprintf(e->caa_lists[0], sizeof e->caa_lists[0], "%s", cfg->caa_resolvers);
+        snprintf(e->caa_lists[1], sizeof e->caa_lists[1], "%s", cfg->caa_issuer_domains);
+        cc.n_resolvers = split_list(e->caa_lists[0], cc.resolvers, MC_CAA_RESOLVERS_MAX);
+        cc.n_issuers = split_list(e->caa_lists[1], cc.issuers, MC_CAA_ISSUERS_MAX);
+        if (!cc.n_issuers) {
+            rc = mc_err_set(err, MC_ERR_CONFIG, "caa.issuer_domains", "SBR 4.2.2.1",
+                            "CAA checks need the CA's Issuer Domain Names");
+            goto done;
+        }
+        if ((rc = mc_caa_ctx_new(&cc, &e->caa, err)) != MC_OK)
+            goto done;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e->workers = e->opts.workers ? e->opts.workers
                  : cfg->workers  ? cfg->workers
@@ -132,6 +167,7 @@ void mc_engine_close(mc_engine *e)
     if (!e)
         return;
     mc_hsm_close(e->hsm);
+    mc_caa_ctx_free(e->caa);
     mc_profile_set_free(&e->profiles);
     if (e->issuer_loaded)
         mc_issuer_free(&e->issuer);
@@ -875,6 +911,8 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
                            .issuer = &e->issuer,
                            .digests = &e->d,
                            .hsm = e->hsm,
+                           .caa = e->caa,
+                           .account_uri_prefix = e->cfg.caa_account_uri_prefix,
                            .zctx = zctx,
                            .ep_orders = EP_ORDERS,
                            .ep_intents = EP_INTENTS,
@@ -1093,6 +1131,8 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
                            .issuer = &e->issuer,
                            .digests = &e->d,
                            .hsm = e->hsm,
+                           .caa = e->caa,
+                           .account_uri_prefix = e->cfg.caa_account_uri_prefix,
                            .zctx = zctx,
                            .ep_orders = ep_orders,
                            .ep_intents = ep_intents,

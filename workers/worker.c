@@ -6,6 +6,9 @@
  */
 #include "mailca/worker.h"
 
+#include "mailca/caa.h"
+#include "mailca/config.h"
+#include "mailca/evidence.h"
 #include "mailca/lint.h"
 #include "mailca/order.h"
 #include "mailca/result.h"
@@ -39,6 +42,7 @@ typedef struct item {
     uint8_t tbs_hash[32];
     int64_t nb, na;
     const char *warnings;
+    const char *caa; /* CAA results of the mailbox domains, a JSON array (NULL: not checked) */
     mc_wire_intent wi;
     /* result */
     const uint8_t *res_serial;
@@ -68,6 +72,8 @@ typedef struct wctx {
     int csr_ok;
     msgpack_sbuffer sbuf;
     wbatch b[2];
+    mc_caa_result caa_res;         /* scratch for one CAA check */
+    char caa_buf[MC_CAA_JSON_MAX]; /* scratch for its JSON */
 } wctx;
 
 static const char *arena_strdup(mc_arena *a, const char *p, size_t n)
@@ -131,9 +137,9 @@ static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
     return n + (size_t)w < cap ? n + (size_t)w : cap - 1;
 }
 
-static const char *evidence_json(mc_arena *a, const mc_order *o)
+static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa)
 {
-    size_t cap = 320 + 2 * o->key_source.len +
+    size_t cap = 320 + 2 * o->key_source.len + (caa ? strlen(caa) + 16 : 0) +
                  o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96);
     char *buf = mc_arena_alloc(a, cap);
     if (!buf)
@@ -151,10 +157,14 @@ static const char *evidence_json(mc_arena *a, const mc_order *o)
     if (o->public_key) {
         n = put(buf, n, cap, "],\"key\":{\"form\":\"public_key\",\"source\":\"");
         n = json_str(buf, n, cap, o->key_source.p, o->key_source.len);
-        put(buf, n, cap, "\"}}");
+        n = put(buf, n, cap, "\"}");
     } else {
-        put(buf, n, cap, "],\"key\":{\"form\":\"csr\"}}");
+        n = put(buf, n, cap, "],\"key\":{\"form\":\"csr\"}");
     }
+    /* SBR 4.2.2.1: the CAA result per mailbox domain (records seen, decision, time, resolver) */
+    if (caa)
+        n = put(buf, n, cap, ",\"caa\":%s", caa);
+    put(buf, n, cap, "}");
     return buf;
 }
 
@@ -172,6 +182,50 @@ static const char *mailbox_list(mc_arena *a, const mc_order *o)
     }
     *p = '\0';
     return buf;
+}
+
+/* SBR 4.2.2.1: CAA for the domain of every mailbox, with the account binding and the validation
+ * method of RFC 8657. A refusal rejects the order; a lookup failure fails it (retryable: fail
+ * closed). The results are kept as it->caa for the certificate's provenance. */
+static mc_err check_caa(wctx *c, wbatch *b, item *it, int64_t now)
+{
+    const mc_order *o = &it->order;
+    char acct[MC_URL_MAX + MC_ORDER_ACCOUNT_MAX + 1];
+    const char *pieces[MC_ORDER_MAILBOXES_MAX];
+    size_t lens[MC_ORDER_MAILBOXES_MAX], total = 3;
+    snprintf(acct, sizeof acct, "%s%.*s", c->sh->account_uri_prefix, (int)o->account.len,
+             o->account.p);
+    for (size_t i = 0; i < o->n_mailboxes; i++) {
+        mc_err rc = mc_caa_check_mailbox(c->sh->caa, o, i, acct, now, &c->caa_res, &it->err);
+        if (rc != MC_OK) {
+            if (c->caa_res.retryable || rc == MC_ERR_DNS)
+                it->status = MC_STATUS_FAILED;
+            return rc;
+        }
+        if (mc_caa_result_json(&c->caa_res, c->caa_buf, sizeof c->caa_buf, &lens[i]) != MC_OK ||
+            !(pieces[i] = mc_arena_dup(&b->arena, c->caa_buf, lens[i]))) {
+            it->status = MC_STATUS_FAILED;
+            return mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+        }
+        total += lens[i] + 1;
+    }
+    char *json = mc_arena_alloc(&b->arena, total);
+    if (!json) {
+        it->status = MC_STATUS_FAILED;
+        return mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+    }
+    size_t n = 0;
+    json[n++] = '[';
+    for (size_t i = 0; i < o->n_mailboxes; i++) {
+        if (i)
+            json[n++] = ',';
+        memcpy(json + n, pieces[i], lens[i]);
+        n += lens[i];
+    }
+    json[n++] = ']';
+    json[n] = '\0';
+    it->caa = json;
+    return MC_OK;
 }
 
 /* Decode, check, build and lint one order. On failure it->err says why. */
@@ -194,6 +248,11 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     it->seq = top.via.array.ptr[0].via.u64;
     it->t0 = top.via.array.ptr[1].via.u64;
     if (mc_order_decode(&top.via.array.ptr[2], &it->order, err) != MC_OK)
+        return;
+    /* SBR 4.2.1: each mailbox's validation evidence within its reuse window at issuance */
+    if (mc_evidence_check(&it->order, now, err) != MC_OK)
+        return;
+    if (sh->caa && check_caa(c, b, it, now) != MC_OK)
         return;
     if (mc_order_check_csr_ctx(&it->order, sh->digests, &c->csr, err) != MC_OK)
         return;
@@ -271,7 +330,7 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     in->not_before = it->nb;
     in->not_after = it->na;
     in->mailboxes = mailbox_list(&b->arena, &it->order);
-    in->evidence = evidence_json(&b->arena, &it->order);
+    in->evidence = evidence_json(&b->arena, &it->order, it->caa);
     in->lint_warnings = it->warnings;
     in->replaces = it->order.replaces.len
                        ? arena_strdup(&b->arena, it->order.replaces.p, it->order.replaces.len)

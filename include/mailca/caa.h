@@ -55,12 +55,10 @@
 #define MC_CAA_RESOLVER_MAX 64
 #define MC_CAA_MAX_TTL_LIMIT 28800 /* SBR 4.2.2.1: issue within max(TTL, 8 hours) of the check */
 
-/* Codes mc_caa_check returns for a refusal and for a retryable failure. err.h has no CAA or DNS
- * code yet: until the lead adds MC_ERR_CAA ("caa", rejected) and MC_ERR_DNS ("dns", failed,
- * retryable in mc_err_retryable), refusals are MC_ERR_INVALID and lookup failures MC_ERR_IO; the
- * result's decision and retryable fields are authoritative. */
-#define MC_CAA_ERR_DENIED MC_ERR_INVALID
-#define MC_CAA_ERR_TEMPFAIL MC_ERR_IO
+/* Codes mc_caa_check returns for a refusal (the order is rejected) and for a lookup failure (the
+ * order fails, retryable: mc_err_retryable). */
+#define MC_CAA_ERR_DENIED MC_ERR_CAA
+#define MC_CAA_ERR_TEMPFAIL MC_ERR_DNS
 
 typedef struct mc_caa_config {
     /* Resolver addresses "ip" or "ip@port" (IPv4 or IPv6). None: libunbound recurses itself. */

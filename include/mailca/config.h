@@ -32,6 +32,13 @@ typedef struct mc_config {
     char ca_ocsp_url[MC_URL_MAX];
     char ca_issuers_url[MC_URL_MAX];
     char ca_cps_url[MC_URL_MAX];
+    /* caa: SBR 4.2.2.1 CAA issuemail checks for every mailbox domain (docs/caa.md) */
+    int caa_enabled;
+    char caa_resolvers[MC_URL_MAX];      /* "ip[@port],..." ("" = recurse from the root) */
+    char caa_issuer_domains[MC_URL_MAX]; /* the CA's Issuer Domain Names, comma separated */
+    int caa_timeout_ms;
+    char caa_trust_anchor_file[MC_PATH_MAX]; /* DNSSEC trust anchor ("" = no validation) */
+    char caa_account_uri_prefix[MC_URL_MAX]; /* accounturi = prefix + the order's account */
     /* store */
     char store_sqlite[MC_PATH_MAX];
     /* engine */

@@ -27,7 +27,9 @@ typedef enum mc_err {
     MC_ERR_STORE,       /* storage failed */
     MC_ERR_DUPLICATE,   /* the order id is already known */
     MC_ERR_ZMQ,         /* a ZeroMQ call failed */
-    MC_ERR_INTERNAL,    /* a bug: an invariant did not hold */
+    MC_ERR_CAA,         /* CAA forbids issuance for a mailbox domain (SBR 4.2.2.1) */
+    MC_ERR_DNS,         /* a DNS lookup failed or timed out: retry later (fail closed) */
+    MC_ERR_INTERNAL,    /* a bug: an invariant did not hold (keep last: ranges end here) */
 } mc_err;
 
 #define MC_ERR_FIELD_MAX 64
@@ -36,9 +38,9 @@ typedef enum mc_err {
 
 typedef struct mc_errdetail {
     mc_err code;
-    char field[MC_ERR_FIELD_MAX];  /* e.g. "mailboxes[2]"; "" when not about one field */
-    char rule[MC_ERR_RULE_MAX];    /* e.g. "SBR 7.1.2.3(e)" or a lint id; "" when none */
-    char message[MC_ERR_MSG_MAX];  /* human readable, names the offending value or limit */
+    char field[MC_ERR_FIELD_MAX]; /* e.g. "mailboxes[2]"; "" when not about one field */
+    char rule[MC_ERR_RULE_MAX];   /* e.g. "SBR 7.1.2.3(e)" or a lint id; "" when none */
+    char message[MC_ERR_MSG_MAX]; /* human readable, names the offending value or limit */
 } mc_errdetail;
 
 /* Fills *d (when d is not NULL) and returns code, so callers write `return mc_err_set(...)`.

@@ -19,19 +19,21 @@ typedef struct mc_worker_shared {
     const mc_issuer *issuer;
     const mc_digests *digests;
     mc_hsm *hsm;
-    void *zctx;               /* ZeroMQ context */
-    const char *ep_orders;    /* PULL from here */
-    const char *ep_intents;   /* DEALER to here */
-    const char *ep_results;   /* PUSH to here */
-    int batch;                /* orders per batch (one intent transaction) */
-    int lint;                 /* 0 only in the bench's lint-cost comparison */
+    struct mc_caa_ctx *caa;         /* NULL: CAA checks off (config caa.enabled) */
+    const char *account_uri_prefix; /* accounturi = prefix + account (RFC 8657) */
+    void *zctx;                     /* ZeroMQ context */
+    const char *ep_orders;          /* PULL from here */
+    const char *ep_intents;         /* DEALER to here */
+    const char *ep_results;         /* PUSH to here */
+    int batch;                      /* orders per batch (one intent transaction) */
+    int lint;                       /* 0 only in the bench's lint-cost comparison */
 } mc_worker_shared;
 
 typedef struct mc_worker {
     const mc_worker_shared *sh;
     int index;
-    int cpu;       /* core to pin to, -1 for none */
-    mc_err rc;     /* why the worker stopped, MC_OK on a normal shutdown */
+    int cpu;   /* core to pin to, -1 for none */
+    mc_err rc; /* why the worker stopped, MC_OK on a normal shutdown */
     mc_errdetail err;
 } mc_worker;
 

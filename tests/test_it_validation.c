@@ -1,0 +1,180 @@
+/*
+ * Order validation in the pipeline (issue 6): the SBR 4.2.1 reuse window of each mailbox's
+ * validation evidence is checked at issuance, and with CAA checks on (config caa.enabled), a
+ * mailbox domain whose CAA cannot be looked up fails the order, retryable, and nothing is signed
+ * (SBR 4.2.2.1: fail closed). The CAA decisions themselves are tested against a real DNS server in
+ * test_it_caa.c.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "support/csrgen.h"
+#include "support/itutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static mc_it_ca g;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    return mc_it_ca_setup("it-validation-", &g);
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    X509_free(g.root);
+    X509_free(g.ica);
+    EVP_PKEY_free(g.key);
+    free(g.csr);
+    mc_it_rmtree(g.dir);
+    return 0;
+}
+
+/* Writes one order per (id, method, age in seconds). */
+static void write_orders(const char *path, const char *const *ids, const char *const *methods,
+                         const int64_t *ages, size_t n)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; i < n; i++) {
+        char addr[64];
+        snprintf(addr, sizeof addr, "user%zu@example.com", i);
+        mc_csrgen_mailbox mb = {addr, methods[i], now - ages[i], "ref-1"};
+        mc_csrgen_order o = {.id = ids[i],
+                             .account = "acct-validation",
+                             .profile = "mailbox-strict",
+                             .usage = "signing",
+                             .mailboxes = &mb,
+                             .n_mailboxes = 1,
+                             .csr = g.csr,
+                             .csr_len = g.csr_len};
+        assert_int_equal(mc_csrgen_order_pack(&o, &sb), 0);
+    }
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(sb.data, 1, sb.size, f), sb.size);
+    fclose(f);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const mc_result *by_id(const mc_it_results *res, const char *id)
+{
+    for (size_t i = 0; i < res->n; i++)
+        if (strcmp(res->r[i].order_id, id) == 0)
+            return &res->r[i];
+    fail_msg("no result for %s", id);
+    return NULL;
+}
+
+static void run_batch(const char *cfg, const char *orders, const char *results, int want_status)
+{
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg, orders, results, NULL);
+    if (st != want_status)
+        fail_msg("batch: exit %d (want %d): %s", st, want_status, r.err);
+    mc_it_run_free(&r);
+}
+
+/* SBR 4.2.1: 30 days for 3.2.2.2 (email a random value), 398 for 3.2.2.1 (domain). */
+static void test_evidence_windows(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700];
+    snprintf(orders, sizeof orders, "%s/ev.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/ev-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    const char *ids[] = {"ev-fresh", "ev-expired", "ev-domain-100d", "ev-domain-expired"};
+    const char *methods[] = {"3.2.2.2", "3.2.2.2", "3.2.2.1", "3.2.2.1"};
+    const int64_t ages[] = {3600, 31 * 86400LL, 100 * 86400LL, 399 * 86400LL};
+    write_orders(orders, ids, methods, ages, 4);
+    run_batch(cfg, orders, results, 0);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, 4);
+    assert_int_equal(by_id(&res, "ev-fresh")->status, MC_STATUS_ISSUED);
+    assert_int_equal(by_id(&res, "ev-domain-100d")->status, MC_STATUS_ISSUED);
+    const char *bad[] = {"ev-expired", "ev-domain-expired"};
+    for (int i = 0; i < 2; i++) {
+        const mc_result *r = by_id(&res, bad[i]);
+        assert_int_equal(r->status, MC_STATUS_REJECTED);
+        assert_string_equal(r->error.rule, "SBR 4.2.1");
+        assert_string_equal(r->error.field, "mailboxes[0].validated_at");
+        assert_non_null(strstr(r->error.message, "user"));
+    }
+    mc_it_results_free(&res);
+}
+
+/* Rewrites the config's caa section: on, one resolver that never answers, a short timeout. */
+static void enable_caa(const char *cfg, const char *out)
+{
+    FILE *f = fopen(cfg, "r"), *o = fopen(out, "w");
+    char line[1024], section[64] = "";
+    assert_non_null(f);
+    assert_non_null(o);
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] != ' ' && line[0] != '#')
+            sscanf(line, "%63[^:]", section);
+        if (strcmp(section, "caa") == 0 && strstr(line, "enabled:"))
+            fputs("  enabled: true\n", o);
+        else if (strcmp(section, "caa") == 0 && strstr(line, "resolvers:"))
+            fputs("  resolvers: \"127.0.0.1@9\"\n", o); /* discard port: nothing answers */
+        else if (strcmp(section, "caa") == 0 && strstr(line, "issuer_domains:"))
+            fputs("  issuer_domains: \"mailca.test\"\n", o);
+        else if (strcmp(section, "caa") == 0 && strstr(line, "timeout_ms:"))
+            fputs("  timeout_ms: 300\n", o);
+        else
+            fputs(line, o);
+    }
+    fclose(f);
+    fclose(o);
+}
+
+static void test_caa_fails_closed(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700], caa_cfg[700], db[700];
+    snprintf(orders, sizeof orders, "%s/caa.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/caa-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(caa_cfg, sizeof caa_cfg, "%s/mailca-caa.yaml", g.ca);
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    enable_caa(cfg, caa_cfg);
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    long long before = mc_it_db_count(sdb, "intents");
+    const char *ids[] = {"caa-1", "caa-2", "caa-3"};
+    const char *methods[] = {"3.2.2.2", "3.2.2.2", "3.2.2.2"};
+    const int64_t ages[] = {60, 60, 60};
+    write_orders(orders, ids, methods, ages, 3);
+    run_batch(caa_cfg, orders, results, 3); /* 3: some orders failed */
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, 3);
+    for (size_t i = 0; i < res.n; i++) {
+        assert_int_equal(res.r[i].status, MC_STATUS_FAILED);
+        assert_int_equal(res.r[i].error.code, MC_ERR_DNS);
+        assert_string_equal(res.r[i].error.field, "mailboxes[0].address");
+    }
+    mc_it_results_free(&res);
+    /* nothing was recorded for signing */
+    assert_int_equal(mc_it_db_count(sdb, "intents"), before);
+    sqlite3_close(sdb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_evidence_windows),
+        cmocka_unit_test(test_caa_fails_closed),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
