@@ -27,6 +27,10 @@
 #include <openssl/x509.h>
 #include <p11-kit/pkcs11.h>
 
+/* OpenSSL's own implementations for the public-key work done here: a provider that also offers
+ * "EC" or "RSA" (our engine/provider.c in the same library context) must not be picked for it. */
+#define HSM_PROPQ "?provider=default"
+
 /* Largest raw C_Sign output we accept: RSA up to 8192 bits (P-521 r||s is 132). */
 #define SIG_MAX 1024
 #define MODULES_MAX 8
@@ -440,6 +444,8 @@ struct mc_hsm_session {
     CK_OBJECT_HANDLE key;
     mc_keytype kt;
     size_t sigmax;
+    mc_hsm *h;  /* for mc_hsm_session_reopen; NULL in the self-test's stack session */
+    int closed; /* a failed reopen left no PKCS#11 session behind sh */
 };
 
 /* Finds the one private key the URI names, in session sh. */
@@ -608,7 +614,7 @@ static mc_err read_public(mc_hsm *h, CK_OBJECT_HANDLE priv, EVP_PKEY **out, mc_e
         if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
             !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) ||
             !(params = OSSL_PARAM_BLD_to_param(bld)) ||
-            !(pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) ||
+            !(pctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", HSM_PROPQ)) ||
             EVP_PKEY_fromdata_init(pctx) <= 0 ||
             EVP_PKEY_fromdata(pctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
             rc = mc_err_set(err, MC_ERR_CRYPTO, "hsm", NULL,
@@ -640,7 +646,7 @@ static mc_err read_public(mc_hsm *h, CK_OBJECT_HANDLE priv, EVP_PKEY **out, mc_e
                 goto done;
             h->kt = MC_KEY_ED25519;
             h->sigmax = 64;
-            *out = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, point, 32);
+            *out = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", HSM_PROPQ, point, 32);
             if (!*out) {
                 rc = mc_err_set(err, MC_ERR_CRYPTO, "hsm", NULL,
                                 "OpenSSL refused the token's Ed25519 public key");
@@ -672,7 +678,7 @@ static mc_err read_public(mc_hsm *h, CK_OBJECT_HANDLE priv, EVP_PKEY **out, mc_e
                 !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point,
                                                   1 + 2 * fl) ||
                 !(params = OSSL_PARAM_BLD_to_param(bld)) ||
-                !(pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) ||
+                !(pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", HSM_PROPQ)) ||
                 EVP_PKEY_fromdata_init(pctx) <= 0 ||
                 EVP_PKEY_fromdata(pctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
                 rc = mc_err_set(err, MC_ERR_CRYPTO, "hsm", NULL,
@@ -680,7 +686,7 @@ static mc_err read_public(mc_hsm *h, CK_OBJECT_HANDLE priv, EVP_PKEY **out, mc_e
                 goto done;
             }
             /* The point must lie on the curve. */
-            EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, *out, NULL);
+            EVP_PKEY_CTX *chk = EVP_PKEY_CTX_new_from_pkey(NULL, *out, HSM_PROPQ);
             int ok = chk && EVP_PKEY_public_check(chk) == 1;
             EVP_PKEY_CTX_free(chk);
             if (!ok) {
@@ -818,10 +824,19 @@ static mc_err sign_core(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, siz
         in = di;
         inlen += sp.prefixlen;
     }
+    if (s->closed)
+        return mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
+                          "the session was lost in a failed reopen; reopen it again");
     uint8_t raw[SIG_MAX];
     size_t rawlen = sizeof raw;
     const char *call;
     CK_RV rv = p11_sign(s->f, s->sh, s->key, &sp, in, inlen, raw, &rawlen, &call);
+    if (rv == CKR_OPERATION_ACTIVE)
+        /* An operation left running on this session (a module that kept it after a failed
+         * C_Sign) blocks every later C_SignInit here: only a new session cures that. */
+        return mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
+                          "%s: CKR_OPERATION_ACTIVE (an earlier operation is stuck on the session)",
+                          call);
     if (rv != CKR_OK)
         return rv_err(err, call, rv, NULL);
     if (rawlen != s->sigmax)
@@ -867,9 +882,11 @@ mc_err mc_hsm_sign_raw(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size
     /* C_Sign keeps the operation active on CKR_BUFFER_TOO_SMALL, so never let it happen. */
     if (*siglen < s->sigmax)
         return MC_ERR_INVALID;
+    if (s->closed)
+        return MC_ERR_HSM_SESSION;
     const char *call;
     CK_RV rv = p11_sign(s->f, s->sh, s->key, &sp, in, inlen, sig, siglen, &call);
-    return mc_hsm_rv_class(rv);
+    return rv == CKR_OPERATION_ACTIVE ? MC_ERR_HSM_SESSION : mc_hsm_rv_class(rv);
 }
 
 /* ---- open / close ---- */
@@ -891,7 +908,7 @@ static mc_err self_test(mc_hsm *h, CK_OBJECT_HANDLE key, EVP_PKEY *pub, mc_errde
         return mc_err_set(err, MC_ERR_INTERNAL, "hsm", NULL, "no self-test for key type %s",
                           mc_keytype_name(h->kt));
     mc_sigalg alg = algs[h->kt];
-    mc_hsm_session s = {h->f, h->login, key, h->kt, h->sigmax};
+    mc_hsm_session s = {h->f, h->login, key, h->kt, h->sigmax, NULL, 0};
     static const uint8_t msg[] = "mailca key pairing self-test";
     uint8_t dg[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
@@ -899,7 +916,7 @@ static mc_err self_test(mc_hsm *h, CK_OBJECT_HANDLE key, EVP_PKEY *pub, mc_errde
     const uint8_t *in = msg;
     size_t inlen = sizeof msg;
     if (dname) {
-        md = EVP_MD_fetch(NULL, dname, NULL);
+        md = EVP_MD_fetch(NULL, dname, HSM_PROPQ);
         if (!md || !EVP_Digest(msg, sizeof msg, dg, &dlen, md, NULL)) {
             rc = mc_err_set(err, MC_ERR_CRYPTO, "hsm", NULL, "digest %s unavailable", dname);
             goto done;
@@ -912,7 +929,7 @@ static mc_err self_test(mc_hsm *h, CK_OBJECT_HANDLE key, EVP_PKEY *pub, mc_errde
     if ((rc = sign_core(&s, alg, in, inlen, sig, &siglen, err)))
         goto done;
     mctx = EVP_MD_CTX_new();
-    if (!mctx || EVP_DigestVerifyInit_ex(mctx, NULL, dname, NULL, NULL, pub, NULL) != 1 ||
+    if (!mctx || EVP_DigestVerifyInit_ex(mctx, NULL, dname, NULL, HSM_PROPQ, pub, NULL) != 1 ||
         EVP_DigestVerify(mctx, sig, siglen, msg, sizeof msg) != 1)
         rc = mc_err_set(err, MC_ERR_HSM_FATAL, "uri", NULL,
                         "the public key on the token does not match the private key with%s",
@@ -1081,27 +1098,20 @@ mc_bytes mc_hsm_spki(const mc_hsm *h)
     return (mc_bytes){h->spki, h->spkilen};
 }
 
-mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err)
+/* Opens a PKCS#11 session on h's token, checks it is logged in and finds the key in it. On
+ * success *sh and *key are set; on failure no session is left open. */
+static mc_err session_start(mc_hsm *h, CK_SESSION_HANDLE *sh, CK_OBJECT_HANDLE *key,
+                            mc_errdetail *err)
 {
     mc_err rc = MC_OK;
-    mc_hsm_session *s = calloc(1, sizeof *s);
-    int opened = 0;
-    *out = NULL;
-    if (!s)
-        return mc_err_set(err, MC_ERR_NOMEM, "hsm", NULL, "out of memory (session)");
-    s->f = h->f;
-    s->kt = h->kt;
-    s->sigmax = h->sigmax;
-    CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION, NULL, NULL, &s->sh);
-    if (rv != CKR_OK) {
-        rc = rv_err(err, "C_OpenSession", rv, NULL);
-        goto done;
-    }
-    opened = 1;
+    CK_SESSION_HANDLE n = CK_INVALID_HANDLE;
+    CK_RV rv = h->f->C_OpenSession(h->slot, CKF_SERIAL_SESSION, NULL, NULL, &n);
+    if (rv != CKR_OK)
+        return rv_err(err, "C_OpenSession", rv, NULL);
     /* If the login went away (all sessions closed, token reset), the key is invisible: say so
      * rather than "no such key". */
     CK_SESSION_INFO si;
-    rv = h->f->C_GetSessionInfo(s->sh, &si);
+    rv = h->f->C_GetSessionInfo(n, &si);
     if (rv != CKR_OK) {
         rc = rv_err(err, "C_GetSessionInfo", rv, NULL);
         goto done;
@@ -1112,24 +1122,63 @@ mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err)
                         mc_hsm_rv_name(CKR_USER_NOT_LOGGED_IN));
         goto done;
     }
-    if ((rc = find_key(h, s->sh, &s->key, err)))
+    rc = find_key(h, n, key, err);
+done:
+    if (rc)
+        h->f->C_CloseSession(n);
+    else
+        *sh = n;
+    return rc;
+}
+
+mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    mc_hsm_session *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return mc_err_set(err, MC_ERR_NOMEM, "hsm", NULL, "out of memory (session)");
+    s->f = h->f;
+    s->kt = h->kt;
+    s->sigmax = h->sigmax;
+    s->h = h;
+    if ((rc = session_start(h, &s->sh, &s->key, err)))
         goto done;
     *out = s;
     s = NULL;
 done:
-    if (s) {
-        if (opened)
-            h->f->C_CloseSession(s->sh);
-        free(s);
-    }
+    free(s);
     return rc;
+}
+
+mc_err mc_hsm_session_reopen(mc_hsm_session *s, mc_errdetail *err)
+{
+    if (!s || !s->h)
+        return mc_err_set(err, MC_ERR_INVALID, "hsm", NULL, "mc_hsm_session_reopen: no session");
+    /* The old handle may already be invalid (that is usually why we are here): its
+     * C_CloseSession result does not matter. */
+    if (!s->closed)
+        s->f->C_CloseSession(s->sh);
+    s->closed = 1;
+    s->sh = CK_INVALID_HANDLE;
+    CK_SESSION_HANDLE sh;
+    CK_OBJECT_HANDLE key;
+    mc_err rc = session_start(s->h, &sh, &key, err);
+    if (rc)
+        return rc;
+    /* Committed only now: a failed reopen leaves s closed, and signing says MC_ERR_HSM_SESSION. */
+    s->sh = sh;
+    s->key = key;
+    s->closed = 0;
+    return MC_OK;
 }
 
 void mc_hsm_session_close(mc_hsm_session *s)
 {
     if (!s)
         return;
-    s->f->C_CloseSession(s->sh);
+    if (!s->closed)
+        s->f->C_CloseSession(s->sh);
     free(s);
 }
 

@@ -60,12 +60,25 @@ mc_bytes mc_hsm_spki(const mc_hsm *h);
 mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err);
 void mc_hsm_session_close(mc_hsm_session *s);
 
+/* Recovery after MC_ERR_HSM_SESSION: closes the session (its handle may already be dead),
+ * opens a new one on the same token and finds the key again; s stays the caller's object.
+ * No login happens here: login state belongs to the token, kept by the mc_hsm's own session.
+ * So when the login itself is gone (every session of the token closed, token reset), this
+ * returns MC_ERR_HSM_SESSION naming CKR_USER_NOT_LOGGED_IN and the owner must close and reopen
+ * the mc_hsm. After a failed reopen, s holds no PKCS#11 session: signing returns
+ * MC_ERR_HSM_SESSION until a reopen succeeds; mc_hsm_session_close is still the way to free
+ * it. The mc_hsm must outlive s. Not thread-safe per session. */
+mc_err mc_hsm_session_reopen(mc_hsm_session *s, mc_errdetail *err);
+
 /* Signs with the issuing key. in = the digest for ECDSA and RSA (the caller hashed it with the
  * digest of alg), the whole message for Ed25519. Writes the signature as it goes into an X.509
  * BIT STRING: DER Ecdsa-Sig-Value for ECDSA (converted from PKCS#11 r||s), raw for RSA/EdDSA.
  * RSA PKCS#1 v1.5 builds the DigestInfo itself (CKM_RSA_PKCS); PSS uses CKM_RSA_PKCS_PSS with
  * the parameters that match the algid (salt = hash length). Returns MC_ERR_HSM / _SESSION /
- * _FATAL by the CKR_ class (see mc_hsm_rv_class). Not thread-safe per session. */
+ * _FATAL by the CKR_ class (see mc_hsm_rv_class); CKR_OPERATION_ACTIVE at C_SignInit (an
+ * operation stuck on the session) is MC_ERR_HSM_SESSION too. On MC_ERR_HSM_SESSION the caller
+ * calls mc_hsm_session_reopen and may retry; MC_ERR_HSM may be retried as it is (or on another
+ * session); MC_ERR_HSM_FATAL never. Not thread-safe per session. */
 mc_err mc_hsm_sign(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen, uint8_t *sig,
                    size_t *siglen, mc_errdetail *err);
 
