@@ -8,6 +8,7 @@
 #include "mailca/config.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
+#include "mailca/store.h"
 #include "mailca/x509.h"
 
 #include <fcntl.h>
@@ -252,6 +253,36 @@ static int cmd_gen_orders(int argc, char **argv)
     return rc == MC_OK ? 0 : report("gen-orders", &e);
 }
 
+/* `mailca store migrate [--config FILE | WHERE]`: brings a store's schema to this version. */
+static int cmd_store(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "migrate") != 0) {
+        fprintf(stderr, "usage: mailca store migrate [--config FILE | PATH | postgresql://...]\n");
+        return 2;
+    }
+    char buf[600];
+    const char *where = NULL, *cfgopt = NULL;
+    if (argc == 3)
+        where = argv[2];
+    else if (argc == 4 && strcmp(argv[2], "--config") == 0)
+        cfgopt = argv[3];
+    else if (argc != 2) {
+        fprintf(stderr, "usage: mailca store migrate [--config FILE | PATH | postgresql://...]\n");
+        return 2;
+    }
+    mc_config cfg;
+    mc_errdetail e;
+    if (!where) {
+        if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+            return report("store", &e);
+        where = cfg.store_sqlite;
+    }
+    if (mc_store_migrate(where, &e) != MC_OK)
+        return report("store", &e);
+    printf("mailca store: schema version %d\n", mc_store_schema_version());
+    return 0;
+}
+
 /* `mailca worker`: the body of a worker process, started by the engine (not for users). */
 static int cmd_worker(int argc, char **argv)
 {
@@ -446,6 +477,8 @@ int main(int argc, char **argv)
         return cmd_lint(argc, argv);
     if (strcmp(cmd, "worker") == 0)
         return cmd_worker(argc, argv);
+    if (strcmp(cmd, "store") == 0)
+        return cmd_store(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }
