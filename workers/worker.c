@@ -453,10 +453,15 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
         if (vd.action == MC_WIRE_SIGN) {
             sign_one(c, b, it, it->tbs, it->tbs_len);
         } else if (vd.action == MC_WIRE_RESUME) {
-            /* an intent from an earlier run: its recorded TBS and serial; the reply's memory
-             * lives until signed */
-            it->res_serial = vd.serial;
+            /* an intent from an earlier run: its recorded TBS and serial. The serial is copied:
+             * the reply's memory is gone when the results are packed. */
+            it->res_serial = mc_arena_dup(&b->arena, vd.serial, vd.serial_len);
             it->res_serial_len = vd.serial_len;
+            if (!it->res_serial) {
+                it->status = MC_STATUS_FAILED;
+                mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+                continue;
+            }
             sign_one(c, b, it, vd.tbs, vd.tbs_len);
         } else if (vd.action == MC_WIRE_FAIL) {
             it->status = MC_STATUS_FAILED;
