@@ -3,7 +3,8 @@
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev openssl libp11-kit-dev softhsm2
   libzmq3-dev libmsgpack-dev libyaml-dev libsqlite3-dev sqlite3 libcmocka-dev
-  libunbound-dev nsd ldnsutils dns-root-data postgresql-15 libpq-dev"
+  libunbound-dev nsd ldnsutils dns-root-data postgresql-15 libpq-dev
+  libnss3-tools gpgsm gpg-agent"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""
