@@ -42,6 +42,7 @@ static const uint8_t OID_CRLDP[] = {0x55, 0x1d, 0x1f};
 static const uint8_t OID_AIA[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01};
 static const uint8_t OID_CAISSUERS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02};
 static const uint8_t OID_EMAILPROT[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04};
+static const uint8_t OID_CLIENTAUTH[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 
 /* KU bit numbers (RFC 5280 4.2.1.3) */
 #define KU_DIGITAL_SIGNATURE (1u << 0)
@@ -122,8 +123,8 @@ typedef struct ca_cert_spec {
     const char *org;
 } ca_cert_spec;
 
-static mc_err build_ca_tbs(const ca_cert_spec *s, mc_sigalg alg, const mc_digests *d,
-                           uint8_t *out, size_t cap, size_t *outlen, mc_errdetail *err)
+static mc_err build_ca_tbs(const ca_cert_spec *s, mc_sigalg alg, const mc_digests *d, uint8_t *out,
+                           size_t cap, size_t *outlen, mc_errdetail *err)
 {
     uint8_t serial[MC_SERIAL_LEN], ski[20];
     mc_err rc;
@@ -174,9 +175,12 @@ static mc_err build_ca_tbs(const ca_cert_spec *s, mc_sigalg alg, const mc_digest
         mc_der_put(&w, MC_DER_CTX(0), s->aki, 20);
         mc_der_end(&w, m);
         ext_end(&w, m1, m2);
-        /* SBR 7.1.2.2(g): emailProtection, non-critical */
+        /* SBR 7.1.2.2(g): emailProtection SHALL be present, non-critical; clientAuth MAY ("other
+         * values"), and without it clients refuse the clientAuth of Multipurpose leaves. Never
+         * serverAuth, codeSigning, timeStamping or anyExtendedKeyUsage. */
         ext_begin(&w, &m1, &m2, OID_EKU, sizeof OID_EKU, 0);
         m = mc_der_begin(&w, MC_DER_SEQUENCE);
+        mc_der_put(&w, MC_DER_OID, OID_CLIENTAUTH, sizeof OID_CLIENTAUTH);
         mc_der_put(&w, MC_DER_OID, OID_EMAILPROT, sizeof OID_EMAILPROT);
         mc_der_end(&w, m);
         ext_end(&w, m1, m2);
@@ -228,8 +232,7 @@ static mc_err build_ca_tbs(const ca_cert_spec *s, mc_sigalg alg, const mc_digest
 
 /* Hashes and signs tbs with the key behind h, and assembles the Certificate. */
 static mc_err sign_cert(mc_hsm *h, mc_sigalg alg, const mc_digests *d, const uint8_t *tbs,
-                        size_t tbs_len, uint8_t *out, size_t cap, size_t *outlen,
-                        mc_errdetail *err)
+                        size_t tbs_len, uint8_t *out, size_t cap, size_t *outlen, mc_errdetail *err)
 {
     mc_err rc = MC_OK;
     mc_hsm_session *s = NULL;
@@ -327,12 +330,18 @@ static void join(char *dst, size_t cap, const char *dir, const char *name)
 static mc_sigalg default_sigalg(mc_keytype k)
 {
     switch (k) {
-    case MC_KEY_P256: return MC_SIG_ECDSA_SHA256;
-    case MC_KEY_P384: return MC_SIG_ECDSA_SHA384;
-    case MC_KEY_P521: return MC_SIG_ECDSA_SHA512;
-    case MC_KEY_RSA: return MC_SIG_RSA_PKCS1_SHA256;
-    case MC_KEY_ED25519: return MC_SIG_ED25519;
-    default: return MC_SIG_NONE;
+    case MC_KEY_P256:
+        return MC_SIG_ECDSA_SHA256;
+    case MC_KEY_P384:
+        return MC_SIG_ECDSA_SHA384;
+    case MC_KEY_P521:
+        return MC_SIG_ECDSA_SHA512;
+    case MC_KEY_RSA:
+        return MC_SIG_RSA_PKCS1_SHA256;
+    case MC_KEY_ED25519:
+        return MC_SIG_ED25519;
+    default:
+        return MC_SIG_NONE;
     }
 }
 
@@ -403,8 +412,8 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     const uint8_t root_id[] = {0x01}, iss_id[] = {0x02};
     if ((rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, root_kt, rsa_bits, ROOT_LABEL, root_id, 1,
                             err)) != MC_OK ||
-        (rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, o->keytype, rsa_bits, ISSUING_LABEL,
-                            iss_id, 1, err)) != MC_OK)
+        (rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, o->keytype, rsa_bits, ISSUING_LABEL, iss_id,
+                            1, err)) != MC_OK)
         goto done;
     if ((rc = open_key(module, ROOT_LABEL, pin, &root, err)) != MC_OK ||
         (rc = open_key(module, ISSUING_LABEL, pin, &iss, err)) != MC_OK)
@@ -418,19 +427,27 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
         goto done;
     char root_cn[128], iss_cn[128];
     snprintf(root_cn, sizeof root_cn, "%s S/MIME Root CA", o->org);
-    snprintf(iss_cn, sizeof iss_cn, "%s S/MIME Issuing CA %s", o->org,
-             mc_keytype_name(o->keytype));
+    snprintf(iss_cn, sizeof iss_cn, "%s S/MIME Issuing CA %s", o->org, mc_keytype_name(o->keytype));
     mc_sigalg root_alg = default_sigalg(root_kt);
-    ca_cert_spec rs = {.subject_cn = root_cn, .issuer_cn = root_cn, .spki = mc_hsm_spki(root),
-                       .not_before = now - 3600, .not_after = now + 20LL * 365 * 86400,
-                       .is_root = 1, .base_url = o->base_url, .org = o->org};
+    ca_cert_spec rs = {.subject_cn = root_cn,
+                       .issuer_cn = root_cn,
+                       .spki = mc_hsm_spki(root),
+                       .not_before = now - 3600,
+                       .not_after = now + 20LL * 365 * 86400,
+                       .is_root = 1,
+                       .base_url = o->base_url,
+                       .org = o->org};
     if ((rc = build_ca_tbs(&rs, root_alg, &d, tbs, sizeof tbs, &tbs_len, err)) != MC_OK ||
         (rc = sign_cert(root, root_alg, &d, tbs, tbs_len, root_der, sizeof root_der, &root_len,
                         err)) != MC_OK)
         goto done;
-    ca_cert_spec is = {.subject_cn = iss_cn, .issuer_cn = root_cn, .spki = mc_hsm_spki(iss),
-                       .aki = root_ski, .not_before = now - 3600,
-                       .not_after = now + 10LL * 365 * 86400, .base_url = o->base_url,
+    ca_cert_spec is = {.subject_cn = iss_cn,
+                       .issuer_cn = root_cn,
+                       .spki = mc_hsm_spki(iss),
+                       .aki = root_ski,
+                       .not_before = now - 3600,
+                       .not_after = now + 10LL * 365 * 86400,
+                       .base_url = o->base_url,
                        .org = o->org};
     if ((rc = build_ca_tbs(&is, root_alg, &d, tbs, sizeof tbs, &tbs_len, err)) != MC_OK ||
         (rc = sign_cert(root, root_alg, &d, tbs, tbs_len, iss_der, sizeof iss_der, &iss_len,
