@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unbound.h>
 
 #define R_SBR "SBR 4.2.2.1"
+#define R_MPIC "SBR 4.2.2.2"
 #define R_9495 "RFC 9495 4"
 #define R_8659_CRIT "RFC 8659 4.1"
 #define R_8659_TREE "RFC 8659 3"
@@ -150,6 +152,12 @@ struct mc_caa_ctx {
     entry *bucket[BUCKETS];
     size_t n_entries;
     atomic_uint_fast64_t checks, hits, lookups, queries, coalesced;
+    /* Multi-perspective: the perspectives (each a full single-perspective context with its own
+     * libunbound context and cache); this context then has no ub and no cache of its own. */
+    struct mc_caa_ctx *sub[MC_CAA_PERSPECTIVES_MAX];
+    size_t n_sub;
+    unsigned quorum;
+    char name[MC_CAA_NAME_MAX];
 };
 
 /* ---- domain names ---- */
@@ -805,6 +813,8 @@ done:
 
 void mc_caa_cache_clear(mc_caa_ctx *c)
 {
+    for (size_t i = 0; i < c->n_sub; i++)
+        mc_caa_cache_clear(c->sub[i]);
     pthread_mutex_lock(&c->mu);
     cache_sweep(c, INT64_MAX);
     pthread_mutex_unlock(&c->mu);
@@ -818,6 +828,8 @@ static void ctx_destroy(mc_caa_ctx *c)
         return;
     if (c->ub)
         ub.ctx_delete(c->ub);
+    for (size_t i = 0; i < c->n_sub; i++)
+        ctx_destroy(c->sub[i]);
     for (size_t i = 0; i < c->n_issuers; i++)
         free(c->issuers[i]);
     free(c->issuers);
@@ -831,6 +843,67 @@ static void ctx_destroy(mc_caa_ctx *c)
 void mc_caa_ctx_free(mc_caa_ctx *c)
 {
     ctx_destroy(c);
+}
+
+static int name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= MC_CAA_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum((uint8_t)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* TLS BR 3.2.2.9: with 2..5 remote perspectives 1 may fail to corroborate, with 6+ 2. */
+static unsigned default_quorum(size_t n)
+{
+    size_t remote = n - 1;
+    size_t allowed = remote < 2 ? 0 : remote <= 5 ? 1 : 2;
+    return (unsigned)(1 + remote - allowed);
+}
+
+/* One single-perspective context per configured perspective (caa.h). */
+static mc_err perspectives_new(mc_caa_ctx *c, const mc_caa_config *cfg, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    c->quorum = cfg->quorum ? cfg->quorum : default_quorum(cfg->n_perspectives);
+    size_t rl = (size_t)snprintf(c->resolver, sizeof c->resolver, "mpic:");
+    for (size_t i = 0; i < cfg->n_perspectives; i++) {
+        const mc_caa_perspective *pv = &cfg->perspectives[i];
+        char name[MC_CAA_NAME_MAX];
+        if (pv->name && !name_ok(pv->name))
+            return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                              "perspective %zu's name \"%.40s\" is not 1..%d characters of "
+                              "[A-Za-z0-9._-]",
+                              i, pv->name, MC_CAA_NAME_MAX - 1);
+        snprintf(name, sizeof name, "%s", pv->name ? pv->name : "");
+        if (!pv->name)
+            snprintf(name, sizeof name, "p%zu", i);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(c->sub[j]->name, name))
+                return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                                  "two perspectives are named \"%s\"", name);
+        mc_caa_config one = *cfg;
+        one.n_perspectives = 0;
+        one.quorum = 0;
+        one.n_resolvers = pv->n_resolvers;
+        memset(one.resolvers, 0, sizeof one.resolvers);
+        for (size_t k = 0; k < pv->n_resolvers && k < MC_CAA_RESOLVERS_MAX; k++)
+            one.resolvers[k] = pv->resolvers[k];
+        if ((rc = mc_caa_ctx_new(&one, &c->sub[i], err)) != MC_OK) {
+            if (err && !strcmp(err->field, "caa.resolvers"))
+                snprintf(err->field, sizeof err->field, "caa.perspectives[%zu]", i);
+            return rc;
+        }
+        c->n_sub++;
+        snprintf(c->sub[i]->name, sizeof c->sub[i]->name, "%s", name);
+        if (rl < sizeof c->resolver)
+            rl += (size_t)snprintf(c->resolver + rl, sizeof c->resolver - rl, "%s%s", i ? "," : "",
+                                   name);
+    }
+    return MC_OK;
 }
 
 mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *err)
@@ -849,6 +922,18 @@ mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *
     if (cfg->n_resolvers > MC_CAA_RESOLVERS_MAX)
         return mc_err_set(err, MC_ERR_CONFIG, "caa.resolvers", NULL, "%zu resolvers: at most %d",
                           cfg->n_resolvers, MC_CAA_RESOLVERS_MAX);
+    if (cfg->n_perspectives > MC_CAA_PERSPECTIVES_MAX)
+        return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                          "%zu perspectives: at most %d", cfg->n_perspectives,
+                          MC_CAA_PERSPECTIVES_MAX);
+    if (cfg->n_perspectives && cfg->n_resolvers)
+        return mc_err_set(err, MC_ERR_CONFIG, "caa.resolvers", R_MPIC,
+                          "resolvers and perspectives are both set: with perspectives, the "
+                          "primary's resolvers are perspectives[0]");
+    if (cfg->quorum > (cfg->n_perspectives ? cfg->n_perspectives : 1))
+        return mc_err_set(err, MC_ERR_CONFIG, "caa.quorum", R_MPIC,
+                          "quorum %u exceeds the %zu perspectives", cfg->quorum,
+                          cfg->n_perspectives ? cfg->n_perspectives : 1);
     unsigned max_ttl = cfg->max_ttl ? cfg->max_ttl : MC_CAA_MAX_TTL_LIMIT;
     if (max_ttl > MC_CAA_MAX_TTL_LIMIT || cfg->min_ttl > max_ttl ||
         cfg->fail_ttl > MC_CAA_MAX_TTL_LIMIT)
@@ -881,6 +966,13 @@ mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *
             goto done;
         }
         c->n_issuers++;
+    }
+    if (cfg->n_perspectives) {
+        if ((rc = perspectives_new(c, cfg, err)) != MC_OK)
+            goto done;
+        *out = c;
+        c = NULL;
+        goto done;
     }
     if (!(c->ub = ub.ctx_create())) {
         rc = mc_err_set(err, MC_ERR_NOMEM, "caa", NULL, "ub_ctx_create failed");
@@ -925,6 +1017,148 @@ done:
     return rc;
 }
 
+/* ---- multi-perspective corroboration (caa.h) ---- */
+
+/* Answers from perspective p's cache without waiting: 1 when it could (res filled). */
+static int cache_peek(mc_caa_ctx *p, const char *d, const char *account_uri, mc_vmethod method,
+                      int64_t now, mc_caa_result *res)
+{
+    int hit = 0;
+    pthread_mutex_lock(&p->mu);
+    entry *e = cache_find(p, d);
+    if (e && !e->pending && e->have && now < e->expires_at) {
+        atomic_fetch_add(&p->hits, 1);
+        outcome_to_result(p, &e->out, account_uri, method, res);
+        res->cached = 1;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return hit;
+}
+
+typedef struct pjob {
+    mc_caa_ctx *p;
+    const char *domain, *account_uri;
+    mc_vmethod method;
+    int64_t now;
+    mc_caa_result *res;
+    mc_err rc;
+} pjob;
+
+static void *pjob_run(void *arg)
+{
+    pjob *j = arg;
+    j->rc = cache_get(j->p, j->domain, j->account_uri, j->method, j->now, j->res);
+    if (j->rc != MC_OK)
+        res_set(j->res, MC_CAA_TEMPFAIL, R_SBR, "out of memory during the CAA lookup");
+    return NULL;
+}
+
+static void view_from(mc_caa_view *v, const mc_caa_ctx *p, const mc_caa_result *r)
+{
+    snprintf(v->name, sizeof v->name, "%s", p->name);
+    v->decision = r->decision;
+    snprintf(v->rule, sizeof v->rule, "%s", r->rule);
+    snprintf(v->reason, sizeof v->reason, "%s", r->reason);
+    snprintf(v->resolver, sizeof v->resolver, "%s", p->resolver);
+    snprintf(v->relevant, sizeof v->relevant, "%s", r->relevant);
+    v->dnssec = r->dnssec;
+    v->rcode = r->rcode;
+    v->ttl = r->ttl;
+    v->checked_at = r->checked_at;
+    v->cached = r->cached;
+    v->matched = r->matched;
+    v->n_records = r->n_records;
+}
+
+/* Asks every perspective (the uncached ones in parallel) and decides (caa.h, rules 1-4). res has
+ * been zeroed and holds the normalised domain. */
+static mc_err mpic_check(mc_caa_ctx *c, const char *d, const char *account_uri, mc_vmethod method,
+                         int64_t now, mc_caa_result *res)
+{
+    size_t n = c->n_sub, n_miss = 0;
+    pjob jobs[MC_CAA_PERSPECTIVES_MAX];
+    pthread_t tid[MC_CAA_PERSPECTIVES_MAX];
+    int started[MC_CAA_PERSPECTIVES_MAX] = {0};
+    mc_err rc = MC_OK;
+    /* The perspectives' own results: only the fields before views are used. */
+    mc_caa_result *r = malloc(n * sizeof *r);
+    if (!r)
+        return MC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        memset(&r[i], 0, offsetof(mc_caa_result, views));
+        r[i].matched = -1;
+        atomic_fetch_add(&c->sub[i]->checks, 1);
+        if (!cache_peek(c->sub[i], d, account_uri, method, now, &r[i]))
+            jobs[n_miss++] = (pjob){c->sub[i], d, account_uri, method, now, &r[i], MC_OK};
+    }
+    /* One thread per perspective that has to query, the last one on this thread. */
+    for (size_t k = 0; k + 1 < n_miss; k++)
+        started[k] = pthread_create(&tid[k], NULL, pjob_run, &jobs[k]) == 0;
+    for (size_t k = 0; k < n_miss; k++)
+        if (!started[k])
+            pjob_run(&jobs[k]);
+    for (size_t k = 0; k < n_miss; k++) {
+        if (started[k])
+            pthread_join(tid[k], NULL);
+        if (jobs[k].rc != MC_OK)
+            rc = jobs[k].rc;
+    }
+
+    /* The primary's RRset is the one recorded; the TTL and age are the most conservative. */
+    const mc_caa_result *pr = &r[0];
+    snprintf(res->relevant, sizeof res->relevant, "%s", pr->relevant);
+    snprintf(res->canonical, sizeof res->canonical, "%s", pr->canonical);
+    snprintf(res->resolver, sizeof res->resolver, "%s", c->resolver);
+    res->dnssec = pr->dnssec;
+    res->rcode = pr->rcode;
+    res->matched = pr->matched;
+    res->n_records = pr->n_records;
+    size_t kr = pr->n_records < MC_CAA_RECORDS_MAX ? pr->n_records : MC_CAA_RECORDS_MAX;
+    memcpy(res->records, pr->records, kr * sizeof *pr->records);
+    res->ttl = pr->ttl;
+    res->checked_at = pr->checked_at;
+    res->cached = 1;
+    res->quorum = c->quorum;
+    res->n_perspectives = n;
+    size_t deny = n;
+    for (size_t i = 0; i < n; i++) {
+        view_from(&res->views[i], c->sub[i], &r[i]);
+        res->cached &= r[i].cached;
+        if (r[i].decision == MC_CAA_PERMIT) {
+            res->permits++;
+            if (r[i].ttl < res->ttl)
+                res->ttl = r[i].ttl;
+            if (r[i].checked_at < res->checked_at)
+                res->checked_at = r[i].checked_at;
+        } else if (r[i].decision == MC_CAA_DENY && deny == n) {
+            deny = i;
+        }
+    }
+    if (deny < n) {
+        /* 1: a prohibition seen by any perspective refuses issuance. */
+        res_set(res, MC_CAA_DENY, r[deny].rule, "perspective %s: %.200s", c->sub[deny]->name,
+                r[deny].reason);
+    } else if (pr->decision != MC_CAA_PERMIT) {
+        /* 2: nothing to corroborate. */
+        res_set(res, MC_CAA_TEMPFAIL, pr->rule, "primary perspective %s: %.200s", c->sub[0]->name,
+                pr->reason);
+    } else if (res->permits < c->quorum) {
+        /* 3: not enough corroboration: fail closed, retryable. */
+        size_t f = 1;
+        while (f < n && r[f].decision == MC_CAA_PERMIT)
+            f++;
+        res_set(res, MC_CAA_TEMPFAIL, R_MPIC,
+                "%u of %zu perspectives permit, quorum %u; %s: %.160s", res->permits, n, c->quorum,
+                f < n ? c->sub[f]->name : "?", f < n ? r[f].reason : "");
+    } else {
+        res_set(res, MC_CAA_PERMIT, pr->rule, "%.190s (%u of %zu perspectives permit, quorum %u)",
+                pr->reason, res->permits, n, c->quorum);
+    }
+    free(r);
+    return rc;
+}
+
 mc_err mc_caa_check(mc_caa_ctx *c, const char *domain, const char *account_uri, mc_vmethod method,
                     int64_t now, mc_caa_result *res, mc_errdetail *err)
 {
@@ -940,7 +1174,11 @@ mc_err mc_caa_check(mc_caa_ctx *c, const char *domain, const char *account_uri, 
         rc = mc_err_set(err, MC_ERR_INVALID, "domain", res->rule, "%s", res->reason);
         goto done;
     }
-    if ((rc = cache_get(c, res->domain, account_uri, method, now, res)) != MC_OK) {
+    if (c->n_sub)
+        rc = mpic_check(c, res->domain, account_uri, method, now, res);
+    else
+        rc = cache_get(c, res->domain, account_uri, method, now, res);
+    if (rc != MC_OK) {
         res_set(res, MC_CAA_TEMPFAIL, R_SBR, "out of memory during the CAA lookup");
         mc_err_set(err, rc, "domain", res->rule, "%s", res->reason);
         goto done;
@@ -993,6 +1231,82 @@ void mc_caa_stats_get(mc_caa_ctx *c, mc_caa_stats *s)
     s->lookups = atomic_load(&c->lookups);
     s->queries = atomic_load(&c->queries);
     s->coalesced = atomic_load(&c->coalesced);
+    for (size_t i = 0; i < c->n_sub; i++) {
+        mc_caa_stats p;
+        mc_caa_stats_get(c->sub[i], &p);
+        s->cache_hits += p.cache_hits;
+        s->lookups += p.lookups;
+        s->queries += p.queries;
+        s->coalesced += p.coalesced;
+    }
+}
+
+mc_err mc_caa_stats_perspective(mc_caa_ctx *c, size_t i, mc_caa_stats *s)
+{
+    memset(s, 0, sizeof *s);
+    if (c->n_sub == 0 && i == 0) {
+        mc_caa_stats_get(c, s);
+        return MC_OK;
+    }
+    if (i >= c->n_sub)
+        return MC_ERR_INVALID;
+    mc_caa_stats_get(c->sub[i], s);
+    return MC_OK;
+}
+
+/* ---- configuration text ---- */
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        s[--n] = '\0';
+    return s;
+}
+
+mc_err mc_caa_config_perspectives(mc_caa_config *cfg, char *spec, mc_errdetail *err)
+{
+    cfg->n_perspectives = 0;
+    memset(cfg->perspectives, 0, sizeof cfg->perspectives);
+    if (!spec || !*trim(spec))
+        return MC_OK;
+    char *save = NULL;
+    for (char *grp = strtok_r(spec, ";", &save); grp; grp = strtok_r(NULL, ";", &save)) {
+        if (cfg->n_perspectives == MC_CAA_PERSPECTIVES_MAX)
+            return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                              "more than %d perspectives", MC_CAA_PERSPECTIVES_MAX);
+        size_t i = cfg->n_perspectives;
+        mc_caa_perspective *pv = &cfg->perspectives[i];
+        char *eq = strchr(grp, '=');
+        if (eq) {
+            *eq = '\0';
+            pv->name = trim(grp);
+            if (!name_ok(pv->name))
+                return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                                  "perspective %zu's name \"%.40s\" is not 1..%d characters of "
+                                  "[A-Za-z0-9._-]",
+                                  i, pv->name, MC_CAA_NAME_MAX - 1);
+            grp = eq + 1;
+        }
+        char *save2 = NULL;
+        for (char *a = strtok_r(grp, ",", &save2); a; a = strtok_r(NULL, ",", &save2)) {
+            a = trim(a);
+            if (!*a)
+                continue;
+            if (pv->n_resolvers == MC_CAA_RESOLVERS_MAX)
+                return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                                  "perspective %zu has more than %d resolvers", i,
+                                  MC_CAA_RESOLVERS_MAX);
+            pv->resolvers[pv->n_resolvers++] = a;
+        }
+        if (pv->n_resolvers == 0)
+            return mc_err_set(err, MC_ERR_CONFIG, "caa.perspectives", R_MPIC,
+                              "perspective %zu has no resolver", i);
+        cfg->n_perspectives++;
+    }
+    return MC_OK;
 }
 
 /* ---- JSON ---- */
@@ -1064,7 +1378,28 @@ mc_err mc_caa_result_json(const mc_caa_result *r, char *buf, size_t cap, size_t 
         jstr(&j, r->records[i].value, r->records[i].value_len);
         jput(&j, "%s}", r->records[i].cut ? ",\"cut\":true" : "");
     }
-    jput(&j, "],\"n_records\":%zu}", r->n_records);
+    jput(&j, "],\"n_records\":%zu", r->n_records);
+    if (r->n_perspectives) {
+        jput(&j, ",\"quorum\":%u,\"permits\":%u,\"perspectives\":[", r->quorum, r->permits);
+        for (size_t i = 0; i < r->n_perspectives && i < MC_CAA_PERSPECTIVES_MAX; i++) {
+            const mc_caa_view *v = &r->views[i];
+            jput(&j, "%s{\"name\":", i ? "," : "");
+            jstr(&j, v->name, strlen(v->name));
+            jkey(&j, "decision", dec[v->decision <= MC_CAA_TEMPFAIL ? v->decision : 0]);
+            jkey(&j, "rule", v->rule);
+            jkey(&j, "reason", v->reason);
+            jkey(&j, "resolver", v->resolver);
+            jkey(&j, "relevant", v->relevant);
+            jkey(&j, "dnssec", sec[v->dnssec <= MC_CAA_DNSSEC_BOGUS ? v->dnssec : 0]);
+            jput(&j,
+                 ",\"rcode\":%d,\"ttl\":%u,\"checked_at\":%" PRId64
+                 ",\"cached\":%s,\"matched\":%d,\"n_records\":%zu}",
+                 v->rcode, v->ttl, v->checked_at, v->cached ? "true" : "false", v->matched,
+                 v->n_records);
+        }
+        jput(&j, "]");
+    }
+    jput(&j, "}");
     if (j.over) {
         if (cap)
             buf[0] = '\0';

@@ -8,6 +8,7 @@
 
 #include "mailca/crypto.h"
 #include "mailca/der.h"
+#include "mailca/keycheck.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -1075,6 +1076,11 @@ static mc_err check_rsa(const uint8_t *key, size_t len, const char *field, unsig
                           "RSA public exponent must be odd and at least 3 (its last byte is "
                           "0x%02x, %u bits)",
                           e.val[e.len - 1], eb);
+    /* SBR 6.1.6 SHOULDs (exponent range, modulus without small factors) and SBR 6.1.1.3
+     * (ROCA), rejections by mailca policy: include/mailca/keycheck.h. */
+    mc_err kr = mc_keycheck_rsa(n.val, n.len, e.val, e.len, field, err);
+    if (kr != MC_OK)
+        return kr;
     *bits = nb;
     return MC_OK;
 bad:

@@ -300,6 +300,139 @@ static void test_json(void **state)
     memset(res.relevant, 'a', sizeof res.relevant - 1);
     memset(res.canonical, 'a', sizeof res.canonical - 1);
     assert_int_equal(mc_caa_result_json(&res, buf, sizeof buf, &len), MC_OK);
+    /* ... also with every perspective view at its largest. */
+    res.quorum = MC_CAA_PERSPECTIVES_MAX;
+    res.n_perspectives = MC_CAA_PERSPECTIVES_MAX;
+    for (size_t i = 0; i < MC_CAA_PERSPECTIVES_MAX; i++) {
+        mc_caa_view *v = &res.views[i];
+        memset(v, 0, sizeof *v);
+        memset(v->name, '"', sizeof v->name - 1);
+        memset(v->rule, '"', sizeof v->rule - 1);
+        memset(v->reason, 0x01, sizeof v->reason - 1);
+        memset(v->resolver, '\\', sizeof v->resolver - 1);
+        memset(v->relevant, 0x7f, sizeof v->relevant - 1);
+        v->rcode = INT32_MIN;
+        v->checked_at = INT64_MIN;
+        v->matched = INT32_MIN;
+        v->n_records = SIZE_MAX;
+        v->ttl = UINT32_MAX;
+    }
+    assert_int_equal(mc_caa_result_json(&res, buf, sizeof buf, &len), MC_OK);
+}
+
+/* Multi-perspective JSON (SBR 4.2.2.2: each perspective's result is logged). */
+static void test_json_perspectives(void **state)
+{
+    (void)state;
+    mc_caa_result res;
+    eval(NULL, 0, NULL, MC_VM_EMAIL, &res);
+    snprintf(res.domain, sizeof res.domain, "example.test");
+    snprintf(res.resolver, sizeof res.resolver, "mpic:a,b");
+    res.quorum = 2;
+    res.permits = 1;
+    res.n_perspectives = 2;
+    res.decision = MC_CAA_TEMPFAIL;
+    snprintf(res.rule, sizeof res.rule, "SBR 4.2.2.2");
+    snprintf(res.reason, sizeof res.reason, "1 of 2");
+    res.views[0] = (mc_caa_view){.name = "a",
+                                 .decision = MC_CAA_PERMIT,
+                                 .rule = "RFC 9495 4",
+                                 .reason = "ok",
+                                 .resolver = "127.0.0.1@53",
+                                 .ttl = 300,
+                                 .checked_at = 5,
+                                 .matched = -1};
+    res.views[1] = (mc_caa_view){.name = "b",
+                                 .decision = MC_CAA_TEMPFAIL,
+                                 .rule = "SBR 4.2.2.1",
+                                 .reason = "timeout",
+                                 .resolver = "127.0.0.2@53",
+                                 .rcode = -1,
+                                 .checked_at = 6,
+                                 .cached = 1,
+                                 .matched = -1};
+    char buf[MC_CAA_JSON_MAX];
+    assert_int_equal(mc_caa_result_json(&res, buf, sizeof buf, NULL), MC_OK);
+    const char *tail =
+        "\"n_records\":0,\"quorum\":2,\"permits\":1,\"perspectives\":["
+        "{\"name\":\"a\",\"decision\":\"permit\",\"rule\":\"RFC 9495 4\",\"reason\":\"ok\","
+        "\"resolver\":\"127.0.0.1@53\",\"relevant\":\"\",\"dnssec\":\"insecure\",\"rcode\":0,"
+        "\"ttl\":300,\"checked_at\":5,\"cached\":false,\"matched\":-1,\"n_records\":0},"
+        "{\"name\":\"b\",\"decision\":\"tempfail\",\"rule\":\"SBR 4.2.2.1\",\"reason\":"
+        "\"timeout\",\"resolver\":\"127.0.0.2@53\",\"relevant\":\"\",\"dnssec\":\"insecure\","
+        "\"rcode\":-1,\"ttl\":0,\"checked_at\":6,\"cached\":true,\"matched\":-1,"
+        "\"n_records\":0}]}";
+    const char *at = strstr(buf, "\"n_records\":0,\"quorum\"");
+    if (!at || strcmp(at, tail) != 0)
+        fail_msg("JSON: %s", buf);
+    /* Without perspectives nothing is added. */
+    res.n_perspectives = 0;
+    assert_int_equal(mc_caa_result_json(&res, buf, sizeof buf, NULL), MC_OK);
+    assert_null(strstr(buf, "perspectives"));
+}
+
+/* caa.perspectives text and the perspective settings of mc_caa_ctx_new. */
+static void test_config_perspectives(void **state)
+{
+    (void)state;
+    mc_caa_config cfg = {.issuers = {"ca.mailca.test"}, .n_issuers = 1};
+    mc_errdetail err;
+    char spec[] = " primary = 127.0.0.1@53 ; eu=192.0.2.1@5353, 192.0.2.2 ;198.51.100.7";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, spec, &err), MC_OK);
+    assert_int_equal(cfg.n_perspectives, 3);
+    assert_string_equal(cfg.perspectives[0].name, "primary");
+    assert_int_equal(cfg.perspectives[0].n_resolvers, 1);
+    assert_string_equal(cfg.perspectives[0].resolvers[0], "127.0.0.1@53");
+    assert_string_equal(cfg.perspectives[1].name, "eu");
+    assert_int_equal(cfg.perspectives[1].n_resolvers, 2);
+    assert_string_equal(cfg.perspectives[1].resolvers[1], "192.0.2.2");
+    assert_null(cfg.perspectives[2].name);
+    assert_string_equal(cfg.perspectives[2].resolvers[0], "198.51.100.7");
+    char empty[] = "  ";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, empty, &err), MC_OK);
+    assert_int_equal(cfg.n_perspectives, 0);
+    char noresolver[] = "a=127.0.0.1;b=";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, noresolver, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "caa.perspectives");
+    assert_non_null(strstr(err.message, "perspective 1 has no resolver"));
+    char badname[] = "a b=127.0.0.1";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, badname, &err), MC_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "\"a b\""));
+    char many[] = "1.1.1.1;1.1.1.2;1.1.1.3;1.1.1.4;1.1.1.5;1.1.1.6;1.1.1.7;1.1.1.8;1.1.1.9";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, many, &err), MC_ERR_CONFIG);
+
+    /* mc_caa_ctx_new: two perspectives, quorum 1..2. */
+    char two[] = "a=127.0.0.1@53;b=127.0.0.2@53";
+    assert_int_equal(mc_caa_config_perspectives(&cfg, two, &err), MC_OK);
+    mc_caa_ctx *c = NULL;
+    cfg.quorum = 2;
+    assert_int_equal(mc_caa_ctx_new(&cfg, &c, &err), MC_OK);
+    mc_caa_stats st;
+    assert_int_equal(mc_caa_stats_perspective(c, 1, &st), MC_OK);
+    assert_int_equal(mc_caa_stats_perspective(c, 2, &st), MC_ERR_INVALID);
+    mc_caa_ctx_free(c);
+    cfg.quorum = 3;
+    assert_int_equal(mc_caa_ctx_new(&cfg, &c, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "caa.quorum");
+    assert_string_equal(err.rule, "SBR 4.2.2.2");
+    assert_null(c);
+    cfg.quorum = 0;
+    /* Both resolvers and perspectives: which one is the primary would be a guess. */
+    mc_caa_config both = cfg;
+    both.resolvers[0] = "127.0.0.1@53";
+    both.n_resolvers = 1;
+    assert_int_equal(mc_caa_ctx_new(&both, &c, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "caa.resolvers");
+    /* A bad resolver is named by its perspective. */
+    mc_caa_config bad = cfg;
+    bad.perspectives[1].resolvers[0] = "not-an-address";
+    assert_int_equal(mc_caa_ctx_new(&bad, &c, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "caa.perspectives[1]");
+    /* Names are unique. */
+    mc_caa_config dup = cfg;
+    dup.perspectives[1].name = "a";
+    assert_int_equal(mc_caa_ctx_new(&dup, &c, &err), MC_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "two perspectives are named \"a\""));
 }
 
 static void test_config(void **state)
@@ -365,6 +498,8 @@ int main(void)
         cmocka_unit_test(test_fresh),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_json_perspectives),
+        cmocka_unit_test(test_config_perspectives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,11 @@
  * load), a resolver that never answers (timeout) and, when ldnsutils is installed, DNSSEC with a
  * correctly signed record and a tampered one. NSD is stopped at the end.
  *
+ * Multi-perspective corroboration (SBR 4.2.2.2): a second NSD on another port serves a variant of
+ * the mcit zone (the perspective "b"); the checks agree, disagree (a deny at either perspective
+ * refuses), and a silent perspective fails the quorum (tempfail) or, with a smaller quorum, does
+ * not; silent perspectives are asked in parallel.
+ *
  * Skips (cmocka skip, with a message) only when /usr/sbin/nsd is missing; CI installs nsd and
  * ldnsutils (scripts/install-deps.sh).
  */
@@ -46,6 +51,10 @@ typedef struct fixture {
     char ta_file[1200]; /* its DNSKEY, the trust anchor */
     int silent_fd;      /* a UDP socket that never answers */
     int silent_port;
+    char dir_b[1024]; /* the second NSD (perspective "b") */
+    pid_t nsd_b;
+    int port_b;
+    char resolver_b[64];
 } fixture;
 
 static const char *ZONE_TEST =
@@ -68,8 +77,21 @@ static const char *ZONE_TEST =
     "target IN CAA 0 issuemail \"other-ca.example\"\n"
     "parent IN CAA 0 issuemail \"other-ca.example\"\n"
     "deep.sub.parent IN A 127.0.0.1\n"
-    "open IN A 127.0.0.1\n";
+    "open IN A 127.0.0.1\n"
+    "split IN CAA 0 issuemail \"ca.mailca.test\"\n"
+    "split2 IN CAA 0 issuemail \";\"\n";
 /* ... and c0.mcit .. c19.mcit, each with an issuemail for us (added in group_setup). */
+
+/* What perspective "b" sees: the same permission for permit.mcit in a different RRset (answers
+ * need not be byte-identical, SBR 4.2.2.1), and split/split2 the other way round. */
+static const char *ZONE_B = "$ORIGIN mcit.\n"
+                            "$TTL 300\n"
+                            "@ IN SOA ns.mcit. host.mcit. 1 3600 600 86400 60\n"
+                            "@ IN NS ns.mcit.\n"
+                            "ns IN A 127.0.0.1\n"
+                            "permit IN CAA 0 issuemail \"ca.mailca.test\"\n"
+                            "split IN CAA 0 issuemail \";\"\n"
+                            "split2 IN CAA 0 issuemail \"ca.mailca.test\"\n";
 
 static const char *ZONE_SIGNED = "$ORIGIN signed.mcit.\n"
                                  "$TTL 300\n"
@@ -151,11 +173,12 @@ static int sign_zone(fixture *fx)
     return rc;
 }
 
-static int start_nsd(fixture *fx)
+/* Starts NSD in dir on a free port with the zone statements `zones` (zone files in dir). */
+static int nsd_start(const char *dir, const char *zones, pid_t *pid_out, int *port_out)
 {
     char conf[8192];
-    fx->port = free_port();
-    if (fx->port < 0)
+    int port = free_port();
+    if (port < 0)
         return -1;
     snprintf(conf, sizeof conf,
              "server:\n  ip-address: 127.0.0.1@%d\n  username: \"\"\n  chroot: \"\"\n"
@@ -163,17 +186,13 @@ static int start_nsd(fixture *fx)
              "  zonelistfile: \"%s/zone.list\"\n  database: \"\"\n  logfile: \"%s/nsd.log\"\n"
              "  server-count: 1\n  verbosity: 1\n"
              "remote-control:\n  control-enable: no\n"
-             "zone:\n  name: mcit.\n  zonefile: test.zone\n"
-             /* No file: NSD answers SERVFAIL for names in this zone. */
-             "zone:\n  name: servfail.mcit.\n  zonefile: missing.zone\n"
              "%s",
-             fx->port, fx->dir, fx->dir, fx->dir, fx->dir, fx->dir,
-             fx->signed_ok ? "zone:\n  name: signed.mcit.\n  zonefile: signed.zone.signed\n" : "");
-    if (write_file(fx->dir, "nsd.conf", conf))
+             port, dir, dir, dir, dir, dir, zones);
+    if (write_file(dir, "nsd.conf", conf))
         return -1;
     char cpath[1200], lpath[1200];
-    snprintf(cpath, sizeof cpath, "%s/nsd.conf", fx->dir);
-    snprintf(lpath, sizeof lpath, "%s/nsd.log", fx->dir);
+    snprintf(cpath, sizeof cpath, "%s/nsd.conf", dir);
+    snprintf(lpath, sizeof lpath, "%s/nsd.log", dir);
     pid_t pid = fork();
     if (pid < 0)
         return -1;
@@ -186,7 +205,8 @@ static int start_nsd(fixture *fx)
         execl(NSD, "nsd", "-d", "-c", cpath, (char *)NULL);
         _exit(127);
     }
-    fx->nsd = pid;
+    *pid_out = pid;
+    *port_out = port;
     /* Ready when the log says so (usually ~50 ms). */
     for (int i = 0; i < 500; i++) {
         char *log = read_file(lpath);
@@ -205,16 +225,34 @@ static int start_nsd(fixture *fx)
     return -1;
 }
 
+static int start_nsd(fixture *fx)
+{
+    char zones[1024];
+    snprintf(zones, sizeof zones,
+             "zone:\n  name: mcit.\n  zonefile: test.zone\n"
+             /* No file: NSD answers SERVFAIL for names in this zone. */
+             "zone:\n  name: servfail.mcit.\n  zonefile: missing.zone\n"
+             "%s",
+             fx->signed_ok ? "zone:\n  name: signed.mcit.\n  zonefile: signed.zone.signed\n" : "");
+    return nsd_start(fx->dir, zones, &fx->nsd, &fx->port);
+}
+
+static void nsd_stop(pid_t *pid)
+{
+    if (*pid > 0) {
+        kill(-*pid, SIGTERM);
+        for (int i = 0; i < 300 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
+            usleep(10000);
+        kill(-*pid, SIGKILL);
+        waitpid(*pid, NULL, WNOHANG);
+        *pid = 0;
+    }
+}
+
 static void stop_nsd(fixture *fx)
 {
-    if (fx->nsd > 0) {
-        kill(-fx->nsd, SIGTERM);
-        for (int i = 0; i < 300 && waitpid(fx->nsd, NULL, WNOHANG) == 0; i++)
-            usleep(10000);
-        kill(-fx->nsd, SIGKILL);
-        waitpid(fx->nsd, NULL, WNOHANG);
-        fx->nsd = 0;
-    }
+    nsd_stop(&fx->nsd);
+    nsd_stop(&fx->nsd_b);
 }
 
 static int group_setup(void **state)
@@ -238,6 +276,12 @@ static int group_setup(void **state)
     if (start_nsd(fx))
         return -1;
     snprintf(fx->resolver, sizeof fx->resolver, "127.0.0.1@%d", fx->port);
+    if (mc_it_tmpdir("caa-b", fx->dir_b, sizeof fx->dir_b) ||
+        write_file(fx->dir_b, "test.zone", ZONE_B) ||
+        nsd_start(fx->dir_b, "zone:\n  name: mcit.\n  zonefile: test.zone\n", &fx->nsd_b,
+                  &fx->port_b))
+        return -1;
+    snprintf(fx->resolver_b, sizeof fx->resolver_b, "127.0.0.1@%d", fx->port_b);
     /* The silent resolver: bound, never read. */
     fx->silent_fd = socket(AF_INET, SOCK_DGRAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -257,6 +301,8 @@ static int group_teardown(void **state)
         close(fx->silent_fd);
     if (fx->dir[0])
         mc_it_rmtree(fx->dir);
+    if (fx->dir_b[0])
+        mc_it_rmtree(fx->dir_b);
     free(fx);
     return 0;
 }
@@ -573,12 +619,190 @@ static void test_cache_concurrent(void **state)
     mc_caa_ctx_free(c);
 }
 
+/* ---- multi-perspective corroboration (SBR 4.2.2.2 -> TLS BR 3.2.2.9) ---- */
+
+/* A context over perspectives given as "name=resolver" strings (quorum 0: the default). */
+static mc_caa_ctx *mpic_ctx(const char *const *specs, size_t n, unsigned quorum,
+                            unsigned timeout_ms)
+{
+    mc_caa_config cfg = {.issuers = {ISSUER},
+                         .n_issuers = 1,
+                         .timeout_ms = timeout_ms,
+                         .quorum = quorum,
+                         .n_perspectives = n};
+    char names[MC_CAA_PERSPECTIVES_MAX][16];
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(specs[i], '=');
+        snprintf(names[i], sizeof names[i], "%.*s", (int)(eq - specs[i]), specs[i]);
+        cfg.perspectives[i].name = names[i];
+        cfg.perspectives[i].resolvers[0] = eq + 1;
+        cfg.perspectives[i].n_resolvers = 1;
+    }
+    mc_caa_ctx *c = NULL;
+    mc_errdetail err;
+    if (mc_caa_ctx_new(&cfg, &c, &err) != MC_OK)
+        fail_msg("mc_caa_ctx_new: %s (%s)", err.message, err.field);
+    return c;
+}
+
+static void json_has(const mc_caa_result *r, const char *part)
+{
+    char json[MC_CAA_JSON_MAX];
+    assert_int_equal(mc_caa_result_json(r, json, sizeof json, NULL), MC_OK);
+    if (!strstr(json, part))
+        fail_msg("JSON lacks %s: %s", part, json);
+}
+
+/* Both perspectives permit (with different RRsets): permit, each perspective logged, each with
+ * its own cache. */
+static void test_mpic_agree(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    char a[80], b[80];
+    snprintf(a, sizeof a, "a=%s", fx->resolver);
+    snprintf(b, sizeof b, "b=%s", fx->resolver_b);
+    const char *specs[] = {a, b};
+    mc_caa_ctx *c = mpic_ctx(specs, 2, 0, 3000);
+    mc_caa_result r;
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "authorises ca.mailca.test (2 of 2 perspectives permit, quorum 2)", &r);
+    assert_int_equal(r.quorum, 2); /* the default for a primary and one remote perspective */
+    assert_int_equal(r.permits, 2);
+    assert_int_equal(r.n_perspectives, 2);
+    assert_string_equal(r.views[0].name, "a");
+    assert_string_equal(r.views[1].name, "b");
+    assert_int_equal(r.views[0].n_records, 2); /* not byte-identical: still corroborating */
+    assert_int_equal(r.views[1].n_records, 1);
+    assert_string_equal(r.views[1].resolver, fx->resolver_b);
+    assert_int_equal(r.n_records, 2); /* the primary's RRset is recorded */
+    assert_string_equal(r.resolver, "mpic:a,b");
+    assert_false(r.cached);
+    json_has(&r, "\"quorum\":2,\"permits\":2,\"perspectives\":[{\"name\":\"a\",\"decision\":"
+                 "\"permit\"");
+    json_has(&r, "{\"name\":\"b\",\"decision\":\"permit\"");
+    /* Cached per perspective: one query each, then none. */
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    assert_true(r.cached);
+    mc_caa_stats sa, sb, all;
+    assert_int_equal(mc_caa_stats_perspective(c, 0, &sa), MC_OK);
+    assert_int_equal(mc_caa_stats_perspective(c, 1, &sb), MC_OK);
+    mc_caa_stats_get(c, &all);
+    assert_int_equal(sa.queries, 1);
+    assert_int_equal(sb.queries, 1);
+    assert_int_equal(sa.cache_hits, 1);
+    assert_int_equal(all.checks, 2);
+    assert_int_equal(all.queries, 2);
+    /* An empty Relevant RRset at both (b climbs to mcit. as well). */
+    expect(c, "open.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "the Relevant RRset is empty", &r);
+    mc_caa_ctx_free(c);
+}
+
+/* A prohibition at either perspective refuses issuance. */
+static void test_mpic_deny(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    char a[80], b[80];
+    snprintf(a, sizeof a, "a=%s", fx->resolver);
+    snprintf(b, sizeof b, "b=%s", fx->resolver_b);
+    const char *specs[] = {a, b};
+    /* Even a quorum of 1 (the primary alone would do) does not outvote a deny. */
+    mc_caa_ctx *c = mpic_ctx(specs, 2, 1, 3000);
+    mc_caa_result r;
+    expect(c, "split.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 9495 4",
+           "perspective b: no issuemail property names ca.mailca.test (issuemail: \";\")", &r);
+    assert_int_equal(r.views[0].decision, MC_CAA_PERMIT);
+    assert_int_equal(r.views[1].decision, MC_CAA_DENY);
+    assert_int_equal(r.permits, 1);
+    assert_false(r.retryable);
+    json_has(&r, "\"decision\":\"deny\"");
+    json_has(&r, "{\"name\":\"b\",\"decision\":\"deny\",\"rule\":\"RFC 9495 4\"");
+    expect(c, "split2.mcit", NULL, MC_VM_EMAIL, MC_CAA_DENY, MC_CAA_ERR_DENIED, "RFC 9495 4",
+           "perspective a: ", &r);
+    assert_int_equal(r.views[1].decision, MC_CAA_PERMIT);
+    /* The single-perspective contexts see only their own answer. */
+    mc_caa_ctx *only_a = ctx_for(fx, fx->resolver, NULL, 3000, 0);
+    expect(only_a, "split.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    mc_caa_ctx_free(only_a);
+    mc_caa_ctx_free(c);
+}
+
+/* A perspective that does not answer: quorum 2 -> tempfail (fail closed); quorum 1 -> permit;
+ * a silent primary -> tempfail whatever the quorum. */
+static void test_mpic_quorum(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    char a[80], s[80];
+    snprintf(a, sizeof a, "a=%s", fx->resolver);
+    snprintf(s, sizeof s, "s=127.0.0.1@%d", fx->silent_port);
+    const char *specs[] = {a, s};
+    mc_caa_ctx *c = mpic_ctx(specs, 2, 2, 300);
+    mc_caa_result r;
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_TEMPFAIL, MC_CAA_ERR_TEMPFAIL, "SBR 4.2.2.2",
+           "1 of 2 perspectives permit, quorum 2; s: CAA lookup of permit.mcit failed: timeout "
+           "after 300 ms",
+           &r);
+    assert_true(r.retryable);
+    assert_int_equal(r.views[0].decision, MC_CAA_PERMIT);
+    assert_int_equal(r.views[1].decision, MC_CAA_TEMPFAIL);
+    json_has(&r, "{\"name\":\"s\",\"decision\":\"tempfail\"");
+    mc_caa_ctx_free(c);
+
+    c = mpic_ctx(specs, 2, 1, 300);
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "(1 of 2 perspectives permit, quorum 1)", &r);
+    assert_int_equal(r.views[1].decision, MC_CAA_TEMPFAIL);
+    mc_caa_ctx_free(c);
+
+    const char *silent_primary[] = {s, a};
+    c = mpic_ctx(silent_primary, 2, 1, 300);
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_TEMPFAIL, MC_CAA_ERR_TEMPFAIL, "SBR 4.2.2.1",
+           "primary perspective s: CAA lookup of permit.mcit failed", &r);
+    assert_int_equal(r.permits, 1);
+    mc_caa_ctx_free(c);
+}
+
+/* Lookups of the perspectives run in parallel: two silent perspectives cost one timeout, not
+ * two; three perspectives need 2 permits by default (one remote may fail to corroborate). */
+static void test_mpic_parallel(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    char a[80], s1[80], s2[80], b[80];
+    snprintf(a, sizeof a, "a=%s", fx->resolver);
+    snprintf(b, sizeof b, "b=%s", fx->resolver_b);
+    snprintf(s1, sizeof s1, "s1=127.0.0.1@%d", fx->silent_port);
+    snprintf(s2, sizeof s2, "s2=127.0.0.1@%d", fx->silent_port);
+    const char *specs[] = {a, s1, s2};
+    mc_caa_ctx *c = mpic_ctx(specs, 3, 1, 300);
+    mc_caa_result r;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4", "", &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (!(secs >= 0.29 && secs < 0.55))
+        fail_msg("3 perspectives, 2 silent, timeout 300 ms: %.3f s", secs);
+    mc_caa_ctx_free(c);
+
+    const char *three[] = {a, b, s1};
+    c = mpic_ctx(three, 3, 0, 300);
+    expect(c, "permit.mcit", NULL, MC_VM_EMAIL, MC_CAA_PERMIT, MC_OK, "RFC 9495 4",
+           "(2 of 3 perspectives permit, quorum 2)", &r);
+    mc_caa_ctx_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),     cmocka_unit_test(test_servfail),
-        cmocka_unit_test(test_timeout),   cmocka_unit_test(test_dnssec),
-        cmocka_unit_test(test_cache_ttl), cmocka_unit_test(test_cache_concurrent),
+        cmocka_unit_test(test_cases),       cmocka_unit_test(test_servfail),
+        cmocka_unit_test(test_timeout),     cmocka_unit_test(test_dnssec),
+        cmocka_unit_test(test_cache_ttl),   cmocka_unit_test(test_cache_concurrent),
+        cmocka_unit_test(test_mpic_agree),  cmocka_unit_test(test_mpic_deny),
+        cmocka_unit_test(test_mpic_quorum), cmocka_unit_test(test_mpic_parallel),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

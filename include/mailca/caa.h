@@ -30,6 +30,33 @@
  * broken domain do not cost 100,000 timeouts). The cache holds the RRset, not the decision: the
  * decision depends on the order's account and method and is computed per call.
  *
+ * Multi-perspective issuance corroboration (SBR 4.2.2.2 -> TLS BR 3.2.2.9; ballot SMC010): the
+ * configuration may name several perspectives, each a group of resolvers (in production: resolvers
+ * in distinct regions, >= 500 km apart, reached over authenticated channels, which is deployment,
+ * not code). perspectives[0] is the Primary Network Perspective, the others are remote ones. Each
+ * perspective has its own libunbound context and its own cache (TLS BR 3.2.2.9: no results or
+ * caches shared between perspectives); a check asks every perspective, the lookups that are not
+ * cached in parallel (one thread per perspective that has to query), and decides:
+ *   1. any perspective's DENY (CAA forbids, DNSSEC bogus, malformed RRset) -> DENY;
+ *   2. else the primary did not permit (its lookup failed) -> TEMPFAIL: there is no result to
+ *      corroborate;
+ *   3. else fewer than `quorum` perspectives (the primary included) permit -> TEMPFAIL (fail
+ *      closed, retryable);
+ *   4. else PERMIT.
+ * Reading of TLS BR 3.2.2.9 (smime-br-reference.md 5.3): remote perspectives corroborate the
+ * primary's CAA result when they also find permission (byte-identical answers not required, SBR
+ * 4.2.2.1); with 2..5 remote perspectives at most 1 may fail to corroborate, with 6 or more at
+ * most 2. The default quorum follows that table: 1 + remote - allowed, i.e. for 1..8
+ * perspectives 1, 2, 2, 3, 4, 5, 5, 6 (the primary and 0..7 remote ones). mailca is stricter than
+ * the TLS BR in one respect: a remote perspective that finds a CAA prohibition is not merely
+ * "non-corroborating" but refuses issuance (a prohibition seen anywhere is a stronger signal than a
+ * permission, which an attacker near one resolver could forge). The TLS BR allows the CA to treat
+ * some lookup failures at a remote perspective as corroboration; mailca does not (a failure never
+ * counts as a permit). A smaller quorum may be configured (e.g. during the phase-in); it is
+ * recorded in every result. The result keeps the primary's RRset (records, relevant, canonical,
+ * matched), the lowest TTL and the oldest checked_at of all perspectives, and one mc_caa_view per
+ * perspective.
+ *
  * Thread-safety: one mc_caa_ctx is shared by every thread; mc_caa_check may run on many threads
  * at once. mc_caa_ctx_new/free must not race with checks.
  *
@@ -54,16 +81,33 @@
 #define MC_CAA_REASON_MAX 256
 #define MC_CAA_RESOLVER_MAX 64
 #define MC_CAA_MAX_TTL_LIMIT 28800 /* SBR 4.2.2.1: issue within max(TTL, 8 hours) of the check */
+#define MC_CAA_PERSPECTIVES_MAX 8
+#define MC_CAA_NAME_MAX 32 /* a perspective's name */
 
 /* Codes mc_caa_check returns for a refusal (the order is rejected) and for a lookup failure (the
  * order fails, retryable: mc_err_retryable). */
 #define MC_CAA_ERR_DENIED MC_ERR_CAA
 #define MC_CAA_ERR_TEMPFAIL MC_ERR_DNS
 
-typedef struct mc_caa_config {
-    /* Resolver addresses "ip" or "ip@port" (IPv4 or IPv6). None: libunbound recurses itself. */
+/* One network perspective: a name for results and a group of resolvers. */
+typedef struct mc_caa_perspective {
+    const char *name; /* 1..31 bytes of [A-Za-z0-9._-]; NULL: "p<index>" */
+    /* "ip" or "ip@port"; none: libunbound recurses from the root from this host. */
     const char *resolvers[MC_CAA_RESOLVERS_MAX];
     size_t n_resolvers;
+} mc_caa_perspective;
+
+typedef struct mc_caa_config {
+    /* Resolver addresses "ip" or "ip@port" (IPv4 or IPv6). None: libunbound recurses itself.
+     * Only without perspectives. */
+    const char *resolvers[MC_CAA_RESOLVERS_MAX];
+    size_t n_resolvers;
+    /* Multi-perspective corroboration (see above): perspectives[0] is the primary. None: one
+     * perspective made of `resolvers`, results without perspective views. */
+    mc_caa_perspective perspectives[MC_CAA_PERSPECTIVES_MAX];
+    size_t n_perspectives;
+    unsigned quorum; /* permits needed, the primary's included, 1..n_perspectives; 0: the TLS
+                        BR 3.2.2.9 table (above) */
     /* The Issuer Domain Names the CA discloses in its CP/CPS section 4.2 (SBR 4.2.2.1), matched
      * case-insensitively against issuemail values. At least one. */
     const char *issuers[MC_CAA_ISSUERS_MAX];
@@ -98,6 +142,23 @@ typedef struct mc_caa_record {
     int cut;          /* 1 when the value on the wire was longer than MC_CAA_VALUE_MAX */
 } mc_caa_record;
 
+/* One perspective's answer within a multi-perspective result. */
+typedef struct mc_caa_view {
+    char name[MC_CAA_NAME_MAX];
+    mc_caa_decision decision;
+    char rule[MC_ERR_RULE_MAX];
+    char reason[MC_CAA_REASON_MAX];
+    char resolver[MC_CAA_RESOLVER_MAX];
+    char relevant[MC_CAA_DOMAIN_MAX];
+    mc_caa_dnssec dnssec;
+    int rcode;
+    unsigned ttl;
+    int64_t checked_at;
+    int cached;
+    int matched; /* index of the authorising record in that perspective's RRset, or -1 */
+    size_t n_records;
+} mc_caa_view;
+
 /* One check's outcome, a plain value (no pointers; copy freely). */
 typedef struct mc_caa_result {
     mc_caa_decision decision;
@@ -116,6 +177,11 @@ typedef struct mc_caa_result {
     int matched;        /* index in records[] of the authorising issuemail record, or -1 */
     size_t n_records;   /* records in the Relevant RRset */
     mc_caa_record records[MC_CAA_RECORDS_MAX]; /* the first min(n_records, MAX) of them */
+    /* Multi-perspective checks only (n_perspectives 0 otherwise): */
+    unsigned quorum;       /* permits that were needed */
+    unsigned permits;      /* perspectives that permitted */
+    size_t n_perspectives; /* views[0] is the primary's */
+    mc_caa_view views[MC_CAA_PERSPECTIVES_MAX];
 } mc_caa_result;
 
 typedef struct mc_caa_stats {
@@ -129,7 +195,8 @@ typedef struct mc_caa_stats {
 typedef struct mc_caa_ctx mc_caa_ctx;
 
 /* Creates a context: copies cfg (its strings too), loads libunbound, applies resolvers and the
- * trust anchor. Errors: MC_ERR_CONFIG (bad value, named in err->field "caa.<name>"),
+ * trust anchor (one libunbound context and cache per perspective). Errors: MC_ERR_CONFIG (bad
+ * value, named in err->field "caa.<name>", "caa.perspectives[i]" or "caa.quorum"),
  * MC_ERR_UNSUPPORTED (libunbound missing), MC_ERR_NOMEM. Free with mc_caa_ctx_free. */
 mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *err);
 void mc_caa_ctx_free(mc_caa_ctx *ctx);
@@ -157,15 +224,35 @@ int mc_caa_result_fresh(const mc_caa_result *res, int64_t now);
  *  "canonical":..,"dnssec":"secure|insecure|bogus","rcode":N,"ttl":N,"checked_at":N,
  *  "cached":B,"resolver":..,"matched":N,"records":[{"flags":N,"tag":..,"value":..},..],
  *  "n_records":N}
+ * and, for a multi-perspective check, before the closing brace:
+ *  ,"quorum":N,"permits":N,"perspectives":[{"name":..,"decision":..,"rule":..,"reason":..,
+ *  "resolver":..,"relevant":..,"dnssec":..,"rcode":N,"ttl":N,"checked_at":N,"cached":B,
+ *  "matched":N,"n_records":N},..]
  * into buf (NUL-terminated). *len (may be NULL) gets the length. Returns MC_ERR_NOMEM (buf
  * holds "" then) when cap is too small; MC_CAA_JSON_MAX always suffices. Bytes outside printable
  * ASCII are written one by one as \u00XX. */
 #define MC_CAA_JSON_MAX                                                                            \
-    (4096 + MC_CAA_RECORDS_MAX * (6 * MC_CAA_VALUE_MAX + 6 * MC_CAA_TAG_MAX + 64))
+    (4096 + MC_CAA_RECORDS_MAX * (6 * MC_CAA_VALUE_MAX + 6 * MC_CAA_TAG_MAX + 64) +                \
+     MC_CAA_PERSPECTIVES_MAX * (6 * (MC_CAA_NAME_MAX + MC_ERR_RULE_MAX + MC_CAA_REASON_MAX +       \
+                                     MC_CAA_RESOLVER_MAX + MC_CAA_DOMAIN_MAX) +                    \
+                                320))
 mc_err mc_caa_result_json(const mc_caa_result *res, char *buf, size_t cap, size_t *len);
 
-/* Counters since mc_caa_ctx_new (thread-safe snapshot). */
+/* Counters since mc_caa_ctx_new (thread-safe snapshot). With perspectives: checks counts
+ * mc_caa_check calls, the other counters are summed over the perspectives. */
 void mc_caa_stats_get(mc_caa_ctx *ctx, mc_caa_stats *out);
+
+/* The counters of perspective i (0 is the primary; without perspectives, 0 is the context
+ * itself). MC_ERR_INVALID when there is no perspective i. */
+mc_err mc_caa_stats_perspective(mc_caa_ctx *ctx, size_t i, mc_caa_stats *out);
+
+/* Fills cfg->perspectives from the configuration value
+ *   "[name=]ip[@port][,ip[@port]...][;[name=]ip[@port]...]"
+ * (spaces around items ignored), e.g. "primary=10.0.0.53;eu=192.0.2.1@53,192.0.2.2@53".
+ * spec is split in place and cfg points into it: keep spec alive while cfg is used. Errors:
+ * MC_ERR_CONFIG with field "caa.perspectives" (too many perspectives or resolvers, an empty
+ * one, a bad name). */
+mc_err mc_caa_config_perspectives(mc_caa_config *cfg, char *spec, mc_errdetail *err);
 
 /* Drops every cached answer (tests, or after a configuration change). */
 void mc_caa_cache_clear(mc_caa_ctx *ctx);
