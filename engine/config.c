@@ -47,6 +47,8 @@ static const struct key {
     I("caa", "timeout_ms", caa_timeout_ms, "5000", 100, 60000),
     S("caa", "trust_anchor_file", K_PATH, caa_trust_anchor_file, ""),
     S("caa", "account_uri_prefix", K_STR, caa_account_uri_prefix, ""),
+    S("caa", "perspectives", K_STR, caa_perspectives, ""),
+    I("caa", "quorum", caa_quorum, "0", 0, 8),
     S("store", "sqlite", K_PATH, store_sqlite, "mailca.db"),
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),

@@ -53,7 +53,8 @@ struct mc_engine {
     mc_digests d;
     mc_hsm *hsm;
     mc_caa_ctx *caa;
-    char caa_lists[2][MC_URL_MAX]; /* resolvers and issuer domains, split in place */
+    char caa_lists[3][MC_URL_MAX]; /* resolvers, issuer domains, perspectives: parsed in place
+                                      and referenced by the CAA context for its lifetime */
     int workers, batch;
 };
 
@@ -145,6 +146,12 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                             "CAA checks need the CA's Issuer Domain Names");
             goto done;
         }
+        /* SBR 4.2.2.2: several perspectives and a quorum (multi-perspective corroboration) */
+        snprintf(e->caa_lists[2], sizeof e->caa_lists[2], "%s", cfg->caa_perspectives);
+        if (e->caa_lists[2][0] &&
+            (rc = mc_caa_config_perspectives(&cc, e->caa_lists[2], err)) != MC_OK)
+            goto done;
+        cc.quorum = (unsigned)cfg->caa_quorum;
         if ((rc = mc_caa_ctx_new(&cc, &e->caa, err)) != MC_OK)
             goto done;
     }

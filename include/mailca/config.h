@@ -39,6 +39,8 @@ typedef struct mc_config {
     int caa_timeout_ms;
     char caa_trust_anchor_file[MC_PATH_MAX]; /* DNSSEC trust anchor ("" = no validation) */
     char caa_account_uri_prefix[MC_URL_MAX]; /* accounturi = prefix + the order's account */
+    char caa_perspectives[MC_URL_MAX]; /* SBR 4.2.2.2: "name=ip@port,ip;name2=..." ("" = one) */
+    int caa_quorum;                    /* permits needed (0 = the TLS BR 3.2.2.9 default) */
     /* store */
     char store_sqlite[MC_PATH_MAX];
     /* engine */
