@@ -32,7 +32,7 @@ typedef struct mc_config {
     char ca_ocsp_url[MC_URL_MAX];
     char ca_issuers_url[MC_URL_MAX];
     char ca_cps_url[MC_URL_MAX];
-    /* caa: SBR 4.2.2.1 CAA issuemail checks for every mailbox domain (docs/caa.md) */
+    /* caa: SBR 4.2.2.1 CAA issuemail checks for every mailbox domain (README, docs/orders.md) */
     int caa_enabled;
     char caa_resolvers[MC_URL_MAX];      /* "ip[@port],..." ("" = recurse from the root) */
     char caa_issuer_domains[MC_URL_MAX]; /* the CA's Issuer Domain Names, comma separated */
