@@ -51,6 +51,30 @@ static const char *const migrations[] = {
     /* Inventory: "issued under profile X between T1 and T2", "unexpired at T". */
     "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
     "CREATE INDEX intents_not_after ON intents(not_after);",
+    /* 2: CT submission outbox and the SCTs received (store.h "CT outbox"; engine/ct.c). Times in
+     * milliseconds since the epoch; state 0 pending, 1 done, 2 rejected. */
+    "CREATE TABLE ct_outbox ("
+    " serial BLOB NOT NULL REFERENCES intents(serial),"
+    " log_id BLOB NOT NULL,"
+    " precert INTEGER NOT NULL,"
+    " chain BLOB NOT NULL,"
+    " state INTEGER NOT NULL DEFAULT 0,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL,"
+    " http_status INTEGER,"
+    " message TEXT,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER,"
+    " PRIMARY KEY (serial, log_id, precert));"
+    "CREATE INDEX ct_outbox_due ON ct_outbox(next_at) WHERE state = 0;"
+    "CREATE TABLE ct_scts ("
+    " serial BLOB NOT NULL REFERENCES intents(serial),"
+    " log_id BLOB NOT NULL,"
+    " precert INTEGER NOT NULL,"
+    " timestamp INTEGER NOT NULL,"
+    " sct BLOB NOT NULL,"
+    " received_at INTEGER NOT NULL,"
+    " PRIMARY KEY (serial, log_id, precert));",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -67,6 +91,12 @@ enum {
     ST_COUNTS,
     ST_PENDING,
     ST_LINT_META,
+    ST_CT_INSERT,
+    ST_CT_CLAIM,
+    ST_CT_UPDATE,
+    ST_CT_SCT_INSERT,
+    ST_CT_LIST,
+    ST_CT_COUNTS,
     ST_COUNT_
 };
 
@@ -98,6 +128,30 @@ static const char *const stmt_sql[ST_COUNT_] = {
                    " WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial)"
                    " ORDER BY i.rowid",
     [ST_LINT_META] = "SELECT lint_version, lint_warnings FROM intents WHERE order_id = ?1",
+    [ST_CT_INSERT] = "INSERT INTO ct_outbox (serial, log_id, precert, chain, next_at, created_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     " ON CONFLICT (serial, log_id, precert) DO NOTHING",
+    /* The whole claim is one statement: a write, so it runs under the write lock and two
+     * drainers never claim the same row. */
+    [ST_CT_CLAIM] = "UPDATE ct_outbox SET next_at = ?2 WHERE rowid IN"
+                    " (SELECT rowid FROM ct_outbox WHERE state = 0 AND next_at <= ?1"
+                    "  ORDER BY next_at LIMIT ?3)"
+                    " RETURNING serial, log_id, precert, chain, attempts",
+    [ST_CT_UPDATE] = "UPDATE ct_outbox SET state = ?4, attempts = attempts + 1, next_at = ?5,"
+                     " http_status = ?6, message = ?7, updated_at = ?8"
+                     " WHERE serial = ?1 AND log_id = ?2 AND precert = ?3 AND state = 0",
+    [ST_CT_SCT_INSERT] =
+        "INSERT INTO ct_scts (serial, log_id, precert, timestamp, sct, received_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+        " ON CONFLICT (serial, log_id, precert) DO NOTHING",
+    [ST_CT_LIST] = "SELECT o.serial, o.log_id, o.precert, o.state, o.attempts, o.next_at,"
+                   " o.http_status, o.message, s.timestamp, s.sct FROM ct_outbox AS o"
+                   " LEFT JOIN ct_scts AS s"
+                   "  ON s.serial = o.serial AND s.log_id = o.log_id AND s.precert = o.precert"
+                   " WHERE ?1 IS NULL OR o.serial = ?1"
+                   " ORDER BY o.serial, o.log_id, o.precert",
+    [ST_CT_COUNTS] = "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
+                     " count(*) FILTER (WHERE state = 2) FROM ct_outbox",
 };
 
 typedef struct sq_store {
@@ -517,7 +571,11 @@ done:
     return e;
 }
 
-static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+static mc_err ct_insert_rows(sq_store *s, const mc_ct_entry *v, size_t n, int64_t now_s,
+                             mc_errdetail *err);
+
+static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
+                              const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
     mc_err e = step_done(s, ST_BEGIN, "certs commit: begin", err);
@@ -544,6 +602,8 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         if (!inserted && (e = cert_conflict(s, c, i, err)) != MC_OK)
             goto done;
     }
+    if (ct_n && (e = ct_insert_rows(s, ct, ct_n, (int64_t)now, err)) != MC_OK)
+        goto done;
     e = step_done(s, ST_COMMIT, "certs commit: commit", err);
 done:
     if (e)
@@ -682,6 +742,219 @@ static mc_err sq_lint_meta(mc_store *base, const char *order_id, char *lint_vers
     return e;
 }
 
+/* --- CT outbox ------------------------------------------------------------------------------ */
+
+/* Inserts outbox rows inside the caller's transaction. */
+static mc_err ct_insert_rows(sq_store *s, const mc_ct_entry *v, size_t n, int64_t now_s,
+                             mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    sqlite3_stmt *ins = s->st[ST_CT_INSERT];
+    for (size_t i = 0; i < n; i++) {
+        bind_blob(ins, 1, v[i].serial, v[i].serial_len);
+        bind_blob(ins, 2, v[i].log_id, MC_CT_LOG_ID_LEN);
+        sqlite3_bind_int(ins, 3, v[i].precert ? 1 : 0);
+        bind_blob(ins, 4, v[i].chain, v[i].chain_len);
+        sqlite3_bind_int64(ins, 5, v[i].due_ms);
+        sqlite3_bind_int64(ins, 6, now_s);
+        int rc = sqlite3_step(ins);
+        if (rc != SQLITE_DONE) {
+            char op[MC_ERR_MSG_MAX / 2], hex[2 * MC_SERIAL_MAX + 1], field[MC_ERR_FIELD_MAX];
+            snprintf(op, sizeof op, "ct enqueue: serial %s",
+                     mc_store_serial_hex(hex, v[i].serial, v[i].serial_len));
+            snprintf(field, sizeof field, "ct[%zu].serial", i);
+            e = store_err(s, err, field, op, rc);
+            stmt_release(ins);
+            return e;
+        }
+        stmt_release(ins);
+    }
+    return e;
+}
+
+static mc_err sq_ct_enqueue(mc_store *base, const mc_ct_entry *v, size_t n, int64_t now_s,
+                            mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    mc_err e = step_done(s, ST_BEGIN, "ct enqueue: begin", err);
+    if (e)
+        return e;
+    e = ct_insert_rows(s, v, n, now_s, err);
+    if (!e)
+        e = step_done(s, ST_COMMIT, "ct enqueue: commit", err);
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+static mc_err sq_ct_claim(mc_store *base, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+                          mc_ct_job **jobs, size_t *n, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CT_CLAIM];
+    mc_ct_job *v = NULL;
+    size_t cnt = 0, cap = 0;
+    mc_err e = MC_OK;
+    /* RETURNING rows come while the UPDATE runs; all are read before the statement ends, and
+     * the statement alone is the transaction (autocommit). */
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, lease_until_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            size_t nc = cap ? 2 * cap : 64;
+            mc_ct_job *nv = realloc(v, nc * sizeof *nv);
+            if (!nv) {
+                e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
+                goto done;
+            }
+            v = nv;
+            cap = nc;
+        }
+        mc_ct_job *j = &v[cnt];
+        memset(j, 0, sizeof *j);
+        size_t sl = (size_t)sqlite3_column_bytes(st, 0);
+        size_t ll = (size_t)sqlite3_column_bytes(st, 1);
+        const void *chain = sqlite3_column_blob(st, 3);
+        size_t cl = (size_t)sqlite3_column_bytes(st, 3);
+        if (sl == 0 || sl > MC_SERIAL_MAX || ll != MC_CT_LOG_ID_LEN || !chain || cl == 0) {
+            e = mc_err_set(err, MC_ERR_STORE, "ct_outbox", NULL,
+                           "ct claim: malformed outbox row (serial %zu, log id %zu, chain %zu "
+                           "bytes)",
+                           sl, ll, cl);
+            goto done;
+        }
+        memcpy(j->serial, sqlite3_column_blob(st, 0), sl);
+        j->serial_len = sl;
+        memcpy(j->log_id, sqlite3_column_blob(st, 1), ll);
+        j->precert = sqlite3_column_int(st, 2);
+        j->attempts = sqlite3_column_int(st, 4);
+        j->chain = malloc(cl);
+        if (!j->chain) {
+            e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
+            goto done;
+        }
+        memcpy(j->chain, chain, cl);
+        j->chain_len = cl;
+        cnt++;
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "ct claim", rc);
+done:
+    stmt_release(st);
+    if (e) {
+        /* SQLite applies an UPDATE ... RETURNING at its first step: the claimed rows stay
+         * leased and become due again when the lease ends. */
+        mc_store_ct_jobs_free(v, cnt);
+        return e;
+    }
+    *jobs = v;
+    *n = cnt;
+    return MC_OK;
+}
+
+static mc_err sq_ct_record(mc_store *base, const mc_ct_outcome *v, size_t n, int64_t now_s,
+                           mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    mc_err e = step_done(s, ST_BEGIN, "ct record: begin", err);
+    if (e)
+        return e;
+    sqlite3_stmt *up = s->st[ST_CT_UPDATE], *ins = s->st[ST_CT_SCT_INSERT];
+    for (size_t i = 0; i < n; i++) {
+        const mc_ct_outcome *o = &v[i];
+        bind_blob(up, 1, o->serial, o->serial_len);
+        bind_blob(up, 2, o->log_id, MC_CT_LOG_ID_LEN);
+        sqlite3_bind_int(up, 3, o->precert ? 1 : 0);
+        sqlite3_bind_int(up, 4, (int)o->state);
+        sqlite3_bind_int64(up, 5, o->next_ms);
+        if (o->http_status)
+            sqlite3_bind_int(up, 6, o->http_status);
+        else
+            sqlite3_bind_null(up, 6);
+        bind_text(up, 7, o->message);
+        sqlite3_bind_int64(up, 8, now_s);
+        int rc = sqlite3_step(up);
+        int changed = rc == SQLITE_DONE ? sqlite3_changes(s->db) : 0;
+        if (rc != SQLITE_DONE)
+            e = store_err(s, err, "ct", "ct record: update", rc);
+        stmt_release(up);
+        if (e)
+            goto done;
+        if (!changed || o->state != MC_CT_DONE)
+            continue;
+        bind_blob(ins, 1, o->serial, o->serial_len);
+        bind_blob(ins, 2, o->log_id, MC_CT_LOG_ID_LEN);
+        sqlite3_bind_int(ins, 3, o->precert ? 1 : 0);
+        sqlite3_bind_int64(ins, 4, o->sct_timestamp);
+        bind_blob(ins, 5, o->sct, o->sct_len);
+        sqlite3_bind_int64(ins, 6, now_s);
+        rc = sqlite3_step(ins);
+        if (rc != SQLITE_DONE)
+            e = store_err(s, err, "ct", "ct record: store SCT", rc);
+        stmt_release(ins);
+        if (e)
+            goto done;
+    }
+    e = step_done(s, ST_COMMIT, "ct record: commit", err);
+done:
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+static mc_err sq_ct_list(mc_store *base, const uint8_t *serial, size_t serial_len,
+                         mc_store_ct_row_fn fn, void *arg, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CT_LIST];
+    mc_err e = MC_OK;
+    bind_blob(st, 1, serial, serial_len);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *msg = (const char *)sqlite3_column_text(st, 7);
+        mc_ct_row r = {
+            .serial = sqlite3_column_blob(st, 0),
+            .serial_len = (size_t)sqlite3_column_bytes(st, 0),
+            .log_id = sqlite3_column_blob(st, 1),
+            .precert = sqlite3_column_int(st, 2),
+            .state = (mc_ct_state)sqlite3_column_int(st, 3),
+            .attempts = sqlite3_column_int(st, 4),
+            .next_ms = sqlite3_column_int64(st, 5),
+            .http_status = sqlite3_column_int(st, 6),
+            .message = msg ? msg : "",
+            .sct_timestamp = sqlite3_column_int64(st, 8),
+            .sct = sqlite3_column_blob(st, 9),
+            .sct_len = (size_t)sqlite3_column_bytes(st, 9),
+        };
+        fn(arg, &r);
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "ct list", rc);
+    stmt_release(st);
+    return e;
+}
+
+static mc_err sq_ct_counts(mc_store *base, int64_t *pending, int64_t *done, int64_t *rejected,
+                           mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CT_COUNTS];
+    mc_err e = MC_OK;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int64_t *outs[3] = {pending, done, rejected};
+        for (int k = 0; k < 3; k++)
+            if (outs[k])
+                *outs[k] = sqlite3_column_int64(st, k);
+    } else {
+        e = store_err(s, err, NULL, "ct counts", rc);
+    }
+    stmt_release(st);
+    return e;
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -690,6 +963,11 @@ static const mc_store_ops sq_ops = {
     .lint_meta = sq_lint_meta,
     .counts = sq_counts,
     .pending = sq_pending,
+    .ct_enqueue = sq_ct_enqueue,
+    .ct_claim = sq_ct_claim,
+    .ct_record = sq_ct_record,
+    .ct_list = sq_ct_list,
+    .ct_counts = sq_ct_counts,
     .close = sq_close,
 };
 
@@ -758,7 +1036,7 @@ mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_
         if (ce)
             return ce;
     }
-    return n ? s->ops->certs_commit(s, v, n, err) : MC_OK;
+    return n ? s->ops->certs_commit(s, v, n, NULL, 0, err) : MC_OK;
 }
 
 mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **serial,
@@ -799,4 +1077,133 @@ mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errde
     if (!s || !fn)
         return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "pending: NULL argument");
     return s->ops->pending(s, fn, arg, err);
+}
+
+/* --- CT outbox: public functions ---------------------------------------------------------------
+ */
+
+static mc_err ct_key_check(const char *what, size_t i, const uint8_t *serial, size_t serial_len,
+                           const uint8_t *log_id, mc_errdetail *err)
+{
+    char field[MC_ERR_FIELD_MAX];
+    if (!serial || serial_len == 0 || serial_len > MC_SERIAL_MAX) {
+        snprintf(field, sizeof field, "%s[%zu].serial", what, i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL,
+                          "%s %zu: serial length %zu not in 1..%d", what, i,
+                          serial ? serial_len : 0, MC_SERIAL_MAX);
+    }
+    if (!log_id) {
+        snprintf(field, sizeof field, "%s[%zu].log_id", what, i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL, "%s %zu: log id missing", what, i);
+    }
+    return MC_OK;
+}
+
+static mc_err ct_entries_check(const mc_ct_entry *v, size_t n, mc_errdetail *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        mc_err e = ct_key_check("ct", i, v[i].serial, v[i].serial_len, v[i].log_id, err);
+        if (e)
+            return e;
+        if (!v[i].chain || v[i].chain_len == 0) {
+            char field[MC_ERR_FIELD_MAX];
+            snprintf(field, sizeof field, "ct[%zu].chain", i);
+            return mc_err_set(err, MC_ERR_INVALID, field, NULL, "ct %zu: chain missing", i);
+        }
+    }
+    return MC_OK;
+}
+
+mc_err mc_store_ct_enqueue(mc_store *s, const mc_ct_entry *v, size_t n, mc_errdetail *err)
+{
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "ct enqueue: NULL argument");
+    mc_err e = ct_entries_check(v, n, err);
+    if (e)
+        return e;
+    return n ? s->ops->ct_enqueue(s, v, n, (int64_t)time(NULL), err) : MC_OK;
+}
+
+mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
+                                const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err)
+{
+    if (!s || (n && !v) || (ct_n && !ct))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        mc_err ce = cert_check(&v[i], i, err);
+        if (ce)
+            return ce;
+    }
+    mc_err e = ct_entries_check(ct, ct_n, err);
+    if (e)
+        return e;
+    if (n)
+        return s->ops->certs_commit(s, v, n, ct, ct_n, err);
+    return ct_n ? s->ops->ct_enqueue(s, ct, ct_n, (int64_t)time(NULL), err) : MC_OK;
+}
+
+mc_err mc_store_ct_claim(mc_store *s, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+                         mc_ct_job **jobs, size_t *n, mc_errdetail *err)
+{
+    if (!s || !jobs || !n)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "ct claim: NULL argument");
+    *jobs = NULL;
+    *n = 0;
+    if (lease_until_ms <= now_ms)
+        return mc_err_set(err, MC_ERR_INVALID, "lease_until_ms", NULL,
+                          "ct claim: lease end %lld not after now %lld", (long long)lease_until_ms,
+                          (long long)now_ms);
+    return limit ? s->ops->ct_claim(s, now_ms, lease_until_ms, limit, jobs, n, err) : MC_OK;
+}
+
+void mc_store_ct_jobs_free(mc_ct_job *jobs, size_t n)
+{
+    if (!jobs)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(jobs[i].chain);
+    free(jobs);
+}
+
+mc_err mc_store_ct_record(mc_store *s, const mc_ct_outcome *v, size_t n, mc_errdetail *err)
+{
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "ct record: NULL argument");
+    for (size_t i = 0; i < n; i++) {
+        mc_err e = ct_key_check("outcome", i, v[i].serial, v[i].serial_len, v[i].log_id, err);
+        if (e)
+            return e;
+        if (v[i].state == MC_CT_DONE && (!v[i].sct || v[i].sct_len == 0)) {
+            char field[MC_ERR_FIELD_MAX];
+            snprintf(field, sizeof field, "outcome[%zu].sct", i);
+            return mc_err_set(err, MC_ERR_INVALID, field, NULL, "outcome %zu: done without SCT", i);
+        }
+        if (v[i].state != MC_CT_PENDING && v[i].state != MC_CT_DONE &&
+            v[i].state != MC_CT_REJECTED) {
+            char field[MC_ERR_FIELD_MAX];
+            snprintf(field, sizeof field, "outcome[%zu].state", i);
+            return mc_err_set(err, MC_ERR_INVALID, field, NULL, "outcome %zu: state %d unknown", i,
+                              (int)v[i].state);
+        }
+    }
+    return n ? s->ops->ct_record(s, v, n, (int64_t)time(NULL), err) : MC_OK;
+}
+
+mc_err mc_store_ct_list(mc_store *s, const uint8_t *serial, size_t serial_len,
+                        mc_store_ct_row_fn fn, void *arg, mc_errdetail *err)
+{
+    if (!s || !fn)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "ct list: NULL argument");
+    if (serial && (serial_len == 0 || serial_len > MC_SERIAL_MAX))
+        return mc_err_set(err, MC_ERR_INVALID, "serial", NULL,
+                          "ct list: serial length %zu not in 1..%d", serial_len, MC_SERIAL_MAX);
+    return s->ops->ct_list(s, serial, serial ? serial_len : 0, fn, arg, err);
+}
+
+mc_err mc_store_ct_counts(mc_store *s, int64_t *pending, int64_t *done, int64_t *rejected,
+                          mc_errdetail *err)
+{
+    if (!s)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "ct counts: NULL store");
+    return s->ops->ct_counts(s, pending, done, rejected, err);
 }

@@ -77,6 +77,30 @@ static const char *const migrations[] = {
     "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
     "CREATE INDEX intents_not_after ON intents(not_after);"
     "CREATE INDEX intents_seq ON intents(seq);",
+    /* 2: CT submission outbox and the SCTs received (store.h "CT outbox"; engine/ct.c). Times in
+     * milliseconds since the epoch; state 0 pending, 1 done, 2 rejected. */
+    "CREATE TABLE ct_outbox ("
+    " serial BYTEA NOT NULL REFERENCES intents(serial),"
+    " log_id BYTEA NOT NULL,"
+    " precert BIGINT NOT NULL,"
+    " chain BYTEA NOT NULL,"
+    " state BIGINT NOT NULL DEFAULT 0,"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " next_at BIGINT NOT NULL,"
+    " http_status BIGINT,"
+    " message TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT,"
+    " PRIMARY KEY (serial, log_id, precert));"
+    "CREATE INDEX ct_outbox_due ON ct_outbox(next_at) WHERE state = 0;"
+    "CREATE TABLE ct_scts ("
+    " serial BYTEA NOT NULL REFERENCES intents(serial),"
+    " log_id BYTEA NOT NULL,"
+    " precert BIGINT NOT NULL,"
+    " timestamp BIGINT NOT NULL,"
+    " sct BYTEA NOT NULL,"
+    " received_at BIGINT NOT NULL,"
+    " PRIMARY KEY (serial, log_id, precert));",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -94,6 +118,11 @@ enum {
     PS_PENDING,
     PS_LINT_META,
     PS_SERIAL_OWNER,
+    PS_CT_INSERT,
+    PS_CT_CLAIM,
+    PS_CT_RECORD,
+    PS_CT_LIST,
+    PS_CT_COUNTS,
     PS_COUNT_
 };
 
@@ -157,6 +186,51 @@ static const struct {
                          "SELECT order_id FROM intents WHERE serial = $1",
                          1,
                          {OID_BYTEA}},
+    [PS_CT_INSERT] = {"mc_ct_insert",
+                      "INSERT INTO ct_outbox (serial, log_id, precert, chain, next_at, created_at)"
+                      " VALUES ($1, $2, $3, $4, $5, $6)"
+                      " ON CONFLICT (serial, log_id, precert) DO NOTHING",
+                      6,
+                      {OID_BYTEA, OID_BYTEA, OID_INT8, OID_BYTEA, OID_INT8, OID_INT8}},
+    /* SKIP LOCKED: drainers on several nodes claim disjoint rows without waiting on each
+     * other. */
+    [PS_CT_CLAIM] = {"mc_ct_claim",
+                     "UPDATE ct_outbox AS o SET next_at = $2 FROM"
+                     " (SELECT serial, log_id, precert FROM ct_outbox"
+                     "  WHERE state = 0 AND next_at <= $1 ORDER BY next_at LIMIT $3"
+                     "  FOR UPDATE SKIP LOCKED) AS d"
+                     " WHERE o.serial = d.serial AND o.log_id = d.log_id"
+                     " AND o.precert = d.precert"
+                     " RETURNING o.serial, o.log_id, o.precert, o.chain, o.attempts",
+                     3,
+                     {OID_INT8, OID_INT8, OID_INT8}},
+    /* Updates a pending row and, when it became done, stores its SCT: one statement per
+     * outcome. */
+    [PS_CT_RECORD] = {"mc_ct_record",
+                      "WITH u AS (UPDATE ct_outbox SET state = $4, attempts = attempts + 1,"
+                      " next_at = $5, http_status = $6, message = $7, updated_at = $8"
+                      " WHERE serial = $1 AND log_id = $2 AND precert = $3 AND state = 0"
+                      " RETURNING 1)"
+                      " INSERT INTO ct_scts (serial, log_id, precert, timestamp, sct, received_at)"
+                      " SELECT $1, $2, $3, $9, $10, $8 WHERE $4 = 1 AND EXISTS (SELECT 1 FROM u)"
+                      " ON CONFLICT (serial, log_id, precert) DO NOTHING",
+                      10,
+                      {OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_TEXT,
+                       OID_INT8, OID_INT8, OID_BYTEA}},
+    [PS_CT_LIST] = {"mc_ct_list",
+                    "SELECT o.serial, o.log_id, o.precert, o.state, o.attempts, o.next_at,"
+                    " o.http_status, o.message, s.timestamp, s.sct FROM ct_outbox AS o"
+                    " LEFT JOIN ct_scts AS s"
+                    "  ON s.serial = o.serial AND s.log_id = o.log_id AND s.precert = o.precert"
+                    " WHERE $1::bytea IS NULL OR o.serial = $1"
+                    " ORDER BY o.serial, o.log_id, o.precert",
+                    1,
+                    {OID_BYTEA}},
+    [PS_CT_COUNTS] = {"mc_ct_counts",
+                      "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
+                      " count(*) FILTER (WHERE state = 2) FROM ct_outbox",
+                      0,
+                      {0}},
 };
 
 typedef struct pg_store {
@@ -681,7 +755,15 @@ static mc_err cert_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_errde
     return MC_OK;
 }
 
-static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+typedef struct ct_enqueue_ctx {
+    const mc_ct_entry *v;
+    int64_t now_s;
+} ct_enqueue_ctx;
+
+static void ct_enqueue_params(pg_store *s, size_t i, const void *rows, params *p);
+
+static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
+                              const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     certs_ctx c = {.v = v, .now = (int64_t)time(NULL)};
@@ -690,6 +772,17 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         pipeline_batch(s, "certs commit", PS_CERT, &c, n, 0, 1, cert_params, cert_row, &c, err);
     if (e)
         return e;
+    /* The CT outbox rows join the open transaction. */
+    ct_enqueue_ctx cc = {.v = ct, .now_s = c.now};
+    for (size_t from = 0; from < ct_n && !e; from += PG_CHUNK) {
+        size_t to = ct_n - from > PG_CHUNK ? from + PG_CHUNK : ct_n;
+        e = pipeline_chunk(s, "certs commit: ct outbox", PS_CT_INSERT, &cc, from, to, 0, 0, 1,
+                           ct_enqueue_params, NULL, NULL, err);
+    }
+    if (e) {
+        txn_abort(s);
+        return e;
+    }
     e = exec_cmd(s, "COMMIT", "certs commit: commit", err);
     if (e)
         txn_abort(s);
@@ -839,6 +932,193 @@ static mc_err pg_lint_meta(mc_store *base, const char *order_id, char *lint_vers
     return e;
 }
 
+/* --- CT outbox ------------------------------------------------------------------------------ */
+
+static void ct_enqueue_params(pg_store *s, size_t i, const void *rows, params *p)
+{
+    (void)s;
+    const ct_enqueue_ctx *c = rows;
+    const mc_ct_entry *en = &c->v[i];
+    p_blob(p, 0, en->serial, en->serial_len);
+    p_blob(p, 1, en->log_id, MC_CT_LOG_ID_LEN);
+    p_int8(p, 2, en->precert ? 1 : 0);
+    p_blob(p, 3, en->chain, en->chain_len);
+    p_int8(p, 4, en->due_ms);
+    p_int8(p, 5, c->now_s);
+}
+
+static mc_err pg_ct_enqueue(mc_store *base, const mc_ct_entry *v, size_t n, int64_t now_s,
+                            mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    ct_enqueue_ctx c = {.v = v, .now_s = now_s};
+    return pipeline_batch(s, "ct enqueue", PS_CT_INSERT, &c, n, 1, 1, ct_enqueue_params, NULL, NULL,
+                          err);
+}
+
+static mc_err pg_ct_claim(mc_store *base, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+                          mc_ct_job **jobs, size_t *n, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_ct_job *v = NULL;
+    size_t cnt = 0;
+    int rows = 0;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, now_ms);
+    p_int8(&p, 1, lease_until_ms);
+    p_int8(&p, 2, (int64_t)limit);
+    PGresult *res = run(s, PS_CT_CLAIM, &p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, NULL, "ct claim", res);
+        goto done;
+    }
+    rows = PQntuples(res);
+    if (rows == 0)
+        goto done;
+    v = calloc((size_t)rows, sizeof *v);
+    if (!v) {
+        e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
+        goto done;
+    }
+    for (int r = 0; r < rows; r++, cnt++) {
+        mc_ct_job *j = &v[r];
+        size_t sl, ll, cl;
+        const uint8_t *ser = get_blob(res, r, 0, &sl);
+        const uint8_t *lid = get_blob(res, r, 1, &ll);
+        const uint8_t *chain = get_blob(res, r, 3, &cl);
+        if (!ser || sl > MC_SERIAL_MAX || ll != MC_CT_LOG_ID_LEN || !chain || cl == 0) {
+            e = mc_err_set(err, MC_ERR_STORE, "ct_outbox", NULL,
+                           "ct claim: malformed outbox row (serial %zu, log id %zu, chain %zu "
+                           "bytes)",
+                           sl, ll, cl);
+            goto done;
+        }
+        memcpy(j->serial, ser, sl);
+        j->serial_len = sl;
+        memcpy(j->log_id, lid, ll);
+        j->precert = (int)get_int8(res, r, 2);
+        j->attempts = (int)get_int8(res, r, 4);
+        j->chain = malloc(cl);
+        if (!j->chain) {
+            e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
+            goto done;
+        }
+        memcpy(j->chain, chain, cl);
+        j->chain_len = cl;
+    }
+done:
+    PQclear(res);
+    if (e) {
+        /* calloc'd: rows not reached have no chain. The claim is committed: its rows become
+         * due again when the lease ends. */
+        mc_store_ct_jobs_free(v, (size_t)rows);
+        return e;
+    }
+    *jobs = v;
+    *n = cnt;
+    return MC_OK;
+}
+
+typedef struct ct_record_ctx {
+    const mc_ct_outcome *v;
+    int64_t now_s;
+} ct_record_ctx;
+
+static void ct_record_params(pg_store *s, size_t i, const void *rows, params *p)
+{
+    (void)s;
+    const ct_record_ctx *c = rows;
+    const mc_ct_outcome *o = &c->v[i];
+    p_blob(p, 0, o->serial, o->serial_len);
+    p_blob(p, 1, o->log_id, MC_CT_LOG_ID_LEN);
+    p_int8(p, 2, o->precert ? 1 : 0);
+    p_int8(p, 3, (int64_t)o->state);
+    p_int8(p, 4, o->next_ms);
+    if (o->http_status)
+        p_int8(p, 5, o->http_status);
+    else
+        p->fmt[5] = 1; /* NULL: val stays NULL */
+    p_text(p, 6, o->message);
+    p_int8(p, 7, c->now_s);
+    p_int8(p, 8, o->state == MC_CT_DONE ? o->sct_timestamp : 0);
+    /* An SQL NULL sct for outcomes that are not done: the INSERT's WHERE skips them anyway. */
+    p_blob(p, 9, o->state == MC_CT_DONE ? o->sct : NULL, o->sct_len);
+}
+
+static mc_err pg_ct_record(mc_store *base, const mc_ct_outcome *v, size_t n, int64_t now_s,
+                           mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    ct_record_ctx c = {.v = v, .now_s = now_s};
+    return pipeline_batch(s, "ct record", PS_CT_RECORD, &c, n, 1, 1, ct_record_params, NULL, NULL,
+                          err);
+}
+
+static mc_err pg_ct_list(mc_store *base, const uint8_t *serial, size_t serial_len,
+                         mc_store_ct_row_fn fn, void *arg, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_blob(&p, 0, serial, serial_len);
+    if (!PQsendQueryPrepared(s->conn, stmts[PS_CT_LIST].name, 1, p.val, p.len, p.fmt, 1))
+        return pg_err(s, err, NULL, "ct list", NULL);
+    PQsetSingleRowMode(s->conn);
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && !e) {
+            size_t sl, ll, tl;
+            mc_ct_row r = {
+                .serial = get_blob(res, 0, 0, &sl),
+                .log_id = get_blob(res, 0, 1, &ll),
+                .precert = (int)get_int8(res, 0, 2),
+                .state = (mc_ct_state)get_int8(res, 0, 3),
+                .attempts = (int)get_int8(res, 0, 4),
+                .next_ms = get_int8(res, 0, 5),
+                .http_status = (int)get_int8(res, 0, 6),
+                .message = PQgetisnull(res, 0, 7) ? "" : PQgetvalue(res, 0, 7),
+                .sct_timestamp = get_int8(res, 0, 8),
+                .sct = get_blob(res, 0, 9, &tl),
+            };
+            r.serial_len = sl;
+            r.sct_len = tl;
+            fn(arg, &r);
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
+            e = pg_err(s, err, NULL, "ct list", res);
+        }
+        PQclear(res);
+    }
+    return e;
+}
+
+static mc_err pg_ct_counts(mc_store *base, int64_t *pending, int64_t *done, int64_t *rejected,
+                           mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    PGresult *res = run(s, PS_CT_COUNTS, NULL);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        int64_t *outs[3] = {pending, done, rejected};
+        for (int k = 0; k < 3; k++)
+            if (outs[k])
+                *outs[k] = get_int8(res, 0, k);
+    } else {
+        e = pg_err(s, err, NULL, "ct counts", res);
+    }
+    PQclear(res);
+    return e;
+}
+
 static const mc_store_ops pg_ops = {
     .name = "postgresql",
     .intents_commit = pg_intents_commit,
@@ -847,6 +1127,11 @@ static const mc_store_ops pg_ops = {
     .lint_meta = pg_lint_meta,
     .counts = pg_counts,
     .pending = pg_pending,
+    .ct_enqueue = pg_ct_enqueue,
+    .ct_claim = pg_ct_claim,
+    .ct_record = pg_ct_record,
+    .ct_list = pg_ct_list,
+    .ct_counts = pg_ct_counts,
     .close = pg_close,
 };
 

@@ -39,7 +39,8 @@
  * raw, and how its catalog is asked. */
 typedef struct backend {
     const char *name; /* mc_store_backend() */
-    /* count of (intents, certificates, schema_version) tables; of the two inventory indexes */
+    /* count of (intents, certificates, schema_version, ct_outbox, ct_scts) tables; of the two
+     * inventory indexes */
     const char *sql_tables, *sql_indexes;
     /* column counts of intents and certificates */
     const char *sql_cols_intents, *sql_cols_certs;
@@ -50,7 +51,8 @@ typedef struct backend {
 static const backend sqlite_backend = {
     .name = "sqlite",
     .sql_tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
-                  " AND name IN ('intents', 'certificates', 'schema_version')",
+                  " AND name IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
+                  " 'ct_scts')",
     .sql_indexes = "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
                    " AND name IN ('intents_profile_not_before', 'intents_not_after')",
     .sql_cols_intents = "SELECT count(*) FROM pragma_table_info('intents')",
@@ -62,7 +64,8 @@ static const backend sqlite_backend = {
 static const backend pg_backend = {
     .name = "postgresql",
     .sql_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
-                  " AND tablename IN ('intents', 'certificates', 'schema_version')",
+                  " AND tablename IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
+                  " 'ct_scts')",
     .sql_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                    " AND indexname IN ('intents_profile_not_before', 'intents_not_after')",
     .sql_cols_intents = "SELECT count(*) FROM information_schema.columns"
@@ -442,13 +445,14 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 1);
-    assert_int_equal(mc_store_schema_version(), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(mc_store_schema_version(), 2);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 2);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
     assert_int_equal(raw_int(fx, fx->b->sql_indexes), 2);
     /* the provenance columns of mc_intent, plus the certificate's revocation state */
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
@@ -468,28 +472,28 @@ static void test_migrate(void **state)
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
                      mc_store_schema_version());
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
     raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
     assert_non_null(strstr(err.message, "schema version 7 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 3);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     fixture *fx = *state;
     mc_store_close(open_ok(fx->where));
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (2, 0)");
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (3, 0)");
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
     assert_int_equal(mc_store_open(fx->where, &s, &err), MC_ERR_STORE);
     assert_null(s);
-    assert_non_null(strstr(err.message, "schema version 2 is newer"));
+    assert_non_null(strstr(err.message, "schema version 3 is newer"));
 }
 
 static void test_open_bad_path(void **state)
@@ -880,7 +884,7 @@ static void test_reopen_keeps_data(void **state)
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -1050,6 +1054,257 @@ static void test_bench_batch_256(void **state)
 
 /* --- PostgreSQL only ---------------------------------------------------------------------- */
 
+/* --- CT outbox (migration 2) ---------------------------------------------------------------- */
+
+/* A store at schema version 1 with data (as an engine before migration 2 left it) is brought to
+ * version 2 at open, its data kept. */
+static void test_migrate_1_to_2(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "v1", 0, 5);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
+    mc_store_close(s);
+    raw_exec(fx, "DROP TABLE ct_scts");
+    raw_exec(fx, "DROP TABLE ct_outbox");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 2");
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    s = open_ok(fx->where);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
+    expect_counts(s, 5, 0);
+    expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], b.der[4]);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
+typedef struct ct_seen {
+    size_t n;
+    mc_ct_state state[8];
+    int attempts[8], http_status[8], precert[8];
+    int64_t next_ms[8], sct_ts[8];
+    char message[8][128];
+    uint8_t sct[8][16];
+    size_t sct_len[8];
+    uint8_t log_id[8];
+} ct_seen;
+
+static void ct_collect(void *arg, const mc_ct_row *r)
+{
+    ct_seen *c = arg;
+    if (c->n == 8)
+        return;
+    size_t i = c->n++;
+    c->state[i] = r->state;
+    c->attempts[i] = r->attempts;
+    c->http_status[i] = r->http_status;
+    c->precert[i] = r->precert;
+    c->next_ms[i] = r->next_ms;
+    c->sct_ts[i] = r->sct_timestamp;
+    snprintf(c->message[i], sizeof c->message[i], "%s", r->message);
+    c->sct_len[i] = r->sct ? r->sct_len : 0;
+    if (r->sct)
+        memcpy(c->sct[i], r->sct, r->sct_len < 16 ? r->sct_len : 16);
+    c->log_id[i] = r->log_id[0];
+}
+
+/* Certificates and their CT outbox rows in one transaction: a failure of either side leaves
+ * neither. */
+static void test_certs_commit_ct(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "cct", 0, 4);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
+    uint8_t log_a[MC_CT_LOG_ID_LEN], stranger[SER_LEN];
+    memset(log_a, 0xaa, sizeof log_a);
+    memset(stranger, 0x77, sizeof stranger);
+    static const uint8_t chain[] = {0, 0, 2, 0x30, 0x00};
+    mc_ct_entry e[3] = {
+        {b.serial[0], SER_LEN, log_a, 0, chain, sizeof chain, 1000},
+        {b.serial[1], SER_LEN, log_a, 0, chain, sizeof chain, 1000},
+        {stranger, SER_LEN, log_a, 0, chain, sizeof chain, 1000},
+    };
+    /* the third row has no intent: nothing at all is written */
+    assert_int_equal(mc_store_certs_commit_ct(s, b.cert, 2, e, 3, &err), MC_ERR_STORE);
+    expect_counts(s, 0, 4);
+    int64_t p = -1;
+    assert_int_equal(mc_store_ct_counts(s, &p, NULL, NULL, &err), MC_OK);
+    assert_int_equal(p, 0);
+    /* both sides together */
+    assert_int_equal(mc_store_certs_commit_ct(s, b.cert, 2, e, 2, &err), MC_OK);
+    expect_counts(s, 2, 2);
+    assert_int_equal(mc_store_ct_counts(s, &p, NULL, NULL, &err), MC_OK);
+    assert_int_equal(p, 2);
+    /* a refused certificate (another DER for a serial) takes its CT rows down with it */
+    uint8_t other[DER_LEN];
+    memset(other, 0x5a, sizeof other);
+    mc_stored_cert bad[2] = {b.cert[2], b.cert[0]};
+    bad[1].der = other;
+    mc_ct_entry e2 = {b.serial[2], SER_LEN, log_a, 0, chain, sizeof chain, 1000};
+    assert_int_equal(mc_store_certs_commit_ct(s, bad, 2, &e2, 1, &err), MC_ERR_STORE);
+    expect_counts(s, 2, 2);
+    assert_int_equal(mc_store_ct_counts(s, &p, NULL, NULL, &err), MC_OK);
+    assert_int_equal(p, 2);
+    /* CT rows only, and no rows at all */
+    assert_int_equal(mc_store_certs_commit_ct(s, NULL, 0, &e2, 1, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit_ct(s, &b.cert[3], 1, NULL, 0, &err), MC_OK);
+    expect_counts(s, 3, 1);
+    assert_int_equal(mc_store_ct_counts(s, &p, NULL, NULL, &err), MC_OK);
+    assert_int_equal(p, 3);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
+/* Enqueue (idempotent, only for recorded serials), claim with a lease, record each kind of
+ * outcome, list, count: the same on both backends. */
+static void test_ct_outbox(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "ct", 0, 3);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
+    uint8_t log_a[MC_CT_LOG_ID_LEN], log_b[MC_CT_LOG_ID_LEN];
+    memset(log_a, 0xaa, sizeof log_a);
+    memset(log_b, 0xbb, sizeof log_b);
+    static const uint8_t chain[] = {0, 0, 2, 0x30, 0x00};
+    mc_ct_entry e[4] = {
+        {b.serial[0], SER_LEN, log_a, 0, chain, sizeof chain, 1000},
+        {b.serial[0], SER_LEN, log_b, 0, chain, sizeof chain, 1000},
+        {b.serial[1], SER_LEN, log_a, 1, chain, sizeof chain, 2000},
+        {b.serial[2], SER_LEN, log_a, 0, chain, sizeof chain, 3000},
+    };
+    assert_int_equal(mc_store_ct_enqueue(s, e, 4, &err), MC_OK);
+    assert_int_equal(mc_store_ct_enqueue(s, e, 4, &err), MC_OK); /* again: no-op */
+    int64_t p = -1, d = -1, r = -1;
+    assert_int_equal(mc_store_ct_counts(s, &p, &d, &r, &err), MC_OK);
+    assert_int_equal(p, 4);
+    assert_int_equal(d, 0);
+    assert_int_equal(r, 0);
+    /* a serial without an intent: refused, nothing written */
+    uint8_t stranger[SER_LEN];
+    memset(stranger, 0x77, sizeof stranger);
+    mc_ct_entry bad[2] = {e[3], {stranger, SER_LEN, log_a, 0, chain, sizeof chain, 0}};
+    bad[0].log_id = log_b;
+    assert_int_equal(mc_store_ct_enqueue(s, bad, 2, &err), MC_ERR_STORE);
+    assert_int_equal(mc_store_ct_counts(s, &p, NULL, NULL, &err), MC_OK);
+    assert_int_equal(p, 4);
+    /* input checks */
+    bad[1].serial_len = 0;
+    assert_int_equal(mc_store_ct_enqueue(s, bad, 2, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "ct[1].serial");
+
+    /* claim: due rows, oldest first, at most limit */
+    mc_ct_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(mc_store_ct_claim(s, 1999, 60000, 10, &jobs, &n, &err), MC_OK);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        assert_memory_equal(jobs[i].serial, b.serial[0], SER_LEN);
+        assert_int_equal(jobs[i].chain_len, sizeof chain);
+        assert_memory_equal(jobs[i].chain, chain, sizeof chain);
+        assert_int_equal(jobs[i].attempts, 0);
+    }
+    mc_store_ct_jobs_free(jobs, n);
+    assert_int_equal(mc_store_ct_claim(s, 5000, 60000, 1, &jobs, &n, &err), MC_OK);
+    assert_int_equal(n, 1); /* the two leased ones are not due; limit 1 of the other two */
+    assert_memory_equal(jobs[0].serial, b.serial[1], SER_LEN);
+    assert_int_equal(jobs[0].precert, 1);
+    mc_store_ct_jobs_free(jobs, n);
+
+    /* outcomes: done with its SCT, retry, rejected; an outcome for an unknown row is ignored */
+    static const uint8_t sct[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    mc_ct_outcome o[4] = {
+        {.serial = b.serial[0],
+         .serial_len = SER_LEN,
+         .log_id = log_a,
+         .state = MC_CT_DONE,
+         .next_ms = 1999,
+         .http_status = 200,
+         .sct_timestamp = 1234,
+         .sct = sct,
+         .sct_len = sizeof sct},
+        {.serial = b.serial[0],
+         .serial_len = SER_LEN,
+         .log_id = log_b,
+         .state = MC_CT_PENDING,
+         .next_ms = 9000,
+         .http_status = 503,
+         .message = "HTTP 503 Retry-After 7"},
+        {.serial = b.serial[1],
+         .serial_len = SER_LEN,
+         .log_id = log_a,
+         .precert = 1,
+         .state = MC_CT_REJECTED,
+         .next_ms = 5000,
+         .http_status = 400,
+         .message = "HTTP 400: rejecting certificate without EKU in [serverAuth]"},
+        {.serial = b.serial[2],
+         .serial_len = SER_LEN,
+         .log_id = log_b,
+         .state = MC_CT_DONE,
+         .sct = sct,
+         .sct_len = sizeof sct},
+    };
+    assert_int_equal(mc_store_ct_record(s, o, 4, &err), MC_OK);
+    /* recording the done row again changes nothing (another drainer finished it first) */
+    o[0].state = MC_CT_REJECTED;
+    assert_int_equal(mc_store_ct_record(s, o, 1, &err), MC_OK);
+    assert_int_equal(mc_store_ct_counts(s, &p, &d, &r, &err), MC_OK);
+    assert_int_equal(p, 2);
+    assert_int_equal(d, 1);
+    assert_int_equal(r, 1);
+    ct_seen c;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(mc_store_ct_list(s, b.serial[0], SER_LEN, ct_collect, &c, &err), MC_OK);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.log_id[0], 0xaa); /* ordered by log id */
+    assert_int_equal(c.state[0], MC_CT_DONE);
+    assert_int_equal(c.attempts[0], 1);
+    assert_int_equal(c.http_status[0], 200);
+    assert_int_equal(c.sct_len[0], sizeof sct);
+    assert_memory_equal(c.sct[0], sct, sizeof sct);
+    assert_int_equal(c.sct_ts[0], 1234);
+    assert_string_equal(c.message[0], "");
+    assert_int_equal(c.state[1], MC_CT_PENDING);
+    assert_int_equal(c.attempts[1], 1);
+    assert_int_equal(c.next_ms[1], 9000);
+    assert_int_equal(c.http_status[1], 503);
+    assert_int_equal(c.sct_len[1], 0);
+    assert_string_equal(c.message[1], "HTTP 503 Retry-After 7");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(mc_store_ct_list(s, NULL, 0, ct_collect, &c, &err), MC_OK);
+    assert_int_equal(c.n, 4);
+    memset(&c, 0, sizeof c);
+    assert_int_equal(mc_store_ct_list(s, b.serial[1], SER_LEN, ct_collect, &c, &err), MC_OK);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.precert[0], 1);
+    assert_int_equal(c.state[0], MC_CT_REJECTED);
+    assert_string_equal(c.message[0],
+                        "HTTP 400: rejecting certificate without EKU in [serverAuth]");
+    /* a rejected row is never due again; the retried one is due at its time */
+    assert_int_equal(mc_store_ct_claim(s, 8999, 90000, 10, &jobs, &n, &err), MC_OK);
+    assert_int_equal(n, 1); /* serial 2 / log a, due since 3000 (limit 1 left it unclaimed) */
+    mc_store_ct_jobs_free(jobs, n);
+    assert_int_equal(mc_store_ct_claim(s, 9000, 90000, 10, &jobs, &n, &err), MC_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(jobs[0].log_id, log_b, MC_CT_LOG_ID_LEN);
+    assert_int_equal(jobs[0].attempts, 1);
+    mc_store_ct_jobs_free(jobs, n);
+    /* a done outcome needs its SCT */
+    o[3].sct = NULL;
+    assert_int_equal(mc_store_ct_record(s, &o[3], 1, &err), MC_ERR_INVALID);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
 #ifdef MAILCA_HAVE_LIBPQ
 /* "postgres://" is the same backend as "postgresql://". */
 static void test_pg_scheme_alias(void **state)
@@ -1131,7 +1386,10 @@ static void test_pg_unsupported(void **state)
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),                  \
         cmocka_unit_test_setup_teardown(test_lookup_partial_outputs, setup, teardown),             \
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),                        \
-        cmocka_unit_test_setup_teardown(test_bench_batch_256, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_bench_batch_256, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_migrate_1_to_2, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_ct_outbox, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_certs_commit_ct, setup, teardown)
 
 int main(void)
 {

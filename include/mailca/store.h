@@ -122,19 +122,126 @@ typedef void (*mc_store_pending_fn)(void *arg, const char *order_id, const uint8
                                     size_t serial_len, const uint8_t *tbs, size_t tbs_len);
 mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);
 
+/* --- CT outbox (migration 2; engine/ct.c drives it, include/mailca/ct.h) ----------------------
+ * One row per (serial, log, entry type): the chain to submit, its state and retry schedule, the
+ * last answer. SCTs received are kept in their own table, keyed the same way. Times are
+ * milliseconds since the epoch (SCT timestamps are too). Both tables reference intents(serial):
+ * only certificates (or precertificates) this CA recorded are submitted. */
+
+#define MC_CT_LOG_ID_LEN 32
+
+typedef enum mc_ct_state {
+    MC_CT_PENDING = 0,  /* waiting for its next attempt (next_ms) */
+    MC_CT_DONE = 1,     /* an SCT was received, verified and stored */
+    MC_CT_REJECTED = 2, /* the log refused it for good (4xx): http_status and message say why */
+} mc_ct_state;
+
+/* One submission to record in the outbox. chain is the encoded chain (engine/ct.c
+ * mc_ct_chain_encode: { u24 length | DER }+, leaf or precertificate first). */
+typedef struct mc_ct_entry {
+    const uint8_t *serial;
+    size_t serial_len;
+    const uint8_t *log_id; /* MC_CT_LOG_ID_LEN bytes */
+    int precert;           /* 0: add-chain (x509_entry); 1: add-pre-chain (precert_entry) */
+    const uint8_t *chain;
+    size_t chain_len;
+    int64_t due_ms; /* first attempt at */
+} mc_ct_entry;
+
+/* A claimed outbox row: owned copies (chain malloc'd; free the array with mc_store_ct_jobs_free).
+ */
+typedef struct mc_ct_job {
+    uint8_t serial[MC_SERIAL_MAX];
+    size_t serial_len;
+    uint8_t log_id[MC_CT_LOG_ID_LEN];
+    int precert;
+    uint8_t *chain;
+    size_t chain_len;
+    int attempts; /* attempts recorded before this one */
+} mc_ct_job;
+
+/* What became of one attempt. state DONE: sct (a serialized SCT, RFC 6962 3.3) is stored and the
+ * row is finished; PENDING: retry at next_ms; REJECTED: finished without SCT. message (may be
+ * NULL) is the last error or the log's refusal, kept for the operator. */
+typedef struct mc_ct_outcome {
+    const uint8_t *serial;
+    size_t serial_len;
+    const uint8_t *log_id;
+    int precert;
+    mc_ct_state state;
+    int64_t next_ms;
+    int http_status; /* 0: no HTTP answer (timeout, connection failure) */
+    const char *message;
+    int64_t sct_timestamp; /* DONE: the SCT's timestamp */
+    const uint8_t *sct;    /* DONE: serialized SCT */
+    size_t sct_len;
+} mc_ct_outcome;
+
+/* An outbox row as listed (pointers valid only during the callback). sct is NULL unless done. */
+typedef struct mc_ct_row {
+    const uint8_t *serial;
+    size_t serial_len;
+    const uint8_t *log_id;
+    int precert;
+    mc_ct_state state;
+    int attempts;
+    int64_t next_ms;
+    int http_status;
+    const char *message; /* "" when none */
+    int64_t sct_timestamp;
+    const uint8_t *sct;
+    size_t sct_len;
+} mc_ct_row;
+
+/* Records n submissions in one transaction. An entry already in the outbox (same serial, log and
+ * type) is left as it is (MC_OK): enqueueing is idempotent. A serial without an intent is
+ * MC_ERR_STORE and nothing is written. */
+mc_err mc_store_ct_enqueue(mc_store *s, const mc_ct_entry *v, size_t n, mc_errdetail *err);
+
+/* Claims up to limit pending rows due at now_ms (oldest due first) and moves their next attempt
+ * to lease_until_ms, so another drainer (thread, process or node) does not claim them meanwhile
+ * and a drainer that dies leaves them due again later. *jobs (malloc'd, caller frees with
+ * mc_store_ct_jobs_free) holds *n rows; none is MC_OK with *jobs NULL and *n 0. */
+mc_err mc_store_ct_claim(mc_store *s, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+                         mc_ct_job **jobs, size_t *n, mc_errdetail *err);
+void mc_store_ct_jobs_free(mc_ct_job *jobs, size_t n);
+
+/* Records n outcomes in one transaction; each counts an attempt. Only pending rows change: an
+ * outcome for a row already finished (another drainer got there first) or unknown is ignored,
+ * and its SCT is not stored. */
+mc_err mc_store_ct_record(mc_store *s, const mc_ct_outcome *v, size_t n, mc_errdetail *err);
+
+/* Calls fn for each outbox row of serial (serial NULL: every row), ordered by serial, log id
+ * and type, with its SCT when done. fn must not call into s. */
+typedef void (*mc_store_ct_row_fn)(void *arg, const mc_ct_row *row);
+mc_err mc_store_ct_list(mc_store *s, const uint8_t *serial, size_t serial_len,
+                        mc_store_ct_row_fn fn, void *arg, mc_errdetail *err);
+
+/* Outbox rows per state (any output may be NULL). */
+mc_err mc_store_ct_counts(mc_store *s, int64_t *pending, int64_t *done, int64_t *rejected,
+                          mc_errdetail *err);
+
+/* mc_store_certs_commit and mc_store_ct_enqueue of ct_n rows in ONE transaction: a certificate
+ * is never recorded without its CT submissions, nor the reverse (engine/ct.c
+ * mc_ct_certs_commit builds the rows). Either failing rolls back both. */
+mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
+                                const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err);
+
 /* --- backend interface: for engine/store.c and engine/store_pg.c only ---------------------
  * mc_store_* above check their arguments and input (required fields, serial lengths, NULLs),
  * return early for n == 0, then call the backend, which gets only valid input with n > 0 and
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 1
+#define MC_STORE_SCHEMA_VERSION 2
 
 typedef struct mc_store_ops {
     const char *name;
     mc_err (*intents_commit)(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
                              mc_errdetail *err);
-    mc_err (*certs_commit)(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err);
+    /* ct: CT outbox rows recorded in the same transaction (ct_n may be 0; entries checked). */
+    mc_err (*certs_commit)(mc_store *s, const mc_stored_cert *v, size_t n, const mc_ct_entry *ct,
+                           size_t ct_n, mc_errdetail *err);
     /* found and all outputs are reset by the caller; the backend fills the non-NULL ones and
      * frees what it allocated on error. */
     mc_err (*lookup)(mc_store *s, const char *order_id, int *found, uint8_t **serial,
@@ -144,6 +251,18 @@ typedef struct mc_store_ops {
                         char *warnings, size_t w_cap, mc_errdetail *err);
     mc_err (*counts)(mc_store *s, int64_t *certs, int64_t *pending, mc_errdetail *err);
     mc_err (*pending)(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);
+    /* CT outbox: n > 0 and entries checked; claim gets limit > 0 and *jobs NULL, *n 0; list
+     * gets serial NULL (all rows) or a valid serial. */
+    mc_err (*ct_enqueue)(mc_store *s, const mc_ct_entry *v, size_t n, int64_t now_s,
+                         mc_errdetail *err);
+    mc_err (*ct_claim)(mc_store *s, int64_t now_ms, int64_t lease_until_ms, size_t limit,
+                       mc_ct_job **jobs, size_t *n, mc_errdetail *err);
+    mc_err (*ct_record)(mc_store *s, const mc_ct_outcome *v, size_t n, int64_t now_s,
+                        mc_errdetail *err);
+    mc_err (*ct_list)(mc_store *s, const uint8_t *serial, size_t serial_len, mc_store_ct_row_fn fn,
+                      void *arg, mc_errdetail *err);
+    mc_err (*ct_counts)(mc_store *s, int64_t *pending, int64_t *done, int64_t *rejected,
+                        mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
