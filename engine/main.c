@@ -6,6 +6,7 @@
 #include "mailca/ca.h"
 #include "mailca/cli.h"
 #include "mailca/config.h"
+#include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
 #include "mailca/store.h"
@@ -57,6 +58,9 @@ static int cmd_help(FILE *f)
         "        write N demo orders with fresh CSRs\n"
         "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
         "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
+        "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
+        "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
+        "        (batch runs --procs N spread workers over N processes; see README)\n"
         "  version, help\n\n"
         "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
         "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
@@ -283,6 +287,44 @@ static int cmd_store(int argc, char **argv)
     return 0;
 }
 
+/* `mailca ct drain [--config FILE]`: submits what the CT outbox holds, until nothing is due. */
+static int cmd_ct(int argc, char **argv)
+{
+    const char *cfgopt = NULL;
+    if (argc < 2 || strcmp(argv[1], "drain") != 0 ||
+        !(argc == 2 || (argc == 4 && strcmp(argv[2], "--config") == 0))) {
+        fprintf(stderr, "usage: mailca ct drain [--config FILE]\n");
+        return 2;
+    }
+    if (argc == 4)
+        cfgopt = argv[3];
+    char buf[600];
+    mc_config cfg;
+    mc_ct_config cc;
+    mc_errdetail e;
+    mc_store *s = NULL;
+    mc_ct *ct = NULL;
+    mc_ct_stats st = {0};
+    if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+        return report("ct", &e);
+    mc_ct_config_defaults(&cc);
+    snprintf(cc.profiles, sizeof cc.profiles, "%s", cfg.ct_profiles);
+    cc.max_in_flight = cfg.ct_max_in_flight;
+    cc.timeout_ms = cfg.ct_timeout_ms;
+    mc_err rc = mc_ct_config_add_logs(&cc, cfg.ct_logs, &e);
+    if (rc == MC_OK && (rc = mc_store_open(cfg.store_sqlite, &s, &e)) == MC_OK &&
+        (rc = mc_ct_new(&cc, &ct, &e)) == MC_OK)
+        rc = mc_ct_drain(ct, s, NULL, &st, &e);
+    mc_ct_free(ct);
+    mc_store_close(s);
+    if (rc != MC_OK)
+        return report("ct", &e);
+    printf("mailca ct: %zu submitted with a verified SCT, %zu to retry later, %zu refused by "
+           "a log\n",
+           st.done, st.retried, st.rejected);
+    return 0;
+}
+
 /* `mailca worker`: the body of a worker process, started by the engine (not for users). */
 static int cmd_worker(int argc, char **argv)
 {
@@ -479,6 +521,8 @@ int main(int argc, char **argv)
         return cmd_worker(argc, argv);
     if (strcmp(cmd, "store") == 0)
         return cmd_store(argc, argv);
+    if (strcmp(cmd, "ct") == 0)
+        return cmd_ct(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }

@@ -8,6 +8,7 @@
 
 #include "mailca/caa.h"
 #include "mailca/crypto.h"
+#include "mailca/ct.h"
 #include "mailca/hsm.h"
 #include "mailca/issuer.h"
 #include "mailca/lint.h"
@@ -53,6 +54,8 @@ struct mc_engine {
     mc_digests d;
     mc_hsm *hsm;
     mc_caa_ctx *caa;
+    mc_ct_config ct; /* Certificate Transparency; ct_on when logs and profiles are configured */
+    int ct_on;
     char caa_lists[3][MC_URL_MAX]; /* resolvers, issuer domains, perspectives: parsed in place
                                       and referenced by the CAA context for its lifetime */
     int workers, batch;
@@ -154,6 +157,16 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
         cc.quorum = (unsigned)cfg->caa_quorum;
         if ((rc = mc_caa_ctx_new(&cc, &e->caa, err)) != MC_OK)
             goto done;
+    }
+    if (cfg->ct_logs[0]) {
+        /* CT is opt-in per profile for S/MIME (many logs refuse non-serverAuth leaves) */
+        mc_ct_config_defaults(&e->ct);
+        if ((rc = mc_ct_config_add_logs(&e->ct, cfg->ct_logs, err)) != MC_OK)
+            goto done;
+        snprintf(e->ct.profiles, sizeof e->ct.profiles, "%s", cfg->ct_profiles);
+        e->ct.max_in_flight = cfg->ct_max_in_flight;
+        e->ct.timeout_ms = cfg->ct_timeout_ms;
+        e->ct_on = cfg->ct_profiles[0] != '\0';
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     e->workers = e->opts.workers ? e->opts.workers
@@ -521,7 +534,8 @@ static void handle_results(collector *c, zmq_msg_t *body)
     size_t n = o.via.array.size, k = 0;
     mc_wire_result *wr = mc_arena_alloc(&c->arena, n * sizeof *wr);
     mc_stored_cert *sc = mc_arena_alloc(&c->arena, n * sizeof *sc);
-    if (!wr || !sc) {
+    const char **prof = mc_arena_alloc(&c->arena, n * sizeof *prof);
+    if (!wr || !sc || !prof) {
         c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "collector arena full");
         return;
     }
@@ -531,11 +545,19 @@ static void handle_results(collector *c, zmq_msg_t *body)
             return;
         }
         mc_result *r = &wr[i].r;
-        if (r->status == MC_STATUS_ISSUED)
+        if (r->status == MC_STATUS_ISSUED) {
+            prof[k] = wr[i].profile;
             sc[k++] = (mc_stored_cert){r->order_id, r->serial, r->serial_len, r->cert, r->cert_len};
+        }
     }
     mc_errdetail err;
-    mc_err rc = k ? mc_store_certs_commit(c->store, sc, k, &err) : MC_OK;
+    /* the certificates, and (CT on) their submissions in the same transaction: a certificate
+     * is never stored without its outbox rows */
+    mc_err rc = !k ? MC_OK
+                : c->e->ct_on
+                    ? mc_ct_certs_commit(c->store, &c->e->ct, sc, prof, k, c->e->issuer.cert,
+                                         c->e->issuer.cert_len, mc_ct_now_ms(), &err)
+                    : mc_store_certs_commit(c->store, sc, k, &err);
     for (size_t i = 0; i < n; i++) {
         mc_result *r = &wr[i].r;
         if (r->status == MC_STATUS_ISSUED) {
@@ -614,6 +636,28 @@ static void reap_procs(collector *c)
             atomic_fetch_sub(c->workers_alive, 1);
         }
     }
+}
+
+/* Submits the CT outbox while the run lasts (the outbox is durable: what is left is submitted
+ * by the next run or `mailca ct drain`). */
+typedef struct ct_drainer {
+    mc_engine *e;
+    atomic_int stop;
+    mc_err rc;
+    mc_errdetail err;
+} ct_drainer;
+
+static void *ct_drain_main(void *arg)
+{
+    ct_drainer *d = arg;
+    mc_store *s = NULL;
+    mc_ct *ct = NULL;
+    if ((d->rc = mc_store_open(d->e->cfg.store_sqlite, &s, &d->err)) == MC_OK &&
+        (d->rc = mc_ct_new(&d->e->ct, &ct, &d->err)) == MC_OK)
+        d->rc = mc_ct_drain(ct, s, &d->stop, NULL, &d->err);
+    mc_ct_free(ct);
+    mc_store_close(s);
+    return NULL;
 }
 
 static void *collector_main(void *arg)
@@ -927,6 +971,10 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
                            .batch = e->batch,
                            .lint = !e->opts.no_lint};
     int procs = e->opts.procs < 0 ? e->cfg.procs : e->opts.procs;
+    ct_drainer drainer;
+    pthread_t dth;
+    int d_started = 0;
+    memset(&drainer, 0, sizeof drainer);
     char ipc_dir[64] = "", ep_ipc[3][128];
     const char *eps[3] = {ep_ipc[0], ep_ipc[1], ep_ipc[2]};
     pid_t *pids = NULL;
@@ -1028,6 +1076,11 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         int timeout_ms = 200;
         zmq_setsockopt(in.push_orders, ZMQ_SNDTIMEO, &timeout_ms, sizeof timeout_ms);
     }
+    if (e->ct_on) {
+        drainer.e = e;
+        if (pthread_create(&dth, NULL, ct_drain_main, &drainer) == 0)
+            d_started = 1;
+    }
     rc = intake_run(&in, orders, &bytes_read, err);
     {
         /* Tell the collector how many orders entered, even after an intake error. */
@@ -1049,6 +1102,12 @@ done:
         /* intake failed before the end marker: stop the collector via the context */
         zmq_ctx_shutdown(zctx);
         pthread_join(cth, NULL);
+    }
+    if (d_started) {
+        atomic_store(&drainer.stop, 1);
+        pthread_join(dth, NULL);
+        if (drainer.rc != MC_OK) /* submissions stay in the outbox; issuance is not affected */
+            fprintf(stderr, "mailca: CT submission: %s\n", drainer.err.message);
     }
     if (zctx)
         zmq_ctx_shutdown(zctx); /* wakes the idle workers with ETERM */

@@ -67,7 +67,7 @@ void mc_wire_pack_verdict(msgpack_packer *pk, const mc_wire_verdict *v)
 void mc_wire_pack_result(msgpack_packer *pk, const mc_wire_result *w)
 {
     const mc_result *r = &w->r;
-    msgpack_pack_array(pk, 11);
+    msgpack_pack_array(pk, 12);
     msgpack_pack_uint64(pk, r->seq);
     msgpack_pack_uint64(pk, w->t0);
     mc_wire_pack_str(pk, r->order_id ? r->order_id : "", r->order_id ? r->order_id_len : 0);
@@ -79,6 +79,7 @@ void mc_wire_pack_result(msgpack_packer *pk, const mc_wire_result *w)
     mc_wire_pack_cstr(pk, r->error.field);
     mc_wire_pack_cstr(pk, r->error.rule);
     mc_wire_pack_cstr(pk, r->error.message);
+    mc_wire_pack_cstr(pk, w->profile);
 }
 
 static const char *str_dup(const msgpack_object *o, mc_arena *a)
@@ -169,7 +170,7 @@ mc_err mc_wire_unpack_verdict(const msgpack_object *o, mc_wire_verdict *v)
 
 mc_err mc_wire_unpack_result(const msgpack_object *o, mc_arena *a, mc_wire_result *w)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 11)
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 12)
         return MC_ERR_INTERNAL;
     const msgpack_object *e = o->via.array.ptr;
     mc_result *r = &w->r;
@@ -178,7 +179,8 @@ mc_err mc_wire_unpack_result(const msgpack_object *o, mc_arena *a, mc_wire_resul
     if (!u64(&e[0], &r->seq) || !u64(&e[1], &w->t0) || !(r->order_id = str_dup(&e[2], a)) ||
         !u64(&e[3], &status) || status < MC_STATUS_ISSUED || status > MC_STATUS_FAILED ||
         !bin(&e[4], &r->serial, &r->serial_len) || !bin(&e[5], &r->cert, &r->cert_len) ||
-        !(r->warnings = str_dup(&e[6], a)) || !u64(&e[7], &code))
+        !(r->warnings = str_dup(&e[6], a)) || !u64(&e[7], &code) ||
+        !(w->profile = str_dup(&e[11], a)))
         return MC_ERR_INTERNAL;
     r->order_id_len = e[2].via.str.size;
     r->status = (mc_status)status;

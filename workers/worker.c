@@ -500,6 +500,7 @@ static mc_err push_results(wctx *c, wbatch *b)
             wr.r.cert = it->cert;
             wr.r.cert_len = it->cert_len;
             wr.r.warnings = it->warnings;
+            wr.profile = it->prof ? it->prof->name : "";
         } else {
             wr.r.error = it->err;
         }

@@ -41,6 +41,11 @@ typedef struct mc_config {
     char caa_account_uri_prefix[MC_URL_MAX]; /* accounturi = prefix + the order's account */
     char caa_perspectives[MC_URL_MAX]; /* SBR 4.2.2.2: "name=ip@port,ip;name2=..." ("" = one) */
     int caa_quorum;                    /* permits needed (0 = the TLS BR 3.2.2.9 default) */
+    /* ct: Certificate Transparency submission (off unless logs and profiles are configured) */
+    char ct_logs[2048];    /* "<url> <base64 SPKI>, ..." */
+    char ct_profiles[256]; /* profiles whose certificates are logged, "*" for all */
+    int ct_max_in_flight;
+    int ct_timeout_ms;
     /* store */
     char store_sqlite[MC_PATH_MAX];
     /* engine */

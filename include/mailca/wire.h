@@ -10,7 +10,7 @@
  *                                                                            (DEALER -> ROUTER)
  *   verdicts collector -> worker  [[action] | [MC_WIRE_RESUME, serial, tbs], ...]
  *   results  worker|intake -> collector  [[seq, t0, id, status, serial, cert, warnings, code,
- *                                   field, rule, message], ...]
+ *                                   field, rule, message, profile], ...]
  *   end      intake -> collector  total order count (a bare unsigned integer)
  */
 #ifndef MAILCA_WIRE_H
@@ -46,7 +46,8 @@ typedef struct mc_wire_verdict {
 
 typedef struct mc_wire_result {
     uint64_t t0;
-    mc_result r; /* strings NUL-terminated when unpacked */
+    const char *profile; /* issued: the profile's name (CT submission is per profile) */
+    mc_result r;         /* strings NUL-terminated when unpacked */
 } mc_wire_result;
 
 void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w);
