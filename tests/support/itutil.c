@@ -93,37 +93,33 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-int mc_it_mailca_argv(mc_it_run *r, int timeout_s, const char *const *args)
+int mc_it_exec(mc_it_run *r, int timeout_s, const char *in_path, const char *const *argv)
 {
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     size_t ocap = 0, ecap = 0;
     pid_t pid = -1;
     memset(r, 0, sizeof *r);
     r->status = -1;
-    const char *bin = mc_it_bin();
-    size_t n = 0;
-    while (args[n])
-        n++;
-    const char **argv = calloc(n + 2, sizeof *argv);
-    if (!bin || !argv || pipe(po) != 0 || pipe(pe) != 0) {
-        fprintf(stderr, "itutil: cannot run mailca (MAILCA_BIN %s)\n", bin ? bin : "unset");
+    if (pipe(po) != 0 || pipe(pe) != 0) {
+        fprintf(stderr, "itutil: pipe: %s\n", strerror(errno));
         goto done;
     }
-    argv[0] = bin;
-    for (size_t i = 0; i < n; i++)
-        argv[i + 1] = args[i];
     pid = fork();
     if (pid < 0)
         goto done;
     if (pid == 0) {
-        int dn = open("/dev/null", O_RDONLY);
-        if (dn < 0 || dup2(dn, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
+        /* Own process group, so that a timeout kills whatever the tool started too. */
+        setpgid(0, 0);
+        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+        if (in < 0 || dup2(in, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0)
             _exit(126);
         close(po[0]);
         close(pe[0]);
-        execv(bin, (char *const *)argv);
+        setenv("LC_ALL", "C", 1);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
+    setpgid(pid, pid); /* also here: no race with the kill below */
     close(po[1]);
     close(pe[1]);
     po[1] = pe[1] = -1;
@@ -133,7 +129,7 @@ int mc_it_mailca_argv(mc_it_run *r, int timeout_s, const char *const *args)
         struct pollfd fds[2] = {{open_o ? po[0] : -1, POLLIN, 0}, {open_e ? pe[0] : -1, POLLIN, 0}};
         double left = deadline - now_s();
         if (left <= 0) {
-            kill(pid, SIGKILL); /* the child we forked, by its id */
+            kill(-pid, SIGKILL); /* the process group of the child we forked */
             r->timed_out = 1;
             break;
         }
@@ -154,6 +150,8 @@ int mc_it_mailca_argv(mc_it_run *r, int timeout_s, const char *const *args)
         r->status = WEXITSTATUS(ws);
     else if (WIFSIGNALED(ws))
         r->status = 128 + WTERMSIG(ws);
+    if (r->status == 127)
+        fprintf(stderr, "itutil: cannot run %s (not installed?)\n", argv[0]);
 done:
     for (int i = 0; i < 2; i++) {
         if (po[i] >= 0)
@@ -161,12 +159,35 @@ done:
         if (pe[i] >= 0)
             close(pe[i]);
     }
-    free(argv);
     if (!r->out)
         r->out = calloc(1, 1);
     if (!r->err)
         r->err = calloc(1, 1);
     return r->status;
+}
+
+int mc_it_mailca_argv(mc_it_run *r, int timeout_s, const char *const *args)
+{
+    const char *bin = mc_it_bin();
+    size_t n = 0;
+    while (args[n])
+        n++;
+    const char **argv = calloc(n + 2, sizeof *argv);
+    if (!bin || !argv) {
+        fprintf(stderr, "itutil: cannot run mailca (MAILCA_BIN %s)\n", bin ? bin : "unset");
+        free(argv);
+        memset(r, 0, sizeof *r);
+        r->status = -1;
+        r->out = calloc(1, 1);
+        r->err = calloc(1, 1);
+        return -1;
+    }
+    argv[0] = bin;
+    for (size_t i = 0; i < n; i++)
+        argv[i + 1] = args[i];
+    int st = mc_it_exec(r, timeout_s, NULL, argv);
+    free(argv);
+    return st;
 }
 
 int mc_it_mailca(mc_it_run *r, ...)

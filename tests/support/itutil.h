@@ -50,6 +50,11 @@ typedef struct mc_it_run {
     size_t out_len, err_len;
 } mc_it_run;
 
+/* Runs argv[0] (searched in PATH) with stdin from in_path (NULL: /dev/null), LC_ALL=C, in its
+ * own process group, capturing stdout and stderr; after timeout_s seconds the whole group is
+ * killed (status then reports SIGKILL and timed_out is 1). Returns r->status (127: not found). */
+int mc_it_exec(mc_it_run *r, int timeout_s, const char *in_path, const char *const *argv);
+
 /* Runs $MAILCA_BIN with the NULL-terminated argument list, stdin from /dev/null, capturing
  * stdout and stderr, killing it after timeout_s seconds (status then reports SIGKILL and
  * timed_out is 1). Returns r->status. */
