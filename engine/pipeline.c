@@ -856,6 +856,58 @@ static void *worker_thread(void *arg)
     return NULL;
 }
 
+/* What every worker reads of the engine (immutable during a run). */
+static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char *ep_orders,
+                                      const char *ep_intents, const char *ep_results)
+{
+    return (mc_worker_shared){.profiles = &e->profiles,
+                              .issuer = &e->issuer,
+                              .digests = &e->d,
+                              .hsm = e->hsm,
+                              .caa = e->caa,
+                              .account_uri_prefix = e->cfg.caa_account_uri_prefix,
+                              .zctx = zctx,
+                              .ep_orders = ep_orders,
+                              .ep_intents = ep_intents,
+                              .ep_results = ep_results,
+                              .batch = e->batch,
+                              .lint = !e->opts.no_lint};
+}
+
+/* Starts n worker threads; worker i is pinned to core (cpu0 + i) mod cores, or not pinned when
+ * cpu0 < 0. A thread that starts counts in *alive until it ends. */
+static mc_err workers_start(worker_slot *ws, int n, const mc_worker_shared *sh, atomic_int *alive,
+                            int cpu0, mc_errdetail *err)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    for (int i = 0; i < n; i++) {
+        ws[i].w = (mc_worker){
+            .sh = sh, .index = i, .cpu = cpu0 >= 0 && ncpu > 0 ? (int)((cpu0 + i) % ncpu) : -1};
+        ws[i].alive = alive;
+        atomic_fetch_add(alive, 1);
+        if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
+            atomic_fetch_sub(alive, 1);
+            return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start worker %d", i);
+        }
+        ws[i].started = 1;
+    }
+    return MC_OK;
+}
+
+/* Joins the started workers of ws; the first worker error becomes the result when rc is MC_OK. */
+static mc_err workers_join(worker_slot *ws, int n, mc_err rc, mc_errdetail *err)
+{
+    for (int i = 0; ws && i < n; i++)
+        if (ws[i].started) {
+            pthread_join(ws[i].th, NULL);
+            if (ws[i].w.rc != MC_OK && rc == MC_OK) {
+                rc = ws[i].w.rc;
+                *err = ws[i].w.err;
+            }
+        }
+    return rc;
+}
+
 static void *bind_socket(void *ctx, int type, const char *ep, int hwm)
 {
     void *s = zmq_socket(ctx, type);
@@ -958,18 +1010,7 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     int c_started = 0;
     atomic_int alive = 0;
     atomic_uint_fast64_t bytes_read = 0;
-    mc_worker_shared sh = {.profiles = &e->profiles,
-                           .issuer = &e->issuer,
-                           .digests = &e->d,
-                           .hsm = e->hsm,
-                           .caa = e->caa,
-                           .account_uri_prefix = e->cfg.caa_account_uri_prefix,
-                           .zctx = zctx,
-                           .ep_orders = EP_ORDERS,
-                           .ep_intents = EP_INTENTS,
-                           .ep_results = EP_RESULTS,
-                           .batch = e->batch,
-                           .lint = !e->opts.no_lint};
+    mc_worker_shared sh = worker_shared(e, zctx, EP_ORDERS, EP_INTENTS, EP_RESULTS);
     int procs = e->opts.procs < 0 ? e->cfg.procs : e->opts.procs;
     ct_drainer drainer;
     pthread_t dth;
@@ -1059,18 +1100,9 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         c.nprocs = procs;
         c.procs = pids;
     }
-    for (int i = 0; procs == 0 && i < e->workers; i++) {
-        ws[i].w = (mc_worker){
-            .sh = &sh, .index = i, .cpu = e->cfg.pin_cores && ncpu > 0 ? (int)(i % ncpu) : -1};
-        ws[i].alive = &alive;
-        atomic_fetch_add(&alive, 1);
-        if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
-            atomic_fetch_sub(&alive, 1);
-            rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start worker %d", i);
-            goto done;
-        }
-        ws[i].started = 1;
-    }
+    if (procs == 0 &&
+        (rc = workers_start(ws, e->workers, &sh, &alive, e->cfg.pin_cores ? 0 : -1, err)) != MC_OK)
+        goto done;
     in.workers_alive = &alive;
     {
         int timeout_ms = 200;
@@ -1126,14 +1158,7 @@ done:
     free(pids);
     if (ipc_dir[0])
         nftw(ipc_dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-    for (int i = 0; ws && i < e->workers; i++)
-        if (ws[i].started) {
-            pthread_join(ws[i].th, NULL);
-            if (ws[i].w.rc != MC_OK && rc == MC_OK) {
-                rc = ws[i].w.rc;
-                *err = ws[i].w.err;
-            }
-        }
+    rc = workers_join(ws, e->workers, rc, err);
     if (st) {
         memset(st, 0, sizeof *st);
         st->orders = c.written;
@@ -1182,7 +1207,6 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
     int sig = 0;
     worker_slot *ws = NULL;
     atomic_int alive = 0;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* SIGTERM ends the process in order; blocked here so every worker thread inherits the mask
      * and only sigwait below receives it. Die with the parent. */
     sigemptyset(&set);
@@ -1193,47 +1217,19 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
     if (getppid() == 1)
         return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "the engine already exited");
     void *zctx = zmq_ctx_new();
-    mc_worker_shared sh = {.profiles = &e->profiles,
-                           .issuer = &e->issuer,
-                           .digests = &e->d,
-                           .hsm = e->hsm,
-                           .caa = e->caa,
-                           .account_uri_prefix = e->cfg.caa_account_uri_prefix,
-                           .zctx = zctx,
-                           .ep_orders = ep_orders,
-                           .ep_intents = ep_intents,
-                           .ep_results = ep_results,
-                           .batch = e->batch,
-                           .lint = !e->opts.no_lint};
+    mc_worker_shared sh = worker_shared(e, zctx, ep_orders, ep_intents, ep_results);
     ws = calloc((size_t)(threads > 0 ? threads : 1), sizeof *ws);
     if (!zctx || !ws) {
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker process");
         goto done;
     }
-    for (int i = 0; i < threads; i++) {
-        ws[i].w = (mc_worker){
-            .sh = &sh, .index = i, .cpu = cpu0 >= 0 && ncpu > 0 ? (int)((cpu0 + i) % ncpu) : -1};
-        ws[i].alive = &alive;
-        atomic_fetch_add(&alive, 1);
-        if (pthread_create(&ws[i].th, NULL, worker_thread, &ws[i]) != 0) {
-            atomic_fetch_sub(&alive, 1);
-            rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start worker %d", i);
-            goto done;
-        }
-        ws[i].started = 1;
-    }
+    if ((rc = workers_start(ws, threads, &sh, &alive, cpu0, err)) != MC_OK)
+        goto done;
     sigwait(&set, &sig);
 done:
     if (zctx)
         zmq_ctx_shutdown(zctx);
-    for (int i = 0; ws && i < threads; i++)
-        if (ws[i].started) {
-            pthread_join(ws[i].th, NULL);
-            if (ws[i].w.rc != MC_OK && rc == MC_OK) {
-                rc = ws[i].w.rc;
-                *err = ws[i].w.err;
-            }
-        }
+    rc = workers_join(ws, threads, rc, err);
     free(ws);
     if (zctx)
         zmq_ctx_term(zctx);
