@@ -662,17 +662,7 @@ static mc_err sq_lookup(mc_store *base, const char *order_id, int *found, uint8_
     }
     *found = 1;
 done:
-    stmt_release(st);
-    if (e) {
-        for (int k = 0; k < 3; k++) {
-            if (outs[k]) {
-                free(*outs[k]);
-                *outs[k] = NULL;
-            }
-            if (lens[k])
-                *lens[k] = 0;
-        }
-    }
+    stmt_release(st); /* on error, mc_store_lookup frees what was copied */
     return e;
 }
 
@@ -1054,7 +1044,21 @@ mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **
         if (lens[k])
             *lens[k] = 0;
     }
-    return s->ops->lookup(s, order_id, found, serial, serial_len, tbs, tbs_len, der, der_len, err);
+    mc_err e = s->ops->lookup(s, order_id, found, serial, serial_len, tbs, tbs_len, der, der_len,
+                              err);
+    if (e) {
+        /* a failed lookup hands back nothing, whatever the backend had copied so far */
+        *found = 0;
+        for (int k = 0; k < 3; k++) {
+            if (outs[k]) {
+                free(*outs[k]);
+                *outs[k] = NULL;
+            }
+            if (lens[k])
+                *lens[k] = 0;
+        }
+    }
+    return e;
 }
 
 mc_err mc_store_lint_meta(mc_store *s, const char *order_id, char *lint_version, size_t lv_cap,

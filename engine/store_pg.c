@@ -842,18 +842,7 @@ static mc_err pg_lookup(mc_store *base, const char *order_id, int *found, uint8_
     }
     *found = 1;
 done:
-    PQclear(res);
-    if (e) {
-        *found = 0;
-        for (int k = 0; k < 3; k++) {
-            if (outs[k]) {
-                free(*outs[k]);
-                *outs[k] = NULL;
-            }
-            if (lens[k])
-                *lens[k] = 0;
-        }
-    }
+    PQclear(res); /* on error, mc_store_lookup frees what was copied */
     return e;
 }
 
