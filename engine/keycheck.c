@@ -10,7 +10,6 @@
  */
 #include "mailca/keycheck.h"
 
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -220,23 +219,9 @@ mc_err mc_keycheck_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t 
 
 /* ---- key reuse ---- */
 
-mc_err mc_keycheck_spki_sha256(const uint8_t *spki, size_t spki_len,
-                               uint8_t out[MC_KEYCHECK_SPKI_HASH_LEN], mc_errdetail *err)
+mc_err mc_keycheck_reuse_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
+                                 const char *field, mc_errdetail *err)
 {
-    unsigned int len = 0;
-    if (EVP_Digest(spki, spki_len, out, &len, EVP_sha256(), NULL) != 1 ||
-        len != MC_KEYCHECK_SPKI_HASH_LEN)
-        return mc_err_set(err, MC_ERR_CRYPTO, "", NULL,
-                          "SHA-256 of the SubjectPublicKeyInfo "
-                          "failed");
-    return MC_OK;
-}
-
-mc_err mc_keycheck_reuse(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN], const char *account,
-                         const char *owner, const char *field, mc_errdetail *err)
-{
-    if (!owner || !owner[0] || (account && strcmp(owner, account) == 0))
-        return MC_OK;
     char hex[2 * MC_KEYCHECK_SPKI_HASH_LEN + 1];
     for (size_t i = 0; i < MC_KEYCHECK_SPKI_HASH_LEN; i++)
         snprintf(hex + 2 * i, 3, "%02x", spki_sha256[i]);

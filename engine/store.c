@@ -75,6 +75,18 @@ static const char *const migrations[] = {
     " sct BLOB NOT NULL,"
     " received_at INTEGER NOT NULL,"
     " PRIMARY KEY (serial, log_id, precert));",
+    /* 3: subject keys (issue 6: a key already used by one account is refused to another). Each
+     * intent records the SHA-256 of its SubjectPublicKeyInfo, so "every certificate with this key"
+     * (key compromise, SBR 4.9.1.1) is one index look-up; subject_keys binds each key to the first
+     * account that used it. Intents recorded before this migration have no hash and bind nothing.
+     */
+    "ALTER TABLE intents ADD COLUMN spki_sha256 BLOB;"
+    "CREATE INDEX intents_spki ON intents(spki_sha256) WHERE spki_sha256 IS NOT NULL;"
+    "CREATE TABLE subject_keys ("
+    " spki_sha256 BLOB PRIMARY KEY NOT NULL,"
+    " account TEXT NOT NULL,"
+    " first_order_id TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -84,6 +96,9 @@ enum {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_INTENT_INSERT,
+    ST_KEY_BIND,
+    ST_KEY_OWNER,
+    ST_INTENT_BY_ORDER,
     ST_CERT_BY_ORDER,
     ST_INTENT_BY_SERIAL,
     ST_CERT_INSERT,
@@ -108,9 +123,14 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_INTENT_INSERT] =
         "INSERT INTO intents (order_id, account, profile, profile_hash, lint_version,"
         " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes, evidence,"
-        " lint_warnings, replaces, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        " lint_warnings, replaces, created_at, spki_sha256)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         " ON CONFLICT(order_id) DO NOTHING",
+    /* The first account to use a key owns it; later uses only read the owner. */
+    [ST_KEY_BIND] = "INSERT INTO subject_keys (spki_sha256, account, first_order_id, created_at)"
+                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(spki_sha256) DO NOTHING",
+    [ST_KEY_OWNER] = "SELECT account FROM subject_keys WHERE spki_sha256 = ?1",
+    [ST_INTENT_BY_ORDER] = "SELECT 1 FROM intents WHERE order_id = ?1",
     [ST_CERT_BY_ORDER] = "SELECT 1 FROM certificates WHERE order_id = ?1",
     [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
     /* Inserts only when an intent with this order id AND serial exists; 0 changes means either
@@ -416,6 +436,13 @@ static mc_err intent_check(const mc_intent *it, size_t i, mc_errdetail *err)
         return mc_err_set(err, MC_ERR_INVALID, field, NULL, "order '%s': %s missing", it->order_id,
                           it->tbs_hash ? "profile hash" : "TBS hash");
     }
+    /* A key is bound to an account: without one there is nothing to bind it to. */
+    if (it->spki_sha256 && (!it->account || !it->account[0])) {
+        snprintf(field, sizeof field, "intents[%zu].account", i);
+        return mc_err_set(err, MC_ERR_INVALID, field, NULL,
+                          "order '%s': a subject key hash needs an account to bind it to",
+                          it->order_id);
+    }
     return MC_OK;
 }
 
@@ -437,6 +464,60 @@ static mc_err serial_collision(sq_store *s, const mc_intent *it, size_t i, mc_er
     return MC_ERR_STORE;
 }
 
+/* Binds the intent's subject key to its account unless another account owns it: *refused = 1 then.
+ */
+static mc_err key_bind(sq_store *s, const mc_intent *it, sqlite3_int64 now, int *refused,
+                       mc_errdetail *err)
+{
+    sqlite3_stmt *bind = s->st[ST_KEY_BIND], *owner = s->st[ST_KEY_OWNER];
+    char op[MC_ERR_MSG_MAX / 2];
+    *refused = 0;
+    bind_blob(bind, 1, it->spki_sha256, 32);
+    bind_text(bind, 2, it->account);
+    bind_text(bind, 3, it->order_id);
+    sqlite3_bind_int64(bind, 4, now);
+    int rc = sqlite3_step(bind);
+    int bound_now = sqlite3_changes(s->db);
+    stmt_release(bind);
+    if (rc != SQLITE_DONE) {
+        snprintf(op, sizeof op, "intents commit: subject key of order '%s'", it->order_id);
+        return store_err(s, err, "intents", op, rc);
+    }
+    if (bound_now)
+        return MC_OK;
+    bind_blob(owner, 1, it->spki_sha256, 32);
+    rc = sqlite3_step(owner);
+    if (rc == SQLITE_ROW) {
+        const char *acct = (const char *)sqlite3_column_text(owner, 0);
+        *refused = !acct || !it->account || strcmp(acct, it->account) != 0;
+        rc = SQLITE_DONE;
+    }
+    stmt_release(owner);
+    if (rc != SQLITE_DONE) {
+        snprintf(op, sizeof op, "intents commit: owner of the subject key of order '%s'",
+                 it->order_id);
+        return store_err(s, err, "intents", op, rc);
+    }
+    return MC_OK;
+}
+
+/* 1 when stmt (one parameter: the order id) answers a row, 0 when not, -1 on error (in err). */
+static int order_has_row(sq_store *s, int st, const char *order_id, const char *what,
+                         mc_errdetail *err)
+{
+    sqlite3_stmt *q = s->st[st];
+    char op[MC_ERR_MSG_MAX / 2];
+    bind_text(q, 1, order_id);
+    int rc = sqlite3_step(q), r = rc == SQLITE_ROW ? 1 : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        snprintf(op, sizeof op, "intents commit: %s of order '%s'", what, order_id);
+        store_err(s, err, "intents", op, rc);
+        r = -1;
+    }
+    stmt_release(q);
+    return r;
+}
+
 static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
                                 mc_intent_state *state, mc_errdetail *err)
 {
@@ -445,56 +526,63 @@ static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
     if (e)
         return e;
     sqlite3_stmt *ins = s->st[ST_INTENT_INSERT];
-    sqlite3_stmt *has_cert = s->st[ST_CERT_BY_ORDER];
     const sqlite3_int64 now = (sqlite3_int64)time(NULL);
     char op[MC_ERR_MSG_MAX / 2];
     for (size_t i = 0; i < n; i++) {
         const mc_intent *it = &v[i];
+        int refused = 0, known;
         state[i] = MC_INTENT_NEW;
-        bind_text(ins, 1, it->order_id);
-        bind_text(ins, 2, it->account);
-        bind_text(ins, 3, it->profile);
-        bind_blob(ins, 4, it->profile_hash, 32);
-        bind_text(ins, 5, it->lint_version);
-        bind_text(ins, 6, it->engine_version);
-        bind_blob(ins, 7, it->serial, it->serial_len);
-        bind_blob(ins, 8, it->tbs, it->tbs_len);
-        bind_blob(ins, 9, it->tbs_hash, 32);
-        sqlite3_bind_int64(ins, 10, it->not_before);
-        sqlite3_bind_int64(ins, 11, it->not_after);
-        bind_text(ins, 12, it->mailboxes);
-        bind_text(ins, 13, it->evidence);
-        bind_text(ins, 14, it->lint_warnings);
-        bind_text(ins, 15, it->replaces);
-        sqlite3_bind_int64(ins, 16, now);
-        int rc = sqlite3_step(ins);
-        if (rc != SQLITE_DONE) {
-            snprintf(op, sizeof op, "intents commit: insert order '%s'", it->order_id);
-            e = store_err(s, err, "intents", op, rc);
-            stmt_release(ins);
-            if ((rc & 0xff) == SQLITE_CONSTRAINT)
-                e = serial_collision(s, it, i, err);
+        if (it->spki_sha256 && (e = key_bind(s, it, now, &refused, err)) != MC_OK)
             goto done;
+        if (refused) {
+            /* A new order is refused; a known order id keeps its earlier answer below. */
+            if ((known = order_has_row(s, ST_INTENT_BY_ORDER, it->order_id, "intent", err)) < 0) {
+                e = MC_ERR_STORE;
+                goto done;
+            }
+            if (!known) {
+                state[i] = MC_INTENT_KEY_BOUND;
+                continue;
+            }
+        } else {
+            bind_text(ins, 1, it->order_id);
+            bind_text(ins, 2, it->account);
+            bind_text(ins, 3, it->profile);
+            bind_blob(ins, 4, it->profile_hash, 32);
+            bind_text(ins, 5, it->lint_version);
+            bind_text(ins, 6, it->engine_version);
+            bind_blob(ins, 7, it->serial, it->serial_len);
+            bind_blob(ins, 8, it->tbs, it->tbs_len);
+            bind_blob(ins, 9, it->tbs_hash, 32);
+            sqlite3_bind_int64(ins, 10, it->not_before);
+            sqlite3_bind_int64(ins, 11, it->not_after);
+            bind_text(ins, 12, it->mailboxes);
+            bind_text(ins, 13, it->evidence);
+            bind_text(ins, 14, it->lint_warnings);
+            bind_text(ins, 15, it->replaces);
+            sqlite3_bind_int64(ins, 16, now);
+            bind_blob(ins, 17, it->spki_sha256, it->spki_sha256 ? 32 : 0);
+            int rc = sqlite3_step(ins);
+            if (rc != SQLITE_DONE) {
+                snprintf(op, sizeof op, "intents commit: insert order '%s'", it->order_id);
+                e = store_err(s, err, "intents", op, rc);
+                stmt_release(ins);
+                if ((rc & 0xff) == SQLITE_CONSTRAINT)
+                    e = serial_collision(s, it, i, err);
+                goto done;
+            }
+            int inserted = sqlite3_changes(s->db);
+            stmt_release(ins);
+            if (inserted)
+                continue;
         }
-        int inserted = sqlite3_changes(s->db);
-        stmt_release(ins);
-        if (inserted)
-            continue;
         /* The order id is known (from an earlier batch or earlier in this one): write nothing,
          * tell the caller whether it was signed already. */
-        bind_text(has_cert, 1, it->order_id);
-        rc = sqlite3_step(has_cert);
-        if (rc == SQLITE_ROW) {
-            state[i] = MC_INTENT_ISSUED;
-        } else if (rc == SQLITE_DONE) {
-            state[i] = MC_INTENT_PENDING;
-        } else {
-            snprintf(op, sizeof op, "intents commit: certificate of order '%s'", it->order_id);
-            e = store_err(s, err, "intents", op, rc);
-        }
-        stmt_release(has_cert);
-        if (e)
+        if ((known = order_has_row(s, ST_CERT_BY_ORDER, it->order_id, "certificate", err)) < 0) {
+            e = MC_ERR_STORE;
             goto done;
+        }
+        state[i] = known ? MC_INTENT_ISSUED : MC_INTENT_PENDING;
     }
     e = step_done(s, ST_COMMIT, "intents commit: commit", err);
 done:
@@ -1044,8 +1132,8 @@ mc_err mc_store_lookup(mc_store *s, const char *order_id, int *found, uint8_t **
         if (lens[k])
             *lens[k] = 0;
     }
-    mc_err e = s->ops->lookup(s, order_id, found, serial, serial_len, tbs, tbs_len, der, der_len,
-                              err);
+    mc_err e =
+        s->ops->lookup(s, order_id, found, serial, serial_len, tbs, tbs_len, der, der_len, err);
     if (e) {
         /* a failed lookup hands back nothing, whatever the backend had copied so far */
         *found = 0;

@@ -101,6 +101,14 @@ static const char *const migrations[] = {
     " sct BYTEA NOT NULL,"
     " received_at BIGINT NOT NULL,"
     " PRIMARY KEY (serial, log_id, precert));",
+    /* 3: subject keys (engine/store.c migration 3 says why). */
+    "ALTER TABLE intents ADD COLUMN spki_sha256 BYTEA;"
+    "CREATE INDEX intents_spki ON intents(spki_sha256) WHERE spki_sha256 IS NOT NULL;"
+    "CREATE TABLE subject_keys ("
+    " spki_sha256 BYTEA PRIMARY KEY NOT NULL,"
+    " account TEXT NOT NULL,"
+    " first_order_id TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -109,6 +117,8 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSI
 #define OID_BYTEA 17
 #define OID_INT8 20
 #define OID_TEXT 25
+/* The most parameters a statement takes (the intent insert). */
+#define PG_MAX_PARAMS 17
 
 enum {
     PS_INTENT,
@@ -129,25 +139,37 @@ enum {
 static const struct {
     const char *name, *sql;
     int nparams;
-    Oid types[16];
+    Oid types[PG_MAX_PARAMS];
 } stmts[PS_COUNT_] = {
-    /* Answers 0 (recorded now), 1 (the order has a certificate) or 2 (intent without one). Only
-     * a conflict on order_id is absorbed; a serial conflict fails the statement (and the
+    /* Answers 0 (recorded now), 1 (the order has a certificate), 2 (intent without one), 3 (a
+     * new order whose subject key $17 another account owns: nothing written) or 4 (the key was
+     * bound by a transaction that committed after this statement's snapshot: retry). The key is
+     * bound to the order's account in the same statement as the intent, so it commits with it.
+     * Only a conflict on order_id is absorbed; a serial conflict fails the statement (and the
      * batch). The outer SELECT sees the database as before this statement, which is what the
-     * certificate test needs. */
+     * answer needs. */
     [PS_INTENT] = {"mc_intent",
-                   "WITH ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
+                   "WITH kb AS (INSERT INTO subject_keys (spki_sha256, account, first_order_id,"
+                   " created_at) SELECT $17, $2, $1, $16 WHERE $17 IS NOT NULL"
+                   " ON CONFLICT (spki_sha256) DO NOTHING RETURNING account),"
+                   " ko AS (SELECT account FROM kb UNION ALL"
+                   " SELECT account FROM subject_keys WHERE spki_sha256 = $17),"
+                   " ok AS (SELECT $17 IS NULL OR (EXISTS (SELECT 1 FROM ko) AND NOT EXISTS"
+                   " (SELECT 1 FROM ko WHERE account IS DISTINCT FROM $2)) AS v),"
+                   " ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
                    " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
-                   " mailboxes, evidence, lint_warnings, replaces, created_at)"
-                   " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                   " $16) ON CONFLICT (order_id) DO NOTHING RETURNING 1)"
+                   " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256)"
+                   " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+                   " $16, $17 WHERE (SELECT v FROM ok)"
+                   " ON CONFLICT (order_id) DO NOTHING RETURNING 1)"
                    " SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 0"
                    " WHEN EXISTS (SELECT 1 FROM certificates WHERE order_id = $1) THEN 1"
-                   " ELSE 2 END",
-                   16,
+                   " WHEN EXISTS (SELECT 1 FROM intents WHERE order_id = $1) OR (SELECT v FROM ok)"
+                   " THEN 2 WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
+                   17,
                    {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
                     OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
-                    OID_TEXT, OID_INT8}},
+                    OID_TEXT, OID_INT8, OID_BYTEA}},
     /* Inserts only when an intent with this order id AND serial exists, and answers the rows
      * inserted, the intent's serial and the certificate stored before this statement (both
      * NULL when absent), so a refused row is explained without another query. */
@@ -325,10 +347,10 @@ static mc_err conn_ready(pg_store *s, mc_errdetail *err)
 
 /* Parameter helpers: everything is sent in binary. */
 typedef struct params {
-    const char *val[16];
-    int len[16];
-    int fmt[16];
-    uint64_t be[16]; /* storage of int8 values in network order */
+    const char *val[PG_MAX_PARAMS];
+    int len[PG_MAX_PARAMS];
+    int fmt[PG_MAX_PARAMS];
+    uint64_t be[PG_MAX_PARAMS]; /* storage of int8 values in network order */
 } params;
 
 static void p_text(params *p, int i, const char *v)
@@ -620,6 +642,7 @@ static void intent_params(pg_store *s, size_t i, const void *rows, params *p)
     p_text(p, 13, it->lint_warnings);
     p_text(p, 14, it->replaces);
     p_int8(p, 15, c->now);
+    p_blob(p, 16, it->spki_sha256, it->spki_sha256 ? 32 : 0);
 }
 
 /* Who holds this serial, asked after the rollback: an earlier row of this batch (its insert was
@@ -674,6 +697,14 @@ static mc_err intent_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_err
     case '2':
         c->state[i] = MC_INTENT_PENDING;
         return MC_OK;
+    case '3':
+        c->state[i] = MC_INTENT_KEY_BOUND;
+        return MC_OK;
+    case '4':
+        return mc_err_set(err, MC_ERR_STORE, "intents", NULL,
+                          "intents commit: order '%s': its subject key was bound by another "
+                          "node meanwhile, retry",
+                          c->v[i].order_id);
     default:
         return mc_err_set(err, MC_ERR_INTERNAL, "intents", NULL,
                           "intents commit: order '%s': unexpected answer '%s'", c->v[i].order_id,

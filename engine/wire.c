@@ -31,7 +31,7 @@ void mc_wire_pack_bin(msgpack_packer *pk, const void *p, size_t len)
 void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
 {
     const mc_intent *i = &w->in;
-    msgpack_pack_array(pk, 17);
+    msgpack_pack_array(pk, 18);
     msgpack_pack_uint64(pk, w->seq);
     msgpack_pack_uint64(pk, w->t0);
     mc_wire_pack_cstr(pk, i->order_id);
@@ -49,6 +49,7 @@ void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
     mc_wire_pack_cstr(pk, i->lint_version);
     mc_wire_pack_cstr(pk, i->engine_version);
     mc_wire_pack_cstr(pk, i->replaces); /* "" when none */
+    mc_wire_pack_bin(pk, i->spki_sha256, i->spki_sha256 ? 32 : 0);
 }
 
 void mc_wire_pack_verdict(msgpack_packer *pk, const mc_wire_verdict *v)
@@ -134,12 +135,12 @@ static void copy_field(char *dst, size_t cap, const msgpack_object *o)
 
 mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_intent *w)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 17)
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 18)
         return MC_ERR_INTERNAL;
     const msgpack_object *e = o->via.array.ptr;
     mc_intent *i = &w->in;
     memset(w, 0, sizeof *w);
-    size_t hl = 0, th = 0;
+    size_t hl = 0, th = 0, kh = 0;
     if (!u64(&e[0], &w->seq) || !u64(&e[1], &w->t0) || !(i->order_id = str_dup(&e[2], a)) ||
         !(i->account = str_dup(&e[3], a)) || !(i->profile = str_dup(&e[4], a)) ||
         !bin(&e[5], &i->profile_hash, &hl) || hl != 32 || !bin(&e[6], &i->serial, &i->serial_len) ||
@@ -147,10 +148,13 @@ mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_inten
         !i64(&e[9], &i->not_before) || !i64(&e[10], &i->not_after) ||
         !(i->mailboxes = str_dup(&e[11], a)) || !(i->evidence = str_dup(&e[12], a)) ||
         !(i->lint_warnings = str_dup(&e[13], a)) || !(i->lint_version = str_dup(&e[14], a)) ||
-        !(i->engine_version = str_dup(&e[15], a)) || !(i->replaces = str_dup(&e[16], a)))
+        !(i->engine_version = str_dup(&e[15], a)) || !(i->replaces = str_dup(&e[16], a)) ||
+        !bin(&e[17], &i->spki_sha256, &kh) || (kh != 0 && kh != 32))
         return MC_ERR_INTERNAL;
     if (!i->replaces[0])
         i->replaces = NULL;
+    if (!kh)
+        i->spki_sha256 = NULL;
     return MC_OK;
 }
 
@@ -165,7 +169,7 @@ mc_err mc_wire_unpack_verdict(const msgpack_object *o, mc_wire_verdict *v)
         (o->via.array.size != 3 || !bin(&o->via.array.ptr[1], &v->serial, &v->serial_len) ||
          !bin(&o->via.array.ptr[2], &v->tbs, &v->tbs_len)))
         return MC_ERR_INTERNAL;
-    return v->action <= MC_WIRE_FAIL ? MC_OK : MC_ERR_INTERNAL;
+    return v->action <= MC_WIRE_KEY_BOUND ? MC_OK : MC_ERR_INTERNAL;
 }
 
 mc_err mc_wire_unpack_result(const msgpack_object *o, mc_arena *a, mc_wire_result *w)

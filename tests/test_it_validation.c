@@ -38,9 +38,9 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Writes one order per (id, method, age in seconds). */
-static void write_orders(const char *path, const char *const *ids, const char *const *methods,
-                         const int64_t *ages, size_t n)
+/* Writes one order per (id, method, age in seconds), for accounts[i] (NULL: all the same). */
+static void write_orders_for(const char *path, const char *const *ids, const char *const *methods,
+                             const int64_t *ages, const char *const *accounts, size_t n)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -50,7 +50,7 @@ static void write_orders(const char *path, const char *const *ids, const char *c
         snprintf(addr, sizeof addr, "user%zu@example.com", i);
         mc_csrgen_mailbox mb = {addr, methods[i], now - ages[i], "ref-1"};
         mc_csrgen_order o = {.id = ids[i],
-                             .account = "acct-validation",
+                             .account = accounts ? accounts[i] : "acct-validation",
                              .profile = "mailbox-strict",
                              .usage = "signing",
                              .mailboxes = &mb,
@@ -64,6 +64,12 @@ static void write_orders(const char *path, const char *const *ids, const char *c
     assert_int_equal(fwrite(sb.data, 1, sb.size, f), sb.size);
     fclose(f);
     msgpack_sbuffer_destroy(&sb);
+}
+
+static void write_orders(const char *path, const char *const *ids, const char *const *methods,
+                         const int64_t *ages, size_t n)
+{
+    write_orders_for(path, ids, methods, ages, NULL, n);
 }
 
 static const mc_result *by_id(const mc_it_results *res, const char *id)
@@ -111,6 +117,51 @@ static void test_evidence_windows(void **state)
         assert_non_null(strstr(r->error.message, "user"));
     }
     mc_it_results_free(&res);
+}
+
+/* Issue 6: a subject key belongs to the first account that used it. Another account's order for
+ * the same key is rejected (naming the key field and the rule) and leaves no intent; the owning
+ * account may use it again; a second run answers the same. */
+static void test_key_reuse_across_accounts(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700], db[700];
+    snprintf(orders, sizeof orders, "%s/kr.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/kr-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    /* g.csr's key is the same in every order of this file's tests: "acct-validation" owns it
+     * after test_evidence_windows (or the first order here). */
+    const char *ids[] = {"kr-owner", "kr-other", "kr-owner-again", "kr-prefix"};
+    const char *methods[] = {"3.2.2.2", "3.2.2.2", "3.2.2.2", "3.2.2.2"};
+    const int64_t ages[] = {60, 60, 60, 60};
+    const char *accounts[] = {"acct-validation", "acct-intruder", "acct-validation", "acct-valid"};
+    write_orders_for(orders, ids, methods, ages, accounts, 4);
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    long long before = mc_it_db_count(sdb, "intents");
+    for (int run = 0; run < 2; run++) {
+        run_batch(cfg, orders, results, 0);
+        mc_it_results res;
+        assert_int_equal(mc_it_results_load(results, &res), 0);
+        assert_int_equal(res.n, 4);
+        assert_int_equal(by_id(&res, "kr-owner")->status, MC_STATUS_ISSUED);
+        assert_int_equal(by_id(&res, "kr-owner-again")->status, MC_STATUS_ISSUED);
+        const char *bad[] = {"kr-other", "kr-prefix"};
+        for (int i = 0; i < 2; i++) {
+            const mc_result *r = by_id(&res, bad[i]);
+            assert_int_equal(r->status, MC_STATUS_REJECTED);
+            assert_string_equal(r->error.rule, "orders.md key-reuse");
+            assert_string_equal(r->error.field, "csr");
+            assert_non_null(strstr(r->error.message, "another account"));
+            assert_null(strstr(r->error.message, "acct-validation"));
+            assert_int_equal(r->serial_len, 0);
+        }
+        mc_it_results_free(&res);
+        /* two intents (and certificates) for the owner; none for the others */
+        assert_int_equal(mc_it_db_count(sdb, "intents"), before + 2);
+    }
+    sqlite3_close(sdb);
 }
 
 /* Rewrites the config's caa section: on, one resolver that never answers, a short timeout. */
@@ -175,6 +226,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evidence_windows),
         cmocka_unit_test(test_caa_fails_closed),
+        cmocka_unit_test(test_key_reuse_across_accounts),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -39,8 +39,8 @@
  * raw, and how its catalog is asked. */
 typedef struct backend {
     const char *name; /* mc_store_backend() */
-    /* count of (intents, certificates, schema_version, ct_outbox, ct_scts) tables; of the two
-     * inventory indexes */
+    /* count of (intents, certificates, schema_version, ct_outbox, ct_scts, subject_keys) tables;
+     * of the two inventory indexes and the subject key index */
     const char *sql_tables, *sql_indexes;
     /* column counts of intents and certificates */
     const char *sql_cols_intents, *sql_cols_certs;
@@ -52,12 +52,13 @@ static const backend sqlite_backend = {
     .name = "sqlite",
     .sql_tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                   " AND name IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
-                  " 'ct_scts')",
+                  " 'ct_scts', 'subject_keys')",
     .sql_indexes = "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
-                   " AND name IN ('intents_profile_not_before', 'intents_not_after')",
+                   " AND name IN ('intents_profile_not_before', 'intents_not_after',"
+                   " 'intents_spki')",
     .sql_cols_intents = "SELECT count(*) FROM pragma_table_info('intents')",
     .sql_cols_certs = "SELECT count(*) FROM pragma_table_info('certificates')",
-    .intents_columns = 16,
+    .intents_columns = 17,
     .hex_fmt = "hex(%s)",
 };
 
@@ -65,14 +66,15 @@ static const backend pg_backend = {
     .name = "postgresql",
     .sql_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
                   " AND tablename IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
-                  " 'ct_scts')",
+                  " 'ct_scts', 'subject_keys')",
     .sql_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
-                   " AND indexname IN ('intents_profile_not_before', 'intents_not_after')",
+                   " AND indexname IN ('intents_profile_not_before', 'intents_not_after',"
+                   " 'intents_spki')",
     .sql_cols_intents = "SELECT count(*) FROM information_schema.columns"
                         " WHERE table_schema = current_schema() AND table_name = 'intents'",
     .sql_cols_certs = "SELECT count(*) FROM information_schema.columns"
                       " WHERE table_schema = current_schema() AND table_name = 'certificates'",
-    .intents_columns = 17,
+    .intents_columns = 18,
     .hex_fmt = "upper(encode(%s, 'hex'))",
 };
 
@@ -445,15 +447,15 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 2);
-    assert_int_equal(mc_store_schema_version(), 2);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 2);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 3);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 3);
+    assert_int_equal(mc_store_schema_version(), 3);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 3);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
-    assert_int_equal(raw_int(fx, fx->b->sql_indexes), 2);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
+    assert_int_equal(raw_int(fx, fx->b->sql_indexes), 3);
     /* the provenance columns of mc_intent, plus the certificate's revocation state */
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), 7);
@@ -472,28 +474,28 @@ static void test_migrate(void **state)
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
                      mc_store_schema_version());
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 3);
     raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
     assert_non_null(strstr(err.message, "schema version 7 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 3);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 4);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     fixture *fx = *state;
     mc_store_close(open_ok(fx->where));
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (3, 0)");
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (4, 0)");
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
     assert_int_equal(mc_store_open(fx->where, &s, &err), MC_ERR_STORE);
     assert_null(s);
-    assert_non_null(strstr(err.message, "schema version 3 is newer"));
+    assert_non_null(strstr(err.message, "schema version 4 is newer"));
 }
 
 static void test_open_bad_path(void **state)
@@ -884,7 +886,7 @@ static void test_reopen_keeps_data(void **state)
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 2);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 3);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -1057,8 +1059,8 @@ static void test_bench_batch_256(void **state)
 /* --- CT outbox (migration 2) ---------------------------------------------------------------- */
 
 /* A store at schema version 1 with data (as an engine before migration 2 left it) is brought to
- * version 2 at open, its data kept. */
-static void test_migrate_1_to_2(void **state)
+ * the current version at open, its data kept, and works: its old intents have no key hash. */
+static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
     mc_store *s = open_ok(fx->where);
@@ -1068,17 +1070,94 @@ static void test_migrate_1_to_2(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
+    raw_exec(fx, "DROP TABLE subject_keys");
+    raw_exec(fx, "DROP INDEX intents_spki");
+    raw_exec(fx, "ALTER TABLE intents DROP COLUMN spki_sha256");
     raw_exec(fx, "DROP TABLE ct_scts");
     raw_exec(fx, "DROP TABLE ct_outbox");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 2");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version >= 2");
     assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns - 1);
     s = open_ok(fx->where);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 2);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 5);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+                     MC_STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NULL"), 5);
     expect_counts(s, 5, 0);
     expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], b.der[4]);
     mc_store_close(s);
     batch_free(&b);
+}
+
+/* --- subject keys (migration 3, issue 6) ------------------------------------------------------ */
+
+/* The first account to use a key owns it: the same account may use it again, another account
+ * (even one whose name is a prefix) is refused with nothing recorded, within one batch too; a
+ * known order id keeps its earlier answer; the binding rolls back with its batch. */
+static void test_subject_key_binding(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    uint8_t k1[32], k2[32], k3[32];
+    memset(k1, 0x11, 32);
+    memset(k2, 0x22, 32);
+    memset(k3, 0x33, 32);
+    batch b;
+    batch_make(&b, "key", 0, 8);
+    const char *acct[8] = {"acct-a", "acct-a", "acct-b", "acct-b",
+                           "acct-c", "acct-d", "acct",   "acct-a"};
+    const uint8_t *key[8] = {k1, k1, k1, k2, k3, k3, k1, NULL};
+    for (size_t i = 0; i < 8; i++) {
+        b.in[i].account = acct[i];
+        b.in[i].spki_sha256 = key[i];
+    }
+    assert_int_equal(mc_store_intents_commit(s, b.in, 8, b.state, &err), MC_OK);
+    const mc_intent_state want[8] = {MC_INTENT_NEW,       MC_INTENT_NEW, MC_INTENT_KEY_BOUND,
+                                     MC_INTENT_NEW,       MC_INTENT_NEW, MC_INTENT_KEY_BOUND,
+                                     MC_INTENT_KEY_BOUND, MC_INTENT_NEW};
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(b.state[i], want[i]);
+    expect_counts(s, 0, 5); /* the refused orders left no intent */
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 3);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NOT NULL"), 4);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys WHERE account = 'acct-a'"
+                                 " AND first_order_id = 'key-0'"),
+                     1);
+
+    /* Again: known order ids keep their answer (pending); the refused ones are refused again. */
+    assert_int_equal(mc_store_intents_commit(s, b.in, 8, b.state, &err), MC_OK);
+    for (size_t i = 0; i < 8; i++)
+        assert_int_equal(b.state[i], want[i] == MC_INTENT_NEW ? MC_INTENT_PENDING : want[i]);
+    /* a known order id whose key now belongs to someone else keeps its earlier answer */
+    b.in[0].account = "acct-b";
+    assert_int_equal(mc_store_intents_commit(s, b.in, 1, b.state, &err), MC_OK);
+    assert_int_equal(b.state[0], MC_INTENT_PENDING);
+
+    /* A batch that fails rolls its bindings back with it: k4 is bound to nobody afterwards. */
+    batch c;
+    batch_make(&c, "key2", 100, 2);
+    uint8_t k4[32];
+    memset(k4, 0x44, 32);
+    c.in[0].account = "acct-e";
+    c.in[0].spki_sha256 = k4;
+    memcpy(c.serial[1], b.serial[3], SER_LEN); /* serial collision: the batch fails */
+    assert_int_equal(mc_store_intents_commit(s, c.in, 2, c.state, &err), MC_ERR_STORE);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 3);
+    c.in[0].account = "acct-f";
+    assert_int_equal(mc_store_intents_commit(s, c.in, 1, c.state, &err), MC_OK);
+    assert_int_equal(c.state[0], MC_INTENT_NEW);
+
+    /* a key hash without an account to bind it to is refused before anything is written */
+    c.in[1] = c.in[0];
+    c.in[1].order_id = "key2-x";
+    c.in[1].account = "";
+    assert_int_equal(mc_store_intents_commit(s, &c.in[1], 1, c.state, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "intents[0].account");
+    mc_store_close(s);
+    batch_free(&b);
+    batch_free(&c);
 }
 
 typedef struct ct_seen {
@@ -1387,7 +1466,8 @@ static void test_pg_unsupported(void **state)
         cmocka_unit_test_setup_teardown(test_lookup_partial_outputs, setup, teardown),             \
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(test_bench_batch_256, setup, teardown),                    \
-        cmocka_unit_test_setup_teardown(test_migrate_1_to_2, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_migrate_1_to_current, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_subject_key_binding, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_ct_outbox, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_certs_commit_ct, setup, teardown)
 

@@ -9,6 +9,7 @@
 #include "mailca/caa.h"
 #include "mailca/config.h"
 #include "mailca/evidence.h"
+#include "mailca/keycheck.h"
 #include "mailca/lint.h"
 #include "mailca/order.h"
 #include "mailca/result.h"
@@ -40,6 +41,8 @@ typedef struct item {
     uint8_t *tbs;
     size_t tbs_len;
     uint8_t tbs_hash[32];
+    uint8_t
+        spki_hash[32]; /* SHA-256 of the subject key's SPKI: the store binds it to the account */
     int64_t nb, na;
     const char *warnings;
     const char *caa; /* CAA results of the mailbox domains, a JSON array (NULL: not checked) */
@@ -305,10 +308,12 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
                 it->warnings = mc_lint_warning_ids(&lr, wbuf, 1024);
         }
     }
-    unsigned hl = 0;
-    if (mc_digest(c->md, sh->digests->sha256, it->tbs, it->tbs_len, it->tbs_hash, &hl) != MC_OK) {
+    unsigned hl = 0, kl = 0;
+    if (mc_digest(c->md, sh->digests->sha256, it->tbs, it->tbs_len, it->tbs_hash, &hl) != MC_OK ||
+        mc_digest(c->md, sh->digests->sha256, it->order.spki, it->order.spki_len, it->spki_hash,
+                  &kl) != MC_OK) {
         it->status = MC_STATUS_FAILED;
-        mc_crypto_err(err, "tbs", "SHA-256");
+        mc_crypto_err(err, hl ? "spki" : "tbs", "SHA-256");
         return;
     }
     mc_intent *in = &it->wi.in;
@@ -332,6 +337,7 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     in->mailboxes = mailbox_list(&b->arena, &it->order);
     in->evidence = evidence_json(&b->arena, &it->order, it->caa);
     in->lint_warnings = it->warnings;
+    in->spki_sha256 = it->spki_hash;
     in->replaces = it->order.replaces.len
                        ? arena_strdup(&b->arena, it->order.replaces.p, it->order.replaces.len)
                        : NULL;
@@ -463,6 +469,13 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
                 continue;
             }
             sign_one(c, b, it, vd.tbs, vd.tbs_len);
+        } else if (vd.action == MC_WIRE_KEY_BOUND) {
+            /* another account owns this key: refused, nothing recorded or signed */
+            it->status = MC_STATUS_REJECTED;
+            it->res_serial = NULL;
+            it->res_serial_len = 0;
+            mc_keycheck_reuse_refusal(it->spki_hash, it->order.public_key ? "public_key" : "csr",
+                                      &it->err);
         } else if (vd.action == MC_WIRE_FAIL) {
             it->status = MC_STATUS_FAILED;
             mc_err_set(&it->err, MC_ERR_STORE, NULL, NULL,

@@ -61,23 +61,18 @@ int mc_keycheck_roca(const uint8_t *n, size_t n_len);
 /* ---- key reuse across accounts (issue 6) ----
  *
  * A subscriber key is identified by the SHA-256 of its DER SubjectPublicKeyInfo (the bytes the
- * certificate will carry: mc_order.spki after the CSR check). The store keeps the first account
- * that used each key; an order whose key is already bound to another account is refused.
- * The worker computes the hash (mc_keycheck_spki_sha256, ~1 us) and sends it with the intent;
- * the collector looks up and records the owner in the same transaction as the intent, and calls
- * mc_keycheck_reuse with what it found. (Store schema and call site: see the report of issue 6.)
+ * certificate will carry: mc_order.spki after the CSR check). The store binds each key to the
+ * first account that used it, in the same transaction as that order's intent
+ * (mc_intent.spki_sha256, MC_INTENT_KEY_BOUND: the decision must be atomic with the binding, so it
+ * is made there, also across engine nodes sharing a PostgreSQL store). The worker computes the hash
+ * with its fetched SHA-256; the collector turns MC_INTENT_KEY_BOUND into the rejection below.
  */
 #define MC_KEYCHECK_SPKI_HASH_LEN 32
 
-/* SHA-256 of spki (DER SubjectPublicKeyInfo) into out. MC_ERR_CRYPTO when OpenSSL fails. */
-mc_err mc_keycheck_spki_sha256(const uint8_t *spki, size_t spki_len,
-                               uint8_t out[MC_KEYCHECK_SPKI_HASH_LEN], mc_errdetail *err);
-
-/* The reuse decision: owner is the account the store has bound the key to (NULL or "" when the
- * key is new: the store then binds it to account). MC_OK when the key is new or the same
- * account's; MC_ERR_INVALID (field, rule MC_KEYCHECK_RULE_REUSE, a message naming the key hash
- * but not the other account, which is another customer's name) when another account owns it. */
-mc_err mc_keycheck_reuse(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN], const char *account,
-                         const char *owner, const char *field, mc_errdetail *err);
+/* The rejection of an order whose key another account owns: always MC_ERR_INVALID, with field,
+ * rule MC_KEYCHECK_RULE_REUSE and a message naming the key hash but not the other account
+ * (another customer's name). */
+mc_err mc_keycheck_reuse_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
+                                 const char *field, mc_errdetail *err);
 
 #endif

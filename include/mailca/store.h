@@ -42,14 +42,20 @@ typedef struct mc_intent {
     const char *evidence;      /* validation evidence as text (JSON) */
     const char *lint_warnings; /* warning lint ids, comma-separated, may be "" */
     const char *replaces;      /* hex serial or NULL */
+    /* SHA-256 of the subject's SubjectPublicKeyInfo DER (32 bytes), or NULL: then the key is
+     * neither recorded nor bound to the account (see MC_INTENT_KEY_BOUND). */
+    const uint8_t *spki_sha256;
 } mc_intent;
 
 /* What an intent commit found per entry. */
 typedef enum mc_intent_state {
-    MC_INTENT_NEW = 0, /* recorded now: go ahead and sign */
-    MC_INTENT_ISSUED,  /* the order id already has a certificate: return it, do not sign */
-    MC_INTENT_PENDING, /* the order id has an intent but no certificate (earlier crash or in
-                          flight): re-sign the stored TBS, same serial */
+    MC_INTENT_NEW = 0,   /* recorded now: go ahead and sign */
+    MC_INTENT_ISSUED,    /* the order id already has a certificate: return it, do not sign */
+    MC_INTENT_PENDING,   /* the order id has an intent but no certificate (earlier crash or in
+                            flight): re-sign the stored TBS, same serial */
+    MC_INTENT_KEY_BOUND, /* a new order whose subject key is bound to another account (the
+                            first account to use a key owns it, issue 6): nothing was recorded;
+                            refuse it (mc_keycheck_reuse_refusal) */
 } mc_intent_state;
 
 typedef struct mc_stored_cert {
@@ -87,9 +93,11 @@ const char *mc_store_backend(const mc_store *s);
 
 /* Records n intents in one transaction. state[i] says what was found for each order id (for an
  * existing order id nothing is written; an order id repeated within v yields MC_INTENT_PENDING
- * for the repeat). A serial already recorded for another order id is MC_ERR_STORE naming the
- * serial. On any error the whole batch is rolled back and state[] is meaningless. The caller's
- * buffers are only read during the call. */
+ * for the repeat). A new order with spki_sha256 binds that key to its account when the key is
+ * new, and is MC_INTENT_KEY_BOUND (nothing written) when another account owns it; the binding and
+ * the intent commit together, so two engine nodes cannot both bind one key. A serial already
+ * recorded for another order id is MC_ERR_STORE naming the serial. On any error the whole batch is
+ * rolled back and state[] is meaningless. The caller's buffers are only read during the call. */
 mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
                                mc_errdetail *err);
 
@@ -233,7 +241,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 2
+#define MC_STORE_SCHEMA_VERSION 3
 
 typedef struct mc_store_ops {
     const char *name;

@@ -6,7 +6,8 @@
  *   order    intake -> worker     [seq, t0, {order map}]
  *   intents  worker -> collector  [[seq, t0, id, account, profile, profile_hash, serial, tbs,
  *                                   tbs_hash, not_before, not_after, mailboxes, evidence,
- *                                   warnings, lint_version, engine_version, replaces], ...]
+ *                                   warnings, lint_version, engine_version, replaces,
+ *                                   spki_sha256 (empty: none)], ...]
  *                                                                            (DEALER -> ROUTER)
  *   verdicts collector -> worker  [[action] | [MC_WIRE_RESUME, serial, tbs], ...]
  *   results  worker|intake -> collector  [[seq, t0, id, status, serial, cert, warnings, code,
@@ -29,6 +30,8 @@ enum mc_wire_action {
     MC_WIRE_SKIP = 1,   /* the collector answers this order itself (earlier result) */
     MC_WIRE_RESUME = 2, /* an intent from an earlier run: sign the stored TBS with its serial */
     MC_WIRE_FAIL = 3,   /* storage failed: do not sign, report failed */
+    MC_WIRE_KEY_BOUND =
+        4, /* the subject key belongs to another account: reject, nothing recorded */
 };
 
 typedef struct mc_wire_intent {
