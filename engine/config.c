@@ -58,6 +58,7 @@ static const struct key {
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),
     I("engine", "procs", procs, "0", 0, 256),
+    I("engine", "sessions", sessions, "0", 0, 4096),
     {"engine", "pin_cores", K_BOOL, offsetof(mc_config, pin_cores), sizeof(int), "true", 0, 1},
 #undef S
 #undef I

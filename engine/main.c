@@ -51,7 +51,8 @@ static int cmd_help(FILE *f)
         "commands:\n"
         "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
         "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
-        "  batch [--config FILE] [--workers N] [--procs N] [--batch N] [--quiet] ORDERS RESULTS\n"
+        "  batch [--config FILE] [--workers N] [--procs N] [--sessions N] [--batch N] [--quiet]\n"
+        "        ORDERS RESULTS\n"
         "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
         "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
         "             [--usage signing|key-management|dual] [--pool KEYS] OUT\n"
@@ -122,8 +123,8 @@ static int cmd_batch(int argc, char **argv)
     const char *cfgopt = NULL;
     mc_engine_opts eo = {.progress = 1, .procs = -1};
     static const struct option lo[] = {
-        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'}, {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
-        {"procs", 1, 0, 'p'},  {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},  {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
+        {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -138,6 +139,9 @@ static int cmd_batch(int argc, char **argv)
             break;
         case 'p':
             eo.procs = atoi(optarg);
+            break;
+        case 's':
+            eo.sessions = atoi(optarg);
             break;
         case 'q':
             eo.progress = 0;
@@ -329,12 +333,13 @@ static int cmd_ct(int argc, char **argv)
 static int cmd_worker(int argc, char **argv)
 {
     const char *cfgp = NULL, *eps[3] = {NULL, NULL, NULL};
-    int threads = 1, cpu = -1, ch;
+    int threads = 1, signers = 1, cpu = -1, ch;
     mc_engine_opts eo = {0};
-    static const struct option lo[] = {
-        {"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},  {"intents", 1, 0, 'i'},
-        {"results", 1, 0, 'r'}, {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
-        {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},
+                                       {"intents", 1, 0, 'i'}, {"results", 1, 0, 'r'},
+                                       {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
+                                       {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'},
+                                       {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'c')
             cfgp = optarg;
@@ -348,6 +353,8 @@ static int cmd_worker(int argc, char **argv)
             eo.batch = atoi(optarg);
         else if (ch == 'n')
             eo.no_lint = 1;
+        else if (ch == 's')
+            signers = atoi(optarg);
         else
             return 2;
     }
@@ -367,7 +374,7 @@ static int cmd_worker(int argc, char **argv)
             fprintf(stderr, "mailca worker: cannot report readiness\n");
         close(3);
     }
-    mc_err rc = mc_engine_serve_worker(eng, eps[0], eps[1], eps[2], threads, cpu, &e);
+    mc_err rc = mc_engine_serve_worker(eng, eps[0], eps[1], eps[2], threads, signers, cpu, &e);
     mc_engine_close(eng);
     return rc == MC_OK ? 0 : report("worker", &e);
 }

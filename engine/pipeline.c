@@ -859,8 +859,18 @@ static void *worker_thread(void *arg)
 }
 
 /* What every worker reads of the engine (immutable during a run). */
+/* Signer threads per worker for the configured sessions in flight over total_workers workers
+ * (1: the workers sign themselves, the CPU-bound default). */
+static int signers_per_worker(const mc_engine *e, int total_workers)
+{
+    int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
+    if (total_workers < 1)
+        total_workers = 1;
+    return sessions <= total_workers ? 1 : (sessions + total_workers - 1) / total_workers;
+}
+
 static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char *ep_orders,
-                                      const char *ep_intents, const char *ep_results)
+                                      const char *ep_intents, const char *ep_results, int signers)
 {
     return (mc_worker_shared){.profiles = &e->profiles,
                               .issuer = &e->issuer,
@@ -873,7 +883,8 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
                               .ep_intents = ep_intents,
                               .ep_results = ep_results,
                               .batch = e->batch,
-                              .lint = !e->opts.no_lint};
+                              .lint = !e->opts.no_lint,
+                              .signers = signers};
 }
 
 /* Starts n worker threads; worker i is pinned to core (cpu0 + i) mod cores, or not pinned when
@@ -940,11 +951,12 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
  * its HSM session is open; workers start one after another because SoftHSM2 processes logging in
  * to one token at the same moment race on its state files (seen here: "no initialised token").
  * Returns the pid, or -1 with err filled. */
-static pid_t spawn_worker(const mc_engine *e, int i, int threads, int cpu, const char *eps[3],
-                          mc_errdetail *err)
+static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
+                          const char *eps[3], mc_errdetail *err)
 {
-    char th[16], cp[16], bt[16];
+    char th[16], cp[16], bt[16], sg[16];
     snprintf(th, sizeof th, "%d", threads);
+    snprintf(sg, sizeof sg, "%d", signers);
     snprintf(cp, sizeof cp, "%d", cpu);
     snprintf(bt, sizeof bt, "%d", e->batch);
     char *argv[] = {"mailca",
@@ -963,6 +975,8 @@ static pid_t spawn_worker(const mc_engine *e, int i, int threads, int cpu, const
                     cp,
                     "--batch",
                     bt,
+                    "--signers",
+                    sg,
                     e->opts.no_lint ? "--no-lint" : NULL,
                     NULL};
     extern char **environ;
@@ -1012,8 +1026,10 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     int c_started = 0;
     atomic_int alive = 0;
     atomic_uint_fast64_t bytes_read = 0;
-    mc_worker_shared sh = worker_shared(e, zctx, EP_ORDERS, EP_INTENTS, EP_RESULTS);
     int procs = e->opts.procs < 0 ? e->cfg.procs : e->opts.procs;
+    int pthreads = e->opts.workers > 0 ? e->opts.workers : 1; /* threads per worker process */
+    int signers = signers_per_worker(e, procs > 0 ? procs * pthreads : e->workers);
+    mc_worker_shared sh = worker_shared(e, zctx, EP_ORDERS, EP_INTENTS, EP_RESULTS, signers);
     ct_drainer drainer;
     pthread_t dth;
     int d_started = 0;
@@ -1082,7 +1098,7 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     c_started = 1;
     if (procs > 0) {
-        int threads = e->opts.workers > 0 ? e->opts.workers : 1;
+        int threads = pthreads;
         pids = calloc((size_t)procs, sizeof *pids);
         if (!pids) {
             rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "procs");
@@ -1090,7 +1106,7 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         }
         for (int i = 0; i < procs; i++) {
             int cpu = e->cfg.pin_cores && ncpu > 0 ? (int)((i * threads) % ncpu) : -1;
-            pids[i] = spawn_worker(e, i, threads, cpu, eps, err);
+            pids[i] = spawn_worker(e, i, threads, signers, cpu, eps, err);
             if (pids[i] < 0) {
                 pids[i] = 0;
                 rc = err->code;
@@ -1202,7 +1218,8 @@ done:
 }
 
 mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
-                              const char *ep_results, int threads, int cpu0, mc_errdetail *err)
+                              const char *ep_results, int threads, int signers, int cpu0,
+                              mc_errdetail *err)
 {
     mc_err rc = MC_OK;
     sigset_t set;
@@ -1219,7 +1236,7 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
     if (getppid() == 1)
         return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "the engine already exited");
     void *zctx = zmq_ctx_new();
-    mc_worker_shared sh = worker_shared(e, zctx, ep_orders, ep_intents, ep_results);
+    mc_worker_shared sh = worker_shared(e, zctx, ep_orders, ep_intents, ep_results, signers);
     ws = calloc((size_t)(threads > 0 ? threads : 1), sizeof *ws);
     if (!zctx || !ws) {
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker process");

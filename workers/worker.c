@@ -27,6 +27,9 @@
 #include <time.h>
 #include <zmq.h>
 
+/* Room for a signature: RSA up to 8192 bits; ECDSA and EdDSA are far smaller. */
+#define MC_SIG_MAX 1024
+
 typedef struct item {
     zmq_msg_t msg;
     int have_msg;
@@ -47,6 +50,11 @@ typedef struct item {
     const char *warnings;
     const char *caa; /* CAA results of the mailbox domains, a JSON array (NULL: not checked) */
     mc_wire_intent wi;
+    /* signing: the TBS to sign (built now, or an earlier run's), and its signature */
+    const uint8_t *stbs;
+    size_t stbs_len;
+    uint8_t *sig; /* MC_SIG_MAX bytes from the batch arena */
+    size_t sig_len;
     /* result */
     const uint8_t *res_serial;
     size_t res_serial_len;
@@ -54,27 +62,46 @@ typedef struct item {
     size_t cert_len;
 } item;
 
-/* One batch of orders and the memory its orders use. A worker has two: while the collector
- * records one batch's intents, the worker signs the other (the commit latency is hidden). */
+/* One batch of orders and the memory its orders use. A worker has three (mc_worker_main): one
+ * being prepared, one whose intents the collector is recording, one being signed. */
 typedef struct wbatch {
     item *items;
-    size_t n; /* orders in the batch */
-    size_t k; /* of which have an intent awaiting a verdict */
+    size_t n;    /* orders in the batch */
+    size_t k;    /* of which have an intent awaiting a verdict */
+    size_t sent; /* items handed to the signers, awaited by sign_collect */
     mc_arena arena;
     msgpack_zone zone;
     int zone_ok;
 } wbatch;
 
+/* A signer thread of a worker (mc_worker_shared.signers > 1): its own PKCS#11 session and
+ * digest context; it receives item pointers on its own PULL socket, signs them and sends the
+ * pointers back on the worker's `done` socket. It touches nothing but the item it was handed
+ * (no arena, no other state), so the worker and its signers share nothing mutable at once. */
+typedef struct signer {
+    const mc_worker_shared *sh;
+    mc_hsm_session *sess;
+    char ep_jobs[64];
+    const char *ep_done;
+    void *jobs; /* the worker's PUSH end */
+    pthread_t th;
+    int started;
+} signer;
+
 typedef struct wctx {
     mc_worker *w;
     const mc_worker_shared *sh;
     void *pull, *dealer, *push;
-    mc_hsm_session *sess;
+    mc_hsm_session *sess; /* inline signing (no signer threads) */
+    signer *signers;
+    int nsigners;
+    void *done; /* PULL: items back from the signers */
+    char ep_done[64];
     EVP_MD_CTX *md;
     mc_csr_ctx csr;
     int csr_ok;
     msgpack_sbuffer sbuf;
-    wbatch b[2];
+    wbatch b[3];
     mc_caa_result caa_res;         /* scratch for one CAA check */
     char caa_buf[MC_CAA_JSON_MAX]; /* scratch for its JSON */
 } wctx;
@@ -349,47 +376,204 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     it->ok = 1;
 }
 
-/* Signs one TBS on this worker's session; a dead session is reopened once and the same TBS
- * re-signed (same serial: never two certificates for one serial). */
-static void sign_one(wctx *c, wbatch *b, item *it, const uint8_t *tbs, size_t tbs_len)
+/* Digest and C_Sign of it->stbs on *sess into it->sig (a dead session is reopened once and the
+ * same TBS re-signed: same serial, never two certificates for one serial). On failure
+ * it->status is FAILED with it->err. Runs on the worker thread or on one of its signers: it uses
+ * only the item, the session and md it is given. */
+static void sign_item(const mc_worker_shared *sh, mc_hsm_session **sess, EVP_MD_CTX *md, item *it)
 {
-    const mc_worker_shared *sh = c->sh;
     mc_sigalg alg = sh->issuer->sigalg;
-    uint8_t md[EVP_MAX_MD_SIZE], sig[1024];
-    const uint8_t *in = tbs;
-    size_t inlen = tbs_len, siglen;
+    uint8_t dig[EVP_MAX_MD_SIZE];
+    const uint8_t *in = it->stbs;
+    size_t inlen = it->stbs_len;
     const EVP_MD *dg = mc_digests_for_sigalg(sh->digests, alg);
     it->status = MC_STATUS_FAILED;
     if (dg) {
         unsigned n = 0;
-        if (mc_digest(c->md, dg, tbs, tbs_len, md, &n) != MC_OK) {
+        if (mc_digest(md, dg, it->stbs, it->stbs_len, dig, &n) != MC_OK) {
             mc_crypto_err(&it->err, "tbs", "digest");
             return;
         }
-        in = md;
+        in = dig;
         inlen = n;
     }
     mc_err rc = MC_ERR_HSM_SESSION;
     for (int attempt = 0; attempt < 2 && rc == MC_ERR_HSM_SESSION; attempt++) {
-        if (!c->sess && mc_hsm_session_open(sh->hsm, &c->sess, &it->err) != MC_OK)
+        if (!*sess && mc_hsm_session_open(sh->hsm, sess, &it->err) != MC_OK)
             return;
-        siglen = sizeof sig;
-        rc = mc_hsm_sign(c->sess, alg, in, inlen, sig, &siglen, &it->err);
+        it->sig_len = MC_SIG_MAX;
+        rc = mc_hsm_sign(*sess, alg, in, inlen, it->sig, &it->sig_len, &it->err);
         if (rc == MC_ERR_HSM_SESSION) {
-            mc_hsm_session_close(c->sess);
-            c->sess = NULL;
+            mc_hsm_session_close(*sess);
+            *sess = NULL;
         }
     }
-    if (rc != MC_OK)
+    if (rc == MC_OK)
+        it->status = MC_STATUS_ISSUED;
+}
+
+/* The certificate from the item's TBS and signature (worker thread: allocates from the batch
+ * arena). */
+static void assemble_item(const mc_worker_shared *sh, wbatch *b, item *it)
+{
+    if (it->status != MC_STATUS_ISSUED)
         return;
+    it->status = MC_STATUS_FAILED;
     it->cert = mc_arena_alloc(&b->arena, MC_CERT_MAX);
-    if (!it->cert ||
-        mc_cert_assemble(tbs, tbs_len, alg, sig, siglen, it->cert, MC_CERT_MAX, &it->cert_len)) {
+    if (!it->cert || mc_cert_assemble(it->stbs, it->stbs_len, sh->issuer->sigalg, it->sig,
+                                      it->sig_len, it->cert, MC_CERT_MAX, &it->cert_len)) {
         mc_err_set(&it->err, MC_ERR_INTERNAL, "certificate", NULL, "assembly failed");
         return;
     }
     mc_arena_shrink(&b->arena, it->cert, it->cert_len);
     it->status = MC_STATUS_ISSUED;
+}
+
+static void *signer_main(void *arg)
+{
+    signer *sg = arg;
+    void *in = zmq_socket(sg->sh->zctx, ZMQ_PULL), *out = zmq_socket(sg->sh->zctx, ZMQ_PUSH);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int zero = 0;
+    if (!in || !out || !md)
+        goto done;
+    zmq_setsockopt(in, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(out, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(in, sg->ep_jobs) != 0 || zmq_connect(out, sg->ep_done) != 0)
+        goto done;
+    for (;;) {
+        item *it = NULL;
+        int n = zmq_recv(in, &it, sizeof it, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (int)sizeof it || !it)
+            break; /* the worker's stop message, or the context is shutting down */
+        sign_item(sg->sh, &sg->sess, md, it);
+        while (zmq_send(out, &it, sizeof it, 0) < 0)
+            if (errno != EINTR)
+                goto done;
+    }
+done:
+    if (in)
+        zmq_close(in);
+    if (out)
+        zmq_close(out);
+    EVP_MD_CTX_free(md);
+    return NULL;
+}
+
+/* Starts the worker's signer threads, each with a session opened here (so a token that refuses
+ * sessions is reported by the worker). Nothing to do when signers <= 1: the worker signs. */
+static mc_err signers_start(wctx *c)
+{
+    const mc_worker_shared *sh = c->sh;
+    int n = sh->signers;
+    int zero = 0, hwm = 4 * sh->batch + 16;
+    if (n <= 1)
+        return MC_OK;
+    snprintf(c->ep_done, sizeof c->ep_done, "inproc://mailca-signed-%p", (void *)c);
+    c->signers = calloc((size_t)n, sizeof *c->signers);
+    c->done = zmq_socket(sh->zctx, ZMQ_PULL);
+    if (!c->signers || !c->done)
+        return MC_ERR_NOMEM;
+    zmq_setsockopt(c->done, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(c->done, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    if (zmq_bind(c->done, c->ep_done) != 0)
+        return MC_ERR_ZMQ;
+    c->nsigners = n;
+    for (int i = 0; i < n; i++) {
+        signer *sg = &c->signers[i];
+        sg->sh = sh;
+        sg->ep_done = c->ep_done;
+        snprintf(sg->ep_jobs, sizeof sg->ep_jobs, "inproc://mailca-sign-%p-%d", (void *)c, i);
+        mc_err rc = mc_hsm_session_open(sh->hsm, &sg->sess, &c->w->err);
+        if (rc != MC_OK)
+            return rc;
+        sg->jobs = zmq_socket(sh->zctx, ZMQ_PUSH);
+        if (!sg->jobs)
+            return MC_ERR_ZMQ;
+        zmq_setsockopt(sg->jobs, ZMQ_LINGER, &zero, sizeof zero);
+        zmq_setsockopt(sg->jobs, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        if (zmq_bind(sg->jobs, sg->ep_jobs) != 0)
+            return MC_ERR_ZMQ;
+        if (pthread_create(&sg->th, NULL, signer_main, sg) != 0)
+            return MC_ERR_INTERNAL;
+        sg->started = 1;
+    }
+    return MC_OK;
+}
+
+/* Stops and joins the signers (each gets a stop message; a context being shut down also ends
+ * their wait) and closes their sessions. */
+static void signers_stop(wctx *c)
+{
+    for (int i = 0; i < c->nsigners; i++) {
+        signer *sg = &c->signers[i];
+        if (sg->started) {
+            item *stop = NULL;
+            if (sg->jobs)
+                zmq_send(sg->jobs, &stop, sizeof stop, ZMQ_DONTWAIT);
+            pthread_join(sg->th, NULL);
+        }
+        if (sg->jobs)
+            zmq_close(sg->jobs);
+        mc_hsm_session_close(sg->sess);
+    }
+    if (c->done)
+        zmq_close(c->done);
+    free(c->signers);
+    c->signers = NULL;
+    c->nsigners = 0;
+    c->done = NULL;
+}
+
+/* Starts signing the batch's items that were given a TBS (it->stbs): inline on the worker's
+ * session (done on return), or handed to the signers so that nsigners C_Sign calls are in
+ * flight (a latency-bound HSM) while the worker prepares the next batch; sign_collect waits. */
+static mc_err sign_dispatch(wctx *c, wbatch *b)
+{
+    b->sent = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &b->items[i];
+        if (!it->stbs)
+            continue;
+        it->sig = mc_arena_alloc(&b->arena, MC_SIG_MAX);
+        if (!it->sig) {
+            it->status = MC_STATUS_FAILED;
+            mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+            it->stbs = NULL;
+            continue;
+        }
+        if (!c->nsigners) {
+            sign_item(c->sh, &c->sess, c->md, it);
+            continue;
+        }
+        void *jobs = c->signers[b->sent % (size_t)c->nsigners].jobs;
+        while (zmq_send(jobs, &it, sizeof it, 0) < 0)
+            if (errno != EINTR)
+                return MC_ERR_ZMQ;
+        b->sent++;
+    }
+    return MC_OK;
+}
+
+/* Waits for the batch's items still with the signers (only one batch is signed at a time, so
+ * every item that comes back is this batch's) and assembles the certificates. */
+static mc_err sign_collect(wctx *c, wbatch *b)
+{
+    for (; b->sent > 0; b->sent--) {
+        item *it = NULL;
+        int n;
+        while ((n = zmq_recv(c->done, &it, sizeof it, 0)) < 0)
+            if (errno != EINTR)
+                return MC_ERR_ZMQ;
+        if (n != (int)sizeof it)
+            return MC_ERR_INTERNAL;
+    }
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].stbs)
+            assemble_item(c->sh, b, &b->items[i]);
+    return MC_OK;
 }
 
 static mc_err send_buf(void *sock, const msgpack_sbuffer *b)
@@ -420,8 +604,8 @@ static mc_err send_intents(wctx *c, wbatch *b)
     return send_buf(c->dealer, &c->sbuf);
 }
 
-/* Reads the collector's verdicts for the batch (replies come in request order) and signs what
- * may be signed. */
+/* Reads the collector's verdicts for the batch (replies come in request order) and starts
+ * signing what may be signed. */
 static mc_err await_verdicts(wctx *c, wbatch *b)
 {
     if (!b->k)
@@ -457,7 +641,8 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
         it->res_serial = it->serial;
         it->res_serial_len = MC_SERIAL_LEN;
         if (vd.action == MC_WIRE_SIGN) {
-            sign_one(c, b, it, it->tbs, it->tbs_len);
+            it->stbs = it->tbs;
+            it->stbs_len = it->tbs_len;
         } else if (vd.action == MC_WIRE_RESUME) {
             /* an intent from an earlier run: its recorded TBS and serial. The serial is copied:
              * the reply's memory is gone when the results are packed. */
@@ -468,7 +653,13 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
                 mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
                 continue;
             }
-            sign_one(c, b, it, vd.tbs, vd.tbs_len);
+            /* the TBS is copied too: the reply's memory is gone when the batch is signed */
+            it->stbs = mc_arena_dup(&b->arena, vd.tbs, vd.tbs_len);
+            it->stbs_len = vd.tbs_len;
+            if (!it->stbs) {
+                it->status = MC_STATUS_FAILED;
+                mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
+            }
         } else if (vd.action == MC_WIRE_KEY_BOUND) {
             /* another account owns this key: refused, nothing recorded or signed */
             it->status = MC_STATUS_REJECTED;
@@ -482,6 +673,7 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
                        "the intent could not be recorded; nothing was signed");
         }
     }
+    rc = sign_dispatch(c, b);
 done:
     zmq_msg_close(&reply);
     return rc;
@@ -606,7 +798,8 @@ void *mc_worker_main(void *arg)
     }
     msgpack_sbuffer_init(&c.sbuf);
     c.md = EVP_MD_CTX_new();
-    if (!c.md || batch_init(&c.b[0], batch) != MC_OK || batch_init(&c.b[1], batch) != MC_OK) {
+    if (!c.md || batch_init(&c.b[0], batch) != MC_OK || batch_init(&c.b[1], batch) != MC_OK ||
+        batch_init(&c.b[2], batch) != MC_OK) {
         w->rc = mc_err_set(&w->err, MC_ERR_NOMEM, NULL, NULL, "worker %d: out of memory", w->index);
         goto done;
     }
@@ -623,14 +816,27 @@ void *mc_worker_main(void *arg)
                            zmq_strerror(zmq_errno()));
         goto done;
     }
-    if ((w->rc = mc_hsm_session_open(sh->hsm, &c.sess, &w->err)) != MC_OK)
+    if (sh->signers > 1) {
+        if ((w->rc = signers_start(&c)) != MC_OK) {
+            if (!w->err.message[0])
+                mc_err_set(&w->err, w->rc, NULL, NULL, "worker %d: signer threads: %s", w->index,
+                           zmq_strerror(zmq_errno()));
+            goto done;
+        }
+    } else if ((w->rc = mc_hsm_session_open(sh->hsm, &c.sess, &w->err)) != MC_OK) {
         goto done;
+    }
 
-    /* Two batches in flight: `cur` is prepared and its intents sent while `prev` (intents sent
-     * earlier) is signed, so the worker never idles waiting for the storage commit. */
-    wbatch *prev = NULL, *cur = &c.b[0];
+    /* Three batches in flight: `cur` is prepared and its intents sent while `sig` (verdicts
+     * received earlier) is being signed, by the signer threads when there are some; `ver`
+     * (intents sent earlier) waits for its verdicts meanwhile. So the worker never idles
+     * waiting for the storage commit, nor for a latency-bound HSM. */
+    wbatch *ver = NULL, *sig = NULL;
     for (;;) {
-        int got = receive_batch(&c, cur, prev == NULL);
+        wbatch *cur = &c.b[0];
+        while (cur == ver || cur == sig)
+            cur++;
+        int got = receive_batch(&c, cur, ver == NULL && sig == NULL);
         if (got < 0)
             break; /* ETERM: the engine is shutting down */
         mc_err rc = MC_OK;
@@ -645,11 +851,17 @@ void *mc_worker_main(void *arg)
             }
             rc = send_intents(&c, cur);
         }
-        if (rc == MC_OK && prev) {
-            rc = await_verdicts(&c, prev);
+        if (rc == MC_OK && sig) {
+            rc = sign_collect(&c, sig);
             if (rc == MC_OK)
-                rc = push_results(&c, prev);
-            release_batch(prev);
+                rc = push_results(&c, sig);
+            release_batch(sig);
+            sig = NULL;
+        }
+        if (rc == MC_OK && ver) {
+            rc = await_verdicts(&c, ver);
+            sig = ver;
+            ver = NULL;
         }
         if (rc != MC_OK) {
             if (zmq_errno() != ETERM)
@@ -657,14 +869,11 @@ void *mc_worker_main(void *arg)
                                    zmq_strerror(zmq_errno()));
             break;
         }
-        if (got) {
-            prev = cur;
-            cur = cur == &c.b[0] ? &c.b[1] : &c.b[0];
-        } else {
-            prev = NULL;
-        }
+        if (got)
+            ver = cur;
     }
 done:
+    signers_stop(&c);
     mc_hsm_session_close(c.sess);
     if (c.pull)
         zmq_close(c.pull);
@@ -672,10 +881,10 @@ done:
         zmq_close(c.dealer);
     if (c.push)
         zmq_close(c.push);
-    release_batch(&c.b[0]);
-    release_batch(&c.b[1]);
-    batch_free(&c.b[0]);
-    batch_free(&c.b[1]);
+    for (int i = 0; i < 3; i++) {
+        release_batch(&c.b[i]);
+        batch_free(&c.b[i]);
+    }
     msgpack_sbuffer_destroy(&c.sbuf);
     if (c.csr_ok)
         mc_csr_ctx_free(&c.csr);

@@ -54,6 +54,9 @@ typedef struct mc_config {
     int batch;     /* orders per worker batch (one intent transaction) */
     int pin_cores; /* pin worker threads to cores */
     int procs;     /* 0: workers are threads of the engine; N: N worker processes */
+    int sessions;  /* signing sessions (C_Sign calls) in flight across the engine, for a
+                      latency-bound HSM: 0 = one per worker, which signs itself; more = each
+                      worker gets ceil(sessions / workers) signer threads with a session each */
 } mc_config;
 
 /* Fills defaults, then reads path. Unknown sections/keys and bad values are errors naming

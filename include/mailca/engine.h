@@ -28,6 +28,7 @@ typedef struct mc_engine_opts {
     int procs;    /* -1: from the config; 0: worker threads; N: N worker processes (each loads
                      the PKCS#11 module itself: a module's process-wide locks decide the
                      ceiling, DESIGN.md) with `workers` threads each (0 = 1) */
+    int sessions; /* 0: from the config (engine.sessions): signing sessions in flight */
 } mc_engine_opts;
 
 typedef struct mc_run_stats {
@@ -50,9 +51,11 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
 
 /* The body of a worker process (`mailca worker`, started by mc_engine_run with procs > 0):
  * runs `threads` workers on the engine's profiles, issuer and HSM, connected to the parent's
- * ipc:// endpoints, until SIGTERM (or the parent's death). cpu0: first core to pin to, -1 none. */
+ * ipc:// endpoints, until SIGTERM (or the parent's death). cpu0: first core to pin to, -1 none.
+ * signers: signer threads per worker (<= 1: each worker signs on its own session). */
 mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
-                              const char *ep_results, int threads, int cpu0, mc_errdetail *err);
+                              const char *ep_results, int threads, int signers, int cpu0,
+                              mc_errdetail *err);
 
 /* Intents recorded by an earlier run that never got a certificate (for the start-up report). */
 mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err);

@@ -27,6 +27,8 @@ typedef struct mc_worker_shared {
     const char *ep_results;         /* PUSH to here */
     int batch;                      /* orders per batch (one intent transaction) */
     int lint;                       /* 0 only in the bench's lint-cost comparison */
+    int signers; /* <= 1: the worker signs on its own session; N: N signer threads per worker,
+                    each with its own session, keep N C_Sign calls in flight */
 } mc_worker_shared;
 
 typedef struct mc_worker {

@@ -12,7 +12,10 @@
  *                     quickly should write a new file and rename() it over the old one (a new
  *                     inode is always noticed).
  *   P11FAULT_STATS    a file that receives the call counters (rewritten at C_Finalize and at
- *                     unload): one line per function called, "C_Sign calls=12 injected=3".
+ *                     unload): one line per function called, "C_Sign calls=12 injected=3
+ *                     max_concurrent=4": the most calls of the function that were inside this
+ *                     module's judging at once (the added delays included), which shows how
+ *                     many calls a caller keeps in flight against a slow HSM.
  *
  * Control file: one rule per line, '#' starts a comment, blank lines are ignored.
  *     FUNCTION [after=N] [count=N] [rv=CKR_NAME|0xHEX|DEC] [delay_us=N] [hang] [close_session]
@@ -243,6 +246,7 @@ typedef struct ruleset {
 static _Atomic(ruleset *) g_rules;
 static pthread_mutex_t g_reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_ulong g_calls[FN_COUNT], g_injected[FN_COUNT];
+static atomic_ulong g_inside[FN_COUNT], g_max_inside[FN_COUNT];
 
 static CK_FUNCTION_LIST *g_real;
 static void *g_dl;
@@ -480,6 +484,10 @@ static verdict judge(int fn)
 {
     verdict v = {0, CKR_OK, 0};
     atomic_fetch_add_explicit(&g_calls[fn], 1, memory_order_relaxed);
+    unsigned long inside = atomic_fetch_add(&g_inside[fn], 1) + 1;
+    unsigned long max = atomic_load(&g_max_inside[fn]);
+    while (inside > max && !atomic_compare_exchange_weak(&g_max_inside[fn], &max, inside))
+        ;
     for (;;) {
         ruleset *rs = rules_current();
         if (!rs)
@@ -518,6 +526,7 @@ static verdict judge(int fn)
     }
     if (v.inject)
         atomic_fetch_add_explicit(&g_injected[fn], 1, memory_order_relaxed);
+    atomic_fetch_sub(&g_inside[fn], 1);
     return v;
 }
 
@@ -537,7 +546,8 @@ static void stats_write(void)
     for (int i = 0; i < FN_COUNT; i++) {
         unsigned long c = atomic_load(&g_calls[i]), j = atomic_load(&g_injected[i]);
         if (c)
-            fprintf(fp, "%s calls=%lu injected=%lu\n", fn_names[i], c, j);
+            fprintf(fp, "%s calls=%lu injected=%lu max_concurrent=%lu\n", fn_names[i], c, j,
+                    atomic_load(&g_max_inside[i]));
     }
     if (fclose(fp) == 0)
         rename(tmp, path);

@@ -1,0 +1,238 @@
+/*
+ * Signing sessions in flight for a latency-bound HSM (issue 4, engine.sessions / --sessions):
+ * the engine runs against the fault-injecting module (tests/p11fault) wrapping SoftHSM2 with a
+ * delay added to every C_Sign, as a network HSM answers. The module counts how many C_Sign calls
+ * were inside it at once (max_concurrent), which shows what the engine keeps in flight without
+ * timing anything: with the default, each worker signs itself (at most `workers` calls at once);
+ * with --sessions N, the workers' signer threads keep more in flight. Every order still gets one
+ * certificate that verifies, one serial each, and a session killed under a signer thread is
+ * reopened and the same TBS re-signed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "support/itutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static mc_it_ca g;
+static char g_cfg[800], g_control[700], g_stats[700];
+
+static int scaled(int n)
+{
+    const char *v = getenv("MAILCA_TEST_SCALE");
+    int d = v ? atoi(v) : 1;
+    return d > 1 ? n / d : n;
+}
+
+/* Rewrites the control file atomically (the module notices the new inode). */
+static void control(const char *text)
+{
+    char tmp[800];
+    snprintf(tmp, sizeof tmp, "%s.new", g_control);
+    assert_int_equal(mc_it_write_file(tmp, text, strlen(text)), 0);
+    assert_int_equal(rename(tmp, g_control), 0);
+}
+
+/* A copy of the CA's config whose module is the fault module (wrapping SoftHSM2). */
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *fault = getenv("MAILCA_P11FAULT");
+    if (!fault || !fault[0] || mc_it_ca_setup("it-signers-", &g) != 0)
+        return -1;
+    char src[700];
+    snprintf(src, sizeof src, "%s/mailca.yaml", g.ca);
+    snprintf(g_cfg, sizeof g_cfg, "%s/fault.yaml", g.ca);
+    snprintf(g_control, sizeof g_control, "%s/p11fault.rules", g.dir);
+    snprintf(g_stats, sizeof g_stats, "%s/p11fault.stats", g.dir);
+    size_t len = 0;
+    char *y = (char *)mc_it_read_file(src, &len);
+    if (!y)
+        return -1;
+    FILE *out = fopen(g_cfg, "w");
+    if (!out) {
+        free(y);
+        return -1;
+    }
+    int replaced = 0;
+    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!replaced && strncmp(line, "  module:", 9) == 0) {
+            fprintf(out, "  module: \"%s\"\n", fault);
+            replaced = 1;
+        } else {
+            fprintf(out, "%s\n", line);
+        }
+    }
+    fclose(out);
+    free(y);
+    setenv("P11FAULT_CONTROL", g_control, 1);
+    setenv("P11FAULT_STATS", g_stats, 1);
+    return replaced ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    unsetenv("P11FAULT_CONTROL");
+    unsetenv("P11FAULT_STATS");
+    X509_free(g.root);
+    X509_free(g.ica);
+    EVP_PKEY_free(g.key);
+    free(g.csr);
+    mc_it_rmtree(g.dir);
+    return 0;
+}
+
+static void gen(const char *path, int n)
+{
+    mc_it_run r;
+    char count[16];
+    snprintf(count, sizeof count, "%d", n);
+    int st =
+        mc_it_mailca(&r, "gen-orders", "--count", count, "--key-form", "public-key", path, NULL);
+    if (st != 0)
+        fail_msg("gen-orders: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+}
+
+/* C_Sign's counters from the stats file the module wrote when the engine finalized it. */
+static void sign_stats(unsigned long *calls, unsigned long *injected, unsigned long *max_conc)
+{
+    FILE *fp = fopen(g_stats, "r");
+    assert_non_null(fp);
+    char line[256];
+    int found = 0;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "C_Sign calls=%lu injected=%lu max_concurrent=%lu", calls, injected,
+                   max_conc) == 3)
+            found = 1;
+    fclose(fp);
+    assert_true(found);
+    print_message("C_Sign: %lu calls, %lu failed on purpose, at most %lu at once\n", *calls,
+                  *injected, *max_conc);
+}
+
+/* Runs a batch of n fresh orders with the given --sessions (NULL: the default) and extra batch
+ * arguments; checks one issued, verifying certificate per order with distinct serials. */
+static void run_and_check(const char *tag, int n, const char *sessions, const char *procs)
+{
+    char orders[700], results[700];
+    snprintf(orders, sizeof orders, "%s/%s.msgpack", g.dir, tag);
+    snprintf(results, sizeof results, "%s/%s-results.msgpack", g.dir, tag);
+    gen(orders, n);
+    unlink(g_stats);
+    const char *args[16];
+    int k = 0;
+    args[k++] = "batch";
+    args[k++] = "--quiet";
+    args[k++] = "--workers";
+    args[k++] = "2";
+    if (sessions) {
+        args[k++] = "--sessions";
+        args[k++] = sessions;
+    }
+    if (procs) {
+        args[k++] = "--procs";
+        args[k++] = procs;
+    }
+    args[k++] = "--config";
+    args[k++] = g_cfg;
+    args[k++] = orders;
+    args[k++] = results;
+    args[k] = NULL;
+    mc_it_run r;
+    int st = mc_it_mailca_argv(&r, 300, args);
+    if (st != 0)
+        fail_msg("%s: batch exit %d: %s", tag, st, r.err);
+    mc_it_run_free(&r);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, (size_t)n);
+    uint8_t *seen = calloc((size_t)n, 1);
+    assert_non_null(seen);
+    for (size_t i = 0; i < res.n; i++) {
+        const mc_result *x = &res.r[i];
+        assert_true(x->seq < (uint64_t)n);
+        assert_int_equal(seen[x->seq], 0);
+        seen[x->seq] = 1;
+        if (x->status != MC_STATUS_ISSUED)
+            fail_msg("%s: order %s: status %d: %s", tag, x->order_id, x->status, x->error.message);
+        assert_int_equal(
+            mc_it_verify(g.root, g.ica, x->cert, x->cert_len, X509_PURPOSE_SMIME_SIGN, NULL), 1);
+        for (size_t j = 0; j < i; j++)
+            assert_false(res.r[j].serial_len == x->serial_len &&
+                         memcmp(res.r[j].serial, x->serial, x->serial_len) == 0);
+    }
+    free(seen);
+    mc_it_results_free(&res);
+}
+
+/* Default: two workers, each signing on its own session: never more than two C_Sign at once. */
+static void test_default_signs_on_workers(void **state)
+{
+    (void)state;
+    control("C_Sign delay_us=2000\n");
+    int n = scaled(300) > 60 ? scaled(300) : 60;
+    run_and_check("default", n, NULL, NULL);
+    unsigned long calls = 0, injected = 0, conc = 0;
+    sign_stats(&calls, &injected, &conc);
+    assert_true(calls >= (unsigned long)n); /* plus the key check at open */
+    assert_int_equal(injected, 0);
+    assert_true(conc >= 1 && conc <= 2);
+}
+
+/* --sessions 16 over two workers: eight signer threads each, each with its own session. */
+static void test_sessions_in_flight(void **state)
+{
+    (void)state;
+    control("C_Sign delay_us=2000\n");
+    int n = scaled(1200) > 120 ? scaled(1200) : 120;
+    run_and_check("sessions16", n, "16", NULL);
+    unsigned long calls = 0, injected = 0, conc = 0;
+    sign_stats(&calls, &injected, &conc);
+    assert_true(calls >= (unsigned long)n);
+    assert_true(conc > 2);   /* more than the workers alone can have in flight */
+    assert_true(conc <= 17); /* 16 signer sessions (+ the engine's key check at open) */
+}
+
+/* A session dies under a signer thread: it is reopened and the same TBS signed again, nothing
+ * lost, no serial twice; the injected failures are counted. */
+static void test_signer_session_recovers(void **state)
+{
+    (void)state;
+    control("C_Sign delay_us=500\n"
+            "C_Sign after=40 count=3 rv=CKR_SESSION_HANDLE_INVALID close_session\n");
+    int n = scaled(400) > 80 ? scaled(400) : 80;
+    run_and_check("recover", n, "8", NULL);
+    unsigned long calls = 0, injected = 0, conc = 0;
+    sign_stats(&calls, &injected, &conc);
+    assert_int_equal(injected, 3);
+    assert_true(calls >= (unsigned long)n + 3);
+}
+
+/* Worker processes get their share of signer threads too (--procs 2 --sessions 8). */
+static void test_sessions_in_worker_processes(void **state)
+{
+    (void)state;
+    control("C_Sign delay_us=1000\n");
+    int n = scaled(400) > 80 ? scaled(400) : 80;
+    run_and_check("procs", n, "8", "2");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_signs_on_workers),
+        cmocka_unit_test(test_sessions_in_flight),
+        cmocka_unit_test(test_signer_session_recovers),
+        cmocka_unit_test(test_sessions_in_worker_processes),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
