@@ -4,8 +4,16 @@
  * drift on a noisy machine). Each phase runs in its own child process so that the PKCS#11 module
  * is initialised fresh (PKCS#11 forbids using it across fork) and so that the engine's peak RSS is
  * its own.
+ *
+ * `mailca bench --caa` (issue 6): the same orders, spread over N mailbox domains, issued with CAA
+ * checks off and on in alternating runs (off, on, off, on, ...), against NSD on 127.0.0.1 serving
+ * a CAA issuemail record per domain for the bench CA; prints certs/sec both ways (medians), their
+ * ratio and the CAA counters of each run with CAA (lookups = cache misses). docs/bench.md.
  */
+#include "nsd.h"
+
 #include "mailca/ca.h"
+#include "mailca/caa.h"
 #include "mailca/cli.h"
 #include "mailca/config.h"
 #include "mailca/crypto.h"
@@ -22,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +51,11 @@ typedef struct bench_opts {
     int keep;
     char store[512]; /* --store-only: a SQLite path or postgresql:// URI ("" = a file in dir) */
     int store_only;
+    unsigned domains;  /* mailbox domains of the generated orders */
+    char suffix[128];  /* ... org<k>.<suffix> */
+    int caa;           /* --caa: CAA off/on comparison */
+    int rounds;        /* --caa: off/on pairs */
+    char resolver[64]; /* --caa: the NSD the engine asks ("" while CAA is off) */
 } bench_opts;
 
 typedef struct report {
@@ -49,6 +64,7 @@ typedef struct report {
     double rate;
     mc_run_stats st;
     long maxrss_kb;
+    mc_caa_stats caa; /* the run's CAA counters (zero with CAA off) */
 } report;
 
 static double now_s(void)
@@ -71,6 +87,7 @@ static int in_child(void (*fn)(const bench_opts *, report *), const bench_opts *
         return -1;
     if (pid == 0) {
         close(fds[0]);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no run goes on when the bench is gone */
         report mine;
         memset(&mine, 0, sizeof mine);
         fn(o, &mine);
@@ -124,10 +141,10 @@ static void phase_setup(const bench_opts *o, report *r)
             orders_path(o, name, path, sizeof path);
             FILE *f = fopen(path, "wb");
             mc_orders_id_prefix(prefix, sizeof prefix, name);
-            mc_err rc =
-                f ? mc_orders_generate(f, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
-                                       "mailbox-strict", "signing", prefix, 256, &e)
-                  : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
+            mc_err rc = f ? mc_orders_generate_domains(
+                                f, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
+                                "mailbox-strict", "signing", prefix, 256, o->domains, o->suffix, &e)
+                          : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
             if (f && fclose(f) != 0 && rc == MC_OK)
                 rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write failed");
             if (rc != MC_OK)
@@ -277,7 +294,24 @@ static void phase_raw_threads(const bench_opts *o, report *r)
     phase_raw(&all, r);
 }
 
-static void run_engine(const bench_opts *o, report *r, const char *name, int no_lint)
+/* The Issuer Domain Name of the bench CA in CAA (the zone NSD serves names it). */
+#define BENCH_CAA_ISSUER "ca.mailca.test"
+
+/* Removes a SQLite store and its WAL files (a 100,000-certificate store is ~200 MB). */
+static void store_remove(const char *db)
+{
+    char p[700];
+    remove(db);
+    snprintf(p, sizeof p, "%s-wal", db);
+    remove(p);
+    snprintf(p, sizeof p, "%s-shm", db);
+    remove(p);
+}
+
+/* One engine run over the orders file `orders` into the fresh store <dir>/<name>.db; with CAA
+ * when o->resolver is set (caa.enabled, that resolver, BENCH_CAA_ISSUER), else with CAA off. */
+static void run_engine_ex(const bench_opts *o, report *r, const char *orders, const char *name,
+                          int no_lint)
 {
     mc_errdetail e;
     mc_config cfg;
@@ -291,11 +325,18 @@ static void run_engine(const bench_opts *o, report *r, const char *name, int no_
         mc_err_set(&e, MC_ERR_CONFIG, "dir", NULL, "state folder path too long");
         return fail(r, &e);
     }
+    cfg.caa_enabled = o->resolver[0] != '\0';
+    if (cfg.caa_enabled) {
+        snprintf(cfg.caa_resolvers, sizeof cfg.caa_resolvers, "%s", o->resolver);
+        snprintf(cfg.caa_issuer_domains, sizeof cfg.caa_issuer_domains, "%s", BENCH_CAA_ISSUER);
+        cfg.caa_perspectives[0] = '\0';
+        cfg.caa_quorum = 0;
+    }
     mc_engine_opts eo = {
         .workers = o->workers, .batch = o->batch, .no_lint = no_lint, .procs = o->procs};
     if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return fail(r, &e);
-    orders_path(o, name, in, sizeof in);
+    orders_path(o, orders, in, sizeof in);
     snprintf(out, sizeof out, "%s/%s-results.msgpack", o->dir, name);
     FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
     struct stat st;
@@ -306,11 +347,131 @@ static void run_engine(const bench_opts *o, report *r, const char *name, int no_
         fclose(fi);
     if (fo)
         fclose(fo);
+    mc_engine_caa_stats(eng, &r->caa);
     mc_engine_close(eng);
+    if (o->caa && !o->keep) {
+        store_remove(cfg.store_sqlite);
+        remove(out);
+    }
     if (rc != MC_OK)
         return fail(r, &e);
     r->rate = r->st.seconds > 0 ? (double)r->st.issued / r->st.seconds : 0;
     r->ok = 1;
+}
+
+static void run_engine(const bench_opts *o, report *r, const char *name, int no_lint)
+{
+    run_engine_ex(o, r, name, name, no_lint);
+}
+
+/* --caa: which key form's orders the runs use (the first form selected). */
+static const char *caa_orders(const bench_opts *o)
+{
+    return o->forms & 1 ? "orders-csr" : "orders-public-key";
+}
+
+static void phase_caa_off(const bench_opts *o, report *r)
+{
+    bench_opts off = *o;
+    off.resolver[0] = '\0';
+    run_engine_ex(&off, r, caa_orders(o), "caa-off", 0);
+}
+
+static void phase_caa_on(const bench_opts *o, report *r)
+{
+    run_engine_ex(o, r, caa_orders(o), "caa-on", 0);
+}
+
+static double median(double *v, int n)
+{
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            double t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* --caa: NSD up, then off/on runs alternating, each in its own process; NSD stopped. Returns
+ * the exit status: 0 when every order of every run was issued and each run with CAA made one
+ * lookup per domain, 1 otherwise. */
+static int caa_main(bench_opts *o)
+{
+    enum { MAX_ROUNDS = 50 };
+    mc_errdetail e;
+    mc_bench_nsd nsd;
+    char nsd_dir[600];
+    report off[MAX_ROUNDS], on[MAX_ROUNDS];
+    double r_off[MAX_ROUNDS], r_on[MAX_ROUNDS];
+    int rc = 1, n = o->rounds;
+    snprintf(nsd_dir, sizeof nsd_dir, "%s/nsd", o->dir);
+    if (mkdir(nsd_dir, 0700) != 0 && errno != EEXIST) {
+        perror("mailca bench: mkdir");
+        return 1;
+    }
+    if (mc_bench_nsd_start(nsd_dir, o->suffix, o->domains, BENCH_CAA_ISSUER, &nsd, &e) != MC_OK) {
+        char msg[400];
+        mc_err_format(&e, msg, sizeof msg);
+        fprintf(stderr, "mailca bench: %s\n", msg);
+        return 1;
+    }
+    snprintf(o->resolver, sizeof o->resolver, "%s", nsd.resolver);
+    uint64_t want_lookups = o->orders < o->domains ? o->orders : o->domains;
+    printf("  NSD on %s serving %s: org0..org%u with CAA 0 issuemail \"%s\" (TTL 3600)\n",
+           nsd.resolver, o->suffix, o->domains - 1, BENCH_CAA_ISSUER);
+    for (int i = 0; i < n; i++) {
+        if (in_child(phase_caa_off, o, &off[i]) != 0) {
+            fprintf(stderr, "mailca bench: run without CAA: %s\n", off[i].err);
+            goto done;
+        }
+        printf("  run %d, CAA off: %.0f certs/s (%llu issued, %llu rejected, %llu failed in "
+               "%.2f s)\n",
+               2 * i + 1, off[i].rate, (unsigned long long)off[i].st.issued,
+               (unsigned long long)off[i].st.rejected, (unsigned long long)off[i].st.failed,
+               off[i].st.seconds);
+        fflush(stdout);
+        if (in_child(phase_caa_on, o, &on[i]) != 0) {
+            fprintf(stderr, "mailca bench: run with CAA: %s\n", on[i].err);
+            goto done;
+        }
+        const mc_caa_stats *c = &on[i].caa;
+        printf("  run %d, CAA on:  %.0f certs/s (%llu issued, %llu rejected, %llu failed in "
+               "%.2f s)\n"
+               "    CAA: %llu checks, %llu lookups (cache misses), %llu cache hits (%llu of them "
+               "coalesced waits), %llu DNS queries\n",
+               2 * i + 2, on[i].rate, (unsigned long long)on[i].st.issued,
+               (unsigned long long)on[i].st.rejected, (unsigned long long)on[i].st.failed,
+               on[i].st.seconds, (unsigned long long)c->checks, (unsigned long long)c->lookups,
+               (unsigned long long)c->cache_hits, (unsigned long long)c->coalesced,
+               (unsigned long long)c->queries);
+        fflush(stdout);
+        r_off[i] = off[i].rate;
+        r_on[i] = on[i].rate;
+    }
+    double m_off = median(r_off, n), m_on = median(r_on, n);
+    double ratio = m_off > 0 ? m_on / m_off : 0;
+    printf("  median certs/sec over %d run(s) each: CAA off %.0f, CAA on %.0f; on/off %.3f "
+           "(CAA costs %.1f%%; issue 6 allows 5%%)\n",
+           n, m_off, m_on, ratio, 100.0 * (1.0 - ratio));
+    rc = 0;
+    for (int i = 0; i < n; i++) {
+        if (off[i].st.issued != o->orders || on[i].st.issued != o->orders) {
+            fprintf(stderr, "mailca bench: not every order was issued in round %d\n", i + 1);
+            rc = 1;
+        }
+        if (on[i].caa.lookups != want_lookups) {
+            fprintf(stderr,
+                    "mailca bench: run %d made %llu CAA lookups for %llu domains (the cache "
+                    "should make one per domain)\n",
+                    2 * i + 2, (unsigned long long)on[i].caa.lookups,
+                    (unsigned long long)want_lookups);
+            rc = 1;
+        }
+    }
+done:
+    mc_bench_nsd_stop(&nsd);
+    return rc;
 }
 
 static void phase_engine_csr(const bench_opts *o, report *r)
@@ -414,15 +575,27 @@ static void usage(FILE *f)
     fprintf(f, "usage: mailca bench [--orders N] [--key SPEC] [--subject-key SPEC] [--workers N]\n"
                "                    [--batch N] [--seconds S] [--key-form csr|public-key|both]\n"
                "                    [--procs N] [--lint-compare] [--dir DIR] [--keep]\n"
+               "                    [--domains N] [--domain-suffix S]\n"
                "       mailca bench --store-only [--store PATH|postgresql://URI] [--orders N]\n"
+               "       mailca bench --caa [--orders N] [--domains N] [--rounds R] [--workers N]\n"
+               "                    [--key-form csr|public-key] [--dir DIR] [--keep]\n"
+               "  --caa: the same orders (default 100000 over 20 domains) issued with CAA off and\n"
+               "         on, alternating R times (default 3), against NSD on 127.0.0.1\n"
                "  SPEC: p256 p384 rsa2048 rsa3072 rsa4096 (issuing key, default p256);\n"
                "        subject keys also p521 ed25519 (default p256)\n");
 }
 
 int mc_bench_main(int argc, char **argv)
 {
-    bench_opts o = {
-        .orders = 20000, .ca_kt = MC_KEY_P256, .sub_kt = MC_KEY_P256, .seconds = 3.0, .forms = 3};
+    bench_opts o = {.orders = 20000,
+                    .ca_kt = MC_KEY_P256,
+                    .sub_kt = MC_KEY_P256,
+                    .seconds = 3.0,
+                    .forms = 3,
+                    .domains = MC_ORDERS_DOMAINS_DEFAULT,
+                    .rounds = 3};
+    int orders_set = 0, forms_set = 0;
+    snprintf(o.suffix, sizeof o.suffix, "%s", MC_ORDERS_SUFFIX_DEFAULT);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = (int)(ncpu > 0 ? ncpu : 1);
     static const struct option lo[] = {{"orders", 1, 0, 'n'},
@@ -439,6 +612,10 @@ int mc_bench_main(int argc, char **argv)
                                        {"procs", 1, 0, 'p'},
                                        {"store-only", 0, 0, 'S'},
                                        {"store", 1, 0, 'U'},
+                                       {"caa", 0, 0, 'C'},
+                                       {"rounds", 1, 0, 'R'},
+                                       {"domains", 1, 0, 'D'},
+                                       {"domain-suffix", 1, 0, 'X'},
                                        {0, 0, 0, 0}};
     int workers_set = 0;
     int ch;
@@ -447,6 +624,22 @@ int mc_bench_main(int argc, char **argv)
         switch (ch) {
         case 'n':
             o.orders = strtoull(optarg, NULL, 10);
+            orders_set = 1;
+            break;
+        case 'C':
+            o.caa = 1;
+            break;
+        case 'R':
+            o.rounds = atoi(optarg);
+            break;
+        case 'D':
+            o.domains = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'X':
+            if (snprintf(o.suffix, sizeof o.suffix, "%s", optarg) >= (int)sizeof o.suffix) {
+                fprintf(stderr, "mailca bench: --domain-suffix too long\n");
+                return 2;
+            }
             break;
         case 'k':
             if (!mc_keyspec_parse(optarg, &o.ca_kt, &o.ca_bits) || o.ca_kt == MC_KEY_P521 ||
@@ -498,6 +691,7 @@ int mc_bench_main(int argc, char **argv)
                 fprintf(stderr, "mailca bench: --key-form is csr, public-key or both\n");
                 return 2;
             }
+            forms_set = 1;
             break;
         case 'h':
             usage(stdout);
@@ -509,7 +703,20 @@ int mc_bench_main(int argc, char **argv)
     }
     if (o.procs > 0 && !workers_set)
         o.workers = 1; /* one signing thread per worker process */
-    if (o.orders == 0 || o.workers < 1 || o.seconds <= 0 || o.procs < 0 || o.procs > 256) {
+    if (o.caa) {
+        /* CAA runs in the worker threads of the engine process, whose counters it reports */
+        if (o.procs > 0 || o.store_only || o.lint_compare) {
+            fprintf(stderr, "mailca bench: --caa goes with neither --procs, --store-only nor "
+                            "--lint-compare\n");
+            return 2;
+        }
+        if (!orders_set)
+            o.orders = 100000;
+        if (!forms_set || o.forms == 3)
+            o.forms = 1; /* one key form: CSR unless --key-form public-key */
+    }
+    if (o.orders == 0 || o.workers < 1 || o.seconds <= 0 || o.procs < 0 || o.procs > 256 ||
+        o.domains == 0 || o.rounds < 1 || o.rounds > 50) {
         usage(stderr);
         return 2;
     }
@@ -538,6 +745,12 @@ int mc_bench_main(int argc, char **argv)
            o.dir);
     if (in_child(phase_setup, &o, &setup) != 0) {
         fprintf(stderr, "mailca bench: setup: %s\n", setup.err);
+        goto done;
+    }
+    if (o.caa) {
+        printf("  CAA off/on: %d round(s), orders over %u domain(s) org<k>.%s, key form %s\n",
+               o.rounds, o.domains, o.suffix, o.forms & 1 ? "csr" : "public-key");
+        rc = caa_main(&o);
         goto done;
     }
     /* raw, engine run(s), raw again: the baseline brackets the runs it is compared with. With

@@ -1,8 +1,10 @@
 /*
  * Order generator for the bench harness and `mailca gen-orders`: realistic orders (one mailbox
- * each, spread over 20 domains, a CSR per order from a pool of software keys). Key generation is
- * the slow part, hence the pool; every order still carries a CSR that the engine verifies.
+ * each, spread round-robin over N domains org<k>.<suffix>, 20 under example.com by default, a CSR
+ * per order from a pool of software keys). Key generation is the slow part, hence the pool; every
+ * order still carries a CSR that the engine verifies.
  */
+
 #include "mailca/cli.h"
 
 #include "mailca/crypto.h"
@@ -80,10 +82,54 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
                           const char *profile, const char *usage, const char *id_prefix,
                           unsigned pool_size, mc_errdetail *err)
 {
+    return mc_orders_generate_domains(out, n, kt, rsa_bits, form, profile, usage, id_prefix,
+                                      pool_size, MC_ORDERS_DOMAINS_DEFAULT,
+                                      MC_ORDERS_SUFFIX_DEFAULT, err);
+}
+
+/* 1 when s is a plausible LDH domain name of at most max bytes (labels 1..63). */
+static int suffix_ok(const char *s, size_t max)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > max || s[0] == '.' || s[n - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (ch == '.') {
+            if (label == 0)
+                return 0;
+            label = 0;
+        } else if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (ch >= '0' && ch <= '9') || ch == '-') {
+            if (++label > 63)
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+mc_err mc_orders_generate_domains(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits,
+                                  mc_key_form form, const char *profile, const char *usage,
+                                  const char *id_prefix, unsigned pool_size, unsigned n_domains,
+                                  const char *domain_suffix, mc_errdetail *err)
+{
     mc_err rc = MC_OK;
-    uint8_t **csr = calloc(pool_size, sizeof *csr);
-    int *csr_len = calloc(pool_size, sizeof *csr_len);
-    EVP_MD *sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* fetched once, not per CSR */
+    uint8_t **csr = NULL;
+    int *csr_len = NULL;
+    EVP_MD *sha256 = NULL;
+    /* "org" + up to 10 digits + "." + suffix stays a domain name (253 bytes) */
+    if (n_domains == 0 || !suffix_ok(domain_suffix, 253 - 14)) {
+        rc = mc_err_set(err, MC_ERR_INVALID, "domains", NULL,
+                        "%u domains under \"%.80s\": need at least one domain and a suffix of "
+                        "LDH labels",
+                        n_domains, domain_suffix);
+        goto done;
+    }
+    csr = calloc(pool_size, sizeof *csr);
+    csr_len = calloc(pool_size, sizeof *csr_len);
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); /* fetched once, not per CSR */
     if (!csr || !csr_len || !sha256) {
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "CSR pool");
         goto done;
@@ -113,8 +159,8 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
         pack_key(&pk, "mailboxes");
         msgpack_pack_array(&pk, 1);
         msgpack_pack_map(&pk, 4);
-        snprintf(buf, sizeof buf, "user%llu@org%llu.example.com", (unsigned long long)i,
-                 (unsigned long long)(i % 20));
+        snprintf(buf, sizeof buf, "user%llu@org%llu.%s", (unsigned long long)i,
+                 (unsigned long long)(i % n_domains), domain_suffix);
         pack_kv_str(&pk, "address", buf);
         pack_kv_str(&pk, "method", "3.2.2.2");
         pack_key(&pk, "validated_at");

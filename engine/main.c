@@ -12,6 +12,7 @@
 #include "mailca/store.h"
 #include "mailca/x509.h"
 
+
 #include <fcntl.h>
 #include <getopt.h>
 #include <unistd.h>
@@ -55,8 +56,10 @@ static int cmd_help(FILE *f)
         "        ORDERS RESULTS\n"
         "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
         "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
-        "             [--usage signing|key-management|dual] [--pool KEYS] OUT\n"
-        "        write N demo orders with fresh CSRs\n"
+        "             [--usage signing|key-management|dual] [--pool KEYS]\n"
+        "             [--domains N] [--domain-suffix S] OUT\n"
+        "        write N demo orders with fresh CSRs, mailboxes user<i>@org<i mod N>.S\n"
+        "        (default 20 domains under example.com)\n"
         "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
         "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
@@ -123,8 +126,8 @@ static int cmd_batch(int argc, char **argv)
     const char *cfgopt = NULL;
     mc_engine_opts eo = {.progress = 1, .procs = -1};
     static const struct option lo[] = {
-        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},  {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
-        {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'}, {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
+        {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -206,10 +209,12 @@ static int cmd_gen_orders(int argc, char **argv)
     const char *profile = "mailbox-strict", *use = "signing";
     mc_key_form form = MC_KEY_FORM_CSR;
     unsigned pool = 0; /* keys generated, reused round-robin; 0 = min(count, 64) */
+    unsigned domains = MC_ORDERS_DOMAINS_DEFAULT;
+    const char *suffix = MC_ORDERS_SUFFIX_DEFAULT;
     static const struct option lo[] = {
-        {"count", 1, 0, 'n'}, {"key", 1, 0, 'k'},      {"profile", 1, 0, 'p'},
-        {"usage", 1, 0, 'u'}, {"key-form", 1, 0, 'f'}, {"pool", 1, 0, 'P'},
-        {0, 0, 0, 0}};
+        {"count", 1, 0, 'n'},   {"key", 1, 0, 'k'},           {"profile", 1, 0, 'p'},
+        {"usage", 1, 0, 'u'},   {"key-form", 1, 0, 'f'},      {"pool", 1, 0, 'P'},
+        {"domains", 1, 0, 'D'}, {"domain-suffix", 1, 0, 'S'}, {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -238,12 +243,29 @@ static int cmd_gen_orders(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'P':
+            pool = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'D': {
+            char *end = NULL;
+            unsigned long d = strtoul(optarg, &end, 10);
+            if (!end || *end || d == 0 || d > 1000000) {
+                fprintf(stderr, "mailca gen-orders: --domains is 1..1000000, not '%s'\n", optarg);
+                return 2;
+            }
+            domains = (unsigned)d;
+            break;
+        }
+        case 'S':
+            suffix = optarg;
+            break;
         default:
             return 2;
         }
     }
     if (argc - optind != 1) {
-        fprintf(stderr, "usage: mailca gen-orders [--count N] [--key SPEC] OUT\n");
+        fprintf(stderr, "usage: mailca gen-orders [--count N] [--key SPEC] [--domains N] "
+                        "[--domain-suffix S] OUT\n");
         return 2;
     }
     FILE *f = fopen(argv[optind], "wb");
@@ -254,8 +276,9 @@ static int cmd_gen_orders(int argc, char **argv)
         mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "cannot create");
         return report("gen-orders", &e);
     }
-    mc_err rc = mc_orders_generate(f, n, kt, bits, form, profile, use, prefix,
-                                   pool ? pool : (unsigned)(n < 64 ? (n ? n : 1) : 64), &e);
+    mc_err rc = mc_orders_generate_domains(f, n, kt, bits, form, profile, use, prefix,
+                                           pool ? pool : (unsigned)(n < 64 ? (n ? n : 1) : 64),
+                                           domains, suffix, &e);
     if (fclose(f) != 0 && rc == MC_OK)
         rc = mc_err_set(&e, MC_ERR_IO, argv[optind], NULL, "write failed");
     return rc == MC_OK ? 0 : report("gen-orders", &e);
@@ -335,11 +358,10 @@ static int cmd_worker(int argc, char **argv)
     const char *cfgp = NULL, *eps[3] = {NULL, NULL, NULL};
     int threads = 1, signers = 1, cpu = -1, ch;
     mc_engine_opts eo = {0};
-    static const struct option lo[] = {{"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},
-                                       {"intents", 1, 0, 'i'}, {"results", 1, 0, 'r'},
-                                       {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
-                                       {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'},
-                                       {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},  {"intents", 1, 0, 'i'},
+        {"results", 1, 0, 'r'}, {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
+        {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'}, {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'c')
             cfgp = optarg;

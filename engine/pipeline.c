@@ -195,6 +195,13 @@ void mc_engine_close(mc_engine *e)
     free(e);
 }
 
+void mc_engine_caa_stats(mc_engine *e, struct mc_caa_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (e->caa)
+        mc_caa_stats_get(e->caa, out);
+}
+
 struct mc_hsm *mc_engine_hsm(mc_engine *e)
 {
     return e->hsm;

@@ -11,6 +11,9 @@
  * refuses), and a silent perspective fails the quorum (tempfail) or, with a smaller quorum, does
  * not; silent perspectives are asked in parallel.
  *
+ * The cache as the engine uses it (issue 6): 2,000 orders over 20 domains through `mailca batch`
+ * make exactly 20 lookups, and `mailca bench --caa` (its own NSD) reports one lookup per domain.
+ *
  * Skips (cmocka skip, with a message) only when /usr/sbin/nsd is missing; CI installs nsd and
  * ldnsutils (scripts/install-deps.sh).
  */
@@ -265,7 +268,9 @@ static int group_setup(void **state)
     size_t zl = (size_t)snprintf(zone, sizeof zone, "%s", ZONE_TEST);
     for (int i = 0; i < 20; i++)
         zl += (size_t)snprintf(zone + zl, sizeof zone - zl,
-                               "c%d IN CAA 0 issuemail \"ca.mailca.test\"\n", i);
+                               "c%d IN CAA 0 issuemail \"ca.mailca.test\"\n"
+                               "org%d.eng IN CAA 0 issuemail \"ca.mailca.test\"\n",
+                               i, i);
     if (mc_it_tmpdir("caa", fx->dir, sizeof fx->dir) || write_file(fx->dir, "test.zone", zone) ||
         write_file(fx->dir, "signed.zone", ZONE_SIGNED))
         return -1;
@@ -795,14 +800,151 @@ static void test_mpic_parallel(void **state)
     mc_caa_ctx_free(c);
 }
 
+/* Writes cfg's config to out with CAA on: resolver, our issuer. */
+static void caa_config(const char *cfg, const char *out, const char *resolver)
+{
+    FILE *f = fopen(cfg, "r"), *o = fopen(out, "w");
+    char line[1024], section[64] = "";
+    assert_non_null(f);
+    assert_non_null(o);
+    while (fgets(line, sizeof line, f)) {
+        if (line[0] != ' ' && line[0] != '#')
+            sscanf(line, "%63[^:]", section);
+        if (strcmp(section, "caa") == 0 && strstr(line, "enabled:"))
+            fputs("  enabled: true\n", o);
+        else if (strcmp(section, "caa") == 0 && strstr(line, "resolvers:"))
+            fprintf(o, "  resolvers: \"%s\"\n", resolver);
+        else if (strcmp(section, "caa") == 0 && strstr(line, "issuer_domains:"))
+            fputs("  issuer_domains: \"" ISSUER "\"\n", o);
+        else
+            fputs(line, o);
+    }
+    fclose(f);
+    assert_int_equal(fclose(o), 0);
+}
+
+/* SQL count of the provenance rows (intents.evidence) matching both LIKE patterns. */
+static long long evidence_count(sqlite3 *db, const char *like1, const char *like2)
+{
+    sqlite3_stmt *st = NULL;
+    long long n = -1;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM intents WHERE evidence LIKE ?1 AND evidence "
+                           "LIKE ?2",
+                           -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(st, 1, like1, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_bind_text(st, 2, like2, -1, SQLITE_TRANSIENT) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Issue 6: 100,000 mailboxes in 20 domains make about 20 lookups. Scaled down: 2,000 orders
+ * over 20 domains (`mailca gen-orders --domains 20`) through `mailca batch` with CAA on: every
+ * order is issued, and exactly one certificate per domain has a CAA result that came from a DNS
+ * lookup ("cached":false in its provenance; coalesced waits and cache hits say true). Were the
+ * cache broken, all 2,000 would say false. */
+static void test_engine_cache(void **state)
+{
+    fixture *fx = *state;
+    NEED_NSD(fx);
+    if (!mc_it_bin())
+        skip();
+    mc_it_ca ca;
+    assert_int_equal(mc_it_ca_setup("caa-engine-", &ca), 0);
+    char orders[700], results[700], cfg[700], caa_cfg[700], db[700];
+    snprintf(orders, sizeof orders, "%s/orders.msgpack", ca.dir);
+    snprintf(results, sizeof results, "%s/results.msgpack", ca.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", ca.ca);
+    snprintf(caa_cfg, sizeof caa_cfg, "%s/mailca-caa.yaml", ca.ca);
+    snprintf(db, sizeof db, "%s/mailca.db", ca.ca);
+    caa_config(cfg, caa_cfg, fx->resolver);
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "gen-orders", "--count", "2000", "--domains", "20", "--domain-suffix",
+                          "eng.mcit", orders, NULL);
+    if (st != 0)
+        fail_msg("gen-orders: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    st = mc_it_mailca(&r, "batch", "--quiet", "--config", caa_cfg, orders, results, NULL);
+    if (st != 0)
+        fail_msg("batch: exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, 2000);
+    for (size_t i = 0; i < res.n; i++)
+        if (res.r[i].status != MC_STATUS_ISSUED)
+            fail_msg("order %s: status %d: %s", res.r[i].order_id, res.r[i].status,
+                     res.r[i].error.message);
+    mc_it_results_free(&res);
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    assert_int_equal(evidence_count(sdb, "%\"caa\":[{%\"decision\":\"permit\"%", "%"), 2000);
+    assert_int_equal(evidence_count(sdb, "%\"cached\":false%", "%"), 20);
+    assert_int_equal(evidence_count(sdb, "%\"cached\":true%", "%"), 1980);
+    for (int k = 0; k < 20; k++) {
+        char dom[64];
+        snprintf(dom, sizeof dom, "%%\"domain\":\"org%d.eng.mcit\"%%", k);
+        assert_int_equal(evidence_count(sdb, dom, "%\"cached\":false%"), 1);
+        assert_int_equal(evidence_count(sdb, dom, "%"), 100);
+    }
+    sqlite3_close(sdb);
+    mc_it_rmtree(ca.dir);
+    X509_free(ca.root);
+    X509_free(ca.ica);
+    EVP_PKEY_free(ca.key);
+    free(ca.csr);
+}
+
+/* `mailca bench --caa` end to end on a small run: its own NSD, CAA off then on, one lookup per
+ * domain (the bench exits 1 otherwise), and NSD gone afterwards. */
+static void test_bench_caa(void **state)
+{
+    (void)state;
+    if (access(NSD, X_OK) != 0)
+        skip();
+    if (!mc_it_bin())
+        skip();
+    char dir[1024];
+    assert_int_equal(mc_it_tmpdir("caa-bench-", dir, sizeof dir), 0);
+    char state_dir[1100];
+    snprintf(state_dir, sizeof state_dir, "%s/b", dir);
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "bench", "--caa", "--orders", "600", "--domains", "7", "--rounds",
+                          "1", "--dir", state_dir, NULL);
+    if (st != 0)
+        fail_msg("bench --caa: exit %d:\n%s\n%s", st, r.out, r.err);
+    assert_non_null(strstr(r.out, "600 checks, 7 lookups (cache misses), 593 cache hits"));
+    assert_non_null(strstr(r.out, "CAA off"));
+    assert_non_null(strstr(r.out, "on/off"));
+    mc_it_run_free(&r);
+    /* NSD wrote its pid file; the process is gone (or a zombie of init's) */
+    char pidpath[1200];
+    snprintf(pidpath, sizeof pidpath, "%s/nsd/nsd.pid", state_dir);
+    char *pidtext = read_file(pidpath);
+    if (pidtext && atoi(pidtext) > 0) {
+        char stat[64];
+        snprintf(stat, sizeof stat, "/proc/%d/stat", atoi(pidtext));
+        char *t = read_file(stat);
+        char *p = t ? strrchr(t, ')') : NULL;
+        if (p && p[1] == ' ' && p[2] != 'Z')
+            fail_msg("NSD (pid %d) still runs after the bench", atoi(pidtext));
+        free(t);
+    }
+    free(pidtext);
+    mc_it_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),       cmocka_unit_test(test_servfail),
-        cmocka_unit_test(test_timeout),     cmocka_unit_test(test_dnssec),
-        cmocka_unit_test(test_cache_ttl),   cmocka_unit_test(test_cache_concurrent),
-        cmocka_unit_test(test_mpic_agree),  cmocka_unit_test(test_mpic_deny),
-        cmocka_unit_test(test_mpic_quorum), cmocka_unit_test(test_mpic_parallel),
+        cmocka_unit_test(test_cases),        cmocka_unit_test(test_servfail),
+        cmocka_unit_test(test_timeout),      cmocka_unit_test(test_dnssec),
+        cmocka_unit_test(test_cache_ttl),    cmocka_unit_test(test_cache_concurrent),
+        cmocka_unit_test(test_mpic_agree),   cmocka_unit_test(test_mpic_deny),
+        cmocka_unit_test(test_mpic_quorum),  cmocka_unit_test(test_mpic_parallel),
+        cmocka_unit_test(test_engine_cache), cmocka_unit_test(test_bench_caa),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

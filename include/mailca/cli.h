@@ -25,6 +25,17 @@ mc_err mc_orders_generate(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bit
                           const char *profile, const char *usage, const char *id_prefix,
                           unsigned pool_size, mc_errdetail *err);
 
+/* mc_orders_generate with the mailbox of order i at org<i mod n_domains>.<domain_suffix>
+ * (user<i>@...), so a run of n orders covers min(n, n_domains) domains. domain_suffix: LDH
+ * labels, no trailing dot. Errors: MC_ERR_INVALID (field "domains") for n_domains 0 or a bad
+ * suffix, MC_ERR_NOMEM, MC_ERR_CRYPTO, MC_ERR_IO. Nothing to free. */
+#define MC_ORDERS_DOMAINS_DEFAULT 20
+#define MC_ORDERS_SUFFIX_DEFAULT "example.com"
+mc_err mc_orders_generate_domains(FILE *out, uint64_t n, mc_keytype kt, unsigned rsa_bits,
+                                  mc_key_form form, const char *profile, const char *usage,
+                                  const char *id_prefix, unsigned pool_size, unsigned n_domains,
+                                  const char *domain_suffix, mc_errdetail *err);
+
 /* Writes "<tag>-<16 random hex digits>" into buf: order ids unique across runs, so that two
  * generated files never share (and so silently replay) an order id. */
 void mc_orders_id_prefix(char *buf, size_t len, const char *tag);

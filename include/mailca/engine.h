@@ -60,6 +60,11 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
 /* Intents recorded by an earlier run that never got a certificate (for the start-up report). */
 mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err);
 
+/* The CAA counters of the engine's runs so far (mc_caa_stats_get); all zero when CAA checks are
+ * off. */
+struct mc_caa_stats;
+void mc_engine_caa_stats(mc_engine *e, struct mc_caa_stats *out);
+
 /* The HSM and issuer the engine uses (bench baseline). */
 struct mc_hsm *mc_engine_hsm(mc_engine *e);
 int mc_engine_sigalg(const mc_engine *e);
