@@ -1,7 +1,9 @@
 /*
  * Order intake: strict decoding of one order from a msgpack map (docs/orders.md), the Mailbox
  * Address syntax check (SBR 1.6.1) and the CSR check (proof of possession, SBR 6.1.5, 6.1.6,
- * 7.1.3.1). Decoding allocates nothing: strings and byte arrays point into the msgpack object.
+ * 7.1.3.1). Decoding allocates nothing (but inside libidn2 for IDN domains): strings and byte
+ * arrays point into the msgpack object, a mailbox whose domain was converted to A-labels
+ * (SBR 7.1.4.2.1) into the order's own idn buffer.
  * Every error names the field path ("mailboxes[1].address"), the rule and the offending value.
  */
 #include "mailca/order.h"
@@ -17,11 +19,16 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
+/* libidn2: IDNA2008 with UTS #46 mapping (pkg-config libidn2). */
+#include <idn2.h>
+
 #define R_MAILBOX "SBR 1.6.1"
+#define R_IDN "SBR 7.1.4.2.1"
 #define R_METHOD "SBR 3.2.2"
 #define R_KEYSIZE "SBR 6.1.5"
 #define R_EXPONENT "SBR 6.1.6"
@@ -170,6 +177,45 @@ static mc_err get_id(const msgpack_object *v, mc_str *out, mc_errdetail *err)
     return MC_OK;
 }
 
+/* ---- IDNA (SBR 7.1.4.2.1: the certificate carries the domain as A-labels, RFC 9598 3) ---- */
+
+int mc_idn_to_ascii(const char *dom, size_t dlen, char *out, size_t cap, const char **why)
+{
+    char in[1024];
+    uint8_t *res = NULL;
+    const char *w = NULL;
+    int rc = -1;
+    if (dlen == 0 || dlen >= sizeof in || memchr(dom, '\0', dlen)) {
+        w = "empty, too long or holds a NUL byte";
+        goto done;
+    }
+    memcpy(in, dom, dlen);
+    in[dlen] = '\0';
+    /* IDNA2008 with UTS #46 non-transitional mapping (so "ß" stays "ß"), NFC, STD3 ASCII rules,
+     * and the A-label round trip: an xn-- label must decode to a valid U-label that encodes back
+     * to the same label (RFC 5891 5.4). */
+    int r = idn2_lookup_u8((const uint8_t *)in, &res,
+                           IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL | IDN2_USE_STD3_ASCII_RULES |
+                               IDN2_ALABEL_ROUNDTRIP);
+    if (r != IDN2_OK) {
+        w = idn2_strerror(r);
+        goto done;
+    }
+    size_t n = strlen((const char *)res);
+    if (n + 1 > cap) {
+        w = "the A-label form is too long";
+        goto done;
+    }
+    memcpy(out, res, n + 1);
+    rc = 0;
+done:
+    if (res)
+        idn2_free(res);
+    if (why)
+        *why = w;
+    return rc;
+}
+
 /* ---- mailbox address syntax (SBR 1.6.1) ---- */
 
 /* RFC 5322 3.2.3 atext, ASCII part (RFC 6532 3.2 adds UTF8-non-ascii, handled by the caller). */
@@ -185,7 +231,11 @@ static int is_ldh(unsigned char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
 }
 
-mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err)
+/* The syntax check and the A-label form (out: cap >= MC_MAILBOX_MAX + 1, or NULL). With
+ * copy == 0 an address whose domain needs no conversion is not written (*out_len is len, and
+ * *converted 0); *converted (may be NULL) is 1 when out holds a converted address. */
+static mc_err mailbox_check(const char *p, size_t len, const char *field, char *out, size_t cap,
+                            size_t *out_len, int copy, int *converted, mc_errdetail *err)
 {
     /* SBR 1.6.1: a Mailbox Address is RFC 5321 4.1.2 Mailbox as amended by RFC 6532 3.2, "with
      * no additional padding or structure". */
@@ -207,7 +257,7 @@ mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdeta
                           "%s is not a bare address: no display name or angle brackets",
                           show(p, len, shown, sizeof shown));
     /* Deliberate restrictions beyond RFC 5321 (docs/orders.md, "Mailbox addresses") carry an
-     * orders.md rule: quoted-string local parts, address literals, U-labels. */
+     * orders.md rule: quoted-string local parts, address literals. */
     if (p[0] == '"')
         return mc_err_set(err, MC_ERR_INVALID, field, "orders.md quoted-local-part",
                           "%s: quoted-string local parts are not accepted",
@@ -255,12 +305,36 @@ mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdeta
         return mc_err_set(err, MC_ERR_INVALID, field, "orders.md address-literal",
                           "%s: address literals are not accepted, a domain name is required",
                           show(p, len, shown, sizeof shown));
+    /* Internationalized domains (SBR 7.1.4.2.1, RFC 9598 3): the certificate carries A-labels, and
+     * CAA (SBR 4.2.2.1) is looked up for the A-label domain, so a U-label domain is converted here,
+     * before anything else sees it. Its ASCII characters must already be LDH: UTS #46 would
+     * silently drop or map some (e.g. '_'), which would change the mailbox. */
+    char adom[256];
+    int has_u = 0;
     for (size_t i = 0; i < dlen; i++)
-        if (dom[i] >= 0x80)
-            return mc_err_set(err, MC_ERR_INVALID, field, "orders.md u-label",
-                              "%s: internationalized domain names (U-labels) are not accepted "
-                              "yet; give the domain in A-label (xn--) form",
-                              show(p, len, shown, sizeof shown));
+        has_u |= dom[i] >= 0x80;
+    if (has_u) {
+        for (size_t i = 0; i < dlen; i++)
+            if (dom[i] < 0x80 && dom[i] != '.' && !is_ldh(dom[i]))
+                return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                                  "domain of %s has the character 0x%02x, only letters, digits, "
+                                  "hyphens and dots are allowed",
+                                  show(p, len, shown, sizeof shown), dom[i]);
+        const char *why = NULL;
+        int r = mc_idn_to_ascii((const char *)dom, dlen, adom, sizeof adom, &why);
+        if (r != 0)
+            return mc_err_set(err, MC_ERR_INVALID, field, R_IDN,
+                              "domain of %s is not a valid internationalized domain name "
+                              "(IDNA2008, UTS #46 non-transitional): %s",
+                              show(p, len, shown, sizeof shown), why);
+        dom = (const unsigned char *)adom;
+        dlen = strlen(adom);
+        if (llen + 1 + dlen > MC_MAILBOX_MAX)
+            return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
+                              "%s is %zu octets with its domain as A-labels (%s), the limit is %d",
+                              show(p, len, shown, sizeof shown), llen + 1 + dlen, adom,
+                              MC_MAILBOX_MAX);
+    }
     if (dlen > 253)
         return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
                           "domain is %zu octets, the limit is 253", dlen);
@@ -293,7 +367,49 @@ mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdeta
         return mc_err_set(err, MC_ERR_INVALID, field, R_MAILBOX,
                           "domain of %s must have at least two labels",
                           show(p, len, shown, sizeof shown));
+    /* An ASCII domain with A-labels (xn--, any case): each must be a valid A-label, i.e. decode
+     * to a valid U-label that encodes back to it (RFC 5890 2.3.2.1, RFC 5891 5.4). */
+    if (!has_u) {
+        int has_a = 0;
+        for (size_t i = 0; i + 4 <= dlen; i++)
+            if ((i == 0 || dom[i - 1] == '.') && strncasecmp((const char *)dom + i, "xn--", 4) == 0)
+                has_a = 1;
+        const char *why = NULL;
+        int r = has_a ? mc_idn_to_ascii((const char *)dom, dlen, adom, sizeof adom, &why) : 0;
+        if (r == 0 && has_a && (strlen(adom) != dlen || strncasecmp(adom, (const char *)dom, dlen)))
+            r = -1, why = "it is not in its canonical A-label form";
+        if (r != 0)
+            return mc_err_set(err, MC_ERR_INVALID, field, R_IDN,
+                              "domain of %s has an xn-- label that is not a valid A-label: %s",
+                              show(p, len, shown, sizeof shown), why);
+    }
+    if (converted)
+        *converted = has_u;
+    if (out && !has_u && !copy) {
+        *out_len = len;
+    } else if (out) {
+        if (llen + 1 + dlen + 1 > cap)
+            return mc_err_set(err, MC_ERR_INTERNAL, field, NULL, "buffer of %zu bytes too small",
+                              cap);
+        memcpy(out, p, llen + 1);
+        memcpy(out + llen + 1, dom, dlen);
+        out[llen + 1 + dlen] = '\0';
+        *out_len = llen + 1 + dlen;
+    }
     return MC_OK;
+}
+
+mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err)
+{
+    return mailbox_check(p, len, field, NULL, 0, NULL, 0, NULL, err);
+}
+
+mc_err mc_mailbox_to_ascii(const char *p, size_t len, char *out, size_t cap, size_t *out_len,
+                           const char *field, mc_errdetail *err)
+{
+    if (!out || !out_len)
+        return mc_err_set(err, MC_ERR_INTERNAL, field, NULL, "no output buffer");
+    return mailbox_check(p, len, field, out, cap, out_len, 1, NULL, err);
 }
 
 /* ---- order decoding ---- */
@@ -349,7 +465,9 @@ static mc_err bad_key(const msgpack_object *k, const char *prefix, int dup, mc_e
                       shown);
 }
 
-static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb, mc_errdetail *err)
+/* idn: the order's buffer for this mailbox, used when the domain is converted to A-labels. */
+static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb, char *idn,
+                             mc_errdetail *err)
 {
     char prefix[24], path[MC_ERR_FIELD_MAX];
     snprintf(prefix, sizeof prefix, "mailboxes[%zu]", idx);
@@ -366,16 +484,20 @@ static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb
         seen |= 1u << ki;
         snprintf(path, sizeof path, "%s.%s", prefix, mailbox_keys[ki]);
         switch (ki) {
-        case M_ADDRESS:
+        case M_ADDRESS: {
             if (val->type != MSGPACK_OBJECT_STR)
                 return mc_err_set(err, MC_ERR_INVALID, path, "orders.md mailboxes.address",
                                   "must be a str, got %s", type_name(val));
-            e = mc_mailbox_check(val->via.str.ptr, val->via.str.size, path, err);
+            int converted = 0;
+            e = mailbox_check(val->via.str.ptr, val->via.str.size, path, idn, MC_MAILBOX_MAX + 1,
+                              &mb->address.len, 0, &converted, err);
             if (e)
                 return e;
-            mb->address.p = val->via.str.ptr;
-            mb->address.len = val->via.str.size;
+            /* The address as given when its domain is ASCII (no copy), else the order's own
+             * A-label copy (SBR 7.1.4.2.1). */
+            mb->address.p = converted ? idn : val->via.str.ptr;
             break;
+        }
         case M_METHOD: {
             /* SBR 3.2.2: the mailbox was validated by one of 3.2.2.1 - 3.2.2.4. */
             static const char *const methods[] = {"3.2.2.1", "3.2.2.2", "3.2.2.3", "3.2.2.4"};
@@ -449,7 +571,7 @@ static mc_err decode_mailboxes(const msgpack_object *v, mc_order *out, mc_errdet
         return mc_err_set(err, MC_ERR_INVALID, "mailboxes", "orders.md mailboxes",
                           "has %zu entries, allowed 1..%d", n, MC_ORDER_MAILBOXES_MAX);
     for (size_t i = 0; i < n; i++) {
-        mc_err e = decode_mailbox(&v->via.array.ptr[i], i, &out->mailboxes[i], err);
+        mc_err e = decode_mailbox(&v->via.array.ptr[i], i, &out->mailboxes[i], out->idn[i], err);
         if (e)
             return e;
         for (size_t j = 0; j < i; j++)
@@ -758,7 +880,7 @@ static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetai
 
 mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err)
 {
-    memset(out, 0, sizeof *out);
+    memset(out, 0, offsetof(mc_order, idn)); /* idn is written only where used */
     mc_err_clear(err);
     if (!obj || obj->type != MSGPACK_OBJECT_MAP)
         return mc_err_set(err, MC_ERR_INVALID, "", "orders.md order",
@@ -900,7 +1022,7 @@ done:
     if (e) {
         /* Keep only the id, so that nobody uses a half-decoded order by mistake. */
         mc_str id = id_bad ? (mc_str){NULL, 0} : out->id;
-        memset(out, 0, sizeof *out);
+        memset(out, 0, offsetof(mc_order, idn));
         out->id = id;
     }
     return e;

@@ -1279,8 +1279,8 @@ mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t no
             return mc_err_set(err, MC_ERR_INVALID, field, "SBR 1.6.1",
                               "not a bare mailbox address local@domain of at most %d bytes",
                               MC_MAILBOX_MAX);
-        /* RFC 9598 3 / RFC 5280 4.2.1.6: the domain goes in as A-labels; we do not convert
-         * U-labels, so the order must carry the ASCII form. */
+        /* RFC 9598 3 / RFC 5280 4.2.1.6: the domain goes in as A-labels. Order decoding has
+         * converted U-labels already (mc_mailbox_to_ascii); this is the last safety net. */
         for (const char *c = at + 1; c < a->p + a->len; c++)
             if ((unsigned char)*c >= 0x80)
                 return mc_err_set(err, MC_ERR_INVALID, field, "SBR 7.1.4.2.1",

@@ -26,6 +26,12 @@
  * Every client is run on every case. Where a client cannot judge a combination (DESIGN.md "Real
  * S/MIME clients"), the test asserts nothing about it and the comment at the check says why.
  * Adding a profile is one row of PROFILES, a key type one row of KEYS.
+ *
+ * All eight profiles are covered: mailbox with every key type, organization, sponsor and
+ * individual (strict and multipurpose, with the subject attributes each requires) with the core
+ * keys (RSA-2048, P-256, Ed25519). Their orders give the mailbox domain as a U-label IDN
+ * (bücher.example): the engine converts it to its A-label (SBR 7.1.4.2.1), the certificate's
+ * rfc822Name must carry the A-label form, and the clients find the certificate by it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,16 +53,59 @@
 #include "support/csrgen.h"
 #include "support/itutil.h"
 
-/* A profile under test. client_auth: its extended_key_usages has clientAuth. */
+/* Subject attributes of the orders (docs/orders.md "Subject"): key, value, ..., NULL. The CA
+ * verified them (SBR 3.2.3, 3.2.4); the profiles decide which are required. */
+static const char *const SUBJ_ORG[] = {
+    "organization_name", "Beispiel GmbH",  "organization_identifier",
+    "NTRDE-HRB12345",    "country",        "DE",
+    "locality",          "M\xc3\xbcnchen", NULL};
+static const char *const SUBJ_SPONSOR[] = {"organization_name",
+                                           "Beispiel GmbH",
+                                           "organization_identifier",
+                                           "NTRDE-HRB12345",
+                                           "country",
+                                           "DE",
+                                           "given_name",
+                                           "J\xc3\xb6rg",
+                                           "surname",
+                                           "M\xc3\xbcller",
+                                           "title",
+                                           "Engineer",
+                                           NULL};
+static const char *const SUBJ_INDIVIDUAL[] = {"given_name", "Ada", "surname", "Lovelace",
+                                              "country",    "GB",  NULL};
+/* SBR 7.1.4.2.2(a)(f): a pseudonym as commonName, without given name or surname */
+static const char *const SUBJ_PSEUDONYM[] = {
+    "pseudonym", "Countess of Code", "common_name", "pseudonym", "country", "GB", NULL};
+
+/* A profile under test. client_auth: its extended_key_usages has clientAuth. subject: the
+ * orders' subject attributes (NULL: none). idn: the orders' mailbox domain is a U-label IDN.
+ * core_keys: only the key rows marked core (keeps the test under a minute). */
 typedef struct profile_row {
     const char *name;
     int client_auth;
+    const char *const *subject;
+    int idn;
+    int core_keys;
 } profile_row;
 
 static const profile_row PROFILES[] = {
-    {"mailbox-strict", 0},       /* SBR 7.1.2.3(f) Strict: emailProtection only */
-    {"mailbox-multipurpose", 1}, /* Multipurpose: emailProtection, clientAuth */
+    {"mailbox-strict", 0, NULL, 0, 0},       /* SBR 7.1.2.3(f) Strict: emailProtection only */
+    {"mailbox-multipurpose", 1, NULL, 0, 0}, /* Multipurpose: emailProtection, clientAuth */
+    {"organization-strict", 0, SUBJ_ORG, 1, 1},
+    {"organization-multipurpose", 1, SUBJ_ORG, 1, 1},
+    {"sponsor-strict", 0, SUBJ_SPONSOR, 1, 1},
+    {"sponsor-multipurpose", 1, SUBJ_SPONSOR, 1, 1},
+    {"individual-strict", 0, SUBJ_INDIVIDUAL, 1, 1},
+    {"individual-multipurpose", 1, SUBJ_PSEUDONYM, 1, 1},
 };
+#define N_PROFILES (sizeof PROFILES / sizeof PROFILES[0])
+
+/* The IDN mailbox domain as ordered (U-label) and as certified (A-label, RFC 9598 3). */
+#define IDN_DOMAIN_U                                                                               \
+    "b\xc3\xbc"                                                                                    \
+    "cher.example"
+#define IDN_DOMAIN_A "xn--bcher-kva.example"
 
 /* A subscriber key type. only_profile / only_usage (NULL: all) keep slow or restricted rows to
  * the cases that make sense. */
@@ -67,15 +116,16 @@ typedef struct key_row {
     const char *only_profile;
     const char *only_usage;
     const char *md; /* digest for message signatures (gpgsm wants SHA-384 with P-384) */
+    int core;       /* used for the profiles with core_keys too */
 } key_row;
 
 static const key_row KEYS[] = {
-    {"p256", MC_KEY_P256, 0, NULL, NULL, "sha256"},
-    {"p384", MC_KEY_P384, 0, NULL, NULL, "sha384"},
-    {"rsa2048", MC_KEY_RSA, 2048, NULL, NULL, "sha256"},
-    {"rsa3072", MC_KEY_RSA, 3072, NULL, NULL, "sha256"},
-    {"rsa4096", MC_KEY_RSA, 4096, "mailbox-strict", "dual", "sha256"}, /* keygen is slow */
-    {"ed25519", MC_KEY_ED25519, 0, NULL, "signing", NULL}, /* SBR 7.1.2.3(e): signing only */
+    {"p256", MC_KEY_P256, 0, NULL, NULL, "sha256", 1},
+    {"p384", MC_KEY_P384, 0, NULL, NULL, "sha384", 0},
+    {"rsa2048", MC_KEY_RSA, 2048, NULL, NULL, "sha256", 1},
+    {"rsa3072", MC_KEY_RSA, 3072, NULL, NULL, "sha256", 0},
+    {"rsa4096", MC_KEY_RSA, 4096, "mailbox-strict", "dual", "sha256", 0}, /* keygen is slow */
+    {"ed25519", MC_KEY_ED25519, 0, NULL, "signing", NULL, 1}, /* SBR 7.1.2.3(e): signing only */
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
@@ -92,7 +142,12 @@ typedef struct tcase {
     int encrypts; /* keyUsage has keyEncipherment (RSA) or keyAgreement (EC) */
     char dir[700];
     char leaf[760], keyf[760], msg[760];
-    char mailbox[64];
+    char mailbox[64];       /* as the certificate carries it (A-label domain) */
+    char order_mailbox[64]; /* as the order gave it */
+    /* The order's subject: the profile's attributes and a serialNumber of its own (NSS keeps
+     * one nickname per subject DN, so leaves must not share one), key, value, ..., NULL. */
+    const char *subject[24];
+    char serial[16];
     X509 *x;
     /* Set by test_openssl_cms_sign for gpgsm and NSS: the detached signature OpenSSL made. */
     char sig[760];
@@ -193,11 +248,13 @@ static void join(char *out, size_t cap, const char *dir, const char *name)
 
 static int build_cases(void)
 {
-    for (size_t p = 0; p < sizeof PROFILES / sizeof PROFILES[0]; p++)
+    for (size_t p = 0; p < N_PROFILES; p++)
         for (size_t k = 0; k < N_KEYS; k++)
             for (size_t u = 0; u < sizeof USAGES / sizeof USAGES[0]; u++) {
                 const key_row *kr = &KEYS[k];
                 if (kr->only_profile && strcmp(kr->only_profile, PROFILES[p].name) != 0)
+                    continue;
+                if (PROFILES[p].core_keys && !kr->core)
                     continue;
                 if (kr->only_usage && strcmp(kr->only_usage, USAGES[u]) != 0)
                     continue;
@@ -210,8 +267,26 @@ static int build_cases(void)
                 t->signs = strcmp(t->usage, "key-management") != 0;
                 t->encrypts = strcmp(t->usage, "signing") != 0;
                 snprintf(t->id, sizeof t->id, "%s/%s/%s", t->prof->name, kr->name, t->usage);
-                snprintf(t->mailbox, sizeof t->mailbox, "case%zu@clients.example.com", g.n);
+                if (PROFILES[p].idn) {
+                    snprintf(t->mailbox, sizeof t->mailbox, "case%zu@%s", g.n, IDN_DOMAIN_A);
+                    snprintf(t->order_mailbox, sizeof t->order_mailbox, "case%zu@%s", g.n,
+                             IDN_DOMAIN_U);
+                } else {
+                    snprintf(t->mailbox, sizeof t->mailbox, "case%zu@clients.example.com", g.n);
+                    memcpy(t->order_mailbox, t->mailbox, sizeof t->mailbox);
+                }
                 snprintf(t->nick, sizeof t->nick, "c%02zu", g.n);
+                size_t ns = 0;
+                for (; PROFILES[p].subject && PROFILES[p].subject[ns]; ns++) {
+                    assert_true(ns + 3 < sizeof t->subject / sizeof t->subject[0]);
+                    t->subject[ns] = PROFILES[p].subject[ns];
+                }
+                if (PROFILES[p].subject) {
+                    snprintf(t->serial, sizeof t->serial, "CASE-%zu", g.n);
+                    t->subject[ns++] = "serial_number";
+                    t->subject[ns++] = t->serial;
+                }
+                t->subject[ns] = NULL;
                 join(t->dir, sizeof t->dir, g.ca.dir, t->nick);
                 join(t->leaf, sizeof t->leaf, t->dir, "leaf.pem");
                 join(t->keyf, sizeof t->keyf, t->dir, "key.pem");
@@ -232,7 +307,7 @@ static int use_profiles(const char *cfg)
     snprintf(dir, sizeof dir, "%s/profiles", g.ca.dir);
     if (mkdir(dir, 0700) != 0)
         return -1;
-    for (size_t p = 0; p < sizeof PROFILES / sizeof PROFILES[0]; p++) {
+    for (size_t p = 0; p < N_PROFILES; p++) {
         size_t n = 0;
         snprintf(src, sizeof src, "%s/profiles/%s.yaml", MAILCA_SOURCE_DIR, PROFILES[p].name);
         snprintf(dst, sizeof dst, "%s/%s.yaml", dir, PROFILES[p].name);
@@ -259,6 +334,53 @@ static int use_profiles(const char *cfg)
     return rc;
 }
 
+/* The certificate carries what was ordered: the mailbox as the only SAN entry, an rfc822Name
+ * with the A-label domain (SBR 7.1.4.2.1, RFC 9598 3), and every ordered subject attribute. */
+static int check_names(const tcase *t)
+{
+    static const struct {
+        const char *key;
+        int nid;
+    } attrs[] = {{"organization_name", NID_organizationName},
+                 {"organization_identifier", NID_organizationIdentifier},
+                 {"country", NID_countryName},
+                 {"locality", NID_localityName},
+                 {"given_name", NID_givenName},
+                 {"surname", NID_surname},
+                 {"pseudonym", NID_pseudonym},
+                 {"title", NID_title},
+                 {"serial_number", NID_serialNumber}};
+    int rc = -1;
+    GENERAL_NAMES *san = X509_get_ext_d2i(t->x, NID_subject_alt_name, NULL, NULL);
+    const GENERAL_NAME *gn =
+        san && sk_GENERAL_NAME_num(san) == 1 ? sk_GENERAL_NAME_value(san, 0) : NULL;
+    const ASN1_IA5STRING *e = gn && gn->type == GEN_EMAIL ? gn->d.rfc822Name : NULL;
+    if (!e || (size_t)e->length != strlen(t->mailbox) ||
+        memcmp(e->data, t->mailbox, strlen(t->mailbox)) != 0) {
+        fprintf(stderr, "%s: the SAN is not the one rfc822Name %s\n", t->id, t->mailbox);
+        goto done;
+    }
+    const X509_NAME *subj = X509_get_subject_name(t->x);
+    for (size_t i = 0; t->subject[i]; i += 2)
+        for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++) {
+            if (strcmp(attrs[a].key, t->subject[i]) != 0)
+                continue;
+            int at = X509_NAME_get_index_by_NID(subj, attrs[a].nid, -1);
+            const ASN1_STRING *v =
+                at < 0 ? NULL : X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, at));
+            const char *want = t->subject[i + 1];
+            if (!v || (size_t)ASN1_STRING_length(v) != strlen(want) ||
+                memcmp(ASN1_STRING_get0_data(v), want, strlen(want)) != 0) {
+                fprintf(stderr, "%s: subject %s is not \"%s\"\n", t->id, attrs[a].key, want);
+                goto done;
+            }
+        }
+    rc = 0;
+done:
+    GENERAL_NAMES_free(san);
+    return rc;
+}
+
 static int issue_all(void)
 {
     char orders[800], results[800], cfg[800];
@@ -282,7 +404,7 @@ static int issue_all(void)
     for (size_t i = 0; i < g.n; i++) {
         tcase *t = &g.c[i];
         size_t k = (size_t)(t->key - KEYS);
-        mc_csrgen_mailbox mb = {t->mailbox, "3.2.2.2", validated, "rv-clients"};
+        mc_csrgen_mailbox mb = {t->order_mailbox, "3.2.2.2", validated, "rv-clients"};
         mc_csrgen_order o = {.id = t->id,
                              .account = "acct-clients",
                              .profile = t->prof->name,
@@ -291,7 +413,7 @@ static int issue_all(void)
                              .n_mailboxes = 1,
                              .csr = csr[k],
                              .csr_len = csr_len[k]};
-        if (mc_csrgen_order_pack(&o, &sb) != 0)
+        if (mc_cl_order_pack(&o, t->subject, &sb) != 0)
             goto done;
     }
     snprintf(orders, sizeof orders, "%s/orders.msgpack", g.ca.dir);
@@ -323,6 +445,8 @@ static int issue_all(void)
         }
         const unsigned char *p = rr->cert;
         t->x = d2i_X509(NULL, &p, (long)rr->cert_len);
+        if (!t->x || check_names(t) != 0)
+            goto done;
         size_t k = (size_t)(t->key - KEYS);
         char body[256];
         int bl = snprintf(body, sizeof body,

@@ -448,6 +448,46 @@ static void e_smtputf8_ascii(X509 *x)
     set_san_utf8(x, CG_MAILBOX, "bob@example.com");
 }
 
+#define MUENCHEN_U "m\xc3\xbcnchen.example" /* U-label */
+#define MUENCHEN_A "xn--mnchen-3ya.example" /* its A-label */
+
+/* SAN = one rfc822Name with these exact bytes (OpenSSL's config syntax refuses non-ASCII). */
+static void set_san_rfc822(X509 *x, const char *mbox)
+{
+    uint8_t buf[256];
+    mc_der_w w;
+    mc_der_w_init(&w, buf, sizeof buf);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put(&w, MC_DER_CTX(1), mbox, strlen(mbox));
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
+}
+
+/* SBR 7.1.4.2.1 / RFC 9598 3: IDN domains as A-labels. The CN is the SAN mailbox in each. */
+static void e_rfc822_ulabel(X509 *x)
+{
+    static const char m[] = "alice@" MUENCHEN_U;
+    set_san_rfc822(x, m);
+    cg_subject_clear(x);
+    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
+}
+
+static void e_smtputf8_ulabel(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, GREEK "@" MUENCHEN_U);
+}
+
+static void e_smtputf8_alabel(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, GREEK "@" MUENCHEN_A);
+}
+
+static void e_smtputf8_bad_alabel(X509 *x)
+{
+    set_san_utf8(x, CG_MAILBOX, GREEK "@xn--ls8h.example"); /* decodes to an emoji */
+}
+
 /* ---- the case table ---- */
 
 enum {
@@ -517,6 +557,9 @@ static const lcase cases[] = {
     {.name = "subject serialNumber", .edit = e_add_serial_ok},
     {.name = "CN domain in other case", .edit = e_cn_upper_domain},
     {.name = "SmtpUTF8Mailbox in SAN and CN", .edit = e_smtputf8_cn},
+    {.name = "rfc822Name with an A-label domain", .mailbox = "alice@" MUENCHEN_A},
+    {.name = "rfc822Name with an upper-case A-label", .mailbox = "alice@XN--MNCHEN-3YA.example"},
+    {.name = "SmtpUTF8Mailbox with an A-label domain", .edit = e_smtputf8_alabel},
     {.name = "empty subject, critical SAN", .edit = e_subject_empty_san_critical},
     {.name = "MP with clientAuth and a UPN otherName",
      .gen = MC_GEN_MULTIPURPOSE,
@@ -1009,6 +1052,26 @@ static const lcase cases[] = {
      .id = "e_smime_san_smtputf8_mailbox_ascii_local_part",
      .only = 1,
      .edit = e_smtputf8_ascii},
+    {.name = "rfc822Name with a U-label domain",
+     .id = "e_smime_san_mailbox_domain_u_label",
+     .only = 1,
+     .edit = e_rfc822_ulabel},
+    {.name = "SmtpUTF8Mailbox with a U-label domain",
+     .id = "e_smime_san_mailbox_domain_u_label",
+     .only = 1,
+     .edit = e_smtputf8_ulabel},
+    {.name = "rfc822Name with undecodable punycode",
+     .id = "e_smime_san_mailbox_domain_a_label_invalid",
+     .only = 1,
+     .mailbox = "alice@xn--zz.example"},
+    {.name = "rfc822Name with an A-label of a disallowed character",
+     .id = "e_smime_san_mailbox_domain_a_label_invalid",
+     .only = 1,
+     .mailbox = "alice@xn--n3h.example"},
+    {.name = "SmtpUTF8Mailbox with an invalid A-label",
+     .id = "e_smime_san_mailbox_domain_a_label_invalid",
+     .only = 1,
+     .edit = e_smtputf8_bad_alabel},
 
     /* ---- SKI (n), smimeCapabilities (i) ---- */
     {.name = "critical SKI", .id = "e_smime_ski_critical", .only = 1, .crit_oid = OID_SKI},

@@ -814,9 +814,12 @@ static void test_mailbox_syntax(void **state)
         {"alice@-exa.example.com", 0, NULL},          /* label starts with a hyphen */
         {"alice@b\xc3\xbc"
          "cher.example",
-         0, "orders.md u-label"}, /* IDN U-label */
-        {"A <a@b.c>", 0, NULL},   /* display name */
-        {"<a@b.c>", 0, NULL},     /* angle brackets */
+         1, NULL},                                          /* IDN U-label: converted */
+        {"alice@xn--zz.example", 0, "SBR 7.1.4.2.1"},       /* bad punycode */
+        {"alice@\xe2\x98\x83.example", 0, "SBR 7.1.4.2.1"}, /* U+2603: IDNA2008 DISALLOWED */
+        {"alice@xn--n3h.example", 0, "SBR 7.1.4.2.1"},      /* its A-label */
+        {"A <a@b.c>", 0, NULL},                             /* display name */
+        {"<a@b.c>", 0, NULL},                               /* angle brackets */
         {"\"a b\"@example.com", 0, "orders.md quoted-local-part"},
         {"alice@localhost", 0, NULL}, /* one label */
         {"alice@[192.0.2.1]", 0, "orders.md address-literal"},
@@ -888,8 +891,10 @@ static void test_mailbox_messages(void **state)
 {
     (void)state;
     mc_errdetail err;
-    assert_int_equal(mc_mailbox_check("a@b\xc3\xbc.example", 14, "m", &err), MC_ERR_INVALID);
-    assert_non_null(strstr(err.message, "A-label"));
+    assert_int_equal(mc_mailbox_check("a@\xe2\x98\x83.example", 13, "m", &err), MC_ERR_INVALID);
+    assert_string_equal(err.rule, "SBR 7.1.4.2.1");
+    assert_non_null(strstr(err.message, "\\xe2\\x98\\x83")); /* the value, escaped */
+    assert_non_null(strstr(err.message, "disallowed"));      /* libidn2's reason */
     assert_int_equal(mc_mailbox_check("A <a@b.c>", 9, "m", &err), MC_ERR_INVALID);
     assert_non_null(strstr(err.message, "bare address"));
     assert_int_equal(mc_mailbox_check("j\xf6rg@x.example", 14, "m", &err), MC_ERR_INVALID);
@@ -897,6 +902,147 @@ static void test_mailbox_messages(void **state)
     assert_non_null(strstr(err.message, "\\xf6")); /* shown escaped, not raw */
     assert_int_equal(mc_mailbox_check("\"q\"@x.example", 13, "m", &err), MC_ERR_INVALID);
     assert_string_equal(err.rule, "orders.md quoted-local-part");
+}
+
+/* SBR 7.1.4.2.1 (RFC 9598 3): an IDN domain is converted to A-labels (IDNA2008, UTS #46
+ * non-transitional, as libidn2 does); invalid IDNs are refused naming the field and rule. */
+static void test_mailbox_idn(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out; /* out NULL: refused with rule */
+        const char *rule;
+    } cases[] = {
+        {"alice@m\xc3\xbcnchen.example", "alice@xn--mnchen-3ya.example", NULL},
+        {"j\xc3\xb6rg@m\xc3\xbcnchen.example", "j\xc3\xb6rg@xn--mnchen-3ya.example", NULL},
+        /* UTS #46 maps upper case, so the A-label is lower-case */
+        {"Bob@M\xc3\x9c"
+         "NCHEN.Example",
+         "Bob@xn--mnchen-3ya.example", NULL},
+        /* non-transitional: sharp s stays (IDNA2003 would give "fass") */
+        {"a@fa\xc3\x9f.example", "a@xn--fa-hia.example", NULL},
+        /* Japanese TLD and label */
+        {"a@\xe4\xbe\x8b\xe3\x81\x88.\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88",
+         "a@xn--r8jz45g.xn--zckzah", NULL},
+        /* ASCII domains are kept as given (case too), A-labels included */
+        {"alice@Example.COM", "alice@Example.COM", NULL},
+        {"a@xn--mnchen-3ya.example", "a@xn--mnchen-3ya.example", NULL},
+        {"a@XN--MNCHEN-3YA.example", "a@XN--MNCHEN-3YA.example", NULL},
+        /* refused */
+        {"a@\xe2\x98\x83.example", NULL, "SBR 7.1.4.2.1"},       /* symbol: DISALLOWED */
+        {"a@\xf0\x9f\x92\xa9.example", NULL, "SBR 7.1.4.2.1"},   /* emoji */
+        {"a@xn--zz.example", NULL, "SBR 7.1.4.2.1"},             /* punycode does not decode */
+        {"a@xn--ls8h.example", NULL, "SBR 7.1.4.2.1"},           /* decodes to an emoji */
+        {"a@xn--abc.example", NULL, "SBR 7.1.4.2.1"},            /* decodes to a bad U-label */
+        {"a@xn--xn--mnchen-3ya.example", NULL, "SBR 7.1.4.2.1"}, /* nested prefix */
+        {"a@\xe2\x80\x90x.example", NULL, "SBR 7.1.4.2.1"},      /* U+2010 hyphen */
+        {"a@a_b.m\xc3\xbcnchen.example", NULL, "SBR 1.6.1"},     /* '_' would be dropped */
+        {"a@m\xc3\xbcnchen", NULL, "SBR 1.6.1"},                 /* one label */
+        {"a@-m\xc3\xbcnchen.example", NULL, NULL},               /* leading hyphen */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[MC_MAILBOX_MAX + 1];
+        size_t n = 0;
+        mc_errdetail err;
+        mc_err rc = mc_mailbox_to_ascii(cases[i].in, strlen(cases[i].in), out, sizeof out, &n,
+                                        "mailboxes[0].address", &err);
+        if (cases[i].out) {
+            if (rc != MC_OK)
+                fail_msg("case %zu: %s [%s]", i, err.message, err.rule);
+            assert_int_equal(n, strlen(cases[i].out));
+            assert_string_equal(out, cases[i].out);
+            /* the check alone agrees */
+            assert_int_equal(mc_mailbox_check(cases[i].in, strlen(cases[i].in), "m", NULL), MC_OK);
+        } else {
+            if (rc != MC_ERR_INVALID)
+                fail_msg("case %zu \"%s\": %s, expected a rejection", i, cases[i].in,
+                         mc_err_name(rc));
+            assert_string_equal(err.field, "mailboxes[0].address");
+            if (cases[i].rule)
+                assert_string_equal(err.rule, cases[i].rule);
+            assert_int_equal(mc_mailbox_check(cases[i].in, strlen(cases[i].in), "m", NULL),
+                             MC_ERR_INVALID);
+        }
+    }
+    /* The A-label form must fit 254 octets too: a 50-octet local part and 4 labels of 15
+     * scattered CJK characters are 242 octets of UTF-8 but 258 with A-labels. */
+    char buf[400], out[MC_MAILBOX_MAX + 1];
+    size_t n = 0, k = 0;
+    mc_errdetail err;
+    memset(buf, 'a', 50);
+    buf[50] = '@';
+    k = 51;
+    for (unsigned l = 0; l < 4; l++) {
+        for (unsigned c = 0; c < 15; c++) {
+            unsigned cp = 0x4e00 + (c * 0x3a7 + l * 0x1f3) % 0x5000;
+            buf[k++] = (char)(0xe0 | (cp >> 12));
+            buf[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            buf[k++] = (char)(0x80 | (cp & 0x3f));
+        }
+        buf[k++] = '.';
+    }
+    memcpy(buf + k, "example", 8);
+    k += 7;
+    assert_true(k <= MC_MAILBOX_MAX);
+    assert_int_equal(k, 242);
+    assert_int_equal(mc_mailbox_to_ascii(buf, k, out, sizeof out, &n, "m", &err), MC_ERR_INVALID);
+    assert_string_equal(err.rule, "SBR 1.6.1");
+    assert_non_null(strstr(err.message, "258 octets with its domain as A-labels"));
+    /* one label less fits */
+    memmove(buf + 51, buf + 51 + 46, k - 51 - 46 + 1);
+    assert_int_equal(mc_mailbox_to_ascii(buf, k - 46, out, sizeof out, &n, "m", &err), MC_OK);
+    assert_int_equal(memcmp(out + 51, "xn--", 4), 0);
+    /* a domain whose A-label form is over 253 octets: libidn2 refuses it */
+    k = (size_t)snprintf(buf, sizeof buf, "a@");
+    for (unsigned l = 0; l < 5; l++) {
+        for (unsigned c = 0; c < 15; c++) {
+            unsigned cp = 0x4e00 + (c * 0x3a7 + l * 0x1f3) % 0x5000;
+            buf[k++] = (char)(0xe0 | (cp >> 12));
+            buf[k++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            buf[k++] = (char)(0x80 | (cp & 0x3f));
+        }
+        buf[k++] = '.';
+    }
+    memcpy(buf + k, "example", 8);
+    k += 7;
+    assert_int_equal(mc_mailbox_to_ascii(buf, k, out, sizeof out, &n, "m", &err), MC_ERR_INVALID);
+    assert_string_equal(err.rule, "SBR 7.1.4.2.1");
+    /* no output buffer is an internal error, not a crash */
+    assert_int_equal(mc_mailbox_to_ascii("a@b.example", 11, NULL, 0, &n, "m", NULL),
+                     MC_ERR_INTERNAL);
+    /* mc_idn_to_ascii alone */
+    const char *why = NULL;
+    assert_int_equal(mc_idn_to_ascii("b\xc3\xbc"
+                                     "cher.example",
+                                     15, out, sizeof out, &why),
+                     0);
+    assert_string_equal(out, "xn--bcher-kva.example");
+    assert_int_equal(mc_idn_to_ascii("xn--zz.example", 14, out, sizeof out, &why), -1);
+    assert_non_null(why);
+    assert_int_equal(mc_idn_to_ascii("b\xc3\xbc"
+                                     "cher.example",
+                                     15, out, 8, &why),
+                     -1);
+}
+
+/* Orders: the decoded address carries the A-label domain, in the order's own buffer; duplicate
+ * detection sees U-label and A-label spellings of one mailbox as the same. */
+static void test_order_idn(void **state)
+{
+    fx *f = *state;
+    mc_order o;
+    set(mailbox(f, 0), "address", o_str("j\xc3\xb6rg@M\xc3\xbcnchen.example"));
+    expect_ok(f, &o);
+    assert_int_equal(o.mailboxes[0].address.len, strlen("j\xc3\xb6rg@xn--mnchen-3ya.example"));
+    assert_memory_equal(o.mailboxes[0].address.p, "j\xc3\xb6rg@xn--mnchen-3ya.example",
+                        o.mailboxes[0].address.len);
+    assert_ptr_equal(o.mailboxes[0].address.p, o.idn[0]);
+    /* an ASCII address is not copied */
+    assert_ptr_not_equal(o.mailboxes[1].address.p, o.idn[1]);
+    set(mailbox(f, 1), "address", o_str("j\xc3\xb6rg@xn--mnchen-3ya.example"));
+    expect_err(f, MC_ERR_INVALID, "mailboxes[1].address", "orders.md duplicate-mailbox");
+    set(mailbox(f, 1), "address", o_str("alice@xn--zz.example"));
+    expect_err(f, MC_ERR_INVALID, "mailboxes[1].address", "SBR 7.1.4.2.1");
 }
 
 /* ---- CSR ---- */
@@ -1464,11 +1610,13 @@ int main(void)
         FX(test_mailboxes_count),
         FX(test_bad_method),
         FX(test_duplicate_mailbox),
+        FX(test_order_idn),
         FX(test_bad_address_path),
         FX(test_id_carried_on_rejection),
         cmocka_unit_test(test_mailbox_syntax),
         cmocka_unit_test(test_mailbox_lengths),
         cmocka_unit_test(test_mailbox_messages),
+        cmocka_unit_test(test_mailbox_idn),
         cmocka_unit_test(test_csr_accepted),
         cmocka_unit_test(test_csr_other_signatures),
         cmocka_unit_test(test_csr_rsa_size),

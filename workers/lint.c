@@ -11,6 +11,8 @@
  */
 #include "mailca/lint.h"
 
+#include "mailca/order.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -91,6 +93,8 @@ enum {
     L_SAN_RFC822,
     L_SAN_UTF8_SYNTAX,
     L_SAN_UTF8_ASCII,
+    L_SAN_ULABEL,
+    L_SAN_ALABEL,
     L_SKI_CRITICAL,
     W_SKI_MISSING,
     L_SMIMECAP_CRITICAL,
@@ -259,6 +263,11 @@ static const mc_lint_def defs[L_COUNT] = {
                            "A-label domain"},
     [L_SAN_UTF8_ASCII] = {"e_smime_san_smtputf8_mailbox_ascii_local_part", E, "RFC 9598 3", T_SBR,
                           "SmtpUTF8Mailbox only for non-ASCII local parts"},
+    [L_SAN_ULABEL] = {"e_smime_san_mailbox_domain_u_label", E, "SBR 7.1.4.2.1", T_SBR,
+                      "a mailbox domain must be ASCII: IDN labels as A-labels (RFC 9598 3)"},
+    [L_SAN_ALABEL] = {"e_smime_san_mailbox_domain_a_label_invalid", E, "SBR 7.1.4.2.1", T_SBR,
+                      "an xn-- label of a mailbox domain must be a valid A-label (IDNA2008, "
+                      "RFC 5891 5.4)"},
     [L_SKI_CRITICAL] = {"e_smime_ski_critical", E, "SBR 7.1.2.3(n)", T_SBR,
                         "subjectKeyIdentifier must not be critical"},
     [W_SKI_MISSING] = {"w_smime_ski_missing", W, "SBR 7.1.2.3(n)", T_SBR,
@@ -1448,6 +1457,46 @@ static void lint_ski_smimecap(lstate *s)
 }
 
 /* RFC 9598 3: SmtpUTF8Mailbox syntax and use only for non-ASCII local parts. */
+/* Whether the domain after the last '@' has a non-ASCII byte (a U-label). */
+static int domain_non_ascii(const uint8_t *p, size_t n)
+{
+    size_t at;
+    if (!split_at(p, n, &at))
+        return 0;
+    for (size_t i = at + 1; i < n; i++)
+        if (p[i] >= 0x80)
+            return 1;
+    return 0;
+}
+
+/* SBR 7.1.4.2.1 (RFC 9598 3, RFC 5891 5.4): every xn-- label of the (ASCII, LDH) domain of a
+ * mailbox must be a valid A-label: decode to a valid U-label that encodes back to it. Checked
+ * with libidn2 (which allocates), only for domains that have such a label. */
+static void lint_alabels(lstate *s, const char *what, const uint8_t *p, size_t n)
+{
+    size_t at;
+    char b[64], out[256];
+    if (!split_at(p, n, &at))
+        return;
+    const uint8_t *d = p + at + 1;
+    size_t dn = n - at - 1;
+    int has_a = 0;
+    for (size_t i = 0; i + 4 <= dn; i++)
+        has_a |= (i == 0 || d[i - 1] == '.') && prefix_ci(d + i, dn - i, "xn--");
+    if (!has_a)
+        return;
+    const char *why = NULL;
+    int r = mc_idn_to_ascii((const char *)d, dn, out, sizeof out, &why);
+    if (r == 0 && strlen(out) != dn) /* LDH input: only the case may differ */
+        r = -1, why = "not in canonical A-label form";
+    for (size_t i = 0; r == 0 && i < dn; i++)
+        if (lower(d[i]) != (uint8_t)out[i])
+            r = -1, why = "not in canonical A-label form";
+    if (r != 0)
+        report(s, L_SAN_ALABEL, "%s \"%s\" has an xn-- label that is not a valid A-label: %s", what,
+               show(p, n, b, sizeof b), why);
+}
+
 static void lint_smtputf8(lstate *s, const mc_der_tlv *gn)
 {
     char b[64];
@@ -1463,6 +1512,12 @@ static void lint_smtputf8(lstate *s, const mc_der_tlv *gn)
     }
     int bom;
     size_t at;
+    /* SBR 7.1.4.2.1, RFC 9598 3: the domain as A-labels, never U-labels */
+    if (domain_non_ascii(v.val, v.len)) {
+        report(s, L_SAN_ULABEL, "SmtpUTF8Mailbox \"%s\" has a U-label domain",
+               show(v.val, v.len, b, sizeof b));
+        return;
+    }
     if (utf8_count(v.val, v.len, &bom) < 0 || bom || !split_at(v.val, v.len, &at) ||
         !local_part_ok(v.val, at, 1) || !domain_ok(v.val + at + 1, v.len - at - 1, 1)) {
         report(s, L_SAN_UTF8_SYNTAX,
@@ -1471,6 +1526,7 @@ static void lint_smtputf8(lstate *s, const mc_der_tlv *gn)
                show(v.val, v.len, b, sizeof b), bom ? " (has a BOM)" : "");
         return;
     }
+    lint_alabels(s, "SmtpUTF8Mailbox", v.val, v.len);
     int non_ascii = 0;
     for (size_t i = 0; i < at; i++)
         non_ascii |= v.val[i] >= 0x80;
@@ -1510,9 +1566,15 @@ static void lint_san(lstate *s)
         switch (gn.tag) {
         case MC_DER_CTX(1): /* rfc822Name, SBR 7.1.4.2.1 via SBR 1.6.1 Mailbox Address */
             mailboxes++;
-            if (!ascii_mailbox_ok(gn.val, gn.len))
+            /* SBR 7.1.4.2.1, RFC 9598 3: an IDN domain goes in as A-labels */
+            if (domain_non_ascii(gn.val, gn.len))
+                report(s, L_SAN_ULABEL, "rfc822Name \"%s\" has a U-label domain",
+                       show(gn.val, gn.len, b, sizeof b));
+            else if (!ascii_mailbox_ok(gn.val, gn.len))
                 report(s, L_SAN_RFC822, "rfc822Name \"%s\" is not an ASCII RFC 5321 mailbox",
                        show(gn.val, gn.len, b, sizeof b));
+            else
+                lint_alabels(s, "rfc822Name", gn.val, gn.len);
             break;
         case MC_DER_CTX_CONS(0):
             o = mc_der_cur_in(&gn);

@@ -96,7 +96,8 @@ static int mbox_split(const mc_str *a, mbox *m)
     for (size_t i = 0; i < m->llen; i++)
         if ((unsigned char)m->local[i] >= 0x80)
             m->ascii_local = 0;
-    /* RFC 9598 3: the domain is ASCII (A-labels); mc_profile_check_order refused others */
+    /* RFC 9598 3: the domain is ASCII (A-labels): mc_order_decode converted U-labels
+     * (SBR 7.1.4.2.1) and mc_profile_check_order refuses others */
     for (size_t i = 0; i < m->dlen; i++)
         if ((unsigned char)m->domain[i] >= 0x80)
             return -1;

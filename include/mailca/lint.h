@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.2"
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.3"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
@@ -52,7 +52,8 @@ typedef struct mc_lint_ctx {
     int64_t now;               /* issuance (or evaluation) time: selects lints in force */
 } mc_lint_ctx;
 
-/* Lints a parsed certificate. Never allocates. */
+/* Lints a parsed certificate. Never allocates, except inside libidn2 for a mailbox domain with an
+ * xn-- label (mc_idn_to_ascii checks that it is a valid A-label). */
 void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out);
 
 /* Parses then lints a TBSCertificate (the hot path); a structural parse failure is reported as

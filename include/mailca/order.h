@@ -4,7 +4,9 @@
  * Decoding never ignores anything: an unknown field, a wrong type, an oversized value or an
  * invalid mailbox address is an error naming the field and the rule. Strings and byte arrays
  * point into memory owned by the caller (the msgpack object or the worker's arena), so the order
- * lives as long as that memory.
+ * lives as long as that memory; the one exception is a mailbox whose domain was converted to
+ * A-labels (SBR 7.1.4.2.1), whose address points into the order's own idn buffer: an mc_order
+ * must not be copied by value once decoded (the copy's addresses would point into the original).
  */
 #ifndef MAILCA_ORDER_H
 #define MAILCA_ORDER_H
@@ -49,7 +51,8 @@ typedef struct mc_str {
 } mc_str;
 
 typedef struct mc_mailbox {
-    mc_str address;       /* as given: local@domain, validated syntax */
+    mc_str address;       /* local@domain, validated syntax; the domain as A-labels (an IDN
+                             domain given as U-labels is converted, SBR 7.1.4.2.1) */
     mc_vmethod method;    /* validation method */
     int64_t validated_at; /* Unix seconds */
     mc_str reference;     /* the CA's evidence reference */
@@ -126,10 +129,16 @@ typedef struct mc_order {
     size_t spki_len;
     mc_keytype keytype;
     unsigned key_bits; /* RSA modulus bits; 256/384/521 for P-curves; 256 for Ed25519 */
+    /* Mailbox addresses whose domain was converted to A-labels (mailboxes[i].address points
+     * here then). Last, and not cleared by mc_order_decode, so that the ~4 KB stay untouched
+     * (and, in calloc'd batches, not even resident) for orders without IDN domains. */
+    char idn[MC_ORDER_MAILBOXES_MAX][MC_MAILBOX_MAX + 1];
 } mc_order;
 
-/* Decodes one order from a msgpack object (a map). out's strings point into obj's memory; nothing
- * is allocated. On error every field of out is zeroed except id.
+/* Decodes one order from a msgpack object (a map). out's strings point into obj's memory, but
+ * for a mailbox whose U-label domain was converted to A-labels (SBR 7.1.4.2.1), which points into
+ * out->idn; nothing is allocated (libidn2 allocates and frees a temporary for IDN domains). On
+ * error every field of out is zeroed except id (and the idn scratch buffer).
  * On error, err names the field (e.g. "mailboxes[1].address") and rule, and out->id holds the
  * order id if it could be read (so the rejection can carry it). */
 mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *err);
@@ -154,9 +163,26 @@ int mc_lei_valid(const char *p, size_t len);
 
 /* Validates a mailbox address per SBR 1.6.1 (RFC 5321 Mailbox, RFC 6532 UTF-8 local parts
  * allowed), bare address only. Deliberately refused (docs/orders.md, "Mailbox addresses"):
- * quoted-string local parts, address literals and, for now, U-label domains (A-labels pass).
- * field (may be NULL) is copied into err's field. */
+ * quoted-string local parts and address literals. An internationalized domain is valid when
+ * mc_idn_to_ascii converts it (U-labels) or accepts it unchanged (xn-- A-labels); otherwise
+ * the rule is SBR 7.1.4.2.1. field (may be NULL) is copied into err's field. */
 mc_err mc_mailbox_check(const char *p, size_t len, const char *field, mc_errdetail *err);
+
+/* mc_mailbox_check, then writes the address as a certificate carries it into out (cap bytes,
+ * NUL-terminated; cap >= MC_MAILBOX_MAX + 1 always suffices): the local part as given and the
+ * domain as A-labels (SBR 7.1.4.2.1, RFC 9598 3); an ASCII domain is copied unchanged. The
+ * A-label form must also fit MC_MAILBOX_MAX octets. *out_len gets the length. Allocates only
+ * inside libidn2, and only for a domain with U-labels or xn-- labels. */
+mc_err mc_mailbox_to_ascii(const char *p, size_t len, char *out, size_t cap, size_t *out_len,
+                           const char *field, mc_errdetail *err);
+
+/* IDNA2008 with UTS #46 non-transitional processing, as libidn2's idn2_lookup_u8 does it (NFC,
+ * mapping, STD3 ASCII rules, A-label round trip): converts the UTF-8 domain dom[0..dlen) to its
+ * lower-case A-label form in out (cap bytes, NUL-terminated). An A-label in the input must
+ * decode to a valid U-label and encode back to itself. Returns 0; -1 when the domain is not a
+ * valid IDN (or does not fit); *why (may be NULL) then gets a
+ * static reason. Thread-safe. */
+int mc_idn_to_ascii(const char *dom, size_t dlen, char *out, size_t cap, const char **why);
 
 /* Parses the CSR, verifies its self-signature (proof of possession) with a digest from d (fetched
  * once), checks the key per SBR 6.1.5 (RSA >= 2048 and a multiple of 8, odd exponent >= 3;

@@ -31,6 +31,43 @@ int mc_cl_exec(mc_it_run *r, int timeout_s, const char *const *argv)
     return mc_cl_exec_in(r, timeout_s, NULL, argv);
 }
 
+int mc_cl_order_pack(const mc_csrgen_order *o, const char *const *subject, msgpack_sbuffer *sb)
+{
+    msgpack_sbuffer tmp;
+    msgpack_unpacked u;
+    msgpack_sbuffer_init(&tmp);
+    msgpack_unpacked_init(&u);
+    int rc = -1;
+    if (mc_csrgen_order_pack(o, &tmp) != 0 ||
+        msgpack_unpack_next(&u, tmp.data, tmp.size, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_MAP)
+        goto done;
+    size_t ns = 0;
+    while (subject && subject[2 * ns])
+        ns++;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    const msgpack_object_map *m = &u.data.via.map;
+    int bad = msgpack_pack_map(&pk, m->size + (ns > 0));
+    for (uint32_t i = 0; i < m->size; i++)
+        bad |= msgpack_pack_object(&pk, m->ptr[i].key) || msgpack_pack_object(&pk, m->ptr[i].val);
+    if (ns) {
+        bad |= msgpack_pack_str(&pk, 7) || msgpack_pack_str_body(&pk, "subject", 7) ||
+               msgpack_pack_map(&pk, ns);
+        for (size_t i = 0; i < 2 * ns; i++) {
+            size_t l = strlen(subject[i]);
+            bad |= msgpack_pack_str(&pk, l) || msgpack_pack_str_body(&pk, subject[i], l);
+        }
+    }
+    rc = bad ? -1 : 0;
+done:
+    if (rc != 0)
+        fprintf(stderr, "cannot pack order %s\n", o->id ? o->id : "(no id)");
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&tmp);
+    return rc;
+}
+
 int mc_cl_which(const char *name, char *out, size_t cap)
 {
     const char *path = getenv("PATH");

@@ -26,6 +26,7 @@
 #ifndef MAILCA_TEST_CLIENTS_H
 #define MAILCA_TEST_CLIENTS_H
 
+#include "support/csrgen.h"
 #include "support/itutil.h"
 
 #include <openssl/evp.h>
@@ -47,6 +48,11 @@ int mc_cl_exec(mc_it_run *r, int timeout_s, const char *const *argv);
 
 /* Writes into out the full path of the executable name found in PATH. 0, or -1 when missing. */
 int mc_cl_which(const char *name, char *out, size_t cap);
+
+/* Appends o (mc_csrgen_order_pack) as one msgpack map to sb, with a "subject" map
+ * (docs/orders.md "Subject") of the NULL-terminated key, value, key, value... list subject
+ * (NULL or empty: no "subject" key). 0, or -1 when packing failed. */
+int mc_cl_order_pack(const mc_csrgen_order *o, const char *const *subject, msgpack_sbuffer *sb);
 
 /* Writes key as an unencrypted PKCS#8 PEM file, mode 0600. 0 or -1. */
 int mc_cl_key_pem(const char *path, EVP_PKEY *key);

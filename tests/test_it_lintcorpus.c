@@ -1,0 +1,585 @@
+/*
+ * Acceptance test of issue 3 ("hand-made certificates that break one rule each are each rejected
+ * by `mailca lint` with the right lint id"): a corpus of certificates made here with OpenSSL
+ * (tests/support/certgen: the OpenSSL object API and a software test CA, nothing checked in),
+ * covering every certificate type and generation compliantly and then one broken rule per
+ * certificate, is written to one PEM file and judged by the real binary, `mailca lint --json`,
+ * the way a CA operator would lint certificates made elsewhere.
+ *
+ * For each certificate the set of lint ids found (errors and warnings) must be exactly the
+ * expected set: the compliant ones none, each broken one the id of its rule (and, where one
+ * defect necessarily breaks two rules, both). The exit status must be 1 for the corpus (error
+ * findings), 0 for a file of the compliant certificates only, and a DER file is read too.
+ *
+ * `mailca lint` has no issuer context (issuer-dependent lints such as the AKI/SKI match are
+ * skipped) and applies the rules in force at each certificate's notBefore.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mailca/der.h"
+#include "mailca/profile.h"
+#include "mailca/x509.h"
+#include "support/certgen.h"
+#include "support/itutil.h"
+
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OID_SAN "2.5.29.17"
+#define OID_SDA "2.5.29.9"
+#define OID_LEI "1.3.6.1.4.1.52266.1"
+#define OID_AKI "2.5.29.35"
+#define OID_SKI "2.5.29.14"
+#define OID_AIA "1.3.6.1.5.5.7.1.1"
+#define OID_CRLDP "2.5.29.31"
+#define OID_EKU "2.5.29.37"
+#define OID_KU "2.5.29.15"
+#define OID_POLICIES "2.5.29.32"
+
+#define OV "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345"
+#define LEI_HEX "35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 32"
+#define GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
+
+/* ---- edits that need exact bytes ---- */
+
+/* SAN = the given GeneralNames: rfc822Name (tag [1]) and SmtpUTF8Mailbox (NULL: absent). */
+static void set_san(X509 *x, const char *rfc822, const char *utf8)
+{
+    static const uint8_t oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
+    uint8_t buf[256];
+    mc_der_w w;
+    mc_der_w_init(&w, buf, sizeof buf);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    if (rfc822)
+        mc_der_put(&w, MC_DER_CTX(1), rfc822, strlen(rfc822));
+    if (utf8) {
+        size_t on = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+        mc_der_put(&w, MC_DER_OID, oid, sizeof oid);
+        size_t ex = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+        mc_der_put(&w, MC_DER_UTF8STRING, utf8, strlen(utf8));
+        mc_der_end(&w, ex);
+        mc_der_end(&w, on);
+    }
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
+}
+
+static void cn(X509 *x, const char *v)
+{
+    assert_int_equal(cg_subject_clear(x), 0);
+    assert_int_equal(cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, v, strlen(v)), 0);
+}
+
+static void e_ulabel(X509 *x)
+{
+    set_san(x, "alice@m\xc3\xbcnchen.example", NULL);
+    cn(x, "alice@m\xc3\xbcnchen.example");
+}
+
+static void e_alabel_ok(X509 *x)
+{
+    set_san(x, "alice@xn--mnchen-3ya.example", GREEK "@xn--mnchen-3ya.example");
+    cn(x, "alice@xn--mnchen-3ya.example");
+}
+
+static void e_alabel_bad(X509 *x)
+{
+    set_san(x, "alice@xn--zz.example", NULL);
+    cn(x, "alice@xn--zz.example");
+}
+
+static void e_utf8_ascii(X509 *x)
+{
+    set_san(x, CG_MAILBOX, "bob@example.com");
+}
+
+static void e_utf8_ulabel(X509 *x)
+{
+    set_san(x, CG_MAILBOX, GREEK "@m\xc3\xbcnchen.example");
+}
+
+/* ---- raw TBS edits (the signature no longer matches: `mailca lint` does not verify it) ---- */
+
+typedef size_t (*tbs_fn)(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
+
+static size_t t_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[32];
+    size_t el = cg_hex("02 11 00 5a 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", e, sizeof e);
+    return cg_tbs_replace(tbs, len, 1, e, el, out, cap);
+}
+
+static size_t t_time_generalized(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[64]; /* 2026-01-15 as GeneralizedTime (RFC 5280 4.1.2.5: UTCTime until 2049) */
+    size_t el = cg_hex("30 20 18 0f 32 30 32 36 30 31 31 35 30 30 30 30 30 30 5a 17 0d 32 38 30 "
+                       "31 31 34 32 33 35 39 35 39 5a",
+                       e, sizeof e);
+    return cg_tbs_replace(tbs, len, 4, e, el, out, cap);
+}
+
+static size_t t_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[8];
+    size_t el = cg_hex("82 02 00 ab", e, sizeof e);
+    return cg_tbs_insert(tbs, len, 7, e, el, out, cap);
+}
+
+/* ---- the corpus ---- */
+
+typedef struct ccase {
+    const char *name;
+    const char *ids; /* expected lint ids, comma separated, any order; "" none */
+    int type;        /* mc_certtype of the policy OID; 0: mailbox */
+    int gen;         /* mc_generation; 0: Strict */
+    cg_key key;
+    int64_t validity;
+    int64_t not_before;
+    const char *mailbox;
+    const char *subj;              /* "K=v;..." appended ("!" first: the subject is cleared) */
+    const char *conf[2][2];        /* OpenSSL config extensions: name, value */
+    const char *del;               /* extension removed */
+    const char *raw_oid, *raw_hex; /* extension set to a raw value */
+    int raw_crit, raw_add;
+    void (*edit)(X509 *x);
+    tbs_fn post;
+} ccase;
+
+static const ccase CASES[] = {
+    /* ---- compliant: every type x generation, several keys and usages ---- */
+    {.name = "mailbox strict P-256", .ids = ""},
+    {.name = "mailbox multipurpose RSA dual use",
+     .ids = "",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .key = CG_KEY_RSA2048,
+     .conf = {{"keyUsage", "critical,digitalSignature,keyEncipherment"}}},
+    {.name = "organization strict", .ids = "", .type = MC_TYPE_ORGANIZATION, .subj = OV},
+    {.name = "organization multipurpose Ed25519 with LEI",
+     .ids = "",
+     .type = MC_TYPE_ORGANIZATION,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .key = CG_KEY_ED25519,
+     .subj = OV ";L=M\xc3\xbcnchen",
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 " LEI_HEX},
+    {.name = "sponsor strict",
+     .ids = "",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV ";GN=J\xc3\xb6rg;SN=M\xc3\xbcller"},
+    {.name = "sponsor multipurpose pseudonym P-384",
+     .ids = "",
+     .type = MC_TYPE_SPONSOR,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .key = CG_KEY_P384,
+     .subj = OV ";P=Agent 47"},
+    {.name = "individual strict EC key management",
+     .ids = "",
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "C=GB;GN=Ada;SN=Lovelace",
+     .conf = {{"keyUsage", "critical,keyAgreement"}}},
+    {.name = "individual multipurpose, CN personal name",
+     .ids = "",
+     .type = MC_TYPE_INDIVIDUAL,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = "!C=GB;GN=Ada;SN=Lovelace;CN=Ada Lovelace"},
+    {.name = "IDN mailbox as A-labels (rfc822Name and SmtpUTF8Mailbox)",
+     .ids = "",
+     .edit = e_alabel_ok},
+
+    /* ---- one broken rule each ---- */
+    {.name = "validity 826 days", .ids = "e_smime_validity_too_long", .validity = 826 * CG_DAY},
+    {.name = "validity 825 days (warning)",
+     .ids = "w_smime_validity_at_maximum",
+     .validity = 825 * CG_DAY - 1},
+    {.name = "Legacy generation issued after the sunset",
+     .ids = "e_smime_legacy_generation_prohibited",
+     .gen = MC_GEN_LEGACY},
+    {.name = "serial with a padding byte",
+     .ids = "e_serial_number_not_minimal_der",
+     .post = t_serial_padded},
+    {.name = "GeneralizedTime before 2050",
+     .ids = "e_validity_time_wrong_type",
+     .post = t_time_generalized},
+    {.name = "subjectUniqueID", .ids = "e_cert_unique_identifier_present", .post = t_unique_id},
+    {.name = "no certificatePolicies",
+     .ids = "e_smime_certificate_policies_missing",
+     .del = OID_POLICIES},
+    {.name = "no cRLDistributionPoints", .ids = "e_smime_crldp_missing", .del = OID_CRLDP},
+    {.name = "https CRL",
+     .ids = "e_smime_crldp_uri_not_http",
+     .conf = {{"crlDistributionPoints", "URI:https://crl.example.com/ca.crl"}}},
+    {.name = "no AIA", .ids = "w_smime_aia_missing", .del = OID_AIA},
+    {.name = "basicConstraints CA:TRUE",
+     .ids = "e_smime_basic_constraints_ca",
+     .conf = {{"basicConstraints", "critical,CA:TRUE"}}},
+    {.name = "no keyUsage", .ids = "e_smime_key_usage_missing", .del = OID_KU},
+    {.name = "keyUsage not critical",
+     .ids = "w_smime_key_usage_not_critical",
+     .conf = {{"keyUsage", "digitalSignature"}}},
+    {.name = "EC key with keyEncipherment",
+     .ids = "e_smime_key_usage_bits",
+     .conf = {{"keyUsage", "critical,digitalSignature,keyEncipherment"}}},
+    {.name = "Ed25519 with keyAgreement",
+     .ids = "e_smime_key_usage_bits",
+     .key = CG_KEY_ED25519,
+     .conf = {{"keyUsage", "critical,digitalSignature,keyAgreement"}}},
+    {.name = "no extKeyUsage", .ids = "e_smime_eku_missing", .del = OID_EKU},
+    {.name = "extKeyUsage without emailProtection",
+     .ids = "e_smime_eku_email_protection_missing",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf = {{"extendedKeyUsage", "clientAuth"}}},
+    {.name = "serverAuth",
+     .ids = "e_smime_eku_prohibited",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf = {{"extendedKeyUsage", "emailProtection,serverAuth"}}},
+    {.name = "Strict with clientAuth",
+     .ids = "e_smime_eku_strict_other_purpose",
+     .conf = {{"extendedKeyUsage", "emailProtection,clientAuth"}}},
+    {.name = "no AKI", .ids = "e_smime_aki_missing", .del = OID_AKI},
+    {.name = "no SKI", .ids = "w_smime_ski_missing", .del = OID_SKI},
+    {.name = "no SAN", .ids = "e_smime_san_missing,e_smime_mailbox_cn_not_in_san", .del = OID_SAN},
+    {.name = "SAN with a dNSName",
+     .ids = "e_smime_san_prohibited_name_type",
+     .conf = {{"subjectAltName", "email:" CG_MAILBOX ",DNS:example.com"}}},
+    {.name = "rfc822Name with two dots",
+     .ids = "e_smime_san_rfc822_name_syntax",
+     .mailbox = "alice..x@example.com"},
+    {.name = "rfc822Name with a U-label domain",
+     .ids = "e_smime_san_mailbox_domain_u_label",
+     .edit = e_ulabel},
+    {.name = "rfc822Name with an invalid A-label",
+     .ids = "e_smime_san_mailbox_domain_a_label_invalid",
+     .edit = e_alabel_bad},
+    {.name = "SmtpUTF8Mailbox with a U-label domain",
+     .ids = "e_smime_san_mailbox_domain_u_label",
+     .edit = e_utf8_ulabel},
+    {.name = "SmtpUTF8Mailbox with an ASCII local part",
+     .ids = "e_smime_san_smtputf8_mailbox_ascii_local_part",
+     .edit = e_utf8_ascii},
+    {.name = "unknown extension",
+     .ids = "e_smime_ext_not_allowed",
+     .raw_oid = "1.2.3.4.5",
+     .raw_hex = "05 00"},
+    {.name = "two SKIs",
+     .ids = "e_ext_duplicate",
+     .raw_oid = OID_SKI,
+     .raw_hex = "04 04 01 02 03 04",
+     .raw_add = 1},
+    {.name = "subjectDirectoryAttributes in Strict",
+     .ids = "e_smime_ext_prohibited_for_profile",
+     .raw_oid = OID_SDA,
+     .raw_hex = "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 "
+                "31 32 30 30 30 30 5a"},
+    {.name = "LEI in a mailbox-validated certificate",
+     .ids = "e_smime_ext_prohibited_for_profile",
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 " LEI_HEX},
+    {.name = "critical LEI",
+     .ids = "e_smime_ext_critical",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 " LEI_HEX,
+     .raw_crit = 1},
+    {.name = "LEI with a bad check digit",
+     .ids = "e_smime_lei_malformed",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 33"},
+    {.name = "organizationName in a mailbox-validated certificate",
+     .ids = "e_smime_subject_attribute_prohibited",
+     .subj = "O=Beispiel GmbH"},
+    {.name = "organization without organizationIdentifier",
+     .ids = "e_smime_subject_attribute_required",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=DE;O=Beispiel GmbH"},
+    {.name = "sponsor without name or pseudonym",
+     .ids = "e_smime_subject_name_or_pseudonym_missing",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV},
+    {.name = "individual pseudonym with givenName",
+     .ids = "e_smime_subject_pseudonym_with_name",
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "C=GB;GN=Ada;P=Countess"},
+    {.name = "countryName ZZ",
+     .ids = "e_smime_country_name_invalid",
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "C=ZZ;GN=Ada;SN=Lovelace"},
+    {.name = "organizationIdentifier with an unknown scheme",
+     .ids = "e_smime_org_identifier_format",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=DE;O=Beispiel GmbH;OI=XYZDE-12345"},
+    {.name = "organizationIdentifier country differs from countryName",
+     .ids = "e_smime_org_identifier_country_mismatch",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=FR;O=Beispiel GmbH;OI=NTRDE-HRB12345"},
+    {.name = "streetAddress without locality or state",
+     .ids = "e_smime_street_without_locality_or_state",
+     .type = MC_TYPE_ORGANIZATION,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = OV ";STREET=Hauptstr. 1"},
+    {.name = "organizationName n/a",
+     .ids = "e_smime_subject_placeholder_value",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=DE;O=n/a;OI=NTRDE-HRB12345"},
+    {.name = "commonName is neither mailbox nor organization",
+     .ids = "e_smime_cn_value_not_allowed",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "!C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345;CN=Somebody Else"},
+};
+#define N_CASES (sizeof CASES / sizeof CASES[0])
+
+/* Appends the attributes of a "K=v;K=v" spec (K: C ST L STREET PC O OU OI T SN GN P SER CN). */
+static void apply_subject(X509 *x, const char *spec)
+{
+    static const struct {
+        const char *k, *oid;
+        int type;
+    } keys[] = {
+        {"C", "2.5.4.6", V_ASN1_PRINTABLESTRING},   {"ST", "2.5.4.8", V_ASN1_UTF8STRING},
+        {"L", "2.5.4.7", V_ASN1_UTF8STRING},        {"STREET", "2.5.4.9", V_ASN1_UTF8STRING},
+        {"PC", "2.5.4.17", V_ASN1_UTF8STRING},      {"O", "2.5.4.10", V_ASN1_UTF8STRING},
+        {"OU", "2.5.4.11", V_ASN1_UTF8STRING},      {"OI", "2.5.4.97", V_ASN1_UTF8STRING},
+        {"T", "2.5.4.12", V_ASN1_UTF8STRING},       {"SN", "2.5.4.4", V_ASN1_UTF8STRING},
+        {"GN", "2.5.4.42", V_ASN1_UTF8STRING},      {"P", "2.5.4.65", V_ASN1_UTF8STRING},
+        {"SER", "2.5.4.5", V_ASN1_PRINTABLESTRING}, {"CN", "2.5.4.3", V_ASN1_UTF8STRING},
+    };
+    if (spec[0] == '!') {
+        assert_int_equal(cg_subject_clear(x), 0);
+        spec++;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *item = strtok_r(buf, ";", &save); item;
+         item = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(item, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, item) != 0)
+            k++;
+        assert_true(k < sizeof keys / sizeof keys[0]);
+        assert_int_equal(cg_subject_add(x, keys[k].oid, keys[k].type, eq + 1, strlen(eq + 1)), 0);
+    }
+}
+
+static void apply_edits(X509 *x, void *arg)
+{
+    const ccase *c = arg;
+    uint8_t raw[512];
+    if (c->del)
+        assert_int_equal(cg_ext_remove(x, c->del), 0);
+    if (c->raw_oid) {
+        size_t n = cg_hex(c->raw_hex, raw, sizeof raw);
+        assert_true(n > 0);
+        if (c->raw_add)
+            assert_int_equal(cg_ext_add_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
+        else
+            assert_int_equal(cg_ext_set_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
+    }
+    for (size_t i = 0; i < 2 && c->conf[i][0]; i++)
+        assert_int_equal(cg_ext_conf(x, c->conf[i][0], c->conf[i][1]), 0);
+    if (c->edit)
+        c->edit(x);
+    if (c->subj)
+        apply_subject(x, c->subj);
+}
+
+/* Builds case c's certificate DER into out (malloc'd). */
+static size_t build(const ccase *c, uint8_t **out)
+{
+    cg_opts o;
+    cg_opts_default(&o);
+    if (c->type)
+        o.type = c->type;
+    if (c->gen)
+        o.generation = c->gen;
+    o.key = c->key;
+    if (c->validity)
+        o.validity = c->validity;
+    if (c->mailbox)
+        o.mailbox = c->mailbox;
+    o.edit = apply_edits;
+    o.arg = (void *)c;
+    cg_cert cert;
+    assert_int_equal(cg_build(&o, &cert), 0);
+    size_t len = cert.len;
+    *out = malloc(16384);
+    assert_non_null(*out);
+    if (c->post) {
+        uint8_t tbs[16384];
+        size_t tl = c->post(cert.tbs, cert.tbs_len, tbs, sizeof tbs);
+        assert_true(tl > 0);
+        mc_x509 x;
+        assert_int_equal(mc_x509_parse_cert(cert.der, cert.len, &x, NULL), MC_OK);
+        /* the outer AlgorithmIdentifier and signature BIT STRING as they were */
+        len = cg_cert_assemble(tbs, tl, x.outer_sigalg.raw, x.outer_sigalg.rawlen, x.signature.raw,
+                               x.signature.rawlen, *out, 16384);
+        assert_true(len > 0);
+    } else {
+        assert_true(len <= 16384);
+        memcpy(*out, cert.der, len);
+    }
+    cg_cert_free(&cert);
+    return len;
+}
+
+/* The ids of one `mailca lint --json` line, sorted and comma-joined into out. */
+static void line_ids(const char *line, size_t n, char *out, size_t cap)
+{
+    char ids[32][64];
+    size_t k = 0;
+    const char *p = line, *end = line + n;
+    while ((p = memmem(p, (size_t)(end - p), "\"id\":\"", 6)) != NULL && k < 32) {
+        p += 6;
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        assert_non_null(q);
+        snprintf(ids[k++], sizeof ids[0], "%.*s", (int)(q - p), p);
+        p = q;
+    }
+    qsort(ids, k, sizeof ids[0], (int (*)(const void *, const void *))strcmp);
+    out[0] = '\0';
+    for (size_t i = 0; i < k; i++) {
+        strncat(out, i ? "," : "", cap - strlen(out) - 1);
+        strncat(out, ids[i], cap - strlen(out) - 1);
+    }
+}
+
+static void sorted(const char *ids, char *out, size_t cap)
+{
+    char buf[1024], line[1200];
+    size_t o = 0;
+    int n = snprintf(line, sizeof line, "{");
+    snprintf(buf, sizeof buf, "%s", ids);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        n += snprintf(line + n, sizeof line - (size_t)n, "%s\"id\":\"%s\"", o++ ? "," : "", t);
+    line_ids(line, (size_t)n, out, cap);
+}
+
+static struct {
+    char dir[1024];
+} g;
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mc_it_bin()) {
+        fprintf(stderr, "MAILCA_BIN is not set\n");
+        return -1;
+    }
+    return mc_it_tmpdir("it-lintcorpus-", g.dir, sizeof g.dir);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (g.dir[0] && !getenv("MAILCA_KEEP_TMP"))
+        mc_it_rmtree(g.dir);
+    return 0;
+}
+
+/* Runs `mailca lint --json` on files and checks each certificate's ids: a PEM line's index is
+ * its position in the PEM (pem_cases maps it to the case), a DER file "cNN.der" is case NN. */
+static int judge(const char *out, const size_t *pem_cases, size_t n_pem, size_t *seen)
+{
+    int failed = 0;
+    for (const char *line = out; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        const char *ix = memmem(line, n, "\"index\":", 8);
+        const char *file = memmem(line, n, "\"file\":\"", 8);
+        assert_non_null(ix);
+        assert_non_null(file);
+        assert_non_null(memmem(line, n, "\"lint_set\":\"", 12));
+        size_t i = strtoul(ix + 8, NULL, 10);
+        const char *q = memchr(file + 8, '"', n - (size_t)(file + 8 - line));
+        assert_non_null(q);
+        if (q - file > 12 && memcmp(q - 4, ".der", 4) == 0) {
+            assert_int_equal(i, 0);
+            i = strtoul(q - 6, NULL, 10);
+        } else {
+            assert_true(i < n_pem);
+            i = pem_cases[i];
+        }
+        assert_true(i < N_CASES);
+        char got[1024], want[1024];
+        line_ids(line, n, got, sizeof got);
+        sorted(CASES[i].ids, want, sizeof want);
+        if (strcmp(got, want) != 0) {
+            print_error("case %zu \"%s\": found {%s}, expected {%s}\n  %.*s\n", i, CASES[i].name,
+                        got, want, (int)n, line);
+            failed++;
+        }
+        (*seen)++;
+        line = eol ? eol + 1 : line + n;
+    }
+    return failed;
+}
+
+static void test_corpus(void **state)
+{
+    (void)state;
+    char corpus[1200], good[1200];
+    char der[N_CASES][1200];
+    const char *args[N_CASES + 4] = {"lint", "--json"};
+    size_t pem_cases[N_CASES], n_pem = 0, n_der = 0, n_bad = 0, n_good = 0;
+    snprintf(corpus, sizeof corpus, "%s/corpus.pem", g.dir);
+    snprintf(good, sizeof good, "%s/good.pem", g.dir);
+    /* Every certificate OpenSSL can read goes into one PEM file; those it cannot (e.g. a
+     * non-minimal serial INTEGER) are linted as DER files, which mailca reads itself. */
+    for (size_t i = 0; i < N_CASES; i++) {
+        uint8_t *d = NULL;
+        size_t len = build(&CASES[i], &d);
+        if (mc_it_append_pem(corpus, d, len) == 0) {
+            pem_cases[n_pem++] = i;
+        } else {
+            snprintf(der[n_der], sizeof der[0], "%s/c%02zu.der", g.dir, i);
+            assert_int_equal(mc_it_write_file(der[n_der], d, len), 0);
+            args[3 + n_der] = der[n_der];
+            n_der++;
+        }
+        if (!CASES[i].ids[0]) {
+            assert_int_equal(mc_it_append_pem(good, d, len), 0);
+            n_good++;
+        } else {
+            n_bad++;
+        }
+        free(d);
+    }
+    assert_true(n_bad >= 40);
+    assert_true(n_good >= 8);
+    args[2] = corpus;
+    args[3 + n_der] = NULL;
+
+    mc_it_run r;
+    assert_int_equal(mc_it_mailca_argv(&r, 120, args), 1); /* error findings: exit 1 */
+    size_t seen = 0;
+    int failed = judge(r.out, pem_cases, n_pem, &seen);
+    mc_it_run_free(&r);
+    assert_int_equal(failed, 0);
+    assert_int_equal(seen, N_CASES);
+
+    /* Exit status 0 only when no error finding; the text output names the ids too. */
+    assert_int_equal(mc_it_mailca(&r, "lint", "--json", good, NULL), 0);
+    mc_it_run_free(&r);
+    assert_true(n_der > 0);
+    assert_int_equal(mc_it_mailca(&r, "lint", der[0], NULL), 1);
+    assert_non_null(strstr(r.out, "e_serial_number_not_minimal_der"));
+    mc_it_run_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_corpus),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
