@@ -444,8 +444,9 @@ struct mc_hsm_session {
     CK_OBJECT_HANDLE key;
     mc_keytype kt;
     size_t sigmax;
-    mc_hsm *h;  /* for mc_hsm_session_reopen; NULL in the self-test's stack session */
-    int closed; /* a failed reopen left no PKCS#11 session behind sh */
+    mc_hsm *h;     /* for mc_hsm_session_reopen; NULL in the self-test's stack session */
+    int closed;    /* a failed reopen left no PKCS#11 session behind sh */
+    CK_RV last_rv; /* of the last signing call (mc_hsm_session_device_lost) */
 };
 
 /* Finds the one private key the URI names, in session sh. */
@@ -831,6 +832,7 @@ static mc_err sign_core(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, siz
     size_t rawlen = sizeof raw;
     const char *call;
     CK_RV rv = p11_sign(s->f, s->sh, s->key, &sp, in, inlen, raw, &rawlen, &call);
+    s->last_rv = rv;
     if (rv == CKR_OPERATION_ACTIVE)
         /* An operation left running on this session (a module that kept it after a failed
          * C_Sign) blocks every later C_SignInit here: only a new session cures that. */
@@ -908,7 +910,7 @@ static mc_err self_test(mc_hsm *h, CK_OBJECT_HANDLE key, EVP_PKEY *pub, mc_errde
         return mc_err_set(err, MC_ERR_INTERNAL, "hsm", NULL, "no self-test for key type %s",
                           mc_keytype_name(h->kt));
     mc_sigalg alg = algs[h->kt];
-    mc_hsm_session s = {h->f, h->login, key, h->kt, h->sigmax, NULL, 0};
+    mc_hsm_session s = {h->f, h->login, key, h->kt, h->sigmax, NULL, 0, CKR_OK};
     static const uint8_t msg[] = "mailca key pairing self-test";
     uint8_t dg[EVP_MAX_MD_SIZE];
     unsigned dlen = 0;
@@ -1129,6 +1131,24 @@ done:
     else
         *sh = n;
     return rc;
+}
+
+int mc_hsm_session_device_lost(const mc_hsm_session *s)
+{
+    switch (s->last_rv) {
+    case CKR_DEVICE_ERROR:
+    case CKR_DEVICE_REMOVED:
+    case CKR_TOKEN_NOT_PRESENT:
+    case CKR_DEVICE_MEMORY:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+const char *mc_hsm_token_desc(const mc_hsm *h)
+{
+    return h->tokdesc;
 }
 
 mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err)

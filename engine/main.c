@@ -5,13 +5,13 @@
  */
 #include "mailca/ca.h"
 #include "mailca/cli.h"
+#include "mailca/hsmpool.h"
 #include "mailca/config.h"
 #include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
 #include "mailca/store.h"
 #include "mailca/x509.h"
-
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -121,13 +121,30 @@ static int cmd_init(int argc, char **argv)
     return 0;
 }
 
+/* One line per token of the HSM pool when there are several, or when one failed: what each
+ * signed, and whether it is out of service (issue 4: health is visible). */
+static void print_token_health(mc_engine *eng)
+{
+    size_t n = mc_engine_tokens(eng);
+    for (size_t i = 0; i < n; i++) {
+        mc_hsmpool_health h;
+        if (mc_engine_token_health(eng, i, &h) != MC_OK || (n == 1 && h.failures == 0))
+            continue;
+        fprintf(stderr,
+                "mailca batch: hsm%s: %llu signatures, %llu failures, %s (taken out %u time%s)\n",
+                h.name, (unsigned long long)h.signatures, (unsigned long long)h.failures,
+                h.in_service ? "in service" : "out of service", h.times_out,
+                h.times_out == 1 ? "" : "s");
+    }
+}
+
 static int cmd_batch(int argc, char **argv)
 {
     const char *cfgopt = NULL;
     mc_engine_opts eo = {.progress = 1, .procs = -1};
     static const struct option lo[] = {
-        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'}, {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
-        {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},  {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
+        {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -188,6 +205,7 @@ static int cmd_batch(int argc, char **argv)
         fclose(in);
     if (out != stdout && fclose(out) != 0 && rc == MC_OK)
         rc = mc_err_set(&e, MC_ERR_IO, argv[optind + 1], NULL, "write failed");
+    print_token_health(eng);
     mc_engine_close(eng);
     if (rc != MC_OK)
         return report("batch", &e);
@@ -358,10 +376,11 @@ static int cmd_worker(int argc, char **argv)
     const char *cfgp = NULL, *eps[3] = {NULL, NULL, NULL};
     int threads = 1, signers = 1, cpu = -1, ch;
     mc_engine_opts eo = {0};
-    static const struct option lo[] = {
-        {"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},  {"intents", 1, 0, 'i'},
-        {"results", 1, 0, 'r'}, {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
-        {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'}, {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},
+                                       {"intents", 1, 0, 'i'}, {"results", 1, 0, 'r'},
+                                       {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
+                                       {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'},
+                                       {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'c')
             cfgp = optarg;

@@ -10,6 +10,7 @@
 #include "mailca/crypto.h"
 #include "mailca/ct.h"
 #include "mailca/hsm.h"
+#include "mailca/hsmpool.h"
 #include "mailca/issuer.h"
 #include "mailca/lint.h"
 #include "mailca/order.h"
@@ -52,7 +53,7 @@ struct mc_engine {
     int issuer_loaded;
     mc_profile_set profiles;
     mc_digests d;
-    mc_hsm *hsm;
+    mc_hsmpool *pool; /* the issuing key on one or more tokens */
     mc_caa_ctx *caa;
     mc_ct_config ct; /* Certificate Transparency; ct_on when logs and profiles are configured */
     int ct_on;
@@ -120,8 +121,7 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
         goto done;
     if ((rc = mc_config_read_pin(cfg, pin, sizeof pin, err)) != MC_OK)
         goto done;
-    mc_hsm_config hc = {.module = cfg->hsm_module, .key_uri = cfg->hsm_key, .pin = pin};
-    rc = mc_hsm_open(&hc, &e->hsm, err);
+    rc = mc_hsmpool_open(cfg->hsm_module, cfg->hsm_key, pin, &e->pool, err);
     OPENSSL_cleanse(pin, sizeof pin);
     if (rc != MC_OK)
         goto done;
@@ -129,7 +129,7 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     mc_x509 x;
     if ((rc = mc_x509_parse_cert(e->issuer.cert, e->issuer.cert_len, &x, err)) != MC_OK)
         goto done;
-    mc_bytes spki = mc_hsm_spki(e->hsm);
+    mc_bytes spki = mc_hsm_spki(mc_hsmpool_hsm(e->pool, 0)); /* the same on every token */
     if (spki.len != x.spki.rawlen || memcmp(spki.p, x.spki.raw, spki.len) != 0) {
         rc = mc_err_set(err, MC_ERR_CONFIG, "hsm.key", NULL,
                         "the HSM key %s is not the key of the issuing certificate %s", cfg->hsm_key,
@@ -186,7 +186,7 @@ void mc_engine_close(mc_engine *e)
 {
     if (!e)
         return;
-    mc_hsm_close(e->hsm);
+    mc_hsmpool_close(e->pool);
     mc_caa_ctx_free(e->caa);
     mc_profile_set_free(&e->profiles);
     if (e->issuer_loaded)
@@ -202,9 +202,19 @@ void mc_engine_caa_stats(mc_engine *e, struct mc_caa_stats *out)
         mc_caa_stats_get(e->caa, out);
 }
 
+size_t mc_engine_tokens(mc_engine *e)
+{
+    return mc_hsmpool_tokens(e->pool);
+}
+
+mc_err mc_engine_token_health(mc_engine *e, size_t i, struct mc_hsmpool_health *out)
+{
+    return mc_hsmpool_health_get(e->pool, i, out);
+}
+
 struct mc_hsm *mc_engine_hsm(mc_engine *e)
 {
-    return e->hsm;
+    return mc_hsmpool_hsm(e->pool, 0);
 }
 
 int mc_engine_sigalg(const mc_engine *e)
@@ -882,7 +892,7 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
     return (mc_worker_shared){.profiles = &e->profiles,
                               .issuer = &e->issuer,
                               .digests = &e->d,
-                              .hsm = e->hsm,
+                              .pool = e->pool,
                               .caa = e->caa,
                               .account_uri_prefix = e->cfg.caa_account_uri_prefix,
                               .zctx = zctx,
@@ -1244,6 +1254,9 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
         return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "the engine already exited");
     void *zctx = zmq_ctx_new();
     mc_worker_shared sh = worker_shared(e, zctx, ep_orders, ep_intents, ep_results, signers);
+    /* Worker processes spread their sessions over the tokens too: the first core this process
+     * was given differs per process (its pid otherwise). */
+    sh.hint_base = cpu0 >= 0 ? cpu0 : (int)(getpid() % 1024) * threads;
     ws = calloc((size_t)(threads > 0 ? threads : 1), sizeof *ws);
     if (!zctx || !ws) {
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker process");

@@ -80,7 +80,7 @@ typedef struct wbatch {
  * (no arena, no other state), so the worker and its signers share nothing mutable at once. */
 typedef struct signer {
     const mc_worker_shared *sh;
-    mc_hsm_session *sess;
+    mc_hsmpool_session sess;
     char ep_jobs[64];
     const char *ep_done;
     void *jobs; /* the worker's PUSH end */
@@ -92,7 +92,7 @@ typedef struct wctx {
     mc_worker *w;
     const mc_worker_shared *sh;
     void *pull, *dealer, *push;
-    mc_hsm_session *sess; /* inline signing (no signer threads) */
+    mc_hsmpool_session sess; /* inline signing (no signer threads) */
     signer *signers;
     int nsigners;
     void *done; /* PULL: items back from the signers */
@@ -376,11 +376,13 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     it->ok = 1;
 }
 
-/* Digest and C_Sign of it->stbs on *sess into it->sig (a dead session is reopened once and the
- * same TBS re-signed: same serial, never two certificates for one serial). On failure
- * it->status is FAILED with it->err. Runs on the worker thread or on one of its signers: it uses
- * only the item, the session and md it is given. */
-static void sign_item(const mc_worker_shared *sh, mc_hsm_session **sess, EVP_MD_CTX *md, item *it)
+/* Digest and C_Sign of it->stbs on the session into it->sig. A session or device failure is
+ * retried by the pool on a healthy session, on this token or another holding the same key: the
+ * same TBS, so the same serial (never two certificates for one serial). On failure it->status
+ * is FAILED with it->err. Runs on the worker thread or on one of its signers: it uses only the
+ * item, the session and md it is given. */
+static void sign_item(const mc_worker_shared *sh, mc_hsmpool_session *sess, EVP_MD_CTX *md,
+                      item *it)
 {
     mc_sigalg alg = sh->issuer->sigalg;
     uint8_t dig[EVP_MAX_MD_SIZE];
@@ -397,18 +399,8 @@ static void sign_item(const mc_worker_shared *sh, mc_hsm_session **sess, EVP_MD_
         in = dig;
         inlen = n;
     }
-    mc_err rc = MC_ERR_HSM_SESSION;
-    for (int attempt = 0; attempt < 2 && rc == MC_ERR_HSM_SESSION; attempt++) {
-        if (!*sess && mc_hsm_session_open(sh->hsm, sess, &it->err) != MC_OK)
-            return;
-        it->sig_len = MC_SIG_MAX;
-        rc = mc_hsm_sign(*sess, alg, in, inlen, it->sig, &it->sig_len, &it->err);
-        if (rc == MC_ERR_HSM_SESSION) {
-            mc_hsm_session_close(*sess);
-            *sess = NULL;
-        }
-    }
-    if (rc == MC_OK)
+    it->sig_len = MC_SIG_MAX;
+    if (mc_hsmpool_sign(sh->pool, sess, alg, in, inlen, it->sig, &it->sig_len, &it->err) == MC_OK)
         it->status = MC_STATUS_ISSUED;
 }
 
@@ -486,7 +478,8 @@ static mc_err signers_start(wctx *c)
         sg->sh = sh;
         sg->ep_done = c->ep_done;
         snprintf(sg->ep_jobs, sizeof sg->ep_jobs, "inproc://mailca-sign-%p-%d", (void *)c, i);
-        mc_err rc = mc_hsm_session_open(sh->hsm, &sg->sess, &c->w->err);
+        mc_err rc = mc_hsmpool_session_open(sh->pool, sh->hint_base + c->w->index * n + i,
+                                            &sg->sess, &c->w->err);
         if (rc != MC_OK)
             return rc;
         sg->jobs = zmq_socket(sh->zctx, ZMQ_PUSH);
@@ -517,7 +510,7 @@ static void signers_stop(wctx *c)
         }
         if (sg->jobs)
             zmq_close(sg->jobs);
-        mc_hsm_session_close(sg->sess);
+        mc_hsmpool_session_close(c->sh->pool, &sg->sess);
     }
     if (c->done)
         zmq_close(c->done);
@@ -823,7 +816,8 @@ void *mc_worker_main(void *arg)
                            zmq_strerror(zmq_errno()));
             goto done;
         }
-    } else if ((w->rc = mc_hsm_session_open(sh->hsm, &c.sess, &w->err)) != MC_OK) {
+    } else if ((w->rc = mc_hsmpool_session_open(sh->pool, sh->hint_base + w->index, &c.sess,
+                                                &w->err)) != MC_OK) {
         goto done;
     }
 
@@ -874,7 +868,7 @@ void *mc_worker_main(void *arg)
     }
 done:
     signers_stop(&c);
-    mc_hsm_session_close(c.sess);
+    mc_hsmpool_session_close(sh->pool, &c.sess);
     if (c.pull)
         zmq_close(c.pull);
     if (c.dealer)

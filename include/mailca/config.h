@@ -20,7 +20,8 @@ typedef struct mc_config {
     char dir[MC_PATH_MAX];  /* folder of the config file */
     /* hsm */
     char hsm_module[MC_PATH_MAX];
-    char hsm_key[MC_PATH_MAX]; /* pkcs11: URI of the issuing key */
+    char hsm_key[4 * MC_PATH_MAX]; /* pkcs11: URI of the issuing key; several (whitespace
+                                      separated) for tokens holding the same key (a pool) */
     char hsm_pin_file[MC_PATH_MAX];
     char hsm_pin_env[64];
     char softhsm2_conf[MC_PATH_MAX]; /* exported as SOFTHSM2_CONF when set */

@@ -65,6 +65,13 @@ mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errd
 struct mc_caa_stats;
 void mc_engine_caa_stats(mc_engine *e, struct mc_caa_stats *out);
 
+/* The tokens of the engine's HSM pool (hsm.key may name several holding the same key) and a
+ * snapshot of token i's health (mc_hsmpool_health_get). With worker processes, each process has
+ * its own pool: these are the engine process's. */
+struct mc_hsmpool_health;
+size_t mc_engine_tokens(mc_engine *e);
+mc_err mc_engine_token_health(mc_engine *e, size_t i, struct mc_hsmpool_health *out);
+
 /* The HSM and issuer the engine uses (bench baseline). */
 struct mc_hsm *mc_engine_hsm(mc_engine *e);
 int mc_engine_sigalg(const mc_engine *e);

@@ -54,6 +54,8 @@ void mc_hsm_close(mc_hsm *h);
 /* The key's type, and its SubjectPublicKeyInfo DER (pointer valid while h is open). */
 mc_keytype mc_hsm_keytype(const mc_hsm *h);
 mc_bytes mc_hsm_spki(const mc_hsm *h);
+/* The token as the URI named it (" token=.. serial=.."), for messages and health reports. */
+const char *mc_hsm_token_desc(const mc_hsm *h);
 
 /* Opens a new session on the token for one worker and finds the key handle in it.
  * Caller frees with mc_hsm_session_close. Thread-safe (one call per worker at start). */
@@ -81,6 +83,11 @@ mc_err mc_hsm_session_reopen(mc_hsm_session *s, mc_errdetail *err);
  * session); MC_ERR_HSM_FATAL never. Not thread-safe per session. */
 mc_err mc_hsm_sign(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen, uint8_t *sig,
                    size_t *siglen, mc_errdetail *err);
+
+/* 1 when the last signing call on s failed for the device or token as a whole
+ * (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_DEVICE_MEMORY) rather than
+ * for this session: the pool takes such a token out at once. */
+int mc_hsm_session_device_lost(const mc_hsm_session *s);
 
 /* Raw C_Sign on a digest-sized input, without conversions: the benchmark's baseline. */
 mc_err mc_hsm_sign_raw(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, size_t inlen,

@@ -10,7 +10,7 @@
 
 #include "mailca/crypto.h"
 #include "mailca/err.h"
-#include "mailca/hsm.h"
+#include "mailca/hsmpool.h"
 #include "mailca/issuer.h"
 #include "mailca/profile.h"
 
@@ -18,7 +18,8 @@ typedef struct mc_worker_shared {
     const mc_profile_set *profiles;
     const mc_issuer *issuer;
     const mc_digests *digests;
-    mc_hsm *hsm;
+    mc_hsmpool *pool; /* sessions come from here (failover over the tokens) */
+    int hint_base;    /* spreads the workers' sessions over the tokens (worker processes differ) */
     struct mc_caa_ctx *caa;         /* NULL: CAA checks off (config caa.enabled) */
     const char *account_uri_prefix; /* accounturi = prefix + account (RFC 8657) */
     void *zctx;                     /* ZeroMQ context */
