@@ -19,6 +19,7 @@
 #include "mailca/crypto.h"
 #include "mailca/engine.h"
 #include "mailca/hsm.h"
+#include "mailca/hsmpool.h"
 #include "mailca/store.h"
 
 #include <errno.h>
@@ -51,11 +52,15 @@ typedef struct bench_opts {
     int keep;
     char store[512]; /* --store-only: a SQLite path or postgresql:// URI ("" = a file in dir) */
     int store_only;
-    unsigned domains;  /* mailbox domains of the generated orders */
-    char suffix[128];  /* ... org<k>.<suffix> */
-    int caa;           /* --caa: CAA off/on comparison */
-    int rounds;        /* --caa: off/on pairs */
-    char resolver[64]; /* --caa: the NSD the engine asks ("" while CAA is off) */
+    unsigned domains;         /* mailbox domains of the generated orders */
+    char suffix[128];         /* ... org<k>.<suffix> */
+    int caa;                  /* --caa: CAA off/on comparison */
+    int rounds;               /* --caa: off/on pairs */
+    char resolver[64];        /* --caa: the NSD the engine asks ("" while CAA is off) */
+    int latency_us;           /* --hsm-latency-us: C_Sign slowed down by the fault module */
+    char sessions_list[64];   /* --sessions-list: the sessions in flight to compare */
+    int sessions;             /* engine.sessions for the run (0: the config's) */
+    char module[MC_PATH_MAX]; /* PKCS#11 module for the runs ("" = the config's) */
 } bench_opts;
 
 typedef struct report {
@@ -332,8 +337,13 @@ static void run_engine_ex(const bench_opts *o, report *r, const char *orders, co
         cfg.caa_perspectives[0] = '\0';
         cfg.caa_quorum = 0;
     }
-    mc_engine_opts eo = {
-        .workers = o->workers, .batch = o->batch, .no_lint = no_lint, .procs = o->procs};
+    if (o->module[0])
+        snprintf(cfg.hsm_module, sizeof cfg.hsm_module, "%s", o->module);
+    mc_engine_opts eo = {.workers = o->workers,
+                         .batch = o->batch,
+                         .no_lint = no_lint,
+                         .procs = o->procs,
+                         .sessions = o->sessions};
     if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return fail(r, &e);
     orders_path(o, orders, in, sizeof in);
@@ -570,6 +580,169 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
     return remove(path);
 }
 
+/* ---- --hsm-latency-us: sessions in flight against a latency-bound HSM (issue 4) ----
+ * The fault module (tests/p11fault, built beside mailca) wraps SoftHSM2 and adds latency_us to
+ * every C_Sign, as a network HSM answers. For each count S of sessions in flight the bench runs
+ * S threads signing through the HSM pool (each its own session), then the engine with
+ * --sessions S; both are compared with the ideal S / latency. */
+
+typedef struct pool_thread {
+    mc_hsmpool *p;
+    mc_sigalg alg;
+    int hint;
+    double deadline;
+    atomic_int *go;
+    uint64_t count;
+    mc_err rc;
+    mc_errdetail err;
+} pool_thread;
+
+static void *pool_main(void *arg)
+{
+    pool_thread *t = arg;
+    mc_hsmpool_session ps;
+    uint8_t digest[32], sig[1024];
+    memset(digest, 0x5a, sizeof digest);
+    if ((t->rc = mc_hsmpool_session_open(t->p, t->hint, &ps, &t->err)) != MC_OK)
+        return NULL;
+    while (!atomic_load(t->go))
+        ;
+    while (now_s() < t->deadline) {
+        size_t sl = sizeof sig;
+        if ((t->rc = mc_hsmpool_sign(t->p, &ps, t->alg, digest, sizeof digest, sig, &sl,
+                                     &t->err)) != MC_OK)
+            break;
+        t->count++;
+    }
+    mc_hsmpool_session_close(t->p, &ps);
+    return NULL;
+}
+
+static void phase_pool(const bench_opts *o, report *r)
+{
+    mc_errdetail e;
+    mc_config cfg;
+    mc_hsmpool *p = NULL;
+    char pin[256];
+    if (load_cfg(o, &cfg, &e) != MC_OK || mc_config_read_pin(&cfg, pin, sizeof pin, &e) != MC_OK)
+        return fail(r, &e);
+    mc_err rc =
+        mc_hsmpool_open(o->module[0] ? o->module : cfg.hsm_module, cfg.hsm_key, pin, &p, &e);
+    OPENSSL_cleanse(pin, sizeof pin);
+    if (rc != MC_OK)
+        return fail(r, &e);
+    int n = o->sessions > 0 ? o->sessions : 1;
+    pool_thread *t = calloc((size_t)n, sizeof *t);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    atomic_int go = 0;
+    double start = now_s() + 0.3;
+    r->ok = t && th;
+    for (int i = 0; r->ok && i < n; i++) {
+        t[i] = (pool_thread){.p = p,
+                             .alg = mc_sigalg_from_name(cfg.ca_signature),
+                             .hint = i,
+                             .deadline = start + o->seconds,
+                             .go = &go};
+        pthread_create(&th[i], NULL, pool_main, &t[i]);
+    }
+    while (now_s() < start)
+        usleep(1000);
+    double t0 = now_s();
+    atomic_store(&go, 1);
+    uint64_t total = 0;
+    for (int i = 0; t && th && i < n; i++) {
+        pthread_join(th[i], NULL);
+        total += t[i].count;
+        if (t[i].rc != MC_OK)
+            fail(r, &t[i].err);
+    }
+    double el = now_s() - t0;
+    r->rate = el > 0 ? (double)total / el : 0;
+    free(t);
+    free(th);
+    mc_hsmpool_close(p);
+}
+
+static void phase_latency_engine(const bench_opts *o, report *r)
+{
+    run_engine(o, r, "orders-public-key", 0);
+}
+
+/* The fault module beside the running mailca binary (the build puts them side by side). */
+static int fault_module_path(char *out, size_t cap)
+{
+    char exe[512];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    if (snprintf(out, cap, "%s/libp11fault.so", exe) >= (int)cap || access(out, R_OK) != 0)
+        return -1;
+    return 0;
+}
+
+/* Removes the store and results of run `name`, so the next run issues afresh. */
+static void store_remove_run(const bench_opts *o, const char *name)
+{
+    char p[700];
+    snprintf(p, sizeof p, "%s/%s.db", o->dir, name);
+    store_remove(p);
+    snprintf(p, sizeof p, "%s/%s-results.msgpack", o->dir, name);
+    remove(p);
+}
+
+static int latency_main(bench_opts *o)
+{
+    char control[700];
+    if (!o->module[0] && fault_module_path(o->module, sizeof o->module) != 0) {
+        fprintf(stderr, "mailca bench: --hsm-latency-us needs the fault module libp11fault.so "
+                        "beside the mailca binary (built with the tests)\n");
+        return 1;
+    }
+    snprintf(control, sizeof control, "%s/p11fault.rules", o->dir);
+    FILE *f = fopen(control, "w");
+    if (!f || fprintf(f, "C_Sign delay_us=%d\n", o->latency_us) < 0 || fclose(f) != 0) {
+        fprintf(stderr, "mailca bench: cannot write %s\n", control);
+        return 1;
+    }
+    setenv("P11FAULT_CONTROL", control, 1);
+    printf("  HSM latency %d us per C_Sign (fault module %s), public-key orders, %d worker(s)\n",
+           o->latency_us, o->module, o->workers);
+    printf("  %8s %10s %22s %8s %22s\n", "sessions", "ideal/s", "pool signatures/s", "engine",
+           "engine certs/s");
+    char list[64];
+    snprintf(list, sizeof list, "%s", o->sessions_list);
+    int rc = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        bench_opts run = *o;
+        run.sessions = atoi(tok);
+        if (run.sessions < 1 || run.sessions > 1024) {
+            fprintf(stderr, "mailca bench: --sessions-list: bad count '%s'\n", tok);
+            return 2;
+        }
+        double ideal = run.sessions * 1e6 / o->latency_us;
+        report pool, eng;
+        if (in_child(phase_pool, &run, &pool) != 0 || in_child(phase_latency_engine, &run, &eng)) {
+            fprintf(stderr, "mailca bench: sessions %d: %s\n", run.sessions,
+                    pool.ok ? eng.err : pool.err);
+            rc = 1;
+            break;
+        }
+        /* the engine keeps at least one session per worker, and whole signers per worker */
+        int w = o->workers, eff = run.sessions <= w ? w : (run.sessions + w - 1) / w * w;
+        double eideal = eff * 1e6 / o->latency_us;
+        printf("  %8d %10.0f %14.0f (%5.1f%%) %8d %14.0f (%5.1f%%)\n", run.sessions, ideal,
+               pool.rate, 100.0 * pool.rate / ideal, eff, eng.rate, 100.0 * eng.rate / eideal);
+        store_remove_run(&run, "orders-public-key");
+    }
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mailca bench [--orders N] [--key SPEC] [--subject-key SPEC] [--workers N]\n"
@@ -579,6 +752,9 @@ static void usage(FILE *f)
                "       mailca bench --store-only [--store PATH|postgresql://URI] [--orders N]\n"
                "       mailca bench --caa [--orders N] [--domains N] [--rounds R] [--workers N]\n"
                "                    [--key-form csr|public-key] [--dir DIR] [--keep]\n"
+               "       mailca bench --hsm-latency-us N [--sessions-list 1,8,32] [--orders N]\n"
+               "  --hsm-latency-us: every C_Sign slowed by N us (fault module); signing pool and\n"
+               "         engine throughput per count of sessions in flight, vs sessions/latency\n"
                "  --caa: the same orders (default 100000 over 20 domains) issued with CAA off and\n"
                "         on, alternating R times (default 3), against NSD on 127.0.0.1\n"
                "  SPEC: p256 p384 rsa2048 rsa3072 rsa4096 (issuing key, default p256);\n"
@@ -598,25 +774,14 @@ int mc_bench_main(int argc, char **argv)
     snprintf(o.suffix, sizeof o.suffix, "%s", MC_ORDERS_SUFFIX_DEFAULT);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = (int)(ncpu > 0 ? ncpu : 1);
-    static const struct option lo[] = {{"orders", 1, 0, 'n'},
-                                       {"key", 1, 0, 'k'},
-                                       {"subject-key", 1, 0, 's'},
-                                       {"workers", 1, 0, 'w'},
-                                       {"batch", 1, 0, 'b'},
-                                       {"seconds", 1, 0, 't'},
-                                       {"lint-compare", 0, 0, 'l'},
-                                       {"dir", 1, 0, 'd'},
-                                       {"keep", 0, 0, 'K'},
-                                       {"help", 0, 0, 'h'},
-                                       {"key-form", 1, 0, 'f'},
-                                       {"procs", 1, 0, 'p'},
-                                       {"store-only", 0, 0, 'S'},
-                                       {"store", 1, 0, 'U'},
-                                       {"caa", 0, 0, 'C'},
-                                       {"rounds", 1, 0, 'R'},
-                                       {"domains", 1, 0, 'D'},
-                                       {"domain-suffix", 1, 0, 'X'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"orders", 1, 0, 'n'},         {"key", 1, 0, 'k'},           {"subject-key", 1, 0, 's'},
+        {"workers", 1, 0, 'w'},        {"batch", 1, 0, 'b'},         {"seconds", 1, 0, 't'},
+        {"lint-compare", 0, 0, 'l'},   {"dir", 1, 0, 'd'},           {"keep", 0, 0, 'K'},
+        {"help", 0, 0, 'h'},           {"key-form", 1, 0, 'f'},      {"procs", 1, 0, 'p'},
+        {"store-only", 0, 0, 'S'},     {"store", 1, 0, 'U'},         {"caa", 0, 0, 'C'},
+        {"rounds", 1, 0, 'R'},         {"domains", 1, 0, 'D'},       {"domain-suffix", 1, 0, 'X'},
+        {"hsm-latency-us", 1, 0, 'L'}, {"sessions-list", 1, 0, 'Y'}, {0, 0, 0, 0}};
     int workers_set = 0;
     int ch;
     optind = 1;
@@ -628,6 +793,16 @@ int mc_bench_main(int argc, char **argv)
             break;
         case 'C':
             o.caa = 1;
+            break;
+        case 'L':
+            o.latency_us = atoi(optarg);
+            break;
+        case 'Y':
+            if (snprintf(o.sessions_list, sizeof o.sessions_list, "%s", optarg) >=
+                (int)sizeof o.sessions_list) {
+                fprintf(stderr, "mailca bench: --sessions-list too long\n");
+                return 2;
+            }
             break;
         case 'R':
             o.rounds = atoi(optarg);
@@ -703,6 +878,16 @@ int mc_bench_main(int argc, char **argv)
     }
     if (o.procs > 0 && !workers_set)
         o.workers = 1; /* one signing thread per worker process */
+    if (o.latency_us > 0) {
+        if (o.procs > 0 || o.store_only || o.lint_compare || o.caa) {
+            fprintf(stderr, "mailca bench: --hsm-latency-us goes with neither --procs, "
+                            "--store-only, --lint-compare nor --caa\n");
+            return 2;
+        }
+        o.forms = 2; /* attested public keys: the least CPU per certificate */
+        if (!o.sessions_list[0])
+            snprintf(o.sessions_list, sizeof o.sessions_list, "1,8,32");
+    }
     if (o.caa) {
         /* CAA runs in the worker threads of the engine process, whose counters it reports */
         if (o.procs > 0 || o.store_only || o.lint_compare) {
@@ -745,6 +930,10 @@ int mc_bench_main(int argc, char **argv)
            o.dir);
     if (in_child(phase_setup, &o, &setup) != 0) {
         fprintf(stderr, "mailca bench: setup: %s\n", setup.err);
+        goto done;
+    }
+    if (o.latency_us > 0) {
+        rc = latency_main(&o);
         goto done;
     }
     if (o.caa) {
