@@ -305,7 +305,7 @@ static void phase_raw_threads(const bench_opts *o, report *r)
 /* Removes a SQLite store and its WAL files (a 100,000-certificate store is ~200 MB). */
 static void store_remove(const char *db)
 {
-    char p[700];
+    char p[1024];
     remove(db);
     snprintf(p, sizeof p, "%s-wal", db);
     remove(p);
