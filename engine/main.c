@@ -61,6 +61,7 @@ static int cmd_help(FILE *f)
         "        write N demo orders with fresh CSRs, mailboxes user<i>@org<i mod N>.S\n"
         "        (default 20 domains under example.com)\n"
         "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
+        "  status [--config FILE] [--json]  check each HSM token and the store now\n"
         "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
@@ -563,6 +564,8 @@ int main(int argc, char **argv)
         return cmd_gen_orders(argc, argv);
     if (strcmp(cmd, "bench") == 0)
         return mc_bench_main(argc, argv);
+    if (strcmp(cmd, "status") == 0)
+        return mc_status_main(argc, argv);
     if (strcmp(cmd, "lint") == 0)
         return cmd_lint(argc, argv);
     if (strcmp(cmd, "worker") == 0)

@@ -255,6 +255,34 @@ static void test_failover_to_the_other_token(void **state)
     control("");
 }
 
+/* `mailca status` checks every token of hsm.key and the store, and says which one fails. */
+static void test_status(void **state)
+{
+    (void)state;
+    char cfg[700];
+    snprintf(cfg, sizeof cfg, "%s/status.yaml", g_dir);
+    write_config(cfg, "pkcs11:token=pool-a;object=ica;type=private "
+                      "pkcs11:token=pool-b;object=ica;type=private");
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "status", "--config", cfg, NULL);
+    if (st != 0)
+        fail_msg("status: exit %d: %s%s", st, r.out, r.err);
+    assert_non_null(strstr(r.out, "hsm: 2 token(s)"));
+    assert_non_null(strstr(r.out, "token=pool-a: ok (p256 key"));
+    assert_non_null(strstr(r.out, "token=pool-b: ok (p256 key"));
+    assert_non_null(strstr(r.out, "store: sqlite: "));
+    assert_non_null(strstr(r.out, " intent(s) without a certificate"));
+    mc_it_run_free(&r);
+    write_config(cfg, "pkcs11:token=pool-a;object=ica;type=private "
+                      "pkcs11:token=pool-gone;object=ica;type=private");
+    st = mc_it_mailca(&r, "status", "--json", "--config", cfg, NULL);
+    assert_int_equal(st, 1);
+    assert_non_null(strstr(r.out, "\"ok\":false"));
+    assert_non_null(strstr(r.out, "{\"token\":\"token=pool-a\",\"ok\":true,\"key\":\"p256\"}"));
+    assert_non_null(strstr(r.out, "pool-gone"));
+    mc_it_run_free(&r);
+}
+
 /* One pool signature of a fixed digest, verified with the issuing CA's public key. */
 static void sign_verify(mc_hsmpool *p, mc_hsmpool_session *ps)
 {
@@ -350,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_failover_to_the_other_token),
         cmocka_unit_test(test_token_with_another_key_is_refused),
         cmocka_unit_test(test_back_in_service),
+        cmocka_unit_test(test_status),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
