@@ -54,6 +54,7 @@ static const struct key {
     I("ct", "max_in_flight", ct_max_in_flight, "64", 1, 1024),
     I("ct", "timeout_ms", ct_timeout_ms, "30000", 100, 600000),
     S("store", "sqlite", K_PATH, store_sqlite, "mailca.db"),
+    I("store", "retry_s", store_retry_s, "60", 0, 86400),
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),
@@ -71,7 +72,8 @@ static mc_err set_value(mc_config *c, const struct key *k, const char *v, const 
     char *dst = (char *)c + k->off;
     switch (k->kind) {
     case K_PATH:
-        if (v[0] && v[0] != '/' && c->dir[0] && strcmp(c->dir, ".") != 0) {
+        /* a URI (store.sqlite may be a postgresql:// one) is not a path relative to dir */
+        if (v[0] && v[0] != '/' && !strstr(v, "://") && c->dir[0] && strcmp(c->dir, ".") != 0) {
             char buf[2 * MC_PATH_MAX];
             snprintf(buf, sizeof buf, "%s/%s", c->dir, v);
             if (strlen(buf) >= k->size)

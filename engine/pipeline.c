@@ -251,6 +251,7 @@ typedef struct collector {
     msgpack_zone zone;
     msgpack_sbuffer sbuf;
     uint64_t total, written, issued, rejected, failed;
+    uint64_t store_retries; /* store calls repeated after a transient failure (back-pressure) */
     int end;
     uint8_t *seen; /* one bit per order seq: answered */
     size_t seen_cap;
@@ -416,6 +417,101 @@ static void resolve_waiters(collector *c, uint64_t key, const mc_result *orig)
     }
 }
 
+/* --- back-pressure from the store -------------------------------------------------------
+ * A store that is slow or unavailable must slow the pipeline down, not drop results or grow
+ * memory: the collector retries a transient store failure with back-off for up to store.retry_s
+ * seconds. Meanwhile it reads nothing, so the workers wait for their verdicts (or block sending
+ * results on the high-water mark) and the intake blocks sending orders: at most the orders in
+ * the sockets' high-water marks and the workers' batches are in flight. A batch is always retried
+ * whole (a failed commit rolls back the whole transaction; the PostgreSQL store re-establishes a
+ * dropped connection before its next statement). A permanent failure (a constraint violation, a
+ * bug) fails at once, as does a transient one once the wait is used up. */
+
+#define STORE_BACKOFF_FIRST_MS 20
+#define STORE_BACKOFF_MAX_MS 1000
+
+typedef struct store_retry {
+    uint64_t t_first_fail; /* 0: no failure yet */
+    unsigned attempts;
+} store_retry;
+
+/* 1 when a store failure may succeed if the same call is made again later: the database is
+ * unreachable, restarting, busy or locked, or the transaction lost a serialization race. Judged
+ * from what the backends put in mc_errdetail (engine/store.c "(sqlite N)", engine/store_pg.c
+ * "(sqlstate XXXXX)" and "store reconnect:"), since the store API has no flag of its own. */
+static int store_err_transient(mc_err rc, const mc_errdetail *err)
+{
+    if (rc != MC_ERR_STORE)
+        return 0; /* invalid input, out of memory, internal: not the database's state */
+    const char *m = err->message, *p;
+    if (strncmp(m, "store reconnect:", 16) == 0)
+        return 1;
+    if ((p = strstr(m, "(sqlite ")) != NULL) {
+        int code = atoi(p + 8) & 0xff; /* primary result code */
+        /* SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL:
+         * another writer, the disk or the file system; SQLITE_CONSTRAINT and the rest are not */
+        return code == 5 || code == 6 || code == 10 || code == 13 || code == 14 || code == 15;
+    }
+    if ((p = strstr(m, "(sqlstate ")) != NULL) {
+        p += 10;
+        if (strncmp(p, "none", 4) == 0)
+            return 1; /* no answer from the server: the connection is gone */
+        /* 08 connection exception, 40001 serialization failure, 40P01 deadlock, 53 insufficient
+         * resources, 57P01-57P05 shutdown, crash, cannot connect now, idle timeouts, 58 system
+         * error (I/O); 23 integrity constraint violations and the rest are permanent */
+        return strncmp(p, "08", 2) == 0 || strncmp(p, "40001", 5) == 0 ||
+               strncmp(p, "40P01", 5) == 0 || strncmp(p, "53", 2) == 0 ||
+               strncmp(p, "57P", 3) == 0 || strncmp(p, "58", 2) == 0;
+    }
+    return 0;
+}
+
+/* After a store call failed with rc/err: 1 when the caller should make the same call again
+ * (the failure is transient and store.retry_s is not used up; the back-off was slept), else 0.
+ * what names the operation and n its size for the operator's log. */
+static int store_retry_wait(collector *c, store_retry *r, mc_err rc, const mc_errdetail *err,
+                            const char *what, size_t n)
+{
+    uint64_t t = now_ns(), limit = (uint64_t)c->e->cfg.store_retry_s * 1000000000ull;
+    if (!store_err_transient(rc, err))
+        return 0;
+    if (!r->t_first_fail) {
+        r->t_first_fail = t;
+        fprintf(stderr,
+                "mailca: store: %s of %zu failed (%s); retrying for up to %d s, the pipeline "
+                "waits meanwhile\n",
+                what, n, err->message, c->e->cfg.store_retry_s);
+    }
+    if (t - r->t_first_fail >= limit)
+        return 0;
+    uint64_t ms = STORE_BACKOFF_FIRST_MS << (r->attempts < 6 ? r->attempts : 6);
+    if (ms > STORE_BACKOFF_MAX_MS)
+        ms = STORE_BACKOFF_MAX_MS;
+    uint64_t left_ms = (limit - (t - r->t_first_fail)) / 1000000u;
+    if (ms > left_ms)
+        ms = left_ms ? left_ms : 1;
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    r->attempts++;
+    c->store_retries++;
+    return 1;
+}
+
+/* Reports the end of a retried store call (success after retries, or giving up). */
+static void store_retry_done(collector *c, const store_retry *r, mc_err rc, const mc_errdetail *err,
+                             const char *what, size_t n)
+{
+    double s = r->t_first_fail ? (double)(now_ns() - r->t_first_fail) / 1e9 : 0;
+    if (rc == MC_OK && r->t_first_fail)
+        fprintf(stderr, "mailca: store: %s of %zu succeeded after %u retries (%.1f s)\n", what, n,
+                r->attempts, s);
+    else if (rc != MC_OK)
+        fprintf(stderr, "mailca: store: %s of %zu failed%s%.1f s: %s\n", what, n,
+                r->t_first_fail ? " after retrying for " : " (not retryable) ",
+                r->t_first_fail ? s : 0.0, err->message);
+}
+
 static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
 {
     msgpack_object o;
@@ -448,7 +544,11 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
         }
         in[i] = wi[i].in;
     }
-    rc = mc_store_intents_commit(c->store, in, n, st, &err);
+    store_retry sr = {0};
+    do
+        rc = mc_store_intents_commit(c->store, in, n, st, &err);
+    while (rc != MC_OK && store_retry_wait(c, &sr, rc, &err, "intents commit", n));
+    store_retry_done(c, &sr, rc, &err, "intents commit", n);
     for (size_t i = 0; i < n; i++) {
         memset(&vd[i], 0, sizeof vd[i]);
         uint64_t key = id_key(in[i].order_id, strlen(in[i].order_id));
@@ -482,9 +582,14 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
             uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
             size_t sl = 0, tl = 0, dl = 0;
             mc_result r;
-            if (mc_store_lookup(c->store, in[i].order_id, &found, &serial, &sl, &tbs, &tl, &der,
-                                &dl, &err) != MC_OK ||
-                !found) {
+            mc_err lrc;
+            store_retry lr = {0};
+            while ((lrc = mc_store_lookup(c->store, in[i].order_id, &found, &serial, &sl, &tbs, &tl,
+                                          &der, &dl, &err)) != MC_OK &&
+                   store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
+                ;
+            store_retry_done(c, &lr, lrc, &err, "lookup", 1);
+            if (lrc != MC_OK || !found) {
                 vd[i].action = MC_WIRE_SKIP;
                 fail_result(&r, wi[i].seq, in[i].order_id, "lookup of an earlier order failed");
                 emit(c, &r, wi[i].t0);
@@ -501,8 +606,13 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
                 r.cert_len = dl;
                 /* the lint set and warnings recorded when it was issued */
                 char lv[MC_RESULT_LINT_VERSION_MAX] = "", warn[MC_RESULT_WARNINGS_MAX] = "";
-                if (mc_store_lint_meta(c->store, in[i].order_id, lv, sizeof lv, warn, sizeof warn,
-                                       &err) != MC_OK)
+                store_retry mr = {0};
+                while ((lrc = mc_store_lint_meta(c->store, in[i].order_id, lv, sizeof lv, warn,
+                                                 sizeof warn, &err)) != MC_OK &&
+                       store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
+                    ;
+                store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
+                if (lrc != MC_OK)
                     fail_result(&r, wi[i].seq, in[i].order_id, err.message);
                 r.lint_version = lv;
                 r.warnings = warn;
@@ -572,19 +682,30 @@ static void handle_results(collector *c, zmq_msg_t *body)
     mc_errdetail err;
     /* the certificates, and (CT on) their submissions in the same transaction: a certificate
      * is never stored without its outbox rows */
-    mc_err rc = !k ? MC_OK
-                : c->e->ct_on
-                    ? mc_ct_certs_commit(c->store, &c->e->ct, sc, prof, k, c->e->issuer.cert,
-                                         c->e->issuer.cert_len, mc_ct_now_ms(), &err)
-                    : mc_store_certs_commit(c->store, sc, k, &err);
+    mc_err rc = MC_OK;
+    store_retry sr = {0};
+    /* Signed certificates are never dropped: their commit is retried like the intents' (the
+     * whole batch, with its CT outbox rows, in one transaction each time). */
+    while (k &&
+           (rc = c->e->ct_on
+                     ? mc_ct_certs_commit(c->store, &c->e->ct, sc, prof, k, c->e->issuer.cert,
+                                          c->e->issuer.cert_len, mc_ct_now_ms(), &err)
+                     : mc_store_certs_commit(c->store, sc, k, &err)) != MC_OK &&
+           store_retry_wait(c, &sr, rc, &err, "certificates commit", k))
+        ;
+    store_retry_done(c, &sr, rc, &err, "certificates commit", k);
+    if (rc != MC_OK)
+        fprintf(stderr,
+                "mailca: store: %zu SIGNED certificates could NOT be recorded; their orders are "
+                "answered failed and their intents stay pending: the next run reports them, and "
+                "resubmitting those orders re-signs the recorded TBS with the same serial\n",
+                k);
     for (size_t i = 0; i < n; i++) {
         mc_result *r = &wr[i].r;
         if (r->status == MC_STATUS_ISSUED) {
             if (rc != MC_OK) {
                 /* Signed but not recorded: the certificate never leaves the engine. The intent
                  * stays pending and a resubmission re-signs the same TBS. */
-                char id[MC_ORDER_ID_MAX + 1];
-                snprintf(id, sizeof id, "%s", r->order_id);
                 fail_result(r, r->seq, r->order_id, err.message);
             } else {
                 r->lint_version = c->e->opts.no_lint ? "lint-disabled" : MC_LINT_SET_VERSION;

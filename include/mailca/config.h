@@ -49,6 +49,9 @@ typedef struct mc_config {
     int ct_timeout_ms;
     /* store */
     char store_sqlite[MC_PATH_MAX];
+    int store_retry_s; /* back-pressure: how long the collector keeps retrying a transient store
+                          failure (connection lost, busy/locked, serialization failure) before
+                          it answers the orders `failed`; 0 = fail at once */
     /* engine */
     char profiles[MC_PATH_MAX];
     int workers;   /* 0 = one per core */

@@ -29,7 +29,8 @@ struct mc_pgserver {
     char log[128];  /* dir/server.log: initdb, pg_ctl and createdb output */
     char password[33];
     char uri[256];
-    uid_t uid; /* who runs the server: ourselves, or an unprivileged user when root */
+    char opts[256]; /* the server options of pg_ctl start (port, socket dir, listen address) */
+    uid_t uid;      /* who runs the server: ourselves, or an unprivileged user when root */
     gid_t gid;
     int running;
 };
@@ -162,7 +163,7 @@ void mc_pgserver_stop(mc_pgserver *pg)
 mc_err mc_pgserver_start(mc_pgserver **out, mc_errdetail *err)
 {
     mc_err e = MC_OK;
-    char pwfile[160], opts[256], port_s[16], pwenv[64];
+    char pwfile[160], port_s[16], pwenv[64];
     *out = NULL;
     mc_pgserver *pg = calloc(1, sizeof *pg);
     if (!pg)
@@ -256,8 +257,9 @@ mc_err mc_pgserver_start(mc_pgserver **out, mc_errdetail *err)
         port = free_port();
         if (port < 0)
             continue;
-        snprintf(opts, sizeof opts, "-p %d -k %s -c listen_addresses=127.0.0.1", port, pg->dir);
-        const char *start_args[] = {"-D", pg->data, "-l", pg->log, "-o", opts,
+        snprintf(pg->opts, sizeof pg->opts, "-p %d -k %s -c listen_addresses=127.0.0.1", port,
+                 pg->dir);
+        const char *start_args[] = {"-D", pg->data, "-l", pg->log, "-o", pg->opts,
                                     "-w", "-t",     "60", "start", NULL};
         if (run_as(pg, "pg_ctl", start_args, NULL) == 0)
             pg->running = 1;
@@ -284,5 +286,36 @@ done:
         return e;
     }
     *out = pg;
+    return MC_OK;
+}
+
+mc_err mc_pgserver_halt(mc_pgserver *pg, mc_errdetail *err)
+{
+    if (!pg || !pg->running)
+        return mc_err_set(err, MC_ERR_INVALID, "pg", NULL, "pgserver halt: not running");
+    /* -m immediate: the postmaster and its backends quit at once, without a checkpoint, and
+     * every client connection is cut, as in a crash; the next start recovers from the WAL. */
+    const char *args[] = {"-D", pg->data, "-m", "immediate", "-w", "-t", "60", "stop", NULL};
+    if (run_as(pg, "pg_ctl", args, NULL) != 0) {
+        dump_log(pg);
+        return mc_err_set(err, MC_ERR_IO, "pg_ctl", NULL, "pgserver: pg_ctl stop failed (see %s)",
+                          pg->log);
+    }
+    pg->running = 0;
+    return MC_OK;
+}
+
+mc_err mc_pgserver_resume(mc_pgserver *pg, mc_errdetail *err)
+{
+    if (!pg || pg->running)
+        return mc_err_set(err, MC_ERR_INVALID, "pg", NULL, "pgserver resume: already running");
+    const char *args[] = {"-D", pg->data, "-l", pg->log, "-o", pg->opts,
+                          "-w", "-t",     "60", "start", NULL};
+    if (run_as(pg, "pg_ctl", args, NULL) != 0) {
+        dump_log(pg);
+        return mc_err_set(err, MC_ERR_IO, "pg_ctl", NULL,
+                          "pgserver: pg_ctl start (resume) failed (see %s)", pg->log);
+    }
+    pg->running = 1;
     return MC_OK;
 }

@@ -29,6 +29,12 @@ mc_err mc_pgserver_start(mc_pgserver **out, mc_errdetail *err);
 /* "postgresql://postgres:<password>@127.0.0.1:<port>/mailca_test"; valid until stop. */
 const char *mc_pgserver_uri(const mc_pgserver *pg);
 
+/* Stops the server as a crash would (pg_ctl stop -m immediate: every connection is cut) and
+ * keeps its data: mc_pgserver_resume starts it again on the same port and URI. For outage
+ * tests. MC_OK, or MC_ERR_IO with the server log on stderr. */
+mc_err mc_pgserver_halt(mc_pgserver *pg, mc_errdetail *err);
+mc_err mc_pgserver_resume(mc_pgserver *pg, mc_errdetail *err);
+
 /* Stops the server, removes its directory and frees pg (NULL is a no-op). */
 void mc_pgserver_stop(mc_pgserver *pg);
 
