@@ -41,6 +41,7 @@
 
 #define EP_ORDERS "inproc://mailca-orders"
 #define EP_INTENTS "inproc://mailca-intents"
+#define EP_JOURNAL "inproc://mailca-journal"
 #define EP_RESULTS "inproc://mailca-results"
 #define MAX_ORDER_BYTES (1024 * 1024) /* one order, encoded; larger cannot be an order */
 #define HIST_BUCKETS 1024
@@ -240,6 +241,11 @@ typedef struct waiter {
     char *id;
 } waiter;
 
+typedef struct journal_entry {
+    uint64_t key; /* seq + 1; 0 = empty */
+    zmq_msg_t *msg;
+} journal_entry;
+
 typedef struct collector {
     mc_engine *e;
     void *router, *pull;
@@ -261,8 +267,19 @@ typedef struct collector {
     atomic_int *workers_alive;
     pid_t *procs; /* worker processes (procs mode), 0 once reaped */
     int nprocs;
-    int died;              /* workers (processes) that ended during the run */
-    uint64_t t_last_input; /* when the last message arrived */
+    int died; /* workers (processes) that ended during the run */
+    /* Worker processes only: a copy of every order until it is answered (the journal), so the
+     * orders a dead worker process held can be dispatched again; how to restart one. */
+    void *journal_pull;     /* intake -> collector: [seq (8 bytes), order message] */
+    void *push_orders;      /* the intake's socket, used here only once intake is over */
+    journal_entry *journal; /* open addressing by seq */
+    size_t journal_cap, journal_n;
+    uint64_t *redo; /* seqs to dispatch again, sent from redo_next on */
+    size_t redo_n, redo_next;
+    int redo_rounds, restarts;
+    const char *const *eps; /* the ipc endpoints the worker processes join */
+    int threads, signers;   /* per worker process */
+    uint64_t t_last_input;  /* when the last message arrived */
     atomic_uint_fast64_t *bytes_read;
     uint64_t orders_size;
     uint64_t t_start, t_last_print;
@@ -314,6 +331,73 @@ static void inflight_del(collector *c, uint64_t key)
         }
     }
     c->inflight[i] = 0;
+}
+
+/* ---- the journal (worker processes): seq -> the order message, until answered ---- */
+
+static size_t journal_slot(const collector *c, uint64_t key)
+{
+    size_t m = c->journal_cap - 1, i = (size_t)(key * 0x9e3779b97f4a7c15ull) & m;
+    while (c->journal[i].key && c->journal[i].key != key)
+        i = (i + 1) & m;
+    return i;
+}
+
+static int journal_put(collector *c, uint64_t seq, zmq_msg_t *msg)
+{
+    if ((c->journal_n + 1) * 2 > c->journal_cap) {
+        size_t old_cap = c->journal_cap, cap = old_cap ? old_cap * 2 : 4096;
+        journal_entry *old = c->journal, *t = calloc(cap, sizeof *t);
+        if (!t)
+            return -1;
+        c->journal = t;
+        c->journal_cap = cap;
+        for (size_t i = 0; i < old_cap; i++)
+            if (old[i].key)
+                c->journal[journal_slot(c, old[i].key)] = old[i];
+        free(old);
+    }
+    size_t i = journal_slot(c, seq + 1);
+    if (c->journal[i].key) { /* the same seq twice: keep the first */
+        zmq_msg_close(msg);
+        free(msg);
+        return 0;
+    }
+    c->journal[i] = (journal_entry){seq + 1, msg};
+    c->journal_n++;
+    return 0;
+}
+
+/* Removes seq's entry (backward-shift deletion, as inflight_del) and frees its message. */
+static void journal_drop(collector *c, uint64_t seq)
+{
+    if (!c->journal_n)
+        return;
+    size_t m = c->journal_cap - 1, i = journal_slot(c, seq + 1);
+    if (!c->journal[i].key)
+        return;
+    zmq_msg_close(c->journal[i].msg);
+    free(c->journal[i].msg);
+    for (size_t j = (i + 1) & m; c->journal[j].key; j = (j + 1) & m) {
+        size_t home = (size_t)(c->journal[j].key * 0x9e3779b97f4a7c15ull) & m;
+        if (((j - home) & m) >= ((j - i) & m)) {
+            c->journal[i] = c->journal[j];
+            i = j;
+        }
+    }
+    c->journal[i] = (journal_entry){0, NULL};
+    c->journal_n--;
+}
+
+static void journal_free(collector *c)
+{
+    for (size_t i = 0; i < c->journal_cap; i++)
+        if (c->journal[i].key) {
+            zmq_msg_close(c->journal[i].msg);
+            free(c->journal[i].msg);
+        }
+    free(c->journal);
+    free(c->redo);
 }
 
 static void hist_add(collector *c, uint64_t t0)
@@ -373,6 +457,7 @@ static void emit(collector *c, const mc_result *r, uint64_t t0)
 {
     if (mark_seen(c, r->seq) == 1)
         return; /* already answered: exactly one result per order */
+    journal_drop(c, r->seq);
     mc_result f;
     msgpack_sbuffer_clear(&c->rbuf);
     if (mc_result_pack(&c->rpk, r) != MC_OK) {
@@ -761,8 +846,15 @@ static void fail_unanswered(collector *c)
         }
 }
 
-/* Worker processes that exit while orders are in flight count as lost workers: when none is
- * left, the orders they held are answered as failed (nothing is lost silently). */
+static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
+                          const char *const eps[3], mc_errdetail *err);
+
+/* At most this many worker processes are restarted in one run (a crash loop ends the run's
+ * supervision: the orders left are then answered as failed). */
+#define MAX_RESTARTS 16
+
+/* A worker process that exits is reaped and started again (issue 4: the orders it held are
+ * dispatched again once the intake is over, see redispatch). */
 static void reap_procs(collector *c)
 {
     for (int i = 0; i < c->nprocs; i++) {
@@ -774,7 +866,89 @@ static void reap_procs(collector *c)
             c->procs[i] = 0;
             c->died++;
             atomic_fetch_sub(c->workers_alive, 1);
+            if (c->restarts >= MAX_RESTARTS || !c->eps)
+                continue;
+            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            int cpu = c->e->cfg.pin_cores && ncpu > 0 ? (int)((i * c->threads) % ncpu) : -1;
+            mc_errdetail err;
+            pid_t pid = spawn_worker(c->e, i, c->threads, c->signers, cpu, c->eps, &err);
+            if (pid > 0) {
+                c->procs[i] = pid;
+                c->restarts++;
+                atomic_fetch_add(c->workers_alive, 1);
+                fprintf(stderr, "mailca: worker process %d restarted (pid %d)\n", i, (int)pid);
+            } else {
+                fprintf(stderr, "mailca: worker process %d could not be restarted: %s\n", i,
+                        err.message);
+            }
         }
+    }
+}
+
+/* Keeps the copy of an order the intake sent (worker processes only). */
+static void journal_receive(collector *c)
+{
+    for (;;) {
+        uint64_t seq = 0;
+        int n = zmq_recv(c->journal_pull, &seq, sizeof seq, ZMQ_DONTWAIT);
+        if (n < 0)
+            return;
+        zmq_msg_t *m = malloc(sizeof *m);
+        if (!m || zmq_msg_init(m) != 0 || zmq_msg_recv(m, c->journal_pull, 0) < 0) {
+            free(m);
+            c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "order journal");
+            return;
+        }
+        int answered = seq / 8 < c->seen_cap && ((c->seen[seq / 8] >> (seq % 8)) & 1);
+        if (n != (int)sizeof seq || answered) {
+            zmq_msg_close(m);
+            free(m);
+        } else if (journal_put(c, seq, m) != 0) {
+            c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "order journal");
+            return;
+        }
+    }
+}
+
+/* The orders a dead worker process held never come back: once the intake is over and nothing
+ * has moved for a while, every order still unanswered is dispatched again from the journal
+ * (a worker that already recorded its intent resumes it: same TBS, same serial). The orders in
+ * flight are forgotten first, or their resubmission would wait for the dead worker. */
+static void redispatch_start(collector *c)
+{
+    free(c->redo);
+    c->redo = malloc((c->journal_n ? c->journal_n : 1) * sizeof *c->redo);
+    c->redo_n = c->redo_next = 0;
+    if (!c->redo)
+        return;
+    for (size_t i = 0; i < c->journal_cap; i++)
+        if (c->journal[i].key)
+            c->redo[c->redo_n++] = c->journal[i].key - 1;
+    memset(c->inflight, 0, INFLIGHT_SLOTS * sizeof *c->inflight);
+    c->redo_rounds++;
+    fprintf(stderr, "mailca: dispatching %zu order(s) held by a dead worker process again\n",
+            c->redo_n);
+}
+
+/* Sends what it can of the redo list without blocking (the collector must keep reading
+ * results, or workers and collector would wait on each other). */
+static void redispatch_some(collector *c)
+{
+    while (c->redo_next < c->redo_n) {
+        uint64_t seq = c->redo[c->redo_next];
+        size_t i = journal_slot(c, seq + 1);
+        if (!c->journal[i].key) { /* answered meanwhile */
+            c->redo_next++;
+            continue;
+        }
+        zmq_msg_t copy;
+        zmq_msg_init(&copy);
+        zmq_msg_copy(&copy, c->journal[i].msg);
+        if (zmq_msg_send(&copy, c->push_orders, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&copy);
+            return; /* the workers are busy: the rest on a later turn */
+        }
+        c->redo_next++;
     }
 }
 
@@ -803,9 +977,12 @@ static void *ct_drain_main(void *arg)
 static void *collector_main(void *arg)
 {
     collector *c = arg;
-    zmq_pollitem_t items[2] = {{c->pull, 0, ZMQ_POLLIN, 0}, {c->router, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{c->pull, 0, ZMQ_POLLIN, 0},
+                               {c->router, 0, ZMQ_POLLIN, 0},
+                               {c->journal_pull, 0, ZMQ_POLLIN, 0}};
+    int nitems = c->journal_pull ? 3 : 2;
     while (c->rc == MC_OK && !(c->end && c->written >= c->total)) {
-        if (zmq_poll(items, 2, 200) < 0) {
+        if (zmq_poll(items, nitems, c->redo_next < c->redo_n ? 20 : 200) < 0) {
             if (errno == EINTR)
                 continue;
             c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "poll: %s", zmq_strerror(errno));
@@ -833,16 +1010,28 @@ static void *collector_main(void *arg)
             mc_arena_reset(&c->arena);
             msgpack_zone_clear(&c->zone);
         }
+        if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+            journal_receive(c);
         reap_procs(c);
         if (items[0].revents || items[1].revents)
             c->t_last_input = now_ns();
+        if (c->end)
+            redispatch_some(c); /* push_orders is the collector's once the intake is over */
         /* The orders a dead worker held never come back: once intake is done and nothing has
-         * moved for 2 s, they are answered as failed (retryable: a resubmission re-signs any
-         * recorded TBS with its serial). */
+         * moved for 2 s, they are dispatched again from the journal (a few rounds at most);
+         * what is still unanswered after that is answered as failed (retryable: a
+         * resubmission re-signs any recorded TBS with its serial). */
         if (c->end && c->written < c->total &&
             (atomic_load(c->workers_alive) == 0 ||
-             (c->died && now_ns() - c->t_last_input > 2000000000ull)))
-            fail_unanswered(c);
+             (c->died && now_ns() - c->t_last_input > 2000000000ull))) {
+            if (atomic_load(c->workers_alive) > 0 && c->journal_n && c->redo_rounds < 3 &&
+                c->redo_next >= c->redo_n) {
+                redispatch_start(c);
+                c->t_last_input = now_ns();
+            } else if (c->redo_next >= c->redo_n) {
+                fail_unanswered(c);
+            }
+        }
         print_progress(c, 0);
     }
     print_progress(c, 1);
@@ -853,6 +1042,7 @@ static void *collector_main(void *arg)
 
 typedef struct intake {
     void *push_orders, *push_results;
+    void *push_journal; /* worker processes: a copy of each order to the collector's journal */
     atomic_int *workers_alive;
     msgpack_sbuffer sbuf;
     uint64_t seq;
@@ -896,6 +1086,12 @@ static mc_err intake_order(intake *in, const msgpack_object *obj)
     msgpack_pack_uint64(&pk, in->seq++);
     msgpack_pack_uint64(&pk, now_ns());
     msgpack_pack_object(&pk, *obj);
+    /* The journal's copy first: it may then arrive after the order's result, never without
+     * having been sent (the collector drops a copy of an answered order). */
+    uint64_t seq = in->seq - 1;
+    if (in->push_journal && (zmq_send(in->push_journal, &seq, sizeof seq, ZMQ_SNDMORE) < 0 ||
+                             zmq_send(in->push_journal, in->sbuf.data, in->sbuf.size, 0) < 0))
+        return MC_ERR_ZMQ;
     /* Blocks while the workers are busy (back-pressure), but not forever when none is left. */
     while (zmq_send(in->push_orders, in->sbuf.data, in->sbuf.size, 0) < 0) {
         if (errno == EAGAIN && atomic_load(in->workers_alive) > 0)
@@ -1090,7 +1286,7 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
  * to one token at the same moment race on its state files (seen here: "no initialised token").
  * Returns the pid, or -1 with err filled. */
 static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
-                          const char *eps[3], mc_errdetail *err)
+                          const char *const eps[3], mc_errdetail *err)
 {
     char th[16], cp[16], bt[16], sg[16];
     snprintf(th, sizeof th, "%d", threads);
@@ -1217,6 +1413,23 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     c.pull = bind_socket(zctx, ZMQ_PULL, EP_RESULTS, 8);
     in.push_orders = bind_socket(zctx, ZMQ_PUSH, procs > 0 ? eps[0] : EP_ORDERS, e->batch * 2);
     in.push_results = zmq_socket(zctx, ZMQ_PUSH);
+    if (procs > 0) {
+        /* the journal: no high-water mark of its own (it holds what is in flight, which the
+         * orders socket bounds); a restarted worker process joins the same endpoints */
+        c.journal_pull = bind_socket(zctx, ZMQ_PULL, EP_JOURNAL, 0);
+        in.push_journal = zmq_socket(zctx, ZMQ_PUSH);
+        int zero = 0;
+        if (in.push_journal)
+            zmq_setsockopt(in.push_journal, ZMQ_SNDHWM, &zero, sizeof zero);
+        if (!c.journal_pull || !in.push_journal || zmq_connect(in.push_journal, EP_JOURNAL) != 0) {
+            rc = mc_err_set(err, MC_ERR_ZMQ, NULL, NULL, "journal: %s", zmq_strerror(zmq_errno()));
+            goto done;
+        }
+        c.push_orders = in.push_orders;
+        c.eps = eps;
+        c.threads = pthreads;
+        c.signers = signers;
+    }
     if (!c.router || !c.pull || !in.push_orders || !in.push_results ||
         (procs > 0 && zmq_bind(c.pull, eps[2]) != 0) ||
         zmq_connect(in.push_results, EP_RESULTS) != 0) {
@@ -1335,8 +1548,13 @@ done:
         zmq_close(in.push_orders);
     if (in.push_results)
         zmq_close(in.push_results);
+    if (in.push_journal)
+        zmq_close(in.push_journal);
+    if (c.journal_pull)
+        zmq_close(c.journal_pull);
     if (zctx)
         zmq_ctx_term(zctx);
+    journal_free(&c);
     mc_store_close(c.store);
     while (c.waiters) {
         waiter *w = c.waiters;
