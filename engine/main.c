@@ -10,6 +10,7 @@
 #include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
+#include "mailca/revoke.h"
 #include "mailca/store.h"
 #include "mailca/x509.h"
 
@@ -65,6 +66,9 @@ static int cmd_help(FILE *f)
         "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
+        "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
+        "         --profile P --issued-after T --issued-before T | --lint-version V)\n"
+        "         --reason NAME [--dry-run]  revoke certificates in the store\n"
         "        (batch runs --procs N spread workers over N processes; see README)\n"
         "  version, help\n\n"
         "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
@@ -574,6 +578,8 @@ int main(int argc, char **argv)
         return cmd_store(argc, argv);
     if (strcmp(cmd, "ct") == 0)
         return cmd_ct(argc, argv);
+    if (strcmp(cmd, "revoke") == 0)
+        return mc_revoke_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }

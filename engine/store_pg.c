@@ -109,6 +109,12 @@ static const char *const migrations[] = {
     " account TEXT NOT NULL,"
     " first_order_id TEXT NOT NULL,"
     " created_at BIGINT NOT NULL);",
+    /* 4: replacement and revocation (engine/store.c migration 4 says why). replaced_by is set
+     * by the certificate insert statement itself (PS_CERT), so in the same transaction. The
+     * account index is ordered by seq within an account, as revocation selects. */
+    "ALTER TABLE intents ADD COLUMN replaces_serial BYTEA;"
+    "ALTER TABLE certificates ADD COLUMN replaced_by BYTEA;"
+    "CREATE INDEX intents_account ON intents(account, seq);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -118,7 +124,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSI
 #define OID_INT8 20
 #define OID_TEXT 25
 /* The most parameters a statement takes (the intent insert). */
-#define PG_MAX_PARAMS 17
+#define PG_MAX_PARAMS 18
 
 enum {
     PS_INTENT,
@@ -133,6 +139,8 @@ enum {
     PS_CT_RECORD,
     PS_CT_LIST,
     PS_CT_COUNTS,
+    PS_REPLACED_BY,
+    PS_CERT_STATUS,
     PS_COUNT_
 };
 
@@ -158,26 +166,32 @@ static const struct {
                    " (SELECT 1 FROM ko WHERE account IS DISTINCT FROM $2)) AS v),"
                    " ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
                    " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
-                   " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256)"
+                   " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
+                   " replaces_serial)"
                    " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                   " $16, $17 WHERE (SELECT v FROM ok)"
+                   " $16, $17, $18 WHERE (SELECT v FROM ok)"
                    " ON CONFLICT (order_id) DO NOTHING RETURNING 1)"
                    " SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 0"
                    " WHEN EXISTS (SELECT 1 FROM certificates WHERE order_id = $1) THEN 1"
                    " WHEN EXISTS (SELECT 1 FROM intents WHERE order_id = $1) OR (SELECT v FROM ok)"
                    " THEN 2 WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
-                   17,
+                   18,
                    {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
                     OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
-                    OID_TEXT, OID_INT8, OID_BYTEA}},
+                    OID_TEXT, OID_INT8, OID_BYTEA, OID_BYTEA}},
     /* Inserts only when an intent with this order id AND serial exists, and answers the rows
      * inserted, the intent's serial and the certificate stored before this statement (both
-     * NULL when absent), so a refused row is explained without another query. */
+     * NULL when absent), so a refused row is explained without another query. A certificate
+     * inserted now whose intent replaces one of ours sets that one's replaced_by (store.h
+     * "replacement": never overwritten, never itself). */
     [PS_CERT] = {"mc_cert",
                  "WITH ins AS (INSERT INTO certificates (serial, order_id, der, issued_at)"
                  " SELECT serial, order_id, $3, $4 FROM intents"
                  " WHERE order_id = $1 AND serial = $2"
-                 " ON CONFLICT (serial) DO NOTHING RETURNING 1)"
+                 " ON CONFLICT (serial) DO NOTHING RETURNING 1),"
+                 " rep AS (UPDATE certificates SET replaced_by = $2 WHERE serial ="
+                 " (SELECT replaces_serial FROM intents WHERE order_id = $1 AND serial = $2)"
+                 " AND serial <> $2 AND replaced_by IS NULL AND EXISTS (SELECT 1 FROM ins))"
                  " SELECT (SELECT count(*) FROM ins), i.serial, c.der FROM (SELECT 1) AS one"
                  " LEFT JOIN intents AS i ON i.order_id = $1"
                  " LEFT JOIN certificates AS c ON c.serial = i.serial",
@@ -253,6 +267,15 @@ static const struct {
                       " count(*) FILTER (WHERE state = 2) FROM ct_outbox",
                       0,
                       {0}},
+    [PS_REPLACED_BY] = {"mc_replaced_by",
+                        "SELECT replaced_by FROM certificates WHERE serial = $1",
+                        1,
+                        {OID_BYTEA}},
+    [PS_CERT_STATUS] = {"mc_cert_status",
+                        "SELECT status, revoked_at, revocation_reason::bigint FROM certificates"
+                        " WHERE serial = $1",
+                        1,
+                        {OID_BYTEA}},
 };
 
 typedef struct pg_store {
@@ -619,12 +642,13 @@ typedef struct intents_ctx {
     mc_intent_state *state;
     int64_t now;
     size_t collided; /* 1 + index of the row that hit the serial's uniqueness, or 0 */
+    uint8_t replaces_serial[PG_CHUNK][MC_SERIAL_MAX]; /* parsed replaces of the chunk in flight */
 } intents_ctx;
 
 static void intent_params(pg_store *s, size_t i, const void *rows, params *p)
 {
     (void)s;
-    const intents_ctx *c = rows;
+    intents_ctx *c = (intents_ctx *)rows;
     const mc_intent *it = &c->v[i];
     p_text(p, 0, it->order_id);
     p_text(p, 1, it->account);
@@ -643,6 +667,13 @@ static void intent_params(pg_store *s, size_t i, const void *rows, params *p)
     p_text(p, 14, it->replaces);
     p_int8(p, 15, c->now);
     p_blob(p, 16, it->spki_sha256, it->spki_sha256 ? 32 : 0);
+    /* intents_ctx keeps the parsed serial: the parameters point into it until sent */
+    uint8_t *rser = c->replaces_serial[i % PG_CHUNK];
+    size_t rser_len = 0;
+    if (it->replaces && mc_store_serial_parse(it->replaces, rser, &rser_len))
+        p_blob(p, 17, rser, rser_len);
+    else
+        p_blob(p, 17, NULL, 0);
 }
 
 /* Who holds this serial, asked after the rollback: an earlier row of this batch (its insert was
@@ -1139,6 +1170,196 @@ static mc_err pg_ct_counts(mc_store *base, int64_t *pending, int64_t *done, int6
     return e;
 }
 
+/* --- replacement and revocation -------------------------------------------------------------- */
+
+static mc_err pg_replaced_by(mc_store *base, const uint8_t *serial, size_t serial_len, uint8_t *out,
+                             size_t *out_len, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_blob(&p, 0, serial, serial_len);
+    PGresult *res = run(s, PS_REPLACED_BY, &p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, "serial", "replaced by", res);
+    } else if (PQntuples(res) == 1) {
+        size_t n;
+        const uint8_t *v = get_blob(res, 0, 0, &n);
+        if (v && n > 0 && n <= MC_SERIAL_MAX) {
+            memcpy(out, v, n);
+            *out_len = n;
+        }
+    }
+    PQclear(res);
+    return e;
+}
+
+static mc_err pg_cert_status(mc_store *base, const uint8_t *serial, size_t serial_len, char *status,
+                             size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    char hex[2 * MC_SERIAL_MAX + 1];
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_blob(&p, 0, serial, serial_len);
+    PGresult *res = run(s, PS_CERT_STATUS, &p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, "serial", "certificate status", res);
+    } else if (PQntuples(res) == 0) {
+        e = mc_err_set(err, MC_ERR_STORE, "serial", NULL,
+                       "certificate status: serial %s: no certificate",
+                       mc_store_serial_hex(hex, serial, serial_len));
+    } else {
+        if (status)
+            copy_text(res, 0, status, cap);
+        if (revoked_at)
+            *revoked_at = PQgetisnull(res, 0, 1) ? -1 : get_int8(res, 0, 1);
+        if (reason)
+            *reason = PQgetisnull(res, 0, 2) ? -1 : (int)get_int8(res, 0, 2);
+    }
+    PQclear(res);
+    return e;
+}
+
+/* Runs sql with the parameters (binary) and checks its status; *changed gets the rows it
+ * changed (when not NULL). */
+static mc_err pg_exec_params(pg_store *s, const char *sql, int n, const Oid *types, const params *p,
+                             int64_t *changed, const char *op, PGresult **keep, mc_errdetail *err)
+{
+    PGresult *res = PQexecParams(s->conn, sql, n, types, p->val, p->len, p->fmt, 1);
+    ExecStatusType st = PQresultStatus(res);
+    mc_err e = MC_OK;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        e = pg_err(s, err, NULL, op, res);
+    else if (changed)
+        *changed += strtoll(PQcmdTuples(res), NULL, 10);
+    if (keep && !e)
+        *keep = res;
+    else
+        PQclear(res);
+    return e;
+}
+
+/* As the SQLite backend: the selection goes into a temporary table numbered in intent order
+ * (one INSERT ... SELECT), then each chunk of that numbering is revoked by two set-based UPDATEs
+ * in one short transaction. */
+static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+                        int dry_run, mc_revoke_counts *out, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    static const char *const where[] = {
+        [MC_REVOKE_SERIAL] = "i.serial = $1",
+        [MC_REVOKE_ACCOUNT] = "i.account = $1",
+        [MC_REVOKE_KEY] = "i.spki_sha256 = $1",
+        [MC_REVOKE_PROFILE] = "i.profile = $1 AND i.not_before >= $2 AND i.not_before < $3",
+        [MC_REVOKE_LINT] = "i.lint_version = $1",
+    };
+    char sql[512];
+    params p;
+    Oid types[4] = {0};
+    int np = 1;
+    PGresult *res = NULL;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    e = exec_cmd(s,
+                 "DROP TABLE IF EXISTS pg_temp.mc_revoke_set;"
+                 "CREATE TEMP TABLE mc_revoke_set (k BIGINT GENERATED ALWAYS AS IDENTITY"
+                 " PRIMARY KEY, serial BYTEA NOT NULL)",
+                 "revoke: selection table", err);
+    if (e)
+        return e;
+    memset(&p, 0, sizeof p);
+    switch (sel->by) {
+    case MC_REVOKE_SERIAL:
+        p_blob(&p, 0, sel->serial, sel->serial_len);
+        types[0] = OID_BYTEA;
+        break;
+    case MC_REVOKE_ACCOUNT:
+        p_text(&p, 0, sel->account);
+        types[0] = OID_TEXT;
+        break;
+    case MC_REVOKE_KEY:
+        p_blob(&p, 0, sel->spki_sha256, 32);
+        types[0] = OID_BYTEA;
+        break;
+    case MC_REVOKE_PROFILE:
+        p_text(&p, 0, sel->profile);
+        p_int8(&p, 1, sel->issued_after);
+        p_int8(&p, 2, sel->issued_before);
+        types[0] = OID_TEXT;
+        types[1] = types[2] = OID_INT8;
+        np = 3;
+        break;
+    case MC_REVOKE_LINT:
+        p_text(&p, 0, sel->lint_version);
+        types[0] = OID_TEXT;
+        break;
+    }
+    snprintf(sql, sizeof sql,
+             "INSERT INTO pg_temp.mc_revoke_set (serial) SELECT i.serial FROM intents AS i"
+             " JOIN certificates AS c ON c.serial = i.serial WHERE %s ORDER BY i.seq",
+             where[sel->by]);
+    if ((e = pg_exec_params(s, sql, np, types, &p, &out->selected, "revoke: select", NULL, err)))
+        goto done;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, reason);
+    p_int8(&p, 1, revoked_at);
+    Oid t4[4] = {OID_INT8, OID_INT8, OID_INT8, OID_INT8};
+    if (dry_run) {
+        if ((e = pg_exec_params(s,
+                                "SELECT count(*) FILTER (WHERE c.status = 'issued'),"
+                                " count(*) FILTER (WHERE c.status <> 'issued' AND $1 = 1"
+                                " AND c.revocation_reason IS DISTINCT FROM 1)"
+                                " FROM pg_temp.mc_revoke_set AS r JOIN certificates AS c"
+                                " ON c.serial = r.serial",
+                                1, t4, &p, NULL, "revoke: dry run", &res, err)))
+            goto done;
+        out->revoked = get_int8(res, 0, 0);
+        out->reason_updated = get_int8(res, 0, 1);
+        goto counted;
+    }
+    /* keyCompromise supersedes an earlier reason; the first revocation time stays (store.h) */
+    const char *up_kc = "UPDATE certificates AS c SET revocation_reason = $1"
+                        " FROM pg_temp.mc_revoke_set AS r"
+                        " WHERE r.k > $3 AND r.k <= $4 AND c.serial = r.serial"
+                        " AND c.status = 'revoked' AND c.revocation_reason IS DISTINCT FROM $1";
+    const char *up = "UPDATE certificates AS c SET status = 'revoked', revoked_at = $2,"
+                     " revocation_reason = $1 FROM pg_temp.mc_revoke_set AS r"
+                     " WHERE r.k > $3 AND r.k <= $4 AND c.serial = r.serial"
+                     " AND c.status = 'issued'";
+    for (int64_t lo = 0; lo < out->selected; lo += MC_REVOKE_CHUNK) {
+        p_int8(&p, 2, lo);
+        p_int8(&p, 3, lo + MC_REVOKE_CHUNK);
+        if ((e = exec_cmd(s, "BEGIN", "revoke: begin", err)) != MC_OK)
+            goto done;
+        if (reason == MC_CRL_KEY_COMPROMISE &&
+            (e = pg_exec_params(s, up_kc, 4, t4, &p, &out->reason_updated, "revoke: chunk", NULL,
+                                err)) != MC_OK)
+            goto done;
+        if ((e = pg_exec_params(s, up, 4, t4, &p, &out->revoked, "revoke: chunk", NULL, err)) !=
+            MC_OK)
+            goto done;
+        if ((e = exec_cmd(s, "COMMIT", "revoke: commit", err)) != MC_OK)
+            goto done;
+    }
+counted:
+    out->unchanged = out->selected - out->revoked - out->reason_updated;
+done:
+    PQclear(res);
+    if (e)
+        txn_abort(s);
+    if (PQstatus(s->conn) == CONNECTION_OK)
+        PQclear(PQexec(s->conn, "DROP TABLE IF EXISTS pg_temp.mc_revoke_set"));
+    return e;
+}
+
 static const mc_store_ops pg_ops = {
     .name = "postgresql",
     .intents_commit = pg_intents_commit,
@@ -1152,6 +1373,9 @@ static const mc_store_ops pg_ops = {
     .ct_record = pg_ct_record,
     .ct_list = pg_ct_list,
     .ct_counts = pg_ct_counts,
+    .replaced_by = pg_replaced_by,
+    .revoke = pg_revoke,
+    .cert_status = pg_cert_status,
     .close = pg_close,
 };
 

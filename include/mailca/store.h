@@ -130,6 +130,95 @@ typedef void (*mc_store_pending_fn)(void *arg, const char *order_id, const uint8
                                     size_t serial_len, const uint8_t *tbs, size_t tbs_len);
 mc_err mc_store_pending(mc_store *s, mc_store_pending_fn fn, void *arg, mc_errdetail *err);
 
+/* --- replacement (migration 4) ---------------------------------------------------------------
+ * An intent's replaces (hex, as orders.md writes serials; upper case accepted) is recorded as
+ * given. When it parses as a serial (1..MC_SERIAL_MAX bytes) it is also kept as bytes
+ * (intents.replaces_serial), and when the replacing certificate is committed, the replaced
+ * certificate's replaced_by is set to the new serial in the same transaction (both backends).
+ * A replaces naming a serial this store has no certificate for is recorded as given and links
+ * nothing (another CA's serial, or a typo: the order is not refused for it). A certificate that
+ * is replaced twice keeps the first replacement committed (replaced_by is never overwritten). */
+
+/* mc_store_replaced_by: the serial that replaced serial (copied into out, MC_SERIAL_MAX bytes;
+ * *out_len 0 when none or when serial is unknown). */
+mc_err mc_store_replaced_by(mc_store *s, const uint8_t *serial, size_t serial_len, uint8_t *out,
+                            size_t *out_len, mc_errdetail *err);
+
+/* Parses a hex serial (even number of digits, either case, 1..MC_SERIAL_MAX bytes) into out.
+ * Returns 1 and *len, or 0 when hex is not one. */
+int mc_store_serial_parse(const char *hex, uint8_t *out, size_t *len);
+
+/* --- revocation (SBR 4.9.1.1, 7.2.2) ---------------------------------------------------------
+ * RFC 5280 5.3.1 CRLReason codes a subscriber certificate may be revoked with here:
+ * - unspecified (0) is recorded as 0, and a CRL or OCSP writer SHALL then omit reasonCode
+ *   (SBR 7.2.2: "The CRLReason indicated SHALL NOT be unspecified (0)");
+ * - caCompromise (2) and aACompromise (10) are about CA and attribute-authority keys and
+ *   removeFromCRL (8) exists only in delta CRLs: never a subscriber certificate's reason;
+ * - certificateHold (6) is suspension, which mailca does not implement (SBR 4.9.13: a CA that
+ *   suspends SHALL use only certificateHold and describe it in its CP/CPS; SBR 7.2.2 forbids it
+ *   for Strict certificates), so it is refused too.
+ * mc_store_revoke refuses any other code with MC_ERR_INVALID (field "reason"). */
+typedef enum mc_crl_reason {
+    MC_CRL_UNSPECIFIED = 0,
+    MC_CRL_KEY_COMPROMISE = 1,
+    MC_CRL_AFFILIATION_CHANGED = 3,
+    MC_CRL_SUPERSEDED = 4,
+    MC_CRL_CESSATION_OF_OPERATION = 5,
+    MC_CRL_PRIVILEGE_WITHDRAWN = 9,
+} mc_crl_reason;
+
+/* 1 when reason is one of mc_crl_reason above (SBR 7.2.2 / 4.9.13 as explained there). */
+int mc_crl_reason_allowed(int reason);
+
+/* Which certificates a revocation selects. Exactly the fields of its kind are read. */
+typedef enum mc_revoke_by {
+    MC_REVOKE_SERIAL = 1, /* serial, serial_len */
+    MC_REVOKE_ACCOUNT,    /* account: every certificate ordered by the account */
+    MC_REVOKE_KEY,        /* spki_sha256 (32 bytes): every certificate for the subject key (SBR
+                             4.9.1.1 item 3, key compromise) */
+    MC_REVOKE_PROFILE,    /* profile, issued in [issued_after, issued_before) by notBefore */
+    MC_REVOKE_LINT,       /* lint_version: every certificate linted with that lint set */
+} mc_revoke_by;
+
+typedef struct mc_revoke_sel {
+    mc_revoke_by by;
+    const uint8_t *serial;
+    size_t serial_len;
+    const char *account;
+    const uint8_t *spki_sha256;
+    const char *profile;
+    int64_t issued_after, issued_before; /* seconds since the epoch; after < before */
+    const char *lint_version;
+} mc_revoke_sel;
+
+typedef struct mc_revoke_counts {
+    int64_t selected;       /* certificates the selector matched (intents without a certificate
+                               are not revoked: they were never issued) */
+    int64_t revoked;        /* issued -> revoked now */
+    int64_t reason_updated; /* already revoked, reason changed to keyCompromise now */
+    int64_t unchanged;      /* already revoked, left as they were */
+} mc_revoke_counts;
+
+/* Revokes the selected certificates with reason (mc_crl_reason_allowed) at revoked_at (seconds
+ * since the epoch). Re-revoking keeps the first revocation's time and reason, except that
+ * keyCompromise supersedes another reason (RFC 5280 practice: the reason is raised to
+ * keyCompromise when the compromise is learnt later; the first revocation time is kept).
+ * The selection is taken once (a snapshot of the certificates then committed), then revoked in
+ * chunks of MC_REVOKE_CHUNK certificates, each chunk one transaction of set-based statements,
+ * so a million certificates do not hold the store's write lock for minutes: the engine keeps
+ * issuing in between. On an error the chunks committed stay revoked and *out counts them;
+ * running the same revocation again finishes the rest. dry_run: nothing is written, *out says
+ * what would change. */
+#define MC_REVOKE_CHUNK 20000
+mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+                       int dry_run, mc_revoke_counts *out, mc_errdetail *err);
+
+/* A certificate's status: *status "issued" / "revoked" (copied, cap bytes), *revoked_at and
+ * *reason (-1 when not revoked). MC_ERR_STORE (field "serial") when the serial has no
+ * certificate. Any output may be NULL. */
+mc_err mc_store_cert_status(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
+                            size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
+
 /* --- CT outbox (migration 2; engine/ct.c drives it, include/mailca/ct.h) ----------------------
  * One row per (serial, log, entry type): the chain to submit, its state and retry schedule, the
  * last answer. SCTs received are kept in their own table, keyed the same way. Times are
@@ -241,7 +330,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 3
+#define MC_STORE_SCHEMA_VERSION 4
 
 typedef struct mc_store_ops {
     const char *name;
@@ -271,6 +360,13 @@ typedef struct mc_store_ops {
                       void *arg, mc_errdetail *err);
     mc_err (*ct_counts)(mc_store *s, int64_t *pending, int64_t *done, int64_t *rejected,
                         mc_errdetail *err);
+    /* replacement and revocation: serial valid, sel checked, reason allowed, out zeroed */
+    mc_err (*replaced_by)(mc_store *s, const uint8_t *serial, size_t serial_len, uint8_t *out,
+                          size_t *out_len, mc_errdetail *err);
+    mc_err (*revoke)(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+                     int dry_run, mc_revoke_counts *out, mc_errdetail *err);
+    mc_err (*cert_status)(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
+                          size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 

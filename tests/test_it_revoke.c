@@ -1,0 +1,208 @@
+/*
+ * `mailca revoke` end to end: 300 certificates issued with `mailca batch` (200 orders of account
+ * acct-bench-platform over 20 subject keys, 100 of acct-other-platform over 10 keys: the
+ * generator's account renamed in the orders file), then revoked by subject key (keyCompromise,
+ * SBR 4.9.1.1 item 3) and by account, each first with --dry-run. The counts printed and the rows
+ * in SQLite are asserted exactly; the subject key hash is computed here from a certificate with
+ * OpenSSL, independently of the engine.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support/itutil.h"
+
+static struct {
+    mc_it_ca it;
+    char cfg[1024], db[1024];
+} g;
+
+static int group_setup(void **state)
+{
+    (void)state;
+    if (mc_it_ca_setup("it-revoke-", &g.it) != 0)
+        return -1;
+    snprintf(g.cfg, sizeof g.cfg, "%s/mailca.yaml", g.it.ca);
+    snprintf(g.db, sizeof g.db, "%s/mailca.db", g.it.ca);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    X509_free(g.it.root);
+    X509_free(g.it.ica);
+    EVP_PKEY_free(g.it.key);
+    free(g.it.csr);
+    if (g.it.dir[0] && !getenv("MAILCA_KEEP_TMP"))
+        mc_it_rmtree(g.it.dir);
+    return 0;
+}
+
+static long long q_int(const char *sql)
+{
+    sqlite3 *db = mc_it_db_open(g.db);
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    assert_non_null(db);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Generates n orders over pool keys into path; with account, renames the generator's account
+ * (the same length, so the msgpack stays valid). */
+static void gen_orders(const char *path, const char *count, const char *pool, const char *account)
+{
+    mc_it_run r;
+    mc_it_mailca(&r, "gen-orders", "--count", count, "--pool", pool, path, NULL);
+    if (r.status != 0)
+        fail_msg("gen-orders: %d: %s", r.status, r.err);
+    mc_it_run_free(&r);
+    if (!account)
+        return;
+    const char *from = "acct-bench-platform";
+    assert_int_equal(strlen(account), strlen(from));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)len);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    size_t renamed = 0;
+    for (char *p = buf; (p = memmem(p, (size_t)(buf + len - p), from, strlen(from))) != NULL;
+         p += strlen(from), renamed++)
+        memcpy(p, account, strlen(account));
+    assert_int_equal(renamed, strtoul(count, NULL, 10));
+    assert_int_equal(mc_it_write_file(path, buf, (size_t)len), 0);
+    free(buf);
+}
+
+static void batch(const char *orders, const char *results, const char *want)
+{
+    mc_it_run r;
+    mc_it_mailca(&r, "batch", "--config", g.cfg, orders, results, NULL);
+    if (r.status != 0 || !strstr(r.err, want))
+        fail_msg("mailca batch: %d, want \"%s\": %s", r.status, want, r.err);
+    mc_it_run_free(&r);
+}
+
+/* Runs `mailca revoke --config cfg args...` and checks its report line contains want. */
+static void revoke(const char *want, const char *const *args)
+{
+    const char *argv[16] = {"revoke", "--config", g.cfg};
+    size_t n = 3;
+    for (; *args && n < 15; args++)
+        argv[n++] = *args;
+    argv[n] = NULL;
+    mc_it_run r;
+    mc_it_mailca_argv(&r, 120, argv);
+    if (r.status != 0 || !strstr(r.out, want))
+        fail_msg("mailca revoke: %d, want \"%s\": out %s err %s", r.status, want, r.out, r.err);
+    mc_it_run_free(&r);
+}
+
+static void test_revoke_by_key_and_account(void **state)
+{
+    (void)state;
+    char o1[1100], o2[1100], r1[1100], r2[1100];
+    snprintf(o1, sizeof o1, "%s/a.msgpack", g.it.dir);
+    snprintf(o2, sizeof o2, "%s/b.msgpack", g.it.dir);
+    snprintf(r1, sizeof r1, "%s/a-results.msgpack", g.it.dir);
+    snprintf(r2, sizeof r2, "%s/b-results.msgpack", g.it.dir);
+    gen_orders(o1, "200", "20", NULL);
+    gen_orders(o2, "100", "10", "acct-other-platform");
+    batch(o1, r1, "200 orders: 200 issued, 0 rejected, 0 failed");
+    batch(o2, r2, "100 orders: 100 issued, 0 rejected, 0 failed");
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'issued'"), 300);
+
+    /* the subject key of the first certificate of the second account: 10 certificates */
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(r2, &res), 0);
+    assert_int_equal(res.n, 100);
+    const uint8_t *p = res.r[0].cert;
+    X509 *x = d2i_X509(NULL, &p, (long)res.r[0].cert_len);
+    assert_non_null(x);
+    uint8_t *spki = NULL;
+    int spki_len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+    assert_true(spki_len > 0);
+    uint8_t md[32];
+    unsigned md_len = 0;
+    assert_int_equal(EVP_Digest(spki, (size_t)spki_len, md, &md_len, EVP_sha256(), NULL), 1);
+    OPENSSL_free(spki);
+    X509_free(x);
+    mc_it_results_free(&res);
+    char hex[65], sql[512];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM intents WHERE hex(spki_sha256) = upper('%s')",
+             hex);
+    assert_int_equal(q_int(sql), 10);
+
+    const char *key_dry[] = {"--key-sha256", hex, "--reason", "keyCompromise", "--dry-run", NULL};
+    revoke("dry run, nothing written: 10 selected, 10 would be revoked (keyCompromise)", key_dry);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
+    const char *key[] = {"--key-sha256", hex, "--reason", "keyCompromise", NULL};
+    revoke("10 selected, 10 revoked (keyCompromise), 0 changed reason", key);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
+             " WHERE c.status = 'revoked' AND c.revocation_reason = 1"
+             " AND hex(i.spki_sha256) = upper('%s') AND c.revoked_at IS NOT NULL",
+             hex);
+    assert_int_equal(q_int(sql), 10);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 10);
+
+    const char *acct_dry[] = {
+        "--account", "acct-other-platform", "--reason", "cessationOfOperation", "--dry-run", NULL};
+    revoke("dry run, nothing written: 100 selected, 90 would be revoked", acct_dry);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 10);
+    const char *acct[] = {"--account", "acct-other-platform", "--reason", "cessationOfOperation",
+                          NULL};
+    revoke("100 selected, 90 revoked (cessationOfOperation), 0 changed reason to keyCompromise, "
+           "10 already revoked",
+           acct);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE revocation_reason = 5"), 90);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE revocation_reason = 1"), 10);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates AS c JOIN intents AS i"
+                           " ON i.serial = c.serial WHERE c.status = 'issued'"
+                           " AND i.account = 'acct-bench-platform'"),
+                     200);
+
+    /* refused reasons and selectors: nothing written */
+    mc_it_run r;
+    const char *hold[] = {"revoke",   "--config",        g.cfg, "--account", "acct-bench-platform",
+                          "--reason", "certificateHold", NULL};
+    mc_it_mailca_argv(&r, 60, hold);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "SBR 4.9.13"));
+    mc_it_run_free(&r);
+    const char *two[] = {"revoke",   "--config", g.cfg,      "--account",  "a",
+                         "--serial", "01",       "--reason", "superseded", NULL};
+    mc_it_mailca_argv(&r, 60, two);
+    assert_int_equal(r.status, 2);
+    mc_it_run_free(&r);
+    assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_revoke_by_key_and_account),
+    };
+    return cmocka_run_group_tests_name("it_revoke", tests, group_setup, group_teardown);
+}
