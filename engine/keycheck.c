@@ -219,12 +219,30 @@ mc_err mc_keycheck_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t 
 
 /* ---- key reuse ---- */
 
+static void hash_hex(const uint8_t h[MC_KEYCHECK_SPKI_HASH_LEN],
+                     char hex[2 * MC_KEYCHECK_SPKI_HASH_LEN + 1])
+{
+    for (size_t i = 0; i < MC_KEYCHECK_SPKI_HASH_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+}
+
 mc_err mc_keycheck_reuse_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
                                  const char *field, mc_errdetail *err)
 {
     char hex[2 * MC_KEYCHECK_SPKI_HASH_LEN + 1];
-    for (size_t i = 0; i < MC_KEYCHECK_SPKI_HASH_LEN; i++)
-        snprintf(hex + 2 * i, 3, "%02x", spki_sha256[i]);
+    hash_hex(spki_sha256, hex);
     return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_REUSE,
                       "the subject key (SPKI SHA-256 %s) is already used by another account", hex);
+}
+
+mc_err mc_keycheck_compromised_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
+                                       const char *field, mc_errdetail *err)
+{
+    char hex[2 * MC_KEYCHECK_SPKI_HASH_LEN + 1];
+    hash_hex(spki_sha256, hex);
+    /* SBR 6.1.1.3 (4): a key the CA knows to be compromised is refused */
+    return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_COMPROMISED,
+                      "the subject key (SPKI SHA-256 %s) is compromised: a certificate with it was "
+                      "revoked for keyCompromise; a new key pair is needed",
+                      hex);
 }

@@ -646,6 +646,8 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
             inflight_add(c, key);
         } else if (st[i] == MC_INTENT_KEY_BOUND) {
             vd[i].action = MC_WIRE_KEY_BOUND; /* the worker knows the order's key field */
+        } else if (st[i] == MC_INTENT_KEY_COMPROMISED) {
+            vd[i].action = MC_WIRE_KEY_COMPROMISED;
         } else if (st[i] == MC_INTENT_PENDING && inflight_has(c, key)) {
             /* The same order id is being signed right now: answer with its result. */
             waiter *w = calloc(1, sizeof *w);

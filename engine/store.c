@@ -101,6 +101,13 @@ static const char *const migrations[] = {
     " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
     " AND serial <> NEW.serial AND replaced_by IS NULL;"
     " END;",
+    /* 5: compromised subject keys (SBR 6.1.1.3 (4): a key the CA knows to be compromised is
+     * refused). A revocation with reason keyCompromise records the keys of the certificates it
+     * revokes; the intents commit refuses an order for such a key (MC_INTENT_KEY_COMPROMISED). */
+    "CREATE TABLE compromised_keys ("
+    " spki_sha256 BLOB PRIMARY KEY NOT NULL,"
+    " recorded_at INTEGER NOT NULL,"
+    " source TEXT NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -112,6 +119,7 @@ enum {
     ST_INTENT_INSERT,
     ST_KEY_BIND,
     ST_KEY_OWNER,
+    ST_KEY_COMPROMISED,
     ST_INTENT_BY_ORDER,
     ST_CERT_BY_ORDER,
     ST_INTENT_BY_SERIAL,
@@ -146,6 +154,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_KEY_BIND] = "INSERT INTO subject_keys (spki_sha256, account, first_order_id, created_at)"
                     " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(spki_sha256) DO NOTHING",
     [ST_KEY_OWNER] = "SELECT account FROM subject_keys WHERE spki_sha256 = ?1",
+    [ST_KEY_COMPROMISED] = "SELECT 1 FROM compromised_keys WHERE spki_sha256 = ?1",
     [ST_INTENT_BY_ORDER] = "SELECT 1 FROM intents WHERE order_id = ?1",
     [ST_CERT_BY_ORDER] = "SELECT 1 FROM certificates WHERE order_id = ?1",
     [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
@@ -562,16 +571,31 @@ static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
         const mc_intent *it = &v[i];
         int refused = 0, known;
         state[i] = MC_INTENT_NEW;
-        if (it->spki_sha256 && (e = key_bind(s, it, now, &refused, err)) != MC_OK)
+        int compromised = 0;
+        if (it->spki_sha256) {
+            /* SBR 6.1.1.3 (4): checked before the key is bound to anyone */
+            sqlite3_stmt *kc = s->st[ST_KEY_COMPROMISED];
+            bind_blob(kc, 1, it->spki_sha256, 32);
+            int rc = sqlite3_step(kc);
+            compromised = rc == SQLITE_ROW;
+            stmt_release(kc);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+                snprintf(op, sizeof op, "intents commit: compromised keys, order '%s'",
+                         it->order_id);
+                e = store_err(s, err, "intents", op, rc);
+                goto done;
+            }
+        }
+        if (!compromised && it->spki_sha256 && (e = key_bind(s, it, now, &refused, err)) != MC_OK)
             goto done;
-        if (refused) {
+        if (refused || compromised) {
             /* A new order is refused; a known order id keeps its earlier answer below. */
             if ((known = order_has_row(s, ST_INTENT_BY_ORDER, it->order_id, "intent", err)) < 0) {
                 e = MC_ERR_STORE;
                 goto done;
             }
             if (!known) {
-                state[i] = MC_INTENT_KEY_BOUND;
+                state[i] = compromised ? MC_INTENT_KEY_COMPROMISED : MC_INTENT_KEY_BOUND;
                 continue;
             }
         } else {
@@ -1174,7 +1198,7 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                         int dry_run, mc_revoke_counts *out, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *fill = NULL, *q = NULL, *up_kc = NULL, *up = NULL;
+    sqlite3_stmt *fill = NULL, *q = NULL, *up_kc = NULL, *up = NULL, *keys = NULL;
     char sql[512];
     mc_err e = exec_sql(s,
                         "DROP TABLE IF EXISTS temp.mc_revoke_set;"
@@ -1245,7 +1269,16 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                         " revocation_reason = ?1 WHERE status = 'issued'"
                         " AND serial IN (SELECT serial FROM temp.mc_revoke_set"
                         "  WHERE k > ?3 AND k <= ?4)",
-                        &up, "revoke: prepare", err)) != MC_OK)
+                        &up, "revoke: prepare", err)) != MC_OK ||
+        (reason == MC_CRL_KEY_COMPROMISE &&
+         (e = sq_prepare(s,
+                         "INSERT INTO compromised_keys (spki_sha256, recorded_at, source)"
+                         " SELECT DISTINCT i.spki_sha256, ?2, 'revocation' FROM intents AS i"
+                         " WHERE i.spki_sha256 IS NOT NULL"
+                         " AND i.serial IN (SELECT serial FROM temp.mc_revoke_set"
+                         "  WHERE k > ?3 AND k <= ?4)"
+                         " ON CONFLICT (spki_sha256) DO NOTHING",
+                         &keys, "revoke: prepare", err)) != MC_OK))
         goto done;
     for (int64_t lo = 0; lo < out->selected; lo += MC_REVOKE_CHUNK) {
         int64_t hi = lo + MC_REVOKE_CHUNK;
@@ -1256,6 +1289,10 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                 MC_OK)
             goto done;
         if ((e = sq_revoke_step(s, up, reason, revoked_at, lo, hi, &out->revoked, err)) != MC_OK)
+            goto done;
+        /* SBR 6.1.1.3 (4): the revoked certificates' keys are refused from now on */
+        if (keys && (e = sq_revoke_step(s, keys, reason, revoked_at, lo, hi, &out->keys_compromised,
+                                        err)) != MC_OK)
             goto done;
         if ((e = step_done(s, ST_COMMIT, "revoke: commit", err)) != MC_OK)
             goto done;
@@ -1269,6 +1306,7 @@ done:
     sqlite3_finalize(q);
     sqlite3_finalize(up_kc);
     sqlite3_finalize(up);
+    sqlite3_finalize(keys);
     sqlite3_exec(s->db, "DROP TABLE IF EXISTS temp.mc_revoke_set", NULL, NULL, NULL);
     return e;
 }

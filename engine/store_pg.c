@@ -115,6 +115,11 @@ static const char *const migrations[] = {
     "ALTER TABLE intents ADD COLUMN replaces_serial BYTEA;"
     "ALTER TABLE certificates ADD COLUMN replaced_by BYTEA;"
     "CREATE INDEX intents_account ON intents(account, seq);",
+    /* 5: compromised subject keys (engine/store.c migration 5 says why). */
+    "CREATE TABLE compromised_keys ("
+    " spki_sha256 BYTEA PRIMARY KEY NOT NULL,"
+    " recorded_at BIGINT NOT NULL,"
+    " source TEXT NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -157,12 +162,15 @@ static const struct {
      * batch). The outer SELECT sees the database as before this statement, which is what the
      * answer needs. */
     [PS_INTENT] = {"mc_intent",
-                   "WITH kb AS (INSERT INTO subject_keys (spki_sha256, account, first_order_id,"
+                   "WITH kc AS (SELECT 1 FROM compromised_keys WHERE spki_sha256 = $17),"
+                   " kb AS (INSERT INTO subject_keys (spki_sha256, account, first_order_id,"
                    " created_at) SELECT $17, $2, $1, $16 WHERE $17 IS NOT NULL"
+                   " AND NOT EXISTS (SELECT 1 FROM kc)"
                    " ON CONFLICT (spki_sha256) DO NOTHING RETURNING account),"
                    " ko AS (SELECT account FROM kb UNION ALL"
                    " SELECT account FROM subject_keys WHERE spki_sha256 = $17),"
-                   " ok AS (SELECT $17 IS NULL OR (EXISTS (SELECT 1 FROM ko) AND NOT EXISTS"
+                   " ok AS (SELECT $17 IS NULL OR (NOT EXISTS (SELECT 1 FROM kc) AND"
+                   " EXISTS (SELECT 1 FROM ko) AND NOT EXISTS"
                    " (SELECT 1 FROM ko WHERE account IS DISTINCT FROM $2)) AS v),"
                    " ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
                    " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
@@ -174,7 +182,8 @@ static const struct {
                    " SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 0"
                    " WHEN EXISTS (SELECT 1 FROM certificates WHERE order_id = $1) THEN 1"
                    " WHEN EXISTS (SELECT 1 FROM intents WHERE order_id = $1) OR (SELECT v FROM ok)"
-                   " THEN 2 WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
+                   " THEN 2 WHEN EXISTS (SELECT 1 FROM kc) THEN 5"
+                   " WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
                    18,
                    {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
                     OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
@@ -730,6 +739,9 @@ static mc_err intent_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_err
         return MC_OK;
     case '3':
         c->state[i] = MC_INTENT_KEY_BOUND;
+        return MC_OK;
+    case '5':
+        c->state[i] = MC_INTENT_KEY_COMPROMISED;
         return MC_OK;
     case '4':
         return mc_err_set(err, MC_ERR_STORE, "intents", NULL,
@@ -1334,6 +1346,11 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                      " revocation_reason = $1 FROM pg_temp.mc_revoke_set AS r"
                      " WHERE r.k > $3 AND r.k <= $4 AND c.serial = r.serial"
                      " AND c.status = 'issued'";
+    const char *keys = "INSERT INTO compromised_keys (spki_sha256, recorded_at, source)"
+                       " SELECT DISTINCT i.spki_sha256, $2, 'revocation' FROM intents AS i"
+                       " JOIN pg_temp.mc_revoke_set AS r ON r.serial = i.serial"
+                       " WHERE r.k > $3 AND r.k <= $4 AND i.spki_sha256 IS NOT NULL"
+                       " AND $1 = $1 ON CONFLICT (spki_sha256) DO NOTHING";
     for (int64_t lo = 0; lo < out->selected; lo += MC_REVOKE_CHUNK) {
         p_int8(&p, 2, lo);
         p_int8(&p, 3, lo + MC_REVOKE_CHUNK);
@@ -1345,6 +1362,11 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
             goto done;
         if ((e = pg_exec_params(s, up, 4, t4, &p, &out->revoked, "revoke: chunk", NULL, err)) !=
             MC_OK)
+            goto done;
+        /* SBR 6.1.1.3 (4): the revoked certificates' keys are refused from now on */
+        if (reason == MC_CRL_KEY_COMPROMISE &&
+            (e = pg_exec_params(s, keys, 4, t4, &p, &out->keys_compromised, "revoke: chunk", NULL,
+                                err)) != MC_OK)
             goto done;
         if ((e = exec_cmd(s, "COMMIT", "revoke: commit", err)) != MC_OK)
             goto done;

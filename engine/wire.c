@@ -169,7 +169,7 @@ mc_err mc_wire_unpack_verdict(const msgpack_object *o, mc_wire_verdict *v)
         (o->via.array.size != 3 || !bin(&o->via.array.ptr[1], &v->serial, &v->serial_len) ||
          !bin(&o->via.array.ptr[2], &v->tbs, &v->tbs_len)))
         return MC_ERR_INTERNAL;
-    return v->action <= MC_WIRE_KEY_BOUND ? MC_OK : MC_ERR_INTERNAL;
+    return v->action <= MC_WIRE_KEY_COMPROMISED ? MC_OK : MC_ERR_INTERNAL;
 }
 
 mc_err mc_wire_unpack_result(const msgpack_object *o, mc_arena *a, mc_wire_result *w)

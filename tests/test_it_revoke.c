@@ -157,7 +157,9 @@ static void test_revoke_by_key_and_account(void **state)
     revoke("dry run, nothing written: 10 selected, 10 would be revoked (keyCompromise)", key_dry);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
     const char *key[] = {"--key-sha256", hex, "--reason", "keyCompromise", NULL};
-    revoke("10 selected, 10 revoked (keyCompromise), 0 changed reason", key);
+    revoke("10 selected, 10 revoked (keyCompromise), 0 changed reason to keyCompromise, 0 already "
+           "revoked\nmailca revoke: 1 subject key(s) recorded as compromised",
+           key);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
              " WHERE c.status = 'revoked' AND c.revocation_reason = 1"
@@ -197,6 +199,42 @@ static void test_revoke_by_key_and_account(void **state)
     assert_int_equal(r.status, 2);
     mc_it_run_free(&r);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
+
+    /* SBR 6.1.1.3 (4): the same 100 orders under new ids (same keys, same account): the 10 for
+     * the compromised key are refused and leave no intent; the other 90 are issued */
+    char o3[1100], r3[1100], first_id[128];
+    snprintf(o3, sizeof o3, "%s/c.msgpack", g.it.dir);
+    snprintf(r3, sizeof r3, "%s/c-results.msgpack", g.it.dir);
+    assert_int_equal(mc_it_results_load(r2, &res), 0);
+    snprintf(first_id, sizeof first_id, "%s", res.r[0].order_id);
+    mc_it_results_free(&res);
+    char *dash = strrchr(first_id, '-');
+    assert_non_null(dash);
+    *dash = '\0'; /* the id prefix shared by the file's orders */
+    size_t len = 0;
+    char *buf = (char *)mc_it_read_file(o2, &len);
+    assert_non_null(buf);
+    size_t renamed = 0, plen = strlen(first_id);
+    for (char *q = buf; (q = memmem(q, (size_t)(buf + len - q), first_id, plen)) != NULL;
+         q += plen, renamed++)
+        q[0] = q[0] == 'x' ? 'y' : 'x';
+    assert_int_equal(renamed, 100);
+    assert_int_equal(mc_it_write_file(o3, buf, len), 0);
+    free(buf);
+    long long intents = q_int("SELECT count(*) FROM intents");
+    batch(o3, r3, "100 orders: 90 issued, 10 rejected, 0 failed");
+    assert_int_equal(q_int("SELECT count(*) FROM intents"), intents + 90);
+    assert_int_equal(mc_it_results_load(r3, &res), 0);
+    size_t refused = 0;
+    for (size_t i = 0; i < res.n; i++)
+        if (res.r[i].status == MC_STATUS_REJECTED) {
+            assert_string_equal(res.r[i].error.rule, "SBR 6.1.1.3");
+            assert_string_equal(res.r[i].error.field, "csr");
+            assert_non_null(strstr(res.r[i].error.message, hex));
+            refused++;
+        }
+    assert_int_equal(refused, 10);
+    mc_it_results_free(&res);
 }
 
 int main(void)

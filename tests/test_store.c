@@ -52,7 +52,7 @@ static const backend sqlite_backend = {
     .name = "sqlite",
     .sql_tables = "SELECT count(*) FROM sqlite_schema WHERE type = 'table'"
                   " AND name IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
-                  " 'ct_scts', 'subject_keys')",
+                  " 'ct_scts', 'subject_keys', 'compromised_keys')",
     .sql_indexes = "SELECT count(*) FROM sqlite_schema WHERE type = 'index'"
                    " AND name IN ('intents_profile_not_before', 'intents_not_after',"
                    " 'intents_spki', 'intents_account')",
@@ -66,7 +66,7 @@ static const backend pg_backend = {
     .name = "postgresql",
     .sql_tables = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
                   " AND tablename IN ('intents', 'certificates', 'schema_version', 'ct_outbox',"
-                  " 'ct_scts', 'subject_keys')",
+                  " 'ct_scts', 'subject_keys', 'compromised_keys')",
     .sql_indexes = "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()"
                    " AND indexname IN ('intents_profile_not_before', 'intents_not_after',"
                    " 'intents_spki', 'intents_account')",
@@ -447,14 +447,14 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 4);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 4);
-    assert_int_equal(mc_store_schema_version(), 4);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 4);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
+    assert_int_equal(mc_store_schema_version(), 5);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 5);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 7);
     assert_int_equal(raw_int(fx, fx->b->sql_indexes), 4);
     /* the provenance columns of mc_intent, plus the certificate's revocation state */
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
@@ -474,28 +474,28 @@ static void test_migrate(void **state)
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
                      mc_store_schema_version());
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 7);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 4);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
     raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
     assert_non_null(strstr(err.message, "schema version 7 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 6);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     fixture *fx = *state;
     mc_store_close(open_ok(fx->where));
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (5, 0)");
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (6, 0)");
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
     assert_int_equal(mc_store_open(fx->where, &s, &err), MC_ERR_STORE);
     assert_null(s);
-    assert_non_null(strstr(err.message, "schema version 5 is newer"));
+    assert_non_null(strstr(err.message, "schema version 6 is newer"));
 }
 
 static void test_open_bad_path(void **state)
@@ -886,7 +886,7 @@ static void test_reopen_keeps_data(void **state)
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 4);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -1070,7 +1070,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 4, then 3 and 2 */
+    /* undo migration 5, 4, then 3 and 2 */
+    raw_exec(fx, "DROP TABLE compromised_keys");
     if (fx->b == &sqlite_backend)
         raw_exec(fx, "DROP TRIGGER certificates_replaced_by");
     raw_exec(fx, "DROP INDEX intents_account");
@@ -1087,7 +1088,7 @@ static void test_migrate_1_to_current(void **state)
     s = open_ok(fx->where);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
                      MC_STORE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 6);
+    assert_int_equal(raw_int(fx, fx->b->sql_tables), 7);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NULL"), 5);
     expect_counts(s, 5, 0);
@@ -1501,6 +1502,58 @@ static void revoke_ok(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t
     assert_int_equal(c.unchanged, unchanged);
 }
 
+/* SBR 6.1.1.3 (4): once a certificate is revoked for keyCompromise, a new order for its key is
+ * refused (any account, nothing recorded); a revocation for another reason refuses nothing. */
+static void test_compromised_key_refused(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    uint8_t k1[32], k2[32];
+    memset(k1, 0x61, sizeof k1);
+    memset(k2, 0x62, sizeof k2);
+    batch b;
+    batch_make(&b, "kc", 0, 2);
+    b.in[0].account = "acct-k";
+    b.in[0].spki_sha256 = k1;
+    b.in[1].account = "acct-k";
+    b.in[1].spki_sha256 = k2;
+    assert_int_equal(mc_store_intents_commit(s, b.in, 2, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 2, &err), MC_OK);
+    mc_revoke_sel by1 = {.by = MC_REVOKE_KEY, .spki_sha256 = k1};
+    mc_revoke_sel by2 = {.by = MC_REVOKE_KEY, .spki_sha256 = k2};
+    mc_revoke_counts c;
+    /* a dry run records nothing */
+    assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 1, &c, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM compromised_keys"), 0);
+    assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 0, &c, &err), MC_OK);
+    assert_int_equal(c.keys_compromised, 1);
+    assert_int_equal(mc_store_revoke(s, &by2, MC_CRL_SUPERSEDED, 2000, 0, &c, &err), MC_OK);
+    assert_int_equal(c.keys_compromised, 0);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM compromised_keys"), 1);
+
+    batch n;
+    batch_make(&n, "kc-new", 100, 4);
+    const char *acct[4] = {"acct-k", "acct-other", "acct-k", "acct-k"};
+    const uint8_t *key[4] = {k1, k1, k2, NULL};
+    for (size_t i = 0; i < 4; i++) {
+        n.in[i].account = acct[i];
+        n.in[i].spki_sha256 = key[i];
+    }
+    assert_int_equal(mc_store_intents_commit(s, n.in, 4, n.state, &err), MC_OK);
+    assert_int_equal(n.state[0], MC_INTENT_KEY_COMPROMISED);
+    assert_int_equal(n.state[1], MC_INTENT_KEY_COMPROMISED);
+    assert_int_equal(n.state[2], MC_INTENT_NEW); /* superseded is not a compromise */
+    assert_int_equal(n.state[3], MC_INTENT_NEW);
+    expect_counts(s, 2, 2);
+    /* an order issued before the compromise keeps its answer (its certificate, now revoked) */
+    assert_int_equal(mc_store_intents_commit(s, b.in, 1, b.state, &err), MC_OK);
+    assert_int_equal(b.state[0], MC_INTENT_ISSUED);
+    mc_store_close(s);
+    batch_free(&b);
+    batch_free(&n);
+}
+
 static void test_revoke(void **state)
 {
     fixture *fx = *state;
@@ -1713,6 +1766,7 @@ static void test_pg_unsupported(void **state)
         cmocka_unit_test_setup_teardown(test_certs_commit_ct, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(test_replaced_by, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),                             \
+        cmocka_unit_test_setup_teardown(test_compromised_key_refused, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown)
 
 int main(void)

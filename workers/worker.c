@@ -653,13 +653,17 @@ static mc_err await_verdicts(wctx *c, wbatch *b)
                 it->status = MC_STATUS_FAILED;
                 mc_err_set(&it->err, MC_ERR_NOMEM, NULL, NULL, "worker arena full");
             }
-        } else if (vd.action == MC_WIRE_KEY_BOUND) {
-            /* another account owns this key: refused, nothing recorded or signed */
+        } else if (vd.action == MC_WIRE_KEY_BOUND || vd.action == MC_WIRE_KEY_COMPROMISED) {
+            /* another account owns this key, or it is compromised: refused, nothing recorded
+             * or signed */
+            const char *field = it->order.public_key ? "public_key" : "csr";
             it->status = MC_STATUS_REJECTED;
             it->res_serial = NULL;
             it->res_serial_len = 0;
-            mc_keycheck_reuse_refusal(it->spki_hash, it->order.public_key ? "public_key" : "csr",
-                                      &it->err);
+            if (vd.action == MC_WIRE_KEY_BOUND)
+                mc_keycheck_reuse_refusal(it->spki_hash, field, &it->err);
+            else
+                mc_keycheck_compromised_refusal(it->spki_hash, field, &it->err);
         } else if (vd.action == MC_WIRE_FAIL) {
             it->status = MC_STATUS_FAILED;
             mc_err_set(&it->err, MC_ERR_STORE, NULL, NULL,

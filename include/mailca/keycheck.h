@@ -75,4 +75,11 @@ int mc_keycheck_roca(const uint8_t *n, size_t n_len);
 mc_err mc_keycheck_reuse_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
                                  const char *field, mc_errdetail *err);
 
+/* The rejection of an order whose key the store knows to be compromised (a certificate with it
+ * was revoked for keyCompromise: MC_INTENT_KEY_COMPROMISED): SBR 6.1.1.3 (4). Always
+ * MC_ERR_INVALID, rule MC_KEYCHECK_RULE_COMPROMISED, a message naming the key hash. */
+#define MC_KEYCHECK_RULE_COMPROMISED "SBR 6.1.1.3"
+mc_err mc_keycheck_compromised_refusal(const uint8_t spki_sha256[MC_KEYCHECK_SPKI_HASH_LEN],
+                                       const char *field, mc_errdetail *err);
+
 #endif

@@ -49,13 +49,15 @@ typedef struct mc_intent {
 
 /* What an intent commit found per entry. */
 typedef enum mc_intent_state {
-    MC_INTENT_NEW = 0,   /* recorded now: go ahead and sign */
-    MC_INTENT_ISSUED,    /* the order id already has a certificate: return it, do not sign */
-    MC_INTENT_PENDING,   /* the order id has an intent but no certificate (earlier crash or in
-                            flight): re-sign the stored TBS, same serial */
-    MC_INTENT_KEY_BOUND, /* a new order whose subject key is bound to another account (the
-                            first account to use a key owns it, issue 6): nothing was recorded;
-                            refuse it (mc_keycheck_reuse_refusal) */
+    MC_INTENT_NEW = 0,         /* recorded now: go ahead and sign */
+    MC_INTENT_ISSUED,          /* the order id already has a certificate: return it, do not sign */
+    MC_INTENT_PENDING,         /* the order id has an intent but no certificate (earlier crash or in
+                                  flight): re-sign the stored TBS, same serial */
+    MC_INTENT_KEY_BOUND,       /* a new order whose subject key is bound to another account (the
+                                  first account to use a key owns it, issue 6): nothing was recorded;
+                                  refuse it (mc_keycheck_reuse_refusal) */
+    MC_INTENT_KEY_COMPROMISED, /* a new order whose subject key was revoked for keyCompromise
+                                  (SBR 6.1.1.3 (4)): nothing was recorded; refuse it */
 } mc_intent_state;
 
 typedef struct mc_stored_cert {
@@ -192,11 +194,13 @@ typedef struct mc_revoke_sel {
 } mc_revoke_sel;
 
 typedef struct mc_revoke_counts {
-    int64_t selected;       /* certificates the selector matched (intents without a certificate
-                               are not revoked: they were never issued) */
-    int64_t revoked;        /* issued -> revoked now */
-    int64_t reason_updated; /* already revoked, reason changed to keyCompromise now */
-    int64_t unchanged;      /* already revoked, left as they were */
+    int64_t selected;         /* certificates the selector matched (intents without a certificate
+                                 are not revoked: they were never issued) */
+    int64_t revoked;          /* issued -> revoked now */
+    int64_t reason_updated;   /* already revoked, reason changed to keyCompromise now */
+    int64_t unchanged;        /* already revoked, left as they were */
+    int64_t keys_compromised; /* keyCompromise: subject keys recorded as compromised now (their
+                                 orders are refused from now on, SBR 6.1.1.3 (4)) */
 } mc_revoke_counts;
 
 /* Revokes the selected certificates with reason (mc_crl_reason_allowed) at revoked_at (seconds
@@ -330,7 +334,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 4
+#define MC_STORE_SCHEMA_VERSION 5
 
 typedef struct mc_store_ops {
     const char *name;

@@ -30,8 +30,10 @@ enum mc_wire_action {
     MC_WIRE_SKIP = 1,   /* the collector answers this order itself (earlier result) */
     MC_WIRE_RESUME = 2, /* an intent from an earlier run: sign the stored TBS with its serial */
     MC_WIRE_FAIL = 3,   /* storage failed: do not sign, report failed */
-    MC_WIRE_KEY_BOUND =
-        4, /* the subject key belongs to another account: reject, nothing recorded */
+    /* the subject key belongs to another account: reject, nothing recorded */
+    MC_WIRE_KEY_BOUND = 4,
+    /* the subject key is compromised (SBR 6.1.1.3 (4)): reject, nothing recorded */
+    MC_WIRE_KEY_COMPROMISED = 5,
 };
 
 typedef struct mc_wire_intent {
