@@ -244,6 +244,8 @@ typedef struct waiter {
 typedef struct journal_entry {
     uint64_t key; /* seq + 1; 0 = empty */
     zmq_msg_t *msg;
+    pid_t owner;    /* the worker process that recorded the order's intent (0: none yet) */
+    uint64_t idkey; /* its order id's in-flight key, once it has an intent */
 } journal_entry;
 
 typedef struct collector {
@@ -363,7 +365,7 @@ static int journal_put(collector *c, uint64_t seq, zmq_msg_t *msg)
         free(msg);
         return 0;
     }
-    c->journal[i] = (journal_entry){seq + 1, msg};
+    c->journal[i] = (journal_entry){seq + 1, msg, 0, 0};
     c->journal_n++;
     return 0;
 }
@@ -385,7 +387,7 @@ static void journal_drop(collector *c, uint64_t seq)
             i = j;
         }
     }
-    c->journal[i] = (journal_entry){0, NULL};
+    c->journal[i] = (journal_entry){0, NULL, 0, 0};
     c->journal_n--;
 }
 
@@ -398,6 +400,39 @@ static void journal_free(collector *c)
         }
     free(c->journal);
     free(c->redo);
+}
+
+/* The worker process whose DEALER sent an intents message: workers name their sockets
+ * "<pid>-<thread>" (mc_worker_main). 0 when the name is not of that form. */
+static pid_t ident_pid(zmq_msg_t *ident)
+{
+    char buf[32];
+    size_t n = zmq_msg_size(ident);
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, zmq_msg_data(ident), n);
+    buf[n] = '\0';
+    return (pid_t)strtol(buf, NULL, 10);
+}
+
+/* The order seq's intent was recorded for worker process owner (journal: worker processes). */
+static void journal_owner(collector *c, uint64_t seq, pid_t owner, uint64_t idkey)
+{
+    if (!c->journal_n || !owner)
+        return;
+    size_t i = journal_slot(c, seq + 1);
+    if (c->journal[i].key) {
+        c->journal[i].owner = owner;
+        c->journal[i].idkey = idkey;
+    }
+}
+
+static int proc_alive(const collector *c, pid_t pid)
+{
+    for (int i = 0; i < c->nprocs; i++)
+        if (c->procs[i] == pid)
+            return 1;
+    return 0;
 }
 
 static void hist_add(collector *c, uint64_t t0)
@@ -634,6 +669,11 @@ static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
         rc = mc_store_intents_commit(c->store, in, n, st, &err);
     while (rc != MC_OK && store_retry_wait(c, &sr, rc, &err, "intents commit", n));
     store_retry_done(c, &sr, rc, &err, "intents commit", n);
+    if (c->journal_n) {
+        pid_t owner = ident_pid(ident);
+        for (size_t i = 0; rc == MC_OK && i < n; i++)
+            journal_owner(c, wi[i].seq, owner, id_key(in[i].order_id, strlen(in[i].order_id)));
+    }
     for (size_t i = 0; i < n; i++) {
         memset(&vd[i], 0, sizeof vd[i]);
         uint64_t key = id_key(in[i].order_id, strlen(in[i].order_id));
@@ -867,19 +907,22 @@ static void reap_procs(collector *c)
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
             c->procs[i] = 0;
             c->died++;
-            atomic_fetch_sub(c->workers_alive, 1);
-            if (c->restarts >= MAX_RESTARTS || !c->eps)
-                continue;
-            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-            int cpu = c->e->cfg.pin_cores && ncpu > 0 ? (int)((i * c->threads) % ncpu) : -1;
+            /* The worker counts as alive while it is being restarted: the intake, which gives
+             * up when no worker is left, must wait for the new one (even with one process). */
+            pid_t pid = -1;
             mc_errdetail err;
-            pid_t pid = spawn_worker(c->e, i, c->threads, c->signers, cpu, c->eps, &err);
+            mc_err_set(&err, MC_ERR_HSM, NULL, NULL, "%d restarts already", MAX_RESTARTS);
+            if (c->restarts < MAX_RESTARTS && c->eps) {
+                long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+                int cpu = c->e->cfg.pin_cores && ncpu > 0 ? (int)((i * c->threads) % ncpu) : -1;
+                pid = spawn_worker(c->e, i, c->threads, c->signers, cpu, c->eps, &err);
+            }
             if (pid > 0) {
                 c->procs[i] = pid;
                 c->restarts++;
-                atomic_fetch_add(c->workers_alive, 1);
                 fprintf(stderr, "mailca: worker process %d restarted (pid %d)\n", i, (int)pid);
             } else {
+                atomic_fetch_sub(c->workers_alive, 1);
                 fprintf(stderr, "mailca: worker process %d could not be restarted: %s\n", i,
                         err.message);
             }
@@ -913,9 +956,12 @@ static void journal_receive(collector *c)
 }
 
 /* The orders a dead worker process held never come back: once the intake is over and nothing
- * has moved for a while, every order still unanswered is dispatched again from the journal
- * (a worker that already recorded its intent resumes it: same TBS, same serial). The orders in
- * flight are forgotten first, or their resubmission would wait for the dead worker. */
+ * has moved for a while, the unanswered orders are dispatched again from the journal: those
+ * whose intent a dead process recorded (resumed: same TBS, same serial; their in-flight mark
+ * is dropped, or the resubmission would wait for the dead worker) and those without an intent
+ * yet (a live worker that still holds one of those cannot sign it twice: the second intent of
+ * an order id finds the first). An order whose intent a live process recorded is left to it:
+ * dispatching it again could sign its TBS twice. */
 static void redispatch_start(collector *c)
 {
     free(c->redo);
@@ -923,10 +969,14 @@ static void redispatch_start(collector *c)
     c->redo_n = c->redo_next = 0;
     if (!c->redo)
         return;
-    for (size_t i = 0; i < c->journal_cap; i++)
-        if (c->journal[i].key)
-            c->redo[c->redo_n++] = c->journal[i].key - 1;
-    memset(c->inflight, 0, INFLIGHT_SLOTS * sizeof *c->inflight);
+    for (size_t i = 0; i < c->journal_cap; i++) {
+        journal_entry *j = &c->journal[i];
+        if (!j->key || (j->owner && proc_alive(c, j->owner)))
+            continue;
+        if (j->owner && j->idkey)
+            inflight_del(c, j->idkey);
+        c->redo[c->redo_n++] = j->key - 1;
+    }
     c->redo_rounds++;
     fprintf(stderr, "mailca: dispatching %zu order(s) held by a dead worker process again\n",
             c->redo_n);

@@ -3,7 +3,8 @@
  * hsm.key (opened, logged in, the key found and a test signature verified: what the engine does
  * at start), the store (certificates, intents left without a certificate by an earlier run, the
  * CT outbox). Exit status 0 when everything answers, 1 when something does not: usable from a
- * monitoring probe. A running engine reports its own token health in its summary.
+ * monitoring probe. A running engine reports its own token health in its summary. (Opening the
+ * store migrates an older schema, as every mailca command that opens it does.)
  */
 #include "mailca/cli.h"
 #include "mailca/config.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Writes s as a JSON string (quotes and escapes). */
 static void json_str(FILE *f, const char *s)
@@ -125,9 +127,14 @@ int mc_status_main(int argc, char **argv)
     mc_store *s = NULL;
     int64_t certs = -1, pending = -1, ct_pending = -1, ct_done = -1, ct_rejected = -1;
     char store_error[MC_ERR_MSG_MAX] = "";
-    if (mc_store_open(cfg.store_sqlite, &s, &e) != MC_OK ||
-        mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
-        mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK) {
+    struct stat sb;
+    /* a SQLite store that is not there is reported, not created (opening creates a store) */
+    if (strncmp(cfg.store_sqlite, "postgres", 8) != 0 && stat(cfg.store_sqlite, &sb) != 0) {
+        snprintf(store_error, sizeof store_error, "%.200s: no such store", cfg.store_sqlite);
+        bad = 1;
+    } else if (mc_store_open(cfg.store_sqlite, &s, &e) != MC_OK ||
+               mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
+               mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK) {
         mc_err_format(&e, store_error, sizeof store_error);
         bad = 1;
     }

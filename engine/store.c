@@ -637,12 +637,15 @@ static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
                 continue;
         }
         /* The order id is known (from an earlier batch or earlier in this one): write nothing,
-         * tell the caller whether it was signed already. */
+         * tell the caller whether it was signed already. An intent never signed is not signed
+         * once its key is known to be compromised (SBR 6.1.1.3 (4)). */
         if ((known = order_has_row(s, ST_CERT_BY_ORDER, it->order_id, "certificate", err)) < 0) {
             e = MC_ERR_STORE;
             goto done;
         }
-        state[i] = known ? MC_INTENT_ISSUED : MC_INTENT_PENDING;
+        state[i] = known         ? MC_INTENT_ISSUED
+                   : compromised ? MC_INTENT_KEY_COMPROMISED
+                                 : MC_INTENT_PENDING;
     }
     e = step_done(s, ST_COMMIT, "intents commit: commit", err);
 done:

@@ -155,8 +155,10 @@ static const struct {
     Oid types[PG_MAX_PARAMS];
 } stmts[PS_COUNT_] = {
     /* Answers 0 (recorded now), 1 (the order has a certificate), 2 (intent without one), 3 (a
-     * new order whose subject key $17 another account owns: nothing written) or 4 (the key was
-     * bound by a transaction that committed after this statement's snapshot: retry). The key is
+     * new order whose subject key $17 another account owns: nothing written), 4 (the key was
+     * bound by a transaction that committed after this statement's snapshot: retry, reported
+     * as a serialization failure) or 5 (the key is compromised, SBR 6.1.1.3 (4): nothing
+     * written, and an intent of this order recorded earlier is not signed either). The key is
      * bound to the order's account in the same statement as the intent, so it commits with it.
      * Only a conflict on order_id is absorbed; a serial conflict fails the statement (and the
      * batch). The outer SELECT sees the database as before this statement, which is what the
@@ -181,8 +183,9 @@ static const struct {
                    " ON CONFLICT (order_id) DO NOTHING RETURNING 1)"
                    " SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 0"
                    " WHEN EXISTS (SELECT 1 FROM certificates WHERE order_id = $1) THEN 1"
+                   " WHEN EXISTS (SELECT 1 FROM kc) THEN 5"
                    " WHEN EXISTS (SELECT 1 FROM intents WHERE order_id = $1) OR (SELECT v FROM ok)"
-                   " THEN 2 WHEN EXISTS (SELECT 1 FROM kc) THEN 5"
+                   " THEN 2"
                    " WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
                    18,
                    {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
@@ -746,7 +749,7 @@ static mc_err intent_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_err
     case '4':
         return mc_err_set(err, MC_ERR_STORE, "intents", NULL,
                           "intents commit: order '%s': its subject key was bound by another "
-                          "node meanwhile, retry",
+                          "node meanwhile, retry (sqlstate 40001)",
                           c->v[i].order_id);
     default:
         return mc_err_set(err, MC_ERR_INTERNAL, "intents", NULL,

@@ -146,14 +146,13 @@ static pid_t find_worker(pid_t ppid)
     return found;
 }
 
-static void test_procs_sigkill(void **state)
+/* SIGKILL one of `procs` worker processes once certificates are flowing. */
+static void sigkill_run(const char *procs, int n)
 {
-    (void)state;
     char orders[700], results[700], again[700], cfg[700], db[700];
-    int n = scaled(20000) > 2000 ? scaled(20000) : 2000;
-    snprintf(orders, sizeof orders, "%s/k.msgpack", g.dir);
-    snprintf(results, sizeof results, "%s/k-results.msgpack", g.dir);
-    snprintf(again, sizeof again, "%s/k-again.msgpack", g.dir);
+    snprintf(orders, sizeof orders, "%s/k%s.msgpack", g.dir, procs);
+    snprintf(results, sizeof results, "%s/k%s-results.msgpack", g.dir, procs);
+    snprintf(again, sizeof again, "%s/k%s-again.msgpack", g.dir, procs);
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
     snprintf(db, sizeof db, "%s/mailca.db", g.ca);
     gen(orders, n, "public-key");
@@ -167,7 +166,7 @@ static void test_procs_sigkill(void **state)
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         dup2(null, 2);
-        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", "2", "--config", cfg, orders,
+        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", procs, "--config", cfg, orders,
               results, (char *)NULL);
         _exit(127);
     }
@@ -201,8 +200,8 @@ static void test_procs_sigkill(void **state)
 
     /* Resubmit: everything ends issued, one certificate per order. */
     mc_it_run r;
-    int st =
-        mc_it_mailca(&r, "batch", "--quiet", "--procs", "2", "--config", cfg, orders, again, NULL);
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", procs, "--config", cfg, orders, again,
+                          NULL);
     if (st != 0)
         fail_msg("resubmission: exit %d: %s", st, r.err);
     mc_it_run_free(&r);
@@ -214,11 +213,25 @@ static void test_procs_sigkill(void **state)
     sqlite3_close(sdb);
 }
 
+static void test_procs_sigkill(void **state)
+{
+    (void)state;
+    sigkill_run("2", scaled(20000) > 2000 ? scaled(20000) : 2000);
+}
+
+/* With one worker process, its death must not end the intake: the restart takes its place. */
+static void test_procs_sigkill_only_process(void **state)
+{
+    (void)state;
+    sigkill_run("1", scaled(10000) > 2000 ? scaled(10000) : 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_procs_issue),
         cmocka_unit_test(test_procs_sigkill),
+        cmocka_unit_test(test_procs_sigkill_only_process),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

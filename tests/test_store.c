@@ -1513,12 +1513,14 @@ static void test_compromised_key_refused(void **state)
     memset(k1, 0x61, sizeof k1);
     memset(k2, 0x62, sizeof k2);
     batch b;
-    batch_make(&b, "kc", 0, 2);
+    batch_make(&b, "kc", 0, 3);
     b.in[0].account = "acct-k";
     b.in[0].spki_sha256 = k1;
     b.in[1].account = "acct-k";
     b.in[1].spki_sha256 = k2;
-    assert_int_equal(mc_store_intents_commit(s, b.in, 2, b.state, &err), MC_OK);
+    b.in[2].account = "acct-k"; /* recorded, never signed (a crash) */
+    b.in[2].spki_sha256 = k1;
+    assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 2, &err), MC_OK);
     mc_revoke_sel by1 = {.by = MC_REVOKE_KEY, .spki_sha256 = k1};
     mc_revoke_sel by2 = {.by = MC_REVOKE_KEY, .spki_sha256 = k2};
@@ -1545,7 +1547,10 @@ static void test_compromised_key_refused(void **state)
     assert_int_equal(n.state[1], MC_INTENT_KEY_COMPROMISED);
     assert_int_equal(n.state[2], MC_INTENT_NEW); /* superseded is not a compromise */
     assert_int_equal(n.state[3], MC_INTENT_NEW);
-    expect_counts(s, 2, 2);
+    expect_counts(s, 2, 3);
+    /* the intent recorded before the compromise is not signed now either */
+    assert_int_equal(mc_store_intents_commit(s, b.in + 2, 1, b.state, &err), MC_OK);
+    assert_int_equal(b.state[0], MC_INTENT_KEY_COMPROMISED);
     /* an order issued before the compromise keeps its answer (its certificate, now revoked) */
     assert_int_equal(mc_store_intents_commit(s, b.in, 1, b.state, &err), MC_OK);
     assert_int_equal(b.state[0], MC_INTENT_ISSUED);

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* Room for a signature: RSA up to 8192 bits; ECDSA and EdDSA are far smaller. */
@@ -727,6 +728,25 @@ static void *open_socket(wctx *c, int type, const char *ep)
     return s;
 }
 
+/* The DEALER to the collector, named "<pid>-<worker>": with worker processes the collector
+ * knows which process recorded which intent (pipeline.c, redispatch_start). */
+static void *open_routed_socket(wctx *c, const char *ep)
+{
+    void *s = zmq_socket(c->sh->zctx, ZMQ_DEALER);
+    int zero = 0;
+    char id[32];
+    if (!s)
+        return NULL;
+    snprintf(id, sizeof id, "%ld-%d", (long)getpid(), c->w->index);
+    zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
+    if (zmq_connect(s, ep) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
 /* Receives up to batch orders into b: blocks for the first one only when block is set.
  * Returns 0 when nothing arrived, -1 when the context is shutting down. */
 static int receive_batch(wctx *c, wbatch *b, int block)
@@ -804,7 +824,7 @@ void *mc_worker_main(void *arg)
         goto done;
     c.csr_ok = 1;
     c.pull = open_socket(&c, ZMQ_PULL, sh->ep_orders);
-    c.dealer = open_socket(&c, ZMQ_DEALER, sh->ep_intents);
+    c.dealer = open_routed_socket(&c, sh->ep_intents);
     c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);
     if (!c.pull || !c.dealer || !c.push) {
         if (zmq_errno() == ETERM)

@@ -56,8 +56,9 @@ typedef enum mc_intent_state {
     MC_INTENT_KEY_BOUND,       /* a new order whose subject key is bound to another account (the
                                   first account to use a key owns it, issue 6): nothing was recorded;
                                   refuse it (mc_keycheck_reuse_refusal) */
-    MC_INTENT_KEY_COMPROMISED, /* a new order whose subject key was revoked for keyCompromise
-                                  (SBR 6.1.1.3 (4)): nothing was recorded; refuse it */
+    MC_INTENT_KEY_COMPROMISED, /* an order whose subject key was revoked for keyCompromise
+                                  (SBR 6.1.1.3 (4)): nothing was recorded, and an intent of it
+                                  recorded before is not to be signed; refuse it */
 } mc_intent_state;
 
 typedef struct mc_stored_cert {
