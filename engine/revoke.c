@@ -217,8 +217,8 @@ int mc_revoke_main(int argc, char **argv)
            (long long)c.reason_updated, dry ? "would change reason" : "changed reason",
            (long long)c.unchanged);
     if (c.keys_compromised > 0)
-        printf("mailca revoke: %lld subject key(s) recorded as compromised: orders for them are "
-               "refused from now on (SBR 6.1.1.3)\n",
-               (long long)c.keys_compromised);
+        printf("mailca revoke: %lld subject key(s) %s as compromised: orders for them are "
+               "refused from then on (SBR 6.1.1.3)\n",
+               (long long)c.keys_compromised, dry ? "would be recorded" : "recorded");
     return 0;
 }

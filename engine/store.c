@@ -1245,7 +1245,12 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         if ((e = sq_prepare(s,
                             "SELECT coalesce(sum(c.status = 'issued'), 0),"
                             " coalesce(sum(c.status <> 'issued' AND ?1 = 1"
-                            " AND c.revocation_reason IS NOT 1), 0)"
+                            " AND c.revocation_reason IS NOT 1), 0),"
+                            " CASE WHEN ?1 = 1 THEN (SELECT count(DISTINCT i.spki_sha256)"
+                            "  FROM temp.mc_revoke_set AS r2 JOIN intents AS i"
+                            "  ON i.serial = r2.serial WHERE i.spki_sha256 IS NOT NULL"
+                            "  AND i.spki_sha256 NOT IN (SELECT spki_sha256 FROM compromised_keys))"
+                            " ELSE 0 END"
                             " FROM temp.mc_revoke_set AS r JOIN certificates AS c"
                             " ON c.serial = r.serial",
                             &q, "revoke: dry run", err)) != MC_OK)
@@ -1257,6 +1262,7 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         }
         out->revoked = sqlite3_column_int64(q, 0);
         out->reason_updated = sqlite3_column_int64(q, 1);
+        out->keys_compromised = sqlite3_column_int64(q, 2);
         goto counted;
     }
     /* SBR 4.9.1.1 item 3 / RFC 5280 practice: keyCompromise supersedes an earlier reason; the

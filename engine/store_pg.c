@@ -1331,13 +1331,19 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         if ((e = pg_exec_params(s,
                                 "SELECT count(*) FILTER (WHERE c.status = 'issued'),"
                                 " count(*) FILTER (WHERE c.status <> 'issued' AND $1 = 1"
-                                " AND c.revocation_reason IS DISTINCT FROM 1)"
+                                " AND c.revocation_reason IS DISTINCT FROM 1),"
+                                " CASE WHEN $1 = 1 THEN (SELECT count(DISTINCT i.spki_sha256)"
+                                "  FROM pg_temp.mc_revoke_set AS r2 JOIN intents AS i"
+                                "  ON i.serial = r2.serial WHERE i.spki_sha256 IS NOT NULL"
+                                "  AND NOT EXISTS (SELECT 1 FROM compromised_keys AS k"
+                                "  WHERE k.spki_sha256 = i.spki_sha256)) ELSE 0 END"
                                 " FROM pg_temp.mc_revoke_set AS r JOIN certificates AS c"
                                 " ON c.serial = r.serial",
                                 1, t4, &p, NULL, "revoke: dry run", &res, err)))
             goto done;
         out->revoked = get_int8(res, 0, 0);
         out->reason_updated = get_int8(res, 0, 1);
+        out->keys_compromised = get_int8(res, 0, 2);
         goto counted;
     }
     /* keyCompromise supersedes an earlier reason; the first revocation time stays (store.h) */

@@ -1525,8 +1525,9 @@ static void test_compromised_key_refused(void **state)
     mc_revoke_sel by1 = {.by = MC_REVOKE_KEY, .spki_sha256 = k1};
     mc_revoke_sel by2 = {.by = MC_REVOKE_KEY, .spki_sha256 = k2};
     mc_revoke_counts c;
-    /* a dry run records nothing */
+    /* a dry run counts the key and records nothing */
     assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 1, &c, &err), MC_OK);
+    assert_int_equal(c.keys_compromised, 1);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM compromised_keys"), 0);
     assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 0, &c, &err), MC_OK);
     assert_int_equal(c.keys_compromised, 1);
