@@ -434,6 +434,11 @@ static void *signer_main(void *arg)
     zmq_setsockopt(out, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_connect(in, sg->ep_jobs) != 0 || zmq_connect(out, sg->ep_done) != 0)
         goto done;
+    {
+        item *ready = NULL; /* a NULL item: this signer is connected (signers_start waits) */
+        if (zmq_send(out, &ready, sizeof ready, 0) < 0)
+            goto done;
+    }
     for (;;) {
         item *it = NULL;
         int n = zmq_recv(in, &it, sizeof it, 0);
@@ -493,6 +498,15 @@ static mc_err signers_start(wctx *c)
         if (pthread_create(&sg->th, NULL, signer_main, sg) != 0)
             return MC_ERR_INTERNAL;
         sg->started = 1;
+    }
+    /* Every signer says it is connected before the worker relies on it: a signer that failed
+     * to start would otherwise leave sign_collect waiting for its answers forever. */
+    for (int i = 0; i < n; i++) {
+        zmq_pollitem_t pi = {c->done, 0, ZMQ_POLLIN, 0};
+        item *ready = (item *)1;
+        if (zmq_poll(&pi, 1, 10000) != 1 ||
+            zmq_recv(c->done, &ready, sizeof ready, 0) != (int)sizeof ready || ready)
+            return MC_ERR_INTERNAL;
     }
     return MC_OK;
 }
