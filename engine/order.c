@@ -425,11 +425,13 @@ enum {
     K_PUBLIC_KEY,
     K_KEY_SOURCE,
     K_SUBJECT,
+    K_LEI,
+    K_LEI_ROLE,
     K_ORDER_N
 };
 static const char *const order_keys[K_ORDER_N] = {"id",         "account", "profile",  "usage",
                                                   "mailboxes",  "csr",     "replaces", "public_key",
-                                                  "key_source", "subject"};
+                                                  "key_source", "subject", "lei",      "lei_role"};
 /* csr / public_key: exactly one, checked after the loop */
 static const unsigned order_required =
     (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) | (1u << K_USAGE) | (1u << K_MAILBOXES);
@@ -788,6 +790,112 @@ static size_t utf8_chars(const char *p, size_t n)
     return c;
 }
 
+int mc_lei_role_valid(const char *p, size_t len)
+{
+    if (!p || len < 1 || len > MC_LEI_ROLE_MAX)
+        return 0;
+    int nonspace = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!printable_char((unsigned char)p[i]))
+            return 0;
+        nonspace |= p[i] != ' ';
+    }
+    return nonspace;
+}
+
+enum { L_VALUE, L_REG_STATUS, L_ENT_STATUS, L_VSOURCES, L_VERIFIED_AT, L_REFERENCE, K_LEI_N };
+static const char *const lei_keys[K_LEI_N] = {"value",         "registration_status",
+                                              "entity_status", "validation_sources",
+                                              "verified_at",   "reference"};
+/* SBR 7.1.2.3(l) and 3.2.3.2.1: the only GLEIF record states an LEI may be used with. */
+static const char *const lei_status_ok[K_LEI_N] = {NULL, "ISSUED", "ACTIVE", "FULLY_CORROBORATED"};
+#define R_LEI "SBR 7.1.2.3(l)"
+
+/* "lei" (role 0) or "lei_role" (role 1): a map of what the CA verified (docs/orders.md "lei").
+ * The LEI needs the three GLEIF states; the role carries only value, verified_at and reference
+ * (its LEI's record is the one in "lei"). */
+static mc_err decode_lei(const msgpack_object *v, int role, mc_lei *out, mc_errdetail *err)
+{
+    const char *prefix = role ? "lei_role" : "lei";
+    char path[MC_ERR_FIELD_MAX], shown[112];
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, prefix, "orders.md lei", "must be a map, got %s",
+                          type_name(v));
+    unsigned seen = 0;
+    mc_err e;
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *val = &v->via.map.ptr[i].val;
+        int ki = key_index(k, lei_keys, K_LEI_N);
+        if (role && ki >= L_REG_STATUS && ki <= L_VSOURCES)
+            ki = -1; /* the role has no GLEIF record of its own */
+        if (ki < 0 || (seen & (1u << ki)))
+            return bad_key(k, prefix, ki >= 0, err);
+        seen |= 1u << ki;
+        snprintf(path, sizeof path, "%s.%s", prefix, lei_keys[ki]);
+        switch (ki) {
+        case L_VALUE:
+            if (val->type != MSGPACK_OBJECT_STR)
+                return mc_err_set(err, MC_ERR_INVALID, path, R_LEI, "must be a str, got %s",
+                                  type_name(val));
+            show(val->via.str.ptr, val->via.str.size, shown, sizeof shown);
+            /* SBR 7.1.2.3(l): ISO 17442-1 Clause 6 LEI; ISO 17442-2 Clause 4 role */
+            if (!role && !mc_lei_valid(val->via.str.ptr, val->via.str.size))
+                return mc_err_set(err, MC_ERR_INVALID, path, R_LEI,
+                                  "\"%s\" is not a 20-character LEI with valid check digits "
+                                  "(ISO 17442)",
+                                  shown);
+            if (role && !mc_lei_role_valid(val->via.str.ptr, val->via.str.size))
+                return mc_err_set(err, MC_ERR_INVALID, path, R_LEI,
+                                  "\"%s\" is not 1..%d PrintableString characters (ISO 17442-2)",
+                                  shown, MC_LEI_ROLE_MAX);
+            out->value = (mc_str){val->via.str.ptr, val->via.str.size};
+            break;
+        case L_REG_STATUS:
+        case L_ENT_STATUS:
+        case L_VSOURCES:
+            /* SBR 7.1.2.3(l): RegistrationStatus ISSUED, EntityStatus ACTIVE, ValidationSources
+             * FULLY_CORROBORATED; anything else (PARTIALLY_CORROBORATED, PENDING, LAPSED, ...)
+             * means the LEI SHALL NOT be used. */
+            if (val->type != MSGPACK_OBJECT_STR)
+                return mc_err_set(err, MC_ERR_INVALID, path, R_LEI, "must be a str, got %s",
+                                  type_name(val));
+            if (!key_eq(val, lei_status_ok[ki]))
+                return mc_err_set(err, MC_ERR_INVALID, path, R_LEI,
+                                  "GLEIF %s is \"%s\"; an LEI may be used only when it is %s",
+                                  lei_keys[ki],
+                                  show(val->via.str.ptr, val->via.str.size, shown, sizeof shown),
+                                  lei_status_ok[ki]);
+            break;
+        case L_VERIFIED_AT:
+            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER || val->via.u64 == 0 ||
+                val->via.u64 > INT64_MAX)
+                return mc_err_set(err, MC_ERR_INVALID, path, "orders.md lei",
+                                  "must be a positive number of Unix seconds below 2^63, got %s",
+                                  type_name(val));
+            out->verified_at = (int64_t)val->via.u64;
+            break;
+        case L_REFERENCE:
+            e = get_text(val, path, "orders.md lei", 1, MC_ORDER_REFERENCE_MAX, 1, &out->reference,
+                         err);
+            if (e)
+                return e;
+            break;
+        }
+    }
+    for (int ki = 0; ki < K_LEI_N; ki++) {
+        if (role && ki >= L_REG_STATUS && ki <= L_VSOURCES)
+            continue;
+        if (!(seen & (1u << ki))) {
+            snprintf(path, sizeof path, "%s.%s", prefix, lei_keys[ki]);
+            /* SBR 7.1.2.3(l): without the three states the CA has not shown the record fits */
+            return mc_err_set(err, MC_ERR_INVALID, path,
+                              ki >= L_REG_STATUS && ki <= L_VSOURCES ? R_LEI : "orders.md required",
+                              "required field is missing");
+        }
+    }
+    return MC_OK;
+}
+
 static const struct {
     const char *name;
     mc_cn_source src;
@@ -979,6 +1087,12 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
         case K_SUBJECT:
             e = decode_subject(v, &out->subject, err);
             break;
+        case K_LEI:
+            e = decode_lei(v, 0, &out->lei, err);
+            break;
+        case K_LEI_ROLE:
+            e = decode_lei(v, 1, &out->lei_role, err);
+            break;
         case K_REPLACES:
             /* Lower-case hex, byte for byte the form results use for serials. */
             e = get_text(v, "replaces", "orders.md replaces", 2, MC_ORDER_REPLACES_MAX, 0,
@@ -1010,6 +1124,12 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
     if (!(seen & (1u << K_CSR)) == !(seen & (1u << K_PUBLIC_KEY))) {
         e = mc_err_set(err, MC_ERR_INVALID, (seen & (1u << K_CSR)) ? "public_key" : "csr",
                        "orders.md key", "exactly one of csr and public_key is required");
+        goto done;
+    }
+    /* ISO 17442-2: the role is the subject's role in the legal entity the LEI names */
+    if ((seen & (1u << K_LEI_ROLE)) && !(seen & (1u << K_LEI))) {
+        e = mc_err_set(err, MC_ERR_INVALID, "lei_role", R_LEI,
+                       "a role needs the legal entity's \"lei\"");
         goto done;
     }
     if (!(seen & (1u << K_PUBLIC_KEY)) != !(seen & (1u << K_KEY_SOURCE))) {

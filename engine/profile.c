@@ -687,10 +687,17 @@ static mc_err root_key(pstate *s, int k)
     case K_CAPS:
         return sequence(s, item_cap);
     case K_LEI:
-        /* SBR 7.1.2.3(l): allowed for organization and sponsor certificates, but the order
-         * format has no LEI yet: refuse rather than ignore. */
-        return perr(s, MC_ERR_UNSUPPORTED, s->line[K_LEI], "SBR 7.1.2.3(l)",
-                    "legal_entity_identifier is not supported yet");
+        /* SBR 7.1.2.3(l): which types may have it is checked once the type is known */
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (strcmp(v, "required") == 0)
+            p->lei = MC_PROFILE_ATTR_REQUIRED;
+        else if (strcmp(v, "optional") == 0)
+            p->lei = MC_PROFILE_ATTR_OPTIONAL;
+        else
+            return perr(s, MC_ERR_PROFILE, ev_line(s), "SBR 7.1.2.3(l)",
+                        "legal_entity_identifier is '%s' (optional, required)", v);
+        return MC_OK;
     }
     return MC_ERR_INTERNAL;
 }
@@ -749,6 +756,11 @@ static mc_err check(pstate *s)
     mc_err rc = check_subject(s);
     if (rc)
         return rc;
+    /* SBR 7.1.2.3(l): the LEI extension is prohibited in mailbox and individual certificates */
+    if (p->lei && p->type != MC_TYPE_ORGANIZATION && p->type != MC_TYPE_SPONSOR)
+        return perr(s, MC_ERR_PROFILE, s->line[K_LEI], "SBR 7.1.2.3(l)",
+                    "legal_entity_identifier is prohibited in %s certificates",
+                    type_names[p->type]);
 
     /* SBR 6.3.2: at most 825 days (legacy 1185), inclusive of both ends. */
     int64_t maxdays = p->generation == MC_GEN_LEGACY ? 1185 : 825;
@@ -1259,6 +1271,25 @@ static mc_err check_order_subject(const mc_profile *p, const mc_order *o, mc_err
     return MC_OK;
 }
 
+/* SBR 7.1.2.3(l): LEI (1.3.6.1.4.1.52266.1) MAY be in organization and sponsor certificates
+ * (mailbox, individual: prohibited, so the profile cannot allow it), the role
+ * (1.3.6.1.4.1.52266.2) only in sponsor ones. The GLEIF states were checked at decode. */
+static mc_err check_order_lei(const mc_profile *p, const mc_order *o, mc_errdetail *err)
+{
+    if (o->lei.value.len && !p->lei)
+        return mc_err_set(err, MC_ERR_INVALID, "lei", "SBR 7.1.2.3(l)",
+                          "profile %s (%s) does not allow an LEI", p->name, type_names[p->type]);
+    if (!o->lei.value.len && p->lei == MC_PROFILE_ATTR_REQUIRED)
+        return mc_err_set(err, MC_ERR_INVALID, "lei", "SBR 7.1.2.3(l)",
+                          "profile %s requires an LEI", p->name);
+    if (o->lei_role.value.len && (p->type != MC_TYPE_SPONSOR || !p->lei))
+        return mc_err_set(err, MC_ERR_INVALID, "lei_role", "SBR 7.1.2.3(l)",
+                          "a role LEI is allowed only in sponsor certificates whose profile "
+                          "allows an LEI, not in profile %s (%s)",
+                          p->name, type_names[p->type]);
+    return MC_OK;
+}
+
 mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
                               mc_errdetail *err)
 {
@@ -1305,6 +1336,9 @@ mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t no
         return mc_err_set(err, MC_ERR_INVALID, "usage", "profile usages",
                           "usage %s is not allowed by profile %s", usage_names[o->usage - 1].name,
                           p->name);
+    mc_err rc = check_order_lei(p, o, err);
+    if (rc)
+        return rc;
     return check_order_subject(p, o, err);
 }
 

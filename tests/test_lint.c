@@ -81,6 +81,7 @@
 #define OID_SDA "2.5.29.9"
 #define OID_ADOBE_TS "1.2.840.113583.1.1.9.1"
 #define OID_LEI "1.3.6.1.4.1.52266.1"
+#define OID_LEI_ROLE "1.3.6.1.4.1.52266.2"
 
 #define T_BEFORE_LEGACY_SUNSET 1735689600LL /* 2025-01-01 */
 #define T_BEFORE_SBR 1672531200LL           /* 2023-01-01 */
@@ -385,6 +386,17 @@ static void e_add_serial_placeholder(X509 *x)
 static void e_add_serial_na(X509 *x)
 {
     cg_subject_add(x, "2.5.4.5", V_ASN1_PRINTABLESTRING, "N/A", 3);
+}
+
+/* SBR 7.1.2.3(l): a sponsor certificate with both the LEI and the role (ISO 17442-2). */
+static void e_add_lei_and_role(X509 *x)
+{
+    static const char v[] = "\x13\x14"
+                            "5493001KJTIIGC8Y1R12";
+    static const char r[] = "\x13\x17"
+                            "Chief Financial Officer";
+    assert_int_equal(cg_ext_set_raw(x, OID_LEI, 0, (const uint8_t *)v, sizeof v - 1), 0);
+    assert_int_equal(cg_ext_set_raw(x, OID_LEI_ROLE, 0, (const uint8_t *)r, sizeof r - 1), 0);
 }
 
 static void e_aki_with_serial(X509 *x)
@@ -1145,6 +1157,8 @@ static const lcase cases[] = {
 /* ---- organization, sponsor and individual subjects, SBR 7.1.4.2.2 - 7.1.4.2.6 ---- */
 #define OV_BASE "C=GB;O=Example Ltd;OI=NTRGB-12345678"
 #define LEI_OK "35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 32"
+#define HX_10_R "52 52 52 52 52 52 52 52 52 52 "
+#define HX_100_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R HX_10_R
     {.name = "OV strict, CN mailbox", .type = MC_TYPE_ORGANIZATION, .subj = OV_BASE},
     {.name = "OV strict, CN organizationName",
      .type = MC_TYPE_ORGANIZATION,
@@ -1169,6 +1183,15 @@ static const lcase cases[] = {
      .subj = OV_BASE,
      .raw_oid = OID_LEI,
      .raw_hex = "13 14 " LEI_OK},
+    {.name = "SV with LEI and role extensions",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .edit = e_add_lei_and_role},
+    {.name = "SV with a role extension of 100 characters",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 64 " HX_100_R},
     {.name = "SV strict, personal name",
      .type = MC_TYPE_SPONSOR,
      .subj = "!C=DE;O=Beispiel GmbH;OI=NTRDE-DER3306.HRB12345;GN=Alice;SN=Smith;T=Engineer;"
@@ -1313,6 +1336,76 @@ static const lcase cases[] = {
      .subj = OV_BASE ";SN=Smith",
      .raw_oid = OID_LEI,
      .raw_hex = "0c 14 " LEI_OK},
+    {.name = "LEI extension of 19 characters",
+     .id = "e_smime_lei_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 13 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31"},
+    {.name = "LEI in individual-validated",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith",
+     .raw_oid = OID_LEI,
+     .raw_hex = "13 14 " LEI_OK},
+    {.name = "LEI role in organization-validated",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
+    {.name = "LEI role in mailbox-validated",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
+    {.name = "critical LEI in organization-validated",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_LEI,
+     .raw_crit = 1,
+     .raw_hex = "13 14 " LEI_OK},
+    {.name = "critical LEI role in sponsor-validated",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_crit = 1,
+     .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
+    {.name = "LEI role empty",
+     .id = "e_smime_lei_role_malformed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 00"},
+    {.name = "LEI role of 101 characters",
+     .id = "e_smime_lei_role_malformed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 65 52 " HX_100_R},
+    {.name = "LEI role as UTF8String",
+     .id = "e_smime_lei_role_malformed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "0c 08 44 69 72 65 63 74 6f 72"},
+    {.name = "LEI role with a character outside PrintableString",
+     .id = "e_smime_lei_role_malformed",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_LEI_ROLE,
+     .raw_hex = "13 08 43 46 4f 20 26 20 43 6f"},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -1586,6 +1586,127 @@ static void test_country_lei(void **state)
     assert_false(mc_lei_valid("529900T8BM49AURSDO56", 20));
     assert_false(mc_lei_valid("529900T8BM49AURSDO5", 19));
     assert_false(mc_lei_valid("529900t8BM49AURSDO55", 20));
+    assert_true(mc_lei_role_valid("Director", 8));
+    assert_false(mc_lei_role_valid("", 0));
+    assert_false(mc_lei_role_valid("R\xc3\xa9gisseur", 10));
+}
+
+/* ---- Legal Entity Identifier (docs/orders.md "lei", SBR 7.1.2.3(l)) ---- */
+
+#define LEI_OK "5493001KJTIIGC8Y1R12"
+
+/* A "lei" map with the given value and GLEIF states (NULL: key left out). */
+static msgpack_object lei_map(fx *f, const char *value, const char *reg, const char *ent,
+                              const char *vs)
+{
+    msgpack_object m = o_map();
+    if (value)
+        add(f, &m, "value", o_str(value));
+    if (reg)
+        add(f, &m, "registration_status", o_str(reg));
+    if (ent)
+        add(f, &m, "entity_status", o_str(ent));
+    if (vs)
+        add(f, &m, "validation_sources", o_str(vs));
+    add(f, &m, "verified_at", o_uint(1760000000));
+    add(f, &m, "reference", o_str("gleif-check-9"));
+    return m;
+}
+
+static msgpack_object role_map(fx *f, msgpack_object value)
+{
+    msgpack_object m = o_map();
+    add(f, &m, "value", value);
+    add(f, &m, "verified_at", o_uint(1760000100));
+    add(f, &m, "reference", o_str("role-evidence-3"));
+    return m;
+}
+
+static int has(msgpack_object *map, const char *key)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (str_is(
+                (mc_str){map->via.map.ptr[i].key.via.str.ptr, map->via.map.ptr[i].key.via.str.size},
+                key))
+            return 1;
+    return 0;
+}
+
+/* Sets key = val on the order, adding it when absent. */
+static void put(fx *f, const char *key, msgpack_object val)
+{
+    if (has(f->root, key))
+        set(f->root, key, val);
+    else
+        add(f, f->root, key, val);
+}
+
+#define R_LEI "SBR 7.1.2.3(l)"
+static void test_lei(void **state)
+{
+    fx *f = *state;
+    mc_order o;
+    /* no LEI: both absent */
+    expect_ok(f, &o);
+    assert_int_equal(o.lei.value.len, 0);
+    assert_int_equal(o.lei_role.value.len, 0);
+    /* a verified LEI: ISSUED, ACTIVE, FULLY_CORROBORATED */
+    put(f, "lei", lei_map(f, LEI_OK, "ISSUED", "ACTIVE", "FULLY_CORROBORATED"));
+    expect_ok(f, &o);
+    assert_true(str_is(o.lei.value, LEI_OK));
+    assert_int_equal(o.lei.verified_at, 1760000000);
+    assert_true(str_is(o.lei.reference, "gleif-check-9"));
+    /* with a role */
+    put(f, "lei_role", role_map(f, o_str("Chief Financial Officer")));
+    expect_ok(f, &o);
+    assert_true(str_is(o.lei_role.value, "Chief Financial Officer"));
+    assert_true(str_is(o.lei_role.reference, "role-evidence-3"));
+    /* ISO 17442-2: a role is PrintableString, 1..100 characters */
+    put(f, "lei_role", role_map(f, o_str("CFO & treasurer")));
+    expect_err(f, MC_ERR_INVALID, "lei_role.value", R_LEI);
+    put(f, "lei_role", role_map(f, o_strn(f, 'R', 101)));
+    expect_err(f, MC_ERR_INVALID, "lei_role.value", R_LEI);
+    put(f, "lei_role", role_map(f, o_strn(f, 'R', 100)));
+    expect_ok(f, &o);
+    put(f, "lei_role", role_map(f, o_str("   ")));
+    expect_err(f, MC_ERR_INVALID, "lei_role.value", R_LEI);
+    /* the role has no GLEIF states of its own */
+    msgpack_object r = role_map(f, o_str("Director"));
+    add(f, &r, "entity_status", o_str("ACTIVE"));
+    put(f, "lei_role", r);
+    expect_err(f, MC_ERR_INVALID, "lei_role.entity_status", "orders.md unknown-key");
+    put(f, "lei_role", role_map(f, o_str("Director")));
+    expect_ok(f, &o);
+
+    /* ISO 17442 check digits */
+    put(f, "lei", lei_map(f, "5493001KJTIIGC8Y1R13", "ISSUED", "ACTIVE", "FULLY_CORROBORATED"));
+    expect_err(f, MC_ERR_INVALID, "lei.value", R_LEI);
+    put(f, "lei", lei_map(f, "5493001kjtiigc8y1r12", "ISSUED", "ACTIVE", "FULLY_CORROBORATED"));
+    expect_err(f, MC_ERR_INVALID, "lei.value", R_LEI);
+    /* SBR 7.1.2.3(l): any other GLEIF state is a rejection naming the field */
+    put(f, "lei", lei_map(f, LEI_OK, "LAPSED", "ACTIVE", "FULLY_CORROBORATED"));
+    expect_err(f, MC_ERR_INVALID, "lei.registration_status", R_LEI);
+    put(f, "lei", lei_map(f, LEI_OK, "ISSUED", "INACTIVE", "FULLY_CORROBORATED"));
+    expect_err(f, MC_ERR_INVALID, "lei.entity_status", R_LEI);
+    static const char *const bad_vs[] = {"PARTIALLY_CORROBORATED", "PENDING",
+                                         "ENTITY_SUPPLIED_ONLY", "fully_corroborated"};
+    for (size_t i = 0; i < 4; i++) {
+        put(f, "lei", lei_map(f, LEI_OK, "ISSUED", "ACTIVE", bad_vs[i]));
+        expect_err(f, MC_ERR_INVALID, "lei.validation_sources", R_LEI);
+    }
+    /* the states are required: without them the CA has not shown the record fits */
+    put(f, "lei", lei_map(f, LEI_OK, "ISSUED", "ACTIVE", NULL));
+    expect_err(f, MC_ERR_INVALID, "lei.validation_sources", R_LEI);
+    put(f, "lei", lei_map(f, NULL, "ISSUED", "ACTIVE", "FULLY_CORROBORATED"));
+    expect_err(f, MC_ERR_INVALID, "lei.value", "orders.md required");
+    put(f, "lei", o_str(LEI_OK));
+    expect_err(f, MC_ERR_INVALID, "lei", "orders.md lei");
+
+    /* a role needs the legal entity's LEI */
+    drop(f->root, "lei");
+    expect_err(f, MC_ERR_INVALID, "lei_role", R_LEI);
+    drop(f->root, "lei_role");
+    expect_ok(f, &o);
 }
 
 int main(void)
@@ -1629,6 +1750,7 @@ int main(void)
         cmocka_unit_test(test_csr_threads),
         FX(test_subject),
         cmocka_unit_test(test_country_lei),
+        FX(test_lei),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -407,8 +407,8 @@ static void test_type_generation(void **state)
     /* SBR 7.1.4.2.4: an organization profile must require organizationName */
     expect_error(f, L1 "type: organization\n" L3 L4 L5 L6 L7 L8 L9 L10, MC_ERR_PROFILE,
                  "bad.yaml:7", "SBR 7.1.4.2.4");
-    /* SBR 7.1.2.3(l): known but not supported yet */
-    expect_error(f, BASE "legal_entity_identifier: optional\n", MC_ERR_UNSUPPORTED, "bad.yaml:11",
+    /* SBR 7.1.2.3(l): the LEI extension is prohibited in mailbox certificates */
+    expect_error(f, BASE "legal_entity_identifier: optional\n", MC_ERR_PROFILE, "bad.yaml:11",
                  "SBR 7.1.2.3(l)");
     expect_error(f, L1 "type: person\n" L3 L4 L5 L6 L7 L8 L9 L10, MC_ERR_PROFILE, "bad.yaml:2",
                  "SBR 1.2");
@@ -780,6 +780,62 @@ static void test_check_order_subject(void **state)
     mc_profile_free(ip);
 }
 
+#define SPONSOR_LEI                                                                                \
+    "name: s\ntype: sponsor\ngeneration: strict\nvalidity_days: 730\nkey_types: [p256]\n"          \
+    "usages: [signing]\nsubject:\n  common_name: [personal-name]\n  email_address: none\n"         \
+    "  organization_name: required\n  organization_identifier: required\n"                         \
+    "  given_name: optional\nextended_key_usages: [emailProtection]\n"                             \
+    "legal_entity_identifier: optional\n"
+
+/* SBR 7.1.2.3(l): which profiles may allow an LEI, and which orders may carry one. */
+static void test_lei(void **state)
+{
+    fixture *f = *state;
+    const int64_t now = 1767225600;
+    /* prohibited in individual (and mailbox, test_type_generation) certificates */
+    expect_error(
+        f,
+        IND("strict",
+            "  common_name: [personal-name]\n  given_name: optional\n") "legal_entity_identifier: "
+                                                                        "optional\n",
+        MC_ERR_PROFILE, "bad.yaml:12", "SBR 7.1.2.3(l)");
+    expect_error(f, OBASE O13 "legal_entity_identifier: maybe\n", MC_ERR_PROFILE, "bad.yaml:14",
+                 "SBR 7.1.2.3(l)");
+    mc_profile *op, *oreq, *onone, *sp;
+    expect_ok(f, OBASE O13 "legal_entity_identifier: optional\n", &op);
+    assert_int_equal(op->lei, MC_PROFILE_ATTR_OPTIONAL);
+    expect_ok(f, OBASE O13 "legal_entity_identifier: required\n", &oreq);
+    assert_int_equal(oreq->lei, MC_PROFILE_ATTR_REQUIRED);
+    expect_ok(f, OBASE O13, &onone);
+    assert_int_equal(onone->lei, MC_PROFILE_ATTR_ABSENT);
+    expect_ok(f, SPONSOR_LEI, &sp);
+
+    mc_order o;
+    make_order(&o, MC_KEY_P256, MC_USAGE_SIGNING, "alice@example.com");
+    o.subject.attr[MC_SA_ORGANIZATION] = (mc_str){"Example Ltd", 11};
+    o.subject.attr[MC_SA_ORG_IDENTIFIER] = (mc_str){"LEIXG-5493001KJTIIGC8Y1R12", 26};
+    expect_order(op, &o, now, MC_OK, "", "");
+    expect_order(oreq, &o, now, MC_ERR_INVALID, "lei", "SBR 7.1.2.3(l)");
+    o.lei.value = (mc_str){"5493001KJTIIGC8Y1R12", 20};
+    expect_order(op, &o, now, MC_OK, "", "");
+    expect_order(oreq, &o, now, MC_OK, "", "");
+    /* a profile that does not list legal_entity_identifier */
+    expect_order(onone, &o, now, MC_ERR_INVALID, "lei", "SBR 7.1.2.3(l)");
+    /* the role: never in organization certificates */
+    o.lei_role.value = (mc_str){"Director", 8};
+    expect_order(op, &o, now, MC_ERR_INVALID, "lei_role", "SBR 7.1.2.3(l)");
+    /* sponsor: LEI and role */
+    o.subject.attr[MC_SA_GIVEN_NAME] = (mc_str){"Alice", 5};
+    expect_order(sp, &o, now, MC_OK, "", "");
+    o.lei.value.len = 0;
+    o.lei_role.value.len = 0;
+    expect_order(sp, &o, now, MC_OK, "", "");
+    mc_profile_free(op);
+    mc_profile_free(oreq);
+    mc_profile_free(onone);
+    mc_profile_free(sp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -798,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_check_order),
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_check_order_subject),
+        cmocka_unit_test(test_lei),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -852,6 +852,108 @@ static void test_other_types(void **state)
     }
 }
 
+/* The DER of extension oid (dotted) in x: critical flag and extnValue contents; -1 if absent. */
+static int ext_by_oid(X509 *x, const char *oid, const unsigned char **val, int *len)
+{
+    ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
+    assert_non_null(o);
+    int i = X509_get_ext_by_OBJ(x, o, -1);
+    ASN1_OBJECT_free(o);
+    if (i < 0)
+        return -1;
+    X509_EXTENSION *e = X509_get_ext(x, i);
+    ASN1_OCTET_STRING *v = X509_EXTENSION_get_data(e);
+    *val = ASN1_STRING_get0_data(v);
+    *len = ASN1_STRING_length(v);
+    return X509_EXTENSION_get_critical(e);
+}
+
+/* SBR 7.1.2.3(l), ISO 17442-2 Clause 4: the LEI and role extensions, non-critical
+ * PrintableStrings, only where the type allows them. */
+static void test_lei(void **state)
+{
+    fixture *f = *state;
+    static const char lei[] = "5493001KJTIIGC8Y1R12", role[] = "Chief Financial Officer";
+    static const char *const mb[] = {"alice@example.com"};
+    const char *files[] = {"organization-strict.yaml", "sponsor-multipurpose.yaml"};
+    for (int t = 0; t < 2; t++) {
+        mc_profile *p = load_shipped(files[t], &f->iss);
+        assert_non_null(p);
+        mc_order o;
+        issued *is = calloc(1, sizeof *is);
+        assert_non_null(is);
+        order_init(&o, f->keys[K_P256], MC_KEY_P256, MC_USAGE_SIGNING, mb, 1, is);
+        o.subject.attr[MC_SA_ORGANIZATION] = (mc_str){"Example Ltd", 11};
+        o.subject.attr[MC_SA_ORG_IDENTIFIER] = (mc_str){"LEIXG-5493001KJTIIGC8Y1R12", 26};
+        if (t == 1)
+            o.subject.attr[MC_SA_GIVEN_NAME] = (mc_str){"Alice", 5};
+        o.lei.value = (mc_str){lei, 20};
+        if (t == 1)
+            o.lei_role.value = (mc_str){role, strlen(role)};
+        issue(f, p, &o, is);
+        const unsigned char *v;
+        int len;
+        assert_int_equal(ext_by_oid(is->x, "1.3.6.1.4.1.52266.1", &v, &len), 0);
+        assert_int_equal(len, 22);
+        assert_int_equal(v[0], 0x13); /* PrintableString */
+        assert_int_equal(v[1], 20);
+        assert_memory_equal(v + 2, lei, 20);
+        if (t == 1) {
+            assert_int_equal(ext_by_oid(is->x, "1.3.6.1.4.1.52266.2", &v, &len), 0);
+            assert_int_equal(len, (int)strlen(role) + 2);
+            assert_int_equal(v[0], 0x13);
+            assert_memory_equal(v + 2, role, strlen(role));
+        } else {
+            assert_int_equal(ext_by_oid(is->x, "1.3.6.1.4.1.52266.2", &v, &len), -1);
+        }
+        assert_int_equal(X509_get_extension_flags(is->x) & EXFLAG_INVALID, 0);
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_lint_ctx lc = {.profile = p, .issuer = &f->iss, .now = is->now};
+        assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+        for (size_t i = 0; i < r.n; i++)
+            print_error("%s: %s: %s\n", files[t], r.f[i].lint->id, r.f[i].detail);
+        assert_int_equal(r.n, 0);
+
+        /* defence in depth: the builder refuses what mc_profile_check_order would have */
+        uint8_t serial[MC_SERIAL_LEN] = {1};
+        static uint8_t buf[MC_TBS_MAX];
+        size_t blen;
+        mc_order bad = o;
+        bad.lei_role.value = (mc_str){role, strlen(role)};
+        bad.lei.value = (mc_str){"5493001KJTIIGC8Y1R13", 20}; /* bad check digits */
+        assert_int_equal(mc_tbs_build(p, &bad, serial, sizeof serial, is->now, &f->d, f->md, buf,
+                                      sizeof buf, &blen, &err),
+                         MC_ERR_INVALID);
+        assert_string_equal(err.field, "lei");
+        assert_string_equal(err.rule, "SBR 7.1.2.3(l)");
+        if (t == 0) { /* no role in organization certificates */
+            bad.lei.value = (mc_str){lei, 20};
+            assert_int_equal(mc_tbs_build(p, &bad, serial, sizeof serial, is->now, &f->d, f->md,
+                                          buf, sizeof buf, &blen, &err),
+                             MC_ERR_INVALID);
+            assert_string_equal(err.field, "lei_role");
+        }
+        X509_free(is->x);
+        free(is);
+        mc_profile_free(p);
+    }
+    /* mailbox: no LEI at all */
+    mc_order o;
+    issued *is = calloc(1, sizeof *is);
+    assert_non_null(is);
+    order_init(&o, f->keys[K_P256], MC_KEY_P256, MC_USAGE_SIGNING, mb, 1, is);
+    o.lei.value = (mc_str){lei, 20};
+    uint8_t serial[MC_SERIAL_LEN] = {1};
+    size_t blen;
+    mc_errdetail err;
+    assert_int_equal(mc_tbs_build(f->strict, &o, serial, sizeof serial, (int64_t)time(NULL), &f->d,
+                                  f->md, is->tbs, sizeof is->tbs, &blen, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.field, "lei");
+    free(is);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -861,7 +963,7 @@ int main(void)
         cmocka_unit_test(test_ed25519),         cmocka_unit_test(test_other_issuers),
         cmocka_unit_test(test_smtputf8),        cmocka_unit_test(test_subject_limits),
         cmocka_unit_test(test_validity_2050),   cmocka_unit_test(test_build_errors),
-        cmocka_unit_test(test_other_types),
+        cmocka_unit_test(test_other_types),     cmocka_unit_test(test_lei),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

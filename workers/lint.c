@@ -115,6 +115,7 @@ enum {
     L_ADDR_COUNTRY,
     L_COUNTRY,
     L_LEI_FORMAT,
+    L_LEI_ROLE_FORMAT,
     L_COUNT
 };
 
@@ -310,6 +311,9 @@ static const mc_lint_def defs[L_COUNT] = {
                    "countryName must be an ISO 3166-1 alpha-2 code or XX"},
     [L_LEI_FORMAT] = {"e_smime_lei_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
                       "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)"},
+    [L_LEI_ROLE_FORMAT] = {"e_smime_lei_role_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
+                           "LEI role extension must be a PrintableString of 1..100 characters "
+                           "(ISO 17442-2)"},
 };
 
 #undef E
@@ -1826,6 +1830,21 @@ static void lint_lei(lstate *s)
                show(e->value.val, e->value.len, b, sizeof b), e->value.tag);
 }
 
+/* SBR 7.1.2.3(l), ISO 17442-2 Clause 4: the role extension value (sponsor certificates; where it
+ * is prohibited lint_ext_list reports it). */
+static void lint_lei_role(lstate *s)
+{
+    char b[64];
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_lei_role));
+    if (!e || s->type != MC_TYPE_SPONSOR)
+        return;
+    if (e->value.tag != MC_DER_PRINTABLESTRING ||
+        !mc_lei_role_valid((const char *)e->value.val, e->value.len))
+        report(s, L_LEI_ROLE_FORMAT,
+               "role \"%s\" (tag 0x%02x) is not a PrintableString of 1..100 characters",
+               show(e->value.val, e->value.len, b, sizeof b), e->value.tag);
+}
+
 /* ---- entry points ---- */
 
 void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
@@ -1868,6 +1887,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_ski_smimecap(&s);
     lint_subject(&s);
     lint_lei(&s);
+    lint_lei_role(&s);
 }
 
 static mc_err finish(const mc_lint_result *out, mc_errdetail *err)

@@ -3,7 +3,8 @@
  * buffer from a compiled profile. No malloc, no OpenSSL objects; the only OpenSSL call is the
  * SHA-1 for the subjectKeyIdentifier on the worker's own EVP_MD_CTX with a digest fetched once.
  * Extensions go in a fixed order: keyUsage, extKeyUsage, subjectAltName, subjectKeyIdentifier,
- * then the profile's constant ones (certificatePolicies, cRLDistributionPoints, AIA, AKI, ...).
+ * then the profile's constant ones (certificatePolicies, cRLDistributionPoints, AIA, AKI, ...),
+ * then the order's LEI and role (SBR 7.1.2.3(l)).
  */
 #include "mailca/tbs.h"
 
@@ -17,6 +18,9 @@ static const uint8_t OID_KU[] = {0x55, 0x1d, 0x0f};
 static const uint8_t OID_SAN[] = {0x55, 0x1d, 0x11};
 static const uint8_t OID_SKI[] = {0x55, 0x1d, 0x0e};
 static const uint8_t OID_SMTPUTF8[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
+/* ISO 17442-2: id-ce-lei 1.3.6.1.4.1.52266.1, id-ce-role 1.3.6.1.4.1.52266.2 */
+static const uint8_t OID_LEI[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x01};
+static const uint8_t OID_LEI_ROLE[] = {0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x02};
 
 #define UB_COMMON_NAME 64 /* RFC 5280 Appendix A, in characters */
 #define SERIAL_MAX 20     /* SBR 7.1: < 2^159, so at most 20 octets */
@@ -228,6 +232,18 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
                               "not a mailbox with an ASCII domain");
         }
 
+    /* SBR 7.1.2.3(l): LEI only in organization and sponsor certificates whose profile allows it,
+     * the role only in sponsor ones (mc_profile_check_order checked; this is the safety net). */
+    int lei = o->lei.value.len > 0, role = o->lei_role.value.len > 0;
+    if (lei && (!p->lei || (p->type != MC_TYPE_ORGANIZATION && p->type != MC_TYPE_SPONSOR) ||
+                !mc_lei_valid(o->lei.value.p, o->lei.value.len)))
+        return mc_err_set(err, MC_ERR_INVALID, "lei", "SBR 7.1.2.3(l)",
+                          "no valid LEI allowed in profile %s", p->name);
+    if (role && (!lei || p->type != MC_TYPE_SPONSOR ||
+                 !mc_lei_role_valid(o->lei_role.value.p, o->lei_role.value.len)))
+        return mc_err_set(err, MC_ERR_INVALID, "lei_role", "SBR 7.1.2.3(l)",
+                          "no valid role allowed in profile %s", p->name);
+
     /* RFC 5280 4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (no unused-bits octet). */
     uint8_t ski[EVP_MAX_MD_SIZE];
     unsigned skilen = 0;
@@ -343,6 +359,18 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     mc_der_put(&w, MC_DER_OCTETSTRING, ski, skilen);
     ext_end(&w, e, oct);
     mc_der_put_raw(&w, p->ext_const, p->ext_const_len);
+    /* SBR 7.1.2.3(l): non-critical; ISO 17442-2 Clause 4 values are PrintableStrings (the LEI of
+     * 20 characters, the role of 1..100), as pkilint's iso.lei module decodes them. */
+    if (lei) {
+        e = ext_begin(&w, OID_LEI, sizeof OID_LEI, 0, &oct);
+        mc_der_put(&w, MC_DER_PRINTABLESTRING, o->lei.value.p, o->lei.value.len);
+        ext_end(&w, e, oct);
+    }
+    if (role) {
+        e = ext_begin(&w, OID_LEI_ROLE, sizeof OID_LEI_ROLE, 0, &oct);
+        mc_der_put(&w, MC_DER_PRINTABLESTRING, o->lei_role.value.p, o->lei_role.value.len);
+        ext_end(&w, e, oct);
+    }
     mc_der_end(&w, exts);
     mc_der_end(&w, e3);
     mc_der_end(&w, tbs);

@@ -171,7 +171,9 @@ static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
 static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa)
 {
     size_t cap = 320 + 2 * o->key_source.len + (caa ? strlen(caa) + 16 : 0) +
-                 o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96);
+                 o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96) +
+                 (o->lei.value.len ? MC_ORDER_REFERENCE_MAX * 2 + 192 : 0) +
+                 (o->lei_role.value.len ? (MC_LEI_ROLE_MAX + MC_ORDER_REFERENCE_MAX) * 2 + 96 : 0);
     char *buf = mc_arena_alloc(a, cap);
     if (!buf)
         return NULL;
@@ -191,6 +193,25 @@ static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa
         n = put(buf, n, cap, "\"}");
     } else {
         n = put(buf, n, cap, "],\"key\":{\"form\":\"csr\"}");
+    }
+    /* SBR 7.1.2.3(l), 3.2.3.2.1: the GLEIF record the CA verified (mc_order_decode accepts only
+     * these three states, so they are written as constants); the role's assignment evidence */
+    if (o->lei.value.len) {
+        n = put(buf, n, cap,
+                ",\"lei\":{\"value\":\"%.*s\",\"registration_status\":\"ISSUED\","
+                "\"entity_status\":\"ACTIVE\",\"validation_sources\":\"FULLY_CORROBORATED\","
+                "\"verified_at\":%lld,\"reference\":\"",
+                (int)o->lei.value.len, o->lei.value.p, (long long)o->lei.verified_at);
+        n = json_str(buf, n, cap, o->lei.reference.p, o->lei.reference.len);
+        n = put(buf, n, cap, "\"}");
+    }
+    if (o->lei_role.value.len) {
+        n = put(buf, n, cap, ",\"lei_role\":{\"value\":\"");
+        n = json_str(buf, n, cap, o->lei_role.value.p, o->lei_role.value.len);
+        n = put(buf, n, cap, "\",\"verified_at\":%lld,\"reference\":\"",
+                (long long)o->lei_role.verified_at);
+        n = json_str(buf, n, cap, o->lei_role.reference.p, o->lei_role.reference.len);
+        n = put(buf, n, cap, "\"}");
     }
     /* SBR 4.2.2.1: the CAA result per mailbox domain (records seen, decision, time, resolver) */
     if (caa)

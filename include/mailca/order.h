@@ -30,6 +30,8 @@
 #define MC_ORDER_CSR_MAX 16384
 #define MC_ORDER_REPLACES_MAX 40 /* hex serial, 20 octets */
 #define MC_ORDER_KEY_SOURCE_MAX 64
+#define MC_LEI_LEN 20       /* ISO 17442-1 */
+#define MC_LEI_ROLE_MAX 100 /* ISO 17442-2 ub-leiRole-length */
 
 typedef enum mc_usage {
     MC_USAGE_SIGNING = 1, /* SBR 7.1.2.3(e) signing-only */
@@ -109,6 +111,18 @@ typedef struct mc_subject {
     mc_cn_source cn;
 } mc_subject;
 
+/* A Legal Entity Identifier the CA verified against the GLEIF record (SBR 7.1.2.3(l), 3.2.3.2.1,
+ * 3.2.3.3): the order carries what was verified (docs/orders.md "lei"). mc_order_decode accepts
+ * only RegistrationStatus ISSUED, EntityStatus ACTIVE and ValidationSources FULLY_CORROBORATED, so
+ * a decoded LEI always had those. value.len 0: absent. For lei_role, value is the role text
+ * (ISO 17442-2 Clause 4: PrintableString, 1..100 characters) and reference the evidence that the
+ * role LEI data is assigned to the Individual Subject. */
+typedef struct mc_lei {
+    mc_str value;
+    int64_t verified_at; /* Unix seconds */
+    mc_str reference;    /* the CA's evidence reference */
+} mc_lei;
+
 typedef struct mc_order {
     mc_str id;      /* idempotency key */
     mc_str account; /* the platform account placing the order */
@@ -124,6 +138,8 @@ typedef struct mc_order {
     mc_str key_source;  /* with public_key: how the key was produced, recorded as provenance */
     mc_str replaces;    /* hex serial, len 0 when absent */
     mc_subject subject; /* identity attributes; all absent when the order has no "subject" */
+    mc_lei lei;         /* LEI extension 1.3.6.1.4.1.52266.1 (organization, sponsor) */
+    mc_lei lei_role;    /* role extension 1.3.6.1.4.1.52266.2 (sponsor only, needs lei) */
     /* Filled by mc_order_check_csr: */
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;
@@ -160,6 +176,10 @@ int mc_org_identifier_check(const char *p, size_t len, const char *country, size
 
 /* ISO 17442 LEI: 18 upper-case letters/digits then 2 check digits, ISO 7064 MOD 97-10. */
 int mc_lei_valid(const char *p, size_t len);
+
+/* ISO 17442-2 Clause 4 role: 1..MC_LEI_ROLE_MAX PrintableString characters (X.680 41.4), not all
+ * spaces. 1 when valid. */
+int mc_lei_role_valid(const char *p, size_t len);
 
 /* Validates a mailbox address per SBR 1.6.1 (RFC 5321 Mailbox, RFC 6532 UTF-8 local parts
  * allowed), bare address only. Deliberately refused (docs/orders.md, "Mailbox addresses"):

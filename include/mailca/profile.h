@@ -57,6 +57,9 @@ typedef struct mc_profile {
     unsigned char subj[MC_SA_COUNT];
     unsigned cn_choices;     /* bit (1 << mc_cn_source) per commonName source an order may pick */
     mc_cn_source cn_default; /* the first listed: used when the order does not pick one */
+    /* legal_entity_identifier (SBR 7.1.2.3(l)): MC_PROFILE_ATTR_ABSENT (orders may not carry an
+     * LEI), _OPTIONAL or _REQUIRED; never other than absent for mailbox and individual types. */
+    unsigned char lei;
     const mc_issuer *issuer; /* not owned */
     /* Compiled fragments (owned): extensions that do not depend on the order, in order. */
     uint8_t *ext_const;
@@ -67,8 +70,7 @@ typedef struct mc_profile {
 
 /* Loads and compiles one profile file (format: docs/profiles.md) against an issuer and the CA's
  * URLs. On a bad profile, err->field is "file:line" (the file's base name) and err->rule the SBR
- * section: MC_ERR_PROFILE, or MC_ERR_UNSUPPORTED for a key mailca knows but cannot honour yet
- * (legal_entity_identifier). A bad URL is MC_ERR_CONFIG with field "ca.crl_url", "ca.ocsp_url",
+ * section: MC_ERR_PROFILE. A bad URL is MC_ERR_CONFIG with field "ca.crl_url", "ca.ocsp_url",
  * "ca.issuers_url" or "ca.cps_url" (the config keys). NULL or "" URLs are absent. iss must outlive
  * the profile. The caller owns *out and frees it with mc_profile_free. */
 mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
@@ -90,8 +92,10 @@ void mc_profile_set_free(mc_profile_set *set);
 /* Checks that an order fits the profile: key type, usage, mailbox count (SBR rules the profile
  * encodes), the subject attributes (allowed and required by the profile, SBR 7.1.4.2.2 - 7.1.4.2.6:
  * pseudonym vs names, address dependencies, the commonName source), and that the profile may issue
- * at time now (a lint-only legacy profile may not from MC_PROFILE_LEGACY_END on). Errors: field
- * "profile", "mailboxes", "mailboxes[i].address", "csr", "usage", "subject" or "subject.<key>",
+ * at time now (a lint-only legacy profile may not from MC_PROFILE_LEGACY_END on), and the LEI
+ * (SBR 7.1.2.3(l): only where the profile allows it, the role only in sponsor profiles). Errors:
+ * field "profile", "mailboxes", "mailboxes[i].address", "csr", "usage", "lei", "lei_role",
+ * "subject" or "subject.<key>",
  * with the SBR rule (or "profile key_types" / "profile usages" / "profile subject"). */
 #define MC_PROFILE_LEGACY_END 1752537600 /* 2025-07-15T00:00:00Z, SBR 7.1.6.1 */
 mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t now,
