@@ -337,40 +337,6 @@ static const ccase CASES[] = {
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 
-/* Appends the attributes of a "K=v;K=v" spec (K: C ST L STREET PC O OU OI T SN GN P SER CN). */
-static void apply_subject(X509 *x, const char *spec)
-{
-    static const struct {
-        const char *k, *oid;
-        int type;
-    } keys[] = {
-        {"C", "2.5.4.6", V_ASN1_PRINTABLESTRING},   {"ST", "2.5.4.8", V_ASN1_UTF8STRING},
-        {"L", "2.5.4.7", V_ASN1_UTF8STRING},        {"STREET", "2.5.4.9", V_ASN1_UTF8STRING},
-        {"PC", "2.5.4.17", V_ASN1_UTF8STRING},      {"O", "2.5.4.10", V_ASN1_UTF8STRING},
-        {"OU", "2.5.4.11", V_ASN1_UTF8STRING},      {"OI", "2.5.4.97", V_ASN1_UTF8STRING},
-        {"T", "2.5.4.12", V_ASN1_UTF8STRING},       {"SN", "2.5.4.4", V_ASN1_UTF8STRING},
-        {"GN", "2.5.4.42", V_ASN1_UTF8STRING},      {"P", "2.5.4.65", V_ASN1_UTF8STRING},
-        {"SER", "2.5.4.5", V_ASN1_PRINTABLESTRING}, {"CN", "2.5.4.3", V_ASN1_UTF8STRING},
-    };
-    if (spec[0] == '!') {
-        assert_int_equal(cg_subject_clear(x), 0);
-        spec++;
-    }
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", spec);
-    for (char *save = NULL, *item = strtok_r(buf, ";", &save); item;
-         item = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(item, '=');
-        assert_non_null(eq);
-        *eq = '\0';
-        size_t k = 0;
-        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, item) != 0)
-            k++;
-        assert_true(k < sizeof keys / sizeof keys[0]);
-        assert_int_equal(cg_subject_add(x, keys[k].oid, keys[k].type, eq + 1, strlen(eq + 1)), 0);
-    }
-}
-
 static void apply_edits(X509 *x, void *arg)
 {
     const ccase *c = arg;
@@ -390,7 +356,7 @@ static void apply_edits(X509 *x, void *arg)
     if (c->edit)
         c->edit(x);
     if (c->subj)
-        apply_subject(x, c->subj);
+        assert_int_equal(cg_subject_apply(x, c->subj), 0);
 }
 
 /* Builds case c's certificate DER into out (malloc'd). */

@@ -415,3 +415,41 @@ size_t cg_hex(const char *hex, uint8_t *out, size_t cap)
     }
     return hi < 0 ? n : 0;
 }
+
+int cg_subject_apply(X509 *x, const char *spec)
+{
+    static const struct {
+        const char *k, *oid;
+        int type;
+    } keys[] = {
+        {"C", "2.5.4.6", V_ASN1_PRINTABLESTRING},   {"ST", "2.5.4.8", V_ASN1_UTF8STRING},
+        {"L", "2.5.4.7", V_ASN1_UTF8STRING},        {"STREET", "2.5.4.9", V_ASN1_UTF8STRING},
+        {"PC", "2.5.4.17", V_ASN1_UTF8STRING},      {"O", "2.5.4.10", V_ASN1_UTF8STRING},
+        {"OU", "2.5.4.11", V_ASN1_UTF8STRING},      {"OI", "2.5.4.97", V_ASN1_UTF8STRING},
+        {"T", "2.5.4.12", V_ASN1_UTF8STRING},       {"SN", "2.5.4.4", V_ASN1_UTF8STRING},
+        {"GN", "2.5.4.42", V_ASN1_UTF8STRING},      {"P", "2.5.4.65", V_ASN1_UTF8STRING},
+        {"SER", "2.5.4.5", V_ASN1_PRINTABLESTRING}, {"CN", "2.5.4.3", V_ASN1_UTF8STRING},
+    };
+    if (spec[0] == '!') {
+        if (cg_subject_clear(x) != 0)
+            return -1;
+        spec++;
+    }
+    char buf[512];
+    if ((size_t)snprintf(buf, sizeof buf, "%s", spec) >= sizeof buf)
+        return -1;
+    for (char *save = NULL, *item = strtok_r(buf, ";", &save); item;
+         item = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq)
+            return -1;
+        *eq = '\0';
+        size_t k = 0;
+        while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].k, item) != 0)
+            k++;
+        if (k == sizeof keys / sizeof keys[0] ||
+            cg_subject_add(x, keys[k].oid, keys[k].type, eq + 1, strlen(eq + 1)) != 0)
+            return -1;
+    }
+    return 0;
+}

@@ -75,6 +75,11 @@ int cg_ext_set_critical(X509 *x, const char *oid, int critical);
 int cg_subject_clear(X509 *x);
 /* Appends one attribute (own RDN) with exactly this ASN.1 string type and bytes. */
 int cg_subject_add(X509 *x, const char *oid, int asn1_type, const void *val, size_t len);
+/* Appends the attributes of a "K=v;K=v" spec (K: C ST L STREET PC O OU OI T SN GN P SER CN;
+ * countryName and serialNumber as PrintableString, the others UTF8String); a leading '!'
+ * empties the subject first. 0, or -1 for an unknown key, a malformed spec or an OpenSSL
+ * failure. */
+int cg_subject_apply(X509 *x, const char *spec);
 
 /* ---- raw DER edits of a TBSCertificate (elements: 0 version, 1 serial, 2 signature,
  * 3 issuer, 4 validity, 5 subject, 6 spki, 7 extensions) ---- */
