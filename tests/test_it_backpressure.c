@@ -84,11 +84,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     mc_pgserver_stop(pg);
-    X509_free(g.root);
-    X509_free(g.ica);
-    EVP_PKEY_free(g.key);
-    free(g.csr);
-    mc_it_rmtree(g.dir);
+    mc_it_ca_free(&g);
     return 0;
 }
 

@@ -39,12 +39,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    X509_free(g.it.root);
-    X509_free(g.it.ica);
-    EVP_PKEY_free(g.it.key);
-    free(g.it.csr);
-    if (g.it.dir[0] && !getenv("MAILCA_KEEP_TMP"))
-        mc_it_rmtree(g.it.dir);
+    mc_it_ca_free(&g.it);
     return 0;
 }
 

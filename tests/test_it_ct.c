@@ -113,12 +113,7 @@ static int group_teardown(void **state)
         free(g.c[i].der);
     free(g.c);
     free(g.ica);
-    X509_free(g.ca.root);
-    X509_free(g.ca.ica);
-    EVP_PKEY_free(g.ca.key);
-    free(g.ca.csr);
-    if (g.ca.dir[0] && !getenv("MAILCA_KEEP_TMP"))
-        mc_it_rmtree(g.ca.dir);
+    mc_it_ca_free(&g.ca);
     return 0;
 }
 

@@ -237,11 +237,7 @@ static void test_lei_batch(void **state)
     sqlite3_finalize(st);
     sqlite3_close(sdb);
     assert_int_equal(rows, 3);
-    X509_free(ca.root);
-    X509_free(ca.ica);
-    EVP_PKEY_free(ca.key);
-    free(ca.csr);
-    assert_int_equal(mc_it_rmtree(ca.dir), 0);
+    assert_int_equal(mc_it_ca_free(&ca), 0);
 }
 
 int main(void)

@@ -82,11 +82,7 @@ static int group_teardown(void **state)
     (void)state;
     unsetenv("P11FAULT_CONTROL");
     unsetenv("P11FAULT_STATS");
-    X509_free(g.root);
-    X509_free(g.ica);
-    EVP_PKEY_free(g.key);
-    free(g.csr);
-    mc_it_rmtree(g.dir);
+    mc_it_ca_free(&g);
     return 0;
 }
 

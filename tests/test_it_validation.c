@@ -30,11 +30,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    X509_free(g.root);
-    X509_free(g.ica);
-    EVP_PKEY_free(g.key);
-    free(g.csr);
-    mc_it_rmtree(g.dir);
+    mc_it_ca_free(&g);
     return 0;
 }
 

@@ -584,3 +584,17 @@ int mc_it_ca_setup(const char *prefix, mc_it_ca *g)
     g->csr = g->key ? mc_csrgen_csr(g->key, NULL, 0, &g->csr_len) : NULL;
     return g->root && g->ica && g->csr ? 0 : -1;
 }
+
+int mc_it_ca_free(mc_it_ca *ca)
+{
+    X509_free(ca->root);
+    X509_free(ca->ica);
+    EVP_PKEY_free(ca->key);
+    free(ca->csr);
+    ca->root = ca->ica = NULL;
+    ca->key = NULL;
+    ca->csr = NULL;
+    if (!ca->dir[0] || getenv("MAILCA_KEEP_TMP"))
+        return 0;
+    return mc_it_rmtree(ca->dir);
+}

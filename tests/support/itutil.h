@@ -120,6 +120,9 @@ typedef struct mc_it_ca {
     size_t csr_len;
 } mc_it_ca;
 int mc_it_ca_setup(const char *prefix, mc_it_ca *out);
+/* Frees what mc_it_ca_setup made and removes its folder (kept when $MAILCA_KEEP_TMP is set).
+ * Returns 0, or -1 when the folder could not be removed. */
+int mc_it_ca_free(mc_it_ca *ca);
 
 /* Verifies a DER certificate against root (trusted) and the issuing CA (untrusted
  * intermediate) with X509_STORE_CTX for an X509_PURPOSE_* (X509_PURPOSE_ANY: the chain only).
