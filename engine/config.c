@@ -34,6 +34,7 @@ static const struct key {
     S("hsm", "pin_file", K_PATH, hsm_pin_file, ""),
     S("hsm", "pin_env", K_STR, hsm_pin_env, "MAILCA_PIN"),
     S("hsm", "softhsm2_conf", K_PATH, softhsm2_conf, ""),
+    I("hsm", "sign_timeout_ms", hsm_sign_timeout_ms, "5000", 0, 600000),
     S("ca", "certificate", K_PATH, ca_certificate, ""),
     S("ca", "root", K_PATH, ca_root, ""),
     S("ca", "signature", K_STR, ca_signature, ""),

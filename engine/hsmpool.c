@@ -16,7 +16,7 @@
 
 typedef struct token {
     mc_hsm *h;
-    atomic_uint_fast64_t signatures, failures;
+    atomic_uint_fast64_t signatures, failures, hangs;
     atomic_uint consecutive, times_out;
     atomic_int_fast64_t out_until_ms; /* 0: in service */
 } token;
@@ -24,6 +24,7 @@ typedef struct token {
 struct mc_hsmpool {
     token t[MC_HSMPOOL_TOKENS_MAX];
     size_t n;
+    atomic_int hung; /* abandoned calls still inside a module (mc_hsmpool_hang_begin) */
 };
 
 static int64_t now_ms(void)
@@ -47,6 +48,16 @@ void mc_hsmpool_close(mc_hsmpool *p)
 {
     if (!p)
         return;
+    /* A thread still blocked in C_Sign would come back into a finalized module and freed
+     * memory: then the pool is left as it is for the process's exit (deliberately not freed). */
+    int hung = mc_hsmpool_hung_wait(p, 2000);
+    if (hung > 0) {
+        fprintf(stderr,
+                "mailca: %d HSM call(s) abandoned after their deadline have not returned; the "
+                "PKCS#11 module is left loaded until the process exits\n",
+                hung);
+        return;
+    }
     for (size_t i = 0; i < p->n; i++)
         mc_hsm_close(p->t[i].h);
     free(p);
@@ -236,6 +247,34 @@ mc_err mc_hsmpool_sign(mc_hsmpool *p, mc_hsmpool_session *ps, mc_sigalg alg, con
     return rc;
 }
 
+void mc_hsmpool_hang_begin(mc_hsmpool *p, int tok)
+{
+    atomic_fetch_add(&p->hung, 1);
+    if (tok >= 0 && (size_t)tok < p->n) {
+        atomic_fetch_add_explicit(&p->t[tok].hangs, 1, memory_order_relaxed);
+        token_failed(&p->t[tok], 0);
+    }
+}
+
+void mc_hsmpool_hang_end(mc_hsmpool *p)
+{
+    atomic_fetch_sub(&p->hung, 1);
+}
+
+int mc_hsmpool_hung(mc_hsmpool *p)
+{
+    return atomic_load(&p->hung);
+}
+
+int mc_hsmpool_hung_wait(mc_hsmpool *p, int ms)
+{
+    int64_t end = now_ms() + ms;
+    int n;
+    while ((n = atomic_load(&p->hung)) > 0 && now_ms() < end)
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    return n;
+}
+
 mc_err mc_hsmpool_health_get(mc_hsmpool *p, size_t i, mc_hsmpool_health *out)
 {
     memset(out, 0, sizeof *out);
@@ -250,5 +289,6 @@ mc_err mc_hsmpool_health_get(mc_hsmpool *p, size_t i, mc_hsmpool_health *out)
     out->failures = atomic_load(&t->failures);
     out->consecutive = atomic_load(&t->consecutive);
     out->times_out = atomic_load(&t->times_out);
+    out->hangs = atomic_load(&t->hangs);
     return MC_OK;
 }

@@ -136,10 +136,11 @@ static void print_token_health(mc_engine *eng)
         if (mc_engine_token_health(eng, i, &h) != MC_OK || (n == 1 && h.failures == 0))
             continue;
         fprintf(stderr,
-                "mailca batch: hsm%s: %llu signatures, %llu failures, %s (taken out %u time%s)\n",
+                "mailca batch: hsm%s: %llu signatures, %llu failures (%llu C_Sign abandoned "
+                "after the deadline), %s (taken out %u time%s)\n",
                 h.name, (unsigned long long)h.signatures, (unsigned long long)h.failures,
-                h.in_service ? "in service" : "out of service", h.times_out,
-                h.times_out == 1 ? "" : "s");
+                (unsigned long long)h.hangs, h.in_service ? "in service" : "out of service",
+                h.times_out, h.times_out == 1 ? "" : "s");
     }
 }
 

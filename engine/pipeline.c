@@ -174,6 +174,9 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                  : cfg->workers  ? cfg->workers
                                  : (int)(ncpu > 0 ? ncpu : 1);
     e->batch = e->opts.batch ? e->opts.batch : cfg->batch;
+    if (e->batch < 1 || e->batch > MC_WORKER_BATCH_MAX)
+        rc = mc_err_set(err, MC_ERR_CONFIG, "engine.batch", NULL,
+                        "batch %d is out of range (1..%d orders)", e->batch, MC_WORKER_BATCH_MAX);
 done:
     if (rc != MC_OK) {
         mc_engine_close(e);
@@ -1245,14 +1248,18 @@ static void *worker_thread(void *arg)
 }
 
 /* What every worker reads of the engine (immutable during a run). */
-/* Signer threads per worker for the configured sessions in flight over total_workers workers
- * (1: the workers sign themselves, the CPU-bound default). */
+/* Signer threads per worker for the configured sessions in flight over total_workers workers.
+ * 0: the workers sign themselves (no deadline configured, no more sessions than workers). With
+ * a C_Sign deadline (hsm.sign_timeout_ms) at least one: a hung call then blocks a signer thread
+ * the worker can abandon, not the worker. */
 static int signers_per_worker(const mc_engine *e, int total_workers)
 {
     int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
     if (total_workers < 1)
         total_workers = 1;
-    return sessions <= total_workers ? 1 : (sessions + total_workers - 1) / total_workers;
+    if (sessions <= total_workers)
+        return e->cfg.hsm_sign_timeout_ms > 0 ? 1 : 0;
+    return (sessions + total_workers - 1) / total_workers;
 }
 
 static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char *ep_orders,
@@ -1270,7 +1277,8 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
                               .ep_results = ep_results,
                               .batch = e->batch,
                               .lint = !e->opts.no_lint,
-                              .signers = signers};
+                              .signers = signers,
+                              .sign_timeout_ms = e->cfg.hsm_sign_timeout_ms};
 }
 
 /* Starts n worker threads; worker i is pinned to core (cpu0 + i) mod cores, or not pinned when
@@ -1398,6 +1406,24 @@ static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, i
         return -1;
     }
     return pid;
+}
+
+/* Ends the run's ZeroMQ context. A signer abandoned in a hung C_Sign (worker.c) keeps its
+ * sockets open until the call returns, and zmq_ctx_term would wait for it forever: it gets a
+ * short grace, then the context is left to the process's exit. */
+static void context_end(mc_engine *e, void *zctx)
+{
+    if (!zctx)
+        return;
+    int hung = mc_hsmpool_hung_wait(e->pool, 2000);
+    if (hung > 0) {
+        fprintf(stderr,
+                "mailca: %d signer thread(s) still blocked in a C_Sign abandoned after "
+                "its deadline: left behind\n",
+                hung);
+        return;
+    }
+    zmq_ctx_term(zctx);
 }
 
 mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
@@ -1604,8 +1630,7 @@ done:
         zmq_close(in.push_journal);
     if (c.journal_pull)
         zmq_close(c.journal_pull);
-    if (zctx)
-        zmq_ctx_term(zctx);
+    context_end(e, zctx);
     journal_free(&c);
     mc_store_close(c.store);
     while (c.waiters) {
@@ -1661,7 +1686,6 @@ done:
         zmq_ctx_shutdown(zctx);
     rc = workers_join(ws, threads, rc, err);
     free(ws);
-    if (zctx)
-        zmq_ctx_term(zctx);
+    context_end(e, zctx);
     return rc;
 }

@@ -7,6 +7,11 @@
  * with --sessions N, the workers' signer threads keep more in flight. Every order still gets one
  * certificate that verifies, one serial each, and a session killed under a signer thread is
  * reopened and the same TBS re-signed.
+ *
+ * The C_Sign deadline (hsm.sign_timeout_ms): a call that stalls past it is abandoned, its order
+ * signed again on a new session (the same TBS: same serial) and the late answer dropped; calls
+ * that hang for good end their orders `failed` after the attempts, nothing signed twice, and the
+ * same orders resubmitted once the HSM answers again are issued under the serials recorded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -115,15 +120,11 @@ static void sign_stats(unsigned long *calls, unsigned long *injected, unsigned l
                   *injected, *max_conc);
 }
 
-/* Runs a batch of n fresh orders with the given --sessions (NULL: the default) and extra batch
- * arguments; checks one issued, verifying certificate per order with distinct serials. */
-static void run_and_check(const char *tag, int n, const char *sessions, const char *procs)
+/* Runs `mailca batch` on orders with the given --sessions (NULL: the default), --procs and
+ * config (NULL: the fault module's), into results; returns the batch's stderr (caller frees). */
+static char *run_batch(const char *orders, const char *results, const char *sessions,
+                       const char *procs, const char *cfg, int want_exit)
 {
-    char orders[700], results[700];
-    snprintf(orders, sizeof orders, "%s/%s.msgpack", g.dir, tag);
-    snprintf(results, sizeof results, "%s/%s-results.msgpack", g.dir, tag);
-    gen(orders, n);
-    unlink(g_stats);
     const char *args[16];
     int k = 0;
     args[k++] = "batch";
@@ -139,15 +140,31 @@ static void run_and_check(const char *tag, int n, const char *sessions, const ch
         args[k++] = procs;
     }
     args[k++] = "--config";
-    args[k++] = g_cfg;
+    args[k++] = cfg ? cfg : g_cfg;
     args[k++] = orders;
     args[k++] = results;
     args[k] = NULL;
     mc_it_run r;
     int st = mc_it_mailca_argv(&r, 300, args);
-    if (st != 0)
-        fail_msg("%s: batch exit %d: %s", tag, st, r.err);
+    if (st != want_exit) /* 3: some orders failed (retryable) */
+        fail_msg("%s: batch exit %d: %s", orders, st, r.err);
+    char *err = strdup(r.err ? r.err : "");
     mc_it_run_free(&r);
+    assert_non_null(err);
+    return err;
+}
+
+/* Runs a batch of n fresh orders (see run_batch); checks one issued, verifying certificate per
+ * order with distinct serials. Returns the batch's stderr (caller frees). */
+static char *run_and_check_cfg(const char *tag, int n, const char *sessions, const char *procs,
+                               const char *cfg)
+{
+    char orders[700], results[700];
+    snprintf(orders, sizeof orders, "%s/%s.msgpack", g.dir, tag);
+    snprintf(results, sizeof results, "%s/%s-results.msgpack", g.dir, tag);
+    gen(orders, n);
+    unlink(g_stats);
+    char *err = run_batch(orders, results, sessions, procs, cfg, 0);
     mc_it_results res;
     assert_int_equal(mc_it_results_load(results, &res), 0);
     assert_int_equal(res.n, (size_t)n);
@@ -168,6 +185,12 @@ static void run_and_check(const char *tag, int n, const char *sessions, const ch
     }
     free(seen);
     mc_it_results_free(&res);
+    return err;
+}
+
+static void run_and_check(const char *tag, int n, const char *sessions, const char *procs)
+{
+    free(run_and_check_cfg(tag, n, sessions, procs, NULL));
 }
 
 /* Default: two workers, each signing on its own session: never more than two C_Sign at once. */
@@ -222,6 +245,140 @@ static void test_sessions_in_worker_processes(void **state)
     run_and_check("procs", n, "8", "2");
 }
 
+/* A copy of the fault config with hsm.sign_timeout_ms set to ms (written to path). */
+static void cfg_with_deadline(char *path, size_t cap, int ms)
+{
+    snprintf(path, cap, "%s/fault-deadline-%d.yaml", g.ca, ms);
+    size_t len = 0;
+    char *y = (char *)mc_it_read_file(g_cfg, &len);
+    assert_non_null(y);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    int set = 0;
+    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  sign_timeout_ms:", 18) == 0)
+            continue;
+        fprintf(out, "%s\n", line);
+        if (!set && strncmp(line, "  module:", 9) == 0) {
+            fprintf(out, "  sign_timeout_ms: %d\n", ms);
+            set = 1;
+        }
+    }
+    fclose(out);
+    free(y);
+    assert_true(set);
+}
+
+static long long db_count(const char *table)
+{
+    char db[700];
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    sqlite3 *h = mc_it_db_open(db);
+    assert_non_null(h);
+    long long n = mc_it_db_count(h, table);
+    sqlite3_close(h);
+    return n;
+}
+
+/* One C_Sign stalls for a second, past a 300 ms deadline: the signer is abandoned, the order
+ * signed again on a new session, and the stalled call's late signature dropped: every order
+ * issued once (run_and_check_cfg), one certificate per intent, and the abandoned call reported.
+ */
+static void test_stalled_call_abandoned(void **state)
+{
+    (void)state;
+    char cfg[800];
+    cfg_with_deadline(cfg, sizeof cfg, 300);
+    control("C_Sign after=40 count=1 delay_us=1000000\n");
+    int n = scaled(300) > 80 ? scaled(300) : 80;
+    long long i0 = db_count("intents"), c0 = db_count("certificates");
+    char *err = run_and_check_cfg("stall", n, NULL, NULL, cfg);
+    /* at least the stalled one (a loaded machine may stall another call past 300 ms too) */
+    const char *at = strstr(err, "failures (");
+    unsigned long abandoned = 0;
+    if (!at || sscanf(at, "failures (%lu C_Sign abandoned", &abandoned) != 1 || abandoned < 1)
+        fail_msg("the abandoned call is not reported: %s", err);
+    free(err);
+    assert_int_equal(db_count("intents") - i0, n);
+    assert_int_equal(db_count("certificates") - c0, n);
+    unsigned long calls = 0, injected = 0, conc = 0;
+    sign_stats(&calls, &injected, &conc);
+    assert_true(calls >= (unsigned long)n + 2); /* the stalled call and its second signature */
+}
+
+/* Every C_Sign after the 30th hangs for good (deadline 200 ms): the orders that cannot be signed
+ * end `failed` after their attempts (intents recorded, nothing issued for them), the run still
+ * ends; once the HSM answers again, the same orders resubmitted are all issued, those that
+ * failed under the serial their intent recorded, and no order has two certificates. */
+static void test_hung_calls_fail_then_resume(void **state)
+{
+    (void)state;
+    char cfg[800], orders[700], results[700], results2[700];
+    cfg_with_deadline(cfg, sizeof cfg, 200);
+    snprintf(orders, sizeof orders, "%s/hang.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/hang-results.msgpack", g.dir);
+    snprintf(results2, sizeof results2, "%s/hang-results2.msgpack", g.dir);
+    const int n = 160;
+    gen(orders, n);
+    long long i0 = db_count("intents"), c0 = db_count("certificates");
+    control("C_Sign after=30 hang\n");
+    free(run_batch(orders, results, NULL, NULL, cfg, 3));
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, (size_t)n);
+    size_t issued = 0, failed = 0;
+    for (size_t i = 0; i < res.n; i++) {
+        const mc_result *x = &res.r[i];
+        if (x->status == MC_STATUS_ISSUED) {
+            issued++;
+            continue;
+        }
+        assert_int_equal(x->status, MC_STATUS_FAILED);
+        if (!strstr(x->error.message, "did not answer C_Sign") &&
+            !strstr(x->error.message, "no HSM session is left"))
+            fail_msg("order %s failed for another reason: %s", x->order_id, x->error.message);
+        if (failed++ == 0)
+            print_message("first failure: %s\n", x->error.message);
+    }
+    print_message("hung HSM: %zu issued, %zu failed\n", issued, failed);
+    assert_true(issued < 30); /* the key check at open signs too */
+    assert_int_equal(issued + failed, (size_t)n);
+    assert_int_equal(db_count("intents") - i0, n);
+    assert_int_equal(db_count("certificates") - c0, (long long)issued);
+    mc_it_results_free(&res);
+
+    /* the HSM answers again: the same orders */
+    control("# no faults\n");
+    free(run_batch(orders, results2, NULL, NULL, cfg, 0));
+    assert_int_equal(mc_it_results_load(results2, &res), 0);
+    assert_int_equal(res.n, (size_t)n);
+    char db[700];
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    sqlite3 *h = mc_it_db_open(db);
+    assert_non_null(h);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(h, "SELECT serial FROM intents WHERE order_id = ?1", -1, &q, NULL),
+        SQLITE_OK);
+    for (size_t i = 0; i < res.n; i++) {
+        const mc_result *x = &res.r[i];
+        if (x->status != MC_STATUS_ISSUED)
+            fail_msg("order %s: status %d: %s", x->order_id, x->status, x->error.message);
+        assert_int_equal(
+            mc_it_verify(g.root, g.ica, x->cert, x->cert_len, X509_PURPOSE_SMIME_SIGN, NULL), 1);
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, x->order_id, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        assert_int_equal((size_t)sqlite3_column_bytes(q, 0), x->serial_len);
+        assert_memory_equal(sqlite3_column_blob(q, 0), x->serial, x->serial_len);
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    mc_it_results_free(&res);
+    assert_int_equal(db_count("intents") - i0, n);
+    assert_int_equal(db_count("certificates") - c0, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +386,8 @@ int main(void)
         cmocka_unit_test(test_sessions_in_flight),
         cmocka_unit_test(test_signer_session_recovers),
         cmocka_unit_test(test_sessions_in_worker_processes),
+        cmocka_unit_test(test_stalled_call_abandoned),
+        cmocka_unit_test(test_hung_calls_fail_then_resume),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -18,6 +18,7 @@
 #include "mailca/x509.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -56,6 +57,14 @@ typedef struct item {
     size_t stbs_len;
     uint8_t *sig; /* MC_SIG_MAX bytes from the batch arena */
     size_t sig_len;
+    /* with signer threads: the input handed to them (digest or TBS), the job carrying it now
+     * (0: none), the signer it is with, and the attempts that exceeded the deadline */
+    const uint8_t *sin;
+    size_t sin_len;
+    uint8_t din[EVP_MAX_MD_SIZE];
+    uint64_t job;
+    struct signer *signer;
+    int attempts;
     /* result */
     const uint8_t *res_serial;
     size_t res_serial_len;
@@ -75,18 +84,23 @@ typedef struct wbatch {
     int zone_ok;
 } wbatch;
 
-/* A signer thread of a worker (mc_worker_shared.signers > 1): its own PKCS#11 session and
- * digest context; it receives item pointers on its own PULL socket, signs them and sends the
- * pointers back on the worker's `done` socket. It touches nothing but the item it was handed
- * (no arena, no other state), so the worker and its signers share nothing mutable at once. */
+/* A signer thread of a worker: its own PKCS#11 session (opened by the thread); jobs arrive by
+ * value on its own PULL socket and answers leave by value on the worker's `done` socket, so the
+ * thread touches nothing of the worker's batches. The fields below `state` are the worker's. */
+enum { SG_RUNNING, SG_RETIRED, SG_EXITED };
 typedef struct signer {
     const mc_worker_shared *sh;
-    mc_hsmpool_session sess;
-    char ep_jobs[64];
-    const char *ep_done;
-    void *jobs; /* the worker's PUSH end */
+    int hint, replacement;
+    char ep_jobs[64], ep_done[64];
+    atomic_int state; /* SG_*: retired = abandoned after a deadline; exchanged at thread exit */
+    atomic_int token; /* the token its session is on (-1: none), for the hang's accounting */
+    /* worker side */
+    void *jobs; /* PUSH end of ep_jobs */
     pthread_t th;
     int started;
+    size_t *fifo; /* items (indexes in the batch being signed) it holds, in order */
+    size_t fhead, fcount;
+    uint64_t head_ms; /* when the job at the head of fifo started (the deadline's origin) */
 } signer;
 
 typedef struct wctx {
@@ -94,9 +108,12 @@ typedef struct wctx {
     const mc_worker_shared *sh;
     void *pull, *dealer, *push;
     mc_hsmpool_session sess; /* inline signing (no signer threads) */
-    signer *signers;
+    signer **signers;        /* nsigners slots; NULL: retired, no replacement */
     int nsigners;
-    void *done; /* PULL: items back from the signers */
+    unsigned rr, spawned; /* round robin over the slots; signers started so far */
+    uint64_t jobseq;
+    int hung;   /* signers this worker abandoned */
+    void *done; /* PULL: answers from the signers */
     char ep_done[64];
     EVP_MD_CTX *md;
     mc_csr_ctx csr;
@@ -398,31 +415,51 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     it->ok = 1;
 }
 
-/* Digest and C_Sign of it->stbs on the session into it->sig. A session or device failure is
- * retried by the pool on a healthy session, on this token or another holding the same key: the
- * same TBS, so the same serial (never two certificates for one serial). On failure it->status
- * is FAILED with it->err. Runs on the worker thread or on one of its signers: it uses only the
- * item, the session and md it is given. */
-static void sign_item(const mc_worker_shared *sh, mc_hsmpool_session *sess, EVP_MD_CTX *md,
-                      item *it)
+/* ---- signing ----------------------------------------------------------------------------
+ * Inline (no deadline, no sessions setting): the worker signs on its own session. Otherwise
+ * signer threads do, each on its own session, and the worker keeps a deadline on every call
+ * (hsm.sign_timeout_ms). PKCS#11 cannot cancel a call, so a signer whose C_Sign exceeds the
+ * deadline is abandoned: it is retired (it exits as soon as the call returns, touching nothing
+ * of the worker), replaced by a new signer with a new session, and its orders are signed again
+ * elsewhere: the same input (the digest of the same TBS), so the same serial, and a late answer
+ * of the abandoned call is dropped (jobs carry ids; an id answered or re-dispatched is dead).
+ * Jobs and answers travel by value, so an abandoned thread holds no pointer into a batch the
+ * worker reuses. */
+
+/* Input of one signature: the digest of the TBS, or the TBS itself (EdDSA signs the message). */
+static const uint8_t *sign_input(const mc_worker_shared *sh, EVP_MD_CTX *md, item *it, size_t *len)
 {
-    mc_sigalg alg = sh->issuer->sigalg;
-    uint8_t dig[EVP_MAX_MD_SIZE];
-    const uint8_t *in = it->stbs;
-    size_t inlen = it->stbs_len;
-    const EVP_MD *dg = mc_digests_for_sigalg(sh->digests, alg);
+    const EVP_MD *dg = mc_digests_for_sigalg(sh->digests, sh->issuer->sigalg);
+    if (!dg) {
+        *len = it->stbs_len;
+        return it->stbs;
+    }
+    /* SHA-256 of the TBS built in this run is it->tbs_hash already */
+    if (dg == sh->digests->sha256 && it->stbs == it->tbs) {
+        *len = sizeof it->tbs_hash;
+        return it->tbs_hash;
+    }
+    unsigned n = 0;
+    if (mc_digest(md, dg, it->stbs, it->stbs_len, it->din, &n) != MC_OK)
+        return NULL;
+    *len = n;
+    return it->din;
+}
+
+/* C_Sign of in on the session into it->sig; a session or device failure is retried by the
+ * pool on a healthy session (same input). Inline signing only. */
+static void sign_item(wctx *c, item *it)
+{
+    size_t inlen = 0;
+    const uint8_t *in = sign_input(c->sh, c->md, it, &inlen);
     it->status = MC_STATUS_FAILED;
-    if (dg) {
-        unsigned n = 0;
-        if (mc_digest(md, dg, it->stbs, it->stbs_len, dig, &n) != MC_OK) {
-            mc_crypto_err(&it->err, "tbs", "digest");
-            return;
-        }
-        in = dig;
-        inlen = n;
+    if (!in) {
+        mc_crypto_err(&it->err, "tbs", "digest");
+        return;
     }
     it->sig_len = MC_SIG_MAX;
-    if (mc_hsmpool_sign(sh->pool, sess, alg, in, inlen, it->sig, &it->sig_len, &it->err) == MC_OK)
+    if (mc_hsmpool_sign(c->sh->pool, &c->sess, c->sh->issuer->sigalg, in, inlen, it->sig,
+                        &it->sig_len, &it->err) == MC_OK)
         it->status = MC_STATUS_ISSUED;
 }
 
@@ -443,110 +480,209 @@ static void assemble_item(const mc_worker_shared *sh, wbatch *b, item *it)
     it->status = MC_STATUS_ISSUED;
 }
 
+/* Wire format between a worker and its signers (inproc, same process: host layout). A job is
+ * its header then len input bytes; an answer its header then the signature (rc MC_OK) or an
+ * mc_errdetail. Id 0 is a signer's "ready" message, whose rc says whether its session opened. */
+typedef struct sign_job {
+    uint64_t id;
+    uint32_t len;
+} sign_job;
+typedef struct sign_answer {
+    uint64_t id;
+    int32_t rc;
+    uint32_t len;
+} sign_answer;
+
+static int send_answer(void *out, uint64_t id, mc_err rc, const uint8_t *sig, size_t siglen,
+                       const mc_errdetail *err)
+{
+    uint8_t buf[sizeof(sign_answer) + sizeof(mc_errdetail) + MC_SIG_MAX];
+    sign_answer a = {id, rc, rc == MC_OK ? (uint32_t)siglen : (uint32_t)sizeof *err};
+    memcpy(buf, &a, sizeof a);
+    memcpy(buf + sizeof a, rc == MC_OK ? (const void *)sig : (const void *)err, a.len);
+    while (zmq_send(out, buf, sizeof a + a.len, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return 0;
+}
+
 static void *signer_main(void *arg)
 {
     signer *sg = arg;
-    void *in = zmq_socket(sg->sh->zctx, ZMQ_PULL), *out = zmq_socket(sg->sh->zctx, ZMQ_PUSH);
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    const mc_worker_shared *sh = sg->sh;
+    mc_hsmpool *pool = sh->pool;
+    void *in = zmq_socket(sh->zctx, ZMQ_PULL), *out = zmq_socket(sh->zctx, ZMQ_PUSH);
+    mc_hsmpool_session sess = {0};
+    mc_errdetail err;
+    uint8_t sig[MC_SIG_MAX];
+    zmq_msg_t m;
     int zero = 0;
-    if (!in || !out || !md)
+    zmq_msg_init(&m);
+    mc_err_clear(&err);
+    if (!in || !out)
         goto done;
     zmq_setsockopt(in, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(out, ZMQ_LINGER, &zero, sizeof zero);
     if (zmq_connect(in, sg->ep_jobs) != 0 || zmq_connect(out, sg->ep_done) != 0)
         goto done;
-    {
-        item *ready = NULL; /* a NULL item: this signer is connected (signers_start waits) */
-        if (zmq_send(out, &ready, sizeof ready, 0) < 0)
-            goto done;
-    }
+    /* The session is opened here, not by the worker: a token that hangs in C_OpenSession
+     * blocks this thread only (the worker's deadline covers it like a hung C_Sign). */
+    mc_err orc = mc_hsmpool_session_open(pool, sg->hint, &sess, &err);
+    atomic_store(&sg->token, sess.s ? sess.token : -1);
+    if (send_answer(out, 0, orc, NULL, 0, &err) != 0 || (orc != MC_OK && !sg->replacement))
+        goto done;
     for (;;) {
-        item *it = NULL;
-        int n = zmq_recv(in, &it, sizeof it, 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != (int)sizeof it || !it)
-            break; /* the worker's stop message, or the context is shutting down */
-        sign_item(sg->sh, &sg->sess, md, it);
-        while (zmq_send(out, &it, sizeof it, 0) < 0)
-            if (errno != EINTR)
-                goto done;
+        if (zmq_msg_recv(&m, in, 0) < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* the context is shutting down */
+        }
+        sign_job j;
+        if (zmq_msg_size(&m) < sizeof j)
+            break; /* the worker's stop message */
+        memcpy(&j, zmq_msg_data(&m), sizeof j);
+        if (atomic_load(&sg->state) == SG_RETIRED || zmq_msg_size(&m) != sizeof j + j.len)
+            break;
+        size_t siglen = sizeof sig;
+        mc_err_clear(&err);
+        mc_err rc = mc_hsmpool_sign(pool, &sess, sh->issuer->sigalg,
+                                    (const uint8_t *)zmq_msg_data(&m) + sizeof j, j.len, sig,
+                                    &siglen, &err);
+        atomic_store(&sg->token, sess.s ? sess.token : -1);
+        /* abandoned meanwhile: the worker signed this elsewhere and forgot this thread */
+        if (atomic_load(&sg->state) == SG_RETIRED || send_answer(out, j.id, rc, sig, siglen, &err))
+            break;
     }
 done:
+    zmq_msg_close(&m);
     if (in)
         zmq_close(in);
     if (out)
         zmq_close(out);
-    EVP_MD_CTX_free(md);
+    mc_hsmpool_session_close(pool, &sess);
+    /* Who frees sg: the worker joins a signer it stopped; a retired one frees itself. */
+    if (atomic_exchange(&sg->state, SG_EXITED) == SG_RETIRED) {
+        free(sg);
+        mc_hsmpool_hang_end(pool); /* the last touch of anything shared */
+    }
     return NULL;
 }
 
-/* Starts the worker's signer threads, each with a session opened here (so a token that refuses
- * sessions is reported by the worker). Nothing to do when signers <= 1: the worker signs. */
+/* Creates signer slot i's thread (a new one for a retired signer: replacement). */
+static mc_err signer_spawn(wctx *c, int i, int replacement)
+{
+    const mc_worker_shared *sh = c->sh;
+    int zero = 0, hwm = 4 * sh->batch + 16;
+    signer *sg = calloc(1, sizeof *sg);
+    if (!sg)
+        return MC_ERR_NOMEM;
+    sg->sh = sh;
+    sg->replacement = replacement;
+    /* sessions spread over the tokens; a replacement starts at the next token along */
+    sg->hint = sh->hint_base + c->w->index * c->nsigners + i + (replacement ? (int)c->spawned : 0);
+    atomic_init(&sg->state, SG_RUNNING);
+    atomic_init(&sg->token, -1);
+    snprintf(sg->ep_done, sizeof sg->ep_done, "%s", c->ep_done);
+    snprintf(sg->ep_jobs, sizeof sg->ep_jobs, "inproc://mailca-sign-%p-%u", (void *)c,
+             c->spawned++);
+    sg->fifo = calloc((size_t)sh->batch, sizeof *sg->fifo);
+    sg->jobs = sg->fifo ? zmq_socket(sh->zctx, ZMQ_PUSH) : NULL;
+    if (!sg->jobs) {
+        int e = zmq_errno(); /* ETERM: the run is ending (the caller looks) */
+        free(sg->fifo);
+        free(sg);
+        errno = e;
+        return e == ETERM ? MC_ERR_ZMQ : MC_ERR_NOMEM;
+    }
+    zmq_setsockopt(sg->jobs, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(sg->jobs, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    c->signers[i] = sg;
+    if (zmq_bind(sg->jobs, sg->ep_jobs) != 0)
+        return MC_ERR_ZMQ;
+    if (pthread_create(&sg->th, NULL, signer_main, sg) != 0)
+        return MC_ERR_INTERNAL;
+    sg->started = 1;
+    return MC_OK;
+}
+
+/* Worker-side resources of signer i (the thread is gone, or retired and on its own). */
+static void signer_release(wctx *c, int i)
+{
+    signer *sg = c->signers[i];
+    if (!sg)
+        return;
+    if (sg->jobs)
+        zmq_close(sg->jobs);
+    free(sg->fifo);
+    sg->jobs = NULL;
+    sg->fifo = NULL;
+    c->signers[i] = NULL;
+}
+
+/* Starts the worker's signer threads and waits for each to say its session is open (a token
+ * that refuses sessions is reported by the worker at start, as inline signing would). */
 static mc_err signers_start(wctx *c)
 {
     const mc_worker_shared *sh = c->sh;
-    int n = sh->signers;
-    int zero = 0, hwm = 4 * sh->batch + 16;
-    if (n <= 1)
+    int n = sh->signers, zero = 0, hwm = 4 * sh->batch + 16;
+    if (n < 1)
         return MC_OK;
     snprintf(c->ep_done, sizeof c->ep_done, "inproc://mailca-signed-%p", (void *)c);
     c->signers = calloc((size_t)n, sizeof *c->signers);
-    c->done = zmq_socket(sh->zctx, ZMQ_PULL);
-    if (!c->signers || !c->done)
+    if (!c->signers)
         return MC_ERR_NOMEM;
+    if (!(c->done = zmq_socket(sh->zctx, ZMQ_PULL)))
+        return MC_ERR_ZMQ;
     zmq_setsockopt(c->done, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(c->done, ZMQ_RCVHWM, &hwm, sizeof hwm);
     if (zmq_bind(c->done, c->ep_done) != 0)
         return MC_ERR_ZMQ;
     c->nsigners = n;
     for (int i = 0; i < n; i++) {
-        signer *sg = &c->signers[i];
-        sg->sh = sh;
-        sg->ep_done = c->ep_done;
-        snprintf(sg->ep_jobs, sizeof sg->ep_jobs, "inproc://mailca-sign-%p-%d", (void *)c, i);
-        mc_err rc = mc_hsmpool_session_open(sh->pool, sh->hint_base + c->w->index * n + i,
-                                            &sg->sess, &c->w->err);
+        mc_err rc = signer_spawn(c, i, 0);
         if (rc != MC_OK)
             return rc;
-        sg->jobs = zmq_socket(sh->zctx, ZMQ_PUSH);
-        if (!sg->jobs)
-            return MC_ERR_ZMQ;
-        zmq_setsockopt(sg->jobs, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_setsockopt(sg->jobs, ZMQ_SNDHWM, &hwm, sizeof hwm);
-        if (zmq_bind(sg->jobs, sg->ep_jobs) != 0)
-            return MC_ERR_ZMQ;
-        if (pthread_create(&sg->th, NULL, signer_main, sg) != 0)
-            return MC_ERR_INTERNAL;
-        sg->started = 1;
     }
-    /* Every signer says it is connected before the worker relies on it: a signer that failed
-     * to start would otherwise leave sign_collect waiting for its answers forever. */
+    /* a signer that failed to start would leave sign_collect waiting for its answers */
+    int wait_ms = 10000 + sh->sign_timeout_ms;
     for (int i = 0; i < n; i++) {
         zmq_pollitem_t pi = {c->done, 0, ZMQ_POLLIN, 0};
-        item *ready = (item *)1;
-        if (zmq_poll(&pi, 1, 10000) != 1 ||
-            zmq_recv(c->done, &ready, sizeof ready, 0) != (int)sizeof ready || ready)
+        uint8_t buf[sizeof(sign_answer) + sizeof(mc_errdetail)];
+        sign_answer a;
+        int got;
+        int pr = zmq_poll(&pi, 1, wait_ms);
+        if (pr < 0 && zmq_errno() == ETERM)
+            return MC_ERR_ZMQ; /* the run ended before this worker started */
+        if (pr != 1 || (got = zmq_recv(c->done, buf, sizeof buf, 0)) < (int)sizeof a)
+            return mc_err_set(&c->w->err, MC_ERR_HSM, "hsm", NULL,
+                              "worker %d: a signer did not open its session within %d ms",
+                              c->w->index, wait_ms);
+        memcpy(&a, buf, sizeof a);
+        if (a.id != 0)
             return MC_ERR_INTERNAL;
+        if (a.rc != MC_OK) {
+            memcpy(&c->w->err, buf + sizeof a, sizeof c->w->err);
+            return a.rc;
+        }
     }
     return MC_OK;
 }
 
-/* Stops and joins the signers (each gets a stop message; a context being shut down also ends
- * their wait) and closes their sessions. */
+/* Stops and joins the live signers (each gets a stop message; a context being shut down also
+ * ends their wait). Retired signers are on their own already. */
 static void signers_stop(wctx *c)
 {
     for (int i = 0; i < c->nsigners; i++) {
-        signer *sg = &c->signers[i];
+        signer *sg = c->signers[i];
+        if (!sg)
+            continue;
         if (sg->started) {
-            item *stop = NULL;
             if (sg->jobs)
-                zmq_send(sg->jobs, &stop, sizeof stop, ZMQ_DONTWAIT);
+                zmq_send(sg->jobs, "", 0, ZMQ_DONTWAIT);
             pthread_join(sg->th, NULL);
         }
-        if (sg->jobs)
-            zmq_close(sg->jobs);
-        mc_hsmpool_session_close(c->sh->pool, &sg->sess);
+        signer_release(c, i);
+        free(sg);
     }
     if (c->done)
         zmq_close(c->done);
@@ -556,9 +692,53 @@ static void signers_stop(wctx *c)
     c->done = NULL;
 }
 
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Hands item idx of b to a live signer (round robin) as a new job. -1 when no signer is left. */
+static int job_send(wctx *c, wbatch *b, size_t idx)
+{
+    item *it = &b->items[idx];
+    signer *sg = NULL;
+    for (int k = 0; k < c->nsigners && !sg; k++) {
+        sg = c->signers[c->rr++ % (unsigned)c->nsigners];
+        if (sg && (!sg->started || !sg->jobs))
+            sg = NULL;
+    }
+    if (!sg)
+        return -1;
+    /* ids grow and never repeat; the low 16 bits are the item's index in its batch */
+    it->job = (++c->jobseq << 16) | idx;
+    it->signer = sg;
+    uint8_t buf[sizeof(sign_job) + MC_TBS_MAX];
+    sign_job j = {it->job, (uint32_t)it->sin_len};
+    memcpy(buf, &j, sizeof j);
+    memcpy(buf + sizeof j, it->sin, it->sin_len);
+    while (zmq_send(sg->jobs, buf, sizeof j + it->sin_len, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (sg->fcount == 0)
+        sg->head_ms = mono_ms();
+    sg->fifo[(sg->fhead + sg->fcount++) % (size_t)c->sh->batch] = idx;
+    return 0;
+}
+
+static void item_fail_unsigned(item *it, const char *why)
+{
+    it->status = MC_STATUS_FAILED;
+    mc_err_set(&it->err, MC_ERR_HSM, "hsm", NULL,
+               "%s; nothing was issued, the intent stays recorded and is signed again (same TBS "
+               "and serial) when the order is resubmitted or at the next start",
+               why);
+}
+
 /* Starts signing the batch's items that were given a TBS (it->stbs): inline on the worker's
- * session (done on return), or handed to the signers so that nsigners C_Sign calls are in
- * flight (a latency-bound HSM) while the worker prepares the next batch; sign_collect waits. */
+ * session (done on return), or as jobs for the signers, which keep nsigners C_Sign calls in
+ * flight while the worker prepares the next batch; sign_collect waits for their answers. */
 static mc_err sign_dispatch(wctx *c, wbatch *b)
 {
     b->sent = 0;
@@ -574,31 +754,142 @@ static mc_err sign_dispatch(wctx *c, wbatch *b)
             continue;
         }
         if (!c->nsigners) {
-            sign_item(c->sh, &c->sess, c->md, it);
+            sign_item(c, it);
             continue;
         }
-        void *jobs = c->signers[b->sent % (size_t)c->nsigners].jobs;
-        while (zmq_send(jobs, &it, sizeof it, 0) < 0)
-            if (errno != EINTR)
-                return MC_ERR_ZMQ;
+        if (!(it->sin = sign_input(c->sh, c->md, it, &it->sin_len))) {
+            it->status = MC_STATUS_FAILED;
+            mc_crypto_err(&it->err, "tbs", "digest");
+            continue;
+        }
+        if (job_send(c, b, i) != 0) {
+            item_fail_unsigned(it, "no HSM session is left to sign on");
+            continue;
+        }
         b->sent++;
     }
     return MC_OK;
 }
 
-/* Waits for the batch's items still with the signers (only one batch is signed at a time, so
- * every item that comes back is this batch's) and assembles the certificates. */
+/* Signer slot i's call exceeded the deadline: retire it, start a replacement (unless too many
+ * calls hang already), and sign its orders again elsewhere. */
+static void signer_retire(wctx *c, wbatch *b, int i)
+{
+    signer *sg = c->signers[i];
+    const mc_worker_shared *sh = c->sh;
+    size_t redo[MC_WORKER_BATCH_MAX], nredo = 0;
+    int limit = (int)mc_hsmpool_tokens(sh->pool) + 2;
+    mc_hsmpool_hang_begin(sh->pool, atomic_load(&sg->token));
+    for (size_t k = 0; k < sg->fcount; k++)
+        redo[nredo++] = sg->fifo[(sg->fhead + k) % (size_t)sh->batch];
+    signer_release(c, i);
+    /* From here the thread owns sg: it frees it when its call returns. */
+    if (atomic_exchange(&sg->state, SG_RETIRED) == SG_EXITED) {
+        pthread_join(sg->th, NULL); /* it had just ended on its own */
+        free(sg);
+        mc_hsmpool_hang_end(sh->pool);
+    } else {
+        pthread_detach(sg->th);
+    }
+    c->hung++;
+    if (mc_hsmpool_hung(sh->pool) < MC_WORKER_HUNG_MAX && signer_spawn(c, i, 1) != MC_OK &&
+        c->signers[i]) {
+        /* no replacement: the slot stays empty (the half-made signer never ran) */
+        signer *half = c->signers[i];
+        signer_release(c, i);
+        free(half);
+    }
+    for (size_t k = 0; k < nredo; k++) {
+        item *it = &b->items[redo[k]];
+        it->job = 0;
+        if (++it->attempts >= limit) {
+            char why[160];
+            snprintf(why, sizeof why, "the HSM did not answer C_Sign within %d ms (%d attempts)",
+                     sh->sign_timeout_ms, it->attempts);
+            item_fail_unsigned(it, why);
+            b->sent--;
+        } else if (job_send(c, b, redo[k]) != 0) {
+            item_fail_unsigned(it, "the HSM did not answer C_Sign in time and no session is left");
+            b->sent--;
+        }
+    }
+}
+
+/* One answer from a signer: the job's signature or error goes to its item (a stale answer, of a
+ * job re-dispatched or of an earlier batch, is dropped). */
+static void answer_take(wctx *c, wbatch *b, const uint8_t *p, size_t n)
+{
+    sign_answer a;
+    if (n < sizeof a)
+        return;
+    memcpy(&a, p, sizeof a);
+    size_t idx = (size_t)(a.id & 0xffff);
+    if (a.id == 0 || idx >= b->n || b->items[idx].job != a.id || n != sizeof a + a.len)
+        return;
+    item *it = &b->items[idx];
+    signer *sg = it->signer;
+    /* a signer answers its jobs in order: this one is its head */
+    if (sg && sg->fcount > 0 && sg->fifo[sg->fhead] == idx) {
+        sg->fhead = (sg->fhead + 1) % (size_t)c->sh->batch;
+        sg->fcount--;
+        sg->head_ms = mono_ms();
+    }
+    it->job = 0;
+    it->signer = NULL;
+    b->sent--;
+    if (a.rc == MC_OK && a.len <= MC_SIG_MAX) {
+        memcpy(it->sig, p + sizeof a, a.len);
+        it->sig_len = a.len;
+        it->status = MC_STATUS_ISSUED;
+    } else {
+        it->status = MC_STATUS_FAILED;
+        if (a.rc != MC_OK && a.len == sizeof it->err)
+            memcpy(&it->err, p + sizeof a, sizeof it->err);
+        else
+            mc_err_set(&it->err, MC_ERR_INTERNAL, "hsm", NULL, "malformed signer answer");
+    }
+}
+
+/* Waits for the batch's jobs still with the signers (one batch is signed at a time), enforcing
+ * the deadline on the call at the head of each signer's queue, and assembles the certificates. */
 static mc_err sign_collect(wctx *c, wbatch *b)
 {
-    for (; b->sent > 0; b->sent--) {
-        item *it = NULL;
-        int n;
-        while ((n = zmq_recv(c->done, &it, sizeof it, 0)) < 0)
-            if (errno != EINTR)
-                return MC_ERR_ZMQ;
-        if (n != (int)sizeof it)
-            return MC_ERR_INTERNAL;
+    const int dl = c->sh->sign_timeout_ms;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    while (b->sent > 0) {
+        /* answers already here first: a worker that was busy preparing must not take the
+         * time their jobs waited in this queue for a hang */
+        while (b->sent > 0 && zmq_msg_recv(&m, c->done, ZMQ_DONTWAIT) >= 0)
+            answer_take(c, b, zmq_msg_data(&m), zmq_msg_size(&m));
+        if (!b->sent)
+            break;
+        long timeout = -1;
+        if (dl > 0) {
+            uint64_t now = mono_ms();
+            for (int i = 0; i < c->nsigners; i++) {
+                signer *sg = c->signers[i];
+                if (!sg || !sg->fcount)
+                    continue;
+                if (now >= sg->head_ms + (uint64_t)dl) {
+                    signer_retire(c, b, i);
+                    timeout = 0;
+                    break;
+                }
+                long left = (long)(sg->head_ms + (uint64_t)dl - now);
+                if (timeout < 0 || left < timeout)
+                    timeout = left;
+            }
+            if (timeout == 0)
+                continue;
+        }
+        zmq_pollitem_t pi = {c->done, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&pi, 1, timeout) < 0 && errno != EINTR) {
+            zmq_msg_close(&m);
+            return MC_ERR_ZMQ;
+        }
     }
+    zmq_msg_close(&m);
     for (size_t i = 0; i < b->n; i++)
         if (b->items[i].stbs)
             assemble_item(c->sh, b, &b->items[i]);
@@ -868,8 +1159,12 @@ void *mc_worker_main(void *arg)
                            zmq_strerror(zmq_errno()));
         goto done;
     }
-    if (sh->signers > 1) {
+    if (sh->signers > 0) {
         if ((w->rc = signers_start(&c)) != MC_OK) {
+            if (w->rc == MC_ERR_ZMQ && zmq_errno() == ETERM) {
+                w->rc = MC_OK; /* the run ended before this worker started: nothing was lost */
+                goto done;
+            }
             if (!w->err.message[0])
                 mc_err_set(&w->err, w->rc, NULL, NULL, "worker %d: signer threads: %s", w->index,
                            zmq_strerror(zmq_errno()));

@@ -25,6 +25,9 @@ typedef struct mc_config {
     char hsm_pin_file[MC_PATH_MAX];
     char hsm_pin_env[64];
     char softhsm2_conf[MC_PATH_MAX]; /* exported as SOFTHSM2_CONF when set */
+    int hsm_sign_timeout_ms; /* deadline of one C_Sign: a call that exceeds it is abandoned and
+                                the same input signed on another session; 0 = no deadline (the
+                                workers then sign on their own session, no signer thread) */
     /* ca */
     char ca_certificate[MC_PATH_MAX]; /* issuing CA certificate (PEM) */
     char ca_root[MC_PATH_MAX];        /* root certificate (PEM) */

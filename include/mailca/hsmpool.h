@@ -66,6 +66,20 @@ void mc_hsmpool_session_close(mc_hsmpool *p, mc_hsmpool_session *ps);
 mc_err mc_hsmpool_sign(mc_hsmpool *p, mc_hsmpool_session *ps, mc_sigalg alg, const uint8_t *in,
                        size_t inlen, uint8_t *sig, size_t *siglen, mc_errdetail *err);
 
+/* A C_Sign that did not answer within its deadline (hsm.sign_timeout_ms). PKCS#11 has no way to
+ * cancel a call, so the caller abandons the thread blocked in it and signs the same input on
+ * another session: mc_hsmpool_hang_begin counts the hang as a failure of the token (the session
+ * was on token, -1 when unknown) and the call as abandoned; the abandoned thread calls
+ * mc_hsmpool_hang_end as the last thing it does once the call returns (it must not touch the
+ * pool afterwards). mc_hsmpool_hung says how many abandoned calls have not returned yet: while
+ * any has not, the module must not be finalized (mc_hsmpool_close waits a little, then leaves
+ * the pool and its modules to the process's exit). Thread-safe. */
+void mc_hsmpool_hang_begin(mc_hsmpool *p, int token);
+void mc_hsmpool_hang_end(mc_hsmpool *p);
+int mc_hsmpool_hung(mc_hsmpool *p);
+/* Waits up to ms milliseconds for every abandoned call to return; returns how many still hang. */
+int mc_hsmpool_hung_wait(mc_hsmpool *p, int ms);
+
 /* One token's health, for `mailca status` and the run summary. */
 typedef struct mc_hsmpool_health {
     char name[160];       /* " token=.. serial=.." as the URI named it */
@@ -75,6 +89,7 @@ typedef struct mc_hsmpool_health {
     uint32_t consecutive; /* failures since the last good signature */
     int64_t out_until_ms; /* end of the back-off (CLOCK_MONOTONIC ms), 0 when in service */
     uint32_t times_out;   /* how often it was taken out */
+    uint64_t hangs;       /* C_Sign calls abandoned after their deadline */
 } mc_hsmpool_health;
 
 /* A snapshot of token i's health. MC_ERR_INVALID for a bad index. */

@@ -28,9 +28,16 @@ typedef struct mc_worker_shared {
     const char *ep_results;         /* PUSH to here */
     int batch;                      /* orders per batch (one intent transaction) */
     int lint;                       /* 0 only in the bench's lint-cost comparison */
-    int signers; /* <= 1: the worker signs on its own session; N: N signer threads per worker,
-                    each with its own session, keep N C_Sign calls in flight */
+    int signers;         /* 0: the worker signs on its own session; N: N signer threads per worker,
+                            each with its own session, keep N C_Sign calls in flight */
+    int sign_timeout_ms; /* deadline of one C_Sign with signer threads (0: none) */
 } mc_worker_shared;
+
+/* Most orders in one worker batch (engine.batch; job ids keep the index in 16 bits). */
+#define MC_WORKER_BATCH_MAX 4096
+/* Abandoned (hung) C_Sign calls after which a retired signer is no longer replaced: a token
+ * that hangs every call would otherwise cost a thread per deadline. */
+#define MC_WORKER_HUNG_MAX 64
 
 typedef struct mc_worker {
     const mc_worker_shared *sh;
