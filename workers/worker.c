@@ -499,7 +499,8 @@ static int send_answer(void *out, uint64_t id, mc_err rc, const uint8_t *sig, si
     uint8_t buf[sizeof(sign_answer) + sizeof(mc_errdetail) + MC_SIG_MAX];
     sign_answer a = {id, rc, rc == MC_OK ? (uint32_t)siglen : (uint32_t)sizeof *err};
     memcpy(buf, &a, sizeof a);
-    memcpy(buf + sizeof a, rc == MC_OK ? (const void *)sig : (const void *)err, a.len);
+    if (a.len) /* the ready message of a signer whose session opened carries nothing */
+        memcpy(buf + sizeof a, rc == MC_OK ? (const void *)sig : (const void *)err, a.len);
     while (zmq_send(out, buf, sizeof a + a.len, 0) < 0)
         if (errno != EINTR)
             return -1;

@@ -585,6 +585,11 @@ static void real_load(void)
 __attribute__((destructor)) static void p11fault_unload(void)
 {
     stats_write();
+    /* A call still held here (a hang its caller abandoned) when the process exits must not
+     * wake up to freed rules and an unloaded module: then everything is left to the exit. */
+    for (int i = 0; i < FN_COUNT; i++)
+        if (atomic_load(&g_inside[i]) > 0)
+            return;
     ruleset *rs = atomic_exchange(&g_rules, NULL);
     while (rs) {
         ruleset *older = rs->older;
