@@ -436,6 +436,8 @@ struct mc_hsm {
     char tokdesc[160];                                           /* " token=.. serial=.." */
     uint8_t *spki; /* OPENSSL_malloc'd by i2d_PUBKEY */
     size_t spkilen;
+    mc_hsm_pin_fn pin_fn; /* to log in again (mc_hsm_set_pin_source); NULL: never */
+    void *pin_arg;
 };
 
 struct mc_hsm_session {
@@ -1095,6 +1097,12 @@ mc_keytype mc_hsm_keytype(const mc_hsm *h)
     return h->kt;
 }
 
+void mc_hsm_set_pin_source(mc_hsm *h, mc_hsm_pin_fn fn, void *arg)
+{
+    h->pin_fn = fn;
+    h->pin_arg = arg;
+}
+
 mc_bytes mc_hsm_spki(const mc_hsm *h)
 {
     return (mc_bytes){h->spki, h->spkilen};
@@ -1119,10 +1127,22 @@ static mc_err session_start(mc_hsm *h, CK_SESSION_HANDLE *sh, CK_OBJECT_HANDLE *
         goto done;
     }
     if (si.state == CKS_RO_PUBLIC_SESSION || si.state == CKS_RW_PUBLIC_SESSION) {
-        rc = mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
-                        "C_OpenSession: %s (the token is no longer logged in; reopen mc_hsm)",
-                        mc_hsm_rv_name(CKR_USER_NOT_LOGGED_IN));
-        goto done;
+        if (!h->pin_fn) {
+            rc = mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
+                            "C_OpenSession: %s (the token is no longer logged in; reopen mc_hsm)",
+                            mc_hsm_rv_name(CKR_USER_NOT_LOGGED_IN));
+            goto done;
+        }
+        /* log in again (a token reset logged everyone out); the PIN lives only for the call */
+        char pin[256];
+        if ((rc = h->pin_fn(h->pin_arg, pin, sizeof pin, err)) == MC_OK) {
+            rv = h->f->C_Login(n, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+            if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN)
+                rc = rv_err(err, "C_Login", rv, "(logging in again)");
+        }
+        OPENSSL_cleanse(pin, sizeof pin);
+        if (rc)
+            goto done;
     }
     rc = find_key(h, n, key, err);
 done:

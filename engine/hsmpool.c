@@ -39,6 +39,12 @@ size_t mc_hsmpool_tokens(const mc_hsmpool *p)
     return p->n;
 }
 
+void mc_hsmpool_set_pin_source(mc_hsmpool *p, mc_hsm_pin_fn fn, void *arg)
+{
+    for (size_t i = 0; i < p->n; i++)
+        mc_hsm_set_pin_source(p->t[i].h, fn, arg);
+}
+
 mc_hsm *mc_hsmpool_hsm(mc_hsmpool *p, size_t i)
 {
     return i < p->n ? p->t[i].h : NULL;

@@ -91,6 +91,12 @@ static const char *or_null(const char *s)
     return s && s[0] ? s : NULL;
 }
 
+static mc_err engine_pin(void *arg, char *buf, size_t cap, mc_errdetail *err)
+{
+    const mc_engine *e = arg;
+    return mc_config_read_pin(&e->cfg, buf, cap, err);
+}
+
 mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engine **out,
                       mc_errdetail *err)
 {
@@ -126,6 +132,9 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     OPENSSL_cleanse(pin, sizeof pin);
     if (rc != MC_OK)
         goto done;
+    /* a token that loses its login (reset, HSM reboot) is logged in again by the next session,
+     * with the PIN read again from where the config says (never kept in memory) */
+    mc_hsmpool_set_pin_source(e->pool, engine_pin, e);
     /* The HSM key must be the issuing certificate's key, or nothing we sign would verify. */
     mc_x509 x;
     if ((rc = mc_x509_parse_cert(e->issuer.cert, e->issuer.cert_len, &x, err)) != MC_OK)

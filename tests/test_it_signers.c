@@ -379,6 +379,22 @@ static void test_hung_calls_fail_then_resume(void **state)
     assert_int_equal(db_count("certificates") - c0, n);
 }
 
+/* The token loses its login mid-batch (the fault module calls the real C_Logout, as a token
+ * reset does): the failing order is signed again on a new session, which logs in again with the
+ * PIN read from the config's source; every order is issued once. */
+static void test_login_lost_logs_in_again(void **state)
+{
+    (void)state;
+    control("C_Sign after=40 count=1 rv=CKR_USER_NOT_LOGGED_IN logout\n");
+    int n = scaled(300) > 80 ? scaled(300) : 80;
+    long long c0 = db_count("certificates");
+    free(run_and_check_cfg("logout", n, NULL, NULL, NULL));
+    assert_int_equal(db_count("certificates") - c0, n);
+    unsigned long calls = 0, injected = 0, conc = 0;
+    sign_stats(&calls, &injected, &conc);
+    assert_int_equal(injected, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_sessions_in_worker_processes),
         cmocka_unit_test(test_stalled_call_abandoned),
         cmocka_unit_test(test_hung_calls_fail_then_resume),
+        cmocka_unit_test(test_login_lost_logs_in_again),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -51,6 +51,14 @@ typedef struct mc_hsm_config {
 mc_err mc_hsm_open(const mc_hsm_config *cfg, mc_hsm **out, mc_errdetail *err);
 void mc_hsm_close(mc_hsm *h);
 
+/* Where a new session gets the user PIN when the token is no longer logged in (it was reset,
+ * the HSM rebooted, every session was closed): fn writes the PIN, NUL-terminated, into buf (cap
+ * bytes) and returns MC_OK; the session logs in again with it (the login is the token's, for
+ * every session) and wipes it at once: the PIN is never kept. Without a source such a session
+ * fails with CKR_USER_NOT_LOGGED_IN (MC_ERR_HSM_SESSION). Set it before opening sessions. */
+typedef mc_err (*mc_hsm_pin_fn)(void *arg, char *buf, size_t cap, mc_errdetail *err);
+void mc_hsm_set_pin_source(mc_hsm *h, mc_hsm_pin_fn fn, void *arg);
+
 /* The key's type, and its SubjectPublicKeyInfo DER (pointer valid while h is open). */
 mc_keytype mc_hsm_keytype(const mc_hsm *h);
 mc_bytes mc_hsm_spki(const mc_hsm *h);

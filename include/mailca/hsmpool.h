@@ -47,6 +47,10 @@ mc_err mc_hsmpool_open(const char *module, const char *uris, const char *pin, mc
 void mc_hsmpool_close(mc_hsmpool *p);
 
 size_t mc_hsmpool_tokens(const mc_hsmpool *p);
+
+/* mc_hsm_set_pin_source on every token: sessions opened after a token lost its login (a reset,
+ * an HSM reboot) log in again instead of failing. */
+void mc_hsmpool_set_pin_source(mc_hsmpool *p, mc_hsm_pin_fn fn, void *arg);
 /* Token i's mc_hsm (owned by the pool): the key's type and SPKI are the same on every token. */
 mc_hsm *mc_hsmpool_hsm(mc_hsmpool *p, size_t i);
 

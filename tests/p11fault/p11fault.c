@@ -19,6 +19,7 @@
  *
  * Control file: one rule per line, '#' starts a comment, blank lines are ignored.
  *     FUNCTION [after=N] [count=N] [rv=CKR_NAME|0xHEX|DEC] [delay_us=N] [hang] [close_session]
+ *              [logout]
  * e.g.
  *     C_Sign after=100 count=5 rv=CKR_DEVICE_ERROR   # calls 101..105 of C_Sign fail
  *     C_Sign delay_us=1000                           # every C_Sign takes >= 1 ms more
@@ -32,7 +33,9 @@
  *   module's state what PKCS#11 says a failed call leaves: C_Sign and C_SignFinal with an
  *   output buffer first run the real call into a scratch buffer (a failed C_Sign ends the
  *   signing operation), and close_session then closes the real session (so the handle is
- *   really dead afterwards, as after CKR_SESSION_HANDLE_INVALID from a device).
+ *   really dead afterwards, as after CKR_SESSION_HANDLE_INVALID from a device); logout calls
+ *   the real C_Logout (the whole application is logged out, as after a token reset: sessions
+ *   opened afterwards are public until someone logs in again).
  * - hang: the call waits (polling the control file every millisecond) until no rule makes it
  *   hang any more, then is evaluated again against the new rules and forwarded.
  * A control file that does not parse is reported on stderr, and while it stays invalid every
@@ -226,7 +229,7 @@ typedef struct rule {
     int has_rv;
     CK_RV rv;
     unsigned long delay_us;
-    int hang, close_session;
+    int hang, close_session, logout;
     atomic_ulong seen; /* calls of fn since this rule set was loaded */
 } rule;
 
@@ -370,6 +373,8 @@ static int parse_line(char *line, rule *r, const char **why)
             bad = eq != NULL || !(r->hang = 1);
         else if (strcmp(tok, "close_session") == 0)
             bad = eq != NULL || !(r->close_session = 1);
+        else if (strcmp(tok, "logout") == 0)
+            bad = eq != NULL || !(r->logout = 1);
         else
             bad = 1;
         if (bad) {
@@ -476,13 +481,13 @@ static void sleep_us(unsigned long us)
 typedef struct verdict {
     int inject;
     CK_RV rv;
-    int close_session;
+    int close_session, logout;
 } verdict;
 
 /* Applies the rules to one call of fn: sleeps and hangs here, returns what to do. */
 static verdict judge(int fn)
 {
-    verdict v = {0, CKR_OK, 0};
+    verdict v = {0, CKR_OK, 0, 0};
     atomic_fetch_add_explicit(&g_calls[fn], 1, memory_order_relaxed);
     unsigned long inside = atomic_fetch_add(&g_inside[fn], 1) + 1;
     unsigned long max = atomic_load(&g_max_inside[fn]);
@@ -512,6 +517,7 @@ static verdict judge(int fn)
                 v.inject = 1;
                 v.rv = r->rv;
                 v.close_session = r->close_session;
+                v.logout = r->logout;
             }
         }
         if (!hang) {
@@ -520,7 +526,7 @@ static verdict judge(int fn)
             break;
         }
         /* Hang until the rules change, then judge the call again under the new rules. */
-        v = (verdict){0, CKR_OK, 0};
+        v = (verdict){0, CKR_OK, 0, 0};
         while (rules_current() == rs)
             sleep_us(1000);
     }
@@ -607,6 +613,8 @@ __attribute__((destructor)) static void p11fault_unload(void)
 
 static CK_RV inject(const verdict *v, CK_SESSION_HANDLE sess)
 {
+    if (v->logout && sess)
+        g_real->C_Logout(sess);
     if (v->close_session && sess)
         g_real->C_CloseSession(sess);
     return v->rv;
