@@ -108,6 +108,32 @@ static const char *const migrations[] = {
     " spki_sha256 BLOB PRIMARY KEY NOT NULL,"
     " recorded_at INTEGER NOT NULL,"
     " source TEXT NOT NULL);",
+    /* 6: certificates.order_id loses its UNIQUE index, which cost an index insert per
+     * certificate and guarded nothing the schema does not already hold: a certificate is
+     * inserted only from its intent's row (order_id and serial copied from it, ST_CERT_INSERT),
+     * intents.order_id and intents.serial are unique and certificates.serial is the primary
+     * key, so an order still has at most one certificate. SQLite cannot drop a column
+     * constraint: the table is rebuilt with the same rows (rowids kept) and its trigger
+     * recreated. */
+    "CREATE TABLE certificates_v6 ("
+    " serial BLOB PRIMARY KEY REFERENCES intents(serial),"
+    " order_id TEXT NOT NULL,"
+    " der BLOB NOT NULL,"
+    " issued_at INTEGER,"
+    " status TEXT NOT NULL DEFAULT 'issued',"
+    " revoked_at INTEGER,"
+    " revocation_reason INTEGER,"
+    " replaced_by BLOB);"
+    "INSERT INTO certificates_v6 (rowid, serial, order_id, der, issued_at, status, revoked_at,"
+    " revocation_reason, replaced_by) SELECT rowid, serial, order_id, der, issued_at, status,"
+    " revoked_at, revocation_reason, replaced_by FROM certificates;"
+    "DROP TABLE certificates;"
+    "ALTER TABLE certificates_v6 RENAME TO certificates;"
+    "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
+    " UPDATE certificates SET replaced_by = NEW.serial"
+    " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
+    " AND serial <> NEW.serial AND replaced_by IS NULL;"
+    " END;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -156,7 +182,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_KEY_OWNER] = "SELECT account FROM subject_keys WHERE spki_sha256 = ?1",
     [ST_KEY_COMPROMISED] = "SELECT 1 FROM compromised_keys WHERE spki_sha256 = ?1",
     [ST_INTENT_BY_ORDER] = "SELECT 1 FROM intents WHERE order_id = ?1",
-    [ST_CERT_BY_ORDER] = "SELECT 1 FROM certificates WHERE order_id = ?1",
+    [ST_CERT_BY_ORDER] = "SELECT 1 FROM intents AS i JOIN certificates AS c ON c.serial = i.serial"
+                         " WHERE i.order_id = ?1",
     [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
     /* Inserts only when an intent with this order id AND serial exists; 0 changes means either
      * no such intent or a certificate already stored (told apart with ST_LOOKUP). */

@@ -120,6 +120,9 @@ static const char *const migrations[] = {
     " spki_sha256 BYTEA PRIMARY KEY NOT NULL,"
     " recorded_at BIGINT NOT NULL,"
     " source TEXT NOT NULL);",
+    /* 6: certificates.order_id loses its UNIQUE index (engine/store.c migration 6 says why:
+     * one certificate per order still holds through intents). */
+    "ALTER TABLE certificates DROP CONSTRAINT certificates_order_id_key;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -128,12 +131,16 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSI
 #define OID_BYTEA 17
 #define OID_INT8 20
 #define OID_TEXT 25
+#define OID_BYTEA_ARR 1001
+#define OID_INT8_ARR 1016
+#define OID_TEXT_ARR 1009
 /* The most parameters a statement takes (the intent insert). */
 #define PG_MAX_PARAMS 18
 
 enum {
     PS_INTENT,
     PS_CERT,
+    PS_REPLACE,
     PS_LOOKUP,
     PS_COUNTS,
     PS_PENDING,
@@ -154,61 +161,97 @@ static const struct {
     int nparams;
     Oid types[PG_MAX_PARAMS];
 } stmts[PS_COUNT_] = {
-    /* Answers 0 (recorded now), 1 (the order has a certificate), 2 (intent without one), 3 (a
-     * new order whose subject key $17 another account owns: nothing written), 4 (the key was
-     * bound by a transaction that committed after this statement's snapshot: retry, reported
-     * as a serialization failure) or 5 (the key is compromised, SBR 6.1.1.3 (4): nothing
-     * written, and an intent of this order recorded earlier is not signed either). The key is
-     * bound to the order's account in the same statement as the intent, so it commits with it.
+    /* The whole batch in one statement (migration 6 era): the rows travel as arrays (binary),
+     * unnest() WITH ORDINALITY numbers them k = 1..n in batch order, and the statement answers
+     * one row per input row, in that order: 0 (recorded now), 1 (the order has a certificate),
+     * 2 (intent without one), 3 (a new order whose subject key another account owns: nothing
+     * written), 4 (the key was bound by a transaction that committed after this statement's
+     * snapshot: retry, reported as a serialization failure) or 5 (the key is compromised,
+     * SBR 6.1.1.3 (4): nothing written, and an intent of this order recorded earlier is not
+     * signed either). The answers are those of the rows run one after another in batch order:
+     * - kb binds each new key to the account of the FIRST row (lowest k) that uses it, whether
+     *   or not that row's order is new (as a row-at-a-time insert does); a row's owner is the
+     *   key's account bound now (kb) or before (the snapshot); a key bound by another node
+     *   after the snapshot is in neither (ON CONFLICT waited for it) and answers 4.
+     * - ins inserts the rows whose key is theirs in batch order (ORDER BY k); of rows repeating
+     *   an order id only the first such row is inserted (ON CONFLICT DO NOTHING skips the rest
+     *   as it skips an order recorded before), and only that row answers 0.
      * Only a conflict on order_id is absorbed; a serial conflict fails the statement (and the
-     * batch). The outer SELECT sees the database as before this statement, which is what the
-     * answer needs. */
-    [PS_INTENT] = {"mc_intent",
-                   "WITH kc AS (SELECT 1 FROM compromised_keys WHERE spki_sha256 = $17),"
+     * batch). The key binding and the intents commit in the same transaction. */
+    [PS_INTENT] = {"mc_intents",
+                   "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
+                   " $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[],"
+                   " $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[],"
+                   " $17::bytea[], $18::bytea[]) WITH ORDINALITY AS t(order_id, account, profile,"
+                   " profile_hash, lint_version, engine_version, serial, tbs, tbs_hash,"
+                   " not_before, not_after, mailboxes, evidence, lint_warnings, replaces, spki,"
+                   " replaces_serial, k)),"
+                   /* per-row index probes (correlated subqueries), never a scan of the
+                    * key tables whatever the plan's row estimates */
+                   " tc AS (SELECT t.*, t.spki IS NOT NULL AND EXISTS (SELECT 1 FROM"
+                   " compromised_keys AS c WHERE c.spki_sha256 = t.spki) AS comp FROM t),"
                    " kb AS (INSERT INTO subject_keys (spki_sha256, account, first_order_id,"
-                   " created_at) SELECT $17, $2, $1, $16 WHERE $17 IS NOT NULL"
-                   " AND NOT EXISTS (SELECT 1 FROM kc)"
-                   " ON CONFLICT (spki_sha256) DO NOTHING RETURNING account),"
-                   " ko AS (SELECT account FROM kb UNION ALL"
-                   " SELECT account FROM subject_keys WHERE spki_sha256 = $17),"
-                   " ok AS (SELECT $17 IS NULL OR (NOT EXISTS (SELECT 1 FROM kc) AND"
-                   " EXISTS (SELECT 1 FROM ko) AND NOT EXISTS"
-                   " (SELECT 1 FROM ko WHERE account IS DISTINCT FROM $2)) AS v),"
+                   " created_at) SELECT DISTINCT ON (spki) spki, account, order_id, $16 FROM tc"
+                   " WHERE spki IS NOT NULL AND NOT comp ORDER BY spki, k"
+                   " ON CONFLICT (spki_sha256) DO NOTHING RETURNING spki_sha256, account),"
+                   " tk AS (SELECT x.*, coalesce(x.spki IS NULL OR (NOT x.comp AND"
+                   " x.owner = x.account), false) AS ok FROM (SELECT tc.*,"
+                   " coalesce(kb.account, (SELECT s.account FROM subject_keys AS s"
+                   " WHERE s.spki_sha256 = tc.spki)) AS owner"
+                   " FROM tc LEFT JOIN kb ON kb.spki_sha256 = tc.spki) AS x),"
                    " ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
                    " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
                    " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
                    " replaces_serial)"
-                   " SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-                   " $16, $17, $18 WHERE (SELECT v FROM ok)"
-                   " ON CONFLICT (order_id) DO NOTHING RETURNING 1)"
-                   " SELECT CASE WHEN EXISTS (SELECT 1 FROM ins) THEN 0"
-                   " WHEN EXISTS (SELECT 1 FROM certificates WHERE order_id = $1) THEN 1"
-                   " WHEN EXISTS (SELECT 1 FROM kc) THEN 5"
-                   " WHEN EXISTS (SELECT 1 FROM intents WHERE order_id = $1) OR (SELECT v FROM ok)"
-                   " THEN 2"
-                   " WHEN NOT EXISTS (SELECT 1 FROM ko) THEN 4 ELSE 3 END",
+                   " SELECT order_id, account, profile, profile_hash, lint_version,"
+                   " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes,"
+                   " evidence, lint_warnings, replaces, $16, spki, replaces_serial FROM tk"
+                   " WHERE ok ORDER BY k ON CONFLICT (order_id) DO NOTHING RETURNING order_id)"
+                   " SELECT (CASE WHEN tk.ok AND ins.order_id IS NOT NULL AND tk.k ="
+                   " min(CASE WHEN tk.ok THEN tk.k END) OVER (PARTITION BY tk.order_id) THEN 0"
+                   " WHEN EXISTS (SELECT 1 FROM intents AS i JOIN certificates AS c"
+                   " ON c.serial = i.serial WHERE i.order_id = tk.order_id) THEN 1"
+                   " WHEN tk.comp THEN 5"
+                   " WHEN ins.order_id IS NOT NULL OR tk.ok"
+                   " OR EXISTS (SELECT 1 FROM intents WHERE order_id = tk.order_id) THEN 2"
+                   " WHEN tk.owner IS NULL THEN 4"
+                   " ELSE 3 END)::int8 FROM tk LEFT JOIN ins ON ins.order_id = tk.order_id"
+                   " ORDER BY tk.k",
                    18,
-                   {OID_TEXT, OID_TEXT, OID_TEXT, OID_BYTEA, OID_TEXT, OID_TEXT, OID_BYTEA,
-                    OID_BYTEA, OID_BYTEA, OID_INT8, OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT,
-                    OID_TEXT, OID_INT8, OID_BYTEA, OID_BYTEA}},
-    /* Inserts only when an intent with this order id AND serial exists, and answers the rows
-     * inserted, the intent's serial and the certificate stored before this statement (both
-     * NULL when absent), so a refused row is explained without another query. A certificate
-     * inserted now whose intent replaces one of ours sets that one's replaced_by (store.h
-     * "replacement": never overwritten, never itself). */
-    [PS_CERT] = {"mc_cert",
-                 "WITH ins AS (INSERT INTO certificates (serial, order_id, der, issued_at)"
-                 " SELECT serial, order_id, $3, $4 FROM intents"
-                 " WHERE order_id = $1 AND serial = $2"
-                 " ON CONFLICT (serial) DO NOTHING RETURNING 1),"
-                 " rep AS (UPDATE certificates SET replaced_by = $2 WHERE serial ="
-                 " (SELECT replaces_serial FROM intents WHERE order_id = $1 AND serial = $2)"
-                 " AND serial <> $2 AND replaced_by IS NULL AND EXISTS (SELECT 1 FROM ins))"
-                 " SELECT (SELECT count(*) FROM ins), i.serial, c.der FROM (SELECT 1) AS one"
-                 " LEFT JOIN intents AS i ON i.order_id = $1"
-                 " LEFT JOIN certificates AS c ON c.serial = i.serial",
+                   {OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_BYTEA_ARR, OID_TEXT_ARR,
+                    OID_TEXT_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_INT8_ARR,
+                    OID_INT8_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_INT8,
+                    OID_BYTEA_ARR, OID_BYTEA_ARR}},
+    /* The certificates of a batch in one statement, as arrays (k = batch order). Inserts a row
+     * only when its order's intent has this serial; of rows repeating a serial the first such
+     * row (lowest k) is the one inserted. Answers per input row, in order: inserted now (the
+     * row itself, not a repeat), the intent's serial (NULL: no intent), the certificate stored
+     * before this statement (NULL: none), and the intent's replaces_serial, so a refused row
+     * is explained and replacements are linked without another query per row. */
+    [PS_CERT] = {"mc_certs",
+                 "WITH t AS (SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])"
+                 " WITH ORDINALITY AS t(order_id, serial, der, k)),"
+                 " ti AS (SELECT t.k, t.serial, t.der, i.serial AS iserial,"
+                 " i.order_id AS iorder, i.replaces_serial, coalesce(i.serial = t.serial, false)"
+                 " AS m FROM t LEFT JOIN intents AS i ON i.order_id = t.order_id),"
+                 " ins AS (INSERT INTO certificates (serial, order_id, der, issued_at)"
+                 " SELECT serial, iorder, der, $4 FROM ti WHERE m ORDER BY k"
+                 " ON CONFLICT (serial) DO NOTHING RETURNING serial)"
+                 " SELECT ti.m AND ins.serial IS NOT NULL AND ti.k ="
+                 " min(CASE WHEN ti.m THEN ti.k END) OVER (PARTITION BY ti.serial),"
+                 " ti.iserial, c.der, ti.replaces_serial"
+                 " FROM ti LEFT JOIN ins ON ins.serial = ti.serial"
+                 " LEFT JOIN certificates AS c ON c.serial = ti.iserial ORDER BY ti.k",
                  4,
-                 {OID_TEXT, OID_BYTEA, OID_BYTEA, OID_INT8}},
+                 {OID_TEXT_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_INT8}},
+    /* store.h "replacement": the replaced certificates' replaced_by, for pairs (replaced,
+     * replacing) the client filtered to what a row-at-a-time insert would have linked. */
+    [PS_REPLACE] = {"mc_replace",
+                    "UPDATE certificates AS c SET replaced_by = u.n"
+                    " FROM unnest($1::bytea[], $2::bytea[]) AS u(x, n)"
+                    " WHERE c.serial = u.x AND c.serial <> u.n AND c.replaced_by IS NULL",
+                    2,
+                    {OID_BYTEA_ARR, OID_BYTEA_ARR}},
     [PS_LOOKUP] = {"mc_lookup",
                    "SELECT i.serial, i.tbs, c.der FROM intents AS i"
                    " LEFT JOIN certificates AS c ON c.serial = i.serial WHERE i.order_id = $1",
@@ -230,10 +273,14 @@ static const struct {
                       "SELECT lint_version, lint_warnings FROM intents WHERE order_id = $1",
                       1,
                       {OID_TEXT}},
-    [PS_SERIAL_OWNER] = {"mc_serial_owner",
-                         "SELECT order_id FROM intents WHERE serial = $1",
-                         1,
-                         {OID_BYTEA}},
+    /* After a serial conflict: the first row of a batch whose serial another order holds. */
+    [PS_SERIAL_OWNER] =
+        {"mc_serial_owner",
+         "SELECT t.k, i.order_id FROM unnest($1::bytea[], $2::text[])"
+         " WITH ORDINALITY AS t(serial, order_id, k) JOIN intents AS i"
+         " ON i.serial = t.serial AND i.order_id <> t.order_id ORDER BY t.k LIMIT 1",
+         2,
+         {OID_BYTEA_ARR, OID_TEXT_ARR}},
     [PS_CT_INSERT] = {"mc_ct_insert",
                       "INSERT INTO ct_outbox (serial, log_id, precert, chain, next_at, created_at)"
                       " VALUES ($1, $2, $3, $4, $5, $6)"
@@ -615,6 +662,13 @@ static mc_err pipeline_chunk(pg_store *s, const char *what, int stmt, const void
         }
         PQclear(res);
         cmd++;
+        /* a connection lost in the middle never delivers the Sync: stop reading here (the
+         * next call reconnects) */
+        if (PQstatus(s->conn) != CONNECTION_OK || cmd > ncmd) {
+            if (!e)
+                e = pg_err(s, err, NULL, what, NULL);
+            break;
+        }
     }
     if (!PQexitPipelineMode(s->conn) && !e)
         e = pg_err(s, err, NULL, what, NULL);
@@ -649,187 +703,550 @@ static mc_err pipeline_batch(pg_store *s, const char *what, int stmt, const void
 
 /* --- intents --------------------------------------------------------------------------------- */
 
-typedef struct intents_ctx {
-    const mc_intent *v;
-    mc_intent_state *state;
-    int64_t now;
-    size_t collided; /* 1 + index of the row that hit the serial's uniqueness, or 0 */
-    uint8_t replaces_serial[PG_CHUNK][MC_SERIAL_MAX]; /* parsed replaces of the chunk in flight */
-} intents_ctx;
+/* A one-dimensional array parameter in PostgreSQL's binary array format (array_recv): ndim,
+ * has-null flag, element type, length and lower bound, then per element its length (-1: NULL)
+ * and bytes. Grown as elements are added; oom set when an allocation failed. */
+typedef struct pg_arr {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+} pg_arr;
 
-static void intent_params(pg_store *s, size_t i, const void *rows, params *p)
+static void arr_raw(pg_arr *a, const void *v, size_t n)
 {
-    (void)s;
-    intents_ctx *c = (intents_ctx *)rows;
-    const mc_intent *it = &c->v[i];
-    p_text(p, 0, it->order_id);
-    p_text(p, 1, it->account);
-    p_text(p, 2, it->profile);
-    p_blob(p, 3, it->profile_hash, 32);
-    p_text(p, 4, it->lint_version);
-    p_text(p, 5, it->engine_version);
-    p_blob(p, 6, it->serial, it->serial_len);
-    p_blob(p, 7, it->tbs, it->tbs_len);
-    p_blob(p, 8, it->tbs_hash, 32);
-    p_int8(p, 9, it->not_before);
-    p_int8(p, 10, it->not_after);
-    p_text(p, 11, it->mailboxes);
-    p_text(p, 12, it->evidence);
-    p_text(p, 13, it->lint_warnings);
-    p_text(p, 14, it->replaces);
-    p_int8(p, 15, c->now);
-    p_blob(p, 16, it->spki_sha256, it->spki_sha256 ? 32 : 0);
-    /* intents_ctx keeps the parsed serial: the parameters point into it until sent */
-    uint8_t *rser = c->replaces_serial[i % PG_CHUNK];
-    size_t rser_len = 0;
-    if (it->replaces && mc_store_serial_parse(it->replaces, rser, &rser_len))
-        p_blob(p, 17, rser, rser_len);
-    else
-        p_blob(p, 17, NULL, 0);
+    if (a->oom)
+        return;
+    if (a->len + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->len + n)
+            cap *= 2;
+        uint8_t *q = realloc(a->p, cap);
+        if (!q) {
+            a->oom = 1;
+            return;
+        }
+        a->p = q;
+        a->cap = cap;
+    }
+    memcpy(a->p + a->len, v, n);
+    a->len += n;
 }
 
-/* Who holds this serial, asked after the rollback: an earlier row of this batch (its insert was
- * rolled back, so it is found here) or a committed intent. Keeps the message in err when the
- * owner is not found (it may have been rolled back by another node meanwhile). */
-static mc_err serial_collision(pg_store *s, const intents_ctx *c, size_t i, mc_errdetail *err)
+static void arr_u32(pg_arr *a, uint32_t v)
 {
-    const mc_intent *it = &c->v[i];
-    char hex[2 * MC_SERIAL_MAX + 1], field[MC_ERR_FIELD_MAX];
-    snprintf(field, sizeof field, "intents[%zu].serial", i);
-    mc_store_serial_hex(hex, it->serial, it->serial_len);
-    for (size_t j = 0; j < i; j++) {
-        const mc_intent *o = &c->v[j];
-        if (c->state[j] == MC_INTENT_NEW && o->serial_len == it->serial_len &&
-            memcmp(o->serial, it->serial, it->serial_len) == 0)
-            return mc_err_set(
-                err, MC_ERR_STORE, field, NULL,
-                "intents commit: serial %s of order '%s' is already recorded for order '%s'", hex,
-                it->order_id, o->order_id);
+    uint32_t be = htobe32(v);
+    arr_raw(a, &be, 4);
+}
+
+static void arr_begin(pg_arr *a, Oid elem, size_t n)
+{
+    a->len = 0;
+    arr_u32(a, 1);
+    arr_u32(a, 1); /* may hold NULLs */
+    arr_u32(a, elem);
+    arr_u32(a, (uint32_t)n);
+    arr_u32(a, 1);
+}
+
+static void arr_put(pg_arr *a, const void *v, size_t n)
+{
+    if (!v) {
+        arr_u32(a, 0xffffffffu); /* -1: NULL */
+        return;
     }
+    arr_u32(a, (uint32_t)n);
+    arr_raw(a, v, n);
+}
+
+static void arr_text(pg_arr *a, const char *v)
+{
+    arr_put(a, v, v ? strlen(v) : 0);
+}
+
+static void arr_int8(pg_arr *a, int64_t v)
+{
+    uint64_t be = htobe64((uint64_t)v);
+    arr_put(a, &be, 8);
+}
+
+static void arrs_free(pg_arr *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(a[i].p);
+}
+
+/* Points parameter i at array a (binary). 0, or -1 when building it ran out of memory. */
+static int p_arr(params *p, int i, const pg_arr *a)
+{
+    p->val[i] = (const char *)a->p;
+    p->len[i] = (int)a->len;
+    p->fmt[i] = 1;
+    return a->oom || a->len > 0x7fffffff ? -1 : 0;
+}
+
+/* Sends the prepared statement stmt with p in pipeline mode, preceded by BEGIN when begin, and
+ * reads its results: *out gets the statement's result (caller PQclears; NULL on error). One
+ * round trip. On error the transaction is rolled back and err says why. */
+static mc_err pipeline_stmt(pg_store *s, const char *what, int begin, int stmt, const params *p,
+                            PGresult **out, mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    *out = NULL;
+    if (!PQenterPipelineMode(s->conn))
+        return pg_err(s, err, NULL, what, NULL);
+    int ok = 1;
+    if (begin)
+        ok = PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    if (ok)
+        ok = PQsendQueryPrepared(s->conn, stmts[stmt].name, stmts[stmt].nparams, p->val, p->len,
+                                 p->fmt, 1);
+    if (ok)
+        ok = PQpipelineSync(s->conn);
+    if (!ok) {
+        e = pg_err(s, err, NULL, what, NULL);
+        PQexitPipelineMode(s->conn);
+        PQreset(s->conn);
+        s->prepared = 0;
+        return e;
+    }
+    size_t cmd = 0, ncmd = (size_t)begin + 1;
+    for (;;) {
+        PGresult *res = PQgetResult(s->conn);
+        if (!res) {
+            if (PQstatus(s->conn) != CONNECTION_OK) {
+                if (!e)
+                    e = pg_err(s, err, NULL, what, NULL);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (!e && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            char op[MC_ERR_MSG_MAX / 2];
+            snprintf(op, sizeof op, "%s%s", what, cmd == 0 && begin ? ": begin" : "");
+            e = pg_err(s, err, NULL, op, res);
+            if (cmd == ncmd - 1 && !*out) {
+                *out = res; /* the caller may read the failure's fields */
+                res = NULL;
+            }
+        } else if (!e && cmd == ncmd - 1) {
+            *out = res;
+            res = NULL;
+        }
+        PQclear(res);
+        cmd++;
+        /* a connection lost in the middle never delivers the Sync: stop reading here (the
+         * next call reconnects) */
+        if (PQstatus(s->conn) != CONNECTION_OK || cmd > ncmd) {
+            if (!e)
+                e = pg_err(s, err, NULL, what, NULL);
+            break;
+        }
+    }
+    if (!PQexitPipelineMode(s->conn) && !e)
+        e = pg_err(s, err, NULL, what, NULL);
+    if (!e && (cmd != ncmd || !*out))
+        e = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "%s: %zu results for %zu commands", what,
+                       cmd, ncmd);
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+/* Makes the connection ready and the statements prepared. */
+static mc_err batch_ready(pg_store *s, mc_errdetail *err)
+{
+    mc_err e = conn_ready(s, err);
+    if (!e && !s->prepared)
+        e = prepare_all(s, err);
+    return e;
+}
+
+/* --- intents --------------------------------------------------------------------------------- */
+
+/* The rows of one intents statement: at most this many per statement (a larger batch runs as
+ * several statements in the same transaction, each seeing the ones before). */
+#define PG_INTENTS_MAX 4096
+
+static int cmp_serial_idx(const void *a, const void *b, void *arg)
+{
+    const mc_intent *v = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const mc_intent *x = &v[i], *y = &v[j];
+    size_t n = x->serial_len < y->serial_len ? x->serial_len : y->serial_len;
+    int c = memcmp(x->serial, y->serial, n);
+    if (c)
+        return c;
+    if (x->serial_len != y->serial_len)
+        return x->serial_len < y->serial_len ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+/* After a serial conflict (the batch is rolled back): names the first row whose serial an
+ * earlier row of the batch (another order id) or a recorded intent holds. Keeps the message
+ * already in err when neither is found (the owner may have been rolled back meanwhile). */
+static mc_err serial_collision(pg_store *s, const mc_intent *v, size_t n, mc_errdetail *err)
+{
+    char hex[2 * MC_SERIAL_MAX + 1], field[MC_ERR_FIELD_MAX];
+    size_t best = n, owner = n;
+    size_t *ix = malloc(n * sizeof *ix);
+    if (ix) {
+        for (size_t i = 0; i < n; i++)
+            ix[i] = i;
+        qsort_r(ix, n, sizeof *ix, cmp_serial_idx, (void *)v);
+        /* within a run of equal serials, the first row (lowest index) is the holder */
+        for (size_t r = 0; r < n;) {
+            size_t e = r + 1;
+            while (e < n && v[ix[e]].serial_len == v[ix[r]].serial_len &&
+                   memcmp(v[ix[e]].serial, v[ix[r]].serial, v[ix[r]].serial_len) == 0)
+                e++;
+            for (size_t q = r + 1; q < e; q++)
+                if (strcmp(v[ix[q]].order_id, v[ix[r]].order_id) != 0 && ix[q] < best) {
+                    best = ix[q];
+                    owner = ix[r];
+                    break;
+                }
+            r = e;
+        }
+        free(ix);
+    }
+    /* a recorded intent of another order, for a row before the in-batch one */
+    pg_arr a[2] = {{0}};
     params p;
     memset(&p, 0, sizeof p);
-    p_blob(&p, 0, it->serial, it->serial_len);
-    PGresult *res = run(s, PS_SERIAL_OWNER, &p);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+    size_t m = best < n ? best : n;
+    PGresult *res = NULL;
+    if (m > 0) {
+        arr_begin(&a[0], OID_BYTEA, m);
+        arr_begin(&a[1], OID_TEXT, m);
+        for (size_t i = 0; i < m; i++) {
+            arr_put(&a[0], v[i].serial, v[i].serial_len);
+            arr_text(&a[1], v[i].order_id);
+        }
+        if (p_arr(&p, 0, &a[0]) == 0 && p_arr(&p, 1, &a[1]) == 0)
+            res = run(s, PS_SERIAL_OWNER, &p);
+    }
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        size_t i = (size_t)get_int8(res, 0, 0) - 1;
+        snprintf(field, sizeof field, "intents[%zu].serial", i);
         mc_err_set(err, MC_ERR_STORE, field, NULL,
                    "intents commit: serial %s of order '%s' is already recorded for order '%s'",
-                   hex, it->order_id, PQgetvalue(res, 0, 0));
+                   mc_store_serial_hex(hex, v[i].serial, v[i].serial_len), v[i].order_id,
+                   PQgetvalue(res, 0, 1));
+    } else if (best < n) {
+        snprintf(field, sizeof field, "intents[%zu].serial", best);
+        mc_err_set(err, MC_ERR_STORE, field, NULL,
+                   "intents commit: serial %s of order '%s' is already recorded for order '%s'",
+                   mc_store_serial_hex(hex, v[best].serial, v[best].serial_len), v[best].order_id,
+                   v[owner].order_id);
+    }
     PQclear(res);
+    arrs_free(a, 2);
     return MC_ERR_STORE;
 }
 
-static mc_err intent_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_errdetail *err)
+/* Reads the answers of one intents statement into state[0..n). */
+static mc_err intents_answers(const mc_intent *v, size_t n, PGresult *res, mc_intent_state *state,
+                              mc_errdetail *err)
 {
-    intents_ctx *c = arg;
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-        /* 23505: unique_violation; the order id conflict is absorbed, so this is the serial. */
-        if (state && strcmp(state, "23505") == 0 && cons && strcmp(cons, "intents_serial_key") == 0)
-            c->collided = i + 1; /* explained once the pipeline is over */
-        return MC_ERR_STORE;     /* err already names the failure */
-    }
-    const char *v = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
-    switch (v[0]) {
-    case '0':
-        c->state[i] = MC_INTENT_NEW;
-        return MC_OK;
-    case '1':
-        c->state[i] = MC_INTENT_ISSUED;
-        return MC_OK;
-    case '2':
-        c->state[i] = MC_INTENT_PENDING;
-        return MC_OK;
-    case '3':
-        c->state[i] = MC_INTENT_KEY_BOUND;
-        return MC_OK;
-    case '5':
-        c->state[i] = MC_INTENT_KEY_COMPROMISED;
-        return MC_OK;
-    case '4':
-        return mc_err_set(err, MC_ERR_STORE, "intents", NULL,
-                          "intents commit: order '%s': its subject key was bound by another "
-                          "node meanwhile, retry (sqlstate 40001)",
-                          c->v[i].order_id);
-    default:
+    if ((size_t)PQntuples(res) != n)
         return mc_err_set(err, MC_ERR_INTERNAL, "intents", NULL,
-                          "intents commit: order '%s': unexpected answer '%s'", c->v[i].order_id,
-                          v);
+                          "intents commit: %d answers for %zu rows", PQntuples(res), n);
+    for (size_t i = 0; i < n; i++) {
+        int64_t a = get_int8(res, (int)i, 0);
+        switch (a) {
+        case 0:
+            state[i] = MC_INTENT_NEW;
+            break;
+        case 1:
+            state[i] = MC_INTENT_ISSUED;
+            break;
+        case 2:
+            state[i] = MC_INTENT_PENDING;
+            break;
+        case 3:
+            state[i] = MC_INTENT_KEY_BOUND;
+            break;
+        case 5:
+            state[i] = MC_INTENT_KEY_COMPROMISED;
+            break;
+        case 4:
+            return mc_err_set(err, MC_ERR_STORE, "intents", NULL,
+                              "intents commit: order '%s': its subject key was bound by another "
+                              "node meanwhile, retry (sqlstate 40001)",
+                              v[i].order_id);
+        default:
+            return mc_err_set(err, MC_ERR_INTERNAL, "intents", NULL,
+                              "intents commit: order '%s': unexpected answer %lld", v[i].order_id,
+                              (long long)a);
+        }
     }
+    return MC_OK;
+}
+
+/* Runs the intents statement over v[0..n) (n <= PG_INTENTS_MAX) in the open transaction (begin:
+ * opens it). On error the transaction is rolled back. */
+static mc_err intents_chunk(pg_store *s, const mc_intent *v, size_t n, int64_t now, int begin,
+                            mc_intent_state *state, mc_errdetail *err)
+{
+    enum { NA = 17 };
+    static const Oid elem[NA] = {OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_TEXT, OID_TEXT,
+                                 OID_BYTEA, OID_BYTEA, OID_BYTEA, OID_INT8,  OID_INT8, OID_TEXT,
+                                 OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_BYTEA};
+    pg_arr a[NA];
+    params p;
+    PGresult *res = NULL;
+    mc_err e = MC_OK;
+    memset(a, 0, sizeof a);
+    memset(&p, 0, sizeof p);
+    for (int k = 0; k < NA; k++)
+        arr_begin(&a[k], elem[k], n);
+    for (size_t i = 0; i < n; i++) {
+        const mc_intent *it = &v[i];
+        uint8_t rser[MC_SERIAL_MAX];
+        size_t rser_len = 0;
+        arr_text(&a[0], it->order_id);
+        arr_text(&a[1], it->account);
+        arr_text(&a[2], it->profile);
+        arr_put(&a[3], it->profile_hash, 32);
+        arr_text(&a[4], it->lint_version);
+        arr_text(&a[5], it->engine_version);
+        arr_put(&a[6], it->serial, it->serial_len);
+        arr_put(&a[7], it->tbs, it->tbs_len);
+        arr_put(&a[8], it->tbs_hash, 32);
+        arr_int8(&a[9], it->not_before);
+        arr_int8(&a[10], it->not_after);
+        arr_text(&a[11], it->mailboxes);
+        arr_text(&a[12], it->evidence);
+        arr_text(&a[13], it->lint_warnings);
+        arr_text(&a[14], it->replaces);
+        arr_put(&a[15], it->spki_sha256, 32);
+        if (it->replaces && mc_store_serial_parse(it->replaces, rser, &rser_len))
+            arr_put(&a[16], rser, rser_len);
+        else
+            arr_put(&a[16], NULL, 0);
+    }
+    /* parameters $1..$15 are the first arrays, $16 the time, $17 and $18 the last two */
+    int bad = 0;
+    for (int k = 0; k < 15; k++)
+        bad |= p_arr(&p, k, &a[k]);
+    p_int8(&p, 15, now);
+    bad |= p_arr(&p, 16, &a[15]);
+    bad |= p_arr(&p, 17, &a[16]);
+    if (bad) {
+        e = mc_err_set(err, MC_ERR_NOMEM, "intents", NULL, "intents commit: out of memory");
+        if (!begin)
+            txn_abort(s);
+        goto done;
+    }
+    e = pipeline_stmt(s, "intents commit", begin, PS_INTENT, &p, &res, err);
+    if (e) {
+        const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *cons = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        /* 23505: unique_violation; the order id conflict is absorbed, so this is the serial */
+        if (st && strcmp(st, "23505") == 0 && cons && strcmp(cons, "intents_serial_key") == 0)
+            e = serial_collision(s, v, n, err);
+        goto done;
+    }
+    e = intents_answers(v, n, res, state, err);
+    if (e)
+        txn_abort(s);
+done:
+    PQclear(res);
+    arrs_free(a, NA);
+    return e;
 }
 
 static mc_err pg_intents_commit(mc_store *base, const mc_intent *v, size_t n,
                                 mc_intent_state *state, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
-    intents_ctx c = {.v = v, .state = state, .now = (int64_t)time(NULL)};
-    /* The insert answers (as text) what it found; COMMIT rides in the last chunk, so a batch is
-     * one round trip when n <= PG_CHUNK (a row can fail only on the server, which then aborts
-     * the COMMIT too). */
-    mc_err e = pipeline_batch(s, "intents commit", PS_INTENT, &c, n, 1, 0, intent_params,
-                              intent_row, &c, err);
-    if (e && c.collided)
-        e = serial_collision(s, &c, c.collided - 1, err);
+    const int64_t now = (int64_t)time(NULL);
+    mc_err e = batch_ready(s, err);
+    if (e)
+        return e;
+    /* BEGIN and the statement in one round trip, COMMIT in a second: a row answering "retry"
+     * (4) must roll back the whole batch, which is known only once the answers are read. */
+    for (size_t from = 0; from < n && !e; from += PG_INTENTS_MAX) {
+        size_t m = n - from > PG_INTENTS_MAX ? PG_INTENTS_MAX : n - from;
+        e = intents_chunk(s, v + from, m, now, from == 0, state + from, err);
+        if (e && from > 0 && strncmp(err->field, "intents[", 8) == 0) {
+            /* the chunk named its row from 0: make it the batch's index */
+            size_t i = (size_t)strtoull(err->field + 8, NULL, 10) + from;
+            snprintf(err->field, sizeof err->field, "intents[%zu].serial", i);
+        }
+    }
+    if (!e && (e = exec_cmd(s, "COMMIT", "intents commit: commit", err)) != MC_OK)
+        txn_abort(s);
     return e;
 }
 
 /* --- certificates ---------------------------------------------------------------------------- */
 
-typedef struct certs_ctx {
-    const mc_stored_cert *v;
-    int64_t now;
-} certs_ctx;
+#define PG_CERTS_MAX 4096
 
-static void cert_params(pg_store *s, size_t i, const void *rows, params *p)
+static int same_blob(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 {
-    (void)s;
-    const certs_ctx *c = rows;
-    const mc_stored_cert *ce = &c->v[i];
-    p_text(p, 0, ce->order_id);
-    p_blob(p, 1, ce->serial, ce->serial_len);
-    p_blob(p, 2, ce->der, ce->der_len);
-    p_int8(p, 3, c->now);
+    return an == bn && memcmp(a, b, an) == 0;
 }
 
-/* A row inserted nothing: the same DER already stored is a harmless replay (a collector
- * retrying a batch); anything else is refused. The statement's answer says which. */
-static mc_err cert_row(pg_store *s, size_t i, PGresult *res, void *arg, mc_errdetail *err)
+/* Row i (batch index bi) was not inserted: a replay of the same DER is harmless (a collector
+ * retrying a batch, or a repeat within it); anything else is refused. */
+static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresult *res,
+                           const uint8_t *inserted, mc_errdetail *err)
 {
-    (void)s;
-    certs_ctx *c = arg;
-    const mc_stored_cert *ce = &c->v[i];
-    if (PQresultStatus(res) == PGRES_FATAL_ERROR)
-        return MC_ERR_STORE;
-    if (PQntuples(res) != 1)
-        return mc_err_set(err, MC_ERR_INTERNAL, "certs", NULL,
-                          "certs commit: order '%s': %d rows answered", ce->order_id,
-                          PQntuples(res));
-    if (get_int8(res, 0, 0) == 1)
-        return MC_OK;
+    const mc_stored_cert *ce = &v[i];
     char field[MC_ERR_FIELD_MAX], hex[2 * MC_SERIAL_MAX + 1], hex2[2 * MC_SERIAL_MAX + 1];
-    snprintf(field, sizeof field, "certs[%zu]", i);
+    snprintf(field, sizeof field, "certs[%zu]", bi);
     size_t iser_len, der_len;
-    const uint8_t *iser = get_blob(res, 0, 1, &iser_len);
-    const uint8_t *der = get_blob(res, 0, 2, &der_len);
+    const uint8_t *iser = get_blob(res, (int)i, 1, &iser_len);
+    const uint8_t *der = get_blob(res, (int)i, 2, &der_len);
     if (!iser)
         return mc_err_set(err, MC_ERR_STORE, field, NULL,
                           "certs commit: no intent recorded for order '%s'", ce->order_id);
-    if (iser_len != ce->serial_len || memcmp(iser, ce->serial, iser_len) != 0)
+    if (!same_blob(iser, iser_len, ce->serial, ce->serial_len))
         return mc_err_set(err, MC_ERR_STORE, field, NULL,
                           "certs commit: order '%s': serial %s does not match the intent's %s",
                           ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len),
                           mc_store_serial_hex(hex2, iser, iser_len));
+    if (!der) {
+        /* inserted by an earlier row of this statement? then that row's DER is the stored one */
+        for (size_t j = 0; j < i && !der; j++)
+            if (inserted[j] &&
+                same_blob(v[j].serial, v[j].serial_len, ce->serial, ce->serial_len)) {
+                der = v[j].der;
+                der_len = v[j].der_len;
+            }
+    }
     if (!der)
         /* Another node stored it after this statement's snapshot was taken: retryable. */
         return mc_err_set(err, MC_ERR_STORE, field, NULL,
                           "certs commit: order '%s': certificate stored concurrently, retry",
                           ce->order_id);
-    if (der_len != ce->der_len || memcmp(der, ce->der, der_len) != 0)
+    if (!same_blob(der, der_len, ce->der, ce->der_len))
         return mc_err_set(err, MC_ERR_STORE, field, NULL,
                           "certs commit: order '%s': serial %s already has a different "
                           "certificate",
                           ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
     return MC_OK;
+}
+
+/* Links the replacements of the certificates inserted now (store.h "replacement") as a
+ * row-at-a-time insert with the SQLite trigger does: row i (inserted now, its intent replacing
+ * X, X not itself) sets X's replaced_by unless X was inserted now by a LATER row (it did not
+ * exist yet when row i went in); of several rows replacing one X the first counts. */
+static mc_err certs_replacements(pg_store *s, const mc_stored_cert *v, size_t n, PGresult *res,
+                                 const uint8_t *inserted, mc_errdetail *err)
+{
+    pg_arr a[2] = {{0}};
+    params p;
+    size_t pairs = 0;
+    mc_err e = MC_OK;
+    memset(&p, 0, sizeof p);
+    for (size_t i = 0; i < n; i++) {
+        size_t xl;
+        const uint8_t *x = get_blob(res, (int)i, 3, &xl);
+        if (!inserted[i] || !x || same_blob(x, xl, v[i].serial, v[i].serial_len))
+            continue;
+        int skip = 0;
+        for (size_t m = i + 1; m < n && !skip; m++)
+            skip = inserted[m] && same_blob(v[m].serial, v[m].serial_len, x, xl);
+        for (size_t j = 0; j < i && !skip; j++) {
+            size_t yl;
+            const uint8_t *y = get_blob(res, (int)j, 3, &yl);
+            /* an earlier pair for the same X was kept: the first replacement counts */
+            skip = inserted[j] && y && same_blob(x, xl, y, yl) &&
+                   !same_blob(y, yl, v[j].serial, v[j].serial_len);
+            if (skip) {
+                int later = 0;
+                for (size_t m = j + 1; m < n && !later; m++)
+                    later = inserted[m] && same_blob(v[m].serial, v[m].serial_len, y, yl);
+                skip = !later;
+            }
+        }
+        if (skip)
+            continue;
+        if (pairs++ == 0) {
+            arr_begin(&a[0], OID_BYTEA, 0);
+            arr_begin(&a[1], OID_BYTEA, 0);
+        }
+        arr_put(&a[0], x, xl);
+        arr_put(&a[1], v[i].serial, v[i].serial_len);
+    }
+    if (pairs == 0)
+        return MC_OK;
+    /* the element count sits at byte 12 of the header */
+    uint32_t be = htobe32((uint32_t)pairs);
+    for (int k = 0; k < 2; k++)
+        if (!a[k].oom)
+            memcpy(a[k].p + 12, &be, 4);
+    if (p_arr(&p, 0, &a[0]) || p_arr(&p, 1, &a[1])) {
+        e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
+        goto done;
+    }
+    PGresult *r = run(s, PS_REPLACE, &p);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        e = pg_err(s, err, "certs", "certs commit: replaced_by", r);
+    PQclear(r);
+done:
+    arrs_free(a, 2);
+    return e;
+}
+
+/* Runs the certificates statement over v[0..n) (n <= PG_CERTS_MAX) in the open transaction
+ * (begin: opens it), checks every row and links replacements. The caller rolls back on error.
+ * bi0: the batch index of v[0], for messages. */
+static mc_err certs_chunk(pg_store *s, const mc_stored_cert *v, size_t n, size_t bi0, int64_t now,
+                          int begin, mc_errdetail *err)
+{
+    pg_arr a[3];
+    params p;
+    PGresult *res = NULL;
+    uint8_t *inserted = calloc(n, 1);
+    mc_err e = MC_OK;
+    memset(a, 0, sizeof a);
+    memset(&p, 0, sizeof p);
+    arr_begin(&a[0], OID_TEXT, n);
+    arr_begin(&a[1], OID_BYTEA, n);
+    arr_begin(&a[2], OID_BYTEA, n);
+    for (size_t i = 0; i < n; i++) {
+        arr_text(&a[0], v[i].order_id);
+        arr_put(&a[1], v[i].serial, v[i].serial_len);
+        arr_put(&a[2], v[i].der, v[i].der_len);
+    }
+    int bad = !inserted;
+    for (int k = 0; k < 3; k++)
+        bad |= p_arr(&p, k, &a[k]);
+    p_int8(&p, 3, now);
+    if (bad) {
+        e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
+        goto done;
+    }
+    e = pipeline_stmt(s, "certs commit", begin, PS_CERT, &p, &res, err);
+    if (e)
+        goto done;
+    if ((size_t)PQntuples(res) != n) {
+        e = mc_err_set(err, MC_ERR_INTERNAL, "certs", NULL, "certs commit: %d answers for %zu rows",
+                       PQntuples(res), n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* binary bool: one byte */
+        inserted[i] = !PQgetisnull(res, (int)i, 0) && PQgetlength(res, (int)i, 0) == 1 &&
+                      PQgetvalue(res, (int)i, 0)[0] != 0;
+        if (!inserted[i] && (e = cert_refused(v, i, bi0 + i, res, inserted, err)) != MC_OK)
+            goto done;
+    }
+    e = certs_replacements(s, v, n, res, inserted, err);
+done:
+    PQclear(res);
+    arrs_free(a, 3);
+    free(inserted);
+    return e;
 }
 
 typedef struct ct_enqueue_ctx {
@@ -843,24 +1260,24 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
                               const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
-    certs_ctx c = {.v = v, .now = (int64_t)time(NULL)};
-    /* A refused row is known only once its answer is read, so COMMIT goes separately. */
-    mc_err e =
-        pipeline_batch(s, "certs commit", PS_CERT, &c, n, 0, 1, cert_params, cert_row, &c, err);
+    const int64_t now = (int64_t)time(NULL);
+    mc_err e = batch_ready(s, err);
     if (e)
         return e;
+    /* A refused row is known only once its answer is read, so COMMIT goes separately. */
+    for (size_t from = 0; from < n && !e; from += PG_CERTS_MAX) {
+        size_t m = n - from > PG_CERTS_MAX ? PG_CERTS_MAX : n - from;
+        e = certs_chunk(s, v + from, m, from, now, from == 0, err);
+    }
     /* The CT outbox rows join the open transaction. */
-    ct_enqueue_ctx cc = {.v = ct, .now_s = c.now};
+    ct_enqueue_ctx cc = {.v = ct, .now_s = now};
     for (size_t from = 0; from < ct_n && !e; from += PG_CHUNK) {
         size_t to = ct_n - from > PG_CHUNK ? from + PG_CHUNK : ct_n;
         e = pipeline_chunk(s, "certs commit: ct outbox", PS_CT_INSERT, &cc, from, to, 0, 0, 1,
                            ct_enqueue_params, NULL, NULL, err);
     }
-    if (e) {
-        txn_abort(s);
-        return e;
-    }
-    e = exec_cmd(s, "COMMIT", "certs commit: commit", err);
+    if (!e)
+        e = exec_cmd(s, "COMMIT", "certs commit: commit", err);
     if (e)
         txn_abort(s);
     return e;

@@ -447,10 +447,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
-    assert_int_equal(mc_store_schema_version(), 5);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 5);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 6);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(mc_store_schema_version(), 6);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 6);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -476,26 +476,26 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), 7);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 6);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (8, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 7 is newer"));
+    assert_non_null(strstr(err.message, "schema version 8 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 6);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 7);
 }
 
 static void test_newer_schema_refused(void **state)
 {
     fixture *fx = *state;
     mc_store_close(open_ok(fx->where));
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (6, 0)");
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (7, 0)");
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
     assert_int_equal(mc_store_open(fx->where, &s, &err), MC_ERR_STORE);
     assert_null(s);
-    assert_non_null(strstr(err.message, "schema version 6 is newer"));
+    assert_non_null(strstr(err.message, "schema version 7 is newer"));
 }
 
 static void test_open_bad_path(void **state)
@@ -886,7 +886,7 @@ static void test_reopen_keeps_data(void **state)
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 5);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 6);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -1060,6 +1060,128 @@ static void test_bench_batch_256(void **state)
 
 /* A store at schema version 1 with data (as an engine before migration 2 left it) is brought to
  * the current version at open, its data kept, and works: its old intents have no key hash. */
+/* Puts back what migration 6 removed: certificates.order_id UNIQUE (SQLite: the table as
+ * migrations 1 and 4 left it, rows and rowids kept, and its trigger). */
+static void undo_migration_6(const fixture *fx)
+{
+    if (fx->b == &sqlite_backend) {
+        raw_exec(fx,
+                 "CREATE TABLE certificates_v5 ("
+                 " serial BLOB PRIMARY KEY REFERENCES intents(serial),"
+                 " order_id TEXT UNIQUE NOT NULL, der BLOB NOT NULL, issued_at INTEGER,"
+                 " status TEXT NOT NULL DEFAULT 'issued', revoked_at INTEGER,"
+                 " revocation_reason INTEGER, replaced_by BLOB);"
+                 "INSERT INTO certificates_v5 (rowid, serial, order_id, der, issued_at, status,"
+                 " revoked_at, revocation_reason, replaced_by) SELECT rowid, serial, order_id,"
+                 " der, issued_at, status, revoked_at, revocation_reason, replaced_by"
+                 " FROM certificates;"
+                 "DROP TABLE certificates;"
+                 "ALTER TABLE certificates_v5 RENAME TO certificates;"
+                 "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
+                 " UPDATE certificates SET replaced_by = NEW.serial"
+                 " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
+                 " AND serial <> NEW.serial AND replaced_by IS NULL;"
+                 " END;");
+    } else {
+        raw_exec(fx, "ALTER TABLE certificates ADD CONSTRAINT certificates_order_id_key"
+                     " UNIQUE (order_id)");
+    }
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 6");
+}
+
+/* Unique indexes on certificates(order_id): 1 before migration 6, 0 after. */
+static int64_t certs_order_unique(const fixture *fx)
+{
+    return raw_int(fx, fx->b == &sqlite_backend
+                           ? "SELECT count(*) FROM pragma_index_list('certificates') AS l"
+                             " JOIN pragma_index_info(l.name) AS c WHERE l.\"unique\""
+                             " AND c.name = 'order_id'"
+                           : "SELECT count(*) FROM pg_constraint WHERE conrelid ="
+                             " 'certificates'::regclass AND contype = 'u'");
+}
+
+/* A version 5 store (certificates.order_id UNIQUE) brought to 6 by mc_store_migrate (`mailca
+ * store migrate`): the index is gone, every row is kept as it was (certificates, replacement
+ * link, revocation), and the guarantees the index stood for still hold: an order keeps its one
+ * certificate, a replacement committed after the migration links its predecessor. */
+static void test_migrate_5_to_6(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "m6", 0, 6);
+    char rep[2 * SER_LEN + 1];
+    mc_store_serial_hex(rep, b.serial[0], SER_LEN);
+    b.in[1].replaces = rep; /* m6-1 replaces m6-0 */
+    assert_int_equal(mc_store_intents_commit(s, b.in, 6, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 4, &err), MC_OK);
+    mc_revoke_sel sel = {.by = MC_REVOKE_SERIAL, .serial = b.serial[2], .serial_len = SER_LEN};
+    mc_revoke_counts rc;
+    assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_SUPERSEDED, 1234, 0, &rc, &err), MC_OK);
+    mc_store_close(s);
+    assert_int_equal(certs_order_unique(fx), 0);
+
+    undo_migration_6(fx);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
+    assert_int_equal(certs_order_unique(fx), 1);
+
+    mc_err_clear(&err);
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(certs_order_unique(fx), 0);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), 8);
+
+    s = open_ok(fx->where);
+    expect_counts(s, 4, 2);
+    for (size_t i = 0; i < 4; i++)
+        expect_lookup(s, b.order[i], b.serial[i], b.tbs[i], b.der[i]);
+    expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], NULL);
+    uint8_t by[MC_SERIAL_MAX];
+    size_t by_len = 0;
+    assert_int_equal(mc_store_replaced_by(s, b.serial[0], SER_LEN, by, &by_len, &err), MC_OK);
+    assert_int_equal(by_len, SER_LEN);
+    assert_memory_equal(by, b.serial[1], SER_LEN);
+    char status[16];
+    int64_t at = 0;
+    int reason = 0;
+    assert_int_equal(
+        mc_store_cert_status(s, b.serial[2], SER_LEN, status, sizeof status, &at, &reason, &err),
+        MC_OK);
+    assert_string_equal(status, "revoked");
+    assert_int_equal(at, 1234);
+    assert_int_equal(reason, MC_CRL_SUPERSEDED);
+
+    /* one certificate per order without the index: an order that has one is ISSUED, a second
+     * certificate for it under another serial is refused, the first stays */
+    batch c;
+    batch_make(&c, "m6b", 100, 1);
+    c.in[0].order_id = b.order[0];
+    c.in[0].replaces = NULL;
+    assert_int_equal(mc_store_intents_commit(s, c.in, 1, c.state, &err), MC_OK);
+    assert_int_equal(c.state[0], MC_INTENT_ISSUED);
+    c.cert[0].order_id = b.order[0];
+    assert_int_equal(mc_store_certs_commit(s, c.cert, 1, &err), MC_ERR_STORE);
+    assert_non_null(strstr(err.message, "does not match"));
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 4);
+
+    /* the replacement link still works after the migration (SQLite: the recreated trigger) */
+    batch d;
+    batch_make(&d, "m6c", 200, 1);
+    char rep4[2 * SER_LEN + 1];
+    mc_store_serial_hex(rep4, b.serial[3], SER_LEN);
+    d.in[0].replaces = rep4;
+    assert_int_equal(mc_store_intents_commit(s, d.in, 1, d.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, d.cert, 1, &err), MC_OK);
+    assert_int_equal(mc_store_replaced_by(s, b.serial[3], SER_LEN, by, &by_len, &err), MC_OK);
+    assert_int_equal(by_len, SER_LEN);
+    assert_memory_equal(by, d.serial[0], SER_LEN);
+    mc_store_close(s);
+    batch_free(&b);
+    batch_free(&c);
+    batch_free(&d);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -1070,7 +1192,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 5, 4, then 3 and 2 */
+    /* undo migration 6, 5, 4, then 3 and 2 */
+    undo_migration_6(fx);
     raw_exec(fx, "DROP TABLE compromised_keys");
     if (fx->b == &sqlite_backend)
         raw_exec(fx, "DROP TRIGGER certificates_replaced_by");
@@ -1734,6 +1857,75 @@ static void test_pg_reconnect(void **state)
     mc_store_close(s);
     batch_free(&b);
 }
+
+typedef struct race_commit {
+    mc_store *s;
+    const mc_intent *in;
+    mc_intent_state state[2];
+    mc_err rc;
+    mc_errdetail err;
+} race_commit;
+
+static void *race_commit_run(void *arg)
+{
+    race_commit *r = arg;
+    r->rc = mc_store_intents_commit(r->s, r->in, 2, r->state, &r->err);
+    return NULL;
+}
+
+/* Two engine nodes binding one subject key at once: another node's transaction binds key K to
+ * acct-x and has not committed when this node's intents statement (K for acct-y, first row of
+ * its batch) runs; the statement waits on the key, then finds it bound by a transaction its
+ * snapshot does not show. The batch fails as retryable (sqlstate 40001 in the message) and
+ * nothing of it stays, not even its other row; run again it sees the owner: K is refused
+ * (KEY_BOUND), the other row goes in. */
+static void test_pg_key_bind_race(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "race", 0, 2);
+    uint8_t k[32];
+    memset(k, 0x5e, sizeof k);
+    b.in[0].account = "acct-y";
+    b.in[0].spki_sha256 = k;
+    PGconn *other = pg_raw_connect(fx->where);
+    PGresult *r = PQexec(other, "BEGIN; INSERT INTO subject_keys (spki_sha256, account,"
+                                " first_order_id, created_at) VALUES (decode(repeat('5e', 32),"
+                                " 'hex'), 'acct-x', 'other-node-1', 0)");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    race_commit rc = {.s = s, .in = b.in};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_commit_run, &rc), 0);
+    /* until the statement waits on the other node's key (bounded: 10 s) */
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
+        if (!waiting)
+            usleep(10000);
+    }
+    assert_true(waiting);
+    r = PQexec(other, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(other);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(rc.rc, MC_ERR_STORE);
+    assert_non_null(strstr(rc.err.message, "40001"));
+    assert_non_null(strstr(rc.err.message, "'race-0'"));
+    expect_counts(s, 0, 0);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 1);
+    /* the retry sees acct-x's binding */
+    assert_int_equal(mc_store_intents_commit(s, b.in, 2, b.state, &err), MC_OK);
+    assert_int_equal(b.state[0], MC_INTENT_KEY_BOUND);
+    assert_int_equal(b.state[1], MC_INTENT_NEW);
+    expect_counts(s, 0, 1);
+    mc_store_close(s);
+    batch_free(&b);
+}
 #else
 /* Without libpq a PostgreSQL URI is refused as unsupported (not taken for a file name). */
 static void test_pg_unsupported(void **state)
@@ -1767,6 +1959,7 @@ static void test_pg_unsupported(void **state)
         cmocka_unit_test_setup_teardown(test_two_writers, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(test_bench_batch_256, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(test_migrate_1_to_current, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_migrate_5_to_6, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_subject_key_binding, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_ct_outbox, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_certs_commit_ct, setup, teardown),                    \
@@ -1789,6 +1982,7 @@ int main(void)
         STORE_TESTS(pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_pg_scheme_alias, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_key_bind_race, pg_setup, pg_teardown),
     };
     failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, pg_group_setup,
                                           pg_group_teardown);
