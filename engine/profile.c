@@ -43,6 +43,7 @@ enum {
     K_CPS,
     K_CAPS,
     K_LEI,
+    K_QC,
     K_COUNT
 };
 static const char *const key_names[K_COUNT] = {
@@ -59,6 +60,7 @@ static const char *const key_names[K_COUNT] = {
     "include_cps",
     "smime_capabilities",
     "legal_entity_identifier",
+    "qc_statements",
 };
 #define REQUIRED                                                                                   \
     ((1u << K_NAME) | (1u << K_TYPE) | (1u << K_GENERATION) | (1u << K_VALIDITY) |                 \
@@ -118,6 +120,26 @@ static const uint8_t OID_AD_CAISSUERS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0
 static const uint8_t OID_CABF_SMIME[] = {0x67, 0x81, 0x0c, 0x01, 0x05}; /* 2.23.140.1.5 */
 static const uint8_t OID_CABF[] = {0x67, 0x81, 0x0c};                   /* 2.23.140 */
 static const uint8_t OID_ANYPOLICY[] = {0x55, 0x1d, 0x20, 0x00};
+/* qcStatements (RFC 3739 3.2.6) and the statements of ETSI EN 319 412-5 4 / 412-1 5.1. */
+static const uint8_t OID_QCS[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x03};
+static const uint8_t OID_QCS_PKIX_V2[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0b, 0x02};
+#define OID_ETSI_QCS 0x04, 0x00, 0x8e, 0x46, 0x01 /* 0.4.0.1862.1 */
+static const uint8_t OID_QC_COMPLIANCE[] = {OID_ETSI_QCS, 0x01};
+static const uint8_t OID_QC_RETENTION[] = {OID_ETSI_QCS, 0x03};
+static const uint8_t OID_QC_SSCD[] = {OID_ETSI_QCS, 0x04};
+static const uint8_t OID_QC_PDS[] = {OID_ETSI_QCS, 0x05};
+static const uint8_t OID_QC_TYPE[] = {OID_ETSI_QCS, 0x06};
+static const uint8_t OID_QC_LEGISLATION[] = {OID_ETSI_QCS, 0x07};
+/* QcType values id-etsi-qct-esign / -eseal (0.4.0.1862.1.6.1 / .2), index by QC_TYPE_* - 1 */
+static const uint8_t OID_QCT[2][7] = {{OID_ETSI_QCS, 0x06, 0x01}, {OID_ETSI_QCS, 0x06, 0x02}};
+/* id-etsi-qcs-semanticsId-Natural / -Legal (0.4.0.194121.1.1 / .2), index by QC_SEM_* - 1 */
+static const uint8_t OID_QC_SEM[2][7] = {{0x04, 0x00, 0x8b, 0xec, 0x49, 0x01, 0x01},
+                                         {0x04, 0x00, 0x8b, 0xec, 0x49, 0x01, 0x02}};
+enum { QC_TYPE_NONE, QC_TYPE_ESIGN, QC_TYPE_ESEAL };
+enum { QC_SEM_NONE, QC_SEM_NATURAL, QC_SEM_LEGAL };
+#define QC_PDS_MAX 4
+#define QC_LEGISLATION_MAX 8
+#define QC_URL_MAX 200
 
 /* Parser state: the event stream plus what the file said that mc_profile does not keep. */
 typedef struct pstate {
@@ -142,6 +164,15 @@ typedef struct pstate {
     int subject_cn_set, subject_email_set;
     unsigned subj_line[MC_SA_COUNT]; /* line of each subject attribute key */
     unsigned cn_line;
+    /* qc_statements (docs/profiles.md): what the qcStatements extension will say */
+    int qc_compliance, qc_sscd, qc_type, qc_semantics;
+    int64_t qc_retention; /* years, 0: no QcRetentionPeriod */
+    size_t n_pds;
+    char pds_lang[QC_PDS_MAX][3];
+    char pds_url[QC_PDS_MAX][QC_URL_MAX + 1];
+    size_t n_leg;
+    char leg[QC_LEGISLATION_MAX][3];
+    unsigned qc_type_line, qc_sem_line, qc_pds_line;
 } pstate;
 
 /* Sets err with field "file:line" (the tail of the file name if it does not fit). */
@@ -536,6 +567,197 @@ static mc_err subject(pstate *s)
     return rc;
 }
 
+/* true / false for a qc_statements flag. */
+static mc_err qc_bool(pstate *s, const char *k, int *out)
+{
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc = scalar(s, v, sizeof v);
+    if (rc)
+        return rc;
+    if (strcmp(v, "true") == 0)
+        *out = 1;
+    else if (strcmp(v, "false") == 0)
+        *out = 0;
+    else
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "qc_statements.%s is '%s' (true, false)",
+                    k, v);
+    return MC_OK;
+}
+
+/* qc_statements.pds: {<ISO 639-1 code>: <https URL>, ...} (ETSI EN 319 412-5 4.3.4 QcPDS). */
+static mc_err qc_pds(pstate *s)
+{
+    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of language: https URL");
+    while (!rc) {
+        if ((rc = next(s)))
+            break;
+        if (s->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        char lang[PROFILE_VALUE_MAX], url[PROFILE_VALUE_MAX];
+        unsigned line = ev_line(s);
+        if (s->ev.type != YAML_SCALAR_EVENT)
+            return perr(s, MC_ERR_PROFILE, line, NULL, "expected a language code");
+        if ((rc = scalar_copy(s, lang, sizeof lang)) || (rc = scalar(s, url, sizeof url)))
+            break;
+        /* PdsLocation.language: PrintableString (SIZE(2)), an ISO 639-1 code */
+        if (strlen(lang) != 2 || lang[0] < 'a' || lang[0] > 'z' || lang[1] < 'a' || lang[1] > 'z')
+            return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
+                        "PDS language '%s' is not a lower-case ISO 639-1 code", lang);
+        for (size_t i = 0; i < s->n_pds; i++)
+            if (strcmp(s->pds_lang[i], lang) == 0)
+                return perr(s, MC_ERR_PROFILE, line, NULL, "PDS language '%s' listed twice", lang);
+        if (s->n_pds == QC_PDS_MAX)
+            return perr(s, MC_ERR_PROFILE, line, NULL, "more than %d PDS locations", QC_PDS_MAX);
+        /* PdsLocation.url: IA5String; the PDS is published over https */
+        size_t n = strlen(url);
+        int ok = n <= QC_URL_MAX && strncmp(url, "https://", 8) == 0 && n > 8 && url[8] != '/';
+        for (size_t i = 0; ok && i < n; i++)
+            ok = url[i] > 0x20 && url[i] < 0x7f;
+        if (!ok)
+            return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
+                        "PDS URL '%.80s' is not an https URL of printable ASCII (at most %d)", url,
+                        QC_URL_MAX);
+        memcpy(s->pds_lang[s->n_pds], lang, 3);
+        memcpy(s->pds_url[s->n_pds++], url, n + 1);
+    }
+    return rc;
+}
+
+static mc_err item_legislation(pstate *s, const char *v, unsigned line)
+{
+    /* QcCClegislation: SEQUENCE OF CountryName, PrintableString (SIZE(2)), ISO 3166-1 */
+    if (strlen(v) != 2 || v[0] < 'A' || v[0] > 'Z' || v[1] < 'A' || v[1] > 'Z')
+        return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.2.4",
+                    "legislation '%s' is not an ISO 3166-1 alpha-2 code", v);
+    for (size_t i = 0; i < s->n_leg; i++)
+        if (strcmp(s->leg[i], v) == 0)
+            return perr(s, MC_ERR_PROFILE, line, NULL, "legislation '%s' listed twice", v);
+    if (s->n_leg == QC_LEGISLATION_MAX)
+        return perr(s, MC_ERR_PROFILE, line, NULL, "more than %d legislations", QC_LEGISLATION_MAX);
+    memcpy(s->leg[s->n_leg++], v, 3);
+    return MC_OK;
+}
+
+/* qc_statements: {compliance, sscd, type, semantics, retention_years, pds, legislation}
+ * (docs/profiles.md); which types may have which is checked once the whole file is read. */
+static mc_err qc_statements(pstate *s)
+{
+    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of statements");
+    unsigned seen = 0;
+    static const char *const keys[] = {"compliance",      "sscd", "type",       "semantics",
+                                       "retention_years", "pds",  "legislation"};
+    while (!rc) {
+        if ((rc = next(s)))
+            break;
+        if (s->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        char k[PROFILE_VALUE_MAX], v[PROFILE_VALUE_MAX];
+        unsigned kl = ev_line(s);
+        if (s->ev.type != YAML_SCALAR_EVENT)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
+        if ((rc = scalar_copy(s, k, sizeof k)))
+            break;
+        int idx = -1;
+        for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); i++)
+            if (strcmp(k, keys[i]) == 0)
+                idx = i;
+        if (idx < 0)
+            return perr(s, MC_ERR_PROFILE, kl, NULL,
+                        "unknown key 'qc_statements.%s' (compliance, sscd, type, semantics, "
+                        "retention_years, pds, legislation)",
+                        k);
+        if (seen & (1u << idx))
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'qc_statements.%s'", k);
+        seen |= 1u << idx;
+        switch (idx) {
+        case 0:
+            rc = qc_bool(s, k, &s->qc_compliance);
+            break;
+        case 1:
+            rc = qc_bool(s, k, &s->qc_sscd);
+            break;
+        case 2:
+            if ((rc = scalar(s, v, sizeof v)))
+                break;
+            s->qc_type_line = kl;
+            if (strcmp(v, "esign") == 0)
+                s->qc_type = QC_TYPE_ESIGN;
+            else if (strcmp(v, "eseal") == 0)
+                s->qc_type = QC_TYPE_ESEAL;
+            else /* id-etsi-qct-web is for website certificates, never S/MIME */
+                rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-5 4.2.3",
+                          "qc_statements.type is '%s' (esign, eseal)", v);
+            break;
+        case 3:
+            if ((rc = scalar(s, v, sizeof v)))
+                break;
+            s->qc_sem_line = kl;
+            if (strcmp(v, "natural") == 0)
+                s->qc_semantics = QC_SEM_NATURAL;
+            else if (strcmp(v, "legal") == 0)
+                s->qc_semantics = QC_SEM_LEGAL;
+            else
+                rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-1 5.1",
+                          "qc_statements.semantics is '%s' (natural, legal)", v);
+            break;
+        case 4:
+            rc = integer(s, 1, 100, "ETSI EN 319 412-5 4.3.3", &s->qc_retention);
+            break;
+        case 5:
+            s->qc_pds_line = kl;
+            rc = qc_pds(s);
+            break;
+        case 6:
+            rc = sequence(s, item_legislation);
+            break;
+        }
+    }
+    return rc;
+}
+
+/* SBR 7.1.2.3(k): qcStatements MAY be present, "in accordance with RFC 3739 3.2.6 and/or ETSI EN
+ * 319 412-5 4": the statements must fit the certificate type. */
+static mc_err check_qc(pstate *s)
+{
+    mc_profile *p = s->p;
+    unsigned line = s->line[K_QC];
+    if (!(s->seen & (1u << K_QC)))
+        return MC_OK;
+    /* A qualified certificate attests an identified natural or legal person (ETSI EN 319 412-5
+     * 4.2.1 with EN 319 412-2/-3); a mailbox-validated one identifies nobody, so the statements
+     * would assert what the CA did not validate (SBR 7.1.2.4 item 2). */
+    if (p->type == MC_TYPE_MAILBOX)
+        return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.4",
+                    "qc_statements would assert an identity a mailbox-validated certificate "
+                    "does not validate");
+    if (!s->qc_compliance && !s->qc_sscd && !s->qc_type && !s->qc_semantics && !s->qc_retention &&
+        !s->n_pds && !s->n_leg)
+        return perr(s, MC_ERR_PROFILE, line, "SBR 7.1.2.3(k)", "qc_statements lists no statement");
+    int legal = p->type == MC_TYPE_ORGANIZATION;
+    /* ETSI EN 319 412-5 4.2.3: esign for natural persons (sponsor, individual), eseal for legal
+     * persons (organization) */
+    if (s->qc_type && (s->qc_type == QC_TYPE_ESEAL) != legal)
+        return perr(s, MC_ERR_PROFILE, s->qc_type_line, "ETSI EN 319 412-5 4.2.3",
+                    "qc_statements.type %s does not fit %s certificates (%s)",
+                    s->qc_type == QC_TYPE_ESEAL ? "eseal" : "esign", type_names[p->type],
+                    legal ? "eseal" : "esign");
+    /* ETSI EN 319 412-1 5.1.2 / 5.1.3: the natural person semantics for a natural person's
+     * serialNumber, the legal person semantics for organizationIdentifier */
+    if (s->qc_semantics && (s->qc_semantics == QC_SEM_LEGAL) != legal)
+        return perr(s, MC_ERR_PROFILE, s->qc_sem_line, "ETSI EN 319 412-1 5.1",
+                    "qc_statements.semantics %s does not fit %s certificates (%s)",
+                    s->qc_semantics == QC_SEM_LEGAL ? "legal" : "natural", type_names[p->type],
+                    legal ? "legal" : "natural");
+    /* ETSI EN 319 412-5 4.3.4: at least one PDS in English */
+    int en = 0;
+    for (size_t i = 0; i < s->n_pds; i++)
+        en |= strcmp(s->pds_lang[i], "en") == 0;
+    if (s->n_pds && !en)
+        return perr(s, MC_ERR_PROFILE, s->qc_pds_line, "ETSI EN 319 412-5 4.3.4",
+                    "qc_statements.pds needs an English (en) PDS");
+    return MC_OK;
+}
+
 /* SBR 7.1.4.2.2 - 7.1.4.2.6: the subject the profile allows must fit its type and generation,
  * and every listed commonName source must be producible. */
 static mc_err check_subject(pstate *s)
@@ -686,6 +908,8 @@ static mc_err root_key(pstate *s, int k)
         return MC_OK;
     case K_CAPS:
         return sequence(s, item_cap);
+    case K_QC:
+        return qc_statements(s);
     case K_LEI:
         /* SBR 7.1.2.3(l): which types may have it is checked once the type is known */
         if ((rc = scalar(s, v, sizeof v)))
@@ -761,6 +985,8 @@ static mc_err check(pstate *s)
         return perr(s, MC_ERR_PROFILE, s->line[K_LEI], "SBR 7.1.2.3(l)",
                     "legal_entity_identifier is prohibited in %s certificates",
                     type_names[p->type]);
+    if ((rc = check_qc(s)))
+        return rc;
 
     /* SBR 6.3.2: at most 825 days (legacy 1185), inclusive of both ends. */
     int64_t maxdays = p->generation == MC_GEN_LEGACY ? 1185 : 825;
@@ -846,7 +1072,7 @@ static void ext_end(mc_der_w *w, size_t m, size_t oct)
     mc_der_end(w, m);
 }
 
-/* Builds ext_const (policies, CRL DP, AIA, AKI, S/MIME capabilities) and ext_eku. */
+/* Builds ext_const (policies, CRL DP, AIA, AKI, S/MIME capabilities, qcStatements) and ext_eku. */
 static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
 {
     mc_profile *p = s->p;
@@ -967,6 +1193,68 @@ static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
                 mc_der_put(&w, MC_DER_OID, caps[i].oid, sizeof caps[i].oid);
                 mc_der_end(&w, m2);
             }
+        mc_der_end(&w, m);
+        ext_end(&w, e, o);
+    }
+    /* qcStatements, non-critical (SBR 7.1.2.3(k)): SEQUENCE OF QCStatement {statementId,
+     * statementInfo} (RFC 3739 3.2.6), the statements of ETSI EN 319 412-5 4 in its order. */
+    if (s->seen & (1u << K_QC)) {
+        e = ext_begin(&w, OID_QCS, sizeof OID_QCS, &o);
+        m = mc_der_begin(&w, MC_DER_SEQUENCE);
+        if (s->qc_semantics) { /* SemanticsInformation {semanticsIdentifier} (RFC 3739 3.2.6.1) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QCS_PKIX_V2, sizeof OID_QCS_PKIX_V2);
+            m3 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_SEM[s->qc_semantics - 1], 7);
+            mc_der_end(&w, m3);
+            mc_der_end(&w, m2);
+        }
+        if (s->qc_compliance) { /* QcCompliance: no statementInfo (4.2.1) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_COMPLIANCE, sizeof OID_QC_COMPLIANCE);
+            mc_der_end(&w, m2);
+        }
+        if (s->qc_retention) { /* QcEuRetentionPeriod ::= INTEGER (4.3.3) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_RETENTION, sizeof OID_QC_RETENTION);
+            mc_der_put_small_uint(&w, (uint64_t)s->qc_retention);
+            mc_der_end(&w, m2);
+        }
+        if (s->qc_sscd) { /* QcSSCD: no statementInfo (4.2.2) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_SSCD, sizeof OID_QC_SSCD);
+            mc_der_end(&w, m2);
+        }
+        if (s->n_pds) { /* QcEuPDS ::= SEQUENCE OF PdsLocation {url IA5String, language} (4.3.4) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_PDS, sizeof OID_QC_PDS);
+            m3 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            for (size_t i = 0; i < s->n_pds; i++) {
+                size_t pl = mc_der_begin(&w, MC_DER_SEQUENCE);
+                mc_der_put(&w, MC_DER_IA5STRING, s->pds_url[i], strlen(s->pds_url[i]));
+                mc_der_put(&w, MC_DER_PRINTABLESTRING, s->pds_lang[i], 2);
+                mc_der_end(&w, pl);
+            }
+            mc_der_end(&w, m3);
+            mc_der_end(&w, m2);
+        }
+        if (s->qc_type) { /* QcType ::= SEQUENCE OF OBJECT IDENTIFIER (4.2.3) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_TYPE, sizeof OID_QC_TYPE);
+            m3 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QCT[s->qc_type - 1], 7);
+            mc_der_end(&w, m3);
+            mc_der_end(&w, m2);
+        }
+        if (s->n_leg) { /* QcCClegislation ::= SEQUENCE OF CountryName (4.2.4) */
+            m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            mc_der_put(&w, MC_DER_OID, OID_QC_LEGISLATION, sizeof OID_QC_LEGISLATION);
+            m3 = mc_der_begin(&w, MC_DER_SEQUENCE);
+            for (size_t i = 0; i < s->n_leg; i++)
+                mc_der_put(&w, MC_DER_PRINTABLESTRING, s->leg[i], 2);
+            mc_der_end(&w, m3);
+            mc_der_end(&w, m2);
+        }
         mc_der_end(&w, m);
         ext_end(&w, e, o);
     }

@@ -27,11 +27,18 @@
  * S/MIME clients"), the test asserts nothing about it and the comment at the check says why.
  * Adding a profile is one row of PROFILES, a key type one row of KEYS.
  *
- * All eight profiles are covered: mailbox with every key type, organization, sponsor and
- * individual (strict and multipurpose, with the subject attributes each requires) with the core
- * keys (RSA-2048, P-256, Ed25519). Their orders give the mailbox domain as a U-label IDN
- * (bücher.example): the engine converts it to its A-label (SBR 7.1.4.2.1), the certificate's
- * rfc822Name must carry the A-label form, and the clients find the certificate by it.
+ * All eight profiles are covered with every subscriber key type (P-256, P-384, P-521, RSA-2048,
+ * -3072, -4096, Ed25519): mailbox with every usage, organization, sponsor and individual (strict
+ * and multipurpose, with the subject attributes each requires) with one certificate per key type.
+ * Their orders give the mailbox domain as a U-label IDN (bücher.example): the engine converts it
+ * to its A-label (SBR 7.1.4.2.1), the certificate's rfc822Name must carry the A-label form, and
+ * the clients find the certificate by it. Two more rows per group: organization and sponsor
+ * profiles with qcStatements (SBR 7.1.2.3(k)), and mailboxes with a non-ASCII local part, which
+ * the certificate carries as an otherName SmtpUTF8Mailbox only (RFC 9598, SBR 7.1.4.2.1).
+ *
+ * X25519/X448 key-management certificates are not tested: SBR 6.1.5 and 7.1.3.1 allow no such
+ * subscriber key (only id-Ed25519/id-Ed448 for curve25519/curve448, signing only per 7.1.2.3(e)),
+ * so mailca refuses them (test_lint, "X25519 SPKI").
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,26 +85,55 @@ static const char *const SUBJ_INDIVIDUAL[] = {"given_name", "Ada", "surname", "L
 static const char *const SUBJ_PSEUDONYM[] = {
     "pseudonym", "Countess of Code", "common_name", "pseudonym", "country", "GB", NULL};
 
+/* qcStatements (SBR 7.1.2.3(k), ETSI EN 319 412-5 4) appended to a shipped profile: the
+ * shipped ones carry none (only a CA issuing EU qualified certificates may say so). */
+#define QC_ESEAL                                                                                   \
+    "qc_statements:\n  compliance: true\n  type: eseal\n  semantics: legal\n"                      \
+    "  pds:\n    en: https://pki.example.com/pds-en.pdf\n  legislation: [CH]\n"
+#define QC_ESIGN                                                                                   \
+    "qc_statements:\n  compliance: true\n  sscd: true\n  type: esign\n  semantics: natural\n"      \
+    "  retention_years: 15\n"
+
 /* A profile under test. client_auth: its extended_key_usages has clientAuth. subject: the
  * orders' subject attributes (NULL: none). idn: the orders' mailbox domain is a U-label IDN.
- * core_keys: only the key rows marked core (keeps the test under a minute). */
+ * core_keys: one certificate per key type (dual use, or the key's only usage), which keeps the
+ * test under a minute; the other rows every usage of every key type. base, qc: the profile is the
+ * shipped profile base renamed to name with the qc_statements qc appended (NULL: name is the
+ * shipped file itself). utf8: the orders' mailbox has a non-ASCII local part, so the certificate
+ * carries it as an otherName SmtpUTF8Mailbox (RFC 9598, SBR 7.1.4.2.1); such rows and qc rows issue
+ * one dual-use certificate per key in keys (a NULL-terminated list of KEYS names). */
 typedef struct profile_row {
     const char *name;
     int client_auth;
     const char *const *subject;
     int idn;
     int core_keys;
+    const char *base;
+    const char *qc;
+    int utf8;
+    const char *const *keys;
 } profile_row;
 
+static const char *const FEW_KEYS[] = {"p256", "rsa2048", NULL};
+
 static const profile_row PROFILES[] = {
-    {"mailbox-strict", 0, NULL, 0, 0},       /* SBR 7.1.2.3(f) Strict: emailProtection only */
-    {"mailbox-multipurpose", 1, NULL, 0, 0}, /* Multipurpose: emailProtection, clientAuth */
-    {"organization-strict", 0, SUBJ_ORG, 1, 1},
-    {"organization-multipurpose", 1, SUBJ_ORG, 1, 1},
-    {"sponsor-strict", 0, SUBJ_SPONSOR, 1, 1},
-    {"sponsor-multipurpose", 1, SUBJ_SPONSOR, 1, 1},
-    {"individual-strict", 0, SUBJ_INDIVIDUAL, 1, 1},
-    {"individual-multipurpose", 1, SUBJ_PSEUDONYM, 1, 1},
+    {"mailbox-strict", 0, NULL, 0, 0, NULL, NULL, 0,
+     NULL}, /* SBR 7.1.2.3(f) Strict: emailProtection only */
+    {"mailbox-multipurpose", 1, NULL, 0, 0, NULL, NULL, 0,
+     NULL}, /* Multipurpose: emailProtection, clientAuth */
+    {"organization-strict", 0, SUBJ_ORG, 1, 1, NULL, NULL, 0, NULL},
+    {"organization-multipurpose", 1, SUBJ_ORG, 1, 1, NULL, NULL, 0, NULL},
+    {"sponsor-strict", 0, SUBJ_SPONSOR, 1, 1, NULL, NULL, 0, NULL},
+    {"sponsor-multipurpose", 1, SUBJ_SPONSOR, 1, 1, NULL, NULL, 0, NULL},
+    {"individual-strict", 0, SUBJ_INDIVIDUAL, 1, 1, NULL, NULL, 0, NULL},
+    {"individual-multipurpose", 1, SUBJ_PSEUDONYM, 1, 1, NULL, NULL, 0, NULL},
+    /* qcStatements: eseal for organizations, esign for natural persons */
+    {"organization-strict-qc", 0, SUBJ_ORG, 1, 1, "organization-strict", QC_ESEAL, 0, FEW_KEYS},
+    {"sponsor-multipurpose-qc", 1, SUBJ_SPONSOR, 1, 1, "sponsor-multipurpose", QC_ESIGN, 0,
+     FEW_KEYS},
+    /* SmtpUTF8Mailbox: ASCII and IDN domain */
+    {"mailbox-strict", 0, NULL, 0, 0, NULL, NULL, 1, FEW_KEYS},
+    {"sponsor-strict", 0, SUBJ_SPONSOR, 1, 1, NULL, NULL, 1, FEW_KEYS},
 };
 #define N_PROFILES (sizeof PROFILES / sizeof PROFILES[0])
 
@@ -116,22 +152,22 @@ typedef struct key_row {
     const char *only_profile;
     const char *only_usage;
     const char *md; /* digest for message signatures (gpgsm wants SHA-384 with P-384) */
-    int core;       /* used for the profiles with core_keys too */
 } key_row;
 
 static const key_row KEYS[] = {
-    {"p256", MC_KEY_P256, 0, NULL, NULL, "sha256", 1},
-    {"p384", MC_KEY_P384, 0, NULL, NULL, "sha384", 0},
-    {"rsa2048", MC_KEY_RSA, 2048, NULL, NULL, "sha256", 1},
-    {"rsa3072", MC_KEY_RSA, 3072, NULL, NULL, "sha256", 0},
-    {"rsa4096", MC_KEY_RSA, 4096, "mailbox-strict", "dual", "sha256", 0}, /* keygen is slow */
-    {"ed25519", MC_KEY_ED25519, 0, NULL, "signing", NULL, 1}, /* SBR 7.1.2.3(e): signing only */
+    {"p256", MC_KEY_P256, 0, NULL, NULL, "sha256"},
+    {"p384", MC_KEY_P384, 0, NULL, NULL, "sha384"},
+    {"p521", MC_KEY_P521, 0, NULL, NULL, "sha512"},
+    {"rsa2048", MC_KEY_RSA, 2048, NULL, NULL, "sha256"},
+    {"rsa3072", MC_KEY_RSA, 3072, NULL, NULL, "sha256"},
+    {"rsa4096", MC_KEY_RSA, 4096, NULL, "dual", "sha256"}, /* one usage: RSA-4096 is slow */
+    {"ed25519", MC_KEY_ED25519, 0, NULL, "signing", NULL}, /* SBR 7.1.2.3(e): signing only */
 };
 #define N_KEYS (sizeof KEYS / sizeof KEYS[0])
 
 static const char *const USAGES[] = {"signing", "key-management", "dual"};
 
-#define MAX_CASES 96
+#define MAX_CASES 128
 
 typedef struct tcase {
     char id[96]; /* profile/key/usage, the order id too */
@@ -144,6 +180,7 @@ typedef struct tcase {
     char leaf[760], keyf[760], msg[760];
     char mailbox[64];       /* as the certificate carries it (A-label domain) */
     char order_mailbox[64]; /* as the order gave it */
+    char fpr[48];           /* SHA-1 fingerprint, hex (gpgsm selects SmtpUTF8 leaves by it) */
     /* The order's subject: the profile's attributes and a serialNumber of its own (NSS keeps
      * one nickname per subject DN, so leaves must not share one), key, value, ..., NULL. */
     const char *subject[24];
@@ -171,6 +208,21 @@ static struct {
 static int is_rsa(const tcase *t)
 {
     return t->key->type == MC_KEY_RSA;
+}
+
+static int is_ec(const tcase *t)
+{
+    return t->key->type == MC_KEY_P256 || t->key->type == MC_KEY_P384 ||
+           t->key->type == MC_KEY_P521;
+}
+
+/* Whether the whole key list of a row names this key row. */
+static int row_has_key(const profile_row *p, const key_row *k)
+{
+    for (size_t i = 0; p->keys[i]; i++)
+        if (strcmp(p->keys[i], k->name) == 0)
+            return 1;
+    return 0;
 }
 
 static int is_ed(const tcase *t)
@@ -254,9 +306,15 @@ static int build_cases(void)
                 const key_row *kr = &KEYS[k];
                 if (kr->only_profile && strcmp(kr->only_profile, PROFILES[p].name) != 0)
                     continue;
-                if (PROFILES[p].core_keys && !kr->core)
-                    continue;
                 if (kr->only_usage && strcmp(kr->only_usage, USAGES[u]) != 0)
+                    continue;
+                /* rows with a key list and core_keys rows: one certificate per key type (dual
+                 * use, the most the key allows; the usage changes keyUsage the same way in
+                 * every profile, and the mailbox rows cover every usage) */
+                if (PROFILES[p].keys && !row_has_key(&PROFILES[p], kr))
+                    continue;
+                if ((PROFILES[p].keys || PROFILES[p].core_keys) && !kr->only_usage &&
+                    strcmp(USAGES[u], "dual") != 0)
                     continue;
                 if (g.n == MAX_CASES)
                     return -1;
@@ -266,13 +324,16 @@ static int build_cases(void)
                 t->usage = USAGES[u];
                 t->signs = strcmp(t->usage, "key-management") != 0;
                 t->encrypts = strcmp(t->usage, "signing") != 0;
-                snprintf(t->id, sizeof t->id, "%s/%s/%s", t->prof->name, kr->name, t->usage);
+                snprintf(t->id, sizeof t->id, "%s%s/%s/%s", t->prof->name,
+                         t->prof->utf8 ? "-utf8" : "", kr->name, t->usage);
+                /* a non-ASCII local part: "jörg.caseN" */
+                const char *lp = t->prof->utf8 ? "j\xc3\xb6rg.case" : "case";
                 if (PROFILES[p].idn) {
-                    snprintf(t->mailbox, sizeof t->mailbox, "case%zu@%s", g.n, IDN_DOMAIN_A);
-                    snprintf(t->order_mailbox, sizeof t->order_mailbox, "case%zu@%s", g.n,
+                    snprintf(t->mailbox, sizeof t->mailbox, "%s%zu@%s", lp, g.n, IDN_DOMAIN_A);
+                    snprintf(t->order_mailbox, sizeof t->order_mailbox, "%s%zu@%s", lp, g.n,
                              IDN_DOMAIN_U);
                 } else {
-                    snprintf(t->mailbox, sizeof t->mailbox, "case%zu@clients.example.com", g.n);
+                    snprintf(t->mailbox, sizeof t->mailbox, "%s%zu@clients.example.com", lp, g.n);
                     memcpy(t->order_mailbox, t->mailbox, sizeof t->mailbox);
                 }
                 snprintf(t->nick, sizeof t->nick, "c%02zu", g.n);
@@ -309,10 +370,26 @@ static int use_profiles(const char *cfg)
         return -1;
     for (size_t p = 0; p < N_PROFILES; p++) {
         size_t n = 0;
-        snprintf(src, sizeof src, "%s/profiles/%s.yaml", MAILCA_SOURCE_DIR, PROFILES[p].name);
-        snprintf(dst, sizeof dst, "%s/%s.yaml", dir, PROFILES[p].name);
+        const profile_row *pr = &PROFILES[p];
+        snprintf(src, sizeof src, "%s/profiles/%s.yaml", MAILCA_SOURCE_DIR,
+                 pr->base ? pr->base : pr->name);
+        snprintf(dst, sizeof dst, "%s/%s.yaml", dir, pr->name);
         uint8_t *y = mc_it_read_file(src, &n);
-        int w = y ? mc_it_write_file(dst, y, n) : -1;
+        int w = -1;
+        if (y && pr->base) {
+            /* the base profile renamed, with the qc_statements appended */
+            char old[128], *at;
+            snprintf(old, sizeof old, "\nname: %s\n", pr->base);
+            at = strstr((char *)y, old);
+            FILE *f = at ? fopen(dst, "wb") : NULL;
+            if (f) {
+                int ok = fprintf(f, "%.*s\nname: %s\n%s%s", (int)(at - (char *)y), (char *)y,
+                                 pr->name, at + strlen(old), pr->qc) > 0;
+                w = fclose(f) == 0 && ok ? 0 : -1;
+            }
+        } else if (y) {
+            w = mc_it_write_file(dst, y, n);
+        }
         free(y);
         if (w != 0) {
             fprintf(stderr, "cannot copy %s\n", src);
@@ -320,7 +397,9 @@ static int use_profiles(const char *cfg)
         }
     }
     uint8_t *c = mc_it_read_file(cfg, &len);
-    char *line = c ? strstr((char *)c, "\n  profiles: ") : NULL;
+    /* engine.profiles (other sections may have a profiles key of their own) */
+    char *engine = c ? strstr((char *)c, "\nengine:\n") : NULL;
+    char *line = engine ? strstr(engine, "\n  profiles: ") : NULL;
     char *eol = line ? strchr(line + 1, '\n') : NULL;
     FILE *f = eol ? fopen(cfg, "wb") : NULL;
     if (f) {
@@ -334,8 +413,21 @@ static int use_profiles(const char *cfg)
     return rc;
 }
 
+/* Whether gn is the SmtpUTF8Mailbox otherName (RFC 9598 3: UTF8String) holding exactly mb. */
+static int is_smtputf8(const GENERAL_NAME *gn, const char *mb)
+{
+    if (!gn || gn->type != GEN_OTHERNAME ||
+        OBJ_obj2nid(gn->d.otherName->type_id) != NID_id_on_SmtpUTF8Mailbox)
+        return 0;
+    const ASN1_TYPE *v = gn->d.otherName->value;
+    return v && v->type == V_ASN1_UTF8STRING && (size_t)v->value.utf8string->length == strlen(mb) &&
+           memcmp(v->value.utf8string->data, mb, strlen(mb)) == 0;
+}
+
 /* The certificate carries what was ordered: the mailbox as the only SAN entry, an rfc822Name
- * with the A-label domain (SBR 7.1.4.2.1, RFC 9598 3), and every ordered subject attribute. */
+ * with the A-label domain (SBR 7.1.4.2.1, RFC 9598 3) or, for a non-ASCII local part, an
+ * otherName SmtpUTF8Mailbox (and then no rfc822Name, no emailAddress), every ordered subject
+ * attribute, and a non-critical qcStatements exactly when the profile has qc_statements. */
 static int check_names(const tcase *t)
 {
     static const struct {
@@ -355,12 +447,27 @@ static int check_names(const tcase *t)
     const GENERAL_NAME *gn =
         san && sk_GENERAL_NAME_num(san) == 1 ? sk_GENERAL_NAME_value(san, 0) : NULL;
     const ASN1_IA5STRING *e = gn && gn->type == GEN_EMAIL ? gn->d.rfc822Name : NULL;
-    if (!e || (size_t)e->length != strlen(t->mailbox) ||
-        memcmp(e->data, t->mailbox, strlen(t->mailbox)) != 0) {
-        fprintf(stderr, "%s: the SAN is not the one rfc822Name %s\n", t->id, t->mailbox);
+    if (t->prof->utf8 ? !is_smtputf8(gn, t->mailbox)
+                      : (!e || (size_t)e->length != strlen(t->mailbox) ||
+                         memcmp(e->data, t->mailbox, strlen(t->mailbox)) != 0)) {
+        fprintf(stderr, "%s: the SAN is not the one %s %s\n", t->id,
+                t->prof->utf8 ? "SmtpUTF8Mailbox" : "rfc822Name", t->mailbox);
         goto done;
     }
     const X509_NAME *subj = X509_get_subject_name(t->x);
+    if (t->prof->utf8 && X509_NAME_get_index_by_NID(subj, NID_pkcs9_emailAddress, -1) >= 0) {
+        fprintf(stderr, "%s: an emailAddress for a non-ASCII mailbox\n", t->id);
+        goto done;
+    }
+    int qc = X509_get_ext_by_NID(t->x, NID_qcStatements, -1);
+    if ((qc >= 0) != (t->prof->qc != NULL) ||
+        (qc >= 0 && X509_EXTENSION_get_critical(X509_get_ext(t->x, qc)))) {
+        fprintf(stderr, "%s: qcStatements %s\n", t->id,
+                qc < 0        ? "missing"
+                : t->prof->qc ? "critical"
+                              : "present");
+        goto done;
+    }
     for (size_t i = 0; t->subject[i]; i += 2)
         for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++) {
             if (strcmp(attrs[a].key, t->subject[i]) != 0)
@@ -447,6 +554,12 @@ static int issue_all(void)
         t->x = d2i_X509(NULL, &p, (long)rr->cert_len);
         if (!t->x || check_names(t) != 0)
             goto done;
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned mdl = 0;
+        if (!X509_digest(t->x, EVP_sha1(), md, &mdl))
+            goto done;
+        for (unsigned j = 0; j < mdl && 2 * j + 2 < sizeof t->fpr; j++)
+            snprintf(t->fpr + 2 * j, 3, "%02X", md[j]);
         size_t k = (size_t)(t->key - KEYS);
         char body[256];
         int bl = snprintf(body, sizeof body,
@@ -580,7 +693,7 @@ static void test_nss(void **state)
          * signature or agreement"), so it cannot tell EC signing-only leaves from encryption
          * ones: for those nothing is asserted. */
         ok = nss_verify(t, "5", &r);
-        if (t->encrypts || !(t->key->type == MC_KEY_P256 || t->key->type == MC_KEY_P384))
+        if (t->encrypts || !is_ec(t))
             expect(t, "NSS vfychain e-mail recipient", ok, t->encrypts, &r);
         mc_it_run_free(&r);
         /* certUsageSSLClient: only Multipurpose profiles add clientAuth (SBR 7.1.2.3(f)), NSS
@@ -746,6 +859,16 @@ static int gpgsm(mc_it_run *r, const char *in, const char *const *args)
     return mc_cl_exec_in(r, MC_CL_TIMEOUT, in, argv);
 }
 
+/* How gpgsm is told which certificate to use: its mailbox, but for an SmtpUTF8Mailbox its
+ * fingerprint. gpgsm 2.2.40 imports, validates and verifies with such a leaf, but reads only
+ * rfc822Name as a mailbox: the otherName gives the certificate no e-mail user ID, so "-r
+ * <jörg...@...>" finds nothing (a client limitation: RFC 9598 3 forbids an rfc822Name for a
+ * non-ASCII local part). */
+static const char *gpgsm_who(const tcase *t)
+{
+    return t->prof->utf8 ? t->fpr : t->mailbox;
+}
+
 static void test_gpgsm(void **state)
 {
     (void)state;
@@ -763,6 +886,12 @@ static void test_gpgsm(void **state)
         mc_it_run_free(&r);
         if (!t->have_sig)
             continue;
+        if (t->key->type == MC_KEY_P521) {
+            /* gpgsm 2.2.40 cannot verify any ECDSA P-521 signature: "DSA requires the hash
+             * length to be a multiple of 8 bits" (it takes the 521-bit curve order for the hash
+             * length); OpenSSL and NSS verify the same signature, the chain is judged above. */
+            continue;
+        }
         /* The OpenSSL signature: a good signature by a certificate that chains to the trusted
          * root. gpgsm checks the signer's keyUsage (digitalSignature or nonRepudiation) but
          * only warns ("certificate should not have been used for signing", status ERROR
@@ -813,7 +942,7 @@ static void test_gpgsm_encrypt(void **state)
         join(dec, sizeof dec, t->dir, "gpgsm.dec");
         remove(enc);
         /* gpgsm checks the recipient's keyUsage: keyEncipherment for RSA. */
-        const char *args[] = {"--output", enc, "--encrypt", "-r", t->mailbox, t->msg, NULL};
+        const char *args[] = {"--output", enc, "--encrypt", "-r", gpgsm_who(t), t->msg, NULL};
         int ok = gpgsm(&r, NULL, args) == 0 && strstr(r.out, "INV_RECP") == NULL;
         expect(t, "gpgsm --encrypt", ok, t->encrypts, &r);
         mc_it_run_free(&r);
@@ -878,7 +1007,7 @@ static void test_gpgsm_sign(void **state)
          * digitalSignature / nonRepudiation. */
         const char *args[] = {
             "--pinentry-mode", "loopback", "--passphrase-fd", "0",    "--output", sig,
-            "--detach-sign",   "-u",       t->mailbox,        t->msg, NULL};
+            "--detach-sign",   "-u",       gpgsm_who(t),      t->msg, NULL};
         int ok = gpgsm(&r, pass, args) == 0 && strstr(r.out, "SIG_CREATED") != NULL;
         expect(t, "gpgsm --detach-sign", ok, t->signs, &r);
         mc_it_run_free(&r);

@@ -43,6 +43,11 @@
 #define OID_POLICIES "2.5.29.32"
 
 #define OV "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345"
+#define OID_QCS "1.3.6.1.5.5.7.1.3"
+/* QCStatements: QcCompliance, QcType [esign] */
+#define QCS_ESIGN                                                                                  \
+    "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 8e 46 "   \
+    "01 06 01"
 #define LEI_HEX "35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 32"
 #define GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
 
@@ -294,6 +299,32 @@ static const ccase CASES[] = {
      .subj = OV,
      .raw_oid = OID_LEI,
      .raw_hex = "13 14 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 33"},
+    /* SBR 7.1.2.3(k): qcStatements (RFC 3739 3.2.6, ETSI EN 319 412-5 4) */
+    {.name = "sponsor strict with QcCompliance and QcType esign",
+     .ids = "",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV ";GN=J\xc3\xb6rg;SN=M\xc3\xbcller",
+     .raw_oid = OID_QCS,
+     .raw_hex = QCS_ESIGN},
+    {.name = "critical qcStatements",
+     .ids = "e_smime_ext_critical",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV ";GN=J\xc3\xb6rg;SN=M\xc3\xbcller",
+     .raw_oid = OID_QCS,
+     .raw_hex = QCS_ESIGN,
+     .raw_crit = 1},
+    {.name = "QcCompliance with a statementInfo",
+     .ids = "e_smime_qc_statements_malformed",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV,
+     .raw_oid = OID_QCS,
+     .raw_hex = "30 0c 30 0a 06 06 04 00 8e 46 01 01 05 00"},
+    {.name = "QcType esign in an organization-validated certificate",
+     .ids = "e_smime_qc_type_mismatch",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV,
+     .raw_oid = OID_QCS,
+     .raw_hex = QCS_ESIGN},
     {.name = "organizationName in a mailbox-validated certificate",
      .ids = "e_smime_subject_attribute_prohibited",
      .subj = "O=Beispiel GmbH"},

@@ -65,6 +65,46 @@
 #define HX_SDA                                                                                     \
     "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 31 32 30 30 "   \
     "30 30 5a"
+/* qcStatements (RFC 3739 3.2.6, ETSI EN 319 412-5 4): made by a small DER encoder */
+#define HX_QCS_COMPLIANCE "30 0a 30 08 06 06 04 00 8e 46 01 01"
+#define HX_QCS_OV                                                                                  \
+    "30 81 86 30 15 06 08 2b 06 01 05 05 07 0b 02 30 09 06 07 04 00 8b ec 49 01 02 30 08 "         \
+    "06 06 04 00 8e 46 01 01 30 08 06 06 04 00 8e 46 01 04 30 34 06 06 04 00 8e 46 01 05 "         \
+    "30 2a 30 28 16 22 68 74 74 70 73 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f "         \
+    "6d 2f 70 64 73 2d 65 6e 2e 70 64 66 13 02 65 6e 30 13 06 06 04 00 8e 46 01 06 30 09 "         \
+    "06 07 04 00 8e 46 01 06 02 30 0e 06 06 04 00 8e 46 01 07 30 04 13 02 43 48"
+#define HX_QCS_SV                                                                                  \
+    "30 5b 30 15 06 08 2b 06 01 05 05 07 0b 02 30 09 06 07 04 00 8b ec 49 01 01 30 08 06 "         \
+    "06 04 00 8e 46 01 01 30 0b 06 06 04 00 8e 46 01 03 02 01 0f 30 16 06 06 04 00 8e 46 "         \
+    "01 02 30 0c 13 03 45 55 52 02 02 03 e8 02 01 00 30 13 06 06 04 00 8e 46 01 06 30 09 "         \
+    "06 07 04 00 8e 46 01 06 01"
+#define HX_QCS_COMP_INFO "30 0c 30 0a 06 06 04 00 8e 46 01 01 05 00"
+#define HX_QCS_DUP "30 14 30 08 06 06 04 00 8e 46 01 01 30 08 06 06 04 00 8e 46 01 01"
+#define HX_QCS_PDS_HTTP                                                                            \
+    "30 3c 30 08 06 06 04 00 8e 46 01 01 30 30 06 06 04 00 8e 46 01 05 30 26 30 24 16 1e "         \
+    "68 74 74 70 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 70 64 73 2e 70 "         \
+    "64 66 13 02 65 6e"
+#define HX_QCS_PDS_LANG                                                                            \
+    "30 41 30 08 06 06 04 00 8e 46 01 01 30 35 06 06 04 00 8e 46 01 05 30 2b 30 29 16 22 "         \
+    "68 74 74 70 73 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 70 64 73 2d "         \
+    "65 6e 2e 70 64 66 13 03 65 6e 67"
+#define HX_QCS_TYPE_NOTOID "30 13 30 11 06 06 04 00 8e 46 01 06 30 07 13 05 65 73 69 67 6e"
+#define HX_QCS_LEG3                                                                                \
+    "30 1b 30 08 06 06 04 00 8e 46 01 01 30 0f 06 06 04 00 8e 46 01 07 30 05 13 03 43 48 "         \
+    "45"
+#define HX_QCS_RET0 "30 17 30 08 06 06 04 00 8e 46 01 01 30 0b 06 06 04 00 8e 46 01 03 02 01 00"
+#define HX_QCS_SEM_EMPTY "30 0e 30 0c 06 08 2b 06 01 05 05 07 0b 02 30 00"
+#define HX_QCS_WEB                                                                                 \
+    "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 "         \
+    "8e 46 01 06 03"
+#define HX_QCS_ESIGN                                                                               \
+    "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 "         \
+    "8e 46 01 06 01"
+#define HX_QCS_ESEAL                                                                               \
+    "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 "         \
+    "8e 46 01 06 02"
+#define HX_QCS_SEM_LEGAL                                                                           \
+    "30 17 30 15 06 08 2b 06 01 05 05 07 0b 02 30 09 06 07 04 00 8b ec 49 01 02"
 #define HX_AKI_OTHER "30 16 80 14 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11"
 
 #define OID_POLICIES "2.5.29.32"
@@ -171,6 +211,7 @@ static size_t spki(const char *algid_hex, const uint8_t *key, size_t keylen, uin
 #define ALG_P256 "30 13 06 07 2a 86 48 ce 3d 02 01 06 08 2a 86 48 ce 3d 03 01 07"
 #define ALG_K256 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 0a"
 #define ALG_ED25519 "30 05 06 03 2b 65 70"
+#define ALG_X25519 "30 05 06 03 2b 65 6e"
 
 static size_t rsa_spki_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap,
                            size_t modbytes, uint8_t top, uint64_t e)
@@ -220,6 +261,16 @@ static size_t t_rsa_garbage(const uint8_t *tbs, size_t len, uint8_t *out, size_t
     uint8_t s[64];
     static const uint8_t k[] = {0x05, 0x00};
     size_t sl = spki(ALG_RSA, k, sizeof k, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+/* SBR 6.1.5, 7.1.3.1.3: curve25519 keys only as id-Ed25519; an X25519 (key agreement) key has
+ * no allowed encoding, so no X25519 key-management certificate can be issued. */
+static size_t t_x25519(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[32], s[64];
+    memset(k, 0x42, sizeof k);
+    size_t sl = spki(ALG_X25519, k, sizeof k, s, sizeof s);
     return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
 }
 
@@ -586,7 +637,9 @@ static const lcase cases[] = {
      .conf_name = "basicConstraints",
      .conf_value = "critical,CA:FALSE"},
     {.name = "smimeCapabilities non-critical", .raw_oid = OID_SMIMECAP, .raw_hex = "30 00"},
-    {.name = "qcStatements non-critical", .raw_oid = OID_QCS, .raw_hex = "30 00"},
+    {.name = "qcStatements non-critical (QcCompliance)",
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_COMPLIANCE},
     {.name = "Adobe timestamp in MP",
      .gen = MC_GEN_MULTIPURPOSE,
      .raw_oid = OID_ADOBE_TS,
@@ -670,6 +723,7 @@ static const lcase cases[] = {
      .id = "e_smime_spki_algorithm_encoding",
      .only = 1,
      .post = t_secp256k1},
+    {.name = "X25519 SPKI", .id = "e_smime_spki_algorithm_encoding", .only = 1, .post = t_x25519},
     {.name = "Ed25519 key of 31 bytes",
      .id = "e_spki_key_malformed",
      .only = 1,
@@ -767,7 +821,7 @@ static const lcase cases[] = {
      .only = 1,
      .raw_oid = OID_QCS,
      .raw_crit = 1,
-     .raw_hex = "30 00"},
+     .raw_hex = HX_QCS_COMPLIANCE},
     {.name = "critical Adobe timestamp in MP",
      .id = "e_smime_ext_critical",
      .only = 1,
@@ -1183,6 +1237,23 @@ static const lcase cases[] = {
      .subj = OV_BASE,
      .raw_oid = OID_LEI,
      .raw_hex = "13 14 " LEI_OK},
+    /* SBR 7.1.2.3(k): qcStatements per RFC 3739 3.2.6 / ETSI EN 319 412-5 4 */
+    {.name = "OV with legal semantics, QcCompliance, QcSSCD, QcPDS, QcType eseal, legislation",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_OV},
+    {.name = "SV with natural semantics, QcCompliance, retention, limit, QcType esign",
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_SV},
+    {.name = "IV with QcType esign",
+     .type = MC_TYPE_INDIVIDUAL,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .subj = "C=GB;GN=Ada;SN=Lovelace",
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_ESIGN},
     {.name = "SV with LEI and role extensions",
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
@@ -1399,6 +1470,96 @@ static const lcase cases[] = {
      .subj = OV_BASE ";SN=Smith",
      .raw_oid = OID_LEI_ROLE,
      .raw_hex = "0c 08 44 69 72 65 63 74 6f 72"},
+    {.name = "qcStatements empty SEQUENCE",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .raw_oid = OID_QCS,
+     .raw_hex = "30 00"},
+    {.name = "QcCompliance with a statementInfo",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_COMP_INFO},
+    {.name = "QcCompliance twice",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_DUP},
+    {.name = "QcPDS over http",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_PDS_HTTP},
+    {.name = "QcPDS language of 3 letters",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_PDS_LANG},
+    {.name = "QcType holding a string",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_TYPE_NOTOID},
+    {.name = "QcCClegislation of 3 letters",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_LEG3},
+    {.name = "QcRetentionPeriod 0",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_RET0},
+    {.name = "empty SemanticsInformation",
+     .id = "e_smime_qc_statements_malformed",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_SEM_EMPTY},
+    {.name = "QcType web",
+     .id = "e_smime_qc_type_mismatch",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_WEB},
+    {.name = "QcType esign in OV",
+     .id = "e_smime_qc_type_mismatch",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_ESIGN},
+    {.name = "QcType eseal in SV",
+     .id = "e_smime_qc_type_mismatch",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith",
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_ESEAL},
+    {.name = "QcType esign in MV",
+     .id = "e_smime_qc_type_mismatch",
+     .only = 1,
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_ESIGN},
+    {.name = "semanticsId-Legal in IV",
+     .id = "e_smime_qc_type_mismatch",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "C=GB;GN=Ada;SN=Lovelace",
+     .raw_oid = OID_QCS,
+     .raw_hex = HX_QCS_SEM_LEGAL},
     {.name = "LEI role with a character outside PrintableString",
      .id = "e_smime_lei_role_malformed",
      .only = 1,

@@ -836,6 +836,94 @@ static void test_lei(void **state)
     mc_profile_free(sp);
 }
 
+/* SBR 7.1.2.3(k): qc_statements compile into a non-critical qcStatements extension (RFC 3739
+ * 3.2.6, ETSI EN 319 412-5 4) whose statements must fit the type; refused in mailbox profiles. */
+#define QC_OV                                                                                      \
+    "qc_statements:\n  compliance: true\n  sscd: true\n  type: eseal\n  semantics: legal\n"        \
+    "  pds:\n    en: https://pki.example.com/pds-en.pdf\n  legislation: [CH]\n"
+/* the same statements as encoded by an independent DER encoder (tests/test_lint.c HX_QCS_OV) */
+#define QC_OV_DER                                                                                  \
+    "30 81 86 30 15 06 08 2b 06 01 05 05 07 0b 02 30 09 06 07 04 00 8b ec 49 01 02 30 08 06 06 "   \
+    "04 00 8e 46 01 01 30 08 06 06 04 00 8e 46 01 04 30 34 06 06 04 00 8e 46 01 05 30 2a 30 28 "   \
+    "16 22 68 74 74 70 73 3a 2f 2f 70 6b 69 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 70 64 73 2d "   \
+    "65 6e 2e 70 64 66 13 02 65 6e 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 8e 46 01 06 "   \
+    "02 30 0e 06 06 04 00 8e 46 01 07 30 04 13 02 43 48"
+
+static size_t unhex(const char *h, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned v;
+    int k;
+    while (sscanf(h, " %2x%n", &v, &k) == 1 && n < cap) {
+        out[n++] = (uint8_t)v;
+        h += k;
+    }
+    return n;
+}
+
+static void test_qc_statements(void **state)
+{
+    fixture *f = *state;
+    mc_profile *p;
+    expect_ok(f, OBASE O13 QC_OV, &p);
+    mc_der_tlv oids[16], vals[16];
+    size_t n = ext_oids(p->ext_const, p->ext_const_len, oids, vals, 16);
+    char b[64];
+    assert_string_equal(oid_str(&oids[n - 1], b, sizeof b), "1.3.6.1.5.5.7.1.3");
+    uint8_t want[256];
+    size_t wl = unhex(QC_OV_DER, want, sizeof want);
+    assert_int_equal(wl, 0x89);
+    assert_int_equal(vals[n - 1].len, wl);
+    assert_memory_equal(vals[n - 1].val, want, wl);
+    mc_profile_free(p);
+    /* sponsor: esign, natural person semantics, retention, PDS in two languages */
+    expect_ok(f,
+              SPONSOR_LEI "qc_statements:\n  type: esign\n  semantics: natural\n"
+                          "  retention_years: 15\n  pds:\n    de: https://pki.example.com/de.pdf\n"
+                          "    en: https://pki.example.com/en.pdf\n",
+              &p);
+    mc_profile_free(p);
+    /* no qc_statements: no extension */
+    expect_ok(f, OBASE O13, &p);
+    n = ext_oids(p->ext_const, p->ext_const_len, oids, vals, 16);
+    for (size_t i = 0; i < n; i++)
+        assert_string_not_equal(oid_str(&oids[i], b, sizeof b), "1.3.6.1.5.5.7.1.3");
+    mc_profile_free(p);
+
+    /* SBR 7.1.2.4: a mailbox-validated certificate validates no identity to qualify */
+    expect_error(f, BASE "qc_statements:\n  compliance: true\n", MC_ERR_PROFILE, "bad.yaml:11",
+                 "SBR 7.1.2.4");
+    expect_error(f, OBASE O13 "qc_statements: {}\n", MC_ERR_PROFILE, "bad.yaml:14",
+                 "SBR 7.1.2.3(k)");
+    expect_error(f, OBASE O13 "qc_statements:\n  compliance: false\n", MC_ERR_PROFILE,
+                 "bad.yaml:14", "SBR 7.1.2.3(k)");
+    /* ETSI EN 319 412-5 4.2.3: eseal for legal persons, esign for natural ones, never web */
+    expect_error(f, OBASE O13 "qc_statements:\n  compliance: true\n  type: esign\n", MC_ERR_PROFILE,
+                 "bad.yaml:16", "ETSI EN 319 412-5 4.2.3");
+    expect_error(f, OBASE O13 "qc_statements:\n  type: web\n", MC_ERR_PROFILE, "bad.yaml:15",
+                 "ETSI EN 319 412-5 4.2.3");
+    expect_error(f, SPONSOR_LEI "qc_statements:\n  type: eseal\n", MC_ERR_PROFILE, "bad.yaml:16",
+                 "ETSI EN 319 412-5 4.2.3");
+    expect_error(f, OBASE O13 "qc_statements:\n  semantics: natural\n", MC_ERR_PROFILE,
+                 "bad.yaml:15", "ETSI EN 319 412-1 5.1");
+    /* ETSI EN 319 412-5 4.3.4: https PDS URLs, ISO 639-1 languages, one in English */
+    expect_error(f, OBASE O13 "qc_statements:\n  pds:\n    en: http://pki.example.com/pds\n",
+                 MC_ERR_PROFILE, "bad.yaml:16", "ETSI EN 319 412-5 4.3.4");
+    expect_error(f, OBASE O13 "qc_statements:\n  pds:\n    eng: https://pki.example.com/pds\n",
+                 MC_ERR_PROFILE, "bad.yaml:16", "ETSI EN 319 412-5 4.3.4");
+    expect_error(f, OBASE O13 "qc_statements:\n  pds:\n    de: https://pki.example.com/pds\n",
+                 MC_ERR_PROFILE, "bad.yaml:15", "ETSI EN 319 412-5 4.3.4");
+    expect_error(f, OBASE O13 "qc_statements:\n  legislation: [che]\n", MC_ERR_PROFILE,
+                 "bad.yaml:15", "ETSI EN 319 412-5 4.2.4");
+    expect_error(f, OBASE O13 "qc_statements:\n  retention_years: 0\n", MC_ERR_PROFILE,
+                 "bad.yaml:15", "ETSI EN 319 412-5 4.3.3");
+    expect_error(f, OBASE O13 "qc_statements:\n  sscd: yes\n", MC_ERR_PROFILE, "bad.yaml:15", "");
+    expect_error(f, OBASE O13 "qc_statements:\n  compliance: true\n  limit: 5\n", MC_ERR_PROFILE,
+                 "bad.yaml:16", "");
+    expect_error(f, OBASE O13 "qc_statements:\n  sscd: true\n  sscd: true\n", MC_ERR_PROFILE,
+                 "bad.yaml:16", "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -855,6 +943,7 @@ int main(void)
         cmocka_unit_test(test_subject),
         cmocka_unit_test(test_check_order_subject),
         cmocka_unit_test(test_lei),
+        cmocka_unit_test(test_qc_statements),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

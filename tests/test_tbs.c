@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mailca/der.h"
 #include "mailca/lint.h"
@@ -954,6 +955,73 @@ static void test_lei(void **state)
     free(is);
 }
 
+/* SBR 7.1.2.3(k): a shipped profile with qc_statements added issues a certificate whose
+ * qcStatements extension is non-critical, decodes in OpenSSL and lints clean. */
+static void test_qc_statements(void **state)
+{
+    fixture *f = *state;
+    static const char *const files[] = {"organization-multipurpose.yaml", "sponsor-strict.yaml",
+                                        "individual-strict.yaml"};
+    static const char *const qc[] = {
+        "qc_statements:\n  compliance: true\n  type: eseal\n  semantics: legal\n"
+        "  pds:\n    en: https://pki.example.com/pds-en.pdf\n",
+        "qc_statements:\n  compliance: true\n  sscd: true\n  type: esign\n"
+        "  retention_years: 15\n  legislation: [CH]\n",
+        "qc_statements:\n  compliance: true\n  type: esign\n  semantics: natural\n"};
+    static const char *const mb[] = {"alice@example.com"};
+    const char *tmp = getenv("MAILCA_TEST_TMP");
+    char path[600], src[600];
+    for (int t = 0; t < 3; t++) {
+        snprintf(src, sizeof src, "%s/profiles/%s", MAILCA_SOURCE_DIR, files[t]);
+        snprintf(path, sizeof path, "%s/tbs-qc-%d-%ld.yaml", tmp && *tmp ? tmp : "/tmp", t,
+                 (long)getpid());
+        FILE *in = fopen(src, "rb"), *out = fopen(path, "wb");
+        assert_non_null(in);
+        assert_non_null(out);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+            assert_int_equal(fwrite(buf, 1, n, out), n);
+        assert_true(fputs(qc[t], out) >= 0);
+        fclose(in);
+        assert_int_equal(fclose(out), 0);
+        mc_profile *p = NULL;
+        mc_errdetail err;
+        mc_err rc = mc_profile_load(path, &f->iss, &urls, &p, &err);
+        remove(path);
+        if (rc)
+            print_error("%s: %s: %s [%s]\n", files[t], err.field, err.message, err.rule);
+        assert_int_equal(rc, MC_OK);
+        mc_order o;
+        issued *is = calloc(1, sizeof *is);
+        assert_non_null(is);
+        order_init(&o, f->keys[K_P256], MC_KEY_P256, MC_USAGE_SIGNING, mb, 1, is);
+        if (t < 2) {
+            o.subject.attr[MC_SA_ORGANIZATION] = (mc_str){"Example Ltd", 11};
+            o.subject.attr[MC_SA_ORG_IDENTIFIER] = (mc_str){"NTRGB-12345678", 14};
+        }
+        if (t > 0) {
+            o.subject.attr[MC_SA_GIVEN_NAME] = (mc_str){"Alice", 5};
+            o.subject.attr[MC_SA_SURNAME] = (mc_str){"Smith", 5};
+        }
+        issue(f, p, &o, is);
+        const unsigned char *v;
+        int len;
+        assert_int_equal(ext_by_oid(is->x, "1.3.6.1.5.5.7.1.3", &v, &len), 0); /* non-critical */
+        assert_true(len > 10 && v[0] == 0x30);
+        assert_int_equal(X509_get_extension_flags(is->x) & EXFLAG_INVALID, 0);
+        mc_lint_result r;
+        mc_lint_ctx lc = {.profile = p, .issuer = &f->iss, .now = is->now};
+        assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+        for (size_t i = 0; i < r.n; i++)
+            print_error("%s: %s: %s\n", files[t], r.f[i].lint->id, r.f[i].detail);
+        assert_int_equal(r.n, 0);
+        X509_free(is->x);
+        free(is);
+        mc_profile_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_smtputf8),        cmocka_unit_test(test_subject_limits),
         cmocka_unit_test(test_validity_2050),   cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_other_types),     cmocka_unit_test(test_lei),
+        cmocka_unit_test(test_qc_statements),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -116,6 +116,8 @@ enum {
     L_COUNTRY,
     L_LEI_FORMAT,
     L_LEI_ROLE_FORMAT,
+    L_QCS_MALFORMED,
+    L_QCS_TYPE,
     L_COUNT
 };
 
@@ -314,6 +316,13 @@ static const mc_lint_def defs[L_COUNT] = {
     [L_LEI_ROLE_FORMAT] = {"e_smime_lei_role_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
                            "LEI role extension must be a PrintableString of 1..100 characters "
                            "(ISO 17442-2)"},
+    [L_QCS_MALFORMED] = {"e_smime_qc_statements_malformed", E, "SBR 7.1.2.3(k)", T_SBR,
+                         "qcStatements must be RFC 3739 QCStatements whose ETSI EN 319 412-5 "
+                         "statements have their defined syntax, each at most once"},
+    [L_QCS_TYPE] =
+        {"e_smime_qc_type_mismatch", E, "SBR 7.1.2.3(k)", T_SBR,
+         "QcType/semantics must fit the subject: esign/natural for sponsor and "
+         "individual, eseal/legal for organization, never web (ETSI EN 319 412-5 4.2.3)"},
 };
 
 #undef E
@@ -335,6 +344,20 @@ OID(oid_ski, 0x55, 0x1d, 0x0e);
 OID(oid_smimecap, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0f);
 OID(oid_sda, 0x55, 0x1d, 0x09);
 OID(oid_qcs, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x03);
+OID(oid_qcs_pkix_v1, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0b, 0x01);
+OID(oid_qcs_pkix_v2, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x0b, 0x02);
+OID(oid_qc_compliance, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x01);
+OID(oid_qc_limit, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x02);
+OID(oid_qc_retention, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x03);
+OID(oid_qc_sscd, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x04);
+OID(oid_qc_pds, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x05);
+OID(oid_qc_type, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06);
+OID(oid_qc_legislation, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x07);
+OID(oid_qct_esign, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x01);
+OID(oid_qct_eseal, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x02);
+OID(oid_qct_web, 0x04, 0x00, 0x8e, 0x46, 0x01, 0x06, 0x03);
+OID(oid_qc_sem_natural, 0x04, 0x00, 0x8b, 0xec, 0x49, 0x01, 0x01);
+OID(oid_qc_sem_legal, 0x04, 0x00, 0x8b, 0xec, 0x49, 0x01, 0x02);
 OID(oid_lei, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x01);
 OID(oid_lei_role, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x83, 0x98, 0x2a, 0x02);
 OID(oid_adobe_ts, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x2f, 0x01, 0x01, 0x09, 0x01);
@@ -1845,6 +1868,190 @@ static void lint_lei_role(lstate *s)
                show(e->value.val, e->value.len, b, sizeof b), e->value.tag);
 }
 
+/* ---- qcStatements, SBR 7.1.2.3(k): RFC 3739 3.2.6 and ETSI EN 319 412-5 4 ---- */
+
+static int qcs_bad(lstate *s, const char *why)
+{
+    report(s, L_QCS_MALFORMED, "qcStatements: %s", why);
+    return 0;
+}
+
+/* Every element of a non-empty SEQUENCE OF has tag (and, for strings, len 2 when two). */
+static int qcs_seq_of(const mc_der_tlv *t, unsigned tag, int two)
+{
+    if (t->tag != MC_DER_SEQUENCE || t->len == 0)
+        return 0;
+    mc_der_cur c = mc_der_cur_in(t);
+    mc_der_tlv v;
+    while (!mc_der_cur_empty(&c))
+        if (mc_der_next(&c, &v) != MC_OK || v.tag != tag || (two && v.len != 2))
+            return 0;
+    return 1;
+}
+
+/* QcType (4.2.3): esign for natural persons, eseal for legal persons; web is for websites. */
+static void lint_qc_type(lstate *s, const mc_der_tlv *info)
+{
+    mc_der_cur c = mc_der_cur_in(info);
+    mc_der_tlv v;
+    int legal = s->type == MC_TYPE_ORGANIZATION;
+    while (mc_der_next(&c, &v) == MC_OK) {
+        if (mc_der_oid_eq(&v, OIDL(oid_qct_web)))
+            report(s, L_QCS_TYPE, "QcType web (website authentication) in an S/MIME certificate");
+        else if (s->type == MC_TYPE_MAILBOX &&
+                 (mc_der_oid_eq(&v, OIDL(oid_qct_esign)) || mc_der_oid_eq(&v, OIDL(oid_qct_eseal))))
+            report(s, L_QCS_TYPE,
+                   "QcType in a mailbox-validated certificate (no subject identity)");
+        else if (mc_der_oid_eq(&v, OIDL(oid_qct_esign)) && legal)
+            report(s, L_QCS_TYPE, "QcType esign in an organization-validated certificate");
+        else if (mc_der_oid_eq(&v, OIDL(oid_qct_eseal)) && !legal)
+            report(s, L_QCS_TYPE, "QcType eseal in a %s certificate", type_name(s->type));
+    }
+}
+
+/* SemanticsInformation ::= SEQUENCE { semanticsIdentifier OID OPTIONAL,
+ *   nameRegistrationAuthorities SEQUENCE OF GeneralName OPTIONAL } -- at least one present */
+static int lint_qc_semantics(lstate *s, const mc_der_tlv *info)
+{
+    if (info->tag != MC_DER_SEQUENCE || info->len == 0)
+        return qcs_bad(s, "SemanticsInformation is not a non-empty SEQUENCE");
+    mc_der_cur c = mc_der_cur_in(info);
+    mc_der_tlv id, nra;
+    int has_id = mc_der_optional(&c, MC_DER_OID, &id);
+    if (mc_der_optional(&c, MC_DER_SEQUENCE, &nra) && nra.len == 0)
+        return qcs_bad(s, "nameRegistrationAuthorities is empty");
+    if (!mc_der_cur_empty(&c))
+        return qcs_bad(s, "SemanticsInformation has unexpected fields");
+    int legal = s->type == MC_TYPE_ORGANIZATION;
+    /* ETSI EN 319 412-1 5.1: natural person identifiers (serialNumber) vs legal person ones
+     * (organizationIdentifier) */
+    if (has_id && mc_der_oid_eq(&id, OIDL(oid_qc_sem_natural)) && legal)
+        report(s, L_QCS_TYPE, "semanticsId-Natural in an organization-validated certificate");
+    else if (has_id && mc_der_oid_eq(&id, OIDL(oid_qc_sem_legal)) && !legal)
+        report(s, L_QCS_TYPE, "semanticsId-Legal in a %s certificate", type_name(s->type));
+    return 1;
+}
+
+/* PdsLocations ::= SEQUENCE SIZE (1..MAX) OF SEQUENCE { url IA5String, language PrintableString
+ * (SIZE(2)) } (4.3.4): the URL https. */
+static int lint_qc_pds(lstate *s, const mc_der_tlv *info)
+{
+    char b[64];
+    if (info->tag != MC_DER_SEQUENCE || info->len == 0)
+        return qcs_bad(s, "QcPDS is not a non-empty SEQUENCE OF PdsLocation");
+    mc_der_cur c = mc_der_cur_in(info);
+    mc_der_tlv loc, url, lang;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_expect(&c, MC_DER_SEQUENCE, &loc) != MC_OK)
+            return qcs_bad(s, "PdsLocation is not a SEQUENCE");
+        mc_der_cur l = mc_der_cur_in(&loc);
+        if (mc_der_expect(&l, MC_DER_IA5STRING, &url) != MC_OK ||
+            mc_der_expect(&l, MC_DER_PRINTABLESTRING, &lang) != MC_OK || lang.len != 2 ||
+            !mc_der_cur_empty(&l))
+            return qcs_bad(s, "PdsLocation is not {IA5String url, PrintableString(SIZE(2))}");
+        if (!prefix_ci(url.val, url.len, "https://") || url.len <= 8) {
+            report(s, L_QCS_MALFORMED, "qcStatements: PDS URL \"%s\" is not https",
+                   show(url.val, url.len, b, sizeof b));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void lint_qcs(lstate *s)
+{
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_qcs));
+    if (!e)
+        return;
+    /* QCStatements ::= SEQUENCE OF QCStatement; an empty one states nothing */
+    if (e->value.tag != MC_DER_SEQUENCE || e->value.len == 0) {
+        qcs_bad(s, "not a non-empty SEQUENCE OF QCStatement");
+        return;
+    }
+    mc_der_cur c = mc_der_cur_in(&e->value);
+    mc_der_tlv st, ids[16];
+    size_t n = 0;
+    char b[64];
+    while (!mc_der_cur_empty(&c)) {
+        mc_der_tlv id, info;
+        if (mc_der_expect(&c, MC_DER_SEQUENCE, &st) != MC_OK) {
+            qcs_bad(s, "a QCStatement is not a SEQUENCE");
+            return;
+        }
+        mc_der_cur q = mc_der_cur_in(&st);
+        if (mc_der_expect(&q, MC_DER_OID, &id) != MC_OK) {
+            qcs_bad(s, "a QCStatement has no statementId");
+            return;
+        }
+        int has_info = !mc_der_cur_empty(&q);
+        if (has_info && (mc_der_next(&q, &info) != MC_OK || !mc_der_cur_empty(&q))) {
+            qcs_bad(s, "a QCStatement has more than statementId and statementInfo");
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (mc_der_oid_eq(&ids[i], id.val, id.len)) {
+                report(s, L_QCS_MALFORMED, "qcStatements: statement %s appears twice",
+                       oidstr(&id, b, sizeof b));
+                return;
+            }
+        if (n < sizeof ids / sizeof ids[0])
+            ids[n++] = id;
+        /* ETSI EN 319 412-5 4.2.1, 4.2.2: QcCompliance and QcSSCD carry no statementInfo */
+        if (mc_der_oid_eq(&id, OIDL(oid_qc_compliance)) || mc_der_oid_eq(&id, OIDL(oid_qc_sscd))) {
+            if (has_info) {
+                report(s, L_QCS_MALFORMED, "qcStatements: %s has a statementInfo",
+                       mc_der_oid_eq(&id, OIDL(oid_qc_sscd)) ? "QcSSCD" : "QcCompliance");
+                return;
+            }
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qc_retention))) {
+            int64_t years; /* 4.3.3: QcEuRetentionPeriod ::= INTEGER (years) */
+            if (!has_info || info.tag != MC_DER_INTEGER || mc_der_int_i64(&info, &years) != MC_OK ||
+                years < 1) {
+                qcs_bad(s, "QcRetentionPeriod is not a positive INTEGER");
+                return;
+            }
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qc_limit))) {
+            /* 4.3.2: QcEuLimitValue ::= SEQUENCE { currency (PrintableString SIZE(3) or INTEGER),
+             * amount INTEGER, exponent INTEGER } */
+            mc_der_tlv cur, amt, ex;
+            mc_der_cur l = has_info && info.tag == MC_DER_SEQUENCE ? mc_der_cur_in(&info)
+                                                                   : mc_der_cur_make(NULL, 0);
+            if (!has_info || mc_der_next(&l, &cur) != MC_OK ||
+                !((cur.tag == MC_DER_PRINTABLESTRING && cur.len == 3) ||
+                  cur.tag == MC_DER_INTEGER) ||
+                mc_der_expect(&l, MC_DER_INTEGER, &amt) != MC_OK ||
+                mc_der_expect(&l, MC_DER_INTEGER, &ex) != MC_OK || !mc_der_cur_empty(&l)) {
+                qcs_bad(s, "QcLimitValue is not {currency, amount, exponent}");
+                return;
+            }
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qc_pds))) {
+            if (!has_info) {
+                qcs_bad(s, "QcPDS without PdsLocations");
+                return;
+            }
+            if (!lint_qc_pds(s, &info))
+                return;
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qc_type))) {
+            if (!has_info || !qcs_seq_of(&info, MC_DER_OID, 0)) {
+                qcs_bad(s, "QcType is not a non-empty SEQUENCE OF OBJECT IDENTIFIER");
+                return;
+            }
+            lint_qc_type(s, &info);
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qc_legislation))) {
+            if (!has_info || !qcs_seq_of(&info, MC_DER_PRINTABLESTRING, 1)) {
+                qcs_bad(s, "QcCClegislation is not a SEQUENCE OF PrintableString (SIZE(2))");
+                return;
+            }
+        } else if (mc_der_oid_eq(&id, OIDL(oid_qcs_pkix_v1)) ||
+                   mc_der_oid_eq(&id, OIDL(oid_qcs_pkix_v2))) {
+            /* RFC 3739 3.2.6.1: statementInfo SemanticsInformation OPTIONAL */
+            if (has_info && !lint_qc_semantics(s, &info))
+                return;
+        }
+        /* other statements (other legal frameworks, RFC 3739 3.2.6) are not judged */
+    }
+}
+
 /* ---- entry points ---- */
 
 void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
@@ -1888,6 +2095,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_subject(&s);
     lint_lei(&s);
     lint_lei_role(&s);
+    lint_qcs(&s);
 }
 
 static mc_err finish(const mc_lint_result *out, mc_errdetail *err)

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.4"
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.5"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
