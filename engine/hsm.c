@@ -841,6 +841,12 @@ static mc_err sign_core(mc_hsm_session *s, mc_sigalg alg, const uint8_t *in, siz
         return mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
                           "%s: CKR_OPERATION_ACTIVE (an earlier operation is stuck on the session)",
                           call);
+    if (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)
+        /* A logout or token reset invalidates the object handles the session found: a new
+         * session looks the key up again (and fails plainly if the key is really gone). */
+        return mc_err_set(err, MC_ERR_HSM_SESSION, "hsm", NULL,
+                          "%s: %s (a stale key handle: the session is replaced)", call,
+                          mc_hsm_rv_name(rv));
     if (rv != CKR_OK)
         return rv_err(err, call, rv, NULL);
     if (rawlen != s->sigmax)

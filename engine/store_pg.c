@@ -630,19 +630,24 @@ static mc_err pipeline_chunk(pg_store *s, const char *what, int stmt, const void
      * command's result is followed by NULL. All results are read even after an error so the
      * connection leaves pipeline mode clean. */
     size_t cmd = 0, ncmd = (size_t)begin + (to - from) + (size_t)commit;
+    int nulls = 0, synced = 0;
     for (;;) {
         PGresult *res = PQgetResult(s->conn);
         if (!res) {
-            if (PQstatus(s->conn) != CONNECTION_OK) {
+            /* each command's results end with one NULL: two in a row mean nothing more will
+             * come (the connection was lost and re-established under the pipeline) */
+            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1) {
                 if (!e)
                     e = pg_err(s, err, NULL, what, NULL);
                 break;
             }
             continue; /* end of one command's results */
         }
+        nulls = 0;
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            synced = 1;
             break;
         }
         int is_row = cmd >= (size_t)begin && cmd < (size_t)begin + (to - from);
@@ -669,6 +674,14 @@ static mc_err pipeline_chunk(pg_store *s, const char *what, int stmt, const void
                 e = pg_err(s, err, NULL, what, NULL);
             break;
         }
+    }
+    if (!synced) {
+        /* the pipeline ended without its Sync: the connection's state is unknown, start over
+         * (the next call reconnects; an open transaction dies with the old connection) */
+        PQexitPipelineMode(s->conn);
+        PQreset(s->conn);
+        s->prepared = 0;
+        return e;
     }
     if (!PQexitPipelineMode(s->conn) && !e)
         e = pg_err(s, err, NULL, what, NULL);
@@ -810,19 +823,24 @@ static mc_err pipeline_stmt(pg_store *s, const char *what, int begin, int stmt, 
         return e;
     }
     size_t cmd = 0, ncmd = (size_t)begin + 1;
+    int nulls = 0, synced = 0;
     for (;;) {
         PGresult *res = PQgetResult(s->conn);
         if (!res) {
-            if (PQstatus(s->conn) != CONNECTION_OK) {
+            /* each command's results end with one NULL: two in a row mean nothing more will
+             * come (the connection was lost and re-established under the pipeline) */
+            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1) {
                 if (!e)
                     e = pg_err(s, err, NULL, what, NULL);
                 break;
             }
             continue;
         }
+        nulls = 0;
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            synced = 1;
             break;
         }
         if (!e && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -846,6 +864,14 @@ static mc_err pipeline_stmt(pg_store *s, const char *what, int begin, int stmt, 
                 e = pg_err(s, err, NULL, what, NULL);
             break;
         }
+    }
+    if (!synced) {
+        /* the pipeline ended without its Sync: the connection's state is unknown, start over
+         * (the next call reconnects; an open transaction dies with the old connection) */
+        PQexitPipelineMode(s->conn);
+        PQreset(s->conn);
+        s->prepared = 0;
+        return e;
     }
     if (!PQexitPipelineMode(s->conn) && !e)
         e = pg_err(s, err, NULL, what, NULL);
