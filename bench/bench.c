@@ -10,6 +10,7 @@
  * a CAA issuemail record per domain for the bench CA; prints certs/sec both ways (medians), their
  * ratio and the CAA counters of each run with CAA (lookups = cache misses). docs/bench.md.
  */
+#include "ctbench.h"
 #include "nsd.h"
 
 #include "mailca/ca.h"
@@ -61,6 +62,11 @@ typedef struct bench_opts {
     char sessions_list[64];   /* --sessions-list: the sessions in flight to compare */
     int sessions;             /* engine.sessions for the run (0: the config's) */
     char module[MC_PATH_MAX]; /* PKCS#11 module for the runs ("" = the config's) */
+    mc_sigalg ca_sig;         /* --key rsa2048-pss: the issuing CA's algorithm (NONE = default) */
+    int tokens;               /* --tokens N: the issuing key on N tokens (1 = generated inside) */
+    int use_tokens;           /* the tokens this phase uses: the first N of hsm.key (0 = all) */
+    int proc_index;           /* raw processes: this one's index (spreads sessions over tokens) */
+    size_t msg_len;           /* raw Ed25519 baseline: bytes signed (a TBS's size) */
 } bench_opts;
 
 typedef struct report {
@@ -70,7 +76,27 @@ typedef struct report {
     mc_run_stats st;
     long maxrss_kb;
     mc_caa_stats caa; /* the run's CAA counters (zero with CAA off) */
+    double cpu_s;     /* CPU seconds (user + system) of the measured part, every thread and
+                         worker process: signatures or certificates per CPU-second do not
+                         depend on what else the machine runs */
+    uint64_t ops;     /* raw phases: signatures made */
 } report;
+
+/* Microseconds of CPU per operation (0 when nothing was counted). */
+static double us_per(double cpu_s, uint64_t n)
+{
+    return n > 0 ? 1e6 * cpu_s / (double)n : 0;
+}
+
+/* User + system seconds of who (RUSAGE_SELF: every thread; RUSAGE_CHILDREN: reaped children). */
+static double cpu_now(int who)
+{
+    struct rusage ru;
+    if (getrusage(who, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 static double now_s(void)
 {
@@ -133,6 +159,8 @@ static void phase_setup(const bench_opts *o, report *r)
     mc_ca_init_opts ci = {.dir = o->dir,
                           .keytype = o->ca_kt,
                           .rsa_bits = o->ca_bits,
+                          .sigalg = o->ca_sig,
+                          .bench_tokens = o->tokens, /* > 1: imported key, bench only */
                           .org = "mailca bench",
                           .base_url = "http://pki.mailca.test"};
     if (mc_ca_init(&ci, &e) != MC_OK)
@@ -166,12 +194,23 @@ static mc_err load_cfg(const bench_opts *o, mc_config *cfg, mc_errdetail *e)
     mc_err rc = mc_config_load(path, cfg, e);
     if (rc == MC_OK)
         mc_config_apply_env(cfg);
+    /* --tokens: this phase uses the first use_tokens URIs of hsm.key */
+    char *p = cfg->hsm_key;
+    for (int i = 0; rc == MC_OK && o->use_tokens > 0 && i <= o->use_tokens && *p; i++) {
+        p += strspn(p, " \t\n");
+        if (i == o->use_tokens) {
+            *p = '\0';
+            break;
+        }
+        p += strcspn(p, " \t\n");
+    }
     return rc;
 }
 
 typedef struct raw_thread {
     mc_hsm *h;
     mc_sigalg alg;
+    size_t msg_len; /* what C_Sign gets: the digest, or for Ed25519 the whole TBS-sized message */
     double deadline;
     atomic_int *go;
     uint64_t count;
@@ -183,11 +222,8 @@ static void *raw_main(void *arg)
 {
     raw_thread *t = arg;
     mc_hsm_session *s = NULL;
-    uint8_t digest[64], sig[1024];
-    memset(digest, 0x5a, sizeof digest);
-    size_t dlen = t->alg == MC_SIG_ECDSA_SHA384 || t->alg == MC_SIG_RSA_PKCS1_SHA384   ? 48
-                  : t->alg == MC_SIG_ECDSA_SHA512 || t->alg == MC_SIG_RSA_PKCS1_SHA512 ? 64
-                                                                                       : 32;
+    uint8_t msg[4096], sig[1024];
+    memset(msg, 0x5a, sizeof msg);
     if ((t->rc = mc_hsm_session_open(t->h, &s, &t->err)) != MC_OK)
         return NULL;
     while (!atomic_load(t->go))
@@ -195,7 +231,7 @@ static void *raw_main(void *arg)
     while (now_s() < t->deadline) {
         for (int i = 0; i < 16; i++) {
             size_t sl = sizeof sig;
-            if ((t->rc = mc_hsm_sign_raw(s, t->alg, digest, dlen, sig, &sl)) != MC_OK) {
+            if ((t->rc = mc_hsm_sign_raw(s, t->alg, msg, t->msg_len, sig, &sl)) != MC_OK) {
                 mc_err_set(&t->err, t->rc, NULL, NULL, "C_Sign failed");
                 goto done;
             }
@@ -207,33 +243,65 @@ done:
     return NULL;
 }
 
-/* The baseline: C_Sign on a digest, one session per thread, same token, same thread count. */
+/* The size of the TBS the engine builds for a bench order (mailbox-strict profile, one mailbox,
+ * the bench CA's names and URLs): measured at 650 bytes with a P-256 subject key (91-byte
+ * SubjectPublicKeyInfo); other subject keys change it by their SPKI's size. */
+static size_t bench_tbs_len(mc_keytype sub_kt, unsigned sub_bits)
+{
+    size_t spki = sub_kt == MC_KEY_RSA       ? (sub_bits ? sub_bits : 2048) / 8 + 38
+                  : sub_kt == MC_KEY_P384    ? 120
+                  : sub_kt == MC_KEY_P521    ? 158
+                  : sub_kt == MC_KEY_ED25519 ? 44
+                                             : 91;
+    return 650 + spki - 91;
+}
+
+/* What the raw baseline hands C_Sign for alg: the digest the engine's workers compute (ECDSA,
+ * RSA PKCS#1 v1.5 and PSS: the mechanisms' parameters are the engine's, engine/hsm.c), or for
+ * Ed25519 (CKM_EDDSA hashes the message itself) a message of the size of the engine's TBS. */
+static size_t raw_msg_len(const bench_opts *o, mc_sigalg alg)
+{
+    const char *d = mc_sigalg_digest(alg);
+    if (!d)
+        return o->msg_len;
+    return strcmp(d, "SHA384") == 0 ? 48 : strcmp(d, "SHA512") == 0 ? 64 : 32;
+}
+
+/* The baseline: C_Sign with the engine's mechanism, one session per thread, on the tokens the
+ * engine run uses (hsm.key, or its first o->use_tokens URIs), sessions spread over them as the
+ * engine's pool spreads its workers' (thread i of raw process k on token k * threads + i), same
+ * thread count. */
 static void phase_raw(const bench_opts *o, report *r)
 {
     mc_errdetail e;
     mc_config cfg;
-    mc_hsm *h = NULL;
+    mc_hsmpool *p = NULL;
     char pin[256];
     if (load_cfg(o, &cfg, &e) != MC_OK || mc_config_read_pin(&cfg, pin, sizeof pin, &e) != MC_OK)
         return fail(r, &e);
-    mc_hsm_config hc = {.module = cfg.hsm_module, .key_uri = cfg.hsm_key, .pin = pin};
-    mc_err rc = mc_hsm_open(&hc, &h, &e);
+    mc_err rc = mc_hsmpool_open(cfg.hsm_module, cfg.hsm_key, pin, &p, &e);
     OPENSSL_cleanse(pin, sizeof pin);
     if (rc != MC_OK)
         return fail(r, &e);
     mc_sigalg alg = mc_sigalg_from_name(cfg.ca_signature);
     int n = o->workers;
+    size_t ntok = mc_hsmpool_tokens(p);
     raw_thread *t = calloc((size_t)n, sizeof *t);
     pthread_t *th = calloc((size_t)n, sizeof *th);
     atomic_int go = 0;
     double start = now_s() + 0.2;
     for (int i = 0; t && th && i < n; i++) {
-        t[i] = (raw_thread){.h = h, .alg = alg, .deadline = start + o->seconds, .go = &go};
+        size_t tok = (size_t)(o->proc_index * n + i) % ntok;
+        t[i] = (raw_thread){.h = mc_hsmpool_hsm(p, tok),
+                            .alg = alg,
+                            .msg_len = raw_msg_len(o, alg),
+                            .deadline = start + o->seconds,
+                            .go = &go};
         pthread_create(&th[i], NULL, raw_main, &t[i]);
     }
     while (now_s() < start)
         ;
-    double t0 = now_s();
+    double t0 = now_s(), cpu0 = cpu_now(RUSAGE_SELF);
     atomic_store(&go, 1);
     uint64_t total = 0;
     r->ok = t && th;
@@ -246,9 +314,11 @@ static void phase_raw(const bench_opts *o, report *r)
     }
     double el = now_s() - t0;
     r->rate = el > 0 ? (double)total / el : 0;
+    r->cpu_s = cpu_now(RUSAGE_SELF) - cpu0;
+    r->ops = total;
     free(t);
     free(th);
-    mc_hsm_close(h);
+    mc_hsmpool_close(p);
 }
 
 /* The raw baseline across processes: o->procs processes, each running phase_raw with o->workers
@@ -272,7 +342,9 @@ static void sum_in_procs(const bench_opts *o, report *r, void (*fn)(const bench_
             /* staggered: SoftHSM2 processes opening one token at the same moment race on its
              * state files (as the engine's worker processes, which start one by one) */
             usleep((useconds_t)i * 150000);
-            fn(o, &mine);
+            bench_opts mo = *o;
+            mo.proc_index = i;
+            fn(&mo, &mine);
             ssize_t w = write(fds[i][1], &mine, sizeof mine);
             _exit(w == (ssize_t)sizeof mine ? 0 : 1);
         }
@@ -290,6 +362,8 @@ static void sum_in_procs(const bench_opts *o, report *r, void (*fn)(const bench_
             r->ok = 0;
         } else {
             r->rate += one.rate;
+            r->cpu_s += one.cpu_s;
+            r->ops += one.ops;
         }
     }
 }
@@ -347,6 +421,19 @@ static void run_engine_ex(const bench_opts *o, report *r, const char *orders, co
     }
     if (o->module[0])
         snprintf(cfg.hsm_module, sizeof cfg.hsm_module, "%s", o->module);
+    if (o->use_tokens > 0) {
+        /* --tokens: worker processes (--procs) re-read the config from its file, so this
+         * set-up's hsm.key (the first use_tokens URIs) goes into a file of its own */
+        char cpath[sizeof cfg.path];
+        if (snprintf(cpath, sizeof cpath, "%s/mailca-%dtok.yaml", o->dir, o->use_tokens) >=
+            (int)sizeof cpath) {
+            mc_err_set(&e, MC_ERR_CONFIG, "dir", NULL, "state folder path too long");
+            return fail(r, &e);
+        }
+        if (mc_config_write(&cfg, cpath, &e) != MC_OK)
+            return fail(r, &e);
+        memcpy(cfg.path, cpath, sizeof cfg.path);
+    }
     mc_engine_opts eo = {.workers = o->workers,
                          .batch = o->batch,
                          .no_lint = no_lint,
@@ -358,15 +445,19 @@ static void run_engine_ex(const bench_opts *o, report *r, const char *orders, co
     snprintf(out, sizeof out, "%s/%s-results.msgpack", o->dir, name);
     FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
     struct stat st;
+    /* CPU of the run itself, and of worker processes (--procs; reaped at close) */
+    double self0 = cpu_now(RUSAGE_SELF), kids0 = cpu_now(RUSAGE_CHILDREN);
     mc_err rc = fi && fo && fstat(fileno(fi), &st) == 0
                     ? mc_engine_run(eng, fi, (uint64_t)st.st_size, fo, &r->st, &e)
                     : mc_err_set(&e, MC_ERR_IO, in, NULL, "cannot open");
+    double self1 = cpu_now(RUSAGE_SELF);
     if (fi)
         fclose(fi);
     if (fo)
         fclose(fo);
     mc_engine_caa_stats(eng, &r->caa);
     mc_engine_close(eng);
+    r->cpu_s = self1 - self0 + cpu_now(RUSAGE_CHILDREN) - kids0;
     if (o->caa && !o->keep) {
         store_remove(cfg.store_sqlite);
         remove(out);
@@ -492,24 +583,35 @@ done:
     return rc;
 }
 
+/* An engine run over orders; with --tokens each token set-up issues into a store of its own. */
+static void run_engine_tokens(const bench_opts *o, report *r, const char *orders, int no_lint)
+{
+    char name[96];
+    if (o->use_tokens > 0)
+        snprintf(name, sizeof name, "%s-%dtok", orders, o->use_tokens);
+    else
+        snprintf(name, sizeof name, "%s", orders);
+    run_engine_ex(o, r, orders, name, no_lint);
+}
+
 static void phase_engine_csr(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders-csr", 0);
+    run_engine_tokens(o, r, "orders-csr", 0);
 }
 
 static void phase_engine_pk(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders-public-key", 0);
+    run_engine_tokens(o, r, "orders-public-key", 0);
 }
 
 static void phase_engine_csr_nolint(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders-csr-nolint", 1);
+    run_engine_tokens(o, r, "orders-csr-nolint", 1);
 }
 
 static void phase_engine_pk_nolint(const bench_opts *o, report *r)
 {
-    run_engine(o, r, "orders-public-key-nolint", 1);
+    run_engine_tokens(o, r, "orders-public-key-nolint", 1);
 }
 
 /* The storage sink alone: pre-built certificates recorded the way the collector records them
@@ -823,7 +925,8 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: mailca bench [--orders N] [--key SPEC] [--subject-key SPEC] [--workers N]\n"
                "                    [--batch N] [--seconds S] [--key-form csr|public-key|both]\n"
-               "                    [--procs N] [--lint-compare] [--dir DIR] [--keep]\n"
+               "                    [--procs N] [--tokens N] [--lint-compare] [--dir DIR]\n"
+               "                    [--keep]\n"
                "                    [--domains N] [--domain-suffix S]\n"
                "       mailca bench --store-only [--store PATH|postgresql://URI] [--orders N]\n"
                "       mailca bench --caa [--orders N] [--domains N] [--rounds R] [--workers N]\n"
@@ -833,12 +936,19 @@ static void usage(FILE *f)
                "         engine throughput per count of sessions in flight, vs sessions/latency\n"
                "  --caa: the same orders (default 100000 over 20 domains) issued with CAA off and\n"
                "         on, alternating R times (default 3), against NSD on 127.0.0.1\n"
-               "  SPEC: p256 p384 rsa2048 rsa3072 rsa4096 (issuing key, default p256);\n"
-               "        subject keys also p521 ed25519 (default p256)\n");
+               "  --tokens N: the issuing key imported into N tokens (bench only: a real\n"
+               "         issuing key never leaves its HSM); engine and raw C_Sign measured with\n"
+               "         the key on 1 token and on N in the same run\n"
+               "  SPEC: p256 p384 ed25519 rsa2048 rsa3072 rsa4096 (issuing key, default p256;\n"
+               "        rsa2048-pss etc.: RSASSA-PSS SHA-256); subject keys also p521\n"
+               "        (default p256)\n");
+    fputs(MC_BENCH_CT_USAGE, f); /* bench/ctbench.c */
 }
 
 int mc_bench_main(int argc, char **argv)
 {
+    if (mc_bench_ct_wanted(argc, argv)) /* --ct: bench/ctbench.c */
+        return mc_bench_ct_main(argc, argv);
     bench_opts o = {.orders = 20000,
                     .ca_kt = MC_KEY_P256,
                     .sub_kt = MC_KEY_P256,
@@ -850,14 +960,28 @@ int mc_bench_main(int argc, char **argv)
     snprintf(o.suffix, sizeof o.suffix, "%s", MC_ORDERS_SUFFIX_DEFAULT);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     o.workers = (int)(ncpu > 0 ? ncpu : 1);
-    static const struct option lo[] = {
-        {"orders", 1, 0, 'n'},         {"key", 1, 0, 'k'},           {"subject-key", 1, 0, 's'},
-        {"workers", 1, 0, 'w'},        {"batch", 1, 0, 'b'},         {"seconds", 1, 0, 't'},
-        {"lint-compare", 0, 0, 'l'},   {"dir", 1, 0, 'd'},           {"keep", 0, 0, 'K'},
-        {"help", 0, 0, 'h'},           {"key-form", 1, 0, 'f'},      {"procs", 1, 0, 'p'},
-        {"store-only", 0, 0, 'S'},     {"store", 1, 0, 'U'},         {"caa", 0, 0, 'C'},
-        {"rounds", 1, 0, 'R'},         {"domains", 1, 0, 'D'},       {"domain-suffix", 1, 0, 'X'},
-        {"hsm-latency-us", 1, 0, 'L'}, {"sessions-list", 1, 0, 'Y'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"orders", 1, 0, 'n'},
+                                       {"key", 1, 0, 'k'},
+                                       {"subject-key", 1, 0, 's'},
+                                       {"workers", 1, 0, 'w'},
+                                       {"batch", 1, 0, 'b'},
+                                       {"seconds", 1, 0, 't'},
+                                       {"lint-compare", 0, 0, 'l'},
+                                       {"dir", 1, 0, 'd'},
+                                       {"keep", 0, 0, 'K'},
+                                       {"help", 0, 0, 'h'},
+                                       {"key-form", 1, 0, 'f'},
+                                       {"procs", 1, 0, 'p'},
+                                       {"store-only", 0, 0, 'S'},
+                                       {"store", 1, 0, 'U'},
+                                       {"caa", 0, 0, 'C'},
+                                       {"rounds", 1, 0, 'R'},
+                                       {"domains", 1, 0, 'D'},
+                                       {"domain-suffix", 1, 0, 'X'},
+                                       {"hsm-latency-us", 1, 0, 'L'},
+                                       {"sessions-list", 1, 0, 'Y'},
+                                       {"tokens", 1, 0, 'T'},
+                                       {0, 0, 0, 0}};
     int workers_set = 0;
     int ch;
     optind = 1;
@@ -893,9 +1017,15 @@ int mc_bench_main(int argc, char **argv)
             }
             break;
         case 'k':
-            if (!mc_keyspec_parse(optarg, &o.ca_kt, &o.ca_bits) || o.ca_kt == MC_KEY_P521 ||
-                o.ca_kt == MC_KEY_ED25519) {
+            if (!mc_issuer_keyspec_parse(optarg, &o.ca_kt, &o.ca_bits, &o.ca_sig)) {
                 fprintf(stderr, "mailca bench: --key: unsupported issuing key '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            o.tokens = atoi(optarg);
+            if (o.tokens < 1 || o.tokens > MC_CA_BENCH_TOKENS_MAX) {
+                fprintf(stderr, "mailca bench: --tokens is 1..%d\n", MC_CA_BENCH_TOKENS_MAX);
                 return 2;
             }
             break;
@@ -954,6 +1084,12 @@ int mc_bench_main(int argc, char **argv)
     }
     if (o.procs > 0 && !workers_set)
         o.workers = 1; /* one signing thread per worker process */
+    if (o.tokens > 1 && (o.latency_us > 0 || o.caa || o.store_only)) {
+        fprintf(stderr, "mailca bench: --tokens goes with neither --hsm-latency-us, --caa nor "
+                        "--store-only\n");
+        return 2;
+    }
+    o.msg_len = bench_tbs_len(o.sub_kt, o.sub_bits);
     if (o.latency_us > 0) {
         if (o.procs > 0 || o.store_only || o.lint_compare || o.caa) {
             fprintf(stderr, "mailca bench: --hsm-latency-us goes with neither --procs, "
@@ -991,19 +1127,49 @@ int mc_bench_main(int argc, char **argv)
         made_dir = 1;
         rmdir(o.dir); /* mc_ca_init creates it */
     }
-    report setup, raw1, raw2, eng[2], nolint[2];
+    /* token set-ups: [0] the issuing key on one token, [1] on all o.tokens (--tokens N > 1),
+     * each measured raw and through the engine in the same run */
+    int nset = o.tokens > 1 ? 2 : 1;
+    report setup, raw1[2], raw2[2], rawt1[2], rawt2[2], eng[2][2], nolint[2][2];
+    bench_opts set[2] = {o, o};
+    memset(raw1, 0, sizeof raw1);
+    memset(raw2, 0, sizeof raw2);
+    memset(rawt1, 0, sizeof rawt1);
+    memset(rawt2, 0, sizeof rawt2);
+    memset(eng, 0, sizeof eng);
+    memset(nolint, 0, sizeof nolint);
+    if (nset > 1) {
+        set[0].use_tokens = 1;
+        set[1].use_tokens = o.tokens;
+    }
     void (*engine_phase[2])(const bench_opts *, report *) = {phase_engine_csr, phase_engine_pk};
     void (*nolint_phase[2])(const bench_opts *, report *) = {phase_engine_csr_nolint,
                                                              phase_engine_pk_nolint};
     int rc = 1;
-    char shape[64];
+    char shape[64], alg[64];
     if (o.procs > 0)
         snprintf(shape, sizeof shape, "%d worker process(es) x %d thread(s)", o.procs, o.workers);
     else
         snprintf(shape, sizeof shape, "%d worker thread(s)", o.workers);
+    if (o.ca_sig != MC_SIG_NONE)
+        snprintf(alg, sizeof alg, "%s (%s)", mc_keytype_name(o.ca_kt), mc_sigalg_name(o.ca_sig));
+    else
+        snprintf(alg, sizeof alg, "%s", mc_keytype_name(o.ca_kt));
     printf("mailca bench: %llu orders per run, issuing key %s, subscriber key %s, %s, state %s\n",
-           (unsigned long long)o.orders, mc_keytype_name(o.ca_kt), mc_keytype_name(o.sub_kt), shape,
-           o.dir);
+           (unsigned long long)o.orders, alg, mc_keytype_name(o.sub_kt), shape, o.dir);
+    FILE *la = fopen("/proc/loadavg", "r");
+    double l1 = 0;
+    if (la && fscanf(la, "%lf", &l1) == 1) /* a shared machine skews every rate */
+        printf("  load average at start: %.2f on %ld CPU(s)\n", l1, sysconf(_SC_NPROCESSORS_ONLN));
+    if (la)
+        fclose(la);
+    if (nset > 1)
+        printf("  the issuing key imported into %d tokens of one SoftHSM2 (bench only; runs "
+               "with 1 token and with %d)\n",
+               o.tokens, o.tokens);
+    if (o.ca_kt == MC_KEY_ED25519)
+        printf("  raw Ed25519 baseline: CKM_EDDSA over %zu-byte messages (a TBS's size)\n",
+               o.msg_len);
     if (in_child(phase_setup, &o, &setup) != 0) {
         fprintf(stderr, "mailca bench: setup: %s\n", setup.err);
         goto done;
@@ -1022,19 +1188,19 @@ int mc_bench_main(int argc, char **argv)
      * worker processes there are two baselines, threads in one process and one process per
      * signer; the engine is compared with the better (issue 4). */
     void (*raw_phase)(const bench_opts *, report *) = o.procs > 0 ? phase_raw_procs : phase_raw;
-    report rawt1 = {0}, rawt2 = {0};
-    if (in_child(raw_phase, &o, &raw1) != 0 ||
-        (o.procs > 0 && in_child(phase_raw_threads, &o, &rawt1) != 0)) {
-        fprintf(stderr, "mailca bench: raw C_Sign: %s %s\n", raw1.err, rawt1.err);
-        goto done;
-    }
-    if (o.store_only) {
-        report sto;
-        if (in_child(phase_store, &o, &sto) != 0 || in_child(raw_phase, &o, &raw2) != 0) {
-            fprintf(stderr, "mailca bench: %s%s\n", sto.err, raw2.err);
+    for (int k = 0; k < nset; k++)
+        if (in_child(raw_phase, &set[k], &raw1[k]) != 0 ||
+            (o.procs > 0 && in_child(phase_raw_threads, &set[k], &rawt1[k]) != 0)) {
+            fprintf(stderr, "mailca bench: raw C_Sign: %s %s\n", raw1[k].err, rawt1[k].err);
             goto done;
         }
-        double rr = (raw1.rate + raw2.rate) / 2;
+    if (o.store_only) {
+        report sto;
+        if (in_child(phase_store, &o, &sto) != 0 || in_child(raw_phase, &o, &raw2[0]) != 0) {
+            fprintf(stderr, "mailca bench: %s%s\n", sto.err, raw2[0].err);
+            goto done;
+        }
+        double rr = (raw1[0].rate + raw2[0].rate) / 2;
         printf("  raw C_Sign, %d thread(s), same token: mean %.0f/s\n", o.workers, rr);
         printf("  storage sink (%s, batches of 256, intents then certificates): %.0f "
                "certs/s = %.1fx the raw C_Sign rate\n",
@@ -1043,63 +1209,111 @@ int mc_bench_main(int argc, char **argv)
         rc = 0;
         goto done;
     }
-    for (int form = 0; form < 2; form++) {
-        if (!(o.forms & (1 << form)))
-            continue;
-        if (in_child(engine_phase[form], &o, &eng[form]) != 0) {
-            fprintf(stderr, "mailca bench: engine (%s): %s\n", form_names[form], eng[form].err);
+    for (int k = 0; k < nset; k++)
+        for (int form = 0; form < 2; form++) {
+            if (!(o.forms & (1 << form)))
+                continue;
+            if (in_child(engine_phase[form], &set[k], &eng[k][form]) != 0) {
+                fprintf(stderr, "mailca bench: engine (%s): %s\n", form_names[form],
+                        eng[k][form].err);
+                goto done;
+            }
+            if (o.lint_compare && in_child(nolint_phase[form], &set[k], &nolint[k][form]) != 0) {
+                fprintf(stderr, "mailca bench: engine without lint: %s\n", nolint[k][form].err);
+                goto done;
+            }
+        }
+    for (int k = 0; k < nset; k++)
+        if (in_child(raw_phase, &set[k], &raw2[k]) != 0 ||
+            (o.procs > 0 && in_child(phase_raw_threads, &set[k], &rawt2[k]) != 0)) {
+            fprintf(stderr, "mailca bench: raw C_Sign: %s %s\n", raw2[k].err, rawt2[k].err);
             goto done;
         }
-        if (o.lint_compare && in_child(nolint_phase[form], &o, &nolint[form]) != 0) {
-            fprintf(stderr, "mailca bench: engine without lint: %s\n", nolint[form].err);
-            goto done;
-        }
-    }
-    if (in_child(raw_phase, &o, &raw2) != 0 ||
-        (o.procs > 0 && in_child(phase_raw_threads, &o, &rawt2) != 0)) {
-        fprintf(stderr, "mailca bench: raw C_Sign: %s %s\n", raw2.err, rawt2.err);
-        goto done;
-    }
-    double raw = (raw1.rate + raw2.rate) / 2;
-    if (o.procs > 0) {
-        double rawt = (rawt1.rate + rawt2.rate) / 2;
-        printf("  raw C_Sign, %d process(es) x %d thread(s), same token: %.0f/s before, %.0f/s "
-               "after, mean %.0f/s\n",
-               o.procs, o.workers, raw1.rate, raw2.rate, raw);
-        printf("  raw C_Sign, %d thread(s), one process, same token: %.0f/s before, %.0f/s "
-               "after, mean %.0f/s\n",
-               o.procs * o.workers, rawt1.rate, rawt2.rate, rawt);
-        if (rawt > raw)
-            raw = rawt;
-        printf("  baseline: the better of the two, %.0f/s\n", raw);
-    } else {
-        printf("  raw C_Sign, %d thread(s), one process, same token: %.0f/s before, %.0f/s "
-               "after, mean %.0f/s\n",
-               o.workers, raw1.rate, raw2.rate, raw);
-    }
     rc = 0;
-    for (int form = 0; form < 2; form++) {
-        if (!(o.forms & (1 << form)))
-            continue;
-        const report *r = &eng[form];
-        printf("  engine, key form %s%s: %llu issued, %llu rejected, %llu failed in %.2f s\n",
-               form_names[form],
-               form == 0 ? " (proof of possession verified per order)" : " (attested source)",
-               (unsigned long long)r->st.issued, (unsigned long long)r->st.rejected,
-               (unsigned long long)r->st.failed, r->st.seconds);
-        printf("    certs/sec: %.0f = %.1f%% of the raw C_Sign rate\n", r->rate,
-               raw > 0 ? 100.0 * r->rate / raw : 0);
-        printf("    latency per order (intake to result): p50 %.2f ms, p99 %.2f ms\n", r->st.p50_ms,
-               r->st.p99_ms);
-        printf("    peak RSS of the engine process: %.1f MiB\n", (double)r->maxrss_kb / 1024.0);
-        if (o.lint_compare)
-            printf("    without inline lint: %.0f certs/s; lint adds %.1f%% to the time per "
-                   "certificate\n",
-                   nolint[form].rate,
-                   nolint[form].rate > 0 ? 100.0 * (nolint[form].rate / r->rate - 1.0) : 0);
-        if (r->st.issued != o.orders) {
-            fprintf(stderr, "mailca bench: not every order was issued (%s)\n", form_names[form]);
-            rc = 1;
+    double base[2] = {0, 0}, raw_us[2] = {0, 0};
+    for (int k = 0; k < nset; k++) {
+        char where[64];
+        if (nset > 1)
+            snprintf(where, sizeof where, "%d token%s", set[k].use_tokens,
+                     set[k].use_tokens > 1 ? "s" : "");
+        else
+            snprintf(where, sizeof where, "same token");
+        if (nset > 1)
+            printf("  issuing key on %s:\n", where);
+        double raw = (raw1[k].rate + raw2[k].rate) / 2;
+        /* CPU per signature of each baseline (before and after together); the lowest is the
+         * raw rate the same cores reach when nothing else runs on them */
+        double us = us_per(raw1[k].cpu_s + raw2[k].cpu_s, raw1[k].ops + raw2[k].ops);
+        if (o.procs > 0) {
+            double rawt = (rawt1[k].rate + rawt2[k].rate) / 2;
+            double ust = us_per(rawt1[k].cpu_s + rawt2[k].cpu_s, rawt1[k].ops + rawt2[k].ops);
+            printf("  raw C_Sign, %d process(es) x %d thread(s), %s: %.0f/s before, %.0f/s "
+                   "after, mean %.0f/s (%.1f us CPU per signature)\n",
+                   o.procs, o.workers, where, raw1[k].rate, raw2[k].rate, raw, us);
+            printf("  raw C_Sign, %d thread(s), one process, %s: %.0f/s before, %.0f/s "
+                   "after, mean %.0f/s (%.1f us CPU per signature)\n",
+                   o.procs * o.workers, where, rawt1[k].rate, rawt2[k].rate, rawt, ust);
+            if (rawt > raw)
+                raw = rawt;
+            if (ust > 0 && (us <= 0 || ust < us))
+                us = ust;
+            printf("  baseline: the better of the two, %.0f/s\n", raw);
+        } else {
+            printf("  raw C_Sign, %d thread(s), one process, %s: %.0f/s before, %.0f/s "
+                   "after, mean %.0f/s (%.1f us CPU per signature)\n",
+                   o.workers, where, raw1[k].rate, raw2[k].rate, raw, us);
+        }
+        raw_us[k] = us;
+        base[k] = raw;
+        for (int form = 0; form < 2; form++) {
+            if (!(o.forms & (1 << form)))
+                continue;
+            const report *r = &eng[k][form];
+            printf("  engine, key form %s%s: %llu issued, %llu rejected, %llu failed in %.2f s\n",
+                   form_names[form],
+                   form == 0 ? " (proof of possession verified per order)" : " (attested source)",
+                   (unsigned long long)r->st.issued, (unsigned long long)r->st.rejected,
+                   (unsigned long long)r->st.failed, r->st.seconds);
+            printf("    certs/sec: %.0f = %.1f%% of the raw C_Sign rate\n", r->rate,
+                   raw > 0 ? 100.0 * r->rate / raw : 0);
+            double uc = us_per(r->cpu_s, r->st.issued);
+            printf("    CPU per certificate %.1f us (raw C_Sign %.1f us per signature): on cores "
+                   "of its own, %.1f%% of the raw rate\n",
+                   uc, us, uc > 0 ? 100.0 * us / uc : 0);
+            printf("    latency per order (intake to result): p50 %.2f ms, p99 %.2f ms\n",
+                   r->st.p50_ms, r->st.p99_ms);
+            printf("    peak RSS of the engine process: %.1f MiB\n", (double)r->maxrss_kb / 1024.0);
+            if (o.lint_compare)
+                printf("    without inline lint: %.0f certs/s; lint adds %.1f%% to the time per "
+                       "certificate\n",
+                       nolint[k][form].rate,
+                       nolint[k][form].rate > 0 ? 100.0 * (nolint[k][form].rate / r->rate - 1.0)
+                                                : 0);
+            if (r->st.issued != o.orders) {
+                fprintf(stderr, "mailca bench: not every order was issued (%s, %s)\n",
+                        form_names[form], where);
+                rc = 1;
+            }
+        }
+    }
+    if (nset > 1) {
+        /* the issue-4 comparison: the better raw rate of either set-up over the same cores */
+        double best = base[0] > base[1] ? base[0] : base[1];
+        double bus =
+            raw_us[0] > 0 && (raw_us[1] <= 0 || raw_us[0] < raw_us[1]) ? raw_us[0] : raw_us[1];
+        printf("  %d tokens vs 1: raw C_Sign %.0f/s vs %.0f/s (x%.2f)\n", o.tokens, base[1],
+               base[0], base[0] > 0 ? base[1] / base[0] : 0);
+        for (int form = 0; form < 2; form++) {
+            if (!(o.forms & (1 << form)))
+                continue;
+            const report *a = &eng[1][form], *b = &eng[0][form];
+            double ua = us_per(a->cpu_s, a->st.issued), ub = us_per(b->cpu_s, b->st.issued);
+            printf("    engine, key form %s: %.0f vs %.0f certs/s (x%.2f); %.1f%% and %.1f%% "
+                   "of the best raw rate of either (%.0f/s); on cores of their own %.1f%% and "
+                   "%.1f%% (raw %.1f us CPU per signature)\n",
+                   form_names[form], a->rate, b->rate, b->rate > 0 ? a->rate / b->rate : 0,
+                   best > 0 ? 100.0 * a->rate / best : 0, best > 0 ? 100.0 * b->rate / best : 0,
+                   best, ua > 0 ? 100.0 * bus / ua : 0, ub > 0 ? 100.0 * bus / ub : 0, bus);
         }
     }
 done:

@@ -39,6 +39,27 @@ int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits)
     return 1;
 }
 
+int mc_issuer_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits, mc_sigalg *sig)
+{
+    char spec[32];
+    size_t n = strlen(s);
+    *sig = MC_SIG_NONE;
+    if (n >= sizeof spec)
+        return 0;
+    memcpy(spec, s, n + 1);
+    if (n > 4 && strcmp(spec + n - 4, "-pss") == 0) {
+        spec[n - 4] = '\0';
+        *sig = MC_SIG_RSA_PSS_SHA256;
+    }
+    if (!mc_keyspec_parse(spec, kt, rsa_bits))
+        return 0;
+    if (*sig != MC_SIG_NONE && *kt != MC_KEY_RSA)
+        return 0;
+    /* SBR 7.1.3.1: RSA of at least 2048 bits; P-521 has no SoftHSM2-generated issuing key here */
+    return *kt == MC_KEY_P256 || *kt == MC_KEY_P384 || *kt == MC_KEY_ED25519 ||
+           (*kt == MC_KEY_RSA && *rsa_bits >= 2048 && *rsa_bits % 8 == 0);
+}
+
 void mc_orders_id_prefix(char *buf, size_t len, const char *tag)
 {
     uint8_t r[8] = {0};

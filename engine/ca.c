@@ -12,10 +12,13 @@
 #include "mailca/hsm.h"
 #include "mailca/tbs.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -24,6 +27,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
 
 #define TOKEN_LABEL "mailca"
 #define ROOT_LABEL "mailca-root"
@@ -320,6 +325,259 @@ static mc_err open_key(const char *module, const char *label, const char *pin, m
     return mc_hsm_open(&hc, h, err);
 }
 
+/* ---- BENCHMARK ONLY: one software issuing key imported into several tokens ----
+ * `mailca bench --tokens N` needs the same issuing key on N tokens of its SoftHSM2, which cannot
+ * copy a key generated inside a token (CKA_EXTRACTABLE false). So for the bench alone the key is
+ * generated in memory with OpenSSL and written into each token with C_CreateObject (sensitive,
+ * not extractable from there on); the in-memory copy is wiped. `mailca init` never does this: a
+ * production issuing key is generated in, and never leaves, its HSM (HA clones are made by the
+ * HSM vendor's own key replication). */
+
+enum { RSA_N, RSA_E, RSA_D, RSA_P, RSA_Q, RSA_DP, RSA_DQ, RSA_QINV, RSA_PARTS };
+
+typedef struct key_parts {
+    CK_KEY_TYPE ckk;
+    uint8_t params[16]; /* CKA_EC_PARAMS: the curve OID (RFC 8410 OID for Ed25519) */
+    size_t params_len;
+    uint8_t point[2 + 97]; /* CKA_EC_POINT: DER OCTET STRING of the point / raw Ed25519 key */
+    size_t point_len;
+    uint8_t value[48]; /* CKA_VALUE: EC private scalar / Ed25519 private key */
+    size_t value_len;
+    uint8_t rsa[RSA_PARTS][1025]; /* up to RSA-8192 */
+    size_t rsa_len[RSA_PARTS];
+} key_parts;
+
+static const uint8_t PARAMS_P256[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+static const uint8_t PARAMS_P384[] = {0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22};
+static const uint8_t PARAMS_ED25519[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+
+static int bn_part(EVP_PKEY *k, const char *name, uint8_t *out, size_t cap, size_t pad, size_t *len)
+{
+    BIGNUM *bn = NULL;
+    int n = EVP_PKEY_get_bn_param(k, name, &bn) ? BN_num_bytes(bn) : -1;
+    int ok = n >= 0 && (size_t)n <= cap && pad <= cap &&
+             BN_bn2binpad(bn, out, (int)(pad ? pad : (size_t)n)) >= 0;
+    *len = pad ? pad : (size_t)n;
+    BN_clear_free(bn);
+    return ok;
+}
+
+/* Splits k into the PKCS#11 attributes of its private and public key objects. */
+static mc_err key_parts_get(EVP_PKEY *k, mc_keytype kt, key_parts *kp, mc_errdetail *err)
+{
+    int ok = 0;
+    uint8_t pub[97];
+    size_t publen = 0;
+    memset(kp, 0, sizeof *kp);
+    if (kt == MC_KEY_RSA) {
+        static const char *const names[RSA_PARTS] = {
+            OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+            OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+            OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+            OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1};
+        kp->ckk = CKK_RSA;
+        ok = 1;
+        for (int i = 0; i < RSA_PARTS; i++)
+            ok &= bn_part(k, names[i], kp->rsa[i], sizeof kp->rsa[i], 0, &kp->rsa_len[i]);
+    } else if (kt == MC_KEY_ED25519) {
+        kp->ckk = CKK_EC_EDWARDS;
+        memcpy(kp->params, PARAMS_ED25519, sizeof PARAMS_ED25519);
+        kp->params_len = sizeof PARAMS_ED25519;
+        kp->value_len = 32;
+        publen = 32;
+        ok = EVP_PKEY_get_raw_private_key(k, kp->value, &kp->value_len) &&
+             EVP_PKEY_get_raw_public_key(k, pub, &publen) && kp->value_len == 32 && publen == 32;
+    } else if (kt == MC_KEY_P256 || kt == MC_KEY_P384) {
+        const uint8_t *prm = kt == MC_KEY_P256 ? PARAMS_P256 : PARAMS_P384;
+        kp->params_len = kt == MC_KEY_P256 ? sizeof PARAMS_P256 : sizeof PARAMS_P384;
+        kp->ckk = CKK_EC;
+        memcpy(kp->params, prm, kp->params_len);
+        size_t fl = kt == MC_KEY_P256 ? 32 : 48;
+        ok =
+            bn_part(k, OSSL_PKEY_PARAM_PRIV_KEY, kp->value, sizeof kp->value, fl, &kp->value_len) &&
+            EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof pub, &publen) &&
+            publen == 1 + 2 * fl && pub[0] == 0x04;
+    } else {
+        return mc_err_set(err, MC_ERR_UNSUPPORTED, "keytype", NULL,
+                          "cannot import %s keys (P-256, P-384, RSA, Ed25519)",
+                          mc_keytype_name(kt));
+    }
+    if (!ok)
+        return mc_crypto_err(err, "key", "reading the software key's parts");
+    if (kt != MC_KEY_RSA) {
+        /* DER OCTET STRING around the point (PKCS#11 2.40 CKA_EC_POINT; SoftHSM2 does the
+         * same for Ed25519) */
+        kp->point[0] = 0x04;
+        kp->point[1] = (uint8_t)publen;
+        memcpy(kp->point + 2, pub, publen);
+        kp->point_len = 2 + publen;
+    }
+    return MC_OK;
+}
+
+static mc_err p11_fail(mc_errdetail *err, const char *call, CK_RV rv, const char *token)
+{
+    return mc_err_set(err, MC_ERR_HSM_FATAL, "hsm", NULL, "%s on token '%s': %s", call, token,
+                      mc_hsm_rv_name(rv));
+}
+
+static mc_err find_slot(CK_FUNCTION_LIST_PTR f, const char *token, CK_SLOT_ID *slot,
+                        mc_errdetail *err)
+{
+    CK_ULONG n = 0;
+    CK_SLOT_ID slots[64];
+    CK_RV rv = f->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv == CKR_OK && n > 64)
+        n = 64;
+    if (rv == CKR_OK)
+        rv = f->C_GetSlotList(CK_TRUE, slots, &n);
+    if (rv != CKR_OK)
+        return p11_fail(err, "C_GetSlotList", rv, token);
+    char want[32];
+    memset(want, ' ', sizeof want);
+    memcpy(want, token, strlen(token));
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        if (f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+            memcmp(ti.label, want, sizeof want) == 0) {
+            *slot = slots[i];
+            return MC_OK;
+        }
+    }
+    return mc_err_set(err, MC_ERR_HSM_FATAL, "hsm", NULL, "no token labelled '%s'", token);
+}
+
+/* Writes the private and public key objects of kp into the token labelled token. */
+static mc_err import_into(CK_FUNCTION_LIST_PTR f, const char *token, const char *pin,
+                          const key_parts *kp, const char *label, const uint8_t *id, size_t idlen,
+                          mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    CK_SLOT_ID slot = 0;
+    CK_SESSION_HANDLE sh = 0;
+    if ((rc = find_slot(f, token, &slot, err)) != MC_OK)
+        return rc;
+    CK_RV rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &sh);
+    if (rv != CKR_OK)
+        return p11_fail(err, "C_OpenSession", rv, token);
+    rv = f->C_Login(sh, CKU_USER, (CK_UTF8CHAR_PTR)pin, strlen(pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        rc = p11_fail(err, "C_Login", rv, token);
+        goto done;
+    }
+    CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY, pub_cls = CKO_PUBLIC_KEY;
+    CK_KEY_TYPE ckk = kp->ckk;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE priv[20] = {
+        {CKA_CLASS, &priv_cls, sizeof priv_cls},
+        {CKA_KEY_TYPE, &ckk, sizeof ckk},
+        {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes},
+        {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_SIGN, &yes, sizeof yes},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_ID, (void *)id, idlen},
+    };
+    CK_ATTRIBUTE pub[12] = {
+        {CKA_CLASS, &pub_cls, sizeof pub_cls},
+        {CKA_KEY_TYPE, &ckk, sizeof ckk},
+        {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_VERIFY, &yes, sizeof yes},
+        {CKA_LABEL, (void *)label, strlen(label)},
+        {CKA_ID, (void *)id, idlen},
+    };
+    CK_ULONG npriv = 9, npub = 6;
+    if (kp->ckk == CKK_RSA) {
+        static const CK_ATTRIBUTE_TYPE types[RSA_PARTS] = {
+            CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1,
+            CKA_PRIME_2, CKA_EXPONENT_1,      CKA_EXPONENT_2,       CKA_COEFFICIENT};
+        for (int i = 0; i < RSA_PARTS; i++)
+            priv[npriv++] = (CK_ATTRIBUTE){types[i], (void *)kp->rsa[i], kp->rsa_len[i]};
+        pub[npub++] = (CK_ATTRIBUTE){CKA_MODULUS, (void *)kp->rsa[RSA_N], kp->rsa_len[RSA_N]};
+        pub[npub++] =
+            (CK_ATTRIBUTE){CKA_PUBLIC_EXPONENT, (void *)kp->rsa[RSA_E], kp->rsa_len[RSA_E]};
+    } else {
+        priv[npriv++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)kp->params, kp->params_len};
+        priv[npriv++] = (CK_ATTRIBUTE){CKA_VALUE, (void *)kp->value, kp->value_len};
+        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_PARAMS, (void *)kp->params, kp->params_len};
+        pub[npub++] = (CK_ATTRIBUTE){CKA_EC_POINT, (void *)kp->point, kp->point_len};
+    }
+    CK_OBJECT_HANDLE h;
+    if ((rv = f->C_CreateObject(sh, priv, npriv, &h)) != CKR_OK) {
+        rc = p11_fail(err, "C_CreateObject (private key)", rv, token);
+        goto done;
+    }
+    if ((rv = f->C_CreateObject(sh, pub, npub, &h)) != CKR_OK)
+        rc = p11_fail(err, "C_CreateObject (public key)", rv, token);
+done:
+    f->C_CloseSession(sh); /* no C_Logout: the login belongs to the token */
+    return rc;
+}
+
+/* The label of bench token i: mailca, mailca-2, mailca-3, ... */
+static void token_label(char *buf, size_t cap, int i)
+{
+    if (i == 0)
+        snprintf(buf, cap, "%s", TOKEN_LABEL);
+    else
+        snprintf(buf, cap, "%s-%d", TOKEN_LABEL, i + 1);
+}
+
+/* BENCHMARK ONLY (see above): one software key of type kt into tokens 0..ntokens-1, with the
+ * same label and id on each. Runs while no mc_hsm of this process holds the module (mc_ca_init
+ * opens its keys afterwards), so it initialises and finalises the module itself. */
+static mc_err bench_import_key(const char *module, int ntokens, const char *pin, mc_keytype kt,
+                               unsigned rsa_bits, const char *label, const uint8_t *id,
+                               size_t idlen, mc_errdetail *err)
+{
+    mc_err rc = MC_OK;
+    void *dl = NULL;
+    int inited = 0;
+    CK_FUNCTION_LIST_PTR f = NULL;
+    key_parts *kp = OPENSSL_secure_zalloc(sizeof *kp);
+    EVP_PKEY *k = mc_crypto_keygen(kt, rsa_bits);
+    if (!kp || !k) {
+        rc = mc_crypto_err(err, "key", "software key generation");
+        goto done;
+    }
+    if ((rc = key_parts_get(k, kt, kp, err)) != MC_OK)
+        goto done;
+    if (!(dl = dlopen(module, RTLD_NOW | RTLD_LOCAL))) {
+        rc = mc_err_set(err, MC_ERR_HSM_FATAL, "module", NULL, "dlopen %s: %s", module, dlerror());
+        goto done;
+    }
+    CK_C_GetFunctionList gfl;
+    *(void **)&gfl = dlsym(dl, "C_GetFunctionList");
+    if (!gfl || gfl(&f) != CKR_OK || !f) {
+        rc = mc_err_set(err, MC_ERR_HSM_FATAL, "module", NULL, "%s: no C_GetFunctionList", module);
+        goto done;
+    }
+    CK_C_INITIALIZE_ARGS args = {0};
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = f->C_Initialize(&args);
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+        rc = p11_fail(err, "C_Initialize", rv, "-");
+        goto done;
+    }
+    inited = rv == CKR_OK;
+    for (int i = 0; i < ntokens && rc == MC_OK; i++) {
+        char tok[40];
+        token_label(tok, sizeof tok, i);
+        rc = import_into(f, tok, pin, kp, label, id, idlen, err);
+    }
+done:
+    if (inited)
+        f->C_Finalize(NULL);
+#if !defined(__SANITIZE_ADDRESS__)
+    if (dl) /* sanitizer builds keep it mapped, as engine/hsm.c does (tests/lsan.supp) */
+        dlclose(dl);
+#endif
+    OPENSSL_secure_clear_free(kp, sizeof *kp);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
 /* dir/name into a config path field; the caller checked dir's length up front. */
 static void join(char *dst, size_t cap, const char *dir, const char *name)
 {
@@ -358,6 +616,21 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     const char *module = o->module ? o->module : MAILCA_SOFTHSM2_MODULE;
     mc_keytype root_kt = o->root_keytype ? o->root_keytype : o->keytype;
     unsigned rsa_bits = o->rsa_bits ? o->rsa_bits : 2048;
+    int ntokens = o->bench_tokens > 1 ? o->bench_tokens : 1;
+    mc_sigalg iss_alg = o->sigalg ? o->sigalg : default_sigalg(o->keytype);
+
+    /* SBR 7.1.3.2: the signature algorithm must be one allowed for the issuing key's type */
+    if (mc_sigalg_keytype(iss_alg) != o->keytype) {
+        rc = mc_err_set(err, MC_ERR_CONFIG, "ca.signature", "SBR 7.1.3.2",
+                        "signature algorithm %s does not fit a %s issuing key",
+                        mc_sigalg_name(iss_alg), mc_keytype_name(o->keytype));
+        goto done;
+    }
+    if (o->bench_tokens < 0 || o->bench_tokens > MC_CA_BENCH_TOKENS_MAX) {
+        rc = mc_err_set(err, MC_ERR_INVALID, "bench_tokens", NULL, "%d tokens: 0..%d",
+                        o->bench_tokens, MC_CA_BENCH_TOKENS_MAX);
+        goto done;
+    }
 
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST) {
         rc = mc_err_set(err, MC_ERR_IO, o->dir, NULL, "mkdir: %s", strerror(errno));
@@ -407,13 +680,23 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     if ((rc = write_secret(path, so_pin, err)) != MC_OK)
         goto done;
 
-    if ((rc = mc_hsm_token_init(module, TOKEN_LABEL, so_pin, pin, err)) != MC_OK)
-        goto done;
+    for (int i = 0; i < ntokens; i++) {
+        char tok[40];
+        token_label(tok, sizeof tok, i);
+        if ((rc = mc_hsm_token_init(module, tok, so_pin, pin, err)) != MC_OK)
+            goto done;
+    }
     const uint8_t root_id[] = {0x01}, iss_id[] = {0x02};
     if ((rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, root_kt, rsa_bits, ROOT_LABEL, root_id, 1,
-                            err)) != MC_OK ||
-        (rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, o->keytype, rsa_bits, ISSUING_LABEL, iss_id,
-                            1, err)) != MC_OK)
+                            err)) != MC_OK)
+        goto done;
+    if (ntokens == 1)
+        rc = mc_hsm_keygen(module, TOKEN_LABEL, pin, o->keytype, rsa_bits, ISSUING_LABEL, iss_id, 1,
+                           err);
+    else /* the bench only: see bench_import_key */
+        rc = bench_import_key(module, ntokens, pin, o->keytype, rsa_bits, ISSUING_LABEL, iss_id, 1,
+                              err);
+    if (rc != MC_OK)
         goto done;
     if ((rc = open_key(module, ROOT_LABEL, pin, &root, err)) != MC_OK ||
         (rc = open_key(module, ISSUING_LABEL, pin, &iss, err)) != MC_OK)
@@ -428,7 +711,8 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     char root_cn[128], iss_cn[128];
     snprintf(root_cn, sizeof root_cn, "%s S/MIME Root CA", o->org);
     snprintf(iss_cn, sizeof iss_cn, "%s S/MIME Issuing CA %s", o->org, mc_keytype_name(o->keytype));
-    mc_sigalg root_alg = default_sigalg(root_kt);
+    /* an RSA root signs with the issuing CA's RSA scheme (PKCS#1 v1.5 or PSS) */
+    mc_sigalg root_alg = root_kt == o->keytype ? iss_alg : default_sigalg(root_kt);
     ca_cert_spec rs = {.subject_cn = root_cn,
                        .issuer_cn = root_cn,
                        .spki = mc_hsm_spki(root),
@@ -472,14 +756,19 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     mc_config_defaults(&c);
     join(c.dir, sizeof c.dir, dir, "");
     snprintf(c.hsm_module, sizeof c.hsm_module, "%s", module);
-    snprintf(c.hsm_key, sizeof c.hsm_key, "pkcs11:token=%s;object=%s;type=private", TOKEN_LABEL,
-             ISSUING_LABEL);
+    size_t kl = 0;
+    for (int i = 0; i < ntokens; i++) {
+        char tok[40];
+        token_label(tok, sizeof tok, i);
+        kl += (size_t)snprintf(c.hsm_key + kl, sizeof c.hsm_key - kl,
+                               "%spkcs11:token=%s;object=%s;type=private", i ? " " : "", tok,
+                               ISSUING_LABEL);
+    }
     join(c.hsm_pin_file, sizeof c.hsm_pin_file, dir, "pin");
     join(c.softhsm2_conf, sizeof c.softhsm2_conf, dir, "softhsm2.conf");
     join(c.ca_certificate, sizeof c.ca_certificate, dir, "issuing-ca.pem");
     join(c.ca_root, sizeof c.ca_root, dir, "root.pem");
-    snprintf(c.ca_signature, sizeof c.ca_signature, "%s",
-             mc_sigalg_name(default_sigalg(o->keytype)));
+    snprintf(c.ca_signature, sizeof c.ca_signature, "%s", mc_sigalg_name(iss_alg));
     snprintf(c.ca_crl_url, sizeof c.ca_crl_url, "%s/issuing-ca.crl", o->base_url);
     snprintf(c.ca_ocsp_url, sizeof c.ca_ocsp_url, "%s/ocsp", o->base_url);
     snprintf(c.ca_issuers_url, sizeof c.ca_issuers_url, "%s/issuing-ca.crt", o->base_url);

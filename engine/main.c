@@ -52,7 +52,8 @@ static int cmd_help(FILE *f)
         "usage: mailca <command> [options]\n\n"
         "commands:\n"
         "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
-        "        create a CA on a private SoftHSM2 token (default dir %s, key p256)\n"
+        "        create a CA on a private SoftHSM2 token (default dir %s, key p256;\n"
+        "        also p384, ed25519, rsa2048 (PKCS#1 v1.5), rsa2048-pss (RSASSA-PSS))\n"
         "  batch [--config FILE] [--workers N] [--procs N] [--sessions N] [--batch N] [--quiet]\n"
         "        ORDERS RESULTS\n"
         "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
@@ -99,10 +100,9 @@ static int cmd_init(int argc, char **argv)
             o.base_url = optarg;
             break;
         case 'k':
-            if (!mc_keyspec_parse(optarg, &o.keytype, &o.rsa_bits) ||
-                (o.keytype != MC_KEY_P256 && o.keytype != MC_KEY_P384 && o.keytype != MC_KEY_RSA) ||
-                (o.keytype == MC_KEY_RSA && o.rsa_bits < 2048)) {
-                fprintf(stderr, "mailca init: --key: issuing keys are p256, p384, rsa2048+\n");
+            if (!mc_issuer_keyspec_parse(optarg, &o.keytype, &o.rsa_bits, &o.sigalg)) {
+                fprintf(stderr, "mailca init: --key: issuing keys are p256, p384, ed25519, "
+                                "rsa2048+ (PKCS#1 v1.5) or rsa2048-pss+ (RSASSA-PSS)\n");
                 return 2;
             }
             break;
@@ -122,7 +122,7 @@ static int cmd_init(int argc, char **argv)
         return report("init", &e);
     printf("mailca init: CA ready in %s (issuing key %s in a SoftHSM2 token; config "
            "%s/mailca.yaml; PIN in %s/pin, mode 0600)\n",
-           o.dir, mc_keytype_name(o.keytype), o.dir, o.dir);
+           o.dir, o.sigalg ? mc_sigalg_name(o.sigalg) : mc_keytype_name(o.keytype), o.dir, o.dir);
     return 0;
 }
 

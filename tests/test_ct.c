@@ -1,5 +1,5 @@
 /*
- * Unit tests for mc_ct (engine/ct.c) and the test log (tests/support/ctlog.c):
+ * Unit tests for mc_ct (engine/ct.c) and the test log (bench/ctlog.c):
  * - Merkle tree hashes against the RFC 6962 test vectors of the certificate-transparency
  *   project (also recomputed independently with Python's hashlib), audit paths built by the
  *   test log (RFC 6962 2.1.1, recursive) checked by the engine (RFC 9162 2.1.3.2, iterative),
@@ -31,7 +31,7 @@
 
 #include "mailca/ct.h"
 #include "mailca/store.h"
-#include "support/ctlog.h"
+#include "ctlog.h" /* bench/ctlog.h: the RFC 6962 log server */
 #include "support/itutil.h"
 
 /* --- helpers ------------------------------------------------------------------------------ */
@@ -509,6 +509,24 @@ static void test_config(void **state)
     assert_int_equal(mc_ct_profile_enabled(&c, "org-strict2"), 0);
     snprintf(c.profiles, sizeof c.profiles, "*");
     assert_int_equal(mc_ct_profile_enabled(&c, "anything"), 1);
+#ifdef MAILCA_HAVE_LIBCURL
+    /* the drainer: an RSA log key sets up its reusable verify context too; the stop grace may
+     * be 0 (abandon at once) but not negative */
+    mc_ct_config c3;
+    mc_ct *ct = NULL;
+    mc_ct_config_defaults(&c3);
+    assert_int_equal(c3.stop_grace_ms, 1000);
+    key_b64(rsa2048, b64);
+    assert_int_equal(mc_ct_config_add_log(&c3, "http://127.0.0.1:5", b64, &err), MC_OK);
+    c3.stop_grace_ms = 0;
+    assert_int_equal(mc_ct_new(&c3, &ct, &err), MC_OK);
+    mc_ct_free(ct);
+    ct = NULL;
+    c3.stop_grace_ms = -1;
+    assert_int_equal(mc_ct_new(&c3, &ct, &err), MC_ERR_CONFIG);
+    assert_null(ct);
+    assert_non_null(strstr(err.message, "stop grace -1 ms"));
+#endif
     EVP_PKEY_free(p256);
     EVP_PKEY_free(p384);
     EVP_PKEY_free(rsa1024);
@@ -596,8 +614,7 @@ static int fx_setup(void **state)
     if (mc_store_open(f->db, &f->s, &err) != MC_OK)
         return -1;
     tca_make(&f->ca);
-    f->log = mc_ctlog_start();
-    if (!f->log)
+    if (mc_ctlog_start(&f->log, &err) != MC_OK)
         return -1;
     mc_ct_config_defaults(&f->cfg);
     f->cfg.timeout_ms = 2000;
@@ -851,14 +868,59 @@ static void test_drain_hang_and_bad_signature(void **state)
     free(d);
 }
 
+/* A log with an RSA-2048 key (RFC 6962 2.1.4): the drainer's reused verify context (RSA
+ * PKCS#1 v1.5, SHA-256) accepts its SCTs, which OpenSSL's CT code validates too, and refuses one
+ * whose signature was altered. */
+static void test_drain_rsa_log(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    mc_ctlog *rsa = NULL;
+    assert_int_equal(mc_ctlog_start_rsa(&rsa, &err), MC_OK);
+    mc_ct_config cfg = f->cfg;
+    cfg.nlogs = 0;
+    assert_int_equal(mc_ct_config_add_log(&cfg, mc_ctlog_url(rsa), mc_ctlog_key_b64(rsa), &err),
+                     MC_OK);
+    size_t l1, l2;
+    uint8_t *good = issue(f, 11, 0, &l1), *bad = issue(f, 12, 0, &l2);
+    int64_t now = mc_ct_now_ms();
+    enqueue(f, &cfg, good, l1, 0, now);
+    mc_ct *ct = NULL;
+    assert_int_equal(mc_ct_new(&cfg, &ct, &err), MC_OK);
+    mc_ct_stats st;
+    assert_int_equal(mc_ct_run_once(ct, f->s, now, &st, &err), MC_OK);
+    assert_int_equal(st.done, 1);
+    rows r = {0};
+    assert_int_equal(mc_store_ct_list(f->s, NULL, 0, collect, &r, &err), MC_OK);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.r[0].state, MC_CT_DONE);
+    mc_ct_sct sct;
+    assert_int_equal(mc_ct_sct_parse(r.r[0].sct, r.r[0].sct_len, &sct, &err), MC_OK);
+    assert_int_equal(sct.sig[1], 1); /* SignatureAlgorithm rsa */
+    assert_int_equal(mc_ctlog_openssl_validate(mc_ctlog_key_b64(rsa), r.r[0].sct, r.r[0].sct_len, 0,
+                                               good, l1, f->ca.der, f->ca.der_len),
+                     1);
+    /* an altered signature: invalid, retried, nothing stored */
+    enqueue(f, &cfg, bad, l2, 0, now);
+    mc_ctlog_fault(rsa, MC_CTLOG_BADSIG, 1, -1);
+    assert_int_equal(mc_ct_run_once(ct, f->s, now, &st, &err), MC_OK);
+    assert_int_equal(st.claimed, 1);
+    assert_int_equal(st.invalid, 1);
+    assert_int_equal(st.done, 0);
+    mc_ct_free(ct);
+    mc_ctlog_stop(rsa);
+    free(good);
+    free(bad);
+}
+
 /* Rows for a log that left the configuration wait (not lost); a 500 is retried; a 400 is final
  * with the log's message. */
 static void test_drain_unconfigured_500_400(void **state)
 {
     fx *f = *state;
     mc_errdetail err;
-    mc_ctlog *other = mc_ctlog_start();
-    assert_non_null(other);
+    mc_ctlog *other = NULL;
+    assert_int_equal(mc_ctlog_start(&other, &err), MC_OK);
     mc_ct_config two = f->cfg;
     assert_int_equal(mc_ct_config_add_log(&two, mc_ctlog_url(other), mc_ctlog_key_b64(other), &err),
                      MC_OK);
@@ -1033,6 +1095,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_many_in_flight, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_drain_hang_and_bad_signature, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_drain_unconfigured_500_400, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_drain_rsa_log, fx_setup, fx_teardown),
 #else
         cmocka_unit_test(test_no_libcurl),
 #endif

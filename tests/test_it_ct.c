@@ -1,7 +1,7 @@
 /*
  * Integration test of the CT submission sink (issue 5) with certificates the real CLI issued:
  * `mailca init` + `mailca batch` fill the SQLite store, every certificate goes into the outbox
- * (chain: leaf, issuing CA) for four test logs (tests/support/ctlog.c, real HTTP servers on
+ * (chain: leaf, issuing CA) for four test logs (bench/ctlog.c, real HTTP servers on
  * 127.0.0.1) at once, and the drainer runs on an injected clock (no sleeping):
  * - a healthy log: every SCT is stored, verifies with the engine (RFC 6962 3.2) and with
  *   OpenSSL's SCT_validate, and every certificate is in the log's Merkle tree: an inclusion proof
@@ -30,7 +30,7 @@
 
 #include "mailca/ct.h"
 #include "mailca/store.h"
-#include "support/ctlog.h"
+#include "ctlog.h" /* bench/ctlog.h: the RFC 6962 log server */
 #include "support/itutil.h"
 
 static int scaled(int n)
@@ -286,11 +286,13 @@ static void test_four_logs(void **state)
 {
     (void)state;
     const size_t N = g.n;
-    mc_ctlog *good = mc_ctlog_start(), *down = mc_ctlog_start(), *limited = mc_ctlog_start(),
-             *eku = mc_ctlog_start();
-    assert_true(good && down && limited && eku);
+    mc_ctlog *good = NULL, *down = NULL, *limited = NULL, *eku = NULL;
     mc_ct_config cfg;
     mc_errdetail err;
+    assert_int_equal(mc_ctlog_start(&good, &err), MC_OK);
+    assert_int_equal(mc_ctlog_start(&down, &err), MC_OK);
+    assert_int_equal(mc_ctlog_start(&limited, &err), MC_OK);
+    assert_int_equal(mc_ctlog_start(&eku, &err), MC_OK);
     mc_ct_config_defaults(&cfg);
     cfg.timeout_ms = 5000;
     cfg.lease_ms = 300000; /* 60 timeouts: up to 960 rows per run */
@@ -407,10 +409,10 @@ static void *drain_main(void *arg)
 static void test_drain_thread(void **state)
 {
     (void)state;
-    mc_ctlog *log = mc_ctlog_start();
-    assert_non_null(log);
+    mc_ctlog *log = NULL;
     mc_ct_config cfg;
     mc_errdetail err;
+    assert_int_equal(mc_ctlog_start(&log, &err), MC_OK);
     mc_ct_config_defaults(&cfg);
     cfg.poll_ms = 50;
     assert_int_equal(mc_ct_config_add_log(&cfg, mc_ctlog_url(log), mc_ctlog_key_b64(log), &err),
@@ -440,16 +442,94 @@ static void test_drain_thread(void **state)
     mc_ctlog_stop(log);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A log that accepts connections and requests but never answers: a drain thread told to stop
+ * returns within stop_grace_ms (+ a poll step and one transaction), not after timeout_ms (30 s
+ * here, the default), and every submission stays in the outbox, pending and due at once; a
+ * drain once the log answers again delivers them all. With stop_grace_ms as long as the
+ * timeout (the old behaviour) the same stop waits for the timeout: the bound is what ends it. */
+static void test_drain_stop_with_hung_log(void **state)
+{
+    (void)state;
+    mc_ctlog *log = NULL;
+    mc_ct_config cfg;
+    mc_errdetail err;
+    assert_int_equal(mc_ctlog_start(&log, &err), MC_OK);
+    mc_ct_config_defaults(&cfg);
+    cfg.poll_ms = 50;
+    assert_int_equal(cfg.timeout_ms, 30000);
+    assert_int_equal(cfg.stop_grace_ms, 1000);
+    assert_int_equal(mc_ct_config_add_log(&cfg, mc_ctlog_url(log), mc_ctlog_key_b64(log), &err),
+                     MC_OK);
+    mc_ctlog_fault(log, MC_CTLOG_HANG, -1, -1);
+    drainer d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(mc_ct_new(&cfg, &d.ct, &err), MC_OK);
+    mc_store *s = store_open();
+    enqueue_all(s, &cfg, mc_ct_now_ms());
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, drain_main, &d), 0);
+    /* wait until the log holds a full window of requests it will never answer */
+    const size_t window = g.n < (size_t)cfg.per_log_in_flight ? g.n : (size_t)cfg.per_log_in_flight;
+    mc_ctlog_stats ls;
+    for (int i = 0; i < 500; i++) {
+        mc_ctlog_get_stats(log, &ls);
+        if (ls.submissions >= window)
+            break;
+        usleep(20000);
+    }
+    assert_int_equal(ls.submissions, window); /* no more: the window is full */
+    double t0 = mono_s();
+    atomic_store(&d.stop, 1);
+    pthread_join(th, NULL);
+    double waited = mono_s() - t0;
+    assert_int_equal(d.rc, MC_OK);
+    assert_true(waited >= 0.9); /* the requests in flight got their grace */
+    /* grace 1 s + a 50 ms poll step + one store transaction; 30 s without the bound */
+    assert_true(waited < (scaled(100) < 100 ? 6.0 : 3.0));
+    assert_int_equal(d.st.done, 0);
+    assert_int_equal(d.st.left, g.n); /* every claimed row left in the outbox */
+    tally t = count_log(s, &cfg.logs[0], NULL);
+    assert_int_equal(t.pending, g.n);
+    assert_int_equal(t.done + t.rejected, 0);
+    assert_true(t.max_next <= mc_ct_now_ms()); /* due at once, for `mailca ct drain` */
+    t = count_log(s, &cfg.logs[0], "no answer within 1000 ms of the drainer's stop");
+    assert_int_equal(t.bad_msg, g.n - window); /* the others: never sent */
+    t = count_log(s, &cfg.logs[0], "not submitted: the drainer was stopped");
+    assert_int_equal(t.bad_msg, window);
+
+    /* the log answers again: a drain (as `mailca ct drain` runs it) delivers every row */
+    mc_ctlog_fault(log, MC_CTLOG_OK, 0, -1);
+    mc_ct_stats st;
+    memset(&st, 0, sizeof st);
+    assert_int_equal(mc_ct_drain(d.ct, s, NULL, &st, &err), MC_OK);
+    assert_int_equal(st.done, g.n);
+    t = count_log(s, &cfg.logs[0], NULL);
+    assert_int_equal(t.done, g.n);
+    assert_int_equal(t.verified, g.n);
+    mc_ct_free(d.ct);
+    mc_store_close(s);
+    mc_ctlog_stop(log);
+}
+
 int main(void)
 {
 #ifdef MAILCA_HAVE_LIBCURL
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_four_logs),
         cmocka_unit_test(test_drain_thread),
+        cmocka_unit_test(test_drain_stop_with_hung_log),
     };
     return cmocka_run_group_tests_name("it_ct", tests, group_setup, group_teardown);
 #else
-    (void)group_setup, (void)group_teardown, (void)test_four_logs, (void)test_drain_thread;
+    (void)group_setup, (void)group_teardown, (void)test_four_logs, (void)test_drain_thread,
+        (void)test_drain_stop_with_hung_log;
     printf("it_ct: not run, this build has no libcurl (MAILCA_HAVE_LIBCURL)\n");
     return 0;
 #endif

@@ -13,12 +13,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support/ctlog.h"
+#include "ctlog.h" /* bench/ctlog.h: the RFC 6962 log server */
 #include "support/itutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static mc_it_ca g;
@@ -29,8 +31,12 @@ static int group_setup(void **state)
     (void)state;
     if (mc_it_ca_setup("it-ctpipe-", &g) != 0)
         return -1;
-    logsrv = mc_ctlog_start();
-    return logsrv ? 0 : -1;
+    mc_errdetail err;
+    if (mc_ctlog_start(&logsrv, &err) != MC_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    return 0;
 }
 
 static int group_teardown(void **state)
@@ -249,11 +255,98 @@ static void test_ct_log_outage(void **state)
             (double)(total - per_batch) / drain_s);
 }
 
+/* Feeds an orders file into a FIFO that `mailca batch` reads: the first 64 KiB (the intake's
+ * read size), then, once the hung log has been sent submissions (the drain thread is waiting on
+ * it), the rest; end_s is when the last byte went in. */
+typedef struct feeder {
+    const char *fifo, *orders;
+    uint64_t submissions_before;
+    int ok;
+    double end_s;
+} feeder;
+
+static void *feed_main(void *arg)
+{
+    feeder *f = arg;
+    FILE *in = fopen(f->orders, "rb");
+    FILE *out = fopen(f->fifo, "wb"); /* blocks until mailca opens it */
+    static char buf[1 << 20];
+    size_t n = in ? fread(buf, 1, sizeof buf, in) : 0;
+    if (in)
+        fclose(in);
+    if (!out)
+        return NULL;
+    if (n > 65536 && fwrite(buf, 1, 65536, out) == 65536 && fflush(out) == 0) {
+        mc_ctlog_stats ls;
+        for (int i = 0; i < 600; i++) { /* up to 30 s */
+            mc_ctlog_get_stats(logsrv, &ls);
+            if (ls.submissions > f->submissions_before)
+                break;
+            sleep_s(0.05);
+        }
+        f->ok = ls.submissions > f->submissions_before;
+        f->ok &= fwrite(buf + 65536, 1, n - 65536, out) == n - 65536;
+    }
+    fclose(out);
+    f->end_s = now_s();
+    return NULL;
+}
+
+/* A log that takes requests and never answers (ct.timeout_ms 30 s, the default) while a batch
+ * runs: the batch ends promptly when its last order is in (the drain thread abandons what is in
+ * flight after the sink's stop grace, 1 s), every certificate is issued and its submission kept
+ * in the outbox, and `mailca ct drain` delivers them once the log answers again. The orders come
+ * through a FIFO, so the run is still going when the drain thread has requests hanging. */
+static void test_ct_hung_log_does_not_hold_the_run(void **state)
+{
+    (void)state;
+    enum { N = 400 };
+    char cfg[700], db[700], orders[700], fifo[700], results[700];
+    snprintf(cfg, sizeof cfg, "%s/ct-hung.yaml", g.ca);
+    snprintf(db, sizeof db, "%s/ct-hung.db", g.dir);
+    snprintf(orders, sizeof orders, "%s/hung-orders.msgpack", g.dir);
+    snprintf(fifo, sizeof fifo, "%s/hung-orders.fifo", g.dir);
+    snprintf(results, sizeof results, "%s/hung-results.msgpack", g.dir);
+    write_config(cfg, "*", db);
+    mc_it_run r;
+    assert_int_equal(mc_it_mailca(&r, "gen-orders", "--count", "400", orders, NULL), 0);
+    mc_it_run_free(&r);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    mc_ctlog_stats before;
+    mc_ctlog_get_stats(logsrv, &before);
+    mc_ctlog_fault(logsrv, MC_CTLOG_HANG, -1, -1);
+    feeder f = {.fifo = fifo, .orders = orders, .submissions_before = before.submissions};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, feed_main, &f), 0);
+    run(cfg, "batch", NULL, fifo, results);
+    double ended = now_s();
+    pthread_join(th, NULL);
+    mc_ctlog_fault(logsrv, MC_CTLOG_OK, 0, -1);
+    assert_true(f.ok); /* the drain thread had requests hanging while orders were still coming */
+    const char *sc = getenv("MAILCA_TEST_SCALE");
+    double took = ended - f.end_s;
+    /* the stop grace (1 s) and the rest of the orders, not the 30 s request timeout */
+    assert_true(took < (sc && atoi(sc) > 1 ? 20.0 : 6.0));
+    assert_int_equal(count(db, "SELECT count(*) FROM certificates"), N);
+    assert_int_equal(count(db, "SELECT count(*) FROM ct_outbox WHERE state = 0"), N);
+    /* the requests in flight at the end: at most per_log_in_flight (16), abandoned */
+    long long abandoned = count(db, "SELECT count(*) FROM ct_outbox WHERE message LIKE "
+                                    "'no answer within 1000 ms of the drainer''s stop%'");
+    assert_true(abandoned >= 1 && abandoned <= 16);
+    assert_int_equal(count(db, "SELECT count(*) FROM ct_scts"), 0);
+    run(cfg, "ct", "drain", NULL, NULL);
+    assert_int_equal(count(db, "SELECT count(*) FROM ct_outbox WHERE state = 1"), N);
+    assert_int_equal(verified_scts(db), N);
+    fprintf(stderr, "hung log: the batch ended %.2f s after its last order (ct.timeout_ms 30000)\n",
+            took);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ct_through_the_engine),
         cmocka_unit_test(test_ct_off_without_profiles),
+        cmocka_unit_test(test_ct_hung_log_does_not_hold_the_run),
         cmocka_unit_test(test_ct_log_outage),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

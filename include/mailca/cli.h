@@ -49,4 +49,9 @@ void mc_orders_id_prefix(char *buf, size_t len, const char *tag);
 /* Parses "p256", "p384", "p521", "ed25519", "rsa2048", "rsa3072", "rsa4096". */
 int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits);
 
+/* An issuing key: "p256", "p384", "ed25519", "rsa2048".."rsa8192" (RSA PKCS#1 v1.5 SHA-256), or
+ * "rsa2048-pss".. (RSASSA-PSS SHA-256, SBR 7.1.3.2.1). *sig: MC_SIG_NONE for the key's default
+ * algorithm, else the one the spec names. Returns 1, or 0 for anything else. */
+int mc_issuer_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits, mc_sigalg *sig);
+
 #endif

@@ -61,6 +61,10 @@ typedef struct mc_ct_config {
                                    its lease even when every request times out */
     int64_t max_future_ms;      /* an SCT timestamp later than now + this is invalid (60000) */
     int poll_ms;                /* mc_ct_drain: wait when nothing is due (default 1000) */
+    int stop_grace_ms;          /* mc_ct_drain told to stop: requests in flight get this long to
+                                   be answered (default 1000), then are abandoned and their rows
+                                   left due in the outbox, so a hung log does not hold up the end
+                                   of an engine run for timeout_ms */
 } mc_ct_config;
 
 void mc_ct_config_defaults(mc_ct_config *c);
@@ -129,6 +133,8 @@ typedef struct mc_ct_stats {
     size_t invalid;     /* answered 200 with an SCT that does not verify or parse (retried) */
     size_t connections; /* new TCP connections libcurl opened (the rest reused one) */
     size_t max_active;  /* most requests in flight at once */
+    size_t left;        /* not answered because the drainer was stopped: left due (pending) in
+                           the outbox, an attempt counted */
 } mc_ct_stats;
 
 /* Parses the configured keys and sets up libcurl (the first mc_ct_new runs curl_global_init,
@@ -144,8 +150,12 @@ void mc_ct_free(mc_ct *ct);
 mc_err mc_ct_run_once(mc_ct *ct, mc_store *s, int64_t now_ms, mc_ct_stats *st, mc_errdetail *err);
 
 /* Runs mc_ct_run_once on the real clock. stop NULL: until a run finds nothing due. Otherwise
- * until *stop is set, waiting poll_ms between runs that found nothing (a drain thread). Totals
- * are added to st (may be NULL). */
+ * until *stop is set, waiting poll_ms between runs that found nothing (a drain thread). Once
+ * *stop is set, a run in progress starts no new request and gives those in flight
+ * stop_grace_ms to be answered; the rest stay pending, due at once, in the outbox (`mailca ct
+ * drain` or the next run submits them), so mc_ct_drain returns within about stop_grace_ms +
+ * 100 ms plus one store transaction, whatever the logs do. Totals are added to st (may be
+ * NULL). */
 mc_err mc_ct_drain(mc_ct *ct, mc_store *s, const atomic_int *stop, mc_ct_stats *st,
                    mc_errdetail *err);
 
