@@ -6,6 +6,8 @@
 #include "mailca/ca.h"
 #include "mailca/cli.h"
 #include "mailca/hsmpool.h"
+#include "mailca/issuer.h"
+#include "mailca/profile.h"
 #include "mailca/config.h"
 #include "mailca/ct.h"
 #include "mailca/engine.h"
@@ -64,7 +66,9 @@ static int cmd_help(FILE *f)
         "        (default 20 domains under example.com)\n"
         "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
         "  status [--config FILE] [--json]  check each HSM token and the store now\n"
-        "  lint [--json] FILE...  lint certificates (PEM or DER) against the S/MIME BRs\n"
+        "  lint [--json] [--profile NAME [--config FILE]] FILE...\n"
+        "        lint certificates (PEM or DER) against the S/MIME BRs; with a profile, as that\n"
+        "        profile of this CA would issue them\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
         "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
@@ -427,7 +431,7 @@ static int cmd_worker(int argc, char **argv)
 }
 
 /* Reads PEM (one or more certificates) or DER; calls fn for each certificate's DER. */
-static int lint_file(const char *path, int json, int *any_error)
+static int lint_file(const char *path, int json, const mc_lint_ctx *base, int *any_error)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -473,7 +477,7 @@ static int lint_file(const char *path, int json, int *any_error)
         mc_errdetail e;
         mc_lint_result lr;
         memset(&lr, 0, sizeof lr);
-        mc_lint_ctx ctx = {.now = (int64_t)time(NULL)};
+        mc_lint_ctx ctx = *base;
         if (mc_x509_parse_cert(der, (size_t)dlen, &x, &e) != MC_OK) {
             char b[600];
             if (json)
@@ -527,24 +531,75 @@ static int lint_file(const char *path, int json, int *any_error)
     return rc;
 }
 
+/* `mailca lint [--json] [--profile NAME [--config FILE]] FILE...`: with a profile, the
+ * certificates are judged as that profile of this CA would issue them (its type, generation and
+ * extensions, and the issuer-dependent lints against the configured issuing CA). */
 static int cmd_lint(int argc, char **argv)
 {
-    int json = 0, any_error = 0, rc = 0;
-    static const struct option lo[] = {{"json", 0, 0, 'j'}, {0, 0, 0, 0}};
-    int ch;
+    int json = 0, any_error = 0, rc = 0, ch;
+    const char *profile = NULL, *cfgopt = NULL;
+    static const struct option lo[] = {
+        {"json", 0, 0, 'j'}, {"profile", 1, 0, 'p'}, {"config", 1, 0, 'c'}, {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'j')
             json = 1;
+        else if (ch == 'p')
+            profile = optarg;
+        else if (ch == 'c')
+            cfgopt = optarg;
         else
             return 2;
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: mailca lint [--json] FILE...\n");
+        fprintf(stderr, "usage: mailca lint [--json] [--profile NAME [--config FILE]] FILE...\n");
         return 2;
     }
+    mc_lint_ctx base = {.now = (int64_t)time(NULL)};
+    mc_issuer issuer;
+    mc_profile_set set;
+    int loaded = 0;
+    memset(&set, 0, sizeof set);
+    if (profile) {
+        char buf[600];
+        mc_config cfg;
+        mc_errdetail e;
+        mc_sigalg alg = MC_SIG_NONE;
+        if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+            return report("lint", &e);
+        if (cfg.ca_signature[0] && (alg = mc_sigalg_from_name(cfg.ca_signature)) == MC_SIG_NONE) {
+            fprintf(stderr, "mailca lint: ca.signature: unknown algorithm '%s'\n",
+                    cfg.ca_signature);
+            return 2;
+        }
+        mc_ca_urls urls = {.crl = cfg.ca_crl_url[0] ? cfg.ca_crl_url : NULL,
+                           .ocsp = cfg.ca_ocsp_url[0] ? cfg.ca_ocsp_url : NULL,
+                           .ca_issuers = cfg.ca_issuers_url[0] ? cfg.ca_issuers_url : NULL,
+                           .cps = cfg.ca_cps_url[0] ? cfg.ca_cps_url : NULL};
+        if (mc_issuer_load(cfg.ca_certificate, alg, &issuer, &e) != MC_OK)
+            return report("lint", &e);
+        if (mc_profile_set_load(cfg.profiles, &issuer, &urls, &set, &e) != MC_OK) {
+            mc_issuer_free(&issuer);
+            return report("lint", &e);
+        }
+        loaded = 1;
+        base.profile = mc_profile_set_find(&set, profile, strlen(profile));
+        base.issuer = &issuer;
+        if (!base.profile) {
+            fprintf(stderr, "mailca lint: --profile: no profile '%s' in %s\n", profile,
+                    cfg.profiles);
+            rc = 2;
+            goto done;
+        }
+    }
     for (int i = optind; i < argc; i++)
-        rc |= lint_file(argv[i], json, &any_error);
-    return rc ? 2 : any_error ? 1 : 0;
+        rc |= lint_file(argv[i], json, &base, &any_error);
+    rc = rc ? 2 : any_error ? 1 : 0;
+done:
+    if (loaded) {
+        mc_profile_set_free(&set);
+        mc_issuer_free(&issuer);
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
