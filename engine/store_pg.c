@@ -592,16 +592,103 @@ done:
  * pipeline mode with one Sync, and hands each row's result to on_row in order. Stops at the
  * first failing row: *failed is its index (or -1), err says why, the transaction is left
  * aborted for the caller to roll back. on_row may itself fail a row (MC_ERR_STORE and err). */
+/* Drops a connection whose pipeline is in an unknown state (a send failed, or the Sync never
+ * came): the next call reconnects, and an open transaction dies with the old connection.
+ * Returns e, or the connection's error for what when e is MC_OK. */
+static mc_err pipeline_lost(pg_store *s, mc_err e, const char *what, mc_errdetail *err)
+{
+    if (!e)
+        e = pg_err(s, err, NULL, what, NULL);
+    PQexitPipelineMode(s->conn);
+    PQreset(s->conn);
+    s->prepared = 0;
+    return e;
+}
+
+/* What pipeline_read does with one command's result: returns the pipeline's error so far (e,
+ * or a new one); may keep the result by setting *res to NULL. */
+typedef mc_err (*result_fn)(pg_store *s, size_t cmd, PGresult **res, mc_err e, void *arg,
+                            mc_errdetail *err);
+
+/* Reads the results of the ncmd commands sent in pipeline mode, then the Sync marker, and
+ * leaves pipeline mode. Results arrive in the order sent, each command's followed by one NULL;
+ * all are read even after an error so the connection leaves pipeline mode clean. Two NULLs in a
+ * row, or a connection gone bad, mean the Sync will never come (the connection was lost under
+ * the pipeline): then the connection is dropped (pipeline_lost). */
+static mc_err pipeline_read(pg_store *s, const char *what, size_t ncmd, result_fn fn, void *arg,
+                            mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    size_t cmd = 0;
+    int nulls = 0;
+    for (;;) {
+        PGresult *res = PQgetResult(s->conn);
+        if (!res) {
+            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1)
+                return pipeline_lost(s, e, what, err);
+            continue; /* end of one command's results */
+        }
+        nulls = 0;
+        if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        e = fn(s, cmd, &res, e, arg, err);
+        PQclear(res);
+        if (PQstatus(s->conn) != CONNECTION_OK || ++cmd > ncmd)
+            return pipeline_lost(s, e, what, err);
+    }
+    if (!PQexitPipelineMode(s->conn) && !e)
+        e = pg_err(s, err, NULL, what, NULL);
+    if (!e && cmd != ncmd)
+        e = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "%s: %zu results for %zu commands", what,
+                       cmd, ncmd);
+    return e;
+}
+
 typedef mc_err (*row_fn)(pg_store *s, size_t i, PGresult *res, void *arg, mc_errdetail *err);
 typedef void (*send_fn)(pg_store *s, size_t i, const void *rows, params *p);
+
+/* A chunk of rows: [BEGIN] rows [COMMIT]; each row's result goes to on_row. */
+typedef struct chunk_read {
+    const char *what;
+    size_t from, nrows;
+    int begin;
+    row_fn on_row;
+    void *arg;
+} chunk_read;
+
+static mc_err chunk_result(pg_store *s, size_t cmd, PGresult **res, mc_err e, void *arg,
+                           mc_errdetail *err)
+{
+    const chunk_read *c = arg;
+    ExecStatusType st = PQresultStatus(*res);
+    int is_row = cmd >= (size_t)c->begin && cmd < (size_t)c->begin + c->nrows;
+    size_t i = c->from + (cmd - (size_t)c->begin);
+    char op[MC_ERR_MSG_MAX / 2];
+    if (e)
+        return e;
+    if (st == PGRES_FATAL_ERROR) {
+        if (is_row)
+            snprintf(op, sizeof op, "%s: row %zu", c->what, i);
+        else
+            snprintf(op, sizeof op, "%s: %s", c->what, cmd == 0 && c->begin ? "begin" : "commit");
+        e = pg_err(s, err, NULL, op, *res);
+        if (is_row && c->on_row)
+            e = c->on_row(s, i, *res, c->arg, err); /* may say more about the failed row */
+    } else if (is_row && st == PGRES_TUPLES_OK) {
+        e = c->on_row(s, i, *res, c->arg, err);
+    } else if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, NULL, c->what, *res);
+    }
+    return e;
+}
 
 static mc_err pipeline_chunk(pg_store *s, const char *what, int stmt, const void *rows, size_t from,
                              size_t to, int begin, int commit, int result_format, send_fn build,
                              row_fn on_row, void *arg, mc_errdetail *err)
 {
-    mc_err e = MC_OK;
     params p;
-    char op[MC_ERR_MSG_MAX / 2];
     if (!PQenterPipelineMode(s->conn))
         return pg_err(s, err, NULL, what, NULL);
     int ok = 1;
@@ -617,78 +704,11 @@ static mc_err pipeline_chunk(pg_store *s, const char *what, int stmt, const void
         ok = PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
     if (ok)
         ok = PQpipelineSync(s->conn);
-    if (!ok) {
-        e = pg_err(s, err, NULL, what, NULL);
-        /* The connection is unusable in an unknown pipeline state: drop it, the next call
-         * reconnects. */
-        PQexitPipelineMode(s->conn);
-        PQreset(s->conn);
-        s->prepared = 0;
-        return e;
-    }
-    /* Results arrive in the order sent: [BEGIN] rows [COMMIT] then the Sync marker. Each
-     * command's result is followed by NULL. All results are read even after an error so the
-     * connection leaves pipeline mode clean. */
-    size_t cmd = 0, ncmd = (size_t)begin + (to - from) + (size_t)commit;
-    int nulls = 0, synced = 0;
-    for (;;) {
-        PGresult *res = PQgetResult(s->conn);
-        if (!res) {
-            /* each command's results end with one NULL: two in a row mean nothing more will
-             * come (the connection was lost and re-established under the pipeline) */
-            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1) {
-                if (!e)
-                    e = pg_err(s, err, NULL, what, NULL);
-                break;
-            }
-            continue; /* end of one command's results */
-        }
-        nulls = 0;
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            synced = 1;
-            break;
-        }
-        int is_row = cmd >= (size_t)begin && cmd < (size_t)begin + (to - from);
-        size_t i = from + (cmd - (size_t)begin);
-        if (!e && st == PGRES_FATAL_ERROR) {
-            if (is_row)
-                snprintf(op, sizeof op, "%s: row %zu", what, i);
-            else
-                snprintf(op, sizeof op, "%s: %s", what, cmd == 0 && begin ? "begin" : "commit");
-            e = pg_err(s, err, NULL, op, res);
-            if (is_row && on_row)
-                e = on_row(s, i, res, arg, err); /* may say more about the failed row */
-        } else if (!e && is_row && st == PGRES_TUPLES_OK) {
-            e = on_row(s, i, res, arg, err);
-        } else if (!e && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            e = pg_err(s, err, NULL, what, res);
-        }
-        PQclear(res);
-        cmd++;
-        /* a connection lost in the middle never delivers the Sync: stop reading here (the
-         * next call reconnects) */
-        if (PQstatus(s->conn) != CONNECTION_OK || cmd > ncmd) {
-            if (!e)
-                e = pg_err(s, err, NULL, what, NULL);
-            break;
-        }
-    }
-    if (!synced) {
-        /* the pipeline ended without its Sync: the connection's state is unknown, start over
-         * (the next call reconnects; an open transaction dies with the old connection) */
-        PQexitPipelineMode(s->conn);
-        PQreset(s->conn);
-        s->prepared = 0;
-        return e;
-    }
-    if (!PQexitPipelineMode(s->conn) && !e)
-        e = pg_err(s, err, NULL, what, NULL);
-    if (!e && cmd != ncmd)
-        e = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "%s: %zu results for %zu commands", what,
-                       cmd, ncmd);
-    return e;
+    if (!ok)
+        return pipeline_lost(s, MC_OK, what, err);
+    chunk_read cr = {what, from, to - from, begin, on_row, arg};
+    return pipeline_read(s, what, (size_t)begin + (to - from) + (size_t)commit, chunk_result, &cr,
+                         err);
 }
 
 /* Runs rows [0, n) of a batch in chunks of PG_CHUNK, all in one transaction; commit says whether
@@ -797,13 +817,40 @@ static int p_arr(params *p, int i, const pg_arr *a)
     return a->oom || a->len > 0x7fffffff ? -1 : 0;
 }
 
+/* One statement, after BEGIN when begin: its result (or its failure, whose fields the caller
+ * may read) is kept in *out. */
+typedef struct stmt_read {
+    const char *what;
+    int begin;
+    PGresult **out;
+} stmt_read;
+
+static mc_err stmt_result(pg_store *s, size_t cmd, PGresult **res, mc_err e, void *arg,
+                          mc_errdetail *err)
+{
+    const stmt_read *r = arg;
+    int last = cmd == (size_t)r->begin;
+    ExecStatusType st = PQresultStatus(*res);
+    if (e)
+        return e;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char op[MC_ERR_MSG_MAX / 2];
+        snprintf(op, sizeof op, "%s%s", r->what, cmd == 0 && r->begin ? ": begin" : "");
+        e = pg_err(s, err, NULL, op, *res);
+    }
+    if (last && !*r->out) {
+        *r->out = *res;
+        *res = NULL;
+    }
+    return e;
+}
+
 /* Sends the prepared statement stmt with p in pipeline mode, preceded by BEGIN when begin, and
  * reads its results: *out gets the statement's result (caller PQclears; NULL on error). One
  * round trip. On error the transaction is rolled back and err says why. */
 static mc_err pipeline_stmt(pg_store *s, const char *what, int begin, int stmt, const params *p,
                             PGresult **out, mc_errdetail *err)
 {
-    mc_err e = MC_OK;
     *out = NULL;
     if (!PQenterPipelineMode(s->conn))
         return pg_err(s, err, NULL, what, NULL);
@@ -815,69 +862,12 @@ static mc_err pipeline_stmt(pg_store *s, const char *what, int begin, int stmt, 
                                  p->fmt, 1);
     if (ok)
         ok = PQpipelineSync(s->conn);
-    if (!ok) {
-        e = pg_err(s, err, NULL, what, NULL);
-        PQexitPipelineMode(s->conn);
-        PQreset(s->conn);
-        s->prepared = 0;
-        return e;
-    }
-    size_t cmd = 0, ncmd = (size_t)begin + 1;
-    int nulls = 0, synced = 0;
-    for (;;) {
-        PGresult *res = PQgetResult(s->conn);
-        if (!res) {
-            /* each command's results end with one NULL: two in a row mean nothing more will
-             * come (the connection was lost and re-established under the pipeline) */
-            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1) {
-                if (!e)
-                    e = pg_err(s, err, NULL, what, NULL);
-                break;
-            }
-            continue;
-        }
-        nulls = 0;
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(res);
-            synced = 1;
-            break;
-        }
-        if (!e && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            char op[MC_ERR_MSG_MAX / 2];
-            snprintf(op, sizeof op, "%s%s", what, cmd == 0 && begin ? ": begin" : "");
-            e = pg_err(s, err, NULL, op, res);
-            if (cmd == ncmd - 1 && !*out) {
-                *out = res; /* the caller may read the failure's fields */
-                res = NULL;
-            }
-        } else if (!e && cmd == ncmd - 1) {
-            *out = res;
-            res = NULL;
-        }
-        PQclear(res);
-        cmd++;
-        /* a connection lost in the middle never delivers the Sync: stop reading here (the
-         * next call reconnects) */
-        if (PQstatus(s->conn) != CONNECTION_OK || cmd > ncmd) {
-            if (!e)
-                e = pg_err(s, err, NULL, what, NULL);
-            break;
-        }
-    }
-    if (!synced) {
-        /* the pipeline ended without its Sync: the connection's state is unknown, start over
-         * (the next call reconnects; an open transaction dies with the old connection) */
-        PQexitPipelineMode(s->conn);
-        PQreset(s->conn);
-        s->prepared = 0;
-        return e;
-    }
-    if (!PQexitPipelineMode(s->conn) && !e)
-        e = pg_err(s, err, NULL, what, NULL);
-    if (!e && (cmd != ncmd || !*out))
-        e = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "%s: %zu results for %zu commands", what,
-                       cmd, ncmd);
+    if (!ok)
+        return pipeline_lost(s, MC_OK, what, err);
+    stmt_read sr = {what, begin, out};
+    mc_err e = pipeline_read(s, what, (size_t)begin + 1, stmt_result, &sr, err);
+    if (!e && !*out)
+        e = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "%s: no result for the statement", what);
     if (e)
         txn_abort(s);
     return e;
