@@ -40,12 +40,6 @@ static int big_n;
 static long baseline_rss_kb; /* peak RSS of a batch of big_n orders without an outage */
 
 /* MAILCA_TEST_SCALE (a divisor, set for the sanitizer build) shrinks the batches. */
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? (n / d > 200 ? n / d : 200) : n;
-}
 
 static void sleep_ms(long ms)
 {
@@ -74,7 +68,7 @@ static int group_setup(void **state)
         fprintf(stderr, "private PostgreSQL server: %s\n", err.message);
         return -1;
     }
-    big_n = scaled(20000);
+    big_n = mc_it_scaled(20000, 200);
     snprintf(big_orders, sizeof big_orders, "%s/big.msgpack", g.dir);
     gen_orders(big_orders, big_n);
     return 0;

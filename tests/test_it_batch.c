@@ -30,15 +30,9 @@
  * runs; MAILCA_TEST_SCALE (a divisor, set by scripts/test.sh for the sanitizer build, where every
  * malloc is fully unwound and runs are ~20x slower) shrinks them: memory errors do not need a
  * thousand repetitions to show. */
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? (n / d > 20 ? n / d : 20) : n;
-}
-#define BIG scaled(1000) /* orders per subscriber key type */
-#define USAGE_N scaled(100)
-#define OTHER_CA_N scaled(200)
+#define BIG mc_it_scaled(1000, 20) /* orders per subscriber key type */
+#define USAGE_N mc_it_scaled(100, 20)
+#define OTHER_CA_N mc_it_scaled(200, 20)
 #define SERIAL_LEN 16 /* mailca draws 16 octets (include/mailca/tbs.h MC_SERIAL_LEN) */
 
 typedef struct ca {

@@ -33,13 +33,6 @@
 #include "ctlog.h" /* bench/ctlog.h: the RFC 6962 log server */
 #include "support/itutil.h"
 
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? (n / d > 10 ? n / d : 10) : n;
-}
-
 typedef struct cert {
     uint8_t serial[MC_SERIAL_MAX];
     size_t serial_len;
@@ -66,7 +59,7 @@ static int group_setup(void **state)
     snprintf(results, sizeof results, "%s/results", g.ca.dir);
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca.ca);
     snprintf(g.db, sizeof g.db, "%s/mailca.db", g.ca.ca);
-    snprintf(count, sizeof count, "%d", scaled(60));
+    snprintf(count, sizeof count, "%d", mc_it_scaled(60, 10));
     mc_it_run r;
     mc_it_mailca(&r, "gen-orders", "--count", count, orders, NULL);
     int st = r.status;
@@ -92,8 +85,8 @@ static int group_setup(void **state)
     if (!db || sqlite3_prepare_v2(db, "SELECT serial, der FROM certificates ORDER BY serial", -1,
                                   &q, NULL) != SQLITE_OK)
         return -1;
-    g.c = calloc((size_t)scaled(60), sizeof *g.c);
-    while (sqlite3_step(q) == SQLITE_ROW && g.n < (size_t)scaled(60)) {
+    g.c = calloc((size_t)mc_it_scaled(60, 10), sizeof *g.c);
+    while (sqlite3_step(q) == SQLITE_ROW && g.n < (size_t)mc_it_scaled(60, 10)) {
         cert *c = &g.c[g.n++];
         c->serial_len = (size_t)sqlite3_column_bytes(q, 0);
         memcpy(c->serial, sqlite3_column_blob(q, 0), c->serial_len);
@@ -103,7 +96,7 @@ static int group_setup(void **state)
     }
     sqlite3_finalize(q);
     sqlite3_close(db);
-    return g.n == (size_t)scaled(60) ? 0 : -1;
+    return g.n == (size_t)mc_it_scaled(60, 10) ? 0 : -1;
 }
 
 static int group_teardown(void **state)
@@ -492,7 +485,7 @@ static void test_drain_stop_with_hung_log(void **state)
     assert_int_equal(d.rc, MC_OK);
     assert_true(waited >= 0.9); /* the requests in flight got their grace */
     /* grace 1 s + a 50 ms poll step + one store transaction; 30 s without the bound */
-    assert_true(waited < (scaled(100) < 100 ? 6.0 : 3.0));
+    assert_true(waited < (mc_it_scaled(100, 10) < 100 ? 6.0 : 3.0));
     assert_int_equal(d.st.done, 0);
     assert_int_equal(d.st.left, g.n); /* every claimed row left in the outbox */
     tally t = count_log(s, &cfg.logs[0], NULL);

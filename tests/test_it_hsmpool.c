@@ -31,19 +31,9 @@
 static char g_dir[512], g_control[700], g_stats[700];
 static mc_testca g_ca;
 
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? n / d : n;
-}
-
 static void control(const char *text)
 {
-    char tmp[800];
-    snprintf(tmp, sizeof tmp, "%s.new", g_control);
-    assert_int_equal(mc_it_write_file(tmp, text, strlen(text)), 0);
-    assert_int_equal(rename(tmp, g_control), 0);
+    assert_int_equal(mc_it_replace_file(g_control, text), 0);
 }
 
 /* softhsm2-util --import of a PKCS#8 key into a token (label "ica", id 01). The PIN on this
@@ -210,7 +200,7 @@ static void test_two_tokens_share_the_work(void **state)
     snprintf(cfg, sizeof cfg, "%s/two.yaml", g_dir);
     write_config(cfg, "pkcs11:token=pool-a;object=ica;type=private "
                       "pkcs11:token=pool-b;object=ica;type=private");
-    int n = scaled(400) > 60 ? scaled(400) : 60;
+    int n = mc_it_scaled(400, 60);
     char *text = run_batch(cfg, "two", n);
     long long fa = -1, fb = -1;
     int sa = 0, sb = 0;
@@ -238,7 +228,7 @@ static void test_failover_to_the_other_token(void **state)
     write_config(cfg, uris);
     /* C_Sign 1 is the key check at open; then 20 good signatures, then the device is gone */
     control("C_Sign after=21 rv=CKR_DEVICE_REMOVED\n");
-    int n = scaled(400) > 80 ? scaled(400) : 80;
+    int n = mc_it_scaled(400, 80);
     char *text = run_batch(cfg, "failover", n);
     long long fa = -1, fb = -1;
     int sa = 1, sb = 0;

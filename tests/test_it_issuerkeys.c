@@ -26,13 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? (n / d > 20 ? n / d : 20) : n;
-}
-#define ORDERS scaled(300)
+#define ORDERS mc_it_scaled(300, 0)
 
 static char g_dir[512];
 

@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 
 #include "mailca/hsm.h"
+#include "support/itutil.h"
 #include "support/softhsm.h"
 
 #define TOKEN "fault-it"
@@ -51,13 +52,7 @@ const char *__asan_default_options(void)
 /* Replaces the control file (a new inode, so the module always notices). */
 static void control(const char *text)
 {
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.new", g_control);
-    FILE *fp = fopen(tmp, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    assert_int_equal(fclose(fp), 0);
-    assert_int_equal(rename(tmp, g_control), 0);
+    assert_int_equal(mc_it_replace_file(g_control, text), 0);
 }
 
 static int group_setup(void **state)

@@ -26,13 +26,6 @@
 
 static mc_it_ca g;
 
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? n / d : n;
-}
-
 static int group_setup(void **state)
 {
     (void)state;
@@ -85,7 +78,7 @@ static void test_procs_issue(void **state)
 {
     (void)state;
     char orders[700], results[700], cfg[700];
-    int n = scaled(400) > 40 ? scaled(400) : 40;
+    int n = mc_it_scaled(400, 40);
     snprintf(orders, sizeof orders, "%s/p.msgpack", g.dir);
     snprintf(results, sizeof results, "%s/p-results.msgpack", g.dir);
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
@@ -212,14 +205,14 @@ static void sigkill_run(const char *procs, int n)
 static void test_procs_sigkill(void **state)
 {
     (void)state;
-    sigkill_run("2", scaled(20000) > 2000 ? scaled(20000) : 2000);
+    sigkill_run("2", mc_it_scaled(20000, 2000));
 }
 
 /* With one worker process, its death must not end the intake: the restart takes its place. */
 static void test_procs_sigkill_only_process(void **state)
 {
     (void)state;
-    sigkill_run("1", scaled(10000) > 2000 ? scaled(10000) : 2000);
+    sigkill_run("1", mc_it_scaled(10000, 2000));
 }
 
 int main(void)

@@ -29,20 +29,10 @@
 static mc_it_ca g;
 static char g_cfg[800], g_control[700], g_stats[700];
 
-static int scaled(int n)
-{
-    const char *v = getenv("MAILCA_TEST_SCALE");
-    int d = v ? atoi(v) : 1;
-    return d > 1 ? n / d : n;
-}
-
 /* Rewrites the control file atomically (the module notices the new inode). */
 static void control(const char *text)
 {
-    char tmp[800];
-    snprintf(tmp, sizeof tmp, "%s.new", g_control);
-    assert_int_equal(mc_it_write_file(tmp, text, strlen(text)), 0);
-    assert_int_equal(rename(tmp, g_control), 0);
+    assert_int_equal(mc_it_replace_file(g_control, text), 0);
 }
 
 /* A copy of the CA's config whose module is the fault module (wrapping SoftHSM2). */
@@ -198,7 +188,7 @@ static void test_default_signs_on_workers(void **state)
 {
     (void)state;
     control("C_Sign delay_us=2000\n");
-    int n = scaled(300) > 60 ? scaled(300) : 60;
+    int n = mc_it_scaled(300, 60);
     run_and_check("default", n, NULL, NULL);
     unsigned long calls = 0, injected = 0, conc = 0;
     sign_stats(&calls, &injected, &conc);
@@ -212,7 +202,7 @@ static void test_sessions_in_flight(void **state)
 {
     (void)state;
     control("C_Sign delay_us=2000\n");
-    int n = scaled(1200) > 120 ? scaled(1200) : 120;
+    int n = mc_it_scaled(1200, 120);
     run_and_check("sessions16", n, "16", NULL);
     unsigned long calls = 0, injected = 0, conc = 0;
     sign_stats(&calls, &injected, &conc);
@@ -228,7 +218,7 @@ static void test_signer_session_recovers(void **state)
     (void)state;
     control("C_Sign delay_us=500\n"
             "C_Sign after=40 count=3 rv=CKR_SESSION_HANDLE_INVALID close_session\n");
-    int n = scaled(400) > 80 ? scaled(400) : 80;
+    int n = mc_it_scaled(400, 80);
     run_and_check("recover", n, "8", NULL);
     unsigned long calls = 0, injected = 0, conc = 0;
     sign_stats(&calls, &injected, &conc);
@@ -241,7 +231,7 @@ static void test_sessions_in_worker_processes(void **state)
 {
     (void)state;
     control("C_Sign delay_us=1000\n");
-    int n = scaled(400) > 80 ? scaled(400) : 80;
+    int n = mc_it_scaled(400, 80);
     run_and_check("procs", n, "8", "2");
 }
 
@@ -290,7 +280,7 @@ static void test_stalled_call_abandoned(void **state)
     char cfg[800];
     cfg_with_deadline(cfg, sizeof cfg, 300);
     control("C_Sign after=40 count=1 delay_us=1000000\n");
-    int n = scaled(300) > 80 ? scaled(300) : 80;
+    int n = mc_it_scaled(300, 80);
     long long i0 = db_count("intents"), c0 = db_count("certificates");
     char *err = run_and_check_cfg("stall", n, NULL, NULL, cfg);
     /* at least the stalled one (a loaded machine may stall another call past 300 ms too) */
@@ -386,7 +376,7 @@ static void test_login_lost_logs_in_again(void **state)
 {
     (void)state;
     control("C_Sign after=40 count=1 rv=CKR_USER_NOT_LOGGED_IN logout\n");
-    int n = scaled(300) > 80 ? scaled(300) : 80;
+    int n = mc_it_scaled(300, 80);
     long long c0 = db_count("certificates");
     free(run_and_check_cfg("logout", n, NULL, NULL, NULL));
     assert_int_equal(db_count("certificates") - c0, n);

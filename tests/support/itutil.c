@@ -253,6 +253,22 @@ int mc_it_write_file(const char *path, const void *data, size_t len)
     return fclose(f) != 0 || bad ? -1 : 0;
 }
 
+int mc_it_replace_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.new", path) >= sizeof tmp ||
+        mc_it_write_file(tmp, text, strlen(text)) != 0)
+        return -1;
+    return rename(tmp, path) == 0 ? 0 : -1;
+}
+
+int mc_it_scaled(int n, int floor)
+{
+    const char *v = getenv("MAILCA_TEST_SCALE");
+    int d = v ? atoi(v) : 1;
+    return d > 1 ? (n / d > floor ? n / d : floor) : n;
+}
+
 int mc_it_append_pem(const char *path, const uint8_t *der, size_t len)
 {
     const unsigned char *p = der;

@@ -149,6 +149,14 @@ uint8_t *mc_it_read_file(const char *path, size_t *len);
 /* Writes len bytes to path (created or truncated). 0 or -1. */
 int mc_it_write_file(const char *path, const void *data, size_t len);
 
+/* Replaces path with text through a new file renamed over it (a new inode: a reader that
+ * watches stat(), as the fault module does its control file, always notices). 0 or -1. */
+int mc_it_replace_file(const char *path, const char *text);
+
+/* n, divided by $MAILCA_TEST_SCALE when it is above 1 (the ASan build runs a tenth of the
+ * work), but never below floor. */
+int mc_it_scaled(int n, int floor);
+
 /* Appends cert as PEM to path (created when missing). 0 or -1. */
 int mc_it_append_pem(const char *path, const uint8_t *der, size_t len);
 
