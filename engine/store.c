@@ -134,6 +134,74 @@ static const char *const migrations[] = {
     " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
     " AND serial <> NEW.serial AND replaced_by IS NULL;"
     " END;",
+    /* 7: one random-key B-tree per key instead of four (bench --store-only: a random key costs
+     * a dirtied leaf page per certificate at every commit, and they were most of the sink's
+     * time). intents get a stable integer id (an INTEGER PRIMARY KEY: a plain rowid may be
+     * renumbered by VACUUM); certificates are keyed by their intent's id, so inserting one
+     * appends instead of placing a random serial in an index; their serial and order_id stay as
+     * copies, looked up through intents(serial) and intents(order_id). subject_keys goes: with
+     * one writer at a time (BEGIN IMMEDIATE) the first account to use a key is the account of
+     * its first intent, one look-up in intents_spki, so the key's binding no longer costs a
+     * table row and a second random index. Runs with foreign keys off (store_migrate), as
+     * SQLite's table-rebuild procedure requires, and checks them before it commits: a
+     * certificate whose intent is missing (only a hand edit makes one) keeps its row under a
+     * negative id no intent has, so the check fails the migration instead of dropping it. */
+    "DROP TRIGGER certificates_replaced_by;"
+    "CREATE TABLE intents_v7 ("
+    " id INTEGER PRIMARY KEY,"
+    " order_id TEXT UNIQUE NOT NULL,"
+    " account TEXT,"
+    " profile TEXT,"
+    " profile_hash BLOB,"
+    " lint_version TEXT,"
+    " engine_version TEXT,"
+    " serial BLOB UNIQUE NOT NULL,"
+    " tbs BLOB,"
+    " tbs_hash BLOB,"
+    " not_before INTEGER,"
+    " not_after INTEGER,"
+    " mailboxes TEXT,"
+    " evidence TEXT,"
+    " lint_warnings TEXT,"
+    " replaces TEXT,"
+    " created_at INTEGER,"
+    " spki_sha256 BLOB,"
+    " replaces_serial BLOB);"
+    "INSERT INTO intents_v7 (id, order_id, account, profile, profile_hash, lint_version,"
+    " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes, evidence,"
+    " lint_warnings, replaces, created_at, spki_sha256, replaces_serial)"
+    " SELECT rowid, order_id, account, profile, profile_hash, lint_version, engine_version,"
+    " serial, tbs, tbs_hash, not_before, not_after, mailboxes, evidence, lint_warnings,"
+    " replaces, created_at, spki_sha256, replaces_serial FROM intents ORDER BY rowid;"
+    "CREATE TABLE certificates_v7 ("
+    " intent INTEGER PRIMARY KEY REFERENCES intents(id),"
+    " serial BLOB NOT NULL,"
+    " order_id TEXT NOT NULL,"
+    " der BLOB NOT NULL,"
+    " issued_at INTEGER,"
+    " status TEXT NOT NULL DEFAULT 'issued',"
+    " revoked_at INTEGER,"
+    " revocation_reason INTEGER,"
+    " replaced_by BLOB);"
+    "INSERT INTO certificates_v7 (intent, serial, order_id, der, issued_at, status, revoked_at,"
+    " revocation_reason, replaced_by) SELECT coalesce(i.id, -c.rowid), c.serial, c.order_id,"
+    " c.der, c.issued_at, c.status, c.revoked_at, c.revocation_reason, c.replaced_by"
+    " FROM certificates AS c LEFT JOIN intents_v7 AS i ON i.serial = c.serial ORDER BY i.id;"
+    "DROP TABLE certificates;"
+    "DROP TABLE subject_keys;"
+    "DROP TABLE intents;"
+    "ALTER TABLE intents_v7 RENAME TO intents;"
+    "ALTER TABLE certificates_v7 RENAME TO certificates;"
+    "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
+    "CREATE INDEX intents_not_after ON intents(not_after);"
+    "CREATE INDEX intents_spki ON intents(spki_sha256) WHERE spki_sha256 IS NOT NULL;"
+    "CREATE INDEX intents_account ON intents(account);"
+    "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
+    " UPDATE certificates SET replaced_by = NEW.serial"
+    " WHERE intent = (SELECT r.id FROM intents AS n JOIN intents AS r"
+    "  ON r.serial = n.replaces_serial WHERE n.id = NEW.intent)"
+    " AND intent <> NEW.intent AND replaced_by IS NULL;"
+    " END;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -143,7 +211,6 @@ enum {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_INTENT_INSERT,
-    ST_KEY_BIND,
     ST_KEY_OWNER,
     ST_KEY_COMPROMISED,
     ST_INTENT_BY_ORDER,
@@ -176,29 +243,28 @@ static const char *const stmt_sql[ST_COUNT_] = {
         " lint_warnings, replaces, created_at, spki_sha256, replaces_serial)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
         " ON CONFLICT(order_id) DO NOTHING",
-    /* The first account to use a key owns it; later uses only read the owner. */
-    [ST_KEY_BIND] = "INSERT INTO subject_keys (spki_sha256, account, first_order_id, created_at)"
-                    " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(spki_sha256) DO NOTHING",
-    [ST_KEY_OWNER] = "SELECT account FROM subject_keys WHERE spki_sha256 = ?1",
+    /* The first account to use a key owns it (store.h): the account of its first intent.
+     * intents_spki holds (spki_sha256, id) in order, so this is one index look-up. */
+    [ST_KEY_OWNER] = "SELECT account FROM intents WHERE spki_sha256 = ?1 ORDER BY id LIMIT 1",
     [ST_KEY_COMPROMISED] = "SELECT 1 FROM compromised_keys WHERE spki_sha256 = ?1",
     [ST_INTENT_BY_ORDER] = "SELECT 1 FROM intents WHERE order_id = ?1",
-    [ST_CERT_BY_ORDER] = "SELECT 1 FROM intents AS i JOIN certificates AS c ON c.serial = i.serial"
+    [ST_CERT_BY_ORDER] = "SELECT 1 FROM intents AS i JOIN certificates AS c ON c.intent = i.id"
                          " WHERE i.order_id = ?1",
     [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
     /* Inserts only when an intent with this order id AND serial exists; 0 changes means either
      * no such intent or a certificate already stored (told apart with ST_LOOKUP). */
-    [ST_CERT_INSERT] = "INSERT INTO certificates (serial, order_id, der, issued_at)"
-                       " SELECT serial, order_id, ?3, ?4 FROM intents"
+    [ST_CERT_INSERT] = "INSERT INTO certificates (intent, serial, order_id, der, issued_at)"
+                       " SELECT id, serial, order_id, ?3, ?4 FROM intents"
                        " WHERE order_id = ?1 AND serial = ?2"
-                       " ON CONFLICT(serial) DO NOTHING",
+                       " ON CONFLICT(intent) DO NOTHING",
     [ST_LOOKUP] = "SELECT i.serial, i.tbs, c.der FROM intents AS i"
-                  " LEFT JOIN certificates AS c ON c.serial = i.serial WHERE i.order_id = ?1",
+                  " LEFT JOIN certificates AS c ON c.intent = i.id WHERE i.order_id = ?1",
     [ST_COUNTS] = "SELECT (SELECT count(*) FROM certificates),"
                   " (SELECT count(*) FROM intents AS i"
-                  "  WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial))",
+                  "  WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.intent = i.id))",
     [ST_PENDING] = "SELECT i.order_id, i.serial, i.tbs FROM intents AS i"
-                   " WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.serial = i.serial)"
-                   " ORDER BY i.rowid",
+                   " WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.intent = i.id)"
+                   " ORDER BY i.id",
     [ST_LINT_META] = "SELECT lint_version, lint_warnings FROM intents WHERE order_id = ?1",
     [ST_CT_INSERT] = "INSERT INTO ct_outbox (serial, log_id, precert, chain, next_at, created_at)"
                      " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -224,9 +290,11 @@ static const char *const stmt_sql[ST_COUNT_] = {
                    " ORDER BY o.serial, o.log_id, o.precert",
     [ST_CT_COUNTS] = "SELECT count(*) FILTER (WHERE state = 0), count(*) FILTER (WHERE state = 1),"
                      " count(*) FILTER (WHERE state = 2) FROM ct_outbox",
-    [ST_REPLACED_BY] = "SELECT replaced_by FROM certificates WHERE serial = ?1",
-    [ST_CERT_STATUS] =
-        "SELECT status, revoked_at, revocation_reason FROM certificates WHERE serial = ?1",
+    /* certificates are keyed by intent: a serial is found through intents(serial) */
+    [ST_REPLACED_BY] = "SELECT c.replaced_by FROM intents AS i JOIN certificates AS c"
+                       " ON c.intent = i.id WHERE i.serial = ?1",
+    [ST_CERT_STATUS] = "SELECT c.status, c.revoked_at, c.revocation_reason FROM intents AS i"
+                       " JOIN certificates AS c ON c.intent = i.id WHERE i.serial = ?1",
 };
 
 typedef struct sq_store {
@@ -383,6 +451,25 @@ static mc_err store_migrate(sq_store *s, mc_errdetail *err)
         sqlite3_finalize(st);
         st = NULL;
     }
+    if (cur < MC_STORE_SCHEMA_VERSION) {
+        /* foreign keys are off while tables are rebuilt: nothing may dangle afterwards */
+        rc = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+            e = mc_err_set(err, MC_ERR_STORE, (const char *)sqlite3_column_text(st, 0), NULL,
+                           "migrate to version %d: row %lld of table '%s' references a missing "
+                           "row of '%s'",
+                           MC_STORE_SCHEMA_VERSION, (long long)sqlite3_column_int64(st, 1),
+                           (const char *)sqlite3_column_text(st, 0),
+                           (const char *)sqlite3_column_text(st, 2));
+            goto done;
+        }
+        if (rc != SQLITE_DONE) {
+            e = store_err(s, err, NULL, "migrate: foreign key check", rc);
+            goto done;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     e = exec_sql(s, "COMMIT", "migrate: commit", err);
 done:
     sqlite3_finalize(st);
@@ -440,13 +527,18 @@ static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
                  "store open: checkpoint interval", err);
     if (e)
         goto done;
+    /* Migrations rebuild tables (7), which SQLite allows only with foreign keys off; they are
+     * checked before the migration commits, then enforced for everything else. */
+    e = exec_sql(s, "PRAGMA foreign_keys=OFF", "store open: foreign_keys", err);
+    if (e)
+        goto done;
+    e = store_migrate(s, err);
+    if (e)
+        goto done;
     e = exec_sql(s, "PRAGMA foreign_keys=ON", "store open: foreign_keys", err);
     if (e)
         goto done;
     e = pragma_expect(s, "PRAGMA foreign_keys", "1", err);
-    if (e)
-        goto done;
-    e = store_migrate(s, err);
     if (e)
         goto done;
     for (int i = 0; i < ST_COUNT_; i++) {
@@ -530,29 +622,15 @@ static mc_err serial_collision(sq_store *s, const mc_intent *it, size_t i, mc_er
     return MC_ERR_STORE;
 }
 
-/* Binds the intent's subject key to its account unless another account owns it: *refused = 1 then.
- */
-static mc_err key_bind(sq_store *s, const mc_intent *it, sqlite3_int64 now, int *refused,
-                       mc_errdetail *err)
+/* *refused = 1 when another account owns the intent's subject key: the account of the key's
+ * first intent (store.h, MC_INTENT_KEY_BOUND). A key with no intent yet is bound to this
+ * intent's account by its insert. */
+static mc_err key_owner_check(sq_store *s, const mc_intent *it, int *refused, mc_errdetail *err)
 {
-    sqlite3_stmt *bind = s->st[ST_KEY_BIND], *owner = s->st[ST_KEY_OWNER];
-    char op[MC_ERR_MSG_MAX / 2];
+    sqlite3_stmt *owner = s->st[ST_KEY_OWNER];
     *refused = 0;
-    bind_blob(bind, 1, it->spki_sha256, 32);
-    bind_text(bind, 2, it->account);
-    bind_text(bind, 3, it->order_id);
-    sqlite3_bind_int64(bind, 4, now);
-    int rc = sqlite3_step(bind);
-    int bound_now = sqlite3_changes(s->db);
-    stmt_release(bind);
-    if (rc != SQLITE_DONE) {
-        snprintf(op, sizeof op, "intents commit: subject key of order '%s'", it->order_id);
-        return store_err(s, err, "intents", op, rc);
-    }
-    if (bound_now)
-        return MC_OK;
     bind_blob(owner, 1, it->spki_sha256, 32);
-    rc = sqlite3_step(owner);
+    int rc = sqlite3_step(owner);
     if (rc == SQLITE_ROW) {
         const char *acct = (const char *)sqlite3_column_text(owner, 0);
         *refused = !acct || !it->account || strcmp(acct, it->account) != 0;
@@ -560,6 +638,7 @@ static mc_err key_bind(sq_store *s, const mc_intent *it, sqlite3_int64 now, int 
     }
     stmt_release(owner);
     if (rc != SQLITE_DONE) {
+        char op[MC_ERR_MSG_MAX / 2];
         snprintf(op, sizeof op, "intents commit: owner of the subject key of order '%s'",
                  it->order_id);
         return store_err(s, err, "intents", op, rc);
@@ -613,7 +692,7 @@ static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
                 goto done;
             }
         }
-        if (!compromised && it->spki_sha256 && (e = key_bind(s, it, now, &refused, err)) != MC_OK)
+        if (!compromised && it->spki_sha256 && (e = key_owner_check(s, it, &refused, err)) != MC_OK)
             goto done;
         if (refused || compromised) {
             /* A new order is refused; a known order id keeps its earlier answer below. */
@@ -1232,13 +1311,13 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
     char sql[512];
     mc_err e = exec_sql(s,
                         "DROP TABLE IF EXISTS temp.mc_revoke_set;"
-                        "CREATE TEMP TABLE mc_revoke_set (k INTEGER PRIMARY KEY, serial BLOB)",
+                        "CREATE TEMP TABLE mc_revoke_set (k INTEGER PRIMARY KEY, intent INTEGER)",
                         "revoke: selection table", err);
     if (e)
         return e;
     snprintf(sql, sizeof sql,
-             "INSERT INTO temp.mc_revoke_set (serial) SELECT i.serial FROM intents AS i"
-             " JOIN certificates AS c ON c.serial = i.serial WHERE %s ORDER BY i.rowid",
+             "INSERT INTO temp.mc_revoke_set (intent) SELECT i.id FROM intents AS i"
+             " JOIN certificates AS c ON c.intent = i.id WHERE %s ORDER BY i.id",
              sq_revoke_where(sel->by));
     if ((e = sq_prepare(s, sql, &fill, "revoke: select", err)) != MC_OK)
         goto done;
@@ -1275,11 +1354,11 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                             " AND c.revocation_reason IS NOT 1), 0),"
                             " CASE WHEN ?1 = 1 THEN (SELECT count(DISTINCT i.spki_sha256)"
                             "  FROM temp.mc_revoke_set AS r2 JOIN intents AS i"
-                            "  ON i.serial = r2.serial WHERE i.spki_sha256 IS NOT NULL"
+                            "  ON i.id = r2.intent WHERE i.spki_sha256 IS NOT NULL"
                             "  AND i.spki_sha256 NOT IN (SELECT spki_sha256 FROM compromised_keys))"
                             " ELSE 0 END"
                             " FROM temp.mc_revoke_set AS r JOIN certificates AS c"
-                            " ON c.serial = r.serial",
+                            " ON c.intent = r.intent",
                             &q, "revoke: dry run", err)) != MC_OK)
             goto done;
         sqlite3_bind_int(q, 1, reason);
@@ -1297,13 +1376,13 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
     if ((e = sq_prepare(s,
                         "UPDATE certificates SET revocation_reason = ?1"
                         " WHERE status = 'revoked' AND revocation_reason IS NOT ?1"
-                        " AND serial IN (SELECT serial FROM temp.mc_revoke_set"
+                        " AND intent IN (SELECT intent FROM temp.mc_revoke_set"
                         "  WHERE k > ?3 AND k <= ?4)",
                         &up_kc, "revoke: prepare", err)) != MC_OK ||
         (e = sq_prepare(s,
                         "UPDATE certificates SET status = 'revoked', revoked_at = ?2,"
                         " revocation_reason = ?1 WHERE status = 'issued'"
-                        " AND serial IN (SELECT serial FROM temp.mc_revoke_set"
+                        " AND intent IN (SELECT intent FROM temp.mc_revoke_set"
                         "  WHERE k > ?3 AND k <= ?4)",
                         &up, "revoke: prepare", err)) != MC_OK ||
         (reason == MC_CRL_KEY_COMPROMISE &&
@@ -1311,7 +1390,7 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
                          "INSERT INTO compromised_keys (spki_sha256, recorded_at, source)"
                          " SELECT DISTINCT i.spki_sha256, ?2, 'revocation' FROM intents AS i"
                          " WHERE i.spki_sha256 IS NOT NULL"
-                         " AND i.serial IN (SELECT serial FROM temp.mc_revoke_set"
+                         " AND i.id IN (SELECT intent FROM temp.mc_revoke_set"
                          "  WHERE k > ?3 AND k <= ?4)"
                          " ON CONFLICT (spki_sha256) DO NOTHING",
                          &keys, "revoke: prepare", err)) != MC_OK))

@@ -123,6 +123,13 @@ static const char *const migrations[] = {
     /* 6: certificates.order_id loses its UNIQUE index (engine/store.c migration 6 says why:
      * one certificate per order still holds through intents). */
     "ALTER TABLE certificates DROP CONSTRAINT certificates_order_id_key;",
+    /* 7: the tables stay (engine/store.c migration 7 re-keys SQLite's certificates by intent
+     * and folds subject_keys into intents_spki). Here several engine nodes write at once:
+     * subject_keys' primary key is what settles two nodes binding one key at the same moment,
+     * and a commit's cost is its WAL flush, not its index pages. The version is recorded so
+     * both backends keep one numbering; the comment says why the table is here. */
+    "COMMENT ON TABLE subject_keys IS 'first account to use each subject key; on PostgreSQL a"
+    " primary key settles concurrent engine nodes (SQLite, one writer, reads intents_spki)';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
