@@ -1150,7 +1150,7 @@ done:
 
 /* ---- CSR check ---- */
 
-typedef enum { FAM_RSA, FAM_RSA_PSS, FAM_ECDSA, FAM_ED25519 } sig_family;
+typedef enum { FAM_RSA, FAM_RSA_PSS, FAM_ECDSA, FAM_ED25519, FAM_ED448 } sig_family;
 
 /* The signature algorithms accepted on a CSR (proof of possession only; the certificate's own
  * algorithms are the issuer's business). Contents of the OID, no tag/length. */
@@ -1180,7 +1180,9 @@ static const struct {
      "SHA512",
      "sha512WithRSAEncryption"},
     {{0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a}, 9, FAM_RSA_PSS, NULL, "RSASSA-PSS"},
+    /* RFC 8410 3: id-Ed25519 and id-Ed448 (PureEdDSA), parameters absent */
     {{0x2b, 0x65, 0x70}, 3, FAM_ED25519, NULL, "Ed25519"},
+    {{0x2b, 0x65, 0x71}, 3, FAM_ED448, NULL, "Ed448"},
 };
 
 /* SHA-2 digest OIDs (2.16.840.1.101.3.4.2.1-3) for RSASSA-PSS parameters. */
@@ -1337,6 +1339,7 @@ mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err)
     cc->ec = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
     cc->rsa = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
     cc->ed25519 = EVP_PKEY_CTX_new_from_name(NULL, "ED25519", NULL);
+    cc->ed448 = EVP_PKEY_CTX_new_from_name(NULL, "ED448", NULL);
     cc->md = EVP_MD_CTX_new();
     cc->bn = BN_CTX_new();
     static const int nids[3] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
@@ -1346,7 +1349,7 @@ mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err)
         cc->point[i] = cc->group[i] ? EC_POINT_new(cc->group[i]) : NULL;
         groups_ok &= cc->point[i] != NULL;
     }
-    if (!cc->ec || !cc->rsa || !cc->ed25519 || !cc->md || !cc->bn || !groups_ok) {
+    if (!cc->ec || !cc->rsa || !cc->ed25519 || !cc->ed448 || !cc->md || !cc->bn || !groups_ok) {
         mc_csr_ctx_free(cc);
         return mc_crypto_err(err, NULL, "EVP_PKEY_CTX_new_from_name");
     }
@@ -1358,6 +1361,7 @@ void mc_csr_ctx_free(mc_csr_ctx *cc)
     EVP_PKEY_CTX_free(cc->ec);
     EVP_PKEY_CTX_free(cc->rsa);
     EVP_PKEY_CTX_free(cc->ed25519);
+    EVP_PKEY_CTX_free(cc->ed448);
     EVP_MD_CTX_free(cc->md);
     for (int i = 0; i < 3; i++) {
         EC_POINT_free(cc->point[i]);
@@ -1405,10 +1409,10 @@ static EVP_PKEY *pkey_from_key(mc_csr_ctx *cc, mc_keytype kt, const uint8_t *key
         ps[0] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, n, nl);
         ps[1] = OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, e, el);
         ctx = cc->rsa;
-    } else if (kt == MC_KEY_ED25519) {
+    } else if (kt == MC_KEY_ED25519 || kt == MC_KEY_ED448) {
         ps[0] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)key, keylen);
         ps[1] = OSSL_PARAM_construct_end();
-        ctx = cc->ed25519;
+        ctx = kt == MC_KEY_ED25519 ? cc->ed25519 : cc->ed448;
     } else {
         const char *group = kt == MC_KEY_P256 ? "P-256" : kt == MC_KEY_P384 ? "P-384" : "P-521";
         ps[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0);
@@ -1491,6 +1495,15 @@ static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ct
             goto fail;
         }
         break;
+    case MC_KEY_ED448:
+        /* SBR 6.1.5: curve448 keys, as id-Ed448 (SBR 7.1.3.1.3); RFC 8032 5.2.2: 57 bytes. */
+        bits = 448;
+        if (keylen != 57) {
+            e = mc_err_set(err, MC_ERR_INVALID, field, R_KEYSIZE,
+                           "an Ed448 public key is 57 bytes, got %zu", keylen);
+            goto fail;
+        }
+        break;
     default:
         e = mc_err_set(err, MC_ERR_UNSUPPORTED, field, R_SPKI,
                        "%s subject keys are allowed by the SBR but not supported by mailca",
@@ -1498,7 +1511,7 @@ static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ct
         goto fail;
     }
 
-    if (!pkey_out && kt != MC_KEY_ED25519) {
+    if (!pkey_out && kt != MC_KEY_ED25519 && kt != MC_KEY_ED448) {
         /* No signature to verify: no EVP_PKEY (its import costs ~17 us, measured). RSA was
          * fully checked above; an EC point is decoded and validated on its curve: coordinates
          * below p, on the curve, not the identity (SP 800-56A rev3 5.6.2.3.4, complete for
@@ -1521,7 +1534,7 @@ static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ct
     pkey = pkey_from_key(cc, kt, key, keylen);
     if (!pkey) {
         ERR_clear_error();
-        if (kt == MC_KEY_RSA || kt == MC_KEY_ED25519)
+        if (kt == MC_KEY_RSA || kt == MC_KEY_ED25519 || kt == MC_KEY_ED448)
             e = mc_err_set(err, MC_ERR_CSR, field, R_CSR, "OpenSSL cannot parse the %s public key",
                            mc_keytype_name(kt));
         else /* decoding an EC point checks that it lies on the curve */
@@ -1673,7 +1686,7 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
     if (si == nsig) {
         e = mc_err_set(err, MC_ERR_UNSUPPORTED, "csr", "orders.md csr",
                        "CSR signature algorithm %s is not accepted (ECDSA or RSA with SHA-2, "
-                       "RSASSA-PSS, Ed25519)",
+                       "RSASSA-PSS, Ed25519, Ed448)",
                        mc_der_oid_str(sigoid.val, sigoid.len, buf, sizeof buf));
         goto done;
     }
@@ -1688,16 +1701,17 @@ mc_err mc_order_check_csr_ctx(mc_order *o, const struct mc_digests *d, mc_csr_ct
     } else if (fam == FAM_RSA && mc_der_optional(&x, MC_DER_NULL, &nul) && nul.len != 0) {
         x = mc_der_cur_in(&sigalg); /* a non-empty NULL: report it below */
     }
-    /* RFC 4055 5: PKCS#1 v1.5 takes NULL or absent parameters; ECDSA (RFC 5758 3.2) and Ed25519
-     * (RFC 8410 3) take none. */
+    /* RFC 4055 5: PKCS#1 v1.5 takes NULL or absent parameters; ECDSA (RFC 5758 3.2), Ed25519 and
+     * Ed448 (RFC 8410 3) take none. */
     if (!mc_der_cur_empty(&x)) {
         e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
                        "signatureAlgorithm %s has unexpected parameters", csr_sigalgs[si].name);
         goto done;
     }
     int fits = (fam == FAM_RSA || fam == FAM_RSA_PSS) ? kt == MC_KEY_RSA
-               : fam == FAM_ECDSA ? (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521)
-                                  : kt == MC_KEY_ED25519;
+               : fam == FAM_ECDSA   ? (kt == MC_KEY_P256 || kt == MC_KEY_P384 || kt == MC_KEY_P521)
+               : fam == FAM_ED25519 ? kt == MC_KEY_ED25519
+                                    : kt == MC_KEY_ED448;
     if (!fits) {
         e = mc_err_set(err, MC_ERR_CSR, "csr", R_CSR,
                        "CSR signature algorithm %s does not fit the %s subject key",

@@ -26,7 +26,18 @@
 
 /* ---- shared keys and CSRs, made once (RSA key generation is the slow part) ---- */
 
-enum { C_P256, C_P384, C_P521, C_ED25519, C_RSA2048, C_RSA3072, C_RSA1024, C_RSA2052, C_N };
+enum {
+    C_P256,
+    C_P384,
+    C_P521,
+    C_ED25519,
+    C_ED448,
+    C_RSA2048,
+    C_RSA3072,
+    C_RSA1024,
+    C_RSA2052,
+    C_N
+};
 
 typedef struct csr_buf {
     EVP_PKEY *key;
@@ -43,8 +54,9 @@ static int group_setup(void **state)
     static const struct {
         mc_keytype kt;
         unsigned bits;
-    } spec[C_N] = {{MC_KEY_P256, 0},   {MC_KEY_P384, 0},   {MC_KEY_P521, 0},   {MC_KEY_ED25519, 0},
-                   {MC_KEY_RSA, 2048}, {MC_KEY_RSA, 3072}, {MC_KEY_RSA, 1024}, {MC_KEY_RSA, 2052}};
+    } spec[C_N] = {{MC_KEY_P256, 0},    {MC_KEY_P384, 0},   {MC_KEY_P521, 0},
+                   {MC_KEY_ED25519, 0}, {MC_KEY_ED448, 0},  {MC_KEY_RSA, 2048},
+                   {MC_KEY_RSA, 3072},  {MC_KEY_RSA, 1024}, {MC_KEY_RSA, 2052}};
     if (mc_digests_fetch(&digests, NULL) != MC_OK)
         return -1;
     for (int i = 0; i < C_N; i++) {
@@ -408,6 +420,25 @@ static void test_public_key_form(void **state)
     assert_int_equal(o.keytype, MC_KEY_RSA);
     assert_int_equal(o.key_bits, 2048);
     OPENSSL_free(rsa_ok);
+    /* an attested Ed448 key (SBR 6.1.5, 7.1.3.1.3) passes; 56 of its 57 bytes do not */
+    uint8_t *ed = NULL;
+    int en = i2d_PUBKEY(csrs[C_ED448].key, &ed);
+    assert_int_equal(en, 69);
+    set(f->root, "public_key", o_bytes(f, ed, (size_t)en));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_int_equal(o.keytype, MC_KEY_ED448);
+    assert_int_equal(o.key_bits, 448);
+    assert_int_equal(o.spki_len, (size_t)en);
+    ed[1] = 0x42;  /* SEQUENCE one byte shorter */
+    ed[10] = 0x39; /* BIT STRING one byte shorter */
+    set(f->root, "public_key", o_bytes(f, ed, (size_t)en - 1));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "public_key");
+    assert_string_equal(err.rule, "SBR 6.1.5");
+    assert_non_null(strstr(err.message, "Ed448 public key is 57 bytes, got 56"));
+    OPENSSL_free(ed);
     /* SBR 7.1.3.1: RSA without the NULL parameter is refused here too, naming public_key */
     uint8_t *rsa = NULL;
     int rn = i2d_PUBKEY(csrs[C_RSA2048].key, &rsa);
@@ -1097,6 +1128,7 @@ static void test_csr_accepted(void **state)
     expect_csr_ok(csrs[C_P521].der, csrs[C_P521].len, csrs[C_P521].key, MC_KEY_P521, 521);
     expect_csr_ok(csrs[C_ED25519].der, csrs[C_ED25519].len, csrs[C_ED25519].key, MC_KEY_ED25519,
                   256);
+    expect_csr_ok(csrs[C_ED448].der, csrs[C_ED448].len, csrs[C_ED448].key, MC_KEY_ED448, 448);
     expect_csr_ok(csrs[C_RSA2048].der, csrs[C_RSA2048].len, csrs[C_RSA2048].key, MC_KEY_RSA, 2048);
     expect_csr_ok(csrs[C_RSA3072].der, csrs[C_RSA3072].len, csrs[C_RSA3072].key, MC_KEY_RSA, 3072);
 }
@@ -1303,15 +1335,61 @@ static void test_csr_spki_algid(void **state)
     free(d);
     EVP_PKEY_free(k);
     EVP_PKEY_CTX_free(ctx);
+}
 
-    /* Ed448: allowed by the SBR, not (yet) by mailca */
-    k = mc_csrgen_key(MC_KEY_ED448, 0);
-    assert_non_null(k);
-    d = mc_csrgen_csr(k, NULL, 0, &len);
+/* Ed448 subject keys (SBR 6.1.5, 7.1.3.1.3): accepted in test_csr_accepted; here what is
+ * refused. */
+static void test_csr_ed448(void **state)
+{
+    (void)state;
+    mc_order o;
+    assert_int_equal(check(csrs[C_ED448].der, csrs[C_ED448].len, &o, NULL), MC_OK);
+    /* 30 43 | 30 05 06 03 2b 65 71 | 03 3a 00 <57-byte key> (RFC 8410 4) */
+    assert_int_equal(o.spki_len, 2 + 7 + 3 + 57);
+    uint8_t spki[80], csr[1024];
+    memcpy(spki, o.spki, o.spki_len);
+    const uint8_t algid[] = {0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x71};
+    assert_memory_equal(spki + 2, algid, sizeof algid);
+
+    /* SBR 7.1.3.1.3: parameters absent, so id-Ed448 with a NULL is not the allowed encoding */
+    mc_der_w w;
+    mc_der_w_init(&w, spki, sizeof spki);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    const uint8_t with_null[] = {0x30, 0x07, 0x06, 0x03, 0x2b, 0x65, 0x71, 0x05, 0x00};
+    mc_der_put_raw(&w, with_null, sizeof with_null);
+    mc_der_put_bits(&w, o.spki + 12, 57);
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    size_t cl = with_spki(&csrs[C_ED448], spki, w.len, csr, sizeof csr);
+    expect_csr_err(csr, cl, MC_ERR_INVALID, "SBR 7.1.3.1", "1.3.101.113");
+
+    /* SBR 6.1.5: a 56-byte key is no curve448 key */
+    mc_der_w_init(&w, spki, sizeof spki);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put_raw(&w, algid, sizeof algid);
+    mc_der_put_bits(&w, o.spki + 12, 56);
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    cl = with_spki(&csrs[C_ED448], spki, w.len, csr, sizeof csr);
+    expect_csr_err(csr, cl, MC_ERR_INVALID, "SBR 6.1.5", "57 bytes, got 56");
+
+    /* The CSR's signatureAlgorithm must fit the key: id-Ed25519 over an Ed448 key is refused,
+     * and id-Ed448 takes no parameters (RFC 8410 3). The signature is a 114-byte BIT STRING
+     * (03 73 00 ...) preceded by the 7-byte AlgorithmIdentifier. */
+    size_t len = csrs[C_ED448].len, at = len - 117 - sizeof algid;
+    uint8_t *d = malloc(len + 2);
     assert_non_null(d);
-    expect_csr_err(d, len, MC_ERR_UNSUPPORTED, NULL, "ed448");
+    memcpy(d, csrs[C_ED448].der, len);
+    assert_memory_equal(d + at, algid, sizeof algid);
+    d[at + 6] = 0x70;
+    expect_csr_err(d, len, MC_ERR_CSR, "RFC 2986", "Ed25519 does not fit the ed448");
+    /* 30 07 06 03 2b 65 71 05 00 in place of the algorithm (outer lengths + 2) */
+    assert_true(d[1] == 0x81);
+    d[2] = (uint8_t)(d[2] + 2);
+    memcpy(d + at, with_null, sizeof with_null);
+    memcpy(d + at + sizeof with_null, csrs[C_ED448].der + at + sizeof algid, 117);
+    expect_csr_err(d, len + 2, MC_ERR_CSR, "RFC 2986", "Ed448 has unexpected parameters");
     free(d);
-    EVP_PKEY_free(k);
 }
 
 /* SBR 6.1.5: an EC key must be a valid point on its curve (passing case: the P-256 CSR). */
@@ -1345,8 +1423,8 @@ static void test_csr_ec_point(void **state)
 static void test_csr_tampered(void **state)
 {
     (void)state;
-    static const int which[] = {C_P256, C_RSA2048, C_ED25519, C_P521};
-    for (size_t i = 0; i < 4; i++) {
+    static const int which[] = {C_P256, C_RSA2048, C_ED25519, C_ED448, C_P521};
+    for (size_t i = 0; i < sizeof which / sizeof which[0]; i++) {
         csr_buf *c = &csrs[which[i]];
         uint8_t *d = malloc(c->len);
         assert_non_null(d);
@@ -1743,6 +1821,7 @@ int main(void)
         cmocka_unit_test(test_csr_rsa_size),
         cmocka_unit_test(test_csr_rsa_exponent),
         cmocka_unit_test(test_csr_spki_algid),
+        cmocka_unit_test(test_csr_ed448),
         cmocka_unit_test(test_csr_ec_point),
         cmocka_unit_test(test_csr_tampered),
         cmocka_unit_test(test_csr_truncated),

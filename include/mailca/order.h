@@ -144,7 +144,7 @@ typedef struct mc_order {
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;
     mc_keytype keytype;
-    unsigned key_bits; /* RSA modulus bits; 256/384/521 for P-curves; 256 for Ed25519 */
+    unsigned key_bits; /* RSA modulus bits; 256/384/521 for P-curves; 256 Ed25519, 448 Ed448 */
     /* Mailbox addresses whose domain was converted to A-labels (mailboxes[i].address points
      * here then). Last, and not cleared by mc_order_decode, so that the ~4 KB stay untouched
      * (and, in calloc'd batches, not even resident) for orders without IDN domains. */
@@ -206,10 +206,10 @@ int mc_idn_to_ascii(const char *dom, size_t dlen, char *out, size_t cap, const c
 
 /* Parses the CSR, verifies its self-signature (proof of possession) with a digest from d (fetched
  * once), checks the key per SBR 6.1.5 (RSA >= 2048 and a multiple of 8, odd exponent >= 3;
- * ECDSA P-256/P-384/P-521 on the curve; Ed25519) and the SPKI's byte-exact algid
- * (SBR 7.1.3.1), and fills spki/keytype/key_bits (left zero on error). Codes: MC_ERR_CSR
- * (malformed, or the signature does not verify), MC_ERR_INVALID (key breaks an SBR rule),
- * MC_ERR_UNSUPPORTED (Ed448 keys, SHA-1 and other signature algorithms); field is always "csr".
+ * ECDSA P-256/P-384/P-521 on the curve; Ed25519 of 32 bytes, Ed448 of 57) and the SPKI's
+ * byte-exact algid (SBR 7.1.3.1), and fills spki/keytype/key_bits (left zero on error). Codes:
+ * MC_ERR_CSR (malformed, or the signature does not verify), MC_ERR_INVALID (key breaks an SBR
+ * rule), MC_ERR_UNSUPPORTED (SHA-1 and other signature algorithms); field is always "csr".
  * Thread-safe, no global state; allocates only inside OpenSSL. */
 struct mc_digests;
 mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail *err);
@@ -219,7 +219,7 @@ mc_err mc_order_check_csr(mc_order *o, const struct mc_digests *d, mc_errdetail 
  * runs its decoder framework per call: ~110 us and global read locks, measured here) and a reused
  * digest context. Not thread-safe: one per worker. Free with mc_csr_ctx_free. */
 typedef struct mc_csr_ctx {
-    struct evp_pkey_ctx_st *ec, *rsa, *ed25519; /* EVP_PKEY_CTX for fromdata */
+    struct evp_pkey_ctx_st *ec, *rsa, *ed25519, *ed448; /* EVP_PKEY_CTX for fromdata */
     struct evp_md_ctx_st *md;
     /* For attested public keys, where no signature is verified and so no EVP_PKEY is needed:
      * the point is validated on the curve directly (P-256, P-384, P-521). */
