@@ -96,8 +96,10 @@ static const struct {
     {"aes128-cbc", {0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02}},
 };
 
-static const mc_keytype profile_keytypes[] = {MC_KEY_RSA, MC_KEY_P256, MC_KEY_P384, MC_KEY_P521,
-                                              MC_KEY_ED25519};
+/* SBR 6.1.5, 7.1.3.1: RSA, the three NIST curves, and curve25519/curve448 as id-Ed25519/id-Ed448.
+ */
+static const mc_keytype profile_keytypes[] = {MC_KEY_RSA,  MC_KEY_P256,    MC_KEY_P384,
+                                              MC_KEY_P521, MC_KEY_ED25519, MC_KEY_ED448};
 static const struct {
     const char *name;
     mc_usage u;
@@ -307,7 +309,7 @@ static mc_err item_keytype(pstate *s, const char *v, unsigned line)
     }
     /* SBR 6.1.5: only these key families are allowed for subscribers. */
     return perr(s, MC_ERR_PROFILE, line, "SBR 6.1.5",
-                "unknown key type '%s' (rsa, p256, p384, p521, ed25519)", v);
+                "unknown key type '%s' (rsa, p256, p384, p521, ed25519, ed448)", v);
 }
 
 static mc_err item_usage(pstate *s, const char *v, unsigned line)

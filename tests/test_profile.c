@@ -188,6 +188,7 @@ static void check_shipped(fixture *f, const char *file, const char *name, mc_cer
     assert_true(p->backdate >= 0 && p->backdate <= 3600);
     assert_true(p->keytypes & (1u << MC_KEY_P256));
     assert_true(p->keytypes & (1u << MC_KEY_ED25519));
+    assert_true(p->keytypes & (1u << MC_KEY_ED448));
     assert_true(p->usages & (1u << MC_USAGE_DUAL));
     assert_ptr_equal(p->issuer, &f->iss);
 
@@ -399,6 +400,29 @@ static void test_key_types_usages(void **state)
                           "usages: [signing]\n" L7 L8 L9 L10,
               &p);
     mc_profile_free(p);
+
+    /* SBR 6.1.5, 7.1.3.1.3: curve448 keys as id-Ed448, signing only (7.1.2.3(e)) */
+    expect_ok(f,
+              L1 L2 L3 L4 "key_types: [ed448]\n"
+                          "usages: [signing]\n" L7 L8 L9 L10,
+              &p);
+    assert_int_equal(p->keytypes, 1u << MC_KEY_ED448);
+    mc_profile_free(p);
+    expect_error(f,
+                 L1 L2 L3 L4 "key_types: [ed448]\n"
+                             "usages: [key-management, dual]\n" L7 L8 L9 L10,
+                 MC_ERR_PROFILE, "bad.yaml:6", "SBR 7.1.2.3(e)");
+    expect_error(f, L1 L2 L3 L4 "key_types: [ed448, p256, ed448]\n" L6 L7 L8 L9 L10, MC_ERR_PROFILE,
+                 "bad.yaml:5", "");
+    /* X448 is no certifiable key; the message lists what is */
+    mc_errdetail err;
+    p = NULL;
+    assert_int_equal(
+        load_text(f, "bad.yaml", L1 L2 L3 L4 "key_types: [x448]\n" L6 L7 L8 L9 L10, &p, &err),
+        MC_ERR_PROFILE);
+    assert_null(p);
+    assert_string_equal(err.rule, "SBR 6.1.5");
+    assert_non_null(strstr(err.message, "'x448' (rsa, p256, p384, p521, ed25519, ed448)"));
 }
 
 static void test_type_generation(void **state)
@@ -588,6 +612,25 @@ static void test_check_order(void **state)
     /* key type not in the profile */
     make_order(&o, MC_KEY_RSA, MC_USAGE_SIGNING, "alice@example.com");
     expect_order(p, &o, now, MC_ERR_INVALID, "csr", "profile key_types");
+    make_order(&o, MC_KEY_ED448, MC_USAGE_SIGNING, "alice@example.com");
+    expect_order(p, &o, now, MC_ERR_INVALID, "csr", "profile key_types");
+    mc_profile_free(p);
+    /* SBR 7.1.2.3(e): Ed448 signs only */
+    expect_ok(f,
+              L1 L2 L3 L4 "key_types: [p256, ed448]\n"
+                          "usages: [signing, key-management, dual]\n" L7 L8 L9 L10,
+              &p);
+    make_order(&o, MC_KEY_ED448, MC_USAGE_SIGNING, "alice@example.com");
+    expect_order(p, &o, now, MC_OK, "", "");
+    o.usage = MC_USAGE_KEYMGMT;
+    expect_order(p, &o, now, MC_ERR_INVALID, "usage", "SBR 7.1.2.3(e)");
+    o.usage = MC_USAGE_DUAL;
+    expect_order(p, &o, now, MC_ERR_INVALID, "usage", "SBR 7.1.2.3(e)");
+    mc_profile_free(p);
+    expect_ok(f,
+              L1 L2 L3 L4 "key_types: [p256, ed25519]\n"
+                          "usages: [signing, key-management]\n" L7 L8 L9 L10,
+              &p);
     /* SBR 7.1.2.3(h): at least one mailbox */
     make_order(&o, MC_KEY_P256, MC_USAGE_SIGNING, "alice@example.com");
     o.n_mailboxes = 0;
