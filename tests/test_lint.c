@@ -211,6 +211,10 @@ static size_t spki(const char *algid_hex, const uint8_t *key, size_t keylen, uin
 #define ALG_P256 "30 13 06 07 2a 86 48 ce 3d 02 01 06 08 2a 86 48 ce 3d 03 01 07"
 #define ALG_K256 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 0a"
 #define ALG_ED25519 "30 05 06 03 2b 65 70"
+#define ALG_ED448 "30 05 06 03 2b 65 71"
+/* SBR 7.1.3.1.3: parameters absent, so these are not the allowed encoding of id-Ed448 */
+#define ALG_ED448_NULL "30 07 06 03 2b 65 71 05 00"
+#define ALG_X448 "30 05 06 03 2b 65 6f"
 #define ALG_X25519 "30 05 06 03 2b 65 6e"
 
 static size_t rsa_spki_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap,
@@ -280,6 +284,43 @@ static size_t t_ed25519_short(const uint8_t *tbs, size_t len, uint8_t *out, size
     memset(k, 0x42, sizeof k);
     size_t sl = spki(ALG_ED25519, k, sizeof k, s, sizeof s);
     return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+/* SBR 7.1.3.1.3, RFC 8410 3: an Ed448 key is 57 bytes */
+static size_t ed448_spki_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap,
+                             const char *algid, size_t keylen)
+{
+    uint8_t k[64], s[96];
+    assert_true(keylen <= sizeof k);
+    memset(k, 0x42, keylen);
+    size_t sl = spki(algid, k, keylen, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_ed448_57(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return ed448_spki_tbs(tbs, len, out, cap, ALG_ED448, 57);
+}
+
+static size_t t_ed448_56(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return ed448_spki_tbs(tbs, len, out, cap, ALG_ED448, 56);
+}
+
+static size_t t_ed448_32(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return ed448_spki_tbs(tbs, len, out, cap, ALG_ED448, 32);
+}
+
+static size_t t_ed448_null(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return ed448_spki_tbs(tbs, len, out, cap, ALG_ED448_NULL, 57);
+}
+
+/* SBR 6.1.5, 7.1.3.1.3: curve448 keys only as id-Ed448; X448 has no allowed encoding. */
+static size_t t_x448(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return ed448_spki_tbs(tbs, len, out, cap, ALG_X448, 56);
 }
 
 static size_t t_ec_compressed(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
@@ -595,6 +636,13 @@ static const lcase cases[] = {
     {.name = "MP with MP profile", .gen = MC_GEN_MULTIPURPOSE, .ctx = C_PROFILE_MP},
     {.name = "P-384", .key = CG_KEY_P384},
     {.name = "Ed25519", .key = CG_KEY_ED25519},
+    {.name = "Ed448", .key = CG_KEY_ED448},
+    {.name = "Ed448 MP", .key = CG_KEY_ED448, .gen = MC_GEN_MULTIPURPOSE},
+    {.name = "Ed448 signing with nonRepudiation",
+     .key = CG_KEY_ED448,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,nonRepudiation"},
+    {.name = "crafted Ed448 SPKI", .post = t_ed448_57},
     {.name = "RSA signing", .key = CG_KEY_RSA2048},
     {.name = "RSA strict dual use",
      .key = CG_KEY_RSA2048,
@@ -728,6 +776,13 @@ static const lcase cases[] = {
      .id = "e_spki_key_malformed",
      .only = 1,
      .post = t_ed25519_short},
+    {.name = "Ed448 key of 56 bytes", .id = "e_spki_key_malformed", .only = 1, .post = t_ed448_56},
+    {.name = "Ed448 key of 32 bytes", .id = "e_spki_key_malformed", .only = 1, .post = t_ed448_32},
+    {.name = "id-Ed448 with NULL parameters",
+     .id = "e_smime_spki_algorithm_encoding",
+     .only = 1,
+     .post = t_ed448_null},
+    {.name = "X448 SPKI", .id = "e_smime_spki_algorithm_encoding", .only = 1, .post = t_x448},
     {.name = "RSAPublicKey not a SEQUENCE",
      .id = "e_spki_key_malformed",
      .only = 1,
@@ -998,6 +1053,25 @@ static const lcase cases[] = {
      .key = CG_KEY_ED25519,
      .conf_name = "keyUsage",
      .conf_value = "critical,digitalSignature,keyAgreement"},
+    {.name = "Ed448 keyEncipherment",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_ED448,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment"},
+    {.name = "Ed448 MP keyAgreement",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_ED448,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyAgreement"},
+    {.name = "Ed448 nonRepudiation only",
+     .id = "e_smime_key_usage_bits",
+     .only = 1,
+     .key = CG_KEY_ED448,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,nonRepudiation"},
 
     /* ---- extKeyUsage, (f) ---- */
     {.name = "no EKU", .id = "e_smime_eku_missing", .only = 1, .del = OID_EKU},

@@ -33,13 +33,13 @@ typedef struct fixture {
     EVP_PKEY *keys[8]; /* by kind below */
 } fixture;
 
-enum { K_P256, K_P384, K_P521, K_RSA2048, K_RSA3072, K_RSA4096, K_ED25519, K_COUNT };
+enum { K_P256, K_P384, K_P521, K_RSA2048, K_RSA3072, K_RSA4096, K_ED25519, K_ED448, K_COUNT };
 static const struct {
     mc_keytype k;
     unsigned bits;
 } kinds[K_COUNT] = {
     {MC_KEY_P256, 0},   {MC_KEY_P384, 0},   {MC_KEY_P521, 0},    {MC_KEY_RSA, 2048},
-    {MC_KEY_RSA, 3072}, {MC_KEY_RSA, 4096}, {MC_KEY_ED25519, 0},
+    {MC_KEY_RSA, 3072}, {MC_KEY_RSA, 4096}, {MC_KEY_ED25519, 0}, {MC_KEY_ED448, 0},
 };
 
 static const mc_ca_urls urls = {
@@ -425,29 +425,68 @@ static void test_rsa(void **state)
     run_all_usages(f, f->mp, K_RSA2048);
 }
 
-static void test_ed25519(void **state)
+/* SBR 7.1.2.3(e): an EdDSA key is signing only, in every generation: its certificate's keyUsage
+ * is exactly digitalSignature (critical), and key management and dual are refused, by
+ * check_order and by the builder. */
+static void eddsa_signing_only(fixture *f, int kind)
 {
-    fixture *f = *state;
-    run_all_usages(f, f->strict, K_ED25519); /* signing only */
-    /* SBR 7.1.2.3(e): key management and dual are refused, by check_order and by the builder */
+    run_all_usages(f, f->strict, kind);
+    run_all_usages(f, f->mp, kind);
     static const char *const mb[] = {"alice@example.com"};
     mc_order o;
     issued is;
     mc_errdetail err;
-    order_init(&o, f->keys[K_ED25519], MC_KEY_ED25519, MC_USAGE_KEYMGMT, mb, 1, &is);
-    assert_int_equal(mc_profile_check_order(f->strict, &o, (int64_t)time(NULL), &err),
-                     MC_ERR_INVALID);
-    assert_string_equal(err.field, "usage");
-    assert_string_equal(err.rule, "SBR 7.1.2.3(e)");
-    uint8_t serial[MC_SERIAL_LEN];
-    assert_int_equal(mc_serial_generate(serial), MC_OK);
-    assert_int_equal(mc_tbs_build(f->strict, &o, serial, sizeof serial, 1767225600, &f->d, f->md,
-                                  is.tbs, sizeof is.tbs, &is.tbs_len, &err),
-                     MC_ERR_INVALID);
-    assert_string_equal(err.rule, "SBR 7.1.2.3(e)");
-    o.usage = MC_USAGE_DUAL;
-    assert_int_equal(mc_profile_check_order(f->strict, &o, (int64_t)time(NULL), &err),
-                     MC_ERR_INVALID);
+    order_init(&o, f->keys[kind], kinds[kind].k, MC_USAGE_SIGNING, mb, 1, &is);
+    issue(f, f->strict, &o, &is);
+    /* written out here, not taken from mc_tbs_key_usage: 03 02 07 80 (digitalSignature) */
+    assert_int_equal(X509_get_key_usage(is.x), KU_DIGITAL_SIGNATURE);
+    assert_int_equal(ext_critical(is.x, NID_key_usage), 1);
+    assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(is.x), f->keys[kind]), 1);
+    X509_free(is.x);
+    const mc_profile *profiles[] = {f->strict, f->mp};
+    for (size_t i = 0; i < 2; i++) {
+        o.usage = MC_USAGE_KEYMGMT;
+        assert_int_equal(mc_profile_check_order(profiles[i], &o, (int64_t)time(NULL), &err),
+                         MC_ERR_INVALID);
+        assert_string_equal(err.field, "usage");
+        assert_string_equal(err.rule, "SBR 7.1.2.3(e)");
+        uint8_t serial[MC_SERIAL_LEN];
+        assert_int_equal(mc_serial_generate(serial), MC_OK);
+        assert_int_equal(mc_tbs_build(profiles[i], &o, serial, sizeof serial, 1767225600, &f->d,
+                                      f->md, is.tbs, sizeof is.tbs, &is.tbs_len, &err),
+                         MC_ERR_INVALID);
+        assert_string_equal(err.rule, "SBR 7.1.2.3(e)");
+        o.usage = MC_USAGE_DUAL;
+        assert_int_equal(mc_profile_check_order(profiles[i], &o, (int64_t)time(NULL), &err),
+                         MC_ERR_INVALID);
+        assert_string_equal(err.rule, "SBR 7.1.2.3(e)");
+        assert_int_equal(mc_tbs_build(profiles[i], &o, serial, sizeof serial, 1767225600, &f->d,
+                                      f->md, is.tbs, sizeof is.tbs, &is.tbs_len, &err),
+                         MC_ERR_INVALID);
+    }
+}
+
+static void test_ed25519(void **state)
+{
+    eddsa_signing_only(*state, K_ED25519);
+}
+
+/* Ed448 (SBR 7.1.3.1.3): the SPKI carries id-Ed448 without parameters and the 57-byte key. */
+static void test_ed448(void **state)
+{
+    fixture *f = *state;
+    eddsa_signing_only(f, K_ED448);
+    static const char *const mb[] = {"carol@example.com"};
+    mc_order o;
+    issued is;
+    order_init(&o, f->keys[K_ED448], MC_KEY_ED448, MC_USAGE_SIGNING, mb, 1, &is);
+    issue(f, f->mp, &o, &is);
+    const uint8_t spki_head[] = {0x30, 0x43, 0x30, 0x05, 0x06, 0x03,
+                                 0x2b, 0x65, 0x71, 0x03, 0x3a, 0x00};
+    uint8_t *at = memmem(is.tbs, is.tbs_len, spki_head, sizeof spki_head);
+    assert_non_null(at);
+    assert_true(at + sizeof spki_head + 57 <= is.tbs + is.tbs_len);
+    X509_free(is.x);
 }
 
 /* Issuers on other keys and signature algorithms: RSA PKCS#1, RSA-PSS, P-384. */
@@ -1025,13 +1064,21 @@ static void test_qc_statements(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_usage_table), cmocka_unit_test(test_serial),
-        cmocka_unit_test(test_assemble),        cmocka_unit_test(test_p256),
-        cmocka_unit_test(test_p384_p521),       cmocka_unit_test(test_rsa),
-        cmocka_unit_test(test_ed25519),         cmocka_unit_test(test_other_issuers),
-        cmocka_unit_test(test_smtputf8),        cmocka_unit_test(test_subject_limits),
-        cmocka_unit_test(test_validity_2050),   cmocka_unit_test(test_build_errors),
-        cmocka_unit_test(test_other_types),     cmocka_unit_test(test_lei),
+        cmocka_unit_test(test_key_usage_table),
+        cmocka_unit_test(test_serial),
+        cmocka_unit_test(test_assemble),
+        cmocka_unit_test(test_p256),
+        cmocka_unit_test(test_p384_p521),
+        cmocka_unit_test(test_rsa),
+        cmocka_unit_test(test_ed25519),
+        cmocka_unit_test(test_ed448),
+        cmocka_unit_test(test_other_issuers),
+        cmocka_unit_test(test_smtputf8),
+        cmocka_unit_test(test_subject_limits),
+        cmocka_unit_test(test_validity_2050),
+        cmocka_unit_test(test_build_errors),
+        cmocka_unit_test(test_other_types),
+        cmocka_unit_test(test_lei),
         cmocka_unit_test(test_qc_statements),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

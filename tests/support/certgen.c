@@ -29,7 +29,7 @@ static struct {
 static EVP_PKEY *make_key(cg_key k)
 {
     static const mc_keytype kt[CG_KEY_COUNT_] = {MC_KEY_P256, MC_KEY_P384, MC_KEY_RSA,
-                                                 MC_KEY_ED25519};
+                                                 MC_KEY_ED25519, MC_KEY_ED448};
     return (unsigned)k < CG_KEY_COUNT_ ? mc_crypto_keygen(kt[k], 2048) : NULL;
 }
 

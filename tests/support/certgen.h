@@ -29,8 +29,9 @@ typedef enum cg_key {
     CG_KEY_P384,
     CG_KEY_RSA2048,
     CG_KEY_ED25519,
+    CG_KEY_ED448,
 } cg_key;
-#define CG_KEY_COUNT_ 4 /* number of key kinds */
+#define CG_KEY_COUNT_ 5 /* number of key kinds */
 
 typedef struct cg_opts {
     int type;                         /* mc_certtype of the policy OID (default MC_TYPE_MAILBOX) */
