@@ -252,6 +252,7 @@ static size_t bench_tbs_len(mc_keytype sub_kt, unsigned sub_bits)
                   : sub_kt == MC_KEY_P384    ? 120
                   : sub_kt == MC_KEY_P521    ? 158
                   : sub_kt == MC_KEY_ED25519 ? 44
+                  : sub_kt == MC_KEY_ED448   ? 69
                                              : 91;
     return 650 + spki - 91;
 }
@@ -940,7 +941,7 @@ static void usage(FILE *f)
                "         issuing key never leaves its HSM); engine and raw C_Sign measured with\n"
                "         the key on 1 token and on N in the same run\n"
                "  SPEC: p256 p384 ed25519 rsa2048 rsa3072 rsa4096 (issuing key, default p256;\n"
-               "        rsa2048-pss etc.: RSASSA-PSS SHA-256); subject keys also p521\n"
+               "        rsa2048-pss etc.: RSASSA-PSS SHA-256); subject keys also p521, ed448\n"
                "        (default p256)\n");
     fputs(MC_BENCH_CT_USAGE, f); /* bench/ctbench.c */
 }

@@ -31,6 +31,8 @@ int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits)
         *kt = MC_KEY_P521;
     else if (strcmp(s, "ed25519") == 0)
         *kt = MC_KEY_ED25519;
+    else if (strcmp(s, "ed448") == 0)
+        *kt = MC_KEY_ED448;
     else if (strncmp(s, "rsa", 3) == 0 && atoi(s + 3) >= 1024) {
         *kt = MC_KEY_RSA;
         *rsa_bits = (unsigned)atoi(s + 3);
@@ -55,7 +57,8 @@ int mc_issuer_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits, m
         return 0;
     if (*sig != MC_SIG_NONE && *kt != MC_KEY_RSA)
         return 0;
-    /* SBR 7.1.3.1: RSA of at least 2048 bits; P-521 has no SoftHSM2-generated issuing key here */
+    /* SBR 7.1.3.1: RSA of at least 2048 bits; P-521 and Ed448 have no SoftHSM2-generated issuing
+     * key here (Ed448 is a subscriber key type only) */
     return *kt == MC_KEY_P256 || *kt == MC_KEY_P384 || *kt == MC_KEY_ED25519 ||
            (*kt == MC_KEY_RSA && *rsa_bits >= 2048 && *rsa_bits % 8 == 0);
 }
@@ -76,7 +79,7 @@ static int make_csr(EVP_PKEY *k, mc_keytype kt, const EVP_MD *md, uint8_t **der,
              X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"subscriber",
                                         -1, -1, 0) &&
              X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, k) &&
-             X509_REQ_sign(req, k, kt == MC_KEY_ED25519 ? NULL : md) > 0;
+             X509_REQ_sign(req, k, kt == MC_KEY_ED25519 || kt == MC_KEY_ED448 ? NULL : md) > 0;
     *der = NULL;
     if (ok)
         ok = (*len = i2d_X509_REQ(req, der)) > 0;

@@ -46,7 +46,7 @@ mc_err mc_orders_generate_domains(FILE *out, uint64_t n, mc_keytype kt, unsigned
  * generated files never share (and so silently replay) an order id. */
 void mc_orders_id_prefix(char *buf, size_t len, const char *tag);
 
-/* Parses "p256", "p384", "p521", "ed25519", "rsa2048", "rsa3072", "rsa4096". */
+/* Parses "p256", "p384", "p521", "ed25519", "ed448", "rsa2048", "rsa3072", "rsa4096". */
 int mc_keyspec_parse(const char *s, mc_keytype *kt, unsigned *rsa_bits);
 
 /* An issuing key: "p256", "p384", "ed25519", "rsa2048".."rsa8192" (RSA PKCS#1 v1.5 SHA-256), or
