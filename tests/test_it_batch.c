@@ -53,8 +53,8 @@ static struct {
 
 /* What one run must produce. */
 typedef struct expect {
-    int evp_type; /* EVP_PKEY_RSA or EVP_PKEY_EC */
-    int bits;     /* RSA modulus bits or curve bits */
+    int evp_type; /* EVP_PKEY_RSA, EVP_PKEY_EC or EVP_PKEY_ED448 */
+    int bits;     /* RSA modulus bits or curve bits (OpenSSL counts 456 for Ed448) */
     const char *usage;
 } expect;
 
@@ -427,6 +427,15 @@ static void test_rsa4096(void **state)
     built_and_batch(MC_KEY_RSA, 4096, 3, "signing", BIG, &ex, 1);
 }
 
+static void test_ed448(void **state)
+{
+    (void)state;
+    /* SBR 6.1.5, 7.1.3.1.3: curve448 keys as id-Ed448; signing only (SBR 7.1.2.3(e)), so the
+     * chain must pass smimesign and fail smimeencrypt, keyUsage digitalSignature alone. */
+    expect ex = {EVP_PKEY_ED448, 456, "signing"};
+    gen_and_batch("ed448", NULL, BIG, &ex, 1);
+}
+
 static void test_usages_p256(void **state)
 {
     (void)state;
@@ -447,8 +456,8 @@ static void test_usages_rsa2048(void **state)
 static void test_serials_unique(void **state)
 {
     (void)state;
-    /* Across every run of the main CA: 5 x 1000 + 4 x 100 certificates (scaled). */
-    assert_int_equal(g.n_serials, (size_t)(5 * BIG + 4 * USAGE_N));
+    /* Across every run of the main CA: 6 x 1000 + 4 x 100 certificates (scaled). */
+    assert_int_equal(g.n_serials, (size_t)(6 * BIG + 4 * USAGE_N));
     qsort(g.serials, g.n_serials, SERIAL_LEN, serial_cmp);
     for (size_t i = 1; i < g.n_serials; i++)
         assert_memory_not_equal(g.serials[i - 1], g.serials[i], SERIAL_LEN);
@@ -483,8 +492,9 @@ static void test_lint(void **state)
     char pem[1024];
     mc_it_run r;
     snprintf(pem, sizeof pem, "%s/lint.pem", g.dir);
-    /* Samples of every run above: p256 x2, p384, rsa2048/3072/4096, four usage runs, two CAs. */
-    assert_int_equal(g.pem_count, 12);
+    /* Samples of every run above: p256 x2, p384, rsa2048/3072/4096, ed448, four usage runs, two
+     * CAs. */
+    assert_int_equal(g.pem_count, 13);
     mc_it_mailca(&r, "lint", pem, NULL);
     run_ok(&r);
     int reported = 0;
@@ -509,10 +519,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p256),           cmocka_unit_test(test_p384),
         cmocka_unit_test(test_rsa2048),        cmocka_unit_test(test_rsa3072),
-        cmocka_unit_test(test_rsa4096),        cmocka_unit_test(test_usages_p256),
-        cmocka_unit_test(test_usages_rsa2048), cmocka_unit_test(test_serials_unique),
-        cmocka_unit_test(test_issuer_rsa2048), cmocka_unit_test(test_issuer_p384),
-        cmocka_unit_test(test_lint),
+        cmocka_unit_test(test_rsa4096),        cmocka_unit_test(test_ed448),
+        cmocka_unit_test(test_usages_p256),    cmocka_unit_test(test_usages_rsa2048),
+        cmocka_unit_test(test_serials_unique), cmocka_unit_test(test_issuer_rsa2048),
+        cmocka_unit_test(test_issuer_p384),    cmocka_unit_test(test_lint),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
