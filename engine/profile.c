@@ -175,6 +175,7 @@ typedef struct pstate {
     size_t n_leg;
     char leg[QC_LEGISLATION_MAX][3];
     unsigned qc_type_line, qc_sem_line, qc_pds_line;
+    unsigned qc_seen; /* bits of the qc_statements keys read */
 } pstate;
 
 /* Sets err with field "file:line" (the tail of the file name if it does not fit). */
@@ -274,11 +275,12 @@ bad:
     return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "'%s' is not a decimal integer", v);
 }
 
-/* Calls item() for each scalar of a sequence value; a duplicate is the item's business. */
+/* Calls item() for each scalar of a sequence whose start event has been read; a duplicate is the
+ * item's business. */
 typedef mc_err (*item_fn)(pstate *s, const char *v, unsigned line);
-static mc_err sequence(pstate *s, item_fn item)
+static mc_err sequence_items(pstate *s, item_fn item)
 {
-    mc_err rc = expect(s, YAML_SEQUENCE_START_EVENT, "a list");
+    mc_err rc = MC_OK;
     while (!rc) {
         if ((rc = next(s)))
             break;
@@ -294,6 +296,43 @@ static mc_err sequence(pstate *s, item_fn item)
         rc = item(s, v, ev_line(s));
     }
     return rc;
+}
+
+/* Calls item() for each scalar of a sequence value. */
+static mc_err sequence(pstate *s, item_fn item)
+{
+    mc_err rc = expect(s, YAML_SEQUENCE_START_EVENT, "a list");
+    return rc ? rc : sequence_items(s, item);
+}
+
+/* Calls key() for each key of a mapping whose start event has been read, with the key's line;
+ * key() reads the value. A key that is not a single value is refused as "expected <key_what>";
+ * a duplicate is the key's business. */
+typedef mc_err (*key_fn)(pstate *s, const char *k, unsigned kl);
+static mc_err mapping_keys(pstate *s, const char *key_what, key_fn key)
+{
+    mc_err rc = MC_OK;
+    while (!rc) {
+        if ((rc = next(s)))
+            break;
+        if (s->ev.type == YAML_MAPPING_END_EVENT)
+            break;
+        char k[PROFILE_VALUE_MAX];
+        unsigned kl = ev_line(s);
+        if (s->ev.type != YAML_SCALAR_EVENT)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "expected %s", key_what);
+        if ((rc = scalar_copy(s, k, sizeof k)))
+            break;
+        rc = key(s, k, kl);
+    }
+    return rc;
+}
+
+/* Calls key() for each key of a mapping value; anything else is refused as "expected <what>". */
+static mc_err mapping(pstate *s, const char *what, const char *key_what, key_fn key)
+{
+    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, what);
+    return rc ? rc : mapping_keys(s, key_what, key);
 }
 
 static mc_err item_keytype(pstate *s, const char *v, unsigned line)
@@ -457,116 +496,75 @@ static mc_err item_cn(pstate *s, const char *v, unsigned line)
                 v);
 }
 
-/* subject: {common_name: <source> | [<source>, ...], email_address: mailbox | none,
- *           <attribute key>: required | optional, ...} */
-static mc_err subject(pstate *s)
+/* One key of subject: {common_name: <source> | [<source>, ...], email_address: mailbox | none,
+ *                      <attribute key>: required | optional, ...} */
+static mc_err subject_key(pstate *s, const char *k, unsigned kl)
 {
-    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping (common_name, email_address, ...)");
-    while (!rc) {
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc;
+    if (strcmp(k, "common_name") == 0) {
+        if (s->subject_cn_set)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+        s->subject_cn_set = 1;
+        s->cn_line = kl;
+        /* one source, or a list of them (the first is the default) */
         if ((rc = next(s)))
-            break;
-        if (s->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        char k[PROFILE_VALUE_MAX], v[PROFILE_VALUE_MAX];
-        unsigned kl = ev_line(s);
-        if (s->ev.type != YAML_SCALAR_EVENT) {
-            rc = perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
-            break;
+            return rc;
+        if (s->ev.type == YAML_SCALAR_EVENT) {
+            if ((rc = scalar_copy(s, v, sizeof v)) || (rc = item_cn(s, v, ev_line(s))))
+                return rc;
+        } else if (s->ev.type == YAML_SEQUENCE_START_EVENT) {
+            if ((rc = sequence_items(s, item_cn)))
+                return rc;
+            if (!s->p->cn_choices)
+                return perr(s, MC_ERR_PROFILE, kl, NULL, "subject.common_name is empty");
+        } else {
+            return perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                        "subject.common_name is a source or a list of sources");
         }
-        if ((rc = scalar_copy(s, k, sizeof k)))
-            break;
-        if (strcmp(k, "common_name") == 0) {
-            if (s->subject_cn_set) {
-                rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
-                break;
-            }
-            s->subject_cn_set = 1;
-            s->cn_line = kl;
-            /* one source, or a list of them (the first is the default) */
-            if ((rc = next(s)))
-                break;
-            if (s->ev.type == YAML_SCALAR_EVENT) {
-                if ((rc = scalar_copy(s, v, sizeof v)) || (rc = item_cn(s, v, ev_line(s))))
-                    break;
-            } else if (s->ev.type == YAML_SEQUENCE_START_EVENT) {
-                for (;;) {
-                    if ((rc = next(s)))
-                        break;
-                    if (s->ev.type == YAML_SEQUENCE_END_EVENT)
-                        break;
-                    if (s->ev.type != YAML_SCALAR_EVENT) {
-                        rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
-                                  "list items must be single values");
-                        break;
-                    }
-                    if ((rc = scalar_copy(s, v, sizeof v)) || (rc = item_cn(s, v, ev_line(s))))
-                        break;
-                }
-                if (rc)
-                    break;
-                if (!s->p->cn_choices) {
-                    rc = perr(s, MC_ERR_PROFILE, kl, NULL, "subject.common_name is empty");
-                    break;
-                }
-            } else {
-                rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
-                          "subject.common_name is a source or a list of sources");
-                break;
-            }
-            s->p->cn_mailbox = s->p->cn_default == MC_CN_MAILBOX;
-            continue;
-        }
-        if (strcmp(k, "email_address") == 0) {
-            if (s->subject_email_set) {
-                rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
-                break;
-            }
-            if ((rc = scalar(s, v, sizeof v)))
-                break;
-            if (strcmp(v, "mailbox") == 0)
-                s->p->email_attr = 1;
-            else if (strcmp(v, "none") == 0)
-                s->p->email_attr = 0;
-            else {
-                rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
-                          "subject.email_address is '%s' (mailbox or none)", v);
-                break;
-            }
-            s->subject_email_set = 1;
-            continue;
-        }
-        int a = -1;
-        for (int i = 0; i < MC_SA_COUNT; i++)
-            if (strcmp(k, mc_subj_attr_get((mc_subj_attr)i)->key) == 0)
-                a = i;
-        if (a < 0) {
-            rc = perr(s, MC_ERR_PROFILE, kl, NULL,
-                      "unknown key 'subject.%s' (common_name, email_address, organization_name, "
-                      "organization_identifier, organizational_unit, given_name, surname, "
-                      "pseudonym, title, serial_number, street, locality, state, postal_code, "
-                      "country)",
-                      k);
-            break;
-        }
-        if (s->subj_line[a]) {
-            rc = perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
-            break;
-        }
-        s->subj_line[a] = kl;
-        if ((rc = scalar(s, v, sizeof v)))
-            break;
-        if (strcmp(v, "required") == 0)
-            s->p->subj[a] = MC_PROFILE_ATTR_REQUIRED;
-        else if (strcmp(v, "optional") == 0)
-            s->p->subj[a] = MC_PROFILE_ATTR_OPTIONAL;
-        else {
-            rc = perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
-                      "subject.%s is '%s' (required or optional; leave the key out to forbid it)",
-                      k, v);
-            break;
-        }
+        s->p->cn_mailbox = s->p->cn_default == MC_CN_MAILBOX;
+        return MC_OK;
     }
-    return rc;
+    if (strcmp(k, "email_address") == 0) {
+        if (s->subject_email_set)
+            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+        if ((rc = scalar(s, v, sizeof v)))
+            return rc;
+        if (strcmp(v, "mailbox") == 0)
+            s->p->email_attr = 1;
+        else if (strcmp(v, "none") == 0)
+            s->p->email_attr = 0;
+        else
+            return perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                        "subject.email_address is '%s' (mailbox or none)", v);
+        s->subject_email_set = 1;
+        return MC_OK;
+    }
+    int a = -1;
+    for (int i = 0; i < MC_SA_COUNT; i++)
+        if (strcmp(k, mc_subj_attr_get((mc_subj_attr)i)->key) == 0)
+            a = i;
+    if (a < 0)
+        return perr(s, MC_ERR_PROFILE, kl, NULL,
+                    "unknown key 'subject.%s' (common_name, email_address, organization_name, "
+                    "organization_identifier, organizational_unit, given_name, surname, "
+                    "pseudonym, title, serial_number, street, locality, state, postal_code, "
+                    "country)",
+                    k);
+    if (s->subj_line[a])
+        return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'subject.%s'", k);
+    s->subj_line[a] = kl;
+    if ((rc = scalar(s, v, sizeof v)))
+        return rc;
+    if (strcmp(v, "required") == 0)
+        s->p->subj[a] = MC_PROFILE_ATTR_REQUIRED;
+    else if (strcmp(v, "optional") == 0)
+        s->p->subj[a] = MC_PROFILE_ATTR_OPTIONAL;
+    else
+        return perr(s, MC_ERR_PROFILE, ev_line(s), NULL,
+                    "subject.%s is '%s' (required or optional; leave the key out to forbid it)", k,
+                    v);
+    return MC_OK;
 }
 
 /* true / false for a qc_statements flag. */
@@ -586,43 +584,35 @@ static mc_err qc_bool(pstate *s, const char *k, int *out)
     return MC_OK;
 }
 
-/* qc_statements.pds: {<ISO 639-1 code>: <https URL>, ...} (ETSI EN 319 412-5 4.3.4 QcPDS). */
-static mc_err qc_pds(pstate *s)
+/* One entry of qc_statements.pds: {<ISO 639-1 code>: <https URL>, ...} (ETSI EN 319 412-5 4.3.4
+ * QcPDS). */
+static mc_err qc_pds_key(pstate *s, const char *lang, unsigned line)
 {
-    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of language: https URL");
-    while (!rc) {
-        if ((rc = next(s)))
-            break;
-        if (s->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        char lang[PROFILE_VALUE_MAX], url[PROFILE_VALUE_MAX];
-        unsigned line = ev_line(s);
-        if (s->ev.type != YAML_SCALAR_EVENT)
-            return perr(s, MC_ERR_PROFILE, line, NULL, "expected a language code");
-        if ((rc = scalar_copy(s, lang, sizeof lang)) || (rc = scalar(s, url, sizeof url)))
-            break;
-        /* PdsLocation.language: PrintableString (SIZE(2)), an ISO 639-1 code */
-        if (strlen(lang) != 2 || lang[0] < 'a' || lang[0] > 'z' || lang[1] < 'a' || lang[1] > 'z')
-            return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
-                        "PDS language '%s' is not a lower-case ISO 639-1 code", lang);
-        for (size_t i = 0; i < s->n_pds; i++)
-            if (strcmp(s->pds_lang[i], lang) == 0)
-                return perr(s, MC_ERR_PROFILE, line, NULL, "PDS language '%s' listed twice", lang);
-        if (s->n_pds == QC_PDS_MAX)
-            return perr(s, MC_ERR_PROFILE, line, NULL, "more than %d PDS locations", QC_PDS_MAX);
-        /* PdsLocation.url: IA5String; the PDS is published over https */
-        size_t n = strlen(url);
-        int ok = n <= QC_URL_MAX && strncmp(url, "https://", 8) == 0 && n > 8 && url[8] != '/';
-        for (size_t i = 0; ok && i < n; i++)
-            ok = url[i] > 0x20 && url[i] < 0x7f;
-        if (!ok)
-            return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
-                        "PDS URL '%.80s' is not an https URL of printable ASCII (at most %d)", url,
-                        QC_URL_MAX);
-        memcpy(s->pds_lang[s->n_pds], lang, 3);
-        memcpy(s->pds_url[s->n_pds++], url, n + 1);
-    }
-    return rc;
+    char url[PROFILE_VALUE_MAX];
+    mc_err rc = scalar(s, url, sizeof url);
+    if (rc)
+        return rc;
+    /* PdsLocation.language: PrintableString (SIZE(2)), an ISO 639-1 code */
+    if (strlen(lang) != 2 || lang[0] < 'a' || lang[0] > 'z' || lang[1] < 'a' || lang[1] > 'z')
+        return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
+                    "PDS language '%s' is not a lower-case ISO 639-1 code", lang);
+    for (size_t i = 0; i < s->n_pds; i++)
+        if (strcmp(s->pds_lang[i], lang) == 0)
+            return perr(s, MC_ERR_PROFILE, line, NULL, "PDS language '%s' listed twice", lang);
+    if (s->n_pds == QC_PDS_MAX)
+        return perr(s, MC_ERR_PROFILE, line, NULL, "more than %d PDS locations", QC_PDS_MAX);
+    /* PdsLocation.url: IA5String; the PDS is published over https */
+    size_t n = strlen(url);
+    int ok = n <= QC_URL_MAX && strncmp(url, "https://", 8) == 0 && n > 8 && url[8] != '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = url[i] > 0x20 && url[i] < 0x7f;
+    if (!ok)
+        return perr(s, MC_ERR_PROFILE, line, "ETSI EN 319 412-5 4.3.4",
+                    "PDS URL '%.80s' is not an https URL of printable ASCII (at most %d)", url,
+                    QC_URL_MAX);
+    memcpy(s->pds_lang[s->n_pds], lang, 3);
+    memcpy(s->pds_url[s->n_pds++], url, n + 1);
+    return MC_OK;
 }
 
 static mc_err item_legislation(pstate *s, const char *v, unsigned line)
@@ -640,79 +630,68 @@ static mc_err item_legislation(pstate *s, const char *v, unsigned line)
     return MC_OK;
 }
 
-/* qc_statements: {compliance, sscd, type, semantics, retention_years, pds, legislation}
- * (docs/profiles.md); which types may have which is checked once the whole file is read. */
-static mc_err qc_statements(pstate *s)
+/* One key of qc_statements: {compliance, sscd, type, semantics, retention_years, pds,
+ * legislation} (docs/profiles.md); which types may have which is checked once the whole file is
+ * read. */
+static mc_err qc_statements_key(pstate *s, const char *k, unsigned kl)
 {
-    mc_err rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of statements");
-    unsigned seen = 0;
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc = MC_OK;
     static const char *const keys[] = {"compliance",      "sscd", "type",       "semantics",
                                        "retention_years", "pds",  "legislation"};
-    while (!rc) {
-        if ((rc = next(s)))
+    int idx = -1;
+    for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); i++)
+        if (strcmp(k, keys[i]) == 0)
+            idx = i;
+    if (idx < 0)
+        return perr(s, MC_ERR_PROFILE, kl, NULL,
+                    "unknown key 'qc_statements.%s' (compliance, sscd, type, semantics, "
+                    "retention_years, pds, legislation)",
+                    k);
+    if (s->qc_seen & (1u << idx))
+        return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'qc_statements.%s'", k);
+    s->qc_seen |= 1u << idx;
+    switch (idx) {
+    case 0:
+        rc = qc_bool(s, k, &s->qc_compliance);
+        break;
+    case 1:
+        rc = qc_bool(s, k, &s->qc_sscd);
+        break;
+    case 2:
+        if ((rc = scalar(s, v, sizeof v)))
             break;
-        if (s->ev.type == YAML_MAPPING_END_EVENT)
+        s->qc_type_line = kl;
+        if (strcmp(v, "esign") == 0)
+            s->qc_type = QC_TYPE_ESIGN;
+        else if (strcmp(v, "eseal") == 0)
+            s->qc_type = QC_TYPE_ESEAL;
+        else /* id-etsi-qct-web is for website certificates, never S/MIME */
+            rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-5 4.2.3",
+                      "qc_statements.type is '%s' (esign, eseal)", v);
+        break;
+    case 3:
+        if ((rc = scalar(s, v, sizeof v)))
             break;
-        char k[PROFILE_VALUE_MAX], v[PROFILE_VALUE_MAX];
-        unsigned kl = ev_line(s);
-        if (s->ev.type != YAML_SCALAR_EVENT)
-            return perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
-        if ((rc = scalar_copy(s, k, sizeof k)))
-            break;
-        int idx = -1;
-        for (int i = 0; i < (int)(sizeof keys / sizeof keys[0]); i++)
-            if (strcmp(k, keys[i]) == 0)
-                idx = i;
-        if (idx < 0)
-            return perr(s, MC_ERR_PROFILE, kl, NULL,
-                        "unknown key 'qc_statements.%s' (compliance, sscd, type, semantics, "
-                        "retention_years, pds, legislation)",
-                        k);
-        if (seen & (1u << idx))
-            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key 'qc_statements.%s'", k);
-        seen |= 1u << idx;
-        switch (idx) {
-        case 0:
-            rc = qc_bool(s, k, &s->qc_compliance);
-            break;
-        case 1:
-            rc = qc_bool(s, k, &s->qc_sscd);
-            break;
-        case 2:
-            if ((rc = scalar(s, v, sizeof v)))
-                break;
-            s->qc_type_line = kl;
-            if (strcmp(v, "esign") == 0)
-                s->qc_type = QC_TYPE_ESIGN;
-            else if (strcmp(v, "eseal") == 0)
-                s->qc_type = QC_TYPE_ESEAL;
-            else /* id-etsi-qct-web is for website certificates, never S/MIME */
-                rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-5 4.2.3",
-                          "qc_statements.type is '%s' (esign, eseal)", v);
-            break;
-        case 3:
-            if ((rc = scalar(s, v, sizeof v)))
-                break;
-            s->qc_sem_line = kl;
-            if (strcmp(v, "natural") == 0)
-                s->qc_semantics = QC_SEM_NATURAL;
-            else if (strcmp(v, "legal") == 0)
-                s->qc_semantics = QC_SEM_LEGAL;
-            else
-                rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-1 5.1",
-                          "qc_statements.semantics is '%s' (natural, legal)", v);
-            break;
-        case 4:
-            rc = integer(s, 1, 100, "ETSI EN 319 412-5 4.3.3", &s->qc_retention);
-            break;
-        case 5:
-            s->qc_pds_line = kl;
-            rc = qc_pds(s);
-            break;
-        case 6:
-            rc = sequence(s, item_legislation);
-            break;
-        }
+        s->qc_sem_line = kl;
+        if (strcmp(v, "natural") == 0)
+            s->qc_semantics = QC_SEM_NATURAL;
+        else if (strcmp(v, "legal") == 0)
+            s->qc_semantics = QC_SEM_LEGAL;
+        else
+            rc = perr(s, MC_ERR_PROFILE, kl, "ETSI EN 319 412-1 5.1",
+                      "qc_statements.semantics is '%s' (natural, legal)", v);
+        break;
+    case 4:
+        rc = integer(s, 1, 100, "ETSI EN 319 412-5 4.3.3", &s->qc_retention);
+        break;
+    case 5:
+        s->qc_pds_line = kl;
+        rc = mapping(s, "a mapping of language: https URL", "a language code", qc_pds_key);
+        break;
+    case 6:
+        rc = sequence(s, item_legislation);
+        break;
     }
     return rc;
 }
@@ -892,7 +871,7 @@ static mc_err root_key(pstate *s, int k)
     case K_USAGES:
         return sequence(s, item_usage);
     case K_SUBJECT:
-        return subject(s);
+        return mapping(s, "a mapping (common_name, email_address, ...)", "a key", subject_key);
     case K_EKU:
         return sequence(s, item_eku);
     case K_POLICIES:
@@ -911,7 +890,7 @@ static mc_err root_key(pstate *s, int k)
     case K_CAPS:
         return sequence(s, item_cap);
     case K_QC:
-        return qc_statements(s);
+        return mapping(s, "a mapping of statements", "a key", qc_statements_key);
     case K_LEI:
         /* SBR 7.1.2.3(l): which types may have it is checked once the type is known */
         if ((rc = scalar(s, v, sizeof v)))
@@ -928,6 +907,22 @@ static mc_err root_key(pstate *s, int k)
     return MC_ERR_INTERNAL;
 }
 
+/* One key of the root mapping: known, given once. */
+static mc_err root_entry(pstate *s, const char *k, unsigned kl)
+{
+    int idx = -1;
+    for (int i = 0; i < K_COUNT; i++)
+        if (strcmp(k, key_names[i]) == 0)
+            idx = i;
+    if (idx < 0)
+        return perr(s, MC_ERR_PROFILE, kl, NULL, "unknown key '%s'", k);
+    if (s->seen & (1u << idx))
+        return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key '%s'", k);
+    s->seen |= 1u << idx;
+    s->line[idx] = kl;
+    return root_key(s, idx);
+}
+
 static mc_err parse(pstate *s)
 {
     mc_err rc;
@@ -936,31 +931,8 @@ static mc_err parse(pstate *s)
         (rc = expect(s, YAML_MAPPING_START_EVENT, "a mapping of profile keys")))
         return rc;
     s->root_line = ev_line(s);
-    for (;;) {
-        if ((rc = next(s)))
-            return rc;
-        if (s->ev.type == YAML_MAPPING_END_EVENT)
-            break;
-        unsigned kl = ev_line(s);
-        if (s->ev.type != YAML_SCALAR_EVENT)
-            return perr(s, MC_ERR_PROFILE, kl, NULL, "expected a key");
-        char k[PROFILE_VALUE_MAX];
-        if ((rc = scalar_copy(s, k, sizeof k)))
-            return rc;
-        int idx = -1;
-        for (int i = 0; i < K_COUNT; i++)
-            if (strcmp(k, key_names[i]) == 0)
-                idx = i;
-        if (idx < 0)
-            return perr(s, MC_ERR_PROFILE, kl, NULL, "unknown key '%s'", k);
-        if (s->seen & (1u << idx))
-            return perr(s, MC_ERR_PROFILE, kl, NULL, "duplicate key '%s'", k);
-        s->seen |= 1u << idx;
-        s->line[idx] = kl;
-        if ((rc = root_key(s, idx)))
-            return rc;
-    }
-    if ((rc = expect(s, YAML_DOCUMENT_END_EVENT, "the end of the document")))
+    if ((rc = mapping_keys(s, "a key", root_entry)) ||
+        (rc = expect(s, YAML_DOCUMENT_END_EVENT, "the end of the document")))
         return rc;
     if ((rc = next(s)))
         return rc;

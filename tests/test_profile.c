@@ -967,6 +967,47 @@ static void test_qc_statements(void **state)
                  "bad.yaml:16", "");
 }
 
+/* The mapping walk every level shares (root, subject, qc_statements, qc_statements.pds): the
+ * messages name the level's key or what was expected, at the key's file:line. */
+static void expect_message(fixture *f, const char *text, const char *field, const char *message)
+{
+    expect_error(f, text, MC_ERR_PROFILE, field, "");
+    mc_profile *p = NULL;
+    mc_errdetail err;
+    assert_int_equal(load_text(f, "bad.yaml", text, &p, &err), MC_ERR_PROFILE);
+    assert_string_equal(err.message, message);
+}
+
+static void test_mapping_errors(void **state)
+{
+    fixture *f = *state;
+    expect_message(f, BASE "[a]: b\n", "bad.yaml:11", "expected a key");
+    expect_message(f, BASE "colour: blue\n", "bad.yaml:11", "unknown key 'colour'");
+    expect_message(f, BASE "name: u\n", "bad.yaml:11", "duplicate key 'name'");
+    expect_message(f, L1 L2 L3 L4 L5 L6 "subject: [a]\n", "bad.yaml:7",
+                   "expected a mapping (common_name, email_address, ...)");
+    expect_message(f, L1 L2 L3 L4 L5 L6 L7 L8 L9 "  [x]: y\n" L10, "bad.yaml:10", "expected a key");
+    expect_message(f, L1 L2 L3 L4 L5 L6 L7 L8 L9 "  email_address: none\n" L10, "bad.yaml:10",
+                   "duplicate key 'subject.email_address'");
+    expect_message(f, L1 L2 L3 L4 L5 L6 L7 "  common_name: [mailbox, [x]]\n" L9 L10, "bad.yaml:8",
+                   "list items must be single values");
+    expect_message(f, L1 L2 L3 L4 L5 L6 L7 "  common_name: []\n" L9 L10, "bad.yaml:8",
+                   "subject.common_name is empty");
+    expect_message(f, BASE "qc_statements: []\n", "bad.yaml:11",
+                   "expected a mapping of statements");
+    expect_message(f, BASE "qc_statements:\n  [a]: b\n", "bad.yaml:12", "expected a key");
+    expect_message(f, BASE "qc_statements:\n  sscd: true\n  sscd: false\n", "bad.yaml:13",
+                   "duplicate key 'qc_statements.sscd'");
+    expect_message(f, BASE "qc_statements:\n  pds: [a]\n", "bad.yaml:12",
+                   "expected a mapping of language: https URL");
+    expect_message(f, BASE "qc_statements:\n  pds:\n    [en]: https://x.example\n", "bad.yaml:13",
+                   "expected a language code");
+    expect_message(f,
+                   BASE "qc_statements:\n  pds:\n    en: https://x.example\n"
+                        "    en: https://y.example\n",
+                   "bad.yaml:14", "PDS language 'en' listed twice");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -987,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_check_order_subject),
         cmocka_unit_test(test_lei),
         cmocka_unit_test(test_qc_statements),
+        cmocka_unit_test(test_mapping_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
