@@ -12,6 +12,7 @@
  */
 #include "ctbench.h"
 #include "nsd.h"
+#include "proc.h"
 
 #include "mailca/ca.h"
 #include "mailca/caa.h"
@@ -24,7 +25,6 @@
 #include "mailca/store.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <pthread.h>
@@ -32,11 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,44 +95,44 @@ static double cpu_now(int who)
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
-static double now_s(void)
+/* A phase and its options, as a child process runs it (bench_proc_fn); index: raw processes'
+ * proc_index, staggered start (-1: neither). */
+typedef struct phase_call {
+    void (*fn)(const bench_opts *, report *);
+    const bench_opts *o;
+    int index;
+} phase_call;
+
+static void phase_call_run(const void *arg, void *out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    const phase_call *c = arg;
+    if (c->index < 0) {
+        c->fn(c->o, out);
+        return;
+    }
+    /* staggered: SoftHSM2 processes opening one token at the same moment race on its state
+     * files (as the engine's worker processes, which start one by one) */
+    usleep((useconds_t)c->index * 150000);
+    bench_opts mo = *c->o;
+    mo.proc_index = c->index;
+    c->fn(&mo, out);
 }
 
 /* Runs fn in a child process and returns its report (with the child's peak RSS). */
 static int in_child(void (*fn)(const bench_opts *, report *), const bench_opts *o, report *r)
 {
-    int fds[2];
-    memset(r, 0, sizeof *r);
-    fflush(NULL);
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        close(fds[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no run goes on when the bench is gone */
-        report mine;
-        memset(&mine, 0, sizeof mine);
-        fn(o, &mine);
-        ssize_t w = write(fds[1], &mine, sizeof mine);
-        _exit(w == (ssize_t)sizeof mine ? 0 : 1);
-    }
-    close(fds[1]);
-    ssize_t got = read(fds[0], r, sizeof *r);
-    close(fds[0]);
+    phase_call c = {fn, o, -1};
     int status = 0;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) < 0 || got != (ssize_t)sizeof *r) {
+    long rss = 0;
+    int rc = bench_proc_run(phase_call_run, &c, r, sizeof *r, &status, &rss);
+    if (rc == -1)
+        return -1;
+    if (rc != 0) {
         snprintf(r->err, sizeof r->err, "child process died (status %d)", status);
         r->ok = 0;
         return -1;
     }
-    r->maxrss_kb = ru.ru_maxrss;
+    r->maxrss_kb = rss;
     return r->ok ? 0 : -1;
 }
 
@@ -228,7 +225,7 @@ static void *raw_main(void *arg)
         return NULL;
     while (!atomic_load(t->go))
         ;
-    while (now_s() < t->deadline) {
+    while (bench_now_s() < t->deadline) {
         for (int i = 0; i < 16; i++) {
             size_t sl = sizeof sig;
             if ((t->rc = mc_hsm_sign_raw(s, t->alg, msg, t->msg_len, sig, &sl)) != MC_OK) {
@@ -290,7 +287,7 @@ static void phase_raw(const bench_opts *o, report *r)
     raw_thread *t = calloc((size_t)n, sizeof *t);
     pthread_t *th = calloc((size_t)n, sizeof *th);
     atomic_int go = 0;
-    double start = now_s() + 0.2;
+    double start = bench_now_s() + 0.2;
     for (int i = 0; t && th && i < n; i++) {
         size_t tok = (size_t)(o->proc_index * n + i) % ntok;
         t[i] = (raw_thread){.h = mc_hsmpool_hsm(p, tok),
@@ -300,9 +297,9 @@ static void phase_raw(const bench_opts *o, report *r)
                             .go = &go};
         pthread_create(&th[i], NULL, raw_main, &t[i]);
     }
-    while (now_s() < start)
+    while (bench_now_s() < start)
         ;
-    double t0 = now_s(), cpu0 = cpu_now(RUSAGE_SELF);
+    double t0 = bench_now_s(), cpu0 = cpu_now(RUSAGE_SELF);
     atomic_store(&go, 1);
     uint64_t total = 0;
     r->ok = t && th;
@@ -313,7 +310,7 @@ static void phase_raw(const bench_opts *o, report *r)
             fail(r, &t[i].err);
         }
     }
-    double el = now_s() - t0;
+    double el = bench_now_s() - t0;
     r->rate = el > 0 ? (double)total / el : 0;
     r->cpu_s = cpu_now(RUSAGE_SELF) - cpu0;
     r->ops = total;
@@ -327,38 +324,25 @@ static void phase_raw(const bench_opts *o, report *r)
  * engine's worker processes do. */
 static void sum_in_procs(const bench_opts *o, report *r, void (*fn)(const bench_opts *, report *))
 {
-    int n = o->procs, fds[256][2];
-    pid_t pids[256];
+    int n = o->procs;
+    bench_proc procs[256];
     r->ok = 1;
     for (int i = 0; i < n && i < 256; i++) {
-        if (pipe(fds[i]) != 0 || (pids[i] = fork()) < 0) {
+        phase_call c = {fn, o, i};
+        if (bench_proc_start(&procs[i], phase_call_run, &c, sizeof(report)) != 0) {
             snprintf(r->err, sizeof r->err, "cannot start raw process %d", i);
             r->ok = 0;
             n = i;
             break;
         }
-        if (pids[i] == 0) {
-            report mine;
-            memset(&mine, 0, sizeof mine);
-            /* staggered: SoftHSM2 processes opening one token at the same moment race on its
-             * state files (as the engine's worker processes, which start one by one) */
-            usleep((useconds_t)i * 150000);
-            bench_opts mo = *o;
-            mo.proc_index = i;
-            fn(&mo, &mine);
-            ssize_t w = write(fds[i][1], &mine, sizeof mine);
-            _exit(w == (ssize_t)sizeof mine ? 0 : 1);
-        }
-        close(fds[i][1]);
     }
     for (int i = 0; i < n; i++) {
         report one;
-        ssize_t got = read(fds[i][0], &one, sizeof one);
-        close(fds[i][0]);
-        waitpid(pids[i], NULL, 0);
-        if (got != (ssize_t)sizeof one || !one.ok) {
+        int status;
+        int died = bench_proc_finish(&procs[i], &one, sizeof one, &status, NULL) != 0;
+        if (died || !one.ok) {
             if (snprintf(r->err, sizeof r->err, "raw process %d: %.300s", i,
-                         got == (ssize_t)sizeof one ? one.err : "died") < 0)
+                         died ? "died" : one.err) < 0)
                 r->err[0] = '\0';
             r->ok = 0;
         } else {
@@ -710,7 +694,7 @@ static void phase_store(const bench_opts *o, report *r)
             mc_err_set(&e, MC_ERR_IO, NULL, NULL, "CSPRNG");
             goto out;
         }
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (mc_store_intents_commit(s, b->in, n, b->st, &e) != MC_OK)
             goto out;
         for (size_t i = 0; i < n; i++)
@@ -722,7 +706,7 @@ static void phase_store(const bench_opts *o, report *r)
             }
         if (mc_store_certs_commit(s, b->sc, n, &e) != MC_OK)
             goto out;
-        spent += now_s() - t0;
+        spent += bench_now_s() - t0;
         done += n;
     }
     r->rate = spent > 0 ? (double)done / spent : 0;
@@ -732,14 +716,6 @@ out:
     mc_store_close(s);
     if (!r->ok)
         fail(r, &e);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 /* ---- --hsm-latency-us: sessions in flight against a latency-bound HSM (issue 4) ----
@@ -769,7 +745,7 @@ static void *pool_main(void *arg)
         return NULL;
     while (!atomic_load(t->go))
         ;
-    while (now_s() < t->deadline) {
+    while (bench_now_s() < t->deadline) {
         size_t sl = sizeof sig;
         if ((t->rc = mc_hsmpool_sign(t->p, &ps, t->alg, digest, sizeof digest, sig, &sl,
                                      &t->err)) != MC_OK)
@@ -797,7 +773,7 @@ static void phase_pool(const bench_opts *o, report *r)
     pool_thread *t = calloc((size_t)n, sizeof *t);
     pthread_t *th = calloc((size_t)n, sizeof *th);
     atomic_int go = 0;
-    double start = now_s() + 0.3;
+    double start = bench_now_s() + 0.3;
     r->ok = t && th;
     for (int i = 0; r->ok && i < n; i++) {
         t[i] = (pool_thread){.p = p,
@@ -807,9 +783,9 @@ static void phase_pool(const bench_opts *o, report *r)
                              .go = &go};
         pthread_create(&th[i], NULL, pool_main, &t[i]);
     }
-    while (now_s() < start)
+    while (bench_now_s() < start)
         usleep(1000);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     atomic_store(&go, 1);
     uint64_t total = 0;
     for (int i = 0; t && th && i < n; i++) {
@@ -818,7 +794,7 @@ static void phase_pool(const bench_opts *o, report *r)
         if (t[i].rc != MC_OK)
             fail(r, &t[i].err);
     }
-    double el = now_s() - t0;
+    double el = bench_now_s() - t0;
     r->rate = el > 0 ? (double)total / el : 0;
     free(t);
     free(th);
@@ -1118,16 +1094,9 @@ int mc_bench_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int made_dir = 0;
-    if (!o.dir[0]) {
-        snprintf(o.dir, sizeof o.dir, "/tmp/mailca-bench-XXXXXX");
-        if (!mkdtemp(o.dir)) {
-            perror("mailca bench: mkdtemp");
-            return 1;
-        }
-        made_dir = 1;
-        rmdir(o.dir); /* mc_ca_init creates it */
-    }
+    int made_dir = bench_dir_make(o.dir, sizeof o.dir);
+    if (made_dir < 0)
+        return 1;
     /* token set-ups: [0] the issuing key on one token, [1] on all o.tokens (--tokens N > 1),
      * each measured raw and through the engine in the same run */
     int nset = o.tokens > 1 ? 2 : 1;
@@ -1319,6 +1288,6 @@ int mc_bench_main(int argc, char **argv)
     }
 done:
     if (made_dir && !o.keep)
-        nftw(o.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_dir_remove(o.dir);
     return rc;
 }

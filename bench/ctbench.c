@@ -16,6 +16,7 @@
  */
 #include "ctbench.h"
 #include "ctlog.h"
+#include "proc.h"
 
 #include "mailca/ca.h"
 #include "mailca/cli.h"
@@ -24,18 +25,14 @@
 #include "mailca/engine.h"
 #include "mailca/store.h"
 
-#include <ftw.h>
 #include <getopt.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,13 +51,6 @@ typedef struct ctb_report {
     mc_run_stats st;
 } ctb_report;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static double cpu_s(clockid_t id)
 {
     struct timespec ts;
@@ -74,35 +64,28 @@ static void ctb_fail(ctb_report *r, const mc_errdetail *e)
     r->ok = 0;
 }
 
+/* A phase and its options, as the child process runs it (bench_proc_fn). */
+typedef struct ctb_call {
+    void (*fn)(const ctb_opts *, ctb_report *);
+    const ctb_opts *o;
+} ctb_call;
+
+static void ctb_call_run(const void *arg, void *out)
+{
+    const ctb_call *c = arg;
+    c->fn(c->o, out);
+}
+
 /* Runs fn in a child process (PKCS#11 initialised fresh there) and returns its report. */
 static int ctb_in_child(void (*fn)(const ctb_opts *, ctb_report *), const ctb_opts *o,
                         ctb_report *r)
 {
-    int fds[2];
-    memset(r, 0, sizeof *r);
-    fflush(NULL);
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(fds[0]);
-        close(fds[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        ctb_report mine;
-        memset(&mine, 0, sizeof mine);
-        fn(o, &mine);
-        ssize_t w = write(fds[1], &mine, sizeof mine);
-        _exit(w == (ssize_t)sizeof mine ? 0 : 1);
-    }
-    close(fds[1]);
-    ssize_t got = read(fds[0], r, sizeof *r);
-    close(fds[0]);
+    ctb_call c = {fn, o};
     int status = 0;
-    if (waitpid(pid, &status, 0) < 0 || got != (ssize_t)sizeof *r) {
+    int rc = bench_proc_run(ctb_call_run, &c, r, sizeof *r, &status, NULL);
+    if (rc == -1)
+        return -1;
+    if (rc != 0) {
         snprintf(r->err, sizeof r->err, "child process died (status %d)", status);
         r->ok = 0;
         return -1;
@@ -385,19 +368,19 @@ static int sink_run(const ctb_opts *o, const ctb_report *eng)
             goto fail;
     if (mc_store_open(db, &s, &e) != MC_OK)
         goto fail;
-    double t0 = mono_s();
+    double t0 = bench_now_s();
     if (enqueue_all(s, &cc, &certs, &e) != MC_OK)
         goto fail;
-    double t_enq = mono_s() - t0;
+    double t_enq = bench_now_s() - t0;
     if (mc_ct_new(&cc, &ct, &e) != MC_OK)
         goto fail;
     mc_ct_stats st;
     memset(&st, 0, sizeof st);
     double c0 = cpu_s(CLOCK_THREAD_CPUTIME_ID), p0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
-    t0 = mono_s();
+    t0 = bench_now_s();
     if (mc_ct_drain(ct, s, NULL, &st, &e) != MC_OK)
         goto fail;
-    double t_drain = mono_s() - t0;
+    double t_drain = bench_now_s() - t0;
     double c_drain = cpu_s(CLOCK_THREAD_CPUTIME_ID) - c0;
     double c_rest = cpu_s(CLOCK_PROCESS_CPUTIME_ID) - p0 - c_drain;
     size_t want = certs.n * (size_t)o->logs;
@@ -470,12 +453,6 @@ done:
     return rc;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 int mc_bench_ct_wanted(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -534,16 +511,9 @@ int mc_bench_ct_main(int argc, char **argv)
         fprintf(stderr, "usage:\n" MC_BENCH_CT_USAGE "  (--logs: 1..%d)\n", MC_CT_LOGS_MAX);
         return 2;
     }
-    int made_dir = 0;
-    if (!o.dir[0]) {
-        snprintf(o.dir, sizeof o.dir, "/tmp/mailca-bench-XXXXXX");
-        if (!mkdtemp(o.dir)) {
-            perror("mailca bench: mkdtemp");
-            return 1;
-        }
-        made_dir = 1;
-        rmdir(o.dir); /* mc_ca_init creates it */
-    }
+    int made_dir = bench_dir_make(o.dir, sizeof o.dir);
+    if (made_dir < 0)
+        return 1;
     printf("mailca bench --ct: %llu orders, %d local log(s), %d worker thread(s), state %s\n",
            (unsigned long long)o.orders, o.logs, o.workers, o.dir);
     fflush(stdout);
@@ -560,6 +530,6 @@ int mc_bench_ct_main(int argc, char **argv)
     rc = sink_run(&o, &eng);
 done:
     if (made_dir && !o.keep)
-        nftw(o.dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        bench_dir_remove(o.dir);
     return rc;
 }
