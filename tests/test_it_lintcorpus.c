@@ -142,18 +142,7 @@ static size_t t_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t c
 typedef struct ccase {
     const char *name;
     const char *ids; /* expected lint ids, comma separated, any order; "" none */
-    int type;        /* mc_certtype of the policy OID; 0: mailbox */
-    int gen;         /* mc_generation; 0: Strict */
-    cg_key key;
-    int64_t validity;
-    int64_t not_before;
-    const char *mailbox;
-    const char *subj;              /* "K=v;..." appended ("!" first: the subject is cleared) */
-    const char *conf[2][2];        /* OpenSSL config extensions: name, value */
-    const char *del;               /* extension removed */
-    const char *raw_oid, *raw_hex; /* extension set to a raw value */
-    int raw_crit, raw_add;
-    void (*edit)(X509 *x);
+    CG_CASE_MEMBERS; /* the certificate: type (0: mailbox), gen (0: Strict), key, edits... */
     tbs_fn post;
 } ccase;
 
@@ -164,7 +153,8 @@ static const ccase CASES[] = {
      .ids = "",
      .gen = MC_GEN_MULTIPURPOSE,
      .key = CG_KEY_RSA2048,
-     .conf = {{"keyUsage", "critical,digitalSignature,keyEncipherment"}}},
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment"},
     {.name = "organization strict", .ids = "", .type = MC_TYPE_ORGANIZATION, .subj = OV},
     {.name = "organization multipurpose Ed25519 with LEI",
      .ids = "",
@@ -188,7 +178,8 @@ static const ccase CASES[] = {
      .ids = "",
      .type = MC_TYPE_INDIVIDUAL,
      .subj = "C=GB;GN=Ada;SN=Lovelace",
-     .conf = {{"keyUsage", "critical,keyAgreement"}}},
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyAgreement"},
     {.name = "individual multipurpose, CN personal name",
      .ids = "",
      .type = MC_TYPE_INDIVIDUAL,
@@ -219,40 +210,49 @@ static const ccase CASES[] = {
     {.name = "no cRLDistributionPoints", .ids = "e_smime_crldp_missing", .del = OID_CRLDP},
     {.name = "https CRL",
      .ids = "e_smime_crldp_uri_not_http",
-     .conf = {{"crlDistributionPoints", "URI:https://crl.example.com/ca.crl"}}},
+     .conf_name = "crlDistributionPoints",
+     .conf_value = "URI:https://crl.example.com/ca.crl"},
     {.name = "no AIA", .ids = "w_smime_aia_missing", .del = OID_AIA},
     {.name = "basicConstraints CA:TRUE",
      .ids = "e_smime_basic_constraints_ca",
-     .conf = {{"basicConstraints", "critical,CA:TRUE"}}},
+     .conf_name = "basicConstraints",
+     .conf_value = "critical,CA:TRUE"},
     {.name = "no keyUsage", .ids = "e_smime_key_usage_missing", .del = OID_KU},
     {.name = "keyUsage not critical",
      .ids = "w_smime_key_usage_not_critical",
-     .conf = {{"keyUsage", "digitalSignature"}}},
+     .conf_name = "keyUsage",
+     .conf_value = "digitalSignature"},
     {.name = "EC key with keyEncipherment",
      .ids = "e_smime_key_usage_bits",
-     .conf = {{"keyUsage", "critical,digitalSignature,keyEncipherment"}}},
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment"},
     {.name = "Ed25519 with keyAgreement",
      .ids = "e_smime_key_usage_bits",
      .key = CG_KEY_ED25519,
-     .conf = {{"keyUsage", "critical,digitalSignature,keyAgreement"}}},
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyAgreement"},
     {.name = "no extKeyUsage", .ids = "e_smime_eku_missing", .del = OID_EKU},
     {.name = "extKeyUsage without emailProtection",
      .ids = "e_smime_eku_email_protection_missing",
      .gen = MC_GEN_MULTIPURPOSE,
-     .conf = {{"extendedKeyUsage", "clientAuth"}}},
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "clientAuth"},
     {.name = "serverAuth",
      .ids = "e_smime_eku_prohibited",
      .gen = MC_GEN_MULTIPURPOSE,
-     .conf = {{"extendedKeyUsage", "emailProtection,serverAuth"}}},
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,serverAuth"},
     {.name = "Strict with clientAuth",
      .ids = "e_smime_eku_strict_other_purpose",
-     .conf = {{"extendedKeyUsage", "emailProtection,clientAuth"}}},
+     .conf_name = "extendedKeyUsage",
+     .conf_value = "emailProtection,clientAuth"},
     {.name = "no AKI", .ids = "e_smime_aki_missing", .del = OID_AKI},
     {.name = "no SKI", .ids = "w_smime_ski_missing", .del = OID_SKI},
     {.name = "no SAN", .ids = "e_smime_san_missing,e_smime_mailbox_cn_not_in_san", .del = OID_SAN},
     {.name = "SAN with a dNSName",
      .ids = "e_smime_san_prohibited_name_type",
-     .conf = {{"subjectAltName", "email:" CG_MAILBOX ",DNS:example.com"}}},
+     .conf_name = "subjectAltName",
+     .conf_value = "email:" CG_MAILBOX ",DNS:example.com"},
     {.name = "rfc822Name with two dots",
      .ids = "e_smime_san_rfc822_name_syntax",
      .mailbox = "alice..x@example.com"},
@@ -368,46 +368,11 @@ static const ccase CASES[] = {
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 
-static void apply_edits(X509 *x, void *arg)
-{
-    const ccase *c = arg;
-    uint8_t raw[512];
-    if (c->del)
-        assert_int_equal(cg_ext_remove(x, c->del), 0);
-    if (c->raw_oid) {
-        size_t n = cg_hex(c->raw_hex, raw, sizeof raw);
-        assert_true(n > 0);
-        if (c->raw_add)
-            assert_int_equal(cg_ext_add_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
-        else
-            assert_int_equal(cg_ext_set_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
-    }
-    for (size_t i = 0; i < 2 && c->conf[i][0]; i++)
-        assert_int_equal(cg_ext_conf(x, c->conf[i][0], c->conf[i][1]), 0);
-    if (c->edit)
-        c->edit(x);
-    if (c->subj)
-        assert_int_equal(cg_subject_apply(x, c->subj), 0);
-}
-
 /* Builds case c's certificate DER into out (malloc'd). */
 static size_t build(const ccase *c, uint8_t **out)
 {
-    cg_opts o;
-    cg_opts_default(&o);
-    if (c->type)
-        o.type = c->type;
-    if (c->gen)
-        o.generation = c->gen;
-    o.key = c->key;
-    if (c->validity)
-        o.validity = c->validity;
-    if (c->mailbox)
-        o.mailbox = c->mailbox;
-    o.edit = apply_edits;
-    o.arg = (void *)c;
     cg_cert cert;
-    assert_int_equal(cg_build(&o, &cert), 0);
+    assert_int_equal(cg_case_build(&c->cg, &cert), 0);
     size_t len = cert.len;
     *out = malloc(16384);
     assert_non_null(*out);

@@ -605,25 +605,12 @@ enum {
 
 typedef struct lcase {
     const char *name;
-    const char *id; /* expected lint id; NULL: must pass with no error and no warning */
-    int only;       /* the only error (for a warning id: no error, the only warning) */
-    int gen;        /* 0: Strict */
-    cg_key key;
-    int64_t validity; /* 0: default */
-    const char *serial_hex;
-    const char *mailbox;
-    const char *del;                    /* extension to remove */
-    const char *raw_oid, *raw_hex;      /* extension to set to a raw value */
-    int raw_crit, raw_add;              /* critical; append as a duplicate */
-    const char *conf_name, *conf_value; /* extension to set from OpenSSL config syntax */
-    const char *crit_oid;               /* extension to mark critical */
-    int uncrit;                         /* ... or non-critical */
-    void (*edit)(X509 *x);
+    const char *id;  /* expected lint id; NULL: must pass with no error and no warning */
+    int only;        /* the only error (for a warning id: no error, the only warning) */
+    CG_CASE_MEMBERS; /* the certificate: gen (0: Strict), type (0: mailbox), key, edits... */
     tbs_fn post;
     int ctx;
-    int64_t now;      /* 0: CG_NOW */
-    int type;         /* mc_certtype of the policy OID; 0: mailbox */
-    const char *subj; /* "K=v;K=v" attributes appended to the subject ("!" first: clear it) */
+    int64_t now; /* 0: CG_NOW */
 } lcase;
 
 static const lcase cases[] = {
@@ -1647,34 +1634,6 @@ static const lcase cases[] = {
 
 /* ---- running one case ---- */
 
-typedef struct edit_arg {
-    const lcase *c;
-} edit_arg;
-
-static void apply_edits(X509 *x, void *arg)
-{
-    const lcase *c = ((edit_arg *)arg)->c;
-    uint8_t raw[512];
-    if (c->del)
-        assert_int_equal(cg_ext_remove(x, c->del), 0);
-    if (c->raw_oid) {
-        size_t n = cg_hex(c->raw_hex, raw, sizeof raw);
-        assert_true(n > 0);
-        if (c->raw_add)
-            assert_int_equal(cg_ext_add_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
-        else
-            assert_int_equal(cg_ext_set_raw(x, c->raw_oid, c->raw_crit, raw, n), 0);
-    }
-    if (c->conf_name)
-        assert_int_equal(cg_ext_conf(x, c->conf_name, c->conf_value), 0);
-    if (c->crit_oid)
-        assert_int_equal(cg_ext_set_critical(x, c->crit_oid, !c->uncrit), 0);
-    if (c->edit)
-        c->edit(x);
-    if (c->subj)
-        assert_int_equal(cg_subject_apply(x, c->subj), 0);
-}
-
 static mc_profile prof_mp = {.type = MC_TYPE_MAILBOX, .generation = MC_GEN_MULTIPURPOSE};
 static mc_profile prof_strict = {.type = MC_TYPE_MAILBOX, .generation = MC_GEN_STRICT};
 
@@ -1696,26 +1655,8 @@ static int has(const mc_lint_result *r, const char *id)
 /* Builds the case's certificate and lints it; returns the mc_lint_* result code. */
 static mc_err run_case(const lcase *c, mc_lint_result *r, mc_errdetail *err)
 {
-    cg_opts o;
-    cg_opts_default(&o);
-    if (c->gen)
-        o.generation = c->gen;
-    if (c->type)
-        o.type = c->type;
-    o.key = c->key;
-    if (c->validity)
-        o.validity = c->validity;
-    if (c->mailbox)
-        o.mailbox = c->mailbox;
-    if (c->serial_hex) {
-        o.serial_len = cg_hex(c->serial_hex, o.serial, sizeof o.serial);
-        assert_true(o.serial_len > 0);
-    }
-    edit_arg ea = {c};
-    o.edit = apply_edits;
-    o.arg = &ea;
     cg_cert cert;
-    assert_int_equal(cg_build(&o, &cert), 0);
+    assert_int_equal(cg_case_build(&c->cg, &cert), 0);
 
     mc_issuer iss384;
     mc_lint_ctx ctx = {.now = c->now ? c->now : CG_NOW, .issuer = cg_issuer()};

@@ -453,3 +453,65 @@ int cg_subject_apply(X509 *x, const char *spec)
     }
     return 0;
 }
+
+/* ---- test cases ---- */
+
+typedef struct case_edit {
+    const cg_case *c;
+    int failed;
+} case_edit;
+
+static void case_edit_apply(X509 *x, void *arg)
+{
+    case_edit *ce = arg;
+    const cg_case *c = ce->c;
+    uint8_t raw[512];
+    int rc = 0;
+    if (c->del)
+        rc |= cg_ext_remove(x, c->del);
+    if (c->raw_oid) {
+        size_t n = cg_hex(c->raw_hex, raw, sizeof raw);
+        if (n == 0)
+            rc = -1;
+        else if (c->raw_add)
+            rc |= cg_ext_add_raw(x, c->raw_oid, c->raw_crit, raw, n);
+        else
+            rc |= cg_ext_set_raw(x, c->raw_oid, c->raw_crit, raw, n);
+    }
+    if (c->conf_name)
+        rc |= cg_ext_conf(x, c->conf_name, c->conf_value);
+    if (c->crit_oid)
+        rc |= cg_ext_set_critical(x, c->crit_oid, !c->uncrit);
+    if (c->edit)
+        c->edit(x);
+    if (c->subj)
+        rc |= cg_subject_apply(x, c->subj);
+    ce->failed = rc != 0;
+}
+
+int cg_case_build(const cg_case *c, cg_cert *out)
+{
+    cg_opts o;
+    cg_opts_default(&o);
+    if (c->type)
+        o.type = c->type;
+    if (c->gen)
+        o.generation = c->gen;
+    o.key = c->key;
+    if (c->validity)
+        o.validity = c->validity;
+    if (c->mailbox)
+        o.mailbox = c->mailbox;
+    if (c->serial_hex && (o.serial_len = cg_hex(c->serial_hex, o.serial, sizeof o.serial)) == 0)
+        return -1;
+    case_edit ce = {c, 0};
+    o.edit = case_edit_apply;
+    o.arg = &ce;
+    if (cg_build(&o, out) != 0)
+        return -1;
+    if (ce.failed) {
+        cg_cert_free(out);
+        return -1;
+    }
+    return 0;
+}

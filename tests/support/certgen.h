@@ -100,4 +100,40 @@ size_t cg_cert_assemble(const uint8_t *tbs, size_t tbs_len, const uint8_t *alg, 
 /* Hex ("30 0a 06 ...", spaces ignored) to bytes; returns length, 0 on bad input. */
 size_t cg_hex(const char *hex, uint8_t *out, size_t cap);
 
+/* ---- test cases: what a case changes in the baseline (tests/test_lint.c,
+ * tests/test_it_lintcorpus.c); a zero field keeps the baseline ---- */
+#define CG_CASE_FIELDS                                                                             \
+    int type;                           /* cg_opts.type */                                         \
+    int gen;                            /* cg_opts.generation */                                   \
+    cg_key key;                         /* cg_opts.key */                                          \
+    int64_t validity;                   /* cg_opts.validity */                                     \
+    const char *mailbox;                /* cg_opts.mailbox */                                      \
+    const char *serial_hex;             /* cg_opts.serial, in hex */                               \
+    const char *del;                    /* extension to remove */                                  \
+    const char *raw_oid, *raw_hex;      /* extension to set to a raw value */                      \
+    int raw_crit, raw_add;              /* critical; append as a duplicate */                      \
+    const char *conf_name, *conf_value; /* extension to set from OpenSSL config syntax */          \
+    const char *crit_oid;               /* extension to mark critical */                           \
+    int uncrit;                         /* ... or non-critical */                                  \
+    void (*edit)(X509 * x);             /* after the extension edits */                            \
+    const char *subj; /* "K=v;K=v" appended to the subject ("!" first: cleared), last */
+typedef struct cg_case {
+    CG_CASE_FIELDS
+} cg_case;
+/* In a test's own case struct: the fields by name (.key = ..., c->key) and as one cg_case (c->cg),
+ * so that its tables stay as they are. */
+#define CG_CASE_MEMBERS                                                                            \
+    union {                                                                                        \
+        struct {                                                                                   \
+            CG_CASE_FIELDS                                                                         \
+        };                                                                                         \
+        cg_case cg;                                                                                \
+    }
+
+/* Builds and signs c's certificate: cg_opts_default with c's options, then on the X509 c's
+ * edits in the order of its fields (del, raw, conf, crit_oid/uncrit, edit, subj). 0, or -1 when
+ * an option or an edit does not apply or the build fails (nothing to free). Free with
+ * cg_cert_free. */
+int cg_case_build(const cg_case *c, cg_cert *out);
+
 #endif
