@@ -626,6 +626,18 @@ const mc_subj_attr_info *mc_subj_attr_get(mc_subj_attr a)
     return (int)a >= 0 && a < MC_SA_COUNT ? &subj_attrs[a] : NULL;
 }
 
+const char *mc_cn_source_name(mc_cn_source c)
+{
+    static const char *const names[] = {
+        [MC_CN_NONE] = "none",
+        [MC_CN_MAILBOX] = "mailbox",
+        [MC_CN_ORGANIZATION] = "organization-name",
+        [MC_CN_PERSONAL_NAME] = "personal-name",
+        [MC_CN_PSEUDONYM] = "pseudonym",
+    };
+    return c > MC_CN_DEFAULT && c <= MC_CN_PSEUDONYM ? names[c] : NULL;
+}
+
 /* ISO 3166-1 alpha-2, officially assigned codes (iso-codes 4.15), sorted. */
 static const char iso3166[] =
     "ADAEAFAGAIALAMAOAQARASATAUAWAXAZBABBBDBEBFBGBHBIBJBLBMBNBOBQBRBSBTBVBWBYBZCACCCD"
@@ -896,17 +908,6 @@ static mc_err decode_lei(const msgpack_object *v, int role, mc_lei *out, mc_errd
     return MC_OK;
 }
 
-static const struct {
-    const char *name;
-    mc_cn_source src;
-} cn_names[] = {
-    {"none", MC_CN_NONE},
-    {"mailbox", MC_CN_MAILBOX},
-    {"organization-name", MC_CN_ORGANIZATION},
-    {"personal-name", MC_CN_PERSONAL_NAME},
-    {"pseudonym", MC_CN_PSEUDONYM},
-};
-
 static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetail *err)
 {
     if (v->type != MSGPACK_OBJECT_MAP)
@@ -930,9 +931,9 @@ static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetai
                 return mc_err_set(err, MC_ERR_INVALID, "subject.common_name",
                                   "orders.md subject.common_name", "must be a str, got %s",
                                   type_name(val));
-            for (size_t c = 0; c < sizeof cn_names / sizeof cn_names[0]; c++)
-                if (key_eq(val, cn_names[c].name))
-                    s->cn = cn_names[c].src;
+            for (int c = MC_CN_NONE; c <= MC_CN_PSEUDONYM; c++)
+                if (key_eq(val, mc_cn_source_name((mc_cn_source)c)))
+                    s->cn = (mc_cn_source)c;
             if (s->cn == MC_CN_DEFAULT)
                 return mc_err_set(err, MC_ERR_INVALID, "subject.common_name",
                                   "orders.md subject.common_name",

@@ -459,34 +459,15 @@ int mc_profile_sbr_attr(mc_certtype t, mc_generation g, mc_subj_attr a, const ch
     return c == 'R' ? MC_PROFILE_ATTR_REQUIRED : c == 'O' ? MC_PROFILE_ATTR_OPTIONAL : 0;
 }
 
-static const struct {
-    const char *name;
-    mc_cn_source src;
-} cn_names[] = {
-    {"none", MC_CN_NONE},
-    {"mailbox", MC_CN_MAILBOX},
-    {"organization-name", MC_CN_ORGANIZATION},
-    {"personal-name", MC_CN_PERSONAL_NAME},
-    {"pseudonym", MC_CN_PSEUDONYM},
-};
-
-static const char *cn_name(mc_cn_source c)
-{
-    for (size_t i = 0; i < sizeof cn_names / sizeof cn_names[0]; i++)
-        if (cn_names[i].src == c)
-            return cn_names[i].name;
-    return "?";
-}
-
 static mc_err item_cn(pstate *s, const char *v, unsigned line)
 {
-    for (size_t i = 0; i < sizeof cn_names / sizeof cn_names[0]; i++)
-        if (strcmp(v, cn_names[i].name) == 0) {
-            unsigned bit = 1u << cn_names[i].src;
+    for (int c = MC_CN_NONE; c <= MC_CN_PSEUDONYM; c++)
+        if (strcmp(v, mc_cn_source_name((mc_cn_source)c)) == 0) {
+            unsigned bit = 1u << c;
             if (s->p->cn_choices & bit)
                 return perr(s, MC_ERR_PROFILE, line, NULL, "'%s' listed twice", v);
             if (!s->p->cn_choices)
-                s->p->cn_default = cn_names[i].src;
+                s->p->cn_default = (mc_cn_source)c;
             s->p->cn_choices |= bit;
             return MC_OK;
         }
@@ -799,10 +780,10 @@ static mc_err check_subject(pstate *s)
         if (!(allowed & (1u << c)))
             return perr(s, MC_ERR_PROFILE, s->cn_line, "SBR 7.1.4.2.2(a)",
                         "commonName of a %s certificate cannot be %s", type_names[p->type],
-                        cn_name((mc_cn_source)c));
+                        mc_cn_source_name((mc_cn_source)c));
         if ((c == MC_CN_PERSONAL_NAME && !names) || (c == MC_CN_PSEUDONYM && !a[MC_SA_PSEUDONYM]))
             return perr(s, MC_ERR_PROFILE, s->cn_line, "SBR 7.1.4.2.2(a)",
-                        "common_name %s needs subject.%s", cn_name((mc_cn_source)c),
+                        "common_name %s needs subject.%s", mc_cn_source_name((mc_cn_source)c),
                         c == MC_CN_PSEUDONYM ? "pseudonym" : "given_name or surname");
     }
     return MC_OK;
@@ -1494,7 +1475,8 @@ static mc_err check_order_subject(const mc_profile *p, const mc_order *o, mc_err
     mc_cn_source cn = mc_profile_cn_source(p, o);
     if (sj->cn != MC_CN_DEFAULT && !(p->cn_choices & (1u << sj->cn)))
         return mc_err_set(err, MC_ERR_INVALID, "subject.common_name", "profile subject",
-                          "profile %s does not allow common_name %s", p->name, cn_name(sj->cn));
+                          "profile %s does not allow common_name %s", p->name,
+                          mc_cn_source_name(sj->cn));
     switch (cn) {
     case MC_CN_ORGANIZATION:
         if (!sj->attr[MC_SA_ORGANIZATION].len)

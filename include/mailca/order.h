@@ -106,6 +106,10 @@ typedef enum mc_cn_source {
     MC_CN_PSEUDONYM,     /* the pseudonym value */
 } mc_cn_source;
 
+/* A source's name in profiles and orders ("none", "mailbox", "organization-name", "personal-name",
+ * "pseudonym"); NULL for MC_CN_DEFAULT and outside the enum. Static storage. */
+const char *mc_cn_source_name(mc_cn_source c);
+
 typedef struct mc_subject {
     mc_str attr[MC_SA_COUNT]; /* len 0: absent */
     mc_cn_source cn;
