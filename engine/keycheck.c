@@ -1,6 +1,6 @@
 /*
- * Subscriber key quality checks (SBR 6.1.1.3, 6.1.6) and the key-reuse decision. Contract and
- * policy: include/mailca/keycheck.h.
+ * Subscriber key quality checks (SBR 6.1.1.3, 6.1.5, 6.1.6) and the key-reuse decision. Contract
+ * and policy: include/mailca/keycheck.h.
  *
  * One pass over the modulus computes its remainder modulo 38 word-sized products of the 132 odd
  * primes below 752 (Horner's rule on 32-bit words, each step a Barrett reduction with a
@@ -10,8 +10,13 @@
  */
 #include "mailca/keycheck.h"
 
+#include "mailca/crypto.h"
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 __extension__ typedef unsigned __int128 u128;
@@ -167,6 +172,173 @@ int mc_keycheck_rsa_exponent_ok(const uint8_t *e, size_t e_len)
     if (bits == 17 && e_len == 3 && e[1] == 0 && e[2] == 0)
         return 0;
     return 1;
+}
+
+/* ---- EdDSA public keys: RFC 8032 5.1.3 and 5.2.3 decoding, small-order points ---- */
+
+typedef struct ed_curve {
+    BIGNUM *p, *d;
+    size_t len; /* encoded key bytes */
+    int a;      /* -1 (Ed25519) or 1 (Ed448): the sign of x^2 in a x^2 + y^2 = 1 + d x^2 y^2 */
+} ed_curve;
+
+struct mc_keycheck_ed {
+    ed_curve c25519, c448;
+    BN_CTX *bn;
+    BIGNUM *y, *y2, *u, *v, *w;
+};
+
+void mc_keycheck_ed_free(mc_keycheck_ed *kc)
+{
+    if (!kc)
+        return;
+    BN_free(kc->c25519.p);
+    BN_free(kc->c25519.d);
+    BN_free(kc->c448.p);
+    BN_free(kc->c448.d);
+    BN_free(kc->y);
+    BN_free(kc->y2);
+    BN_free(kc->u);
+    BN_free(kc->v);
+    BN_free(kc->w);
+    BN_CTX_free(kc->bn);
+    free(kc);
+}
+
+mc_err mc_keycheck_ed_new(mc_keycheck_ed **out, mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    BIGNUM *t = BN_new();
+    mc_keycheck_ed *kc = calloc(1, sizeof *kc);
+    if (!kc) {
+        e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "EdDSA key check context: out of memory");
+        goto done;
+    }
+    kc->bn = BN_CTX_new();
+    kc->c25519 = (ed_curve){BN_new(), BN_new(), 32, -1};
+    kc->c448 = (ed_curve){BN_new(), BN_new(), 57, 1};
+    kc->y = BN_new();
+    kc->y2 = BN_new();
+    kc->u = BN_new();
+    kc->v = BN_new();
+    kc->w = BN_new();
+    int ok = kc->bn && kc->c25519.p && kc->c25519.d && kc->c448.p && kc->c448.d && kc->y &&
+             kc->y2 && kc->u && kc->v && kc->w && t;
+    /* Ed25519 (RFC 8032 5.1): p = 2^255 - 19, d = -121665 / 121666 mod p. */
+    BIGNUM *p = kc->c25519.p, *d = kc->c25519.d;
+    ok = ok && BN_set_bit(p, 255) && BN_sub_word(p, 19) && BN_set_word(t, 121666) &&
+         BN_mod_inverse(d, t, p, kc->bn) && BN_mul_word(d, 121665) &&
+         BN_mod_sub(d, p, d, p, kc->bn);
+    /* Ed448 (RFC 8032 5.2): p = 2^448 - 2^224 - 1, d = -39081 mod p. */
+    p = kc->c448.p;
+    d = kc->c448.d;
+    ok = ok && BN_set_word(t, 0) && BN_set_bit(t, 224) && BN_set_bit(p, 448) && BN_sub(p, p, t) &&
+         BN_sub_word(p, 1) && BN_copy(d, p) && BN_sub_word(d, 39081);
+    if (!ok) {
+        e = mc_crypto_err(err, NULL, "EdDSA key check context");
+        goto done;
+    }
+    *out = kc;
+    kc = NULL;
+done:
+    BN_free(t);
+    mc_keycheck_ed_free(kc);
+    return e;
+}
+
+mc_keycheck_ed_status mc_keycheck_ed_decode(mc_keycheck_ed *kc, mc_keytype kt, const uint8_t *key,
+                                            size_t key_len)
+{
+    const ed_curve *c = kt == MC_KEY_ED25519 ? &kc->c25519 : kt == MC_KEY_ED448 ? &kc->c448 : NULL;
+    uint8_t buf[57];
+    BN_CTX *bn = kc->bn;
+    BIGNUM *y = kc->y, *y2 = kc->y2, *u = kc->u, *v = kc->v, *w = kc->w;
+    if (!c || key_len != c->len)
+        return MC_KEYCHECK_ED_LENGTH;
+    /* Step 1: the top bit is x_0, the rest y (little-endian); y must be below p. For Ed448 the
+     * 7 bits between 448 and x_0 make y >= p when any is set. */
+    memcpy(buf, key, key_len);
+    int x0 = buf[key_len - 1] >> 7;
+    buf[key_len - 1] &= 0x7f;
+    if (!BN_lebin2bn(buf, (int)key_len, y))
+        return MC_KEYCHECK_ED_ERROR;
+    if (BN_cmp(y, c->p) >= 0)
+        return MC_KEYCHECK_ED_Y_RANGE;
+    /* u = y^2 - 1, v = d y^2 - a (a = -1: d y^2 + 1; a = 1: d y^2 - 1); x^2 = u / v. v is never 0:
+     * d / a is not a square mod p on either curve. */
+    if (!BN_mod_sqr(y2, y, c->p, bn) || !BN_mod_sub(u, y2, BN_value_one(), c->p, bn) ||
+        !BN_mod_mul(v, c->d, y2, c->p, bn) ||
+        !(c->a < 0 ? BN_mod_add(v, v, BN_value_one(), c->p, bn)
+                   : BN_mod_sub(v, v, BN_value_one(), c->p, bn)))
+        return MC_KEYCHECK_ED_ERROR;
+    /* Step 4: x = 0 (u = 0: y = 1, the identity, or y = p - 1, of order 2). x_0 set is a decoding
+     * failure; otherwise the point is valid but of small order. */
+    if (BN_is_zero(u))
+        return x0 ? MC_KEYCHECK_ED_X0_SIGN : MC_KEYCHECK_ED_SMALL_ORDER;
+    /* Step 3 (5.1.3) / steps 2-3 (5.2.3): x^2 = u / v has a root iff u * v = (u / v) * v^2 is a
+     * square: its Legendre symbol is 1 (u, v nonzero, so u * v is). */
+    if (!BN_mod_mul(w, u, v, c->p, bn))
+        return MC_KEYCHECK_ED_ERROR;
+    int k = BN_kronecker(w, c->p, bn);
+    if (k == -2)
+        return MC_KEYCHECK_ED_ERROR;
+    if (k != 1)
+        return MC_KEYCHECK_ED_NOT_SQUARE;
+    /* Small order, mailca policy (SBR 6.1.1.3): y = 0 is a point of order 4 on both curves.
+     * Ed25519's points of order 8 double to y = 0: with a = -1, 2P has y = (x^2 + y^2) /
+     * (2 + x^2 - y^2), so x^2 = -y^2, which on the curve gives d y^4 + 2 y^2 - 1 = 0, i.e.
+     * v * y^2 + u = 0. (Ed448's cofactor is 4: no points of order 8.) */
+    if (BN_is_zero(y))
+        return MC_KEYCHECK_ED_SMALL_ORDER;
+    if (c->a < 0) {
+        if (!BN_mod_mul(w, v, y2, c->p, bn) || !BN_mod_add(w, w, u, c->p, bn))
+            return MC_KEYCHECK_ED_ERROR;
+        if (BN_is_zero(w))
+            return MC_KEYCHECK_ED_SMALL_ORDER;
+    }
+    return MC_KEYCHECK_ED_OK;
+}
+
+mc_err mc_keycheck_eddsa(mc_keycheck_ed *kc, mc_keytype kt, const uint8_t *key, size_t key_len,
+                         const char *field, mc_errdetail *err)
+{
+    const char *name = kt == MC_KEY_ED25519 ? "Ed25519" : "Ed448";
+    char hex[2 * 8 + 1] = "";
+    for (size_t i = 0; i < key_len && i < 8; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    /* SBR 6.1.5: a valid point on curve25519 / curve448 (RFC 8032 5.1.3, 5.2.3 decoding). */
+    switch (mc_keycheck_ed_decode(kc, kt, key, key_len)) {
+    case MC_KEYCHECK_ED_OK:
+        return MC_OK;
+    case MC_KEYCHECK_ED_LENGTH:
+        return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_POINT,
+                          "the %s public key has %zu bytes, RFC 8032 encodes it in %u", name,
+                          key_len, kt == MC_KEY_ED25519 ? 32u : 57u);
+    case MC_KEYCHECK_ED_Y_RANGE:
+        return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_POINT,
+                          "the %s public key (%s...) is not a valid point: its y coordinate is "
+                          "not below p (RFC 8032 %s)",
+                          name, hex, kt == MC_KEY_ED25519 ? "5.1.3" : "5.2.3");
+    case MC_KEYCHECK_ED_NOT_SQUARE:
+        return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_POINT,
+                          "the %s public key (%s...) is not a valid point: no x satisfies the "
+                          "curve equation for its y (x^2 is not a square mod p, RFC 8032 %s)",
+                          name, hex, kt == MC_KEY_ED25519 ? "5.1.3" : "5.2.3");
+    case MC_KEYCHECK_ED_X0_SIGN:
+        return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_POINT,
+                          "the %s public key (%s...) is not a valid point: x is 0 but its sign "
+                          "bit is set (RFC 8032 %s)",
+                          name, hex, kt == MC_KEY_ED25519 ? "5.1.3" : "5.2.3");
+    case MC_KEYCHECK_ED_SMALL_ORDER:
+        /* SBR 6.1.1.3 (mailca policy): the private scalar is 0 modulo the group order. */
+        return mc_err_set(err, MC_ERR_INVALID, field, MC_KEYCHECK_RULE_WEAK,
+                          "the %s public key (%s...) is a point of small order (order 8 or "
+                          "less): anyone can sign for it",
+                          name, hex);
+    case MC_KEYCHECK_ED_ERROR:
+    default:
+        return mc_crypto_err(err, field, "EdDSA public key check");
+    }
 }
 
 /* Renders a big-endian integer of up to 8 bytes in decimal, longer ones as "<n>-bit value". */

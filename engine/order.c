@@ -1354,7 +1354,10 @@ mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err)
         mc_csr_ctx_free(cc);
         return mc_crypto_err(err, NULL, "EVP_PKEY_CTX_new_from_name");
     }
-    return MC_OK;
+    mc_err e = mc_keycheck_ed_new(&cc->ed, err);
+    if (e != MC_OK)
+        mc_csr_ctx_free(cc);
+    return e;
 }
 
 void mc_csr_ctx_free(mc_csr_ctx *cc)
@@ -1369,6 +1372,7 @@ void mc_csr_ctx_free(mc_csr_ctx *cc)
         EC_GROUP_free(cc->group[i]);
     }
     BN_CTX_free(cc->bn);
+    mc_keycheck_ed_free(cc->ed);
     memset(cc, 0, sizeof *cc);
 }
 
@@ -1512,12 +1516,20 @@ static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ct
         goto fail;
     }
 
-    if (!pkey_out && kt != MC_KEY_ED25519 && kt != MC_KEY_ED448) {
+    if (kt == MC_KEY_ED25519 || kt == MC_KEY_ED448) {
+        /* SBR 6.1.5: a valid point on curve25519 / curve448, decoded as RFC 8032 5.1.3 / 5.2.3
+         * do; small-order points refused (SBR 6.1.1.3, mailca policy). OpenSSL 3.0 checks
+         * neither on import nor in EVP_PKEY_public_check, and its Ed25519 verification accepts
+         * such keys, so this runs for CSR keys too (include/mailca/keycheck.h). */
+        if ((e = mc_keycheck_eddsa(cc->ed, kt, key, keylen, field, err)))
+            goto fail;
+    }
+    if (!pkey_out) {
         /* No signature to verify: no EVP_PKEY (its import costs ~17 us, measured). RSA was
-         * fully checked above; an EC point is decoded and validated on its curve: coordinates
-         * below p, on the curve, not the identity (SP 800-56A rev3 5.6.2.3.4, complete for
-         * these cofactor-1 curves; SBR 6.1.5, 6.1.6). */
-        if (kt != MC_KEY_RSA) {
+         * fully checked above, an EdDSA key decoded just above; an EC point is decoded and
+         * validated on its curve: coordinates below p, on the curve, not the identity
+         * (SP 800-56A rev3 5.6.2.3.4, complete for these cofactor-1 curves; SBR 6.1.5, 6.1.6). */
+        if (kt != MC_KEY_RSA && kt != MC_KEY_ED25519 && kt != MC_KEY_ED448) {
             int g = kt == MC_KEY_P256 ? 0 : kt == MC_KEY_P384 ? 1 : 2;
             if (EC_POINT_oct2point(cc->group[g], cc->point[g], key, keylen, cc->bn) != 1 ||
                 EC_POINT_is_at_infinity(cc->group[g], cc->point[g]) ||

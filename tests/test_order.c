@@ -439,6 +439,26 @@ static void test_public_key_form(void **state)
     assert_string_equal(err.rule, "SBR 6.1.5");
     assert_non_null(strstr(err.message, "Ed448 public key is 57 bytes, got 56"));
     OPENSSL_free(ed);
+    /* SBR 6.1.5: an attested Ed25519 key passes; with its y replaced by p = 2^255 - 19 (not a
+     * valid RFC 8032 encoding: y >= p) it is refused, naming public_key and the rule. The full
+     * set of decoding failures is in test_keycheck. */
+    ed = NULL;
+    en = i2d_PUBKEY(csrs[C_ED25519].key, &ed);
+    assert_int_equal(en, 44);
+    set(f->root, "public_key", o_bytes(f, ed, (size_t)en));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_int_equal(o.keytype, MC_KEY_ED25519);
+    memset(ed + 12, 0xff, 32);
+    ed[12] = 0xed;
+    ed[43] = 0x7f;
+    set(f->root, "public_key", o_bytes(f, ed, (size_t)en));
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "public_key");
+    assert_string_equal(err.rule, "SBR 6.1.5");
+    assert_non_null(strstr(err.message, "not below p"));
+    OPENSSL_free(ed);
     /* SBR 7.1.3.1: RSA without the NULL parameter is refused here too, naming public_key */
     uint8_t *rsa = NULL;
     int rn = i2d_PUBKEY(csrs[C_RSA2048].key, &rsa);

@@ -230,6 +230,9 @@ typedef struct mc_csr_ctx {
     struct ec_group_st *group[3];
     struct ec_point_st *point[3];
     struct bignum_ctx *bn;
+    /* The RFC 8032 decoding check of Ed25519 / Ed448 keys, for CSRs and attested keys alike
+     * (include/mailca/keycheck.h says why a CSR's signature does not cover it). */
+    struct mc_keycheck_ed *ed;
 } mc_csr_ctx;
 
 mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err);
