@@ -1,12 +1,13 @@
 /*
  * Acceptance test of issue 2, through the real command line: `mailca init` makes a CA (P-256
  * issuing key in SoftHSM2), `mailca gen-orders` (or, for slow RSA key sizes, orders built here
- * with a few csrgen keys) writes orders, `mailca batch` issues them. Every result is checked
- * with code independent of the engine: OpenSSL chain verification for S/MIME signing (and
- * encryption where the key usage allows it), keyUsage bits per SBR 7.1.2.3(e), the certified
- * key and mailbox against the order's CSR and mailbox, the serial (16 octets, positive, unique)
- * and the DER stored in SQLite. Two more CAs (RSA-2048 and P-384 issuing keys) issue smaller
- * runs, and `mailca lint` judges a few issued certificates.
+ * with a few csrgen keys) writes orders, `mailca batch` issues them: 1000 certificates for every
+ * subscriber key type mailca supports (RSA 2048/3072/4096, P-256, P-384, P-521, Ed25519, Ed448).
+ * Every result is checked with code independent of the engine: OpenSSL chain verification for
+ * S/MIME signing (and encryption where the key usage allows it), keyUsage bits per SBR 7.1.2.3(e),
+ * the certified key and mailbox against the order's CSR and mailbox, the serial (16 octets,
+ * positive, unique) and the DER stored in SQLite. Two more CAs (RSA-2048 and P-384 issuing keys)
+ * issue smaller runs, and `mailca lint` judges a few issued certificates.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -53,8 +54,9 @@ static struct {
 
 /* What one run must produce. */
 typedef struct expect {
-    int evp_type; /* EVP_PKEY_RSA, EVP_PKEY_EC or EVP_PKEY_ED448 */
-    int bits;     /* RSA modulus bits or curve bits (OpenSSL counts 456 for Ed448) */
+    int evp_type; /* EVP_PKEY_RSA, EVP_PKEY_EC, EVP_PKEY_ED25519 or EVP_PKEY_ED448 */
+    int bits;     /* RSA modulus bits or curve bits (OpenSSL counts 256 for Ed25519, 456 for
+                     Ed448) */
     const char *usage;
 } expect;
 
@@ -196,7 +198,7 @@ static void check_key_usage(X509 *x, const expect *ex, const char *id)
         (ku & (KU_ENCIPHER_ONLY | KU_DECIPHER_ONLY)) == (KU_ENCIPHER_ONLY | KU_DECIPHER_ONLY))
         fail_msg("%s: keyUsage 0x%04x for a %s %s certificate, SBR 7.1.2.3(e) needs 0x%04x and "
                  "allows at most 0x%04x",
-                 id, ku, rsa ? "RSA" : "EC", ex->usage, need, may);
+                 id, ku, OBJ_nid2sn(ex->evp_type), ex->usage, need, may);
 }
 
 static void verify(const ca *c, const mc_result *r, int purpose, int want, const char *what)
@@ -427,6 +429,23 @@ static void test_rsa4096(void **state)
     built_and_batch(MC_KEY_RSA, 4096, 3, "signing", BIG, &ex, 1);
 }
 
+static void test_p521(void **state)
+{
+    (void)state;
+    /* SBR 6.1.5: P-521 subscriber keys; the CSR is signed with ecdsa-with-SHA512. */
+    expect ex = {EVP_PKEY_EC, 521, "signing"};
+    gen_and_batch("p521", NULL, BIG, &ex, 1);
+}
+
+static void test_ed25519(void **state)
+{
+    (void)state;
+    /* SBR 6.1.5, 7.1.3.1.3: curve25519 keys as id-Ed25519; signing only (SBR 7.1.2.3(e)), so the
+     * chain must pass smimesign and fail smimeencrypt, keyUsage digitalSignature alone. */
+    expect ex = {EVP_PKEY_ED25519, 256, "signing"};
+    gen_and_batch("ed25519", NULL, BIG, &ex, 1);
+}
+
 static void test_ed448(void **state)
 {
     (void)state;
@@ -456,8 +475,8 @@ static void test_usages_rsa2048(void **state)
 static void test_serials_unique(void **state)
 {
     (void)state;
-    /* Across every run of the main CA: 6 x 1000 + 4 x 100 certificates (scaled). */
-    assert_int_equal(g.n_serials, (size_t)(6 * BIG + 4 * USAGE_N));
+    /* Across every run of the main CA: 8 x 1000 + 4 x 100 certificates (scaled). */
+    assert_int_equal(g.n_serials, (size_t)(8 * BIG + 4 * USAGE_N));
     qsort(g.serials, g.n_serials, SERIAL_LEN, serial_cmp);
     for (size_t i = 1; i < g.n_serials; i++)
         assert_memory_not_equal(g.serials[i - 1], g.serials[i], SERIAL_LEN);
@@ -492,9 +511,9 @@ static void test_lint(void **state)
     char pem[1024];
     mc_it_run r;
     snprintf(pem, sizeof pem, "%s/lint.pem", g.dir);
-    /* Samples of every run above: p256 x2, p384, rsa2048/3072/4096, ed448, four usage runs, two
-     * CAs. */
-    assert_int_equal(g.pem_count, 13);
+    /* Samples of every run above: p256 x2, p384, p521, rsa2048/3072/4096, ed25519, ed448, four
+     * usage runs, two CAs. */
+    assert_int_equal(g.pem_count, 15);
     mc_it_mailca(&r, "lint", pem, NULL);
     run_ok(&r);
     int reported = 0;
@@ -518,8 +537,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_p256),           cmocka_unit_test(test_p384),
-        cmocka_unit_test(test_rsa2048),        cmocka_unit_test(test_rsa3072),
-        cmocka_unit_test(test_rsa4096),        cmocka_unit_test(test_ed448),
+        cmocka_unit_test(test_p521),           cmocka_unit_test(test_rsa2048),
+        cmocka_unit_test(test_rsa3072),        cmocka_unit_test(test_rsa4096),
+        cmocka_unit_test(test_ed25519),        cmocka_unit_test(test_ed448),
         cmocka_unit_test(test_usages_p256),    cmocka_unit_test(test_usages_rsa2048),
         cmocka_unit_test(test_serials_unique), cmocka_unit_test(test_issuer_rsa2048),
         cmocka_unit_test(test_issuer_p384),    cmocka_unit_test(test_lint),
