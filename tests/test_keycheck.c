@@ -818,66 +818,15 @@ static void test_ed_forged_csr(void **state)
     mc_digests_free(&d);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Cost per RSA-2048 key of every check in mc_keycheck_rsa (all run: the key passes). */
-static void test_cost(void **state)
-{
-    fixture *fx = *state;
-    uint8_t n[256];
-    size_t nl = modulus(fx->normal[2], n, sizeof n);
-    mc_errdetail err;
-    int iters = 20000, ok = 0;
-    double t0 = now_s();
-    for (int i = 0; i < iters; i++)
-        ok += mc_keycheck_rsa(n, nl, F4, sizeof F4, "csr", &err) == MC_OK;
-    double per = (now_s() - t0) / iters * 1e6;
-    assert_int_equal(ok, iters);
-    fprintf(stderr, "mc_keycheck_rsa: %.2f us per RSA-2048 key (%d keys)\n", per, iters);
-    /* Generous: ~2-3 us in a normal build, about 10x under sanitizers. */
-    assert_true(per < 200.0);
-}
-
-/* Cost per key of mc_keycheck_eddsa, both curves (the key passes: every step runs). */
-static void test_ed_cost(void **state)
-{
-    fixture *fx = *state;
-    mc_errdetail err;
-    for (int c = 0; c < 2; c++) {
-        EVP_PKEY *k = mc_csrgen_key(ed_types[c], 0);
-        uint8_t raw[57];
-        size_t rl = sizeof raw;
-        assert_non_null(k);
-        assert_int_equal(EVP_PKEY_get_raw_public_key(k, raw, &rl), 1);
-        int iters = 20000, ok = 0;
-        double t0 = now_s();
-        for (int i = 0; i < iters; i++)
-            ok += mc_keycheck_eddsa(fx->ed, ed_types[c], raw, rl, "public_key", &err) == MC_OK;
-        double per = (now_s() - t0) / iters * 1e6;
-        assert_int_equal(ok, iters);
-        fprintf(stderr, "mc_keycheck_eddsa: %.2f us per %s key (%d keys)\n", per,
-                mc_keytype_name(ed_types[c]), iters);
-        /* Generous: see include/mailca/keycheck.h for the normal figure; ~10x under sanitizers. */
-        assert_true(per < 300.0);
-        EVP_PKEY_free(k);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exponent),       cmocka_unit_test(test_residues_reference),
         cmocka_unit_test(test_small_factors),  cmocka_unit_test(test_roca),
         cmocka_unit_test(test_order_exponent), cmocka_unit_test(test_reuse_refusal),
-        cmocka_unit_test(test_cost),           cmocka_unit_test(test_ed_valid),
-        cmocka_unit_test(test_ed_y_range),     cmocka_unit_test(test_ed_not_square),
-        cmocka_unit_test(test_ed_x0_sign),     cmocka_unit_test(test_ed_small_order),
-        cmocka_unit_test(test_ed_forged_csr),  cmocka_unit_test(test_ed_cost),
+        cmocka_unit_test(test_ed_valid),       cmocka_unit_test(test_ed_y_range),
+        cmocka_unit_test(test_ed_not_square),  cmocka_unit_test(test_ed_x0_sign),
+        cmocka_unit_test(test_ed_small_order), cmocka_unit_test(test_ed_forged_csr),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
