@@ -644,141 +644,162 @@ static void store_retry_done(collector *c, const store_retry *r, mc_err rc, cons
                 r->t_first_fail ? s : 0.0, err->message);
 }
 
-static void handle_intents(collector *c, zmq_msg_t *ident, zmq_msg_t *body)
+/* Intents messages committed in one transaction when several wait (group commit): the
+ * serial and key-hash indexes take random keys, so a commit dirties about one index page per
+ * intent until the batch nears the index's size; fewer, larger commits write fewer pages. The
+ * arena holds 4 batches (collector set-up): 3 messages and their verdicts fit. */
+#define INTENTS_GROUP_MAX 3
+
+/* What the worker does with intent i once the intents are committed (rc: the commit's result):
+ * sign, skip (answered here), resume a recorded TBS, or refuse for the key. */
+static void intent_verdict(collector *c, mc_err rc, const mc_wire_intent *wi, const mc_intent *in,
+                           mc_intent_state st, mc_wire_verdict *vd)
 {
-    msgpack_object o;
-    size_t off = 0, n = 0;
-    mc_wire_intent *wi = NULL;
-    mc_intent *in = NULL;
-    mc_intent_state *st = NULL;
-    mc_wire_verdict *vd = NULL;
     mc_errdetail err;
-    mc_err rc = MC_OK;
-    if (msgpack_unpack(zmq_msg_data(body), zmq_msg_size(body), &off, &c->zone, &o) !=
-            MSGPACK_UNPACK_SUCCESS ||
-        o.type != MSGPACK_OBJECT_ARRAY) {
-        c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intents message");
+    memset(vd, 0, sizeof *vd);
+    uint64_t key = id_key(in->order_id, strlen(in->order_id));
+    if (rc != MC_OK) {
+        vd->action = MC_WIRE_FAIL;
         return;
     }
-    n = o.via.array.size;
-    wi = mc_arena_alloc(&c->arena, n * sizeof *wi);
-    in = mc_arena_alloc(&c->arena, n * sizeof *in);
-    st = mc_arena_alloc(&c->arena, n * sizeof *st);
-    vd = mc_arena_alloc(&c->arena, n * sizeof *vd);
+    if (st == MC_INTENT_NEW) {
+        vd->action = MC_WIRE_SIGN;
+        inflight_add(c, key);
+    } else if (st == MC_INTENT_KEY_BOUND) {
+        vd->action = MC_WIRE_KEY_BOUND; /* the worker knows the order's key field */
+    } else if (st == MC_INTENT_KEY_COMPROMISED) {
+        vd->action = MC_WIRE_KEY_COMPROMISED;
+    } else if (st == MC_INTENT_PENDING && inflight_has(c, key)) {
+        /* The same order id is being signed right now: answer with its result. */
+        waiter *w = calloc(1, sizeof *w);
+        char *id = strdup(in->order_id);
+        vd->action = MC_WIRE_SKIP;
+        if (!w || !id) {
+            free(w);
+            free(id);
+            mc_result r;
+            fail_result(&r, wi->seq, in->order_id, "out of memory");
+            emit(c, &r, wi->t0);
+            return;
+        }
+        *w = (waiter){c->waiters, key, wi->seq, wi->t0, id};
+        c->waiters = w;
+    } else {
+        /* Known from an earlier run: return its certificate, or finish its intent. */
+        int found = 0;
+        uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
+        size_t sl = 0, tl = 0, dl = 0;
+        mc_result r;
+        mc_err lrc;
+        store_retry lr = {0};
+        while ((lrc = mc_store_lookup(c->store, in->order_id, &found, &serial, &sl, &tbs, &tl, &der,
+                                      &dl, &err)) != MC_OK &&
+               store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
+            ;
+        store_retry_done(c, &lr, lrc, &err, "lookup", 1);
+        if (lrc != MC_OK || !found) {
+            vd->action = MC_WIRE_SKIP;
+            fail_result(&r, wi->seq, in->order_id, "lookup of an earlier order failed");
+            emit(c, &r, wi->t0);
+        } else if (der) {
+            vd->action = MC_WIRE_SKIP;
+            memset(&r, 0, sizeof r);
+            r.seq = wi->seq;
+            r.order_id = in->order_id;
+            r.order_id_len = strlen(in->order_id);
+            r.status = MC_STATUS_ISSUED;
+            r.serial = serial;
+            r.serial_len = sl;
+            r.cert = der;
+            r.cert_len = dl;
+            /* the lint set and warnings recorded when it was issued */
+            char lv[MC_RESULT_LINT_VERSION_MAX] = "", warn[MC_RESULT_WARNINGS_MAX] = "";
+            store_retry mr = {0};
+            while ((lrc = mc_store_lint_meta(c->store, in->order_id, lv, sizeof lv, warn,
+                                             sizeof warn, &err)) != MC_OK &&
+                   store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
+                ;
+            store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
+            if (lrc != MC_OK)
+                fail_result(&r, wi->seq, in->order_id, err.message);
+            r.lint_version = lv;
+            r.warnings = warn;
+            emit(c, &r, wi->t0);
+        } else {
+            vd->action = MC_WIRE_RESUME;
+            vd->serial = mc_arena_dup(&c->arena, serial, sl);
+            vd->serial_len = sl;
+            vd->tbs = mc_arena_dup(&c->arena, tbs, tl);
+            vd->tbs_len = tl;
+            inflight_add(c, key);
+        }
+        free(serial);
+        free(tbs);
+        free(der);
+    }
+}
+
+/* Commits the intents of k messages (k <= INTENTS_GROUP_MAX, each a worker's batch) in one
+ * transaction and answers each worker with its verdicts. */
+static void handle_intents(collector *c, zmq_msg_t *idents, zmq_msg_t *bodies, size_t k)
+{
+    size_t n = 0, first[INTENTS_GROUP_MAX + 1];
+    msgpack_object o[INTENTS_GROUP_MAX];
+    mc_errdetail err;
+    mc_err rc = MC_OK;
+    for (size_t m = 0; m < k; m++) {
+        size_t off = 0;
+        if (msgpack_unpack(zmq_msg_data(&bodies[m]), zmq_msg_size(&bodies[m]), &off, &c->zone,
+                           &o[m]) != MSGPACK_UNPACK_SUCCESS ||
+            o[m].type != MSGPACK_OBJECT_ARRAY) {
+            c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intents message");
+            return;
+        }
+        first[m] = n;
+        n += o[m].via.array.size;
+    }
+    first[k] = n;
+    mc_wire_intent *wi = mc_arena_alloc(&c->arena, n * sizeof *wi);
+    mc_intent *in = mc_arena_alloc(&c->arena, n * sizeof *in);
+    mc_intent_state *st = mc_arena_alloc(&c->arena, n * sizeof *st);
+    mc_wire_verdict *vd = mc_arena_alloc(&c->arena, n * sizeof *vd);
     if (!wi || !in || !st || !vd) {
         c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "collector arena full");
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        if (mc_wire_unpack_intent(&o.via.array.ptr[i], &c->arena, &wi[i]) != MC_OK) {
-            c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intent");
-            return;
+    for (size_t m = 0; m < k; m++)
+        for (size_t i = first[m]; i < first[m + 1]; i++) {
+            if (mc_wire_unpack_intent(&o[m].via.array.ptr[i - first[m]], &c->arena, &wi[i]) !=
+                MC_OK) {
+                c->rc = mc_err_set(&c->err, MC_ERR_INTERNAL, NULL, NULL, "malformed intent");
+                return;
+            }
+            in[i] = wi[i].in;
         }
-        in[i] = wi[i].in;
-    }
     store_retry sr = {0};
     do
         rc = mc_store_intents_commit(c->store, in, n, st, &err);
     while (rc != MC_OK && store_retry_wait(c, &sr, rc, &err, "intents commit", n));
     store_retry_done(c, &sr, rc, &err, "intents commit", n);
-    if (c->journal_n) {
-        pid_t owner = ident_pid(ident);
-        for (size_t i = 0; rc == MC_OK && i < n; i++)
-            journal_owner(c, wi[i].seq, owner, id_key(in[i].order_id, strlen(in[i].order_id)));
-    }
-    for (size_t i = 0; i < n; i++) {
-        memset(&vd[i], 0, sizeof vd[i]);
-        uint64_t key = id_key(in[i].order_id, strlen(in[i].order_id));
-        if (rc != MC_OK) {
-            vd[i].action = MC_WIRE_FAIL;
-            continue;
+    for (size_t m = 0; m < k; m++) {
+        if (c->journal_n && rc == MC_OK) {
+            pid_t owner = ident_pid(&idents[m]);
+            for (size_t i = first[m]; i < first[m + 1]; i++)
+                journal_owner(c, wi[i].seq, owner, id_key(in[i].order_id, strlen(in[i].order_id)));
         }
-        if (st[i] == MC_INTENT_NEW) {
-            vd[i].action = MC_WIRE_SIGN;
-            inflight_add(c, key);
-        } else if (st[i] == MC_INTENT_KEY_BOUND) {
-            vd[i].action = MC_WIRE_KEY_BOUND; /* the worker knows the order's key field */
-        } else if (st[i] == MC_INTENT_KEY_COMPROMISED) {
-            vd[i].action = MC_WIRE_KEY_COMPROMISED;
-        } else if (st[i] == MC_INTENT_PENDING && inflight_has(c, key)) {
-            /* The same order id is being signed right now: answer with its result. */
-            waiter *w = calloc(1, sizeof *w);
-            char *id = strdup(in[i].order_id);
-            vd[i].action = MC_WIRE_SKIP;
-            if (!w || !id) {
-                free(w);
-                free(id);
-                mc_result r;
-                fail_result(&r, wi[i].seq, in[i].order_id, "out of memory");
-                emit(c, &r, wi[i].t0);
-                continue;
-            }
-            *w = (waiter){c->waiters, key, wi[i].seq, wi[i].t0, id};
-            c->waiters = w;
-        } else {
-            /* Known from an earlier run: return its certificate, or finish its intent. */
-            int found = 0;
-            uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
-            size_t sl = 0, tl = 0, dl = 0;
-            mc_result r;
-            mc_err lrc;
-            store_retry lr = {0};
-            while ((lrc = mc_store_lookup(c->store, in[i].order_id, &found, &serial, &sl, &tbs, &tl,
-                                          &der, &dl, &err)) != MC_OK &&
-                   store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
-                ;
-            store_retry_done(c, &lr, lrc, &err, "lookup", 1);
-            if (lrc != MC_OK || !found) {
-                vd[i].action = MC_WIRE_SKIP;
-                fail_result(&r, wi[i].seq, in[i].order_id, "lookup of an earlier order failed");
-                emit(c, &r, wi[i].t0);
-            } else if (der) {
-                vd[i].action = MC_WIRE_SKIP;
-                memset(&r, 0, sizeof r);
-                r.seq = wi[i].seq;
-                r.order_id = in[i].order_id;
-                r.order_id_len = strlen(in[i].order_id);
-                r.status = MC_STATUS_ISSUED;
-                r.serial = serial;
-                r.serial_len = sl;
-                r.cert = der;
-                r.cert_len = dl;
-                /* the lint set and warnings recorded when it was issued */
-                char lv[MC_RESULT_LINT_VERSION_MAX] = "", warn[MC_RESULT_WARNINGS_MAX] = "";
-                store_retry mr = {0};
-                while ((lrc = mc_store_lint_meta(c->store, in[i].order_id, lv, sizeof lv, warn,
-                                                 sizeof warn, &err)) != MC_OK &&
-                       store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
-                    ;
-                store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
-                if (lrc != MC_OK)
-                    fail_result(&r, wi[i].seq, in[i].order_id, err.message);
-                r.lint_version = lv;
-                r.warnings = warn;
-                emit(c, &r, wi[i].t0);
-            } else {
-                vd[i].action = MC_WIRE_RESUME;
-                vd[i].serial = mc_arena_dup(&c->arena, serial, sl);
-                vd[i].serial_len = sl;
-                vd[i].tbs = mc_arena_dup(&c->arena, tbs, tl);
-                vd[i].tbs_len = tl;
-                inflight_add(c, key);
-            }
-            free(serial);
-            free(tbs);
-            free(der);
-        }
+        for (size_t i = first[m]; i < first[m + 1]; i++)
+            intent_verdict(c, rc, &wi[i], &in[i], st[i], &vd[i]);
+        msgpack_packer pk;
+        msgpack_sbuffer_clear(&c->sbuf);
+        msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, first[m + 1] - first[m]);
+        for (size_t i = first[m]; i < first[m + 1]; i++)
+            mc_wire_pack_verdict(&pk, &vd[i]);
+        if (zmq_msg_send(&idents[m], c->router, ZMQ_SNDMORE) < 0 ||
+            zmq_send(c->router, c->sbuf.data, c->sbuf.size, 0) < 0)
+            c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "reply to worker: %s",
+                               zmq_strerror(zmq_errno()));
     }
-    msgpack_packer pk;
-    msgpack_sbuffer_clear(&c->sbuf);
-    msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, n);
-    for (size_t i = 0; i < n; i++)
-        mc_wire_pack_verdict(&pk, &vd[i]);
-    if (zmq_msg_send(ident, c->router, ZMQ_SNDMORE) < 0 ||
-        zmq_send(c->router, c->sbuf.data, c->sbuf.size, 0) < 0)
-        c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "reply to worker: %s",
-                           zmq_strerror(zmq_errno()));
 }
 
 static void handle_results(collector *c, zmq_msg_t *body)
@@ -1064,13 +1085,27 @@ static void *collector_main(void *arg)
             zmq_msg_close(&m);
         }
         if (items[1].revents & ZMQ_POLLIN) {
-            zmq_msg_t id, body;
-            zmq_msg_init(&id);
-            zmq_msg_init(&body);
-            if (zmq_msg_recv(&id, c->router, 0) >= 0 && zmq_msg_recv(&body, c->router, 0) >= 0)
-                handle_intents(c, &id, &body);
-            zmq_msg_close(&id);
-            zmq_msg_close(&body);
+            /* the batches of intents waiting now, up to INTENTS_GROUP_MAX, in one commit */
+            zmq_msg_t id[INTENTS_GROUP_MAX], body[INTENTS_GROUP_MAX];
+            size_t k = 0;
+            for (; k < INTENTS_GROUP_MAX; k++) {
+                zmq_msg_init(&id[k]);
+                zmq_msg_init(&body[k]);
+                /* a message's frames arrive together: the body never waits once its identity is
+                 * in */
+                if (zmq_msg_recv(&id[k], c->router, k ? ZMQ_DONTWAIT : 0) < 0 ||
+                    zmq_msg_recv(&body[k], c->router, 0) < 0) {
+                    zmq_msg_close(&id[k]);
+                    zmq_msg_close(&body[k]);
+                    break;
+                }
+            }
+            if (k)
+                handle_intents(c, id, body, k);
+            for (size_t m = 0; m < k; m++) {
+                zmq_msg_close(&id[m]);
+                zmq_msg_close(&body[m]);
+            }
             mc_arena_reset(&c->arena);
             msgpack_zone_clear(&c->zone);
         }
