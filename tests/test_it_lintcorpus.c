@@ -31,110 +31,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OID_SAN "2.5.29.17"
-#define OID_SDA "2.5.29.9"
-#define OID_LEI "1.3.6.1.4.1.52266.1"
-#define OID_AKI "2.5.29.35"
-#define OID_SKI "2.5.29.14"
-#define OID_AIA "1.3.6.1.5.5.7.1.1"
-#define OID_CRLDP "2.5.29.31"
-#define OID_EKU "2.5.29.37"
-#define OID_KU "2.5.29.15"
-#define OID_POLICIES "2.5.29.32"
-
 #define OV "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345"
-#define OID_QCS "1.3.6.1.5.5.7.1.3"
 /* QCStatements: QcCompliance, QcType [esign] */
 #define QCS_ESIGN                                                                                  \
     "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 8e 46 "   \
     "01 06 01"
 #define LEI_HEX "35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 32"
-#define GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
 
-/* ---- edits that need exact bytes ---- */
-
-/* SAN = the given GeneralNames: rfc822Name (tag [1]) and SmtpUTF8Mailbox (NULL: absent). */
-static void set_san(X509 *x, const char *rfc822, const char *utf8)
-{
-    static const uint8_t oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
-    uint8_t buf[256];
-    mc_der_w w;
-    mc_der_w_init(&w, buf, sizeof buf);
-    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
-    if (rfc822)
-        mc_der_put(&w, MC_DER_CTX(1), rfc822, strlen(rfc822));
-    if (utf8) {
-        size_t on = mc_der_begin(&w, MC_DER_CTX_CONS(0));
-        mc_der_put(&w, MC_DER_OID, oid, sizeof oid);
-        size_t ex = mc_der_begin(&w, MC_DER_CTX_CONS(0));
-        mc_der_put(&w, MC_DER_UTF8STRING, utf8, strlen(utf8));
-        mc_der_end(&w, ex);
-        mc_der_end(&w, on);
-    }
-    mc_der_end(&w, m);
-    assert_int_equal(w.err, MC_OK);
-    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
-}
-
-static void cn(X509 *x, const char *v)
-{
-    assert_int_equal(cg_subject_clear(x), 0);
-    assert_int_equal(cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, v, strlen(v)), 0);
-}
-
-static void e_ulabel(X509 *x)
-{
-    set_san(x, "alice@m\xc3\xbcnchen.example", NULL);
-    cn(x, "alice@m\xc3\xbcnchen.example");
-}
+/* ---- edits that need exact bytes (shared ones: certgen's cg_edit_* and cg_tbs_*; raw TBS
+ * edits break the signature, which `mailca lint` does not verify) ---- */
 
 static void e_alabel_ok(X509 *x)
 {
-    set_san(x, "alice@xn--mnchen-3ya.example", GREEK "@xn--mnchen-3ya.example");
-    cn(x, "alice@xn--mnchen-3ya.example");
+    static const char m[] = "alice@" CG_MUENCHEN_A;
+    assert_int_equal(cg_ext_san(x, m, CG_GREEK "@" CG_MUENCHEN_A), 0);
+    assert_int_equal(cg_subject_cn(x, m), 0);
 }
 
 static void e_alabel_bad(X509 *x)
 {
-    set_san(x, "alice@xn--zz.example", NULL);
-    cn(x, "alice@xn--zz.example");
-}
-
-static void e_utf8_ascii(X509 *x)
-{
-    set_san(x, CG_MAILBOX, "bob@example.com");
-}
-
-static void e_utf8_ulabel(X509 *x)
-{
-    set_san(x, CG_MAILBOX, GREEK "@m\xc3\xbcnchen.example");
-}
-
-/* ---- raw TBS edits (the signature no longer matches: `mailca lint` does not verify it) ---- */
-
-typedef size_t (*tbs_fn)(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
-
-static size_t t_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    uint8_t e[32];
-    size_t el = cg_hex("02 11 00 5a 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", e, sizeof e);
-    return cg_tbs_replace(tbs, len, 1, e, el, out, cap);
-}
-
-static size_t t_time_generalized(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    uint8_t e[64]; /* 2026-01-15 as GeneralizedTime (RFC 5280 4.1.2.5: UTCTime until 2049) */
-    size_t el = cg_hex("30 20 18 0f 32 30 32 36 30 31 31 35 30 30 30 30 30 30 5a 17 0d 32 38 30 "
-                       "31 31 34 32 33 35 39 35 39 5a",
-                       e, sizeof e);
-    return cg_tbs_replace(tbs, len, 4, e, el, out, cap);
-}
-
-static size_t t_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    uint8_t e[8];
-    size_t el = cg_hex("82 02 00 ab", e, sizeof e);
-    return cg_tbs_insert(tbs, len, 7, e, el, out, cap);
+    static const char m[] = "alice@xn--zz.example";
+    assert_int_equal(cg_ext_san(x, m, NULL), 0);
+    assert_int_equal(cg_subject_cn(x, m), 0);
 }
 
 /* ---- the corpus ---- */
@@ -143,7 +61,7 @@ typedef struct ccase {
     const char *name;
     const char *ids; /* expected lint ids, comma separated, any order; "" none */
     CG_CASE_MEMBERS; /* the certificate: type (0: mailbox), gen (0: Strict), key, edits... */
-    tbs_fn post;
+    cg_tbs_fn post;
 } ccase;
 
 static const ccase CASES[] = {
@@ -162,7 +80,7 @@ static const ccase CASES[] = {
      .gen = MC_GEN_MULTIPURPOSE,
      .key = CG_KEY_ED25519,
      .subj = OV ";L=M\xc3\xbcnchen",
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 " LEI_HEX},
     {.name = "sponsor strict",
      .ids = "",
@@ -199,25 +117,27 @@ static const ccase CASES[] = {
      .gen = MC_GEN_LEGACY},
     {.name = "serial with a padding byte",
      .ids = "e_serial_number_not_minimal_der",
-     .post = t_serial_padded},
+     .post = cg_tbs_serial_padded},
     {.name = "GeneralizedTime before 2050",
      .ids = "e_validity_time_wrong_type",
-     .post = t_time_generalized},
-    {.name = "subjectUniqueID", .ids = "e_cert_unique_identifier_present", .post = t_unique_id},
+     .post = cg_tbs_time_generalized},
+    {.name = "subjectUniqueID",
+     .ids = "e_cert_unique_identifier_present",
+     .post = cg_tbs_unique_id},
     {.name = "no certificatePolicies",
      .ids = "e_smime_certificate_policies_missing",
-     .del = OID_POLICIES},
-    {.name = "no cRLDistributionPoints", .ids = "e_smime_crldp_missing", .del = OID_CRLDP},
+     .del = CG_OID_POLICIES},
+    {.name = "no cRLDistributionPoints", .ids = "e_smime_crldp_missing", .del = CG_OID_CRLDP},
     {.name = "https CRL",
      .ids = "e_smime_crldp_uri_not_http",
      .conf_name = "crlDistributionPoints",
      .conf_value = "URI:https://crl.example.com/ca.crl"},
-    {.name = "no AIA", .ids = "w_smime_aia_missing", .del = OID_AIA},
+    {.name = "no AIA", .ids = "w_smime_aia_missing", .del = CG_OID_AIA},
     {.name = "basicConstraints CA:TRUE",
      .ids = "e_smime_basic_constraints_ca",
      .conf_name = "basicConstraints",
      .conf_value = "critical,CA:TRUE"},
-    {.name = "no keyUsage", .ids = "e_smime_key_usage_missing", .del = OID_KU},
+    {.name = "no keyUsage", .ids = "e_smime_key_usage_missing", .del = CG_OID_KU},
     {.name = "keyUsage not critical",
      .ids = "w_smime_key_usage_not_critical",
      .conf_name = "keyUsage",
@@ -231,7 +151,7 @@ static const ccase CASES[] = {
      .key = CG_KEY_ED25519,
      .conf_name = "keyUsage",
      .conf_value = "critical,digitalSignature,keyAgreement"},
-    {.name = "no extKeyUsage", .ids = "e_smime_eku_missing", .del = OID_EKU},
+    {.name = "no extKeyUsage", .ids = "e_smime_eku_missing", .del = CG_OID_EKU},
     {.name = "extKeyUsage without emailProtection",
      .ids = "e_smime_eku_email_protection_missing",
      .gen = MC_GEN_MULTIPURPOSE,
@@ -246,9 +166,11 @@ static const ccase CASES[] = {
      .ids = "e_smime_eku_strict_other_purpose",
      .conf_name = "extendedKeyUsage",
      .conf_value = "emailProtection,clientAuth"},
-    {.name = "no AKI", .ids = "e_smime_aki_missing", .del = OID_AKI},
-    {.name = "no SKI", .ids = "w_smime_ski_missing", .del = OID_SKI},
-    {.name = "no SAN", .ids = "e_smime_san_missing,e_smime_mailbox_cn_not_in_san", .del = OID_SAN},
+    {.name = "no AKI", .ids = "e_smime_aki_missing", .del = CG_OID_AKI},
+    {.name = "no SKI", .ids = "w_smime_ski_missing", .del = CG_OID_SKI},
+    {.name = "no SAN",
+     .ids = "e_smime_san_missing,e_smime_mailbox_cn_not_in_san",
+     .del = CG_OID_SAN},
     {.name = "SAN with a dNSName",
      .ids = "e_smime_san_prohibited_name_type",
      .conf_name = "subjectAltName",
@@ -258,72 +180,72 @@ static const ccase CASES[] = {
      .mailbox = "alice..x@example.com"},
     {.name = "rfc822Name with a U-label domain",
      .ids = "e_smime_san_mailbox_domain_u_label",
-     .edit = e_ulabel},
+     .edit = cg_edit_rfc822_ulabel},
     {.name = "rfc822Name with an invalid A-label",
      .ids = "e_smime_san_mailbox_domain_a_label_invalid",
      .edit = e_alabel_bad},
     {.name = "SmtpUTF8Mailbox with a U-label domain",
      .ids = "e_smime_san_mailbox_domain_u_label",
-     .edit = e_utf8_ulabel},
+     .edit = cg_edit_smtputf8_ulabel},
     {.name = "SmtpUTF8Mailbox with an ASCII local part",
      .ids = "e_smime_san_smtputf8_mailbox_ascii_local_part",
-     .edit = e_utf8_ascii},
+     .edit = cg_edit_smtputf8_ascii},
     {.name = "unknown extension",
      .ids = "e_smime_ext_not_allowed",
      .raw_oid = "1.2.3.4.5",
      .raw_hex = "05 00"},
     {.name = "two SKIs",
      .ids = "e_ext_duplicate",
-     .raw_oid = OID_SKI,
+     .raw_oid = CG_OID_SKI,
      .raw_hex = "04 04 01 02 03 04",
      .raw_add = 1},
     {.name = "subjectDirectoryAttributes in Strict",
      .ids = "e_smime_ext_prohibited_for_profile",
-     .raw_oid = OID_SDA,
+     .raw_oid = CG_OID_SDA,
      .raw_hex = "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 "
                 "31 32 30 30 30 30 5a"},
     {.name = "LEI in a mailbox-validated certificate",
      .ids = "e_smime_ext_prohibited_for_profile",
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 " LEI_HEX},
     {.name = "critical LEI",
      .ids = "e_smime_ext_critical",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 " LEI_HEX,
      .raw_crit = 1},
     {.name = "LEI with a bad check digit",
      .ids = "e_smime_lei_malformed",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 33"},
     /* SBR 7.1.2.3(k): qcStatements (RFC 3739 3.2.6, ETSI EN 319 412-5 4) */
     {.name = "sponsor strict with QcCompliance and QcType esign",
      .ids = "",
      .type = MC_TYPE_SPONSOR,
      .subj = OV ";GN=J\xc3\xb6rg;SN=M\xc3\xbcller",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = QCS_ESIGN},
     {.name = "critical qcStatements",
      .ids = "e_smime_ext_critical",
      .type = MC_TYPE_SPONSOR,
      .subj = OV ";GN=J\xc3\xb6rg;SN=M\xc3\xbcller",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = QCS_ESIGN,
      .raw_crit = 1},
     {.name = "QcCompliance with a statementInfo",
      .ids = "e_smime_qc_statements_malformed",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = "30 0c 30 0a 06 06 04 00 8e 46 01 01 05 00"},
     {.name = "QcType esign in an organization-validated certificate",
      .ids = "e_smime_qc_type_mismatch",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = QCS_ESIGN},
     {.name = "organizationName in a mailbox-validated certificate",
      .ids = "e_smime_subject_attribute_prohibited",

@@ -55,9 +55,6 @@
     "6f 6d 2f 63 6e 3d 63 61"
 #define HX_TIME_NOSEC                                                                              \
     "30 1c 17 0b 32 36 30 31 31 35 30 30 30 30 5a 17 0d 32 38 30 31 31 34 32 33 35 39 35 39 5a"
-#define HX_TIME_GEN                                                                                \
-    "30 20 18 0f 32 30 32 36 30 31 31 35 30 30 30 30 30 30 5a 17 0d 32 38 30 31 31 34 32 33 35 "   \
-    "39 35 39 5a"
 #define HX_TIME_2050                                                                               \
     "30 20 17 0d 34 39 31 32 30 31 30 30 30 30 30 30 5a 18 0f 32 30 35 30 30 31 30 31 30 30 30 "   \
     "30 30 30 5a"
@@ -107,37 +104,10 @@
     "30 17 30 15 06 08 2b 06 01 05 05 07 0b 02 30 09 06 07 04 00 8b ec 49 01 02"
 #define HX_AKI_OTHER "30 16 80 14 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11 11"
 
-#define OID_POLICIES "2.5.29.32"
-#define OID_CRLDP "2.5.29.31"
-#define OID_AIA "1.3.6.1.5.5.7.1.1"
-#define OID_BC "2.5.29.19"
-#define OID_KU "2.5.29.15"
-#define OID_EKU "2.5.29.37"
-#define OID_AKI "2.5.29.35"
-#define OID_SAN "2.5.29.17"
-#define OID_SKI "2.5.29.14"
-#define OID_SMIMECAP "1.2.840.113549.1.9.15"
-#define OID_QCS "1.3.6.1.5.5.7.1.3"
-#define OID_SDA "2.5.29.9"
-#define OID_ADOBE_TS "1.2.840.113583.1.1.9.1"
-#define OID_LEI "1.3.6.1.4.1.52266.1"
-#define OID_LEI_ROLE "1.3.6.1.4.1.52266.2"
-
 #define T_BEFORE_LEGACY_SUNSET 1735689600LL /* 2025-01-01 */
 #define T_BEFORE_SBR 1672531200LL           /* 2023-01-01 */
 
 /* ---- raw TBS editors (for what OpenSSL will not encode) ---- */
-
-typedef size_t (*tbs_fn)(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
-
-static size_t replace_hex(const uint8_t *tbs, size_t len, int idx, const char *hex, uint8_t *out,
-                          size_t cap)
-{
-    uint8_t e[512];
-    size_t el = cg_hex(hex, e, sizeof e);
-    assert_true(el > 0);
-    return cg_tbs_replace(tbs, len, idx, e, el, out, cap);
-}
 
 static size_t t_truncate(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
@@ -146,43 +116,26 @@ static size_t t_truncate(const uint8_t *tbs, size_t len, uint8_t *out, size_t ca
     return len - 1;
 }
 
-static size_t t_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    uint8_t e[8];
-    size_t el = cg_hex("82 02 00 ab", e, sizeof e);
-    return cg_tbs_insert(tbs, len, 7, e, el, out, cap);
-}
-
 static size_t t_serial_negative(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
-    return replace_hex(tbs, len, 1, "02 10 85 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", out,
-                       cap);
-}
-
-static size_t t_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    return replace_hex(tbs, len, 1, "02 11 00 5a 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", out,
-                       cap);
+    return cg_tbs_replace_hex(tbs, len, 1, "02 10 85 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e",
+                              out, cap);
 }
 
 static size_t t_time_nosec(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
-    return replace_hex(tbs, len, 4, HX_TIME_NOSEC, out, cap);
-}
-
-static size_t t_time_gen(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
-{
-    return replace_hex(tbs, len, 4, HX_TIME_GEN, out, cap);
+    return cg_tbs_replace_hex(tbs, len, 4, HX_TIME_NOSEC, out, cap);
 }
 
 static size_t t_time_2050(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
-    return replace_hex(tbs, len, 4, HX_TIME_2050, out, cap);
+    return cg_tbs_replace_hex(tbs, len, 4, HX_TIME_2050, out, cap);
 }
 
 static size_t t_sigalg_sha1(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
-    return replace_hex(tbs, len, 2, "30 0d 06 09 2a 86 48 86 f7 0d 01 01 05 05 00", out, cap);
+    return cg_tbs_replace_hex(tbs, len, 2, "30 0d 06 09 2a 86 48 86 f7 0d 01 01 05 05 00", out,
+                              cap);
 }
 
 static size_t t_crit_false(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
@@ -367,31 +320,28 @@ static void e_subject_empty_san_dirname(X509 *x)
     uint8_t v[64];
     size_t l = cg_hex(HX_SAN_DIRNAME, v, sizeof v);
     cg_subject_clear(x);
-    cg_ext_set_raw(x, OID_SAN, 1, v, l);
+    cg_ext_set_raw(x, CG_OID_SAN, 1, v, l);
 }
 
 static void e_subject_empty_san_critical(X509 *x)
 {
     cg_subject_clear(x);
-    cg_ext_set_critical(x, OID_SAN, 1);
+    cg_ext_set_critical(x, CG_OID_SAN, 1);
 }
 
 static void e_cn_other(X509 *x)
 {
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "bob@example.com", 15);
+    cg_subject_cn(x, "bob@example.com");
 }
 
 static void e_cn_name(X509 *x)
 {
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "Alice Example", 13);
+    cg_subject_cn(x, "Alice Example");
 }
 
 static void e_cn_upper_domain(X509 *x)
 {
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, "alice@EXAMPLE.com", 17);
+    cg_subject_cn(x, "alice@EXAMPLE.com");
 }
 
 static void e_cn_printable_mailbox(X509 *x)
@@ -456,8 +406,7 @@ static void e_cn_long(X509 *x)
     char san[100];
     snprintf(san, sizeof san, "email:%s", m);
     cg_ext_conf(x, "subjectAltName", san);
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
+    cg_subject_cn(x, m);
 }
 
 static void e_add_serial_utf8(X509 *x)
@@ -487,8 +436,8 @@ static void e_add_lei_and_role(X509 *x)
                             "5493001KJTIIGC8Y1R12";
     static const char r[] = "\x13\x17"
                             "Chief Financial Officer";
-    assert_int_equal(cg_ext_set_raw(x, OID_LEI, 0, (const uint8_t *)v, sizeof v - 1), 0);
-    assert_int_equal(cg_ext_set_raw(x, OID_LEI_ROLE, 0, (const uint8_t *)r, sizeof r - 1), 0);
+    assert_int_equal(cg_ext_set_raw(x, CG_OID_LEI, 0, (const uint8_t *)v, sizeof v - 1), 0);
+    assert_int_equal(cg_ext_set_raw(x, CG_OID_LEI_ROLE, 0, (const uint8_t *)r, sizeof r - 1), 0);
 }
 
 static void e_aki_with_serial(X509 *x)
@@ -497,99 +446,43 @@ static void e_aki_with_serial(X509 *x)
     uint8_t v[80] = {0x30, (uint8_t)(2 + iss->ski_len + 3), 0x80, (uint8_t)iss->ski_len};
     memcpy(v + 4, iss->ski, iss->ski_len);
     memcpy(v + 4 + iss->ski_len, "\x82\x01\x01", 3);
-    cg_ext_set_raw(x, OID_AKI, 0, v, 4 + iss->ski_len + 3);
+    cg_ext_set_raw(x, CG_OID_AKI, 0, v, 4 + iss->ski_len + 3);
 }
-
-/* SAN = rfc822Name (when given) + one SmtpUTF8Mailbox otherName with these exact UTF-8 bytes
- * (OpenSSL's config syntax would re-encode them as Latin-1). */
-static void set_san_utf8(X509 *x, const char *rfc822, const char *mbox)
-{
-    static const uint8_t oid[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
-    uint8_t buf[256];
-    mc_der_w w;
-    mc_der_w_init(&w, buf, sizeof buf);
-    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
-    if (rfc822)
-        mc_der_put(&w, MC_DER_CTX(1), rfc822, strlen(rfc822));
-    size_t on = mc_der_begin(&w, MC_DER_CTX_CONS(0));
-    mc_der_put(&w, MC_DER_OID, oid, sizeof oid);
-    size_t ex = mc_der_begin(&w, MC_DER_CTX_CONS(0));
-    mc_der_put(&w, MC_DER_UTF8STRING, mbox, strlen(mbox));
-    mc_der_end(&w, ex);
-    mc_der_end(&w, on);
-    mc_der_end(&w, m);
-    assert_int_equal(w.err, MC_OK);
-    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
-}
-
-#define GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
 
 static void e_smtputf8_cn(X509 *x)
 {
-    static const char m[] = GREEK "@example.com";
-    set_san_utf8(x, NULL, m);
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
+    static const char m[] = CG_GREEK "@example.com";
+    assert_int_equal(cg_ext_san(x, NULL, m), 0);
+    cg_subject_cn(x, m);
 }
 
 static void e_smtputf8_upper(X509 *x)
 {
-    set_san_utf8(x, CG_MAILBOX, GREEK "@Example.com");
+    assert_int_equal(cg_ext_san(x, CG_MAILBOX, CG_GREEK "@Example.com"), 0);
 }
 
 static void e_smtputf8_bom(X509 *x)
 {
-    set_san_utf8(x, CG_MAILBOX, "\xef\xbb\xbf" GREEK "@example.com");
+    assert_int_equal(cg_ext_san(x, CG_MAILBOX, "\xef\xbb\xbf" CG_GREEK "@example.com"), 0);
 }
 
 static void e_smtputf8_bad_utf8(X509 *x)
 {
-    set_san_utf8(x, CG_MAILBOX, "\xc0\xaf" GREEK "@example.com"); /* overlong '/' */
+    assert_int_equal(cg_ext_san(x, CG_MAILBOX, "\xc0\xaf" CG_GREEK "@example.com"),
+                     0); /* overlong '/' */
 }
 
-static void e_smtputf8_ascii(X509 *x)
-{
-    set_san_utf8(x, CG_MAILBOX, "bob@example.com");
-}
-
-#define MUENCHEN_U "m\xc3\xbcnchen.example" /* U-label */
-#define MUENCHEN_A "xn--mnchen-3ya.example" /* its A-label */
-
-/* SAN = one rfc822Name with these exact bytes (OpenSSL's config syntax refuses non-ASCII). */
-static void set_san_rfc822(X509 *x, const char *mbox)
-{
-    uint8_t buf[256];
-    mc_der_w w;
-    mc_der_w_init(&w, buf, sizeof buf);
-    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
-    mc_der_put(&w, MC_DER_CTX(1), mbox, strlen(mbox));
-    mc_der_end(&w, m);
-    assert_int_equal(w.err, MC_OK);
-    assert_int_equal(cg_ext_set_raw(x, OID_SAN, 0, buf, w.len), 0);
-}
-
-/* SBR 7.1.4.2.1 / RFC 9598 3: IDN domains as A-labels. The CN is the SAN mailbox in each. */
-static void e_rfc822_ulabel(X509 *x)
-{
-    static const char m[] = "alice@" MUENCHEN_U;
-    set_san_rfc822(x, m);
-    cg_subject_clear(x);
-    cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, m, strlen(m));
-}
-
-static void e_smtputf8_ulabel(X509 *x)
-{
-    set_san_utf8(x, CG_MAILBOX, GREEK "@" MUENCHEN_U);
-}
-
+/* SBR 7.1.4.2.1 / RFC 9598 3: IDN domains as A-labels (the U-label cases: certgen's
+ * cg_edit_rfc822_ulabel and cg_edit_smtputf8_ulabel). */
 static void e_smtputf8_alabel(X509 *x)
 {
-    set_san_utf8(x, CG_MAILBOX, GREEK "@" MUENCHEN_A);
+    assert_int_equal(cg_ext_san(x, CG_MAILBOX, CG_GREEK "@" CG_MUENCHEN_A), 0);
 }
 
 static void e_smtputf8_bad_alabel(X509 *x)
 {
-    set_san_utf8(x, CG_MAILBOX, GREEK "@xn--ls8h.example"); /* decodes to an emoji */
+    assert_int_equal(cg_ext_san(x, CG_MAILBOX, CG_GREEK "@xn--ls8h.example"),
+                     0); /* decodes to an emoji */
 }
 
 /* ---- the case table ---- */
@@ -608,7 +501,7 @@ typedef struct lcase {
     const char *id;  /* expected lint id; NULL: must pass with no error and no warning */
     int only;        /* the only error (for a warning id: no error, the only warning) */
     CG_CASE_MEMBERS; /* the certificate: gen (0: Strict), type (0: mailbox), key, edits... */
-    tbs_fn post;
+    cg_tbs_fn post;
     int ctx;
     int64_t now; /* 0: CG_NOW */
 } lcase;
@@ -655,7 +548,7 @@ static const lcase cases[] = {
     {.name = "subject serialNumber", .edit = e_add_serial_ok},
     {.name = "CN domain in other case", .edit = e_cn_upper_domain},
     {.name = "SmtpUTF8Mailbox in SAN and CN", .edit = e_smtputf8_cn},
-    {.name = "rfc822Name with an A-label domain", .mailbox = "alice@" MUENCHEN_A},
+    {.name = "rfc822Name with an A-label domain", .mailbox = "alice@" CG_MUENCHEN_A},
     {.name = "rfc822Name with an upper-case A-label", .mailbox = "alice@XN--MNCHEN-3YA.example"},
     {.name = "SmtpUTF8Mailbox with an A-label domain", .edit = e_smtputf8_alabel},
     {.name = "empty subject, critical SAN", .edit = e_subject_empty_san_critical},
@@ -667,17 +560,19 @@ static const lcase cases[] = {
      .gen = MC_GEN_MULTIPURPOSE,
      .conf_name = "subjectAltName",
      .conf_value = "email:" CG_MAILBOX ",otherName:1.3.6.1.4.1.311.20.2.3;UTF8:" CG_MAILBOX},
-    {.name = "https CPS and UTF8 explicitText", .raw_oid = OID_POLICIES, .raw_hex = HX_POL_CPS_OK},
+    {.name = "https CPS and UTF8 explicitText",
+     .raw_oid = CG_OID_POLICIES,
+     .raw_hex = HX_POL_CPS_OK},
     {.name = "basicConstraints cA FALSE",
      .conf_name = "basicConstraints",
      .conf_value = "critical,CA:FALSE"},
-    {.name = "smimeCapabilities non-critical", .raw_oid = OID_SMIMECAP, .raw_hex = "30 00"},
+    {.name = "smimeCapabilities non-critical", .raw_oid = CG_OID_SMIMECAP, .raw_hex = "30 00"},
     {.name = "qcStatements non-critical (QcCompliance)",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_COMPLIANCE},
     {.name = "Adobe timestamp in MP",
      .gen = MC_GEN_MULTIPURPOSE,
-     .raw_oid = OID_ADOBE_TS,
+     .raw_oid = CG_OID_ADOBE_TS,
      .raw_hex = "30 00"},
     {.name = "validity one second below the maximum", .validity = 825 * CG_DAY - 2},
     {.name = "GeneralizedTime from 2050", .post = t_time_2050},
@@ -688,10 +583,12 @@ static const lcase cases[] = {
     {.name = "legacy before its sunset, 1000 days, ldap+http CRL",
      .gen = MC_GEN_LEGACY,
      .validity = 1000 * CG_DAY,
-     .raw_oid = OID_CRLDP,
+     .raw_oid = CG_OID_CRLDP,
      .raw_hex = HX_CRLDP_LDAP_HTTP,
      .now = T_BEFORE_LEGACY_SUNSET},
-    {.name = "SBR lints not in force before 2023-09-01", .del = OID_POLICIES, .now = T_BEFORE_SBR},
+    {.name = "SBR lints not in force before 2023-09-01",
+     .del = CG_OID_POLICIES,
+     .now = T_BEFORE_SBR},
 
     /* ---- structure ---- */
     {.name = "truncated TBS", .id = "e_cert_der_invalid", .only = 1, .post = t_truncate},
@@ -699,7 +596,7 @@ static const lcase cases[] = {
     {.name = "issuerUniqueID",
      .id = "e_cert_unique_identifier_present",
      .only = 1,
-     .post = t_unique_id},
+     .post = cg_tbs_unique_id},
     {.name = "serial zero", .id = "e_serial_number_not_positive", .only = 1, .serial_hex = "00"},
     {.name = "serial negative",
      .id = "e_serial_number_not_positive",
@@ -716,7 +613,7 @@ static const lcase cases[] = {
     {.name = "serial with a redundant 00",
      .id = "e_serial_number_not_minimal_der",
      .only = 1,
-     .post = t_serial_padded},
+     .post = cg_tbs_serial_padded},
     {.name = "serial 4 octets",
      .id = "w_serial_number_low_entropy",
      .only = 1,
@@ -728,7 +625,7 @@ static const lcase cases[] = {
     {.name = "GeneralizedTime in 2026",
      .id = "e_validity_time_wrong_type",
      .only = 1,
-     .post = t_time_gen},
+     .post = cg_tbs_time_generalized},
     {.name = "notAfter before notBefore",
      .id = "e_validity_not_after_before_not_before",
      .only = 1,
@@ -804,7 +701,7 @@ static const lcase cases[] = {
     {.name = "duplicate SKI",
      .id = "e_ext_duplicate",
      .only = 1,
-     .raw_oid = OID_SKI,
+     .raw_oid = CG_OID_SKI,
      .raw_hex = "04 02 ab cd",
      .raw_add = 1},
     {.name = "critical FALSE encoded",
@@ -814,23 +711,23 @@ static const lcase cases[] = {
     {.name = "EKU not a SEQUENCE",
      .id = "e_ext_value_malformed",
      .only = 1,
-     .raw_oid = OID_EKU,
+     .raw_oid = CG_OID_EKU,
      .raw_hex = "04 00"},
     {.name = "KU BIT STRING with trailing zero octet",
      .id = "e_ext_value_malformed",
      .only = 1,
-     .raw_oid = OID_KU,
+     .raw_oid = CG_OID_KU,
      .raw_crit = 1,
      .raw_hex = "03 03 00 80 00"},
     {.name = "unknown policy qualifier",
      .id = "e_ext_value_malformed",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_BADQUAL},
     {.name = "basicConstraints cA FALSE encoded",
      .id = "e_ext_value_malformed",
      .only = 1,
-     .raw_oid = OID_BC,
+     .raw_oid = CG_OID_BC,
      .raw_hex = "30 03 01 01 00"},
     {.name = "unknown extension",
      .id = "e_smime_ext_not_allowed",
@@ -845,30 +742,30 @@ static const lcase cases[] = {
     {.name = "Adobe timestamp in Strict",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
-     .raw_oid = OID_ADOBE_TS,
+     .raw_oid = CG_OID_ADOBE_TS,
      .raw_hex = "30 00"},
     {.name = "subjectDirectoryAttributes in MP",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
      .gen = MC_GEN_MULTIPURPOSE,
-     .raw_oid = OID_SDA,
+     .raw_oid = CG_OID_SDA,
      .raw_hex = HX_SDA},
     {.name = "LEI in mailbox-validated",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 02 41 41"},
     {.name = "critical qcStatements",
      .id = "e_smime_ext_critical",
      .only = 1,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_crit = 1,
      .raw_hex = HX_QCS_COMPLIANCE},
     {.name = "critical Adobe timestamp in MP",
      .id = "e_smime_ext_critical",
      .only = 1,
      .gen = MC_GEN_MULTIPURPOSE,
-     .raw_oid = OID_ADOBE_TS,
+     .raw_oid = CG_OID_ADOBE_TS,
      .raw_crit = 1,
      .raw_hex = "30 00"},
 
@@ -876,45 +773,45 @@ static const lcase cases[] = {
     {.name = "no policies",
      .id = "e_smime_certificate_policies_missing",
      .only = 1,
-     .del = OID_POLICIES},
+     .del = CG_OID_POLICIES},
     {.name = "critical policies",
      .id = "w_smime_certificate_policies_critical",
      .only = 1,
-     .crit_oid = OID_POLICIES},
+     .crit_oid = CG_OID_POLICIES},
     {.name = "two reserved OIDs",
      .id = "e_smime_exactly_one_reserved_policy",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_TWO},
     {.name = "no reserved OID",
      .id = "e_smime_exactly_one_reserved_policy",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_NONE},
     {.name = "anyPolicy",
      .id = "e_smime_any_policy_present",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_ANY},
     {.name = "ftp CPS URI",
      .id = "e_smime_cps_uri_not_http",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_CPS_FTP},
     {.name = "userNotice with noticeRef",
      .id = "e_smime_user_notice_has_notice_ref",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_NOTICEREF},
     {.name = "userNotice without explicitText",
      .id = "e_smime_user_notice_no_explicit_text",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_NOTEXT},
     {.name = "explicitText IA5String",
      .id = "e_explicit_text_encoding",
      .only = 1,
-     .raw_oid = OID_POLICIES,
+     .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_IA5TEXT},
     {.name = "strict certificate, MP profile",
      .id = "e_smime_policy_not_profile",
@@ -926,34 +823,37 @@ static const lcase cases[] = {
      .gen = MC_GEN_LEGACY},
 
     /* ---- cRLDistributionPoints, (b) ---- */
-    {.name = "no CRL DP", .id = "e_smime_crldp_missing", .only = 1, .del = OID_CRLDP},
-    {.name = "critical CRL DP", .id = "w_smime_crldp_critical", .only = 1, .crit_oid = OID_CRLDP},
+    {.name = "no CRL DP", .id = "e_smime_crldp_missing", .only = 1, .del = CG_OID_CRLDP},
+    {.name = "critical CRL DP",
+     .id = "w_smime_crldp_critical",
+     .only = 1,
+     .crit_oid = CG_OID_CRLDP},
     {.name = "CRL DP with a dNSName only",
      .id = "e_smime_crldp_no_fullname_uri",
      .only = 1,
-     .raw_oid = OID_CRLDP,
+     .raw_oid = CG_OID_CRLDP,
      .raw_hex = HX_CRLDP_DNS},
     {.name = "https CRL URI",
      .id = "e_smime_crldp_uri_not_http",
      .only = 1,
-     .raw_oid = OID_CRLDP,
+     .raw_oid = CG_OID_CRLDP,
      .raw_hex = HX_CRLDP_HTTPS},
     {.name = "strict: ldap next to http",
      .id = "e_smime_crldp_uri_not_http",
      .only = 1,
-     .raw_oid = OID_CRLDP,
+     .raw_oid = CG_OID_CRLDP,
      .raw_hex = HX_CRLDP_LDAP_HTTP},
     {.name = "legacy: ldap only",
      .id = "e_smime_crldp_uri_not_http",
      .only = 1,
      .gen = MC_GEN_LEGACY,
-     .raw_oid = OID_CRLDP,
+     .raw_oid = CG_OID_CRLDP,
      .raw_hex = HX_CRLDP_LDAP,
      .now = T_BEFORE_LEGACY_SUNSET},
 
     /* ---- AIA, (c) ---- */
-    {.name = "no AIA", .id = "w_smime_aia_missing", .only = 1, .del = OID_AIA},
-    {.name = "critical AIA", .id = "e_smime_aia_critical", .only = 1, .crit_oid = OID_AIA},
+    {.name = "no AIA", .id = "w_smime_aia_missing", .only = 1, .del = CG_OID_AIA},
+    {.name = "critical AIA", .id = "e_smime_aia_critical", .only = 1, .crit_oid = CG_OID_AIA},
     {.name = "https OCSP",
      .id = "e_smime_aia_location_not_http",
      .only = 1,
@@ -980,20 +880,20 @@ static const lcase cases[] = {
     {.name = "pathLenConstraint",
      .id = "e_smime_basic_constraints_path_len",
      .only = 1,
-     .raw_oid = OID_BC,
+     .raw_oid = CG_OID_BC,
      .raw_hex = "30 03 02 01 00"},
 
     /* ---- keyUsage, (e) ---- */
-    {.name = "no KU", .id = "e_smime_key_usage_missing", .only = 1, .del = OID_KU},
+    {.name = "no KU", .id = "e_smime_key_usage_missing", .only = 1, .del = CG_OID_KU},
     {.name = "KU not critical",
      .id = "w_smime_key_usage_not_critical",
      .only = 1,
-     .crit_oid = OID_KU,
+     .crit_oid = CG_OID_KU,
      .uncrit = 1},
     {.name = "KU no bits",
      .id = "e_key_usage_no_bits",
      .only = 1,
-     .raw_oid = OID_KU,
+     .raw_oid = CG_OID_KU,
      .raw_crit = 1,
      .raw_hex = "03 01 00"},
     {.name = "encipherOnly + decipherOnly",
@@ -1061,7 +961,7 @@ static const lcase cases[] = {
      .conf_value = "critical,nonRepudiation"},
 
     /* ---- extKeyUsage, (f) ---- */
-    {.name = "no EKU", .id = "e_smime_eku_missing", .only = 1, .del = OID_EKU},
+    {.name = "no EKU", .id = "e_smime_eku_missing", .only = 1, .del = CG_OID_EKU},
     {.name = "MP EKU clientAuth only",
      .id = "e_smime_eku_email_protection_missing",
      .only = 1,
@@ -1086,12 +986,12 @@ static const lcase cases[] = {
      .conf_value = "emailProtection,clientAuth"},
 
     /* ---- authorityKeyIdentifier, (g) ---- */
-    {.name = "no AKI", .id = "e_smime_aki_missing", .only = 1, .del = OID_AKI},
-    {.name = "critical AKI", .id = "e_smime_aki_critical", .only = 1, .crit_oid = OID_AKI},
+    {.name = "no AKI", .id = "e_smime_aki_missing", .only = 1, .del = CG_OID_AKI},
+    {.name = "critical AKI", .id = "e_smime_aki_critical", .only = 1, .crit_oid = CG_OID_AKI},
     {.name = "AKI without keyIdentifier",
      .id = "e_smime_aki_key_identifier_missing",
      .only = 1,
-     .raw_oid = OID_AKI,
+     .raw_oid = CG_OID_AKI,
      .raw_hex = "30 00"},
     {.name = "AKI with serial",
      .id = "e_smime_aki_issuer_serial_present",
@@ -1100,11 +1000,11 @@ static const lcase cases[] = {
     {.name = "AKI of another CA",
      .id = "e_smime_aki_not_issuer_ski",
      .only = 1,
-     .raw_oid = OID_AKI,
+     .raw_oid = CG_OID_AKI,
      .raw_hex = HX_AKI_OTHER},
 
     /* ---- subjectAltName, (h) and 7.1.4.2.1 ---- */
-    {.name = "no SAN", .id = "e_smime_san_missing", .del = OID_SAN},
+    {.name = "no SAN", .id = "e_smime_san_missing", .del = CG_OID_SAN},
     {.name = "SAN with a directoryName only",
      .id = "e_smime_san_no_mailbox",
      .only = 1,
@@ -1141,7 +1041,7 @@ static const lcase cases[] = {
     {.name = "SAN critical with a subject",
      .id = "w_smime_san_critical",
      .only = 1,
-     .crit_oid = OID_SAN},
+     .crit_oid = CG_OID_SAN},
     {.name = "rfc822Name with '..'",
      .id = "e_smime_san_rfc822_name_syntax",
      .only = 1,
@@ -1178,15 +1078,15 @@ static const lcase cases[] = {
     {.name = "SmtpUTF8Mailbox with an ASCII local part",
      .id = "e_smime_san_smtputf8_mailbox_ascii_local_part",
      .only = 1,
-     .edit = e_smtputf8_ascii},
+     .edit = cg_edit_smtputf8_ascii},
     {.name = "rfc822Name with a U-label domain",
      .id = "e_smime_san_mailbox_domain_u_label",
      .only = 1,
-     .edit = e_rfc822_ulabel},
+     .edit = cg_edit_rfc822_ulabel},
     {.name = "SmtpUTF8Mailbox with a U-label domain",
      .id = "e_smime_san_mailbox_domain_u_label",
      .only = 1,
-     .edit = e_smtputf8_ulabel},
+     .edit = cg_edit_smtputf8_ulabel},
     {.name = "rfc822Name with undecodable punycode",
      .id = "e_smime_san_mailbox_domain_a_label_invalid",
      .only = 1,
@@ -1201,12 +1101,12 @@ static const lcase cases[] = {
      .edit = e_smtputf8_bad_alabel},
 
     /* ---- SKI (n), smimeCapabilities (i) ---- */
-    {.name = "critical SKI", .id = "e_smime_ski_critical", .only = 1, .crit_oid = OID_SKI},
-    {.name = "no SKI", .id = "w_smime_ski_missing", .only = 1, .del = OID_SKI},
+    {.name = "critical SKI", .id = "e_smime_ski_critical", .only = 1, .crit_oid = CG_OID_SKI},
+    {.name = "no SKI", .id = "w_smime_ski_missing", .only = 1, .del = CG_OID_SKI},
     {.name = "critical smimeCapabilities",
      .id = "e_smime_capabilities_critical",
      .only = 1,
-     .raw_oid = OID_SMIMECAP,
+     .raw_oid = CG_OID_SMIMECAP,
      .raw_crit = 1,
      .raw_hex = "30 00"},
 
@@ -1296,24 +1196,24 @@ static const lcase cases[] = {
     {.name = "OV with a valid LEI extension",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 " LEI_OK},
     /* SBR 7.1.2.3(k): qcStatements per RFC 3739 3.2.6 / ETSI EN 319 412-5 4 */
     {.name = "OV with legal semantics, QcCompliance, QcSSCD, QcPDS, QcType eseal, legislation",
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_OV},
     {.name = "SV with natural semantics, QcCompliance, retention, limit, QcType esign",
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_SV},
     {.name = "IV with QcType esign",
      .type = MC_TYPE_INDIVIDUAL,
      .gen = MC_GEN_MULTIPURPOSE,
      .subj = "C=GB;GN=Ada;SN=Lovelace",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_ESIGN},
     {.name = "SV with LEI and role extensions",
      .type = MC_TYPE_SPONSOR,
@@ -1322,7 +1222,7 @@ static const lcase cases[] = {
     {.name = "SV with a role extension of 100 characters",
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 64 " HX_100_R},
     {.name = "SV strict, personal name",
      .type = MC_TYPE_SPONSOR,
@@ -1459,47 +1359,47 @@ static const lcase cases[] = {
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31 33"},
     {.name = "LEI extension as UTF8String",
      .id = "e_smime_lei_malformed",
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "0c 14 " LEI_OK},
     {.name = "LEI extension of 19 characters",
      .id = "e_smime_lei_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 13 35 34 39 33 30 30 31 4b 4a 54 49 49 47 43 38 59 31 52 31"},
     {.name = "LEI in individual-validated",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
      .type = MC_TYPE_INDIVIDUAL,
      .subj = "SN=Smith",
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_hex = "13 14 " LEI_OK},
     {.name = "LEI role in organization-validated",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
     {.name = "LEI role in mailbox-validated",
      .id = "e_smime_ext_prohibited_for_profile",
      .only = 1,
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
     {.name = "critical LEI in organization-validated",
      .id = "e_smime_ext_critical",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_LEI,
+     .raw_oid = CG_OID_LEI,
      .raw_crit = 1,
      .raw_hex = "13 14 " LEI_OK},
     {.name = "critical LEI role in sponsor-validated",
@@ -1507,7 +1407,7 @@ static const lcase cases[] = {
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_crit = 1,
      .raw_hex = "13 08 44 69 72 65 63 74 6f 72"},
     {.name = "LEI role empty",
@@ -1515,118 +1415,118 @@ static const lcase cases[] = {
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 00"},
     {.name = "LEI role of 101 characters",
      .id = "e_smime_lei_role_malformed",
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 65 52 " HX_100_R},
     {.name = "LEI role as UTF8String",
      .id = "e_smime_lei_role_malformed",
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "0c 08 44 69 72 65 63 74 6f 72"},
     {.name = "qcStatements empty SEQUENCE",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = "30 00"},
     {.name = "QcCompliance with a statementInfo",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_COMP_INFO},
     {.name = "QcCompliance twice",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_DUP},
     {.name = "QcPDS over http",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_PDS_HTTP},
     {.name = "QcPDS language of 3 letters",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_PDS_LANG},
     {.name = "QcType holding a string",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_TYPE_NOTOID},
     {.name = "QcCClegislation of 3 letters",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_LEG3},
     {.name = "QcRetentionPeriod 0",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_RET0},
     {.name = "empty SemanticsInformation",
      .id = "e_smime_qc_statements_malformed",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_SEM_EMPTY},
     {.name = "QcType web",
      .id = "e_smime_qc_type_mismatch",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_WEB},
     {.name = "QcType esign in OV",
      .id = "e_smime_qc_type_mismatch",
      .only = 1,
      .type = MC_TYPE_ORGANIZATION,
      .subj = OV_BASE,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_ESIGN},
     {.name = "QcType eseal in SV",
      .id = "e_smime_qc_type_mismatch",
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_ESEAL},
     {.name = "QcType esign in MV",
      .id = "e_smime_qc_type_mismatch",
      .only = 1,
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_ESIGN},
     {.name = "semanticsId-Legal in IV",
      .id = "e_smime_qc_type_mismatch",
      .only = 1,
      .type = MC_TYPE_INDIVIDUAL,
      .subj = "C=GB;GN=Ada;SN=Lovelace",
-     .raw_oid = OID_QCS,
+     .raw_oid = CG_OID_QCS,
      .raw_hex = HX_QCS_SEM_LEGAL},
     {.name = "LEI role with a character outside PrintableString",
      .id = "e_smime_lei_role_malformed",
      .only = 1,
      .type = MC_TYPE_SPONSOR,
      .subj = OV_BASE ";SN=Smith",
-     .raw_oid = OID_LEI_ROLE,
+     .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 08 43 46 4f 20 26 20 43 6f"},
 };
 
@@ -1768,7 +1668,7 @@ static void test_every_lint_has_a_case(void **state)
 static void test_err_detail(void **state)
 {
     (void)state;
-    lcase c = {.name = "cps", .raw_oid = OID_POLICIES, .raw_hex = HX_POL_CPS_FTP};
+    lcase c = {.name = "cps", .raw_oid = CG_OID_POLICIES, .raw_hex = HX_POL_CPS_FTP};
     mc_lint_result r;
     mc_errdetail err;
     assert_int_equal(run_case(&c, &r, &err), MC_ERR_LINT);
@@ -1799,7 +1699,7 @@ static void test_err_detail(void **state)
 static void test_warning_ids(void **state)
 {
     (void)state;
-    lcase c = {.name = "two warnings", .del = OID_SKI, .crit_oid = OID_POLICIES};
+    lcase c = {.name = "two warnings", .del = CG_OID_SKI, .crit_oid = CG_OID_POLICIES};
     mc_lint_result r;
     mc_errdetail err;
     assert_int_equal(run_case(&c, &r, &err), MC_OK);

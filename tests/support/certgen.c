@@ -187,6 +187,53 @@ int cg_subject_add(X509 *x, const char *oid, int asn1_type, const void *val, siz
     return ok ? 0 : -1;
 }
 
+int cg_ext_san(X509 *x, const char *rfc822, const char *utf8)
+{
+    static const uint8_t smtputf8[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09};
+    uint8_t buf[512];
+    mc_der_w w;
+    mc_der_w_init(&w, buf, sizeof buf);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    if (rfc822)
+        mc_der_put(&w, MC_DER_CTX(1), rfc822, strlen(rfc822));
+    if (utf8) {
+        size_t on = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+        mc_der_put(&w, MC_DER_OID, smtputf8, sizeof smtputf8);
+        size_t ex = mc_der_begin(&w, MC_DER_CTX_CONS(0));
+        mc_der_put(&w, MC_DER_UTF8STRING, utf8, strlen(utf8));
+        mc_der_end(&w, ex);
+        mc_der_end(&w, on);
+    }
+    mc_der_end(&w, m);
+    return w.err == MC_OK ? cg_ext_set_raw(x, CG_OID_SAN, 0, buf, w.len) : -1;
+}
+
+int cg_subject_cn(X509 *x, const char *cn)
+{
+    if (cg_subject_clear(x) != 0)
+        return -1;
+    return cg_subject_add(x, "2.5.4.3", V_ASN1_UTF8STRING, cn, strlen(cn));
+}
+
+/* ---- ready-made edits ---- */
+
+void cg_edit_rfc822_ulabel(X509 *x)
+{
+    static const char m[] = "alice@" CG_MUENCHEN_U;
+    if (cg_ext_san(x, m, NULL) == 0)
+        cg_subject_cn(x, m);
+}
+
+void cg_edit_smtputf8_ulabel(X509 *x)
+{
+    cg_ext_san(x, CG_MAILBOX, CG_GREEK "@" CG_MUENCHEN_U);
+}
+
+void cg_edit_smtputf8_ascii(X509 *x)
+{
+    cg_ext_san(x, CG_MAILBOX, "bob@example.com");
+}
+
 /* ---- building ---- */
 
 static int baseline(X509 *x, const cg_opts *o)
@@ -336,6 +383,35 @@ size_t cg_tbs_insert(const uint8_t *tbs, size_t len, int idx, const uint8_t *ele
                      uint8_t *out, size_t cap)
 {
     return rebuild(tbs, len, idx, 0, elem, elen, out, cap);
+}
+
+size_t cg_tbs_replace_hex(const uint8_t *tbs, size_t len, int idx, const char *hex, uint8_t *out,
+                          size_t cap)
+{
+    uint8_t e[512];
+    size_t el = cg_hex(hex, e, sizeof e);
+    return el ? cg_tbs_replace(tbs, len, idx, e, el, out, cap) : 0;
+}
+
+size_t cg_tbs_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return cg_tbs_replace_hex(tbs, len, 1,
+                              "02 11 00 5a 3c 91 07 ee 42 18 d3 6b 20 a4 7f 01 99 c5 3e", out, cap);
+}
+
+size_t cg_tbs_time_generalized(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return cg_tbs_replace_hex(tbs, len, 4,
+                              "30 20 18 0f 32 30 32 36 30 31 31 35 30 30 30 30 30 30 5a 17 0d 32 "
+                              "38 30 31 31 34 32 33 35 39 35 39 5a",
+                              out, cap);
+}
+
+size_t cg_tbs_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t e[8];
+    size_t el = cg_hex("82 02 00 ab", e, sizeof e);
+    return cg_tbs_insert(tbs, len, 7, e, el, out, cap);
 }
 
 size_t cg_tbs_add_ext(const uint8_t *tbs, size_t len, const uint8_t *ext, size_t elen, uint8_t *out,

@@ -24,6 +24,29 @@
 #define CG_DAY 86400LL
 #define CG_MAILBOX "alice@example.com"
 
+/* Non-ASCII test values (UTF-8): a Greek local part, a German IDN domain as U-label and as its
+ * A-label. */
+#define CG_GREEK "\xce\xb4\xce\xbf\xce\xba\xce\xb9\xce\xbc\xce\xae"
+#define CG_MUENCHEN_U "m\xc3\xbcnchen.example"
+#define CG_MUENCHEN_A "xn--mnchen-3ya.example"
+
+/* Extension OIDs (dotted, for the cg_ext_* helpers and cg_case) */
+#define CG_OID_SKI "2.5.29.14"
+#define CG_OID_KU "2.5.29.15"
+#define CG_OID_SAN "2.5.29.17"
+#define CG_OID_BC "2.5.29.19"
+#define CG_OID_SDA "2.5.29.9"
+#define CG_OID_CRLDP "2.5.29.31"
+#define CG_OID_POLICIES "2.5.29.32"
+#define CG_OID_AKI "2.5.29.35"
+#define CG_OID_EKU "2.5.29.37"
+#define CG_OID_AIA "1.3.6.1.5.5.7.1.1"
+#define CG_OID_QCS "1.3.6.1.5.5.7.1.3"
+#define CG_OID_SMIMECAP "1.2.840.113549.1.9.15"
+#define CG_OID_ADOBE_TS "1.2.840.113583.1.1.9.1"
+#define CG_OID_LEI "1.3.6.1.4.1.52266.1"
+#define CG_OID_LEI_ROLE "1.3.6.1.4.1.52266.2"
+
 typedef enum cg_key {
     CG_KEY_P256 = 0,
     CG_KEY_P384,
@@ -72,15 +95,30 @@ int cg_ext_add_raw(X509 *x, const char *oid, int critical, const uint8_t *der, s
  * ("keyUsage", "critical,digitalSignature") or ("subjectAltName", "email:a@b.example"). */
 int cg_ext_conf(X509 *x, const char *name, const char *value);
 int cg_ext_set_critical(X509 *x, const char *oid, int critical);
+/* Replaces (or appends) the SAN, non-critical, with exactly these bytes (OpenSSL's config
+ * syntax refuses non-ASCII rfc822Names and re-encodes otherName UTF-8 as Latin-1): one
+ * rfc822Name, then one SmtpUTF8Mailbox otherName; NULL leaves either out. */
+int cg_ext_san(X509 *x, const char *rfc822, const char *utf8);
 /* Empties the subject Name. */
 int cg_subject_clear(X509 *x);
 /* Appends one attribute (own RDN) with exactly this ASN.1 string type and bytes. */
 int cg_subject_add(X509 *x, const char *oid, int asn1_type, const void *val, size_t len);
+/* Empties the subject, then appends one commonName UTF8String with these bytes. */
+int cg_subject_cn(X509 *x, const char *cn);
 /* Appends the attributes of a "K=v;K=v" spec (K: C ST L STREET PC O OU OI T SN GN P SER CN;
  * countryName and serialNumber as PrintableString, the others UTF8String); a leading '!'
  * empties the subject first. 0, or -1 for an unknown key, a malformed spec or an OpenSSL
  * failure. */
 int cg_subject_apply(X509 *x, const char *spec);
+
+/* ---- ready-made edits shared by the lint tests (for cg_case.edit; an edit that fails leaves
+ * the baseline, which the lint result then shows) ---- */
+/* SAN rfc822Name and CN alice@ CG_MUENCHEN_U (a U-label domain). */
+void cg_edit_rfc822_ulabel(X509 *x);
+/* SAN rfc822Name CG_MAILBOX + SmtpUTF8Mailbox CG_GREEK "@" CG_MUENCHEN_U (U-label domain). */
+void cg_edit_smtputf8_ulabel(X509 *x);
+/* SAN rfc822Name CG_MAILBOX + SmtpUTF8Mailbox bob@example.com (an all-ASCII local part). */
+void cg_edit_smtputf8_ascii(X509 *x);
 
 /* ---- raw DER edits of a TBSCertificate (elements: 0 version, 1 serial, 2 signature,
  * 3 issuer, 4 validity, 5 subject, 6 spki, 7 extensions) ---- */
@@ -93,6 +131,17 @@ size_t cg_tbs_insert(const uint8_t *tbs, size_t len, int idx, const uint8_t *ele
 /* Appends one raw Extension TLV to the extensions of the TBS. */
 size_t cg_tbs_add_ext(const uint8_t *tbs, size_t len, const uint8_t *ext, size_t elen, uint8_t *out,
                       size_t cap);
+/* cg_tbs_replace with elem given in hex (cg_hex); 0 on bad hex or error. */
+size_t cg_tbs_replace_hex(const uint8_t *tbs, size_t len, int idx, const char *hex, uint8_t *out,
+                          size_t cap);
+/* A raw edit: writes the edited TBS to out, returns its length (0 on error). */
+typedef size_t (*cg_tbs_fn)(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
+/* Ready-made cg_tbs_fn edits: the serial INTEGER with a needless leading 00 octet (not minimal
+ * DER); the validity 2026-01-15 .. 2028-01-14 as GeneralizedTime (RFC 5280 4.1.2.5: UTCTime
+ * until 2049); a subjectUniqueID [2] inserted before the extensions. */
+size_t cg_tbs_serial_padded(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
+size_t cg_tbs_time_generalized(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
+size_t cg_tbs_unique_id(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap);
 /* Certificate ::= SEQUENCE { tbs, alg, BIT STRING sig } from raw parts (alg and sig are TLVs). */
 size_t cg_cert_assemble(const uint8_t *tbs, size_t tbs_len, const uint8_t *alg, size_t alg_len,
                         const uint8_t *sig, size_t sig_len, uint8_t *out, size_t cap);
