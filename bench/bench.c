@@ -12,7 +12,7 @@
  */
 #include "ctbench.h"
 #include "nsd.h"
-#include "proc.h"
+#include "phase.h"
 
 #include "mailca/ca.h"
 #include "mailca/caa.h"
@@ -122,18 +122,8 @@ static void phase_call_run(const void *arg, void *out)
 static int in_child(void (*fn)(const bench_opts *, report *), const bench_opts *o, report *r)
 {
     phase_call c = {fn, o, -1};
-    int status = 0;
-    long rss = 0;
-    int rc = bench_proc_run(phase_call_run, &c, r, sizeof *r, &status, &rss);
-    if (rc == -1)
-        return -1;
-    if (rc != 0) {
-        snprintf(r->err, sizeof r->err, "child process died (status %d)", status);
-        r->ok = 0;
-        return -1;
-    }
-    r->maxrss_kb = rss;
-    return r->ok ? 0 : -1;
+    return bench_phase_in_child(phase_call_run, &c, r, sizeof *r, &r->ok, r->err, sizeof r->err,
+                                &r->maxrss_kb);
 }
 
 static void fail(report *r, const mc_errdetail *e)
@@ -166,18 +156,11 @@ static void phase_setup(const bench_opts *o, report *r)
         if (!(o->forms & (1 << form)))
             continue;
         for (int nolint = 0; nolint <= o->lint_compare; nolint++) {
-            char name[64], path[600], prefix[96];
+            char name[64], path[600];
             snprintf(name, sizeof name, "orders-%s%s", form_names[form], nolint ? "-nolint" : "");
             orders_path(o, name, path, sizeof path);
-            FILE *f = fopen(path, "wb");
-            mc_orders_id_prefix(prefix, sizeof prefix, name);
-            mc_err rc = f ? mc_orders_generate_domains(
-                                f, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
-                                "mailbox-strict", "signing", prefix, 256, o->domains, o->suffix, &e)
-                          : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create");
-            if (f && fclose(f) != 0 && rc == MC_OK)
-                rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write failed");
-            if (rc != MC_OK)
+            if (bench_orders_write(path, name, o->orders, o->sub_kt, o->sub_bits, (mc_key_form)form,
+                                   o->domains, o->suffix, &e) != MC_OK)
                 return fail(r, &e);
         }
     }
@@ -186,11 +169,7 @@ static void phase_setup(const bench_opts *o, report *r)
 
 static mc_err load_cfg(const bench_opts *o, mc_config *cfg, mc_errdetail *e)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s/mailca.yaml", o->dir);
-    mc_err rc = mc_config_load(path, cfg, e);
-    if (rc == MC_OK)
-        mc_config_apply_env(cfg);
+    mc_err rc = bench_config_load(o->dir, cfg, e);
     /* --tokens: this phase uses the first use_tokens URIs of hsm.key */
     char *p = cfg->hsm_key;
     for (int i = 0; rc == MC_OK && o->use_tokens > 0 && i <= o->use_tokens && *p; i++) {
@@ -428,18 +407,10 @@ static void run_engine_ex(const bench_opts *o, report *r, const char *orders, co
         return fail(r, &e);
     orders_path(o, orders, in, sizeof in);
     snprintf(out, sizeof out, "%s/%s-results.msgpack", o->dir, name);
-    FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
-    struct stat st;
     /* CPU of the run itself, and of worker processes (--procs; reaped at close) */
     double self0 = cpu_now(RUSAGE_SELF), kids0 = cpu_now(RUSAGE_CHILDREN);
-    mc_err rc = fi && fo && fstat(fileno(fi), &st) == 0
-                    ? mc_engine_run(eng, fi, (uint64_t)st.st_size, fo, &r->st, &e)
-                    : mc_err_set(&e, MC_ERR_IO, in, NULL, "cannot open");
+    mc_err rc = bench_engine_run_file(eng, in, out, &r->st, &e);
     double self1 = cpu_now(RUSAGE_SELF);
-    if (fi)
-        fclose(fi);
-    if (fo)
-        fclose(fo);
     mc_engine_caa_stats(eng, &r->caa);
     mc_engine_close(eng);
     r->cpu_s = self1 - self0 + cpu_now(RUSAGE_CHILDREN) - kids0;

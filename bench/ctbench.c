@@ -16,7 +16,7 @@
  */
 #include "ctbench.h"
 #include "ctlog.h"
-#include "proc.h"
+#include "phase.h"
 
 #include "mailca/ca.h"
 #include "mailca/cli.h"
@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,16 +80,8 @@ static int ctb_in_child(void (*fn)(const ctb_opts *, ctb_report *), const ctb_op
                         ctb_report *r)
 {
     ctb_call c = {fn, o};
-    int status = 0;
-    int rc = bench_proc_run(ctb_call_run, &c, r, sizeof *r, &status, NULL);
-    if (rc == -1)
-        return -1;
-    if (rc != 0) {
-        snprintf(r->err, sizeof r->err, "child process died (status %d)", status);
-        r->ok = 0;
-        return -1;
-    }
-    return r->ok ? 0 : -1;
+    return bench_phase_in_child(ctb_call_run, &c, r, sizeof *r, &r->ok, r->err, sizeof r->err,
+                                NULL);
 }
 
 static void orders_file(const ctb_opts *o, char *buf, size_t len)
@@ -113,30 +104,12 @@ static void phase_setup(const ctb_opts *o, ctb_report *r)
                           .base_url = "http://pki.mailca.test"};
     if (mc_ca_init(&ci, &e) != MC_OK)
         return ctb_fail(r, &e);
-    char path[600], prefix[96];
+    char path[600];
     orders_file(o, path, sizeof path);
-    mc_orders_id_prefix(prefix, sizeof prefix, "ct");
-    FILE *f = fopen(path, "wb");
-    mc_err rc =
-        f ? mc_orders_generate_domains(f, o->orders, MC_KEY_P256, 0, MC_KEY_FORM_PUBLIC_KEY,
-                                       "mailbox-strict", "signing", prefix, 256,
-                                       MC_ORDERS_DOMAINS_DEFAULT, MC_ORDERS_SUFFIX_DEFAULT, &e)
-          : mc_err_set(&e, MC_ERR_IO, path, NULL, "cannot create '%s'", path);
-    if (f && fclose(f) != 0 && rc == MC_OK)
-        rc = mc_err_set(&e, MC_ERR_IO, path, NULL, "write to '%s' failed", path);
-    if (rc != MC_OK)
+    if (bench_orders_write(path, "ct", o->orders, MC_KEY_P256, 0, MC_KEY_FORM_PUBLIC_KEY,
+                           MC_ORDERS_DOMAINS_DEFAULT, MC_ORDERS_SUFFIX_DEFAULT, &e) != MC_OK)
         return ctb_fail(r, &e);
     r->ok = 1;
-}
-
-static mc_err load_cfg(const ctb_opts *o, mc_config *cfg, mc_errdetail *e)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/mailca.yaml", o->dir);
-    mc_err rc = mc_config_load(path, cfg, e);
-    if (rc == MC_OK)
-        mc_config_apply_env(cfg);
-    return rc;
 }
 
 /* The engine on the orders, CT off (the sink is measured on its own afterwards). */
@@ -146,7 +119,7 @@ static void phase_engine(const ctb_opts *o, ctb_report *r)
     mc_config cfg;
     mc_engine *eng = NULL;
     char in[600], out[600];
-    if (load_cfg(o, &cfg, &e) != MC_OK)
+    if (bench_config_load(o->dir, &cfg, &e) != MC_OK)
         return ctb_fail(r, &e);
     store_file(o, cfg.store_sqlite, sizeof cfg.store_sqlite);
     cfg.ct_logs[0] = '\0';
@@ -155,15 +128,7 @@ static void phase_engine(const ctb_opts *o, ctb_report *r)
         return ctb_fail(r, &e);
     orders_file(o, in, sizeof in);
     snprintf(out, sizeof out, "%s/ct-results.msgpack", o->dir);
-    FILE *fi = fopen(in, "rb"), *fo = fopen(out, "wb");
-    struct stat st;
-    mc_err rc = fi && fo && fstat(fileno(fi), &st) == 0
-                    ? mc_engine_run(eng, fi, (uint64_t)st.st_size, fo, &r->st, &e)
-                    : mc_err_set(&e, MC_ERR_IO, in, NULL, "cannot open '%s'", in);
-    if (fi)
-        fclose(fi);
-    if (fo)
-        fclose(fo);
+    mc_err rc = bench_engine_run_file(eng, in, out, &r->st, &e);
     mc_engine_close(eng);
     if (rc != MC_OK)
         return ctb_fail(r, &e);
@@ -354,7 +319,7 @@ static int sink_run(const ctb_opts *o, const ctb_report *eng)
     char db[600];
     memset(&certs, 0, sizeof certs);
     store_file(o, db, sizeof db);
-    if (load_cfg(o, &cfg, &e) != MC_OK || certs_load(db, &cfg, &certs, &e) != MC_OK)
+    if (bench_config_load(o->dir, &cfg, &e) != MC_OK || certs_load(db, &cfg, &certs, &e) != MC_OK)
         goto fail;
     mc_ct_config_defaults(&cc);
     if (o->per_log > 0)
