@@ -303,6 +303,54 @@ typedef struct sq_store {
     sqlite3_stmt *st[ST_COUNT_];
 } sq_store;
 
+mc_err mc_store_bytes_dup(const void *p, size_t n, uint8_t **out, size_t *len)
+{
+    if (!out)
+        return MC_OK;
+    *out = NULL;
+    if (len)
+        *len = 0;
+    if (!p || n == 0)
+        return MC_OK;
+    *out = malloc(n);
+    if (!*out)
+        return MC_ERR_NOMEM;
+    memcpy(*out, p, n);
+    if (len)
+        *len = n;
+    return MC_OK;
+}
+
+mc_err mc_store_schema_check(int cur, mc_errdetail *err)
+{
+    if (cur <= MC_STORE_SCHEMA_VERSION)
+        return MC_OK;
+    return mc_err_set(err, MC_ERR_STORE, "schema_version", NULL,
+                      "database schema version %d is newer than this engine's (%d)", cur,
+                      MC_STORE_SCHEMA_VERSION);
+}
+
+mc_err mc_store_ct_job_fill(mc_ct_job *j, const void *serial, size_t serial_len, const void *log_id,
+                            size_t log_id_len, int precert, const void *chain, size_t chain_len,
+                            int attempts, mc_errdetail *err)
+{
+    memset(j, 0, sizeof *j);
+    if (!serial || serial_len == 0 || serial_len > MC_SERIAL_MAX || !log_id ||
+        log_id_len != MC_CT_LOG_ID_LEN || !chain || chain_len == 0)
+        return mc_err_set(err, MC_ERR_STORE, "ct_outbox", NULL,
+                          "ct claim: malformed outbox row (serial %zu, log id %zu, chain %zu "
+                          "bytes)",
+                          serial_len, log_id_len, chain_len);
+    if (mc_store_bytes_dup(chain, chain_len, &j->chain, &j->chain_len) != MC_OK)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
+    memcpy(j->serial, serial, serial_len);
+    j->serial_len = serial_len;
+    memcpy(j->log_id, log_id, log_id_len);
+    j->precert = precert;
+    j->attempts = attempts;
+    return MC_OK;
+}
+
 const char *mc_store_serial_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
@@ -423,13 +471,8 @@ static mc_err store_migrate(sq_store *s, mc_errdetail *err)
     int cur = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    if (cur > MC_STORE_SCHEMA_VERSION) {
-        /* An older engine must not write into a schema it does not know. */
-        e = mc_err_set(err, MC_ERR_STORE, "schema_version", NULL,
-                       "database schema version %d is newer than this engine's (%d)", cur,
-                       MC_STORE_SCHEMA_VERSION);
+    if ((e = mc_store_schema_check(cur, err)) != MC_OK)
         goto done;
-    }
     for (int v = cur + 1; v <= MC_STORE_SCHEMA_VERSION; v++) {
         char op[48];
         snprintf(op, sizeof op, "migrate: migration %d", v);
@@ -873,22 +916,8 @@ done:
 /* malloc'd copy of a blob column; NULL and 0 for SQL NULL or an empty blob. */
 static mc_err column_dup(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
 {
-    if (!out)
-        return MC_OK;
     const void *p = sqlite3_column_blob(st, col);
-    size_t n = (size_t)sqlite3_column_bytes(st, col);
-    *out = NULL;
-    if (len)
-        *len = 0;
-    if (!p || n == 0)
-        return MC_OK;
-    *out = malloc(n);
-    if (!*out)
-        return MC_ERR_NOMEM;
-    memcpy(*out, p, n);
-    if (len)
-        *len = n;
-    return MC_OK;
+    return mc_store_bytes_dup(p, (size_t)sqlite3_column_bytes(st, col), out, len);
 }
 
 static mc_err sq_lookup(mc_store *base, const char *order_id, int *found, uint8_t **serial,
@@ -1059,31 +1088,15 @@ static mc_err sq_ct_claim(mc_store *base, int64_t now_ms, int64_t lease_until_ms
             v = nv;
             cap = nc;
         }
-        mc_ct_job *j = &v[cnt];
-        memset(j, 0, sizeof *j);
-        size_t sl = (size_t)sqlite3_column_bytes(st, 0);
-        size_t ll = (size_t)sqlite3_column_bytes(st, 1);
+        /* blob pointers first, then their sizes (SQLite's documented order) */
+        const void *ser = sqlite3_column_blob(st, 0), *lid = sqlite3_column_blob(st, 1);
         const void *chain = sqlite3_column_blob(st, 3);
-        size_t cl = (size_t)sqlite3_column_bytes(st, 3);
-        if (sl == 0 || sl > MC_SERIAL_MAX || ll != MC_CT_LOG_ID_LEN || !chain || cl == 0) {
-            e = mc_err_set(err, MC_ERR_STORE, "ct_outbox", NULL,
-                           "ct claim: malformed outbox row (serial %zu, log id %zu, chain %zu "
-                           "bytes)",
-                           sl, ll, cl);
+        e = mc_store_ct_job_fill(&v[cnt], ser, (size_t)sqlite3_column_bytes(st, 0), lid,
+                                 (size_t)sqlite3_column_bytes(st, 1), sqlite3_column_int(st, 2),
+                                 chain, (size_t)sqlite3_column_bytes(st, 3),
+                                 sqlite3_column_int(st, 4), err);
+        if (e)
             goto done;
-        }
-        memcpy(j->serial, sqlite3_column_blob(st, 0), sl);
-        j->serial_len = sl;
-        memcpy(j->log_id, sqlite3_column_blob(st, 1), ll);
-        j->precert = sqlite3_column_int(st, 2);
-        j->attempts = sqlite3_column_int(st, 4);
-        j->chain = malloc(cl);
-        if (!j->chain) {
-            e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
-            goto done;
-        }
-        memcpy(j->chain, chain, cl);
-        j->chain_len = cl;
         cnt++;
     }
     if (rc != SQLITE_DONE)

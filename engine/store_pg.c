@@ -517,13 +517,8 @@ static mc_err store_migrate(pg_store *s, mc_errdetail *err)
     int cur = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
     res = NULL;
-    if (cur > MC_STORE_SCHEMA_VERSION) {
-        /* An older engine must not write into a schema it does not know. */
-        e = mc_err_set(err, MC_ERR_STORE, "schema_version", NULL,
-                       "database schema version %d is newer than this engine's (%d)", cur,
-                       MC_STORE_SCHEMA_VERSION);
+    if ((e = mc_store_schema_check(cur, err)) != MC_OK)
         goto done;
-    }
     for (int v = cur + 1; v <= MC_STORE_SCHEMA_VERSION; v++) {
         char op[48], sql[160];
         snprintf(op, sizeof op, "migrate: migration %d", v);
@@ -1310,22 +1305,9 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
 
 static mc_err blob_dup(const PGresult *res, int col, uint8_t **out, size_t *len)
 {
-    if (!out)
-        return MC_OK;
     size_t n;
     const uint8_t *p = get_blob(res, 0, col, &n);
-    *out = NULL;
-    if (len)
-        *len = 0;
-    if (!p || n == 0)
-        return MC_OK;
-    *out = malloc(n);
-    if (!*out)
-        return MC_ERR_NOMEM;
-    memcpy(*out, p, n);
-    if (len)
-        *len = n;
-    return MC_OK;
+    return mc_store_bytes_dup(p, n, out, len);
 }
 
 static mc_err pg_lookup(mc_store *base, const char *order_id, int *found, uint8_t **serial,
@@ -1491,30 +1473,14 @@ static mc_err pg_ct_claim(mc_store *base, int64_t now_ms, int64_t lease_until_ms
         goto done;
     }
     for (int r = 0; r < rows; r++, cnt++) {
-        mc_ct_job *j = &v[r];
         size_t sl, ll, cl;
         const uint8_t *ser = get_blob(res, r, 0, &sl);
         const uint8_t *lid = get_blob(res, r, 1, &ll);
         const uint8_t *chain = get_blob(res, r, 3, &cl);
-        if (!ser || sl > MC_SERIAL_MAX || ll != MC_CT_LOG_ID_LEN || !chain || cl == 0) {
-            e = mc_err_set(err, MC_ERR_STORE, "ct_outbox", NULL,
-                           "ct claim: malformed outbox row (serial %zu, log id %zu, chain %zu "
-                           "bytes)",
-                           sl, ll, cl);
+        e = mc_store_ct_job_fill(&v[r], ser, sl, lid, ll, (int)get_int8(res, r, 2), chain, cl,
+                                 (int)get_int8(res, r, 4), err);
+        if (e)
             goto done;
-        }
-        memcpy(j->serial, ser, sl);
-        j->serial_len = sl;
-        memcpy(j->log_id, lid, ll);
-        j->precert = (int)get_int8(res, r, 2);
-        j->attempts = (int)get_int8(res, r, 4);
-        j->chain = malloc(cl);
-        if (!j->chain) {
-            e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "ct claim: out of memory");
-            goto done;
-        }
-        memcpy(j->chain, chain, cl);
-        j->chain_len = cl;
     }
 done:
     PQclear(res);

@@ -2161,6 +2161,54 @@ static void test_pg_unsupported(void **state)
 }
 #endif
 
+/* A claimed CT outbox row as both backends read it (mc_store_ct_job_fill): copied when well
+ * formed, refused naming the lengths otherwise (no serial, an empty or too long one, a log id
+ * of the wrong length, no chain), nothing left to free. */
+static void test_ct_job_fill(void **state)
+{
+    (void)state;
+    uint8_t serial[MC_SERIAL_MAX + 1], log_id[MC_CT_LOG_ID_LEN], chain[40];
+    memset(serial, 0x11, sizeof serial);
+    memset(log_id, 0x22, sizeof log_id);
+    memset(chain, 0x33, sizeof chain);
+    mc_ct_job j;
+    mc_errdetail err;
+    assert_int_equal(mc_store_ct_job_fill(&j, serial, 16, log_id, sizeof log_id, 1, chain,
+                                          sizeof chain, 3, &err),
+                     MC_OK);
+    assert_int_equal(j.serial_len, 16);
+    assert_memory_equal(j.serial, serial, 16);
+    assert_memory_equal(j.log_id, log_id, sizeof log_id);
+    assert_int_equal(j.precert, 1);
+    assert_int_equal(j.attempts, 3);
+    assert_int_equal(j.chain_len, sizeof chain);
+    assert_memory_equal(j.chain, chain, sizeof chain);
+    assert_ptr_not_equal(j.chain, chain);
+    free(j.chain);
+
+    struct {
+        const void *serial;
+        size_t sl, ll;
+        const void *chain;
+        size_t cl;
+    } bad[] = {
+        {NULL, 0, sizeof log_id, chain, sizeof chain},
+        {serial, 0, sizeof log_id, chain, sizeof chain},
+        {serial, MC_SERIAL_MAX + 1, sizeof log_id, chain, sizeof chain},
+        {serial, 16, sizeof log_id - 1, chain, sizeof chain},
+        {serial, 16, sizeof log_id, NULL, 0},
+        {serial, 16, sizeof log_id, chain, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mc_store_ct_job_fill(&j, bad[i].serial, bad[i].sl, log_id, bad[i].ll, 0,
+                                              bad[i].chain, bad[i].cl, 0, &err),
+                         MC_ERR_STORE);
+        assert_null(j.chain);
+        assert_string_equal(err.field, "ct_outbox");
+        assert_non_null(strstr(err.message, "malformed outbox row"));
+    }
+}
+
 /* The whole suite, once per backend. */
 #define STORE_TESTS(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, setup, teardown),                \
@@ -2195,6 +2243,7 @@ int main(void)
 {
     const struct CMUnitTest sqlite_tests[] = {
         STORE_TESTS(sq_setup, sq_teardown),
+        cmocka_unit_test(test_ct_job_fill),
 #ifndef MAILCA_HAVE_LIBPQ
         cmocka_unit_test(test_pg_unsupported),
 #endif

@@ -382,6 +382,21 @@ struct mc_store {
 /* The PostgreSQL backend's open (engine/store_pg.c); uri as for mc_store_open. */
 mc_err mc_store_pg_open(const char *uri, mc_store **out, mc_errdetail *err);
 
+/* Shared by the backends. A malloc'd copy of the n bytes at p (caller frees) into *out, n into
+ * *len (len may be NULL); NULL and 0 when p is NULL or n is 0; nothing when out is NULL.
+ * MC_ERR_NOMEM leaves *out NULL. */
+mc_err mc_store_bytes_dup(const void *p, size_t n, uint8_t **out, size_t *len);
+/* MC_OK when the store's schema version cur is one this engine knows (<= MC_STORE_SCHEMA_VERSION):
+ * an older engine must not write into a newer schema; MC_ERR_STORE naming both otherwise. */
+mc_err mc_store_schema_check(int cur, mc_errdetail *err);
+/* Fills j (zeroed first) from the columns of one claimed CT outbox row; the chain is copied
+ * (malloc'd, freed with the array by mc_store_ct_jobs_free). MC_ERR_STORE naming the lengths
+ * for a malformed row (no serial or one over MC_SERIAL_MAX, a log id not MC_CT_LOG_ID_LEN, no
+ * chain), MC_ERR_NOMEM; j->chain stays NULL on error. */
+mc_err mc_store_ct_job_fill(mc_ct_job *j, const void *serial, size_t serial_len, const void *log_id,
+                            size_t log_id_len, int precert, const void *chain, size_t chain_len,
+                            int attempts, mc_errdetail *err);
+
 /* Lower-case hex of a serial for messages into out (2 * MC_SERIAL_MAX + 1 bytes; longer input
  * is cut). Returns out. */
 const char *mc_store_serial_hex(char *out, const uint8_t *p, size_t n);
