@@ -1073,6 +1073,36 @@ static void test_bench_batch_256(void **state)
 
 /* A store at schema version 1 with data (as an engine before migration 2 left it) is brought to
  * the current version at open, its data kept, and works: its old intents have no key hash. */
+/* The certificate with this serial is replaced by the one with serial by (NULL: by none). */
+static void expect_replaced_by(mc_store *s, const uint8_t *serial, const uint8_t *by)
+{
+    uint8_t out[MC_SERIAL_MAX];
+    size_t n = 99;
+    mc_errdetail err;
+    assert_int_equal(mc_store_replaced_by(s, serial, SER_LEN, out, &n, &err), MC_OK);
+    if (!by) {
+        assert_int_equal(n, 0);
+        return;
+    }
+    assert_int_equal(n, SER_LEN);
+    assert_memory_equal(out, by, SER_LEN);
+}
+
+/* The certificate with this serial is revoked at `at` for `reason`. */
+static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int reason)
+{
+    char status[16];
+    int64_t got_at = 0;
+    int got_reason = 0;
+    mc_errdetail err;
+    assert_int_equal(
+        mc_store_cert_status(s, serial, SER_LEN, status, sizeof status, &got_at, &got_reason, &err),
+        MC_OK);
+    assert_string_equal(status, "revoked");
+    assert_int_equal(got_at, at);
+    assert_int_equal(got_reason, reason);
+}
+
 /* Puts back the version 6 schema (SQLite: intents keyed by order id with an implicit rowid,
  * certificates keyed by serial, subject_keys rebuilt from each key's first intent, the
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
@@ -1206,20 +1236,8 @@ static void test_migrate_5_to_6(void **state)
     for (size_t i = 0; i < 4; i++)
         expect_lookup(s, b.order[i], b.serial[i], b.tbs[i], b.der[i]);
     expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], NULL);
-    uint8_t by[MC_SERIAL_MAX];
-    size_t by_len = 0;
-    assert_int_equal(mc_store_replaced_by(s, b.serial[0], SER_LEN, by, &by_len, &err), MC_OK);
-    assert_int_equal(by_len, SER_LEN);
-    assert_memory_equal(by, b.serial[1], SER_LEN);
-    char status[16];
-    int64_t at = 0;
-    int reason = 0;
-    assert_int_equal(
-        mc_store_cert_status(s, b.serial[2], SER_LEN, status, sizeof status, &at, &reason, &err),
-        MC_OK);
-    assert_string_equal(status, "revoked");
-    assert_int_equal(at, 1234);
-    assert_int_equal(reason, MC_CRL_SUPERSEDED);
+    expect_replaced_by(s, b.serial[0], b.serial[1]);
+    expect_revoked(s, b.serial[2], 1234, MC_CRL_SUPERSEDED);
 
     /* one certificate per order without the index: an order that has one is ISSUED, a second
      * certificate for it under another serial is refused, the first stays */
@@ -1242,9 +1260,7 @@ static void test_migrate_5_to_6(void **state)
     d.in[0].replaces = rep4;
     assert_int_equal(mc_store_intents_commit(s, d.in, 1, d.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, d.cert, 1, &err), MC_OK);
-    assert_int_equal(mc_store_replaced_by(s, b.serial[3], SER_LEN, by, &by_len, &err), MC_OK);
-    assert_int_equal(by_len, SER_LEN);
-    assert_memory_equal(by, d.serial[0], SER_LEN);
+    expect_replaced_by(s, b.serial[3], d.serial[0]);
     mc_store_close(s);
     batch_free(&b);
     batch_free(&c);
@@ -1312,20 +1328,8 @@ static void test_migrate_6_to_7(void **state)
     assert_int_equal(w.n, 3);
     for (size_t i = 0; i < 3; i++)
         assert_string_equal(w.order[i], b.order[5 + i]);
-    uint8_t by[MC_SERIAL_MAX];
-    size_t by_len = 0;
-    assert_int_equal(mc_store_replaced_by(s, b.serial[0], SER_LEN, by, &by_len, &err), MC_OK);
-    assert_int_equal(by_len, SER_LEN);
-    assert_memory_equal(by, b.serial[1], SER_LEN);
-    char status[16];
-    int64_t at = 0;
-    int reason = 0;
-    assert_int_equal(
-        mc_store_cert_status(s, b.serial[2], SER_LEN, status, sizeof status, &at, &reason, &err),
-        MC_OK);
-    assert_string_equal(status, "revoked");
-    assert_int_equal(at, 4321);
-    assert_int_equal(reason, MC_CRL_KEY_COMPROMISE);
+    expect_replaced_by(s, b.serial[0], b.serial[1]);
+    expect_revoked(s, b.serial[2], 4321, MC_CRL_KEY_COMPROMISE);
 
     /* after the migration: k2 is still acct-b's (refused to acct-a), k1 compromised, a fresh
      * key binds to its first account, an issued order is ISSUED, a replacement links */
@@ -1349,9 +1353,7 @@ static void test_migrate_6_to_7(void **state)
     assert_int_equal(c.state[2], MC_INTENT_NEW);
     assert_int_equal(c.state[3], MC_INTENT_ISSUED);
     assert_int_equal(mc_store_certs_commit(s, &c.cert[2], 1, &err), MC_OK);
-    assert_int_equal(mc_store_replaced_by(s, b.serial[3], SER_LEN, by, &by_len, &err), MC_OK);
-    assert_int_equal(by_len, SER_LEN);
-    assert_memory_equal(by, c.serial[2], SER_LEN);
+    expect_replaced_by(s, b.serial[3], c.serial[2]);
     c.in[0].order_id = "m7b-x";
     c.in[0].account = "acct-d";
     c.in[0].spki_sha256 = k3;
@@ -1740,20 +1742,6 @@ static void test_ct_outbox(void **state)
  * committed, in the same transaction; an unknown or malformed replaces is recorded as given and
  * links nothing; a second replacement does not overwrite the first.
  */
-
-static void expect_replaced_by(mc_store *s, const uint8_t *serial, const uint8_t *by)
-{
-    uint8_t out[MC_SERIAL_MAX];
-    size_t n = 99;
-    mc_errdetail err;
-    assert_int_equal(mc_store_replaced_by(s, serial, SER_LEN, out, &n, &err), MC_OK);
-    if (!by) {
-        assert_int_equal(n, 0);
-        return;
-    }
-    assert_int_equal(n, SER_LEN);
-    assert_memory_equal(out, by, SER_LEN);
-}
 
 static void test_replaced_by(void **state)
 {
