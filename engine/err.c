@@ -103,6 +103,48 @@ const char *mc_err_format(const mc_errdetail *d, char *buf, size_t len)
     return buf;
 }
 
+/* Appends src at *o, keeping room for the NUL. */
+static void field_append(char *buf, size_t cap, size_t *o, const char *src, size_t n)
+{
+    if (*o + 1 >= cap)
+        return;
+    if (n > cap - 1 - *o)
+        n = cap - 1 - *o;
+    memcpy(buf + *o, src, n);
+    *o += n;
+}
+
+const char *mc_err_field(char *buf, size_t cap, const char *a, const char *b)
+{
+    size_t o = 0;
+    if (!cap)
+        return buf;
+    field_append(buf, cap, &o, a, strlen(a));
+    if (b) {
+        field_append(buf, cap, &o, ".", 1);
+        field_append(buf, cap, &o, b, strlen(b));
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+const char *mc_err_field_index(char *buf, size_t cap, const char *name, size_t i)
+{
+    char digits[24];
+    size_t n = sizeof digits, o = 0;
+    if (!cap)
+        return buf;
+    do
+        digits[--n] = (char)('0' + i % 10);
+    while ((i /= 10) && n > 0);
+    field_append(buf, cap, &o, name, strlen(name));
+    field_append(buf, cap, &o, "[", 1);
+    field_append(buf, cap, &o, digits + n, sizeof digits - n);
+    field_append(buf, cap, &o, "]", 1);
+    buf[o] = '\0';
+    return buf;
+}
+
 int mc_err_retryable(mc_err code)
 {
     return code == MC_ERR_HSM || code == MC_ERR_HSM_SESSION || code == MC_ERR_STORE ||

@@ -472,7 +472,7 @@ static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb
                              mc_errdetail *err)
 {
     char prefix[24], path[MC_ERR_FIELD_MAX];
-    snprintf(prefix, sizeof prefix, "mailboxes[%zu]", idx);
+    mc_err_field_index(prefix, sizeof prefix, "mailboxes", idx);
     if (v->type != MSGPACK_OBJECT_MAP)
         return mc_err_set(err, MC_ERR_INVALID, prefix, "orders.md mailboxes",
                           "each mailbox must be a map, got %s", type_name(v));
@@ -484,7 +484,7 @@ static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb
         if (ki < 0 || (seen & (1u << ki)))
             return bad_key(k, prefix, ki >= 0, err);
         seen |= 1u << ki;
-        snprintf(path, sizeof path, "%s.%s", prefix, mailbox_keys[ki]);
+        mc_err_field(path, sizeof path, prefix, mailbox_keys[ki]);
         switch (ki) {
         case M_ADDRESS: {
             if (val->type != MSGPACK_OBJECT_STR)
@@ -545,7 +545,7 @@ static mc_err decode_mailbox(const msgpack_object *v, size_t idx, mc_mailbox *mb
     }
     for (int ki = 0; ki < K_MAILBOX_N; ki++)
         if (!(seen & (1u << ki))) {
-            snprintf(path, sizeof path, "%s.%s", prefix, mailbox_keys[ki]);
+            mc_err_field(path, sizeof path, prefix, mailbox_keys[ki]);
             return mc_err_set(err, MC_ERR_INVALID, path, "orders.md required",
                               "required field is missing");
         }
@@ -843,7 +843,7 @@ static mc_err decode_lei(const msgpack_object *v, int role, mc_lei *out, mc_errd
         if (ki < 0 || (seen & (1u << ki)))
             return bad_key(k, prefix, ki >= 0, err);
         seen |= 1u << ki;
-        snprintf(path, sizeof path, "%s.%s", prefix, lei_keys[ki]);
+        mc_err_field(path, sizeof path, prefix, lei_keys[ki]);
         switch (ki) {
         case L_VALUE:
             if (val->type != MSGPACK_OBJECT_STR)
@@ -943,7 +943,7 @@ static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetai
             continue;
         }
         const mc_subj_attr_info *a = &subj_attrs[ki];
-        snprintf(path, sizeof path, "subject.%s", a->key);
+        mc_err_field(path, sizeof path, "subject", a->key);
         mc_str t;
         /* UTF-8 text without control characters, at most 4 bytes a character */
         mc_err e = get_text(val, path, "orders.md subject", 1, a->max_chars * 4, 1, &t, err);

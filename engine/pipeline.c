@@ -1051,6 +1051,7 @@ static void *ct_drain_main(void *arg)
     ct_drainer *d = arg;
     mc_store *s = NULL;
     mc_ct *ct = NULL;
+    pthread_setname_np(pthread_self(), "mc-ct-drain");
     if ((d->rc = mc_store_open(d->e->cfg.store_sqlite, &s, &d->err)) == MC_OK &&
         (d->rc = mc_ct_new(&d->e->ct, &ct, &d->err)) == MC_OK)
         d->rc = mc_ct_drain(ct, s, &d->stop, NULL, &d->err);
@@ -1062,6 +1063,7 @@ static void *ct_drain_main(void *arg)
 static void *collector_main(void *arg)
 {
     collector *c = arg;
+    pthread_setname_np(pthread_self(), "mc-collector"); /* for top -H, perf and gdb */
     zmq_pollitem_t items[3] = {{c->pull, 0, ZMQ_POLLIN, 0},
                                {c->router, 0, ZMQ_POLLIN, 0},
                                {c->journal_pull, 0, ZMQ_POLLIN, 0}};

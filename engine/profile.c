@@ -1433,17 +1433,19 @@ static mc_err check_order_subject(const mc_profile *p, const mc_order *o, mc_err
     const mc_subject *sj = &o->subject;
     char field[MC_ERR_FIELD_MAX];
     for (int i = 0; i < MC_SA_COUNT; i++) {
+        int given = sj->attr[i].len != 0;
+        if (given ? p->subj[i] != 0 : p->subj[i] != MC_PROFILE_ATTR_REQUIRED)
+            continue; /* allowed as given: nothing to report */
         const mc_subj_attr_info *ai = mc_subj_attr_get((mc_subj_attr)i);
-        snprintf(field, sizeof field, "subject.%s", ai->key);
+        mc_err_field(field, sizeof field, "subject", ai->key);
         const char *sec;
         int sbr = mc_profile_sbr_attr(p->type, p->generation, (mc_subj_attr)i, &sec);
-        if (sj->attr[i].len && !p->subj[i])
+        if (given)
             return mc_err_set(err, MC_ERR_INVALID, field, sbr ? "profile subject" : sec,
                               "profile %s does not allow %s", p->name, ai->name);
-        if (!sj->attr[i].len && p->subj[i] == MC_PROFILE_ATTR_REQUIRED)
-            return mc_err_set(err, MC_ERR_INVALID, field,
-                              sbr == MC_PROFILE_ATTR_REQUIRED ? sec : "profile subject",
-                              "profile %s requires %s", p->name, ai->name);
+        return mc_err_set(err, MC_ERR_INVALID, field,
+                          sbr == MC_PROFILE_ATTR_REQUIRED ? sec : "profile subject",
+                          "profile %s requires %s", p->name, ai->name);
     }
     int names = sj->attr[MC_SA_GIVEN_NAME].len || sj->attr[MC_SA_SURNAME].len;
     int pseudo = sj->attr[MC_SA_PSEUDONYM].len != 0;
@@ -1547,8 +1549,9 @@ mc_err mc_profile_check_order(const mc_profile *p, const mc_order *o, int64_t no
                           "%zu mailboxes (1..%d allowed)", o->n_mailboxes, MC_ORDER_MAILBOXES_MAX);
     for (size_t i = 0; i < o->n_mailboxes; i++) {
         const mc_str *a = &o->mailboxes[i].address;
-        char field[MC_ERR_FIELD_MAX];
-        snprintf(field, sizeof field, "mailboxes[%zu].address", i);
+        char field[MC_ERR_FIELD_MAX], idx[24];
+        mc_err_field(field, sizeof field, mc_err_field_index(idx, sizeof idx, "mailboxes", i),
+                     "address");
         const char *at = a->p && a->len ? memrchr(a->p, '@', a->len) : NULL;
         if (!at || at == a->p || at == a->p + a->len - 1 || a->len > MC_MAILBOX_MAX)
             return mc_err_set(err, MC_ERR_INVALID, field, "SBR 1.6.1",

@@ -114,8 +114,23 @@ static void test_time(void **state)
     mc_der_put_time(&w, 2524608000); /* 2050-01-01 */
     assert_int_equal(buf[0], MC_DER_GENERALIZEDTIME);
     assert_memory_equal(buf + 2, "20500101000000Z", 15);
+    assert_int_equal(w.err, MC_OK);
+    /* before 1950 too, and the last second GeneralizedTime can hold */
+    mc_der_w_init(&w, buf, sizeof buf);
+    mc_der_put_time(&w, -631152001); /* 1949-12-31T23:59:59Z */
+    assert_int_equal(buf[0], MC_DER_GENERALIZEDTIME);
+    assert_memory_equal(buf + 2, "19491231235959Z", 15);
+    mc_der_w_init(&w, buf, sizeof buf);
+    mc_der_put_time(&w, 253402300799); /* 9999-12-31T23:59:59Z */
+    assert_memory_equal(buf + 2, "99991231235959Z", 15);
+    assert_int_equal(w.err, MC_OK);
+    /* year 10000 has no four-digit form: the writer fails instead of writing a wrong time */
+    mc_der_w_init(&w, buf, sizeof buf);
+    mc_der_put_time(&w, 253402300800);
+    assert_int_equal(w.err, MC_ERR_INVALID);
     /* Feb 30 is refused */
-    const uint8_t bad[] = {0x17, 0x0d, '2', '6', '0', '2', '3', '0', '0', '0', '0', '0', '0', '0', 'Z'};
+    const uint8_t bad[] = {0x17, 0x0d, '2', '6', '0', '2', '3', '0',
+                           '0',  '0',  '0', '0', '0', '0', 'Z'};
     c = mc_der_cur_make(bad, sizeof bad);
     assert_int_equal(mc_der_next(&c, &t), MC_OK);
     assert_int_not_equal(mc_der_time(&t, &back), MC_OK);
@@ -141,8 +156,8 @@ static void test_alg_table(void **state)
     mc_bytes b = mc_keytype_algid(MC_KEY_P256);
     assert_int_equal(mc_keytype_from_algid(b.p, b.len), MC_KEY_P256);
     /* SBR 7.1.3.1: RSA without the NULL parameter is not an allowed encoding */
-    const uint8_t rsa_nonull[] = {0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
-                                  0xf7, 0x0d, 0x01, 0x01, 0x01};
+    const uint8_t rsa_nonull[] = {0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48,
+                                  0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01};
     assert_int_equal(mc_keytype_from_algid(rsa_nonull, sizeof rsa_nonull), MC_KEY_NONE);
     assert_int_equal(mc_sigalg_from_name("ecdsa-sha384"), MC_SIG_ECDSA_SHA384);
     b = mc_sigalg_algid(MC_SIG_RSA_PSS_SHA256);
@@ -153,9 +168,12 @@ static void test_alg_table(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_nested), cmocka_unit_test(test_reject_non_der),
-        cmocka_unit_test(test_uint_padding),     cmocka_unit_test(test_named_bits),
-        cmocka_unit_test(test_time),             cmocka_unit_test(test_oid),
+        cmocka_unit_test(test_roundtrip_nested),
+        cmocka_unit_test(test_reject_non_der),
+        cmocka_unit_test(test_uint_padding),
+        cmocka_unit_test(test_named_bits),
+        cmocka_unit_test(test_time),
+        cmocka_unit_test(test_oid),
         cmocka_unit_test(test_alg_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

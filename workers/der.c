@@ -298,15 +298,29 @@ void mc_der_put_time(mc_der_w *w, int64_t t)
     int d = (int)(doy - (153 * mp + 2) / 5 + 1);
     int m = (int)(mp < 10 ? mp + 3 : mp - 9);
     y += m <= 2;
-    char s[20];
-    int h = (int)(rem / 3600), mi = (int)(rem % 3600 / 60), se = (int)(rem % 60);
-    if (y >= 1950 && y <= 2049) {
-        snprintf(s, sizeof s, "%02d%02d%02d%02d%02d%02dZ", (int)(y % 100), m, d, h, mi, se);
-        mc_der_put(w, MC_DER_UTCTIME, s, 13);
-    } else {
-        snprintf(s, sizeof s, "%04d%02d%02d%02d%02d%02dZ", (int)y, m, d, h, mi, se);
-        mc_der_put(w, MC_DER_GENERALIZEDTIME, s, 15);
+    /* GeneralizedTime has four year digits (RFC 5280 4.1.2.5.2): a time outside them cannot
+     * be written, and the writer fails rather than emit a wrong one. */
+    if (y < 0 || y > 9999) {
+        if (w->err == MC_OK)
+            w->err = MC_ERR_INVALID;
+        return;
     }
+    /* Digits written directly: two times per certificate, where snprintf cost more than the
+     * rest of this function. */
+    int h = (int)(rem / 3600), mi = (int)(rem % 3600 / 60), se = (int)(rem % 60);
+    int utc = y >= 1950 && y <= 2049;
+    int f[6] = {(int)(y % 100), m, d, h, mi, se};
+    char s[16], *q = s;
+    if (!utc) {
+        *q++ = (char)('0' + y / 1000);
+        *q++ = (char)('0' + y / 100 % 10);
+    }
+    for (int i = 0; i < 6; i++) {
+        *q++ = (char)('0' + f[i] / 10);
+        *q++ = (char)('0' + f[i] % 10);
+    }
+    *q++ = 'Z';
+    mc_der_put(w, utc ? MC_DER_UTCTIME : MC_DER_GENERALIZEDTIME, s, (size_t)(q - s));
 }
 
 /* Reserve a 4-byte long-form length (up to 16 MiB) and shrink it at mc_der_end. */

@@ -374,6 +374,9 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     mc_der_end(&w, exts);
     mc_der_end(&w, e3);
     mc_der_end(&w, tbs);
+    if (w.err == MC_ERR_INVALID)
+        return mc_err_set(err, MC_ERR_INVALID, "validity", "RFC 5280 4.1.2.5",
+                          "a validity time is outside the years 0000-9999");
     if (w.err != MC_OK)
         return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "TBSCertificate does not fit %zu bytes",
                           cap);

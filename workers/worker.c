@@ -512,6 +512,7 @@ static void *signer_main(void *arg)
     signer *sg = arg;
     const mc_worker_shared *sh = sg->sh;
     mc_hsmpool *pool = sh->pool;
+    pthread_setname_np(pthread_self(), "mc-signer"); /* for top -H, perf and gdb */
     void *in = zmq_socket(sh->zctx, ZMQ_PULL), *out = zmq_socket(sh->zctx, ZMQ_PUSH);
     mc_hsmpool_session sess = {0};
     mc_errdetail err;
@@ -1134,6 +1135,9 @@ void *mc_worker_main(void *arg)
     size_t batch = (size_t)sh->batch;
     w->rc = MC_OK;
     mc_err_clear(&w->err);
+    char name[16];
+    snprintf(name, sizeof name, "mc-worker-%d", w->index % 1000);
+    pthread_setname_np(pthread_self(), name); /* for top -H, perf and gdb */
     if (w->cpu >= 0) {
         cpu_set_t set;
         CPU_ZERO(&set);

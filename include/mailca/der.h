@@ -39,16 +39,16 @@ enum {
     MC_DER_SEQUENCE = 0x30,
     MC_DER_SET = 0x31,
 };
-#define MC_DER_CTX(n) (0x80u | (unsigned)(n))        /* [n] IMPLICIT primitive */
-#define MC_DER_CTX_CONS(n) (0xa0u | (unsigned)(n))   /* [n] constructed / EXPLICIT */
+#define MC_DER_CTX(n) (0x80u | (unsigned)(n))      /* [n] IMPLICIT primitive */
+#define MC_DER_CTX_CONS(n) (0xa0u | (unsigned)(n)) /* [n] constructed / EXPLICIT */
 
 /* ---- reader ---- */
 
 typedef struct mc_der_tlv {
-    unsigned tag;         /* identifier octet */
-    const uint8_t *val;   /* contents */
-    size_t len;           /* contents length */
-    const uint8_t *raw;   /* whole TLV, header included */
+    unsigned tag;       /* identifier octet */
+    const uint8_t *val; /* contents */
+    size_t len;         /* contents length */
+    const uint8_t *raw; /* whole TLV, header included */
     size_t rawlen;
 } mc_der_tlv;
 
@@ -114,7 +114,7 @@ typedef struct mc_der_w {
     uint8_t *buf;
     size_t cap;
     size_t len;
-    mc_err err; /* MC_ERR_NOMEM once the buffer overflowed */
+    mc_err err; /* MC_ERR_NOMEM once the buffer overflowed, MC_ERR_INVALID for a bad value */
 } mc_der_w;
 
 static inline void mc_der_w_init(mc_der_w *w, uint8_t *buf, size_t cap)
@@ -139,7 +139,8 @@ void mc_der_put_bits(mc_der_w *w, const void *p, size_t n);
 /* Named-bit BIT STRING (e.g. keyUsage): bits numbered from 0 = MSB of first byte, DER minimal
  * (trailing zero bits removed, unused-bits count set). */
 void mc_der_put_named_bits(mc_der_w *w, uint32_t bits, unsigned nbits);
-/* UTCTime for years 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5). */
+/* UTCTime for years 1950-2049, GeneralizedTime otherwise (RFC 5280 4.1.2.5); a year outside
+ * 0000-9999 sets w->err to MC_ERR_INVALID. */
 void mc_der_put_time(mc_der_w *w, int64_t unix_seconds);
 
 /* Opens a constructed value: returns a mark for mc_der_end. */

@@ -57,6 +57,14 @@ const char *mc_err_name(mc_err code);
 /* Writes "name: field: message [rule]" into buf (always NUL-terminated). Returns buf. */
 const char *mc_err_format(const mc_errdetail *d, char *buf, size_t len);
 
+/* Writes the field path "<a>.<b>" (just "<a>" when b is NULL) into buf, truncated to its cap,
+ * and returns buf. Order decoding builds a path for each field it reads, so this is a copy,
+ * not snprintf (which was 3% of a certificate's instructions). */
+const char *mc_err_field(char *buf, size_t cap, const char *a, const char *b);
+
+/* Writes "<name>[<i>]" into buf, truncated to its cap, and returns buf. */
+const char *mc_err_field_index(char *buf, size_t cap, const char *name, size_t i);
+
 /* True for codes whose order may succeed if retried later (HSM and storage faults). */
 int mc_err_retryable(mc_err code);
 
