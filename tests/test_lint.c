@@ -506,6 +506,18 @@ typedef struct lcase {
     int64_t now; /* 0: CG_NOW */
 } lcase;
 
+/* ---- RFC 5280 rules from the comparison with zlint's rfc lints ---- */
+/* certificatePolicies: the reserved Strict mailbox OID, then 1.2.3.4.5 once / twice */
+#define HX_POL_OTHER "30 13 30 09 06 07 67 81 0c 01 05 01 03 30 06 06 04 2a 03 04 05"
+#define HX_POL_OTHER_TWICE                                                                         \
+    "30 1b 30 09 06 07 67 81 0c 01 05 01 03 30 06 06 04 2a 03 04 05 30 06 06 04 2a 03 04 05"
+
+/* The issuer replaced by an empty Name (an empty SEQUENCE). */
+static size_t t_issuer_empty(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return cg_tbs_replace_hex(tbs, len, 3, "30 00", out, cap);
+}
+
 static const lcase cases[] = {
     /* ---- compliant certificates ---- */
     {.name = "baseline strict"},
@@ -1528,6 +1540,25 @@ static const lcase cases[] = {
      .subj = OV_BASE ";SN=Smith",
      .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 08 43 46 4f 20 26 20 43 6f"},
+
+    /* ---- RFC 5280 rules from the comparison with zlint's rfc lints ---- */
+    {.name = "issuer is an empty Name (RFC 5280 4.1.2.4)",
+     .id = "e_issuer_name_empty",
+     .post = t_issuer_empty,
+     .ctx = C_NO_ISSUER,
+     .only = 1},
+    {.name = "issuer empty before RFC 5280 is in force: not applied",
+     .post = t_issuer_empty,
+     .ctx = C_NO_ISSUER,
+     .now = 1199145600 /* 2008-01-01 */},
+    {.name = "a second, non-reserved policy OID once",
+     .raw_oid = CG_OID_POLICIES,
+     .raw_hex = HX_POL_OTHER},
+    {.name = "a policy OID twice (RFC 5280 4.2.1.4)",
+     .id = "e_ext_cert_policy_duplicate",
+     .only = 1,
+     .raw_oid = CG_OID_POLICIES,
+     .raw_hex = HX_POL_OTHER_TWICE},
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -118,6 +118,9 @@ enum {
     L_LEI_ROLE_FORMAT,
     L_QCS_MALFORMED,
     L_QCS_TYPE,
+    /* RFC 5280 rules zlint applies to every certificate (its rfc lints), compared in round 3 */
+    L_ISSUER_EMPTY,
+    L_POL_DUP,
     L_COUNT
 };
 
@@ -323,6 +326,12 @@ static const mc_lint_def defs[L_COUNT] = {
         {"e_smime_qc_type_mismatch", E, "SBR 7.1.2.3(k)", T_SBR,
          "QcType/semantics must fit the subject: esign/natural for sponsor and "
          "individual, eseal/legal for organization, never web (ETSI EN 319 412-5 4.2.3)"},
+    /* RFC 5280 rules from the comparison with zlint's rfc lints (e_issuer_field_empty,
+     * e_ext_cert_policy_duplicate) */
+    [L_ISSUER_EMPTY] = {"e_issuer_name_empty", E, "RFC 5280 4.1.2.4", T_RFC5280,
+                        "The issuer field must contain a non-empty distinguished name"},
+    [L_POL_DUP] = {"e_ext_cert_policy_duplicate", E, "RFC 5280 4.2.1.4", T_RFC5280,
+                   "A policy OID must not appear more than once in certificatePolicies"},
 };
 
 #undef E
@@ -2054,6 +2063,40 @@ static void lint_qcs(lstate *s)
 
 /* ---- entry points ---- */
 
+/* RFC 5280 rules found missing by the comparison with zlint's rfc lints. */
+static void lint_rfc_extra(lstate *s)
+{
+    /* RFC 5280 4.1.2.4: "The issuer field MUST contain a non-empty distinguished name (DN)." */
+    if (s->x->issuer.len == 0)
+        report(s, L_ISSUER_EMPTY, "issuer is an empty Name (no RDN)");
+
+    /* RFC 5280 4.2.1.4: "A certificate policy OID MUST NOT appear more than once in a
+     * certificate policies extension." A malformed extension is reported by lint_policies. */
+    const mc_x509_ext *e = mc_x509_find_ext(s->x, OIDL(oid_policies));
+    if (!e || e->value.tag != MC_DER_SEQUENCE)
+        return;
+    mc_der_cur c = mc_der_cur_in(&e->value);
+    mc_der_tlv seen[16]; /* a certificate asserts a handful of policies; past 16 none is checked */
+    size_t n = 0;
+    mc_der_tlv pi, oid;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &pi) != MC_OK || pi.tag != MC_DER_SEQUENCE)
+            return;
+        mc_der_cur p = mc_der_cur_in(&pi);
+        if (mc_der_expect(&p, MC_DER_OID, &oid) != MC_OK)
+            return;
+        for (size_t i = 0; i < n; i++) {
+            if (seen[i].len == oid.len && memcmp(seen[i].val, oid.val, oid.len) == 0) {
+                char b[64];
+                report(s, L_POL_DUP, "policy %s appears more than once", oidstr(&oid, b, sizeof b));
+                return;
+            }
+        }
+        if (n < sizeof seen / sizeof seen[0])
+            seen[n++] = oid;
+    }
+}
+
 void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
 {
     memset(out, 0, sizeof *out);
@@ -2096,6 +2139,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_lei(&s);
     lint_lei_role(&s);
     lint_qcs(&s);
+    lint_rfc_extra(&s);
 }
 
 static mc_err finish(const mc_lint_result *out, mc_errdetail *err)
