@@ -76,9 +76,11 @@ typedef struct item {
  * being prepared, one whose intents the collector is recording, one being signed. */
 typedef struct wbatch {
     item *items;
-    size_t n;    /* orders in the batch */
-    size_t k;    /* of which have an intent awaiting a verdict */
-    size_t sent; /* items handed to the signers, awaited by sign_collect */
+    size_t n;          /* orders in the batch */
+    size_t k;          /* of which have an intent awaiting a verdict */
+    size_t sent;       /* items handed to the signers, awaited by sign_collect */
+    size_t taken;      /* answers received for it */
+    uint64_t start_us; /* when its jobs were handed out */
     mc_arena arena;
     msgpack_zone zone;
     int zone_ok;
@@ -87,6 +89,14 @@ typedef struct wbatch {
 /* A signer thread of a worker: its own PKCS#11 session (opened by the thread); jobs arrive by
  * value on its own PULL socket and answers leave by value on the worker's `done` socket, so the
  * thread touches nothing of the worker's batches. The fields below `state` are the worker's. */
+/* A job's key names its item: the batch's slot in wctx.b (2 bits) and the item's index in it
+ * (16 bits). Two batches can be with the signers at once (mc_worker_main), so an answer must say
+ * which one it belongs to. */
+#define JOB_KEY(slot, idx) ((size_t)(slot) << 16 | (size_t)(idx))
+#define JOB_KEY_BITS 18
+/* A signer's queue holds at most the items of the two batches with the signers. */
+#define FIFO_CAP(batch) (2 * (size_t)(batch))
+
 enum { SG_RUNNING, SG_RETIRED, SG_EXITED };
 typedef struct signer {
     const mc_worker_shared *sh;
@@ -98,7 +108,7 @@ typedef struct signer {
     void *jobs; /* PUSH end of ep_jobs */
     pthread_t th;
     int started;
-    size_t *fifo; /* items (indexes in the batch being signed) it holds, in order */
+    size_t *fifo; /* the jobs it holds, in order, as job keys (JOB_KEY); FIFO_CAP(batch) */
     size_t fhead, fcount;
     uint64_t head_ms; /* when the job at the head of fifo started (the deadline's origin) */
 } signer;
@@ -587,7 +597,7 @@ static mc_err signer_spawn(wctx *c, int i, int replacement)
     snprintf(sg->ep_done, sizeof sg->ep_done, "%s", c->ep_done);
     snprintf(sg->ep_jobs, sizeof sg->ep_jobs, "inproc://mailca-sign-%p-%u", (void *)c,
              c->spawned++);
-    sg->fifo = calloc((size_t)sh->batch, sizeof *sg->fifo);
+    sg->fifo = calloc(FIFO_CAP(sh->batch), sizeof *sg->fifo);
     sg->jobs = sg->fifo ? zmq_socket(sh->zctx, ZMQ_PUSH) : NULL;
     if (!sg->jobs) {
         int e = zmq_errno(); /* ETERM: the run is ending (the caller looks) */
@@ -694,11 +704,21 @@ static void signers_stop(wctx *c)
     c->done = NULL;
 }
 
-static uint64_t mono_ms(void)
+/* sign_collect's sleeps while answers are due: shorter ones are not worth a timer, longer ones
+ * would leave the next batch waiting after a stall. */
+#define SLEEP_MIN_US 200
+#define SLEEP_MAX_US 20000
+
+static uint64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static uint64_t mono_ms(void)
+{
+    return mono_us() / 1000;
 }
 
 /* Hands item idx of b to a live signer (round robin) as a new job. -1 when no signer is left. */
@@ -713,8 +733,9 @@ static int job_send(wctx *c, wbatch *b, size_t idx)
     }
     if (!sg)
         return -1;
-    /* ids grow and never repeat; the low 16 bits are the item's index in its batch */
-    it->job = (++c->jobseq << 16) | idx;
+    /* ids grow and never repeat; the low bits are the job's key */
+    size_t key = JOB_KEY(b - c->b, idx);
+    it->job = (++c->jobseq << JOB_KEY_BITS) | key;
     it->signer = sg;
     uint8_t buf[sizeof(sign_job) + MC_TBS_MAX];
     sign_job j = {it->job, (uint32_t)it->sin_len};
@@ -725,7 +746,7 @@ static int job_send(wctx *c, wbatch *b, size_t idx)
             return -1;
     if (sg->fcount == 0)
         sg->head_ms = mono_ms();
-    sg->fifo[(sg->fhead + sg->fcount++) % (size_t)c->sh->batch] = idx;
+    sg->fifo[(sg->fhead + sg->fcount++) % FIFO_CAP(c->sh->batch)] = key;
     return 0;
 }
 
@@ -744,6 +765,8 @@ static void item_fail_unsigned(item *it, const char *why)
 static mc_err sign_dispatch(wctx *c, wbatch *b)
 {
     b->sent = 0;
+    b->taken = 0;
+    b->start_us = mono_us();
     for (size_t i = 0; i < b->n; i++) {
         item *it = &b->items[i];
         if (!it->stbs)
@@ -775,15 +798,15 @@ static mc_err sign_dispatch(wctx *c, wbatch *b)
 
 /* Signer slot i's call exceeded the deadline: retire it, start a replacement (unless too many
  * calls hang already), and sign its orders again elsewhere. */
-static void signer_retire(wctx *c, wbatch *b, int i)
+static void signer_retire(wctx *c, int i)
 {
     signer *sg = c->signers[i];
     const mc_worker_shared *sh = c->sh;
-    size_t redo[MC_WORKER_BATCH_MAX], nredo = 0;
+    size_t redo[FIFO_CAP(MC_WORKER_BATCH_MAX)], nredo = 0;
     int limit = (int)mc_hsmpool_tokens(sh->pool) + 2;
     mc_hsmpool_hang_begin(sh->pool, atomic_load(&sg->token));
     for (size_t k = 0; k < sg->fcount; k++)
-        redo[nredo++] = sg->fifo[(sg->fhead + k) % (size_t)sh->batch];
+        redo[nredo++] = sg->fifo[(sg->fhead + k) % FIFO_CAP(sh->batch)];
     signer_release(c, i);
     /* From here the thread owns sg: it frees it when its call returns. */
     if (atomic_exchange(&sg->state, SG_RETIRED) == SG_EXITED) {
@@ -802,7 +825,9 @@ static void signer_retire(wctx *c, wbatch *b, int i)
         free(half);
     }
     for (size_t k = 0; k < nredo; k++) {
-        item *it = &b->items[redo[k]];
+        wbatch *b = &c->b[redo[k] >> 16];
+        size_t idx = redo[k] & 0xffff;
+        item *it = &b->items[idx];
         it->job = 0;
         if (++it->attempts >= limit) {
             char why[160];
@@ -810,7 +835,7 @@ static void signer_retire(wctx *c, wbatch *b, int i)
                      sh->sign_timeout_ms, it->attempts);
             item_fail_unsigned(it, why);
             b->sent--;
-        } else if (job_send(c, b, redo[k]) != 0) {
+        } else if (job_send(c, b, idx) != 0) {
             item_fail_unsigned(it, "the HSM did not answer C_Sign in time and no session is left");
             b->sent--;
         }
@@ -819,26 +844,30 @@ static void signer_retire(wctx *c, wbatch *b, int i)
 
 /* One answer from a signer: the job's signature or error goes to its item (a stale answer, of a
  * job re-dispatched or of an earlier batch, is dropped). */
-static void answer_take(wctx *c, wbatch *b, const uint8_t *p, size_t n)
+static void answer_take(wctx *c, const uint8_t *p, size_t n)
 {
     sign_answer a;
     if (n < sizeof a)
         return;
     memcpy(&a, p, sizeof a);
-    size_t idx = (size_t)(a.id & 0xffff);
-    if (a.id == 0 || idx >= b->n || b->items[idx].job != a.id || n != sizeof a + a.len)
+    size_t key = (size_t)(a.id & ((1u << JOB_KEY_BITS) - 1)), idx = key & 0xffff;
+    if (a.id == 0 || (key >> 16) >= sizeof c->b / sizeof c->b[0])
+        return;
+    wbatch *b = &c->b[key >> 16];
+    if (idx >= b->n || b->items[idx].job != a.id || n != sizeof a + a.len)
         return;
     item *it = &b->items[idx];
     signer *sg = it->signer;
     /* a signer answers its jobs in order: this one is its head */
-    if (sg && sg->fcount > 0 && sg->fifo[sg->fhead] == idx) {
-        sg->fhead = (sg->fhead + 1) % (size_t)c->sh->batch;
+    if (sg && sg->fcount > 0 && sg->fifo[sg->fhead] == key) {
+        sg->fhead = (sg->fhead + 1) % FIFO_CAP(c->sh->batch);
         sg->fcount--;
         sg->head_ms = mono_ms();
     }
     it->job = 0;
     it->signer = NULL;
     b->sent--;
+    b->taken++;
     if (a.rc == MC_OK && a.len <= MC_SIG_MAX) {
         memcpy(it->sig, p + sizeof a, a.len);
         it->sig_len = a.len;
@@ -852,8 +881,9 @@ static void answer_take(wctx *c, wbatch *b, const uint8_t *p, size_t n)
     }
 }
 
-/* Waits for the batch's jobs still with the signers (one batch is signed at a time), enforcing
- * the deadline on the call at the head of each signer's queue, and assembles the certificates. */
+/* Waits for the batch's jobs still with the signers, enforcing the deadline on the call at the
+ * head of each signer's queue, and assembles the certificates. Answers for the batch queued
+ * behind it (mc_worker_main) are taken into that batch meanwhile. */
 static mc_err sign_collect(wctx *c, wbatch *b)
 {
     const int dl = c->sh->sign_timeout_ms;
@@ -863,7 +893,7 @@ static mc_err sign_collect(wctx *c, wbatch *b)
         /* answers already here first: a worker that was busy preparing must not take the
          * time their jobs waited in this queue for a hang */
         while (b->sent > 0 && zmq_msg_recv(&m, c->done, ZMQ_DONTWAIT) >= 0)
-            answer_take(c, b, zmq_msg_data(&m), zmq_msg_size(&m));
+            answer_take(c, zmq_msg_data(&m), zmq_msg_size(&m));
         if (!b->sent)
             break;
         long timeout = -1;
@@ -874,7 +904,7 @@ static mc_err sign_collect(wctx *c, wbatch *b)
                 if (!sg || !sg->fcount)
                     continue;
                 if (now >= sg->head_ms + (uint64_t)dl) {
-                    signer_retire(c, b, i);
+                    signer_retire(c, i);
                     timeout = 0;
                     break;
                 }
@@ -884,6 +914,24 @@ static mc_err sign_collect(wctx *c, wbatch *b)
             }
             if (timeout == 0)
                 continue;
+        }
+        /* Sleep through the answers that cannot all be here yet rather than wake for each:
+         * at the rate this batch has been answered so far, the rest takes about
+         * sent * per_answer. Waking per answer cost a context switch and a dozen system calls
+         * per certificate. A bit less than the estimate, so the last answers are waited for
+         * with zmq_poll; never past the deadline's next check. */
+        if (b->taken > 0) {
+            uint64_t now = mono_us();
+            uint64_t rest = (now - b->start_us) / b->taken * (b->sent - 1) / 2;
+            if (rest > SLEEP_MAX_US)
+                rest = SLEEP_MAX_US;
+            if (timeout >= 0 && rest > (uint64_t)timeout * 1000)
+                rest = (uint64_t)timeout * 1000;
+            if (rest >= SLEEP_MIN_US) {
+                struct timespec ts = {(time_t)(rest / 1000000), (long)(rest % 1000000) * 1000};
+                nanosleep(&ts, NULL);
+                continue;
+            }
         }
         zmq_pollitem_t pi = {c->done, 0, ZMQ_POLLIN, 0};
         if (zmq_poll(&pi, 1, timeout) < 0 && errno != EINTR) {
@@ -1183,7 +1231,9 @@ void *mc_worker_main(void *arg)
     /* Three batches in flight: `cur` is prepared and its intents sent while `sig` (verdicts
      * received earlier) is being signed, by the signer threads when there are some; `ver`
      * (intents sent earlier) waits for its verdicts meanwhile. So the worker never idles
-     * waiting for the storage commit, nor for a latency-bound HSM. */
+     * waiting for the storage commit, nor for a latency-bound HSM. `ver` goes to the signers
+     * as soon as its verdicts are in, queued behind `sig`, before the worker waits for `sig`:
+     * a signer then never waits for the worker between two batches. */
     wbatch *ver = NULL, *sig = NULL;
     for (;;) {
         wbatch *cur = &c.b[0];
@@ -1204,18 +1254,19 @@ void *mc_worker_main(void *arg)
             }
             rc = send_intents(&c, cur);
         }
+        wbatch *next = NULL;
+        if (rc == MC_OK && ver) {
+            rc = await_verdicts(&c, ver);
+            next = ver;
+            ver = NULL;
+        }
         if (rc == MC_OK && sig) {
             rc = sign_collect(&c, sig);
             if (rc == MC_OK)
                 rc = push_results(&c, sig);
             release_batch(sig);
-            sig = NULL;
         }
-        if (rc == MC_OK && ver) {
-            rc = await_verdicts(&c, ver);
-            sig = ver;
-            ver = NULL;
-        }
+        sig = next;
         if (rc != MC_OK) {
             if (zmq_errno() != ETERM)
                 w->rc = mc_err_set(&w->err, rc, NULL, NULL, "worker %d: %s", w->index,
