@@ -67,9 +67,10 @@ static int cmd_help(FILE *f)
         "        p384, p521, ed25519, ed448, rsa2048, rsa3072, rsa4096\n"
         "  bench [options]   certs/sec against the raw C_Sign rate (mailca bench --help)\n"
         "  status [--config FILE] [--json]  check each HSM token and the store now\n"
-        "  lint [--json] [--profile NAME [--config FILE]] FILE...\n"
+        "  lint [--json] [--at T] [--profile NAME [--config FILE]] FILE...\n"
         "        lint certificates (PEM or DER) against the S/MIME BRs; with a profile, as that\n"
-        "        profile of this CA would issue them\n"
+        "        profile of this CA would issue them; the rules in force at each notBefore,\n"
+        "        or at T (seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) with --at\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
         "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
@@ -432,7 +433,8 @@ static int cmd_worker(int argc, char **argv)
 }
 
 /* Reads PEM (one or more certificates) or DER; calls fn for each certificate's DER. */
-static int lint_file(const char *path, int json, const mc_lint_ctx *base, int *any_error)
+static int lint_file(const char *path, int json, const mc_lint_ctx *base, int64_t at,
+                     int *any_error)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -489,7 +491,7 @@ static int lint_file(const char *path, int json, const mc_lint_ctx *base, int *a
                        mc_err_format(&e, b, sizeof b));
             *any_error = 1;
         } else {
-            ctx.now = x.nb; /* the rules in force when it was issued */
+            ctx.now = at ? at : x.nb; /* the rules in force when it was issued, or at --at */
             mc_lint_run(&x, &ctx, &lr);
             if (lr.errors)
                 *any_error = 1;
@@ -532,19 +534,34 @@ static int lint_file(const char *path, int json, const mc_lint_ctx *base, int *a
     return rc;
 }
 
-/* `mailca lint [--json] [--profile NAME [--config FILE]] FILE...`: with a profile, the
+/* `mailca lint [--json] [--at T] [--profile NAME [--config FILE]] FILE...`: with a profile, the
  * certificates are judged as that profile of this CA would issue them (its type, generation and
  * extensions, and the issuer-dependent lints against the configured issuing CA). */
 static int cmd_lint(int argc, char **argv)
 {
     int json = 0, any_error = 0, rc = 0, ch;
     const char *profile = NULL, *cfgopt = NULL;
-    static const struct option lo[] = {
-        {"json", 0, 0, 'j'}, {"profile", 1, 0, 'p'}, {"config", 1, 0, 'c'}, {0, 0, 0, 0}};
+    int64_t at = 0;
+    mc_errdetail ae;
+    static const struct option lo[] = {{"json", 0, 0, 'j'},
+                                       {"at", 1, 0, 'a'},
+                                       {"profile", 1, 0, 'p'},
+                                       {"config", 1, 0, 'c'},
+                                       {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'j')
             json = 1;
-        else if (ch == 'p')
+        else if (ch == 'a') {
+            char b[600];
+            if (mc_revoke_time_parse(optarg, "--at", &at, &ae) != MC_OK) {
+                fprintf(stderr, "mailca lint: %s\n", mc_err_format(&ae, b, sizeof b));
+                return 2;
+            }
+            if (at <= 0) {
+                fprintf(stderr, "mailca lint: --at: '%s' is not after 1970\n", optarg);
+                return 2;
+            }
+        } else if (ch == 'p')
             profile = optarg;
         else if (ch == 'c')
             cfgopt = optarg;
@@ -552,7 +569,8 @@ static int cmd_lint(int argc, char **argv)
             return 2;
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: mailca lint [--json] [--profile NAME [--config FILE]] FILE...\n");
+        fprintf(stderr,
+                "usage: mailca lint [--json] [--at T] [--profile NAME [--config FILE]] FILE...\n");
         return 2;
     }
     mc_lint_ctx base = {.now = (int64_t)time(NULL)};
@@ -593,7 +611,7 @@ static int cmd_lint(int argc, char **argv)
         }
     }
     for (int i = optind; i < argc; i++)
-        rc |= lint_file(argv[i], json, &base, &any_error);
+        rc |= lint_file(argv[i], json, &base, at, &any_error);
     rc = rc ? 2 : any_error ? 1 : 0;
 done:
     if (loaded) {
