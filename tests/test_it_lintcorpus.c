@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define OV "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345"
+#define OV "C=DE;O=Beispiel GmbH;OI=NTRDE-DER3306.HRB12345"
 /* QCStatements: QcCompliance, QcType [esign] */
 #define QCS_ESIGN                                                                                  \
     "30 1f 30 08 06 06 04 00 8e 46 01 01 30 13 06 06 04 00 8e 46 01 06 30 09 06 07 04 00 8e 46 "   \
@@ -273,7 +273,7 @@ static const ccase CASES[] = {
     {.name = "organizationIdentifier country differs from countryName",
      .ids = "e_smime_org_identifier_country_mismatch",
      .type = MC_TYPE_ORGANIZATION,
-     .subj = "C=FR;O=Beispiel GmbH;OI=NTRDE-HRB12345"},
+     .subj = "C=FR;O=Beispiel GmbH;OI=NTRDE-DER3306.HRB12345"},
     {.name = "streetAddress without locality or state",
      .ids = "e_smime_street_without_locality_or_state",
      .type = MC_TYPE_ORGANIZATION,
@@ -282,11 +282,11 @@ static const ccase CASES[] = {
     {.name = "organizationName n/a",
      .ids = "e_smime_subject_placeholder_value",
      .type = MC_TYPE_ORGANIZATION,
-     .subj = "C=DE;O=n/a;OI=NTRDE-HRB12345"},
+     .subj = "C=DE;O=n/a;OI=NTRDE-DER3306.HRB12345"},
     {.name = "commonName is neither mailbox nor organization",
      .ids = "e_smime_cn_value_not_allowed",
      .type = MC_TYPE_ORGANIZATION,
-     .subj = "!C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345;CN=Somebody Else"},
+     .subj = "!C=DE;O=Beispiel GmbH;OI=NTRDE-DER3306.HRB12345;CN=Somebody Else"},
 };
 #define N_CASES (sizeof CASES / sizeof CASES[0])
 

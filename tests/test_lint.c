@@ -1541,6 +1541,71 @@ static const lcase cases[] = {
      .raw_oid = CG_OID_LEI_ROLE,
      .raw_hex = "13 08 43 46 4f 20 26 20 43 6f"},
 
+/* ---- rules found by comparing with pkilint's S/MIME corpus (issue 3) ---- */
+/* SAN: rfc822Name alice@example.com and a directoryName whose CN is a mailbox */
+#define HX_SAN_MBX "81 11 61 6c 69 63 65 40 65 78 61 6d 70 6c 65 2e 63 6f 6d "
+#define HX_SAN_DIRNAME_IN                                                                          \
+    "30 33 " HX_SAN_MBX "a4 1e 30 1c 31 1a 30 18 06 03 55 04 03 0c 11 "                            \
+    "61 6c 69 63 65 40 65 78 61 6d 70 6c 65 2e 63 6f 6d"
+#define HX_SAN_DIRNAME_OUT                                                                         \
+    "30 31 " HX_SAN_MBX "a4 1c 30 1a 31 18 30 16 06 03 55 04 03 0c 0f "                            \
+    "62 6f 62 40 65 78 61 6d 70 6c 65 2e 63 6f 6d"
+    /* SBR 7.1.4.2.1: mailboxes in the subject or a SAN directoryName are repeated in the SAN */
+    {.name = "SAN directoryName CN that is the SAN mailbox",
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = HX_SAN_DIRNAME_IN},
+    {.name = "IV surname that is the SAN mailbox",
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=alice@example.com"},
+    {.name = "SAN directoryName CN mailbox not in the SAN",
+     .id = "e_smime_name_mailbox_not_in_san",
+     .only = 1,
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = HX_SAN_DIRNAME_OUT},
+    {.name = "IV surname mailbox not in the SAN",
+     .id = "e_smime_name_mailbox_not_in_san",
+     .only = 1,
+     .type = MC_TYPE_INDIVIDUAL,
+     .subj = "SN=Smith@example.com"},
+    {.name = "SV organizationalUnitName with a UTF-8 mailbox not in the SAN",
+     .id = "e_smime_name_mailbox_not_in_san",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = OV_BASE ";SN=Smith;OU=" CG_GREEK "@" CG_MUENCHEN_U},
+    /* SBR 7.1.4.2.2(d) Note 1 holds for each organizationIdentifier, not only the first */
+    {.name = "OV with two NTRGB/VATGB identifiers",
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE ";OI=VATGB-123456789"},
+    {.name = "OV second organizationIdentifier country differs",
+     .id = "e_smime_org_identifier_country_mismatch",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE ";OI=NTRUS+CA-12345678"},
+    {.name = "OV second organizationIdentifier malformed",
+     .id = "e_smime_org_identifier_format",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = OV_BASE ";OI=NTRGB"},
+    /* SBR 7.1.4.2.2(d) Note 3 (SBR 1.0.9, 2025-05-14): German NTR reference SHOULD be the EUID */
+    {.name = "SV NTRDE reference not an EUID",
+     .id = "w_smime_ntr_de_not_euid",
+     .only = 1,
+     .type = MC_TYPE_SPONSOR,
+     .subj = "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345;SN=Smith"},
+    {.name = "OV NTRDE with a subdivision",
+     .id = "w_smime_ntr_de_not_euid",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=DE;O=Beispiel GmbH;OI=NTRDE+BY-DER3306.HRB12345"},
+    {.name = "OV NTRDE EUID of another country",
+     .id = "w_smime_ntr_de_not_euid",
+     .only = 1,
+     .type = MC_TYPE_ORGANIZATION,
+     .subj = "C=DE;O=Beispiel GmbH;OI=NTRDE-FRR3306.HRB12345"},
+    {.name = "OV NTRDE non-EUID reference before SBR 1.0.9",
+     .type = MC_TYPE_ORGANIZATION,
+     .now = 1747180800LL - CG_DAY,
+     .subj = "C=DE;O=Beispiel GmbH;OI=NTRDE-HRB12345"},
     /* ---- RFC 5280 rules from the comparison with zlint's rfc lints ---- */
     {.name = "issuer is an empty Name (RFC 5280 4.1.2.4)",
      .id = "e_issuer_name_empty",

@@ -20,6 +20,7 @@
 #define T_RFC5280 1209600000LL /* 2008-05-01, as zlint dates RFC 5280 */
 #define T_SBR 1693526400LL     /* 2023-09-01, SBR 1.0.0 effective */
 #define T_LEGACY 1752537600LL  /* 2025-07-15, SBR 7.1.6.1 Legacy sunset */
+#define T_EUID 1747180800LL    /* 2025-05-14, SBR 1.0.9 (SMC011): EUID as NTR reference */
 #define DAY 86400LL
 
 enum {
@@ -118,6 +119,9 @@ enum {
     L_LEI_ROLE_FORMAT,
     L_QCS_MALFORMED,
     L_QCS_TYPE,
+    /* found by comparing with pkilint's S/MIME corpus (issue 3) */
+    L_NAME_MAILBOX,
+    W_ORGID_EUID,
     /* RFC 5280 rules zlint applies to every certificate (its rfc lints), compared in round 3 */
     L_ISSUER_EMPTY,
     L_POL_DUP,
@@ -326,6 +330,13 @@ static const mc_lint_def defs[L_COUNT] = {
         {"e_smime_qc_type_mismatch", E, "SBR 7.1.2.3(k)", T_SBR,
          "QcType/semantics must fit the subject: esign/natural for sponsor and "
          "individual, eseal/legal for organization, never web (ETSI EN 319 412-5 4.2.3)"},
+    /* found by comparing with pkilint's S/MIME corpus (issue 3) */
+    [L_NAME_MAILBOX] = {"e_smime_name_mailbox_not_in_san", E, "SBR 7.1.4.2.1", T_SBR,
+                        "A Mailbox Address in any subject attribute or SAN directoryName entry "
+                        "must be repeated as a SAN rfc822Name or SmtpUTF8Mailbox"},
+    [W_ORGID_EUID] = {"w_smime_ntr_de_not_euid", W, "SBR 7.1.4.2.2(d) Note 3", T_EUID,
+                      "A German NTR registration reference should be the EUID "
+                      "(DE, register identifier, '.', local reference; national level)"},
     /* RFC 5280 rules from the comparison with zlint's rfc lints (e_issuer_field_empty,
      * e_ext_cert_policy_duplicate) */
     [L_ISSUER_EMPTY] = {"e_issuer_name_empty", E, "RFC 5280 4.1.2.4", T_RFC5280,
@@ -1741,11 +1752,13 @@ static int tlv_eq(const mc_der_tlv *a, const mc_der_tlv *b)
     return a->len == b->len && memcmp(a->val, b->val, a->len) == 0;
 }
 
+static void lint_orgids(lstate *s, const mc_der_tlv *country);
+
 /* Rules that tie attributes together, per type (SBR 7.1.4.2.2 - 7.1.4.2.6). v[i] is the first
  * value of known_attrs[i], NULL when absent. */
 static void lint_subject_set(lstate *s, const mc_der_tlv *const *v)
 {
-    char b[64], b2[64], why[160];
+    char b[64], b2[64];
     if (s->type == MC_TYPE_MAILBOX)
         return; /* every attribute below is already e_smime_subject_attribute_prohibited */
     int org = s->type == MC_TYPE_ORGANIZATION || s->type == MC_TYPE_SPONSOR;
@@ -1783,15 +1796,9 @@ static void lint_subject_set(lstate *s, const mc_der_tlv *const *v)
                show(v[A_C]->val, v[A_C]->len, b, sizeof b));
         c_ok = 0;
     }
-    /* SBR 7.1.4.2.2(d) and its Note 1 */
-    if (v[A_ORGID]) {
-        int r = mc_org_identifier_check((const char *)v[A_ORGID]->val, v[A_ORGID]->len,
-                                        c_ok ? (const char *)v[A_C]->val : NULL, c_ok ? 2 : 0, why,
-                                        sizeof why);
-        if (r)
-            report(s, r == 2 ? L_ORGID_COUNTRY : L_ORGID_FORMAT, "organizationIdentifier \"%s\" %s",
-                   show(v[A_ORGID]->val, v[A_ORGID]->len, b, sizeof b), why);
-    }
+    /* SBR 7.1.4.2.2(d) and its Note 1: every organizationIdentifier, not only the first */
+    if (v[A_ORGID])
+        lint_orgids(s, c_ok ? v[A_C] : NULL);
     /* SBR 7.1.4.2.2(a): commonName contents by type (mailbox-validated: e_smime_mailbox_cn_...) */
     const mc_der_tlv *cn = v[A_CN];
     if (!cn || s->type == MC_TYPE_MAILBOX || in_san(s, cn->val, cn->len))
@@ -2063,6 +2070,126 @@ static void lint_qcs(lstate *s)
 
 /* ---- entry points ---- */
 
+/* ---- lints found by comparing with pkilint's S/MIME test corpus (issue 3) ---- */
+
+/* Does this attribute value read as a Mailbox Address (SBR 1.6.1: RFC 5321 local@domain, the
+ * local part RFC 6532 UTF-8 allowed, the domain LDH or with U-labels)? */
+static int value_is_mailbox(const uint8_t *p, size_t n)
+{
+    size_t at;
+    if (!split_at(p, n, &at) || at == 0 || !local_part_ok(p, at, 1))
+        return 0;
+    const uint8_t *d = p + at + 1;
+    size_t dn = n - at - 1;
+    if (domain_ok(d, dn, 0))
+        return 1;
+    if (!domain_non_ascii(p, n) || dn == 0 || d[0] == '.' || d[dn - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < dn; i++)
+        if (d[i] <= ' ' || d[i] == '@' || d[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* SBR 7.1.4.2.1: "All Mailbox Addresses in the subject field or entries of type directoryName
+ * of this extension SHALL be repeated as rfc822Name or otherName values of type
+ * id-on-SmtpUTF8Mailbox". name is a Name (SEQUENCE OF RDN). In the subject, commonName and
+ * emailAddress have their own lints (L_SUBJ_CN, L_CN_VALUE, L_SUBJ_EMAIL) and are skipped. */
+static void name_mailboxes(lstate *s, const mc_der_tlv *name, const char *where, int subject)
+{
+    char b[64], o[64];
+    mc_der_cur c = mc_der_cur_in(name);
+    mc_der_tlv rdn, atv, oid, v;
+    while (mc_der_next(&c, &rdn) == MC_OK) {
+        mc_der_cur r = mc_der_cur_in(&rdn);
+        while (mc_der_next(&r, &atv) == MC_OK) {
+            mc_der_cur a = mc_der_cur_in(&atv);
+            if (mc_der_next(&a, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK)
+                continue;
+            if (subject && (mc_der_oid_eq(&oid, known_attrs[A_CN].oid, known_attrs[A_CN].len) ||
+                            mc_der_oid_eq(&oid, OIDL(oid_at_email))))
+                continue;
+            if (v.tag != MC_DER_UTF8STRING && v.tag != MC_DER_PRINTABLESTRING &&
+                v.tag != MC_DER_IA5STRING)
+                continue;
+            if (value_is_mailbox(v.val, v.len) && !in_san(s, v.val, v.len))
+                report(s, L_NAME_MAILBOX, "%s %s \"%s\" is a mailbox that is not in the SAN", where,
+                       oidstr(&oid, o, sizeof o), show(v.val, v.len, b, sizeof b));
+        }
+    }
+}
+
+/* The subject and every SAN directoryName (SBR 7.1.4.2.1). */
+static void lint_name_mailboxes(lstate *s)
+{
+    name_mailboxes(s, &s->x->subject, "subject", 1);
+    if (!s->san || s->san->value.tag != MC_DER_SEQUENCE)
+        return; /* missing or malformed: L_SAN_MISSING / L_EXT_MALFORMED */
+    mc_der_cur c = mc_der_cur_in(&s->san->value);
+    mc_der_tlv gn, name;
+    while (mc_der_next(&c, &gn) == MC_OK) {
+        if (gn.tag != MC_DER_CTX_CONS(4))
+            continue;
+        mc_der_cur d = mc_der_cur_in(&gn);
+        if (mc_der_expect(&d, MC_DER_SEQUENCE, &name) == MC_OK)
+            name_mailboxes(s, &name, "SAN directoryName", 0);
+    }
+}
+
+/* SBR 7.1.4.2.2(d) Note 3 (since 1.0.9): a German NTR Registration Reference SHOULD be the EUID:
+ * "DE", the register identifier, '.', the locally-assigned reference. An EUID is unique at the
+ * national level, so a subdivision ("NTRDE+BY-...") is not EUID use either. */
+static void lint_orgid_euid(lstate *s, const uint8_t *p, size_t n)
+{
+    char b[64];
+    if (n < 5 || memcmp(p, "NTRDE", 5) != 0)
+        return;
+    const char *why = NULL;
+    if (n > 5 && p[5] == '+') {
+        why = "has a subdivision, an EUID is national";
+    } else if (n > 5 && p[5] == '-') {
+        const uint8_t *r = p + 6;
+        size_t rn = n - 6, i = 2;
+        if (rn < 5 || r[0] != 'D' || r[1] != 'E')
+            why = "reference does not start with the EUID country code DE";
+        while (!why && i < rn &&
+               ((r[i] >= 'A' && r[i] <= 'Z') || (r[i] >= 'a' && r[i] <= 'z') ||
+                (r[i] >= '0' && r[i] <= '9')))
+            i++;
+        if (!why && (i == 2 || i + 1 >= rn || r[i] != '.'))
+            why = "reference is not DE<register>.<local reference>";
+    }
+    if (why)
+        report(s, W_ORGID_EUID, "organizationIdentifier \"%s\": %s", show(p, n, b, sizeof b), why);
+}
+
+/* SBR 7.1.4.2.2(d) and its Note 1 for every organizationIdentifier in the subject (a subject
+ * may carry more than one; each is a Registration Reference and each must match countryName),
+ * plus the Note 3 EUID warning. country: the valid countryName, or NULL. */
+static void lint_orgids(lstate *s, const mc_der_tlv *country)
+{
+    char b[64], why[160];
+    mc_der_cur c = mc_der_cur_in(&s->x->subject);
+    mc_der_tlv rdn, atv, oid, v;
+    while (mc_der_next(&c, &rdn) == MC_OK) {
+        mc_der_cur r = mc_der_cur_in(&rdn);
+        while (mc_der_next(&r, &atv) == MC_OK) {
+            mc_der_cur a = mc_der_cur_in(&atv);
+            if (mc_der_next(&a, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK ||
+                !mc_der_oid_eq(&oid, known_attrs[A_ORGID].oid, known_attrs[A_ORGID].len))
+                continue;
+            int e = mc_org_identifier_check((const char *)v.val, v.len,
+                                            country ? (const char *)country->val : NULL,
+                                            country ? 2 : 0, why, sizeof why);
+            if (e)
+                report(s, e == 2 ? L_ORGID_COUNTRY : L_ORGID_FORMAT,
+                       "organizationIdentifier \"%s\" %s", show(v.val, v.len, b, sizeof b), why);
+            else
+                lint_orgid_euid(s, v.val, v.len);
+        }
+    }
+}
+
 /* RFC 5280 rules found missing by the comparison with zlint's rfc lints. */
 static void lint_rfc_extra(lstate *s)
 {
@@ -2136,6 +2263,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_san(&s);
     lint_ski_smimecap(&s);
     lint_subject(&s);
+    lint_name_mailboxes(&s);
     lint_lei(&s);
     lint_lei_role(&s);
     lint_qcs(&s);
