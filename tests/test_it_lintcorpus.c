@@ -460,10 +460,40 @@ static void test_corpus(void **state)
     mc_it_run_free(&r);
 }
 
+/* `mailca lint --at T` applies the rules in force at T instead of at notBefore: a Legacy
+ * certificate issued after the sunset (SBR 7.1.6.1) is clean at 2025-07-14, in error from
+ * 2025-07-15; a T that is not a time is a usage error. */
+static void test_at(void **state)
+{
+    (void)state;
+    char f[1200];
+    ccase c = {.name = "legacy", .ids = "e_smime_legacy_generation_prohibited"};
+    c.gen = MC_GEN_LEGACY;
+    uint8_t *d = NULL;
+    size_t len = build(&c, &d);
+    snprintf(f, sizeof f, "%s/legacy.pem", g.dir);
+    assert_int_equal(mc_it_append_pem(f, d, len), 0);
+    free(d);
+    mc_it_run r;
+    assert_int_equal(mc_it_mailca(&r, "lint", f, NULL), 1);
+    assert_non_null(strstr(r.out, c.ids));
+    mc_it_run_free(&r);
+    assert_int_equal(mc_it_mailca(&r, "lint", "--at", "2025-07-14", f, NULL), 0);
+    assert_null(strstr(r.out, c.ids));
+    mc_it_run_free(&r);
+    assert_int_equal(mc_it_mailca(&r, "lint", "--json", "--at", "2025-07-15T00:00:00Z", f, NULL),
+                     1);
+    assert_non_null(strstr(r.out, c.ids));
+    mc_it_run_free(&r);
+    assert_int_equal(mc_it_mailca(&r, "lint", "--at", "soon", f, NULL), 2);
+    mc_it_run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_at),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
