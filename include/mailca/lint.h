@@ -16,7 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.5"
+/* Recorded with every certificate (provenance, `mailca revoke --lint-version`): changed whenever
+ * a lint is added or its judgement changes, so the version names the rules a certificate passed.
+ * 2026.11.24: e_issuer_name_empty, e_ext_cert_policy_duplicate, e_smime_name_mailbox_not_in_san,
+ * w_smime_ntr_de_not_euid, and every organizationIdentifier checked (not only the first). */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
