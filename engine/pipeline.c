@@ -43,6 +43,7 @@
 #define EP_INTENTS "inproc://mailca-intents"
 #define EP_JOURNAL "inproc://mailca-journal"
 #define EP_RESULTS "inproc://mailca-results"
+#define EP_CHECKPOINT "inproc://mailca-checkpoint"
 #define MAX_ORDER_BYTES (1024 * 1024) /* one order, encoded; larger cannot be an order */
 #define HIST_BUCKETS 1024
 #define INFLIGHT_SLOTS (1u << 16)
@@ -263,6 +264,7 @@ typedef struct journal_entry {
 typedef struct collector {
     mc_engine *e;
     void *router, *pull;
+    void *ckpt; /* PUSH to the checkpointer (NULL: the store copies its WAL at commit) */
     FILE *results;
     msgpack_sbuffer rbuf; /* one result, packed whole before it is written */
     msgpack_packer rpk;
@@ -301,6 +303,14 @@ typedef struct collector {
     mc_err rc;
     mc_errdetail err;
 } collector;
+
+/* Asks the checkpointer to copy the WAL once a commit found it at the usual checkpoint size
+ * (a request already queued makes this one a no-op: the queue holds one). */
+static void checkpoint_request(collector *c)
+{
+    if (c->ckpt && mc_store_wal_pages(c->store) >= MC_STORE_WAL_CHECKPOINT_PAGES)
+        zmq_send(c->ckpt, "", 0, ZMQ_DONTWAIT);
+}
 
 static uint64_t id_key(const char *id, size_t len)
 {
@@ -781,6 +791,7 @@ static void handle_intents(collector *c, zmq_msg_t *idents, zmq_msg_t *bodies, s
         rc = mc_store_intents_commit(c->store, in, n, st, &err);
     while (rc != MC_OK && store_retry_wait(c, &sr, rc, &err, "intents commit", n));
     store_retry_done(c, &sr, rc, &err, "intents commit", n);
+    checkpoint_request(c);
     for (size_t m = 0; m < k; m++) {
         if (c->journal_n && rc == MC_OK) {
             pid_t owner = ident_pid(&idents[m]);
@@ -854,6 +865,7 @@ static void handle_results(collector *c, zmq_msg_t *body)
            store_retry_wait(c, &sr, rc, &err, "certificates commit", k))
         ;
     store_retry_done(c, &sr, rc, &err, "certificates commit", k);
+    checkpoint_request(c);
     if (rc != MC_OK)
         fprintf(stderr,
                 "mailca: store: %zu SIGNED certificates could NOT be recorded; their orders are "
@@ -1035,6 +1047,51 @@ static void redispatch_some(collector *c)
         }
         c->redo_next++;
     }
+}
+
+/* Copies the SQLite WAL into the database on a connection of its own when the collector asks.
+ * A checkpoint at commit stalled the collector for the whole copy (64 MiB), the workers waited
+ * for their intents' verdicts meanwhile and the signers ran dry: the same run without
+ * checkpoints was 8% faster (60,000 orders, 3 alternating runs). A passive checkpoint never
+ * blocks the collector's commits. */
+typedef struct checkpointer {
+    mc_engine *e;
+    void *zctx;
+    mc_err rc;
+    mc_errdetail err;
+} checkpointer;
+
+static void *checkpointer_main(void *arg)
+{
+    checkpointer *k = arg;
+    mc_store *s = NULL;
+    int zero = 0, one = 1;
+    pthread_setname_np(pthread_self(), "mc-checkpoint");
+    void *pull = zmq_socket(k->zctx, ZMQ_PULL);
+    if (!pull || zmq_setsockopt(pull, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(pull, ZMQ_RCVHWM, &one, sizeof one) != 0 ||
+        zmq_connect(pull, EP_CHECKPOINT) != 0) {
+        k->rc = mc_err_set(&k->err, MC_ERR_ZMQ, NULL, NULL, "checkpointer: %s",
+                           zmq_strerror(zmq_errno()));
+        goto done;
+    }
+    if ((k->rc = mc_store_open(k->e->cfg.store_sqlite, &s, &k->err)) != MC_OK)
+        goto done;
+    for (;;) {
+        char b[1];
+        if (zmq_recv(pull, b, sizeof b, 0) < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            break; /* ETERM: the run is over (the last connection to close copies the rest) */
+        }
+        if ((k->rc = mc_store_checkpoint(s, &k->err)) != MC_OK)
+            break; /* the collector's commits copy the WAL past its hard limit */
+    }
+done:
+    if (pull)
+        zmq_close(pull);
+    mc_store_close(s);
+    return NULL;
 }
 
 /* Submits the CT outbox while the run lasts (the outbox is durable: what is left is submitted
@@ -1491,6 +1548,9 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     ct_drainer drainer;
     pthread_t dth;
     int d_started = 0;
+    checkpointer ckp = {.e = e, .zctx = zctx};
+    pthread_t kth;
+    int k_started = 0;
     memset(&drainer, 0, sizeof drainer);
     char ipc_dir[64] = "", ep_ipc[3][128];
     const char *eps[3] = {ep_ipc[0], ep_ipc[1], ep_ipc[2]};
@@ -1566,6 +1626,15 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "workers");
         goto done;
     }
+    if (mc_store_has_wal(c.store) && (c.ckpt = bind_socket(zctx, ZMQ_PUSH, EP_CHECKPOINT, 1))) {
+        if (pthread_create(&kth, NULL, checkpointer_main, &ckp) == 0 &&
+            mc_store_checkpoint_elsewhere(c.store, MC_STORE_WAL_HARD_PAGES, err) == MC_OK) {
+            k_started = 1;
+        } else {
+            zmq_close(c.ckpt); /* the commits copy the WAL themselves, as without it */
+            c.ckpt = NULL;
+        }
+    }
     c.t_start = c.t_last_print = now_ns();
     if (pthread_create(&cth, NULL, collector_main, &c) != 0) {
         rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start the collector");
@@ -1636,6 +1705,11 @@ done:
     }
     if (zctx)
         zmq_ctx_shutdown(zctx); /* wakes the idle workers with ETERM */
+    if (k_started) {
+        pthread_join(kth, NULL);
+        if (ckp.rc != MC_OK) /* the collector's commits copied the WAL instead */
+            fprintf(stderr, "mailca: store checkpoint: %s\n", ckp.err.message);
+    }
     for (int i = 0; pids && i < procs; i++)
         if (pids[i] > 0) {
             int status;
@@ -1668,6 +1742,8 @@ done:
         zmq_close(c.router);
     if (c.pull)
         zmq_close(c.pull);
+    if (c.ckpt)
+        zmq_close(c.ckpt);
     if (in.push_orders)
         zmq_close(in.push_orders);
     if (in.push_results)

@@ -297,10 +297,15 @@ static const char *const stmt_sql[ST_COUNT_] = {
                        " JOIN certificates AS c ON c.intent = i.id WHERE i.serial = ?1",
 };
 
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a number's macro as a string literal, for SQL text */
+
 typedef struct sq_store {
     mc_store base; /* first: a sq_store * is a mc_store * */
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT_];
+    long wal_pages;  /* after this connection's last commit (sq_wal_hook) */
+    long hard_pages; /* sq_wal_hook copies the WAL itself from this size */
 } sq_store;
 
 mc_err mc_store_bytes_dup(const void *p, size_t n, uint8_t **out, size_t *len)
@@ -566,7 +571,9 @@ static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
      * Durability is unchanged (a commit is in the WAL either way); a crash replays at most
      * 64 MiB of WAL at the next open. journal_size_limit truncates the WAL back after a
      * checkpoint so it does not stay at its high-water mark. */
-    e = exec_sql(s, "PRAGMA wal_autocheckpoint=16384; PRAGMA journal_size_limit=67108864",
+    e = exec_sql(s,
+                 "PRAGMA wal_autocheckpoint=" STR(
+                     MC_STORE_WAL_CHECKPOINT_PAGES) "; PRAGMA journal_size_limit=67108864",
                  "store open: checkpoint interval", err);
     if (e)
         goto done;
@@ -1439,6 +1446,41 @@ done:
     return e;
 }
 
+/* Replaces SQLite's autocheckpoint hook (mc_store_checkpoint_elsewhere): notes the WAL's size
+ * for the caller and copies it inline only past the hard limit. */
+static int sq_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    sq_store *s = arg;
+    s->wal_pages = pages;
+    if (pages >= s->hard_pages)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+static mc_err sq_checkpoint_elsewhere(mc_store *base, long hard_pages, mc_errdetail *err)
+{
+    (void)err;
+    sq_store *s = (sq_store *)base;
+    s->hard_pages = hard_pages;
+    sqlite3_wal_hook(s->db, sq_wal_hook, s);
+    return MC_OK;
+}
+
+static long sq_wal_pages(const mc_store *base)
+{
+    return ((const sq_store *)base)->wal_pages;
+}
+
+static mc_err sq_checkpoint(mc_store *base, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    /* BUSY: another checkpoint is running; the next request copies what is left */
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return store_err(s, err, NULL, "checkpoint", rc);
+    return MC_OK;
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -1455,6 +1497,9 @@ static const mc_store_ops sq_ops = {
     .replaced_by = sq_replaced_by,
     .revoke = sq_revoke,
     .cert_status = sq_cert_status,
+    .checkpoint_elsewhere = sq_checkpoint_elsewhere,
+    .wal_pages = sq_wal_pages,
+    .checkpoint = sq_checkpoint,
     .close = sq_close,
 };
 
@@ -1480,6 +1525,30 @@ void mc_store_close(mc_store *s)
 {
     if (s)
         s->ops->close(s);
+}
+
+int mc_store_has_wal(const mc_store *s)
+{
+    return s && s->ops->checkpoint != NULL;
+}
+
+mc_err mc_store_checkpoint_elsewhere(mc_store *s, long hard_pages, mc_errdetail *err)
+{
+    if (hard_pages < 1)
+        return mc_err_set(err, MC_ERR_INVALID, "hard_pages", NULL,
+                          "checkpoint elsewhere: the WAL's hard limit must be at least 1 page");
+    return s && s->ops->checkpoint_elsewhere ? s->ops->checkpoint_elsewhere(s, hard_pages, err)
+                                             : MC_OK;
+}
+
+long mc_store_wal_pages(const mc_store *s)
+{
+    return s && s->ops->wal_pages ? s->ops->wal_pages(s) : 0;
+}
+
+mc_err mc_store_checkpoint(mc_store *s, mc_errdetail *err)
+{
+    return s && s->ops->checkpoint ? s->ops->checkpoint(s, err) : MC_OK;
 }
 
 mc_err mc_store_migrate(const char *where, mc_errdetail *err)

@@ -2197,6 +2197,68 @@ static void test_ct_job_fill(void **state)
     }
 }
 
+/* The collector hands WAL checkpoints to a connection of its own (pipeline.c): its commits then
+ * only grow the WAL, another connection copies it, and past the hard limit a commit copies it
+ * itself, so the WAL stays bounded. PostgreSQL has no WAL to hand over: no-ops. */
+static void test_checkpoint_elsewhere(void **state)
+{
+    fixture *fx = *state;
+    mc_store *w = open_ok(fx->where), *k = open_ok(fx->where);
+    mc_errdetail err;
+    assert_int_equal(mc_store_checkpoint_elsewhere(w, 0, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "hard_pages");
+    if (!mc_store_has_wal(w)) {
+        assert_int_equal(mc_store_checkpoint_elsewhere(w, 10, &err), MC_OK);
+        assert_int_equal(mc_store_wal_pages(w), 0);
+        assert_int_equal(mc_store_checkpoint(k, &err), MC_OK);
+        mc_store_close(w);
+        mc_store_close(k);
+        return;
+    }
+    struct stat st0, st1;
+    assert_int_equal(stat(fx->where, &st0), 0);
+    assert_int_equal(mc_store_checkpoint_elsewhere(w, 1000000, &err), MC_OK);
+    batch b[8];
+    long pages[8];
+    for (int i = 0; i < 3; i++) {
+        batch_make(&b[i], "ckp", (uint32_t)(i * 100), 100);
+        assert_int_equal(mc_store_intents_commit(w, b[i].in, b[i].n, b[i].state, &err), MC_OK);
+        assert_int_equal(mc_store_certs_commit(w, b[i].cert, b[i].n, &err), MC_OK);
+        pages[i] = mc_store_wal_pages(w);
+        /* nothing copied at commit: the WAL only grows */
+        assert_true(pages[i] > (i ? pages[i - 1] : 0));
+    }
+    /* the other connection copies it into the database file */
+    assert_int_equal(stat(fx->where, &st1), 0);
+    assert_int_equal(st1.st_size, st0.st_size);
+    assert_int_equal(mc_store_checkpoint(k, &err), MC_OK);
+    assert_int_equal(stat(fx->where, &st1), 0);
+    assert_true(st1.st_size > st0.st_size);
+    /* and the writer's next commit starts the WAL over */
+    batch_make(&b[3], "ckp", 300, 10);
+    assert_int_equal(mc_store_intents_commit(w, b[3].in, b[3].n, b[3].state, &err), MC_OK);
+    pages[3] = mc_store_wal_pages(w);
+    assert_true(pages[3] < pages[0]);
+    /* with nobody copying, a commit past the hard limit copies the WAL itself: bounded */
+    long hard = pages[0];
+    assert_int_equal(mc_store_checkpoint_elsewhere(w, hard, &err), MC_OK);
+    long most = 0;
+    for (int i = 4; i < 8; i++) {
+        batch_make(&b[i], "ckp", (uint32_t)(310 + (i - 4) * 100), 100);
+        assert_int_equal(mc_store_intents_commit(w, b[i].in, b[i].n, b[i].state, &err), MC_OK);
+        assert_int_equal(mc_store_certs_commit(w, b[i].cert, b[i].n, &err), MC_OK);
+        if (mc_store_wal_pages(w) > most)
+            most = mc_store_wal_pages(w);
+    }
+    assert_true(most < 2 * hard + pages[0]);
+    expect_counts(k, 700, 10);
+    expect_lookup(k, b[7].order[99], b[7].serial[99], b[7].tbs[99], b[7].der[99]);
+    mc_store_close(w);
+    mc_store_close(k);
+    for (int i = 0; i < 8; i++)
+        batch_free(&b[i]);
+}
+
 /* The whole suite, once per backend. */
 #define STORE_TESTS(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, setup, teardown),                \
@@ -2225,7 +2287,8 @@ static void test_ct_job_fill(void **state)
         cmocka_unit_test_setup_teardown(test_replaced_by, setup, teardown),                        \
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),                             \
         cmocka_unit_test_setup_teardown(test_compromised_key_refused, setup, teardown),            \
-        cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown),                       \
+        cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown)
 
 int main(void)
 {

@@ -82,6 +82,24 @@ typedef struct mc_stored_cert {
 mc_err mc_store_open(const char *where, mc_store **out, mc_errdetail *err);
 void mc_store_close(mc_store *s);
 
+/* WAL checkpoints, SQLite only (the PostgreSQL backend has none: mc_store_has_wal is 0, the
+ * others do nothing and return MC_OK / 0).
+ * A SQLite commit that finds MC_STORE_WAL_CHECKPOINT_PAGES in the WAL copies it into the
+ * database itself, which stalls that commit for the copy's whole length. The engine's collector
+ * commits before every batch is signed, so it hands the copy to a connection of its own:
+ * - mc_store_checkpoint_elsewhere: this connection's commits no longer copy the WAL, unless it
+ *   reaches hard_pages (the engine: MC_STORE_WAL_HARD_PAGES), so that it stays bounded if
+ *   nobody else copies it;
+ * - mc_store_wal_pages: pages in the WAL after this connection's last commit;
+ * - mc_store_checkpoint: copies the WAL into the database (SQLite's PASSIVE checkpoint: it
+ *   never blocks writers, and a writer restarts the WAL once it is all copied). */
+#define MC_STORE_WAL_CHECKPOINT_PAGES 16384
+#define MC_STORE_WAL_HARD_PAGES (4 * MC_STORE_WAL_CHECKPOINT_PAGES)
+int mc_store_has_wal(const mc_store *s);
+mc_err mc_store_checkpoint_elsewhere(mc_store *s, long hard_pages, mc_errdetail *err);
+long mc_store_wal_pages(const mc_store *s);
+mc_err mc_store_checkpoint(mc_store *s, mc_errdetail *err);
+
 /* Brings the store at where (as for mc_store_open) to this engine's schema version and closes
  * it: the work of `mailca store migrate`. Versions and migration numbers are the same for both
  * backends (table schema_version: one row per applied migration). A newer store is
@@ -372,6 +390,10 @@ typedef struct mc_store_ops {
                      int dry_run, mc_revoke_counts *out, mc_errdetail *err);
     mc_err (*cert_status)(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
                           size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
+    /* WAL checkpoints (mc_store_checkpoint_elsewhere): NULL when the backend has none */
+    mc_err (*checkpoint_elsewhere)(mc_store *s, long hard_pages, mc_errdetail *err);
+    long (*wal_pages)(const mc_store *s);
+    mc_err (*checkpoint)(mc_store *s, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
