@@ -58,7 +58,8 @@
 #define HX_TIME_2050                                                                               \
     "30 20 17 0d 34 39 31 32 30 31 30 30 30 30 30 30 5a 18 0f 32 30 35 30 30 31 30 31 30 30 30 "   \
     "30 30 30 5a"
-#define HX_SAN_DIRNAME "30 12 a4 10 30 0e 31 0c 30 0a 06 03 55 04 03 0c 03 42 6f 62"
+/* a SAN of one directoryName holding an empty Name (no mailbox anywhere in the SAN) */
+#define HX_SAN_DIRNAME "30 04 a4 02 30 00"
 #define HX_SDA                                                                                     \
     "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 31 32 30 30 "   \
     "30 30 5a"
@@ -317,7 +318,7 @@ static void e_subject_empty(X509 *x)
 
 static void e_subject_empty_san_dirname(X509 *x)
 {
-    uint8_t v[64];
+    uint8_t v[8];
     size_t l = cg_hex(HX_SAN_DIRNAME, v, sizeof v);
     cg_subject_clear(x);
     cg_ext_set_raw(x, CG_OID_SAN, 1, v, l);
@@ -1557,11 +1558,23 @@ static const lcase cases[] = {
     {.name = "IV surname that is the SAN mailbox",
      .type = MC_TYPE_INDIVIDUAL,
      .subj = "SN=alice@example.com"},
+    /* SBR 7.1.4.2.1: a directoryName's Name is held to the subject's rules (7.1.4.2.2-6), so its
+     * commonName mailbox is judged by the commonName rule */
     {.name = "SAN directoryName CN mailbox not in the SAN",
-     .id = "e_smime_name_mailbox_not_in_san",
+     .id = "e_smime_mailbox_cn_not_in_san",
      .only = 1,
      .raw_oid = CG_OID_SAN,
      .raw_hex = HX_SAN_DIRNAME_OUT},
+    {.name = "SAN directoryName with organizationName in a mailbox certificate",
+     .id = "e_smime_subject_attribute_prohibited",
+     .only = 1,
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = "30 26 " HX_SAN_MBX "a4 11 30 0f 31 0d 30 0b 06 03 55 04 0a 0c 04 41 63 6d 65"},
+    {.name = "SAN directoryName whose Name has an empty RDN",
+     .id = "e_ext_value_malformed",
+     .only = 1,
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = "30 19 " HX_SAN_MBX "a4 04 30 02 31 00"},
     {.name = "IV surname mailbox not in the SAN",
      .id = "e_smime_name_mailbox_not_in_san",
      .only = 1,

@@ -504,6 +504,8 @@ typedef struct lstate {
     mc_generation gen;
     mc_keytype key;
     const mc_x509_ext *san; /* first SAN extension, NULL when absent */
+    const mc_der_tlv *name; /* the Name lint_name is judging: the subject or a SAN directoryName */
+    const char *prefix;     /* put before each finding's detail: which Name ("" for the subject) */
 } lstate;
 
 __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, const char *fmt, ...)
@@ -525,9 +527,14 @@ __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, cons
         return;
     }
     f->lint = d;
+    size_t o = 0;
+    if (s->prefix && s->prefix[0]) {
+        int k = snprintf(f->detail, sizeof f->detail, "%s: ", s->prefix);
+        o = k > 0 && (size_t)k < sizeof f->detail ? (size_t)k : 0;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->detail, sizeof f->detail, fmt, ap);
+    vsnprintf(f->detail + o, sizeof f->detail - o, fmt, ap);
     va_end(ap);
 }
 
@@ -1682,10 +1689,12 @@ static void lint_subject_attr(lstate *s, const mc_der_tlv *oid, const mc_der_tlv
         if (mc_der_oid_eq(oid, known_attrs[i].oid, known_attrs[i].len))
             a = &known_attrs[i];
     const char *name = a ? a->name : oidstr(oid, o, sizeof o);
+    /* the subject's own attributes, or those of a SAN directoryName (s->prefix says which) */
+    const char *w = s->prefix && s->prefix[0] ? "attribute" : "subject";
     /* SBR 7.1.4.2.3 (mailbox), 7.1.4.2.4-6 */
     unsigned gens = a ? a->gens[s->type] : other_attr_gens[s->type];
     if (!(gens & (1u << s->gen))) {
-        report(s, L_SUBJ_PROHIBITED, "subject %s is not allowed in a %s %s certificate", name,
+        report(s, L_SUBJ_PROHIBITED, "%s %s is not allowed in a %s %s certificate", w, name,
                type_name(s->type), gen_name(s->gen));
         return;
     }
@@ -1705,18 +1714,18 @@ static void lint_subject_attr(lstate *s, const mc_der_tlv *oid, const mc_der_tlv
                 chars = -1;
     }
     if (!tag_ok || chars < 0) {
-        report(s, L_SUBJ_ENCODING, "subject %s \"%s\" is tag 0x%02x%s", name,
+        report(s, L_SUBJ_ENCODING, "%s %s \"%s\" is tag 0x%02x%s", w, name,
                show(v->val, v->len, b, sizeof b), v->tag,
                tag_ok ? " with characters outside its type" : ", a string type not allowed");
         return;
     }
     /* RFC 5280 Appendix A upper bounds */
     if (a->ub && (size_t)chars > a->ub)
-        report(s, L_SUBJ_LENGTH, "subject %s is %ld characters (upper bound %zu)", name, chars,
+        report(s, L_SUBJ_LENGTH, "%s %s is %ld characters (upper bound %zu)", w, name, chars,
                a->ub);
     /* SBR 7.1.4.2 */
     if (placeholder(v->val, v->len)) {
-        report(s, L_SUBJ_PLACEHOLDER, "subject %s \"%s\" is only a placeholder", name,
+        report(s, L_SUBJ_PLACEHOLDER, "%s %s \"%s\" is only a placeholder", w, name,
                show(v->val, v->len, b, sizeof b));
         return;
     }
@@ -1830,13 +1839,15 @@ static void lint_subject_set(lstate *s, const mc_der_tlv *const *v)
         report(s, L_CN_VALUE, "commonName \"%s\" holds neither givenName nor surname", b);
 }
 
-static void lint_subject(lstate *s)
+/* The attributes of one Name and the rules that tie them together (s->name: the subject, or a
+ * SAN directoryName, which SBR 7.1.4.2.1 holds to the same Sections 7.1.4.2.2-7.1.4.2.6). */
+static void lint_name(lstate *s)
 {
-    mc_der_cur c = mc_der_cur_in(&s->x->subject);
+    mc_der_cur c = mc_der_cur_in(s->name);
     mc_der_tlv rdn, atv, oid, v;
     mc_der_tlv first[A_COUNT];
     const mc_der_tlv *seen[A_COUNT] = {0};
-    /* structure was checked by the parser */
+    /* structure: checked by the parser for the subject, by lint_dirnames for a directoryName */
     while (mc_der_next(&c, &rdn) == MC_OK) {
         mc_der_cur r = mc_der_cur_in(&rdn);
         while (mc_der_next(&r, &atv) == MC_OK) {
@@ -1852,6 +1863,63 @@ static void lint_subject(lstate *s)
         }
     }
     lint_subject_set(s, seen);
+}
+
+static void lint_subject(lstate *s)
+{
+    s->name = &s->x->subject;
+    s->prefix = "";
+    lint_name(s);
+}
+
+/* Is n a well-formed Name: a SEQUENCE OF SET OF SEQUENCE { OID, value }, nothing left over? */
+static int name_well_formed(const mc_der_tlv *n)
+{
+    if (n->tag != MC_DER_SEQUENCE)
+        return 0;
+    mc_der_cur c = mc_der_cur_in(n);
+    mc_der_tlv rdn, atv, oid, v;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &rdn) != MC_OK || rdn.tag != MC_DER_SET || rdn.len == 0)
+            return 0;
+        mc_der_cur r = mc_der_cur_in(&rdn);
+        while (!mc_der_cur_empty(&r)) {
+            if (mc_der_next(&r, &atv) != MC_OK || atv.tag != MC_DER_SEQUENCE)
+                return 0;
+            mc_der_cur a = mc_der_cur_in(&atv);
+            if (mc_der_expect(&a, MC_DER_OID, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK ||
+                !mc_der_cur_empty(&a))
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* SBR 7.1.4.2.1: a SAN directoryName "complies with the requirements set forth in Sections
+ * 7.1.4.2.2 through 7.1.4.2.6, according to the Certificate Type": each is linted as the
+ * subject is, its findings prefixed with the entry it came from. */
+static void lint_dirnames(lstate *s)
+{
+    if (!s->san || s->san->value.tag != MC_DER_SEQUENCE)
+        return; /* missing or malformed: L_SAN_MISSING / L_EXT_MALFORMED */
+    mc_der_cur c = mc_der_cur_in(&s->san->value);
+    mc_der_tlv gn, name;
+    char where[40];
+    for (int k = 0; mc_der_next(&c, &gn) == MC_OK; k++) {
+        if (gn.tag != MC_DER_CTX_CONS(4))
+            continue;
+        snprintf(where, sizeof where, "SAN directoryName #%d", k + 1);
+        mc_der_cur d = mc_der_cur_in(&gn);
+        s->prefix = where;
+        if (mc_der_next(&d, &name) != MC_OK || !mc_der_cur_empty(&d) || !name_well_formed(&name)) {
+            report(s, L_EXT_MALFORMED, "not a well-formed Name");
+            continue;
+        }
+        s->name = &name;
+        lint_name(s);
+    }
+    s->name = &s->x->subject;
+    s->prefix = "";
 }
 
 /* SBR 7.1.2.3(l), ISO 17442: the LEI extension value (where the type allows it at all). */
@@ -2093,9 +2161,10 @@ static int value_is_mailbox(const uint8_t *p, size_t n)
 
 /* SBR 7.1.4.2.1: "All Mailbox Addresses in the subject field or entries of type directoryName
  * of this extension SHALL be repeated as rfc822Name or otherName values of type
- * id-on-SmtpUTF8Mailbox". name is a Name (SEQUENCE OF RDN). In the subject, commonName and
- * emailAddress have their own lints (L_SUBJ_CN, L_CN_VALUE, L_SUBJ_EMAIL) and are skipped. */
-static void name_mailboxes(lstate *s, const mc_der_tlv *name, const char *where, int subject)
+ * id-on-SmtpUTF8Mailbox". name is a Name (SEQUENCE OF RDN). commonName and emailAddress have
+ * their own lints (L_SUBJ_CN, L_CN_VALUE, L_SUBJ_EMAIL; lint_name runs them on the subject and
+ * on each SAN directoryName) and are skipped when own_cn is set. */
+static void name_mailboxes(lstate *s, const mc_der_tlv *name, const char *where, int own_cn)
 {
     char b[64], o[64];
     mc_der_cur c = mc_der_cur_in(name);
@@ -2106,8 +2175,8 @@ static void name_mailboxes(lstate *s, const mc_der_tlv *name, const char *where,
             mc_der_cur a = mc_der_cur_in(&atv);
             if (mc_der_next(&a, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK)
                 continue;
-            if (subject && (mc_der_oid_eq(&oid, known_attrs[A_CN].oid, known_attrs[A_CN].len) ||
-                            mc_der_oid_eq(&oid, OIDL(oid_at_email))))
+            if (own_cn && (mc_der_oid_eq(&oid, known_attrs[A_CN].oid, known_attrs[A_CN].len) ||
+                           mc_der_oid_eq(&oid, OIDL(oid_at_email))))
                 continue;
             if (v.tag != MC_DER_UTF8STRING && v.tag != MC_DER_PRINTABLESTRING &&
                 v.tag != MC_DER_IA5STRING)
@@ -2132,7 +2201,7 @@ static void lint_name_mailboxes(lstate *s)
             continue;
         mc_der_cur d = mc_der_cur_in(&gn);
         if (mc_der_expect(&d, MC_DER_SEQUENCE, &name) == MC_OK)
-            name_mailboxes(s, &name, "SAN directoryName", 0);
+            name_mailboxes(s, &name, "SAN directoryName", 1);
     }
 }
 
@@ -2169,7 +2238,7 @@ static void lint_orgid_euid(lstate *s, const uint8_t *p, size_t n)
 static void lint_orgids(lstate *s, const mc_der_tlv *country)
 {
     char b[64], why[160];
-    mc_der_cur c = mc_der_cur_in(&s->x->subject);
+    mc_der_cur c = mc_der_cur_in(s->name);
     mc_der_tlv rdn, atv, oid, v;
     while (mc_der_next(&c, &rdn) == MC_OK) {
         mc_der_cur r = mc_der_cur_in(&rdn);
@@ -2263,6 +2332,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_san(&s);
     lint_ski_smimecap(&s);
     lint_subject(&s);
+    lint_dirnames(&s);
     lint_name_mailboxes(&s);
     lint_lei(&s);
     lint_lei_role(&s);
