@@ -202,6 +202,86 @@ static void sigkill_run(const char *procs, int n)
     sqlite3_close(sdb);
 }
 
+/* Is pid gone (or a zombie nobody has reaped yet)? */
+static int process_gone(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 1;
+    int ok = fgets(buf, sizeof buf, f) != NULL;
+    fclose(f);
+    char *rp = ok ? strrchr(buf, ')') : NULL;
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+/* The engine process dies (SIGKILL) while its worker process has batches with signer threads
+ * that have no deadline (sign_timeout_ms: 0, more sessions than workers): the worker process
+ * is told by the kernel (parent-death signal), ends its ZeroMQ context, and must then exit,
+ * not wait for signer answers that can no longer come. */
+static void test_procs_engine_killed(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700], base[700];
+    snprintf(orders, sizeof orders, "%s/orphan.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/orphan-results.msgpack", g.dir);
+    snprintf(base, sizeof base, "%s/mailca.yaml", g.ca);
+    snprintf(cfg, sizeof cfg, "%s/no-deadline.yaml", g.ca);
+    size_t len = 0;
+    char *y = (char *)mc_it_read_file(base, &len);
+    assert_non_null(y);
+    FILE *out = fopen(cfg, "w");
+    assert_non_null(out);
+    int set = 0;
+    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  sign_timeout_ms:", 18) == 0) {
+            fprintf(out, "  sign_timeout_ms: 0\n");
+            set = 1;
+            continue;
+        }
+        /* relative paths in the config are relative to its folder: the copy sits beside it */
+        fprintf(out, "%s\n", line);
+    }
+    fclose(out);
+    free(y);
+    assert_true(set);
+    gen(orders, mc_it_scaled(40000, 4000), "public-key");
+
+    pid_t batch = fork();
+    assert_true(batch >= 0);
+    if (batch == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 2);
+        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", "1", "--workers", "2",
+              "--sessions", "4", "--config", cfg, orders, results, (char *)NULL);
+        _exit(127);
+    }
+    pid_t worker = 0;
+    for (int i = 0; i < 3000 && !worker; i++) {
+        struct stat sb;
+        if (stat(results, &sb) == 0 && sb.st_size > 100 * 1024)
+            worker = find_worker(batch);
+        if (!worker)
+            usleep(2000);
+    }
+    assert_true(worker > 0);
+    assert_int_equal(kill(batch, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(batch, &status, 0), batch);
+    int gone = 0;
+    for (int i = 0; i < 1000 && !gone; i++) { /* 10 s */
+        gone = process_gone(worker);
+        if (!gone)
+            usleep(10000);
+    }
+    if (!gone) {
+        kill(worker, SIGKILL);
+        fail_msg("worker process %d still running 10 s after the engine died", (int)worker);
+    }
+}
+
 static void test_procs_sigkill(void **state)
 {
     (void)state;
@@ -221,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_procs_issue),
         cmocka_unit_test(test_procs_sigkill),
         cmocka_unit_test(test_procs_sigkill_only_process),
+        cmocka_unit_test(test_procs_engine_killed),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

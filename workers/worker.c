@@ -892,8 +892,19 @@ static mc_err sign_collect(wctx *c, wbatch *b)
     while (b->sent > 0) {
         /* answers already here first: a worker that was busy preparing must not take the
          * time their jobs waited in this queue for a hang */
-        while (b->sent > 0 && zmq_msg_recv(&m, c->done, ZMQ_DONTWAIT) >= 0)
+        while (b->sent > 0) {
+            if (zmq_msg_recv(&m, c->done, ZMQ_DONTWAIT) < 0) {
+                if (zmq_errno() == EINTR)
+                    continue;
+                if (zmq_errno() == EAGAIN)
+                    break;
+                /* ETERM: the run is being shut down and no answer will come; the sleep below
+                 * would otherwise wait for them for good */
+                zmq_msg_close(&m);
+                return MC_ERR_ZMQ;
+            }
             answer_take(c, zmq_msg_data(&m), zmq_msg_size(&m));
+        }
         if (!b->sent)
             break;
         long timeout = -1;
@@ -1255,7 +1266,9 @@ void *mc_worker_main(void *arg)
             rc = send_intents(&c, cur);
         }
         wbatch *next = NULL;
-        if (rc == MC_OK && ver) {
+        /* Signer threads: `ver` is queued behind `sig` first. Inline signing (none) would sign
+         * all of `ver` before `sig`'s results left, so there `sig` goes first. */
+        if (rc == MC_OK && ver && c.nsigners > 0) {
             rc = await_verdicts(&c, ver);
             next = ver;
             ver = NULL;
@@ -1265,6 +1278,11 @@ void *mc_worker_main(void *arg)
             if (rc == MC_OK)
                 rc = push_results(&c, sig);
             release_batch(sig);
+        }
+        if (rc == MC_OK && ver) {
+            rc = await_verdicts(&c, ver);
+            next = ver;
+            ver = NULL;
         }
         sig = next;
         if (rc != MC_OK) {
