@@ -229,6 +229,9 @@ static mc_err build_ca_tbs(const ca_cert_spec *s, mc_sigalg alg, const mc_digest
     mc_der_end(&w, el);
     mc_der_end(&w, exts);
     mc_der_end(&w, tbs);
+    if (w.err == MC_ERR_INVALID)
+        return mc_err_set(err, w.err, "validity", "RFC 5280 4.1.2.5",
+                          "a CA certificate validity time is outside the years 0000-9999");
     if (w.err != MC_OK)
         return mc_err_set(err, w.err, "tbs", NULL, "CA certificate larger than %zu bytes", cap);
     *outlen = w.len;

@@ -569,7 +569,8 @@ static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
      * page rewritten by many batches is copied to the database (and synced) once per checkpoint
      * instead of once per few batches: about twice the certificates/s (bench --store-only).
      * Durability is unchanged (a commit is in the WAL either way); a crash replays at most
-     * 64 MiB of WAL at the next open. journal_size_limit truncates the WAL back after a
+     * 64 MiB of WAL at the next open (256 MiB when a checkpointer copies it: see
+     * mc_store_checkpoint_elsewhere). journal_size_limit truncates the WAL back after a
      * checkpoint so it does not stay at its high-water mark. */
     e = exec_sql(s,
                  "PRAGMA wal_autocheckpoint=" STR(

@@ -367,12 +367,36 @@ static void test_nothing_for_the_workers(void **state)
     }
 }
 
+/* The results cannot be written (/dev/full): the collector fails, and the run must end with that
+ * error rather than hang, the intake waiting for room and the workers for their verdicts. */
+static void test_results_unwritable(void **state)
+{
+    (void)state;
+    char orders[1024], cfg[1024];
+    snprintf(orders, sizeof orders, "%s/unwritable.msgpack", g.it.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.it.ca);
+    mc_it_run r;
+    /* more orders than the pipeline holds in flight, so that the intake blocks */
+    if (mc_it_mailca(&r, "gen-orders", "--count", "20000", "--key-form", "public-key", orders,
+                     NULL) != 0)
+        fail_msg("gen-orders: %s", r.err);
+    mc_it_run_free(&r);
+    const char *args[] = {"batch", "--quiet", "--config", cfg, orders, "/dev/full", NULL};
+    int st = mc_it_mailca_argv(&r, 120, args);
+    if (r.timed_out)
+        fail_msg("mailca batch hung with unwritable results (killed after 120 s)");
+    if (st == 0 || !strstr(r.err, "writing results failed"))
+        fail_msg("mailca batch exited %d; stderr: %s", st, r.err);
+    mc_it_run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mixed_bad_orders),
         cmocka_unit_test(test_garbage_in_the_middle),
         cmocka_unit_test(test_nothing_for_the_workers),
+        cmocka_unit_test(test_results_unwritable),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
