@@ -1908,7 +1908,7 @@ static void lint_dirnames(lstate *s)
     for (int k = 0; mc_der_next(&c, &gn) == MC_OK; k++) {
         if (gn.tag != MC_DER_CTX_CONS(4))
             continue;
-        snprintf(where, sizeof where, "SAN directoryName #%d", k + 1);
+        snprintf(where, sizeof where, "SAN entry #%d (directoryName)", k + 1);
         mc_der_cur d = mc_der_cur_in(&gn);
         s->prefix = where;
         if (mc_der_next(&d, &name) != MC_OK || !mc_der_cur_empty(&d) || !name_well_formed(&name)) {
