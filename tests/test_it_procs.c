@@ -135,6 +135,43 @@ static pid_t find_worker(pid_t ppid)
     return found;
 }
 
+/* Starts `mailca batch --quiet ARGS...` in the background (ARGS: NULL-terminated, at most 16),
+ * stdin and stderr on /dev/null. */
+static pid_t batch_start(const char *const *args)
+{
+    const char *argv[20] = {"mailca", "batch", "--quiet"};
+    size_t k = 3;
+    for (size_t i = 0; args[i] && k < sizeof argv / sizeof argv[0] - 1; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 2);
+        execv(mc_it_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* A worker process of batch, once results holds min_bytes (certificates are flowing); fails
+ * the test when none shows within 6 s. */
+static pid_t worker_when_flowing(pid_t batch, const char *results, off_t min_bytes)
+{
+    pid_t w = 0;
+    for (int i = 0; i < 3000 && !w; i++) {
+        struct stat sb;
+        if (stat(results, &sb) == 0 && sb.st_size > min_bytes)
+            w = find_worker(batch);
+        if (!w)
+            usleep(2000);
+    }
+    assert_true(w > 0);
+    return w;
+}
+
 /* SIGKILL one of `procs` worker processes once certificates are flowing. */
 static void sigkill_run(const char *procs, int n)
 {
@@ -149,26 +186,10 @@ static void sigkill_run(const char *procs, int n)
     assert_non_null(sdb);
     long long before = mc_it_db_count(sdb, "certificates");
 
-    pid_t batch = fork();
-    assert_true(batch >= 0);
-    if (batch == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 2);
-        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", procs, "--config", cfg, orders,
-              results, (char *)NULL);
-        _exit(127);
-    }
+    const char *args[] = {"--procs", procs, "--config", cfg, orders, results, NULL};
+    pid_t batch = batch_start(args);
     /* Kill one worker process once certificates are flowing. */
-    pid_t victim = 0;
-    for (int i = 0; i < 3000 && !victim; i++) {
-        struct stat sb;
-        if (stat(results, &sb) == 0 && sb.st_size > 200 * 1024)
-            victim = find_worker(batch);
-        if (!victim)
-            usleep(2000);
-    }
-    assert_true(victim > 0);
+    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
     assert_int_equal(kill(victim, SIGKILL), 0);
     int status = 0;
     assert_int_equal(waitpid(batch, &status, 0), batch);
@@ -228,45 +249,13 @@ static void test_procs_engine_killed(void **state)
     snprintf(results, sizeof results, "%s/orphan-results.msgpack", g.dir);
     snprintf(base, sizeof base, "%s/mailca.yaml", g.ca);
     snprintf(cfg, sizeof cfg, "%s/no-deadline.yaml", g.ca);
-    size_t len = 0;
-    char *y = (char *)mc_it_read_file(base, &len);
-    assert_non_null(y);
-    FILE *out = fopen(cfg, "w");
-    assert_non_null(out);
-    int set = 0;
-    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "  sign_timeout_ms:", 18) == 0) {
-            fprintf(out, "  sign_timeout_ms: 0\n");
-            set = 1;
-            continue;
-        }
-        /* relative paths in the config are relative to its folder: the copy sits beside it */
-        fprintf(out, "%s\n", line);
-    }
-    fclose(out);
-    free(y);
-    assert_true(set);
+    assert_int_equal(mc_it_config_with_deadline(base, cfg, 0), 0);
     gen(orders, mc_it_scaled(40000, 4000), "public-key");
 
-    pid_t batch = fork();
-    assert_true(batch >= 0);
-    if (batch == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 2);
-        execl(mc_it_bin(), "mailca", "batch", "--quiet", "--procs", "1", "--workers", "2",
-              "--sessions", "4", "--config", cfg, orders, results, (char *)NULL);
-        _exit(127);
-    }
-    pid_t worker = 0;
-    for (int i = 0; i < 3000 && !worker; i++) {
-        struct stat sb;
-        if (stat(results, &sb) == 0 && sb.st_size > 100 * 1024)
-            worker = find_worker(batch);
-        if (!worker)
-            usleep(2000);
-    }
-    assert_true(worker > 0);
+    const char *args[] = {"--procs",  "1", "--workers", "2",     "--sessions", "4",
+                          "--config", cfg, orders,      results, NULL};
+    pid_t batch = batch_start(args);
+    pid_t worker = worker_when_flowing(batch, results, 100 * 1024);
     assert_int_equal(kill(batch, SIGKILL), 0);
     int status = 0;
     assert_int_equal(waitpid(batch, &status, 0), batch);

@@ -239,24 +239,7 @@ static void test_sessions_in_worker_processes(void **state)
 static void cfg_with_deadline(char *path, size_t cap, int ms)
 {
     snprintf(path, cap, "%s/fault-deadline-%d.yaml", g.ca, ms);
-    size_t len = 0;
-    char *y = (char *)mc_it_read_file(g_cfg, &len);
-    assert_non_null(y);
-    FILE *out = fopen(path, "w");
-    assert_non_null(out);
-    int set = 0;
-    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
-        if (strncmp(line, "  sign_timeout_ms:", 18) == 0)
-            continue;
-        fprintf(out, "%s\n", line);
-        if (!set && strncmp(line, "  module:", 9) == 0) {
-            fprintf(out, "  sign_timeout_ms: %d\n", ms);
-            set = 1;
-        }
-    }
-    fclose(out);
-    free(y);
-    assert_true(set);
+    assert_int_equal(mc_it_config_with_deadline(g_cfg, path, ms), 0);
 }
 
 static long long db_count(const char *table)

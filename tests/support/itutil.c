@@ -614,3 +614,27 @@ int mc_it_ca_free(mc_it_ca *ca)
         return 0;
     return mc_it_rmtree(ca->dir);
 }
+
+int mc_it_config_with_deadline(const char *in, const char *out_path, int ms)
+{
+    size_t len = 0;
+    char *y = (char *)mc_it_read_file(in, &len);
+    FILE *out = y ? fopen(out_path, "w") : NULL;
+    int set = 0;
+    if (!out) {
+        free(y);
+        return -1;
+    }
+    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  sign_timeout_ms:", 18) == 0)
+            continue;
+        fprintf(out, "%s\n", line);
+        if (!set && strncmp(line, "  module:", 9) == 0) {
+            fprintf(out, "  sign_timeout_ms: %d\n", ms);
+            set = 1;
+        }
+    }
+    int rc = fclose(out) == 0 && set ? 0 : -1;
+    free(y);
+    return rc;
+}

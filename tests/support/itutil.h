@@ -146,6 +146,10 @@ long long mc_it_db_count(sqlite3 *db, const char *table);
  * NUL). NULL on failure. */
 uint8_t *mc_it_read_file(const char *path, size_t *len);
 
+/* Copies the config file in to out (beside it: relative paths stay valid) with
+ * hsm.sign_timeout_ms set to ms: its line replaced, or added after hsm.module. 0 on success. */
+int mc_it_config_with_deadline(const char *in, const char *out, int ms);
+
 /* Writes len bytes to path (created or truncated). 0 or -1. */
 int mc_it_write_file(const char *path, const void *data, size_t len);
 
