@@ -1839,30 +1839,59 @@ static void lint_subject_set(lstate *s, const mc_der_tlv *const *v)
         report(s, L_CN_VALUE, "commonName \"%s\" holds neither givenName nor surname", b);
 }
 
+/* The attributes of a Name (SEQUENCE OF SET OF AttributeTypeAndValue), one at a time: the
+ * walk every per-attribute lint shares. An attribute without a type and value is skipped (its
+ * structure is checked by the parser for the subject, by lint_dirnames for a directoryName). */
+typedef struct name_iter {
+    mc_der_cur name, rdn;
+    int in_rdn;
+} name_iter;
+
+static name_iter name_iter_make(const mc_der_tlv *name)
+{
+    return (name_iter){.name = mc_der_cur_in(name)};
+}
+
+static int name_next(name_iter *it, mc_der_tlv *oid, mc_der_tlv *v)
+{
+    mc_der_tlv rdn, atv;
+    for (;;) {
+        if (!it->in_rdn) {
+            if (mc_der_next(&it->name, &rdn) != MC_OK)
+                return 0;
+            it->rdn = mc_der_cur_in(&rdn);
+            it->in_rdn = 1;
+        }
+        if (mc_der_next(&it->rdn, &atv) != MC_OK) {
+            it->in_rdn = 0;
+            continue;
+        }
+        mc_der_cur a = mc_der_cur_in(&atv);
+        if (mc_der_next(&a, oid) == MC_OK && mc_der_next(&a, v) == MC_OK)
+            return 1;
+    }
+}
+
+static void name_mailboxes(lstate *s);
+
 /* The attributes of one Name and the rules that tie them together (s->name: the subject, or a
  * SAN directoryName, which SBR 7.1.4.2.1 holds to the same Sections 7.1.4.2.2-7.1.4.2.6). */
 static void lint_name(lstate *s)
 {
-    mc_der_cur c = mc_der_cur_in(s->name);
-    mc_der_tlv rdn, atv, oid, v;
+    name_iter it = name_iter_make(s->name);
+    mc_der_tlv oid, v;
     mc_der_tlv first[A_COUNT];
     const mc_der_tlv *seen[A_COUNT] = {0};
-    /* structure: checked by the parser for the subject, by lint_dirnames for a directoryName */
-    while (mc_der_next(&c, &rdn) == MC_OK) {
-        mc_der_cur r = mc_der_cur_in(&rdn);
-        while (mc_der_next(&r, &atv) == MC_OK) {
-            mc_der_cur a = mc_der_cur_in(&atv);
-            if (mc_der_next(&a, &oid) == MC_OK && mc_der_next(&a, &v) == MC_OK) {
-                lint_subject_attr(s, &oid, &v);
-                for (int i = 0; i < A_COUNT; i++)
-                    if (!seen[i] && mc_der_oid_eq(&oid, known_attrs[i].oid, known_attrs[i].len)) {
-                        first[i] = v;
-                        seen[i] = &first[i];
-                    }
+    while (name_next(&it, &oid, &v)) {
+        lint_subject_attr(s, &oid, &v);
+        for (int i = 0; i < A_COUNT; i++)
+            if (!seen[i] && mc_der_oid_eq(&oid, known_attrs[i].oid, known_attrs[i].len)) {
+                first[i] = v;
+                seen[i] = &first[i];
             }
-        }
     }
     lint_subject_set(s, seen);
+    name_mailboxes(s);
 }
 
 static void lint_subject(lstate *s)
@@ -2161,47 +2190,25 @@ static int value_is_mailbox(const uint8_t *p, size_t n)
 
 /* SBR 7.1.4.2.1: "All Mailbox Addresses in the subject field or entries of type directoryName
  * of this extension SHALL be repeated as rfc822Name or otherName values of type
- * id-on-SmtpUTF8Mailbox". name is a Name (SEQUENCE OF RDN). commonName and emailAddress have
- * their own lints (L_SUBJ_CN, L_CN_VALUE, L_SUBJ_EMAIL; lint_name runs them on the subject and
- * on each SAN directoryName) and are skipped when own_cn is set. */
-static void name_mailboxes(lstate *s, const mc_der_tlv *name, const char *where, int own_cn)
+ * id-on-SmtpUTF8Mailbox", for s->name (lint_name: the subject and each SAN directoryName).
+ * commonName and emailAddress have their own lints there (L_SUBJ_CN, L_CN_VALUE, L_SUBJ_EMAIL)
+ * and are skipped. */
+static void name_mailboxes(lstate *s)
 {
     char b[64], o[64];
-    mc_der_cur c = mc_der_cur_in(name);
-    mc_der_tlv rdn, atv, oid, v;
-    while (mc_der_next(&c, &rdn) == MC_OK) {
-        mc_der_cur r = mc_der_cur_in(&rdn);
-        while (mc_der_next(&r, &atv) == MC_OK) {
-            mc_der_cur a = mc_der_cur_in(&atv);
-            if (mc_der_next(&a, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK)
-                continue;
-            if (own_cn && (mc_der_oid_eq(&oid, known_attrs[A_CN].oid, known_attrs[A_CN].len) ||
-                           mc_der_oid_eq(&oid, OIDL(oid_at_email))))
-                continue;
-            if (v.tag != MC_DER_UTF8STRING && v.tag != MC_DER_PRINTABLESTRING &&
-                v.tag != MC_DER_IA5STRING)
-                continue;
-            if (value_is_mailbox(v.val, v.len) && !in_san(s, v.val, v.len))
-                report(s, L_NAME_MAILBOX, "%s %s \"%s\" is a mailbox that is not in the SAN", where,
-                       oidstr(&oid, o, sizeof o), show(v.val, v.len, b, sizeof b));
-        }
-    }
-}
-
-/* The subject and every SAN directoryName (SBR 7.1.4.2.1). */
-static void lint_name_mailboxes(lstate *s)
-{
-    name_mailboxes(s, &s->x->subject, "subject", 1);
-    if (!s->san || s->san->value.tag != MC_DER_SEQUENCE)
-        return; /* missing or malformed: L_SAN_MISSING / L_EXT_MALFORMED */
-    mc_der_cur c = mc_der_cur_in(&s->san->value);
-    mc_der_tlv gn, name;
-    while (mc_der_next(&c, &gn) == MC_OK) {
-        if (gn.tag != MC_DER_CTX_CONS(4))
+    const char *w = s->prefix && s->prefix[0] ? "attribute" : "subject";
+    name_iter it = name_iter_make(s->name);
+    mc_der_tlv oid, v;
+    while (name_next(&it, &oid, &v)) {
+        if (mc_der_oid_eq(&oid, known_attrs[A_CN].oid, known_attrs[A_CN].len) ||
+            mc_der_oid_eq(&oid, OIDL(oid_at_email)))
             continue;
-        mc_der_cur d = mc_der_cur_in(&gn);
-        if (mc_der_expect(&d, MC_DER_SEQUENCE, &name) == MC_OK)
-            name_mailboxes(s, &name, "SAN directoryName", 1);
+        if (v.tag != MC_DER_UTF8STRING && v.tag != MC_DER_PRINTABLESTRING &&
+            v.tag != MC_DER_IA5STRING)
+            continue;
+        if (value_is_mailbox(v.val, v.len) && !in_san(s, v.val, v.len))
+            report(s, L_NAME_MAILBOX, "%s %s \"%s\" is a mailbox that is not in the SAN", w,
+                   oidstr(&oid, o, sizeof o), show(v.val, v.len, b, sizeof b));
     }
 }
 
@@ -2238,24 +2245,19 @@ static void lint_orgid_euid(lstate *s, const uint8_t *p, size_t n)
 static void lint_orgids(lstate *s, const mc_der_tlv *country)
 {
     char b[64], why[160];
-    mc_der_cur c = mc_der_cur_in(s->name);
-    mc_der_tlv rdn, atv, oid, v;
-    while (mc_der_next(&c, &rdn) == MC_OK) {
-        mc_der_cur r = mc_der_cur_in(&rdn);
-        while (mc_der_next(&r, &atv) == MC_OK) {
-            mc_der_cur a = mc_der_cur_in(&atv);
-            if (mc_der_next(&a, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK ||
-                !mc_der_oid_eq(&oid, known_attrs[A_ORGID].oid, known_attrs[A_ORGID].len))
-                continue;
-            int e = mc_org_identifier_check((const char *)v.val, v.len,
-                                            country ? (const char *)country->val : NULL,
-                                            country ? 2 : 0, why, sizeof why);
-            if (e)
-                report(s, e == 2 ? L_ORGID_COUNTRY : L_ORGID_FORMAT,
-                       "organizationIdentifier \"%s\" %s", show(v.val, v.len, b, sizeof b), why);
-            else
-                lint_orgid_euid(s, v.val, v.len);
-        }
+    name_iter it = name_iter_make(s->name);
+    mc_der_tlv oid, v;
+    while (name_next(&it, &oid, &v)) {
+        if (!mc_der_oid_eq(&oid, known_attrs[A_ORGID].oid, known_attrs[A_ORGID].len))
+            continue;
+        int e = mc_org_identifier_check((const char *)v.val, v.len,
+                                        country ? (const char *)country->val : NULL,
+                                        country ? 2 : 0, why, sizeof why);
+        if (e)
+            report(s, e == 2 ? L_ORGID_COUNTRY : L_ORGID_FORMAT, "organizationIdentifier \"%s\" %s",
+                   show(v.val, v.len, b, sizeof b), why);
+        else
+            lint_orgid_euid(s, v.val, v.len);
     }
 }
 
@@ -2333,7 +2335,6 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
     lint_ski_smimecap(&s);
     lint_subject(&s);
     lint_dirnames(&s);
-    lint_name_mailboxes(&s);
     lint_lei(&s);
     lint_lei_role(&s);
     lint_qcs(&s);
