@@ -93,6 +93,8 @@ typedef struct wbatch {
  * (16 bits). Two batches can be with the signers at once (mc_worker_main), so an answer must say
  * which one it belongs to. */
 #define JOB_KEY(slot, idx) ((size_t)(slot) << 16 | (size_t)(idx))
+#define JOB_SLOT(key) ((size_t)(key) >> 16)
+#define JOB_IDX(key) ((size_t)(key)&0xffff)
 #define JOB_KEY_BITS 18
 /* A signer's queue holds at most the items of the two batches with the signers. */
 #define FIFO_CAP(batch) (2 * (size_t)(batch))
@@ -825,8 +827,8 @@ static void signer_retire(wctx *c, int i)
         free(half);
     }
     for (size_t k = 0; k < nredo; k++) {
-        wbatch *b = &c->b[redo[k] >> 16];
-        size_t idx = redo[k] & 0xffff;
+        wbatch *b = &c->b[JOB_SLOT(redo[k])];
+        size_t idx = JOB_IDX(redo[k]);
         item *it = &b->items[idx];
         it->job = 0;
         if (++it->attempts >= limit) {
@@ -850,10 +852,10 @@ static void answer_take(wctx *c, const uint8_t *p, size_t n)
     if (n < sizeof a)
         return;
     memcpy(&a, p, sizeof a);
-    size_t key = (size_t)(a.id & ((1u << JOB_KEY_BITS) - 1)), idx = key & 0xffff;
-    if (a.id == 0 || (key >> 16) >= sizeof c->b / sizeof c->b[0])
+    size_t key = (size_t)(a.id & ((1u << JOB_KEY_BITS) - 1)), idx = JOB_IDX(key);
+    if (a.id == 0 || JOB_SLOT(key) >= sizeof c->b / sizeof c->b[0])
         return;
-    wbatch *b = &c->b[key >> 16];
+    wbatch *b = &c->b[JOB_SLOT(key)];
     if (idx >= b->n || b->items[idx].job != a.id || n != sizeof a + a.len)
         return;
     item *it = &b->items[idx];
