@@ -8,6 +8,7 @@
  */
 #include "mailca/store.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -539,8 +540,20 @@ static const mc_store_ops sq_ops;
 
 static void sq_close(mc_store *base);
 
+/* SQLite counts every allocation under one process-wide mutex (memory statistics, on by
+ * default), which the collector, the checkpointer and the CT sink, each on its own connection,
+ * took for every row they touched. Nothing here reads those statistics. Configuration must
+ * come before SQLite initialises; if something else initialised it first, the call is refused
+ * and the counting stays (slower, not wrong). */
+static void sq_configure(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+    pthread_once(&configured, sq_configure);
     sq_store *s = NULL;
     mc_err e = MC_OK;
     s = calloc(1, sizeof *s);
