@@ -713,8 +713,8 @@ static void phase_store(const bench_opts *o, report *r)
     memset(tbs, 0x5a, sizeof tbs);
     memset(cert, 0xa5, sizeof cert);
     memset(ph, 0x3c, sizeof ph);
-    double spent = 0, cpu = 0, tenth_t = 0;
-    uint64_t done = 0, tenth = o->orders / 10 ? o->orders / 10 : 1, tenth_n = 0;
+    double spent = 0, cpu = 0, first_t = 0, last_t = 0;
+    uint64_t done = 0, tenth = o->orders / 10 ? o->orders / 10 : 1, first_n = 0, last_n = 0;
     if (!b) {
         mc_err_set(&e, MC_ERR_NOMEM, NULL, NULL, "store bench: out of memory");
         goto out;
@@ -752,16 +752,19 @@ static void phase_store(const bench_opts *o, report *r)
         double dt = bench_now_s() - t0;
         spent += dt;
         cpu += thread_cpu_s() - c0;
-        done += n;
-        if (done > o->orders - tenth) { /* the last tenth: the store at its largest */
-            tenth_t += dt;
-            tenth_n += n;
+        if (done < tenth) { /* the batches that begin in the first tenth: the store small */
+            first_t += dt;
+            first_n += n;
         }
-        if (done <= tenth)
-            r->rate_first = (double)done / spent;
+        done += n;
+        if (done > o->orders - tenth) { /* ... and end in the last: the store at its largest */
+            last_t += dt;
+            last_n += n;
+        }
     }
     r->rate = spent > 0 ? (double)done / spent : 0;
-    r->rate_last = tenth_t > 0 ? (double)tenth_n / tenth_t : 0;
+    r->rate_first = first_t > 0 ? (double)first_n / first_t : 0;
+    r->rate_last = last_t > 0 ? (double)last_n / last_t : 0;
     r->ok = 1;
 out:
     if (kstarted) {
