@@ -7,6 +7,7 @@
  * in schema_version and migrated forward at open.
  */
 #include "mailca/store.h"
+#include "mailca/sqlvfs.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -560,9 +561,13 @@ static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
     if (!s)
         return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "store open: out of memory");
     s->base.ops = &sq_ops;
+    /* WAL appends gathered into large writes (engine/sqlvfs.c). */
+    if ((e = mc_sqlvfs_register(err)) != MC_OK)
+        goto done;
     /* NOMUTEX: one connection per thread (store.h), so SQLite's per-connection mutex is waste. */
-    int rc = sqlite3_open_v2(
-        path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             MC_SQLVFS_NAME);
     if (rc != SQLITE_OK) {
         if (!s->db) {
             e = mc_err_set(err, MC_ERR_NOMEM, "path", NULL, "store open '%s': out of memory", path);
