@@ -1268,19 +1268,25 @@ void *mc_worker_main(void *arg)
             rc = send_intents(&c, cur);
         }
         wbatch *next = NULL;
+        mc_err vrc = MC_OK;
         /* Signer threads: `ver` is queued behind `sig` first. Inline signing (none) would sign
          * all of `ver` before `sig`'s results left, so there `sig` goes first. */
         if (rc == MC_OK && ver && c.nsigners > 0) {
-            rc = await_verdicts(&c, ver);
+            vrc = await_verdicts(&c, ver);
             next = ver;
             ver = NULL;
         }
+        /* `sig` is with the signers already: its certificates are collected and sent even when
+         * `ver`'s verdicts could not be read (the worker stops after this), so nothing signed
+         * stays behind; `ver`'s orders, never dispatched, are answered by the collector. */
         if (rc == MC_OK && sig) {
             rc = sign_collect(&c, sig);
             if (rc == MC_OK)
                 rc = push_results(&c, sig);
             release_batch(sig);
         }
+        if (rc == MC_OK)
+            rc = vrc;
         if (rc == MC_OK && ver) {
             rc = await_verdicts(&c, ver);
             next = ver;
