@@ -19,6 +19,14 @@
  * overwrite of an earlier frame, a checksum rewrite, a write at offset 0 after a restart), and
  * every read, sync, truncate, size query, file control and close, first writes the buffer out,
  * so SQLite never sees the file without its own writes.
+ *
+ * Frames of a transaction that rolls back must never reach the file: another connection may
+ * append its own committed frames at the same offsets once this one lets go of the WAL write
+ * lock. So the main database file is wrapped too, only to see that lock (slot 0 of its shared
+ * memory locks, wal.c WAL_WRITE_LOCK) being released: what the WAL's buffer still holds then
+ * belongs to no commit and is dropped. And with sector padding (a device without
+ * SQLITE_IOCAP_POWERSAFE_OVERWRITE, synchronous FULL), SQLite splits a padding frame around
+ * a sync and publishes it without another write, so there nothing is gathered.
  */
 #include "mailca/sqlvfs.h"
 
@@ -34,9 +42,19 @@
 #define MC_SQLVFS_BUF (120 * 1024)
 #define WAL_FRAME_HDR 24 /* SQLite file format: a WAL frame header is 24 bytes */
 
+/* What both wrappers start with: the default VFS's file lives in the same allocation, after
+ * the wrapper (FILE_HEAD). */
+typedef struct wrap {
+    sqlite3_file base; /* pMethods = &wal_io or &db_io */
+    sqlite3_file *real;
+} wrap;
+
+typedef struct db_file db_file;
+
 typedef struct wal_file {
-    sqlite3_file base;  /* pMethods = &wal_io */
-    sqlite3_file *real; /* the default VFS's file, in the same allocation, after this struct */
+    wrap h;
+    db_file *db;        /* its database file, whose locks end a transaction; NULL: none found */
+    int nobuf;          /* write straight through (no database file, or sector padding) */
     unsigned char *buf; /* appends not yet written, from buf_off; malloc'd on first use */
     size_t len;
     sqlite3_int64 buf_off;
@@ -44,19 +62,26 @@ typedef struct wal_file {
     int commit_hdr;     /* the last 24-byte write was a commit frame's header */
 } wal_file;
 
-/* Room for the struct followed by the real file, aligned for it. */
-#define WAL_FILE_HEAD ((sizeof(wal_file) + 15) & ~(size_t)15)
+struct db_file {
+    wrap h;
+    wal_file *wal; /* the same connection's WAL while it is open */
+};
+
+#define MAX_(a, b) ((a) > (b) ? (a) : (b))
+/* Room for either wrapper followed by the real file, aligned for it. */
+#define FILE_HEAD ((MAX_(sizeof(wal_file), sizeof(db_file)) + 15) & ~(size_t)15)
+#define REAL(f) (((wrap *)(f))->real)
 
 static sqlite3_vfs vfs;
 static sqlite3_vfs *real_vfs;
 static int register_rc = SQLITE_ERROR;
-static atomic_ullong n_sqlite_writes, n_os_writes;
+static atomic_ullong n_sqlite_writes, n_os_writes, n_dropped;
 
 static int wal_flush(wal_file *w)
 {
     if (w->len == 0)
         return SQLITE_OK;
-    int rc = w->real->pMethods->xWrite(w->real, w->buf, (int)w->len, w->buf_off);
+    int rc = REAL(w)->pMethods->xWrite(REAL(w), w->buf, (int)w->len, w->buf_off);
     atomic_fetch_add_explicit(&n_os_writes, 1, memory_order_relaxed);
     /* On failure the frames are dropped with the error: SQLite fails the transaction and
      * writes its frames again from the last commit. */
@@ -64,11 +89,22 @@ static int wal_flush(wal_file *w)
     return rc;
 }
 
+/* The WAL write lock is being released: a transaction ended. A commit has written its frames
+ * out already, so what is left belongs to a transaction rolled back (pages it spilled early). */
+static void wal_drop(wal_file *w)
+{
+    atomic_fetch_add_explicit(&n_dropped, w->len, memory_order_relaxed);
+    w->len = 0;
+    w->commit_hdr = 0;
+}
+
 static int wal_close(sqlite3_file *f)
 {
     wal_file *w = (wal_file *)f;
     int rc = wal_flush(w);
-    int rc2 = w->real->pMethods->xClose(w->real);
+    int rc2 = REAL(w)->pMethods->xClose(REAL(w));
+    if (w->db)
+        w->db->wal = NULL;
     free(w->buf);
     w->buf = NULL;
     return rc != SQLITE_OK ? rc : rc2;
@@ -78,7 +114,7 @@ static int wal_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off)
 {
     wal_file *w = (wal_file *)f;
     int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xRead(w->real, out, amt, off);
+    return rc != SQLITE_OK ? rc : REAL(w)->pMethods->xRead(REAL(w), out, amt, off);
 }
 
 static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
@@ -86,9 +122,10 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
     wal_file *w = (wal_file *)f;
     int rc = SQLITE_OK;
     atomic_fetch_add_explicit(&n_sqlite_writes, 1, memory_order_relaxed);
-    if (off == w->next && amt > 0 && (size_t)amt <= MC_SQLVFS_BUF && !w->buf)
+    const int append = !w->nobuf && off == w->next && amt > 0 && (size_t)amt <= MC_SQLVFS_BUF;
+    if (append && !w->buf)
         w->buf = malloc(MC_SQLVFS_BUF); /* none: every write goes straight through */
-    if (w->buf && off == w->next && amt > 0 && (size_t)amt <= MC_SQLVFS_BUF) {
+    if (append && w->buf) {
         if (w->len + (size_t)amt > MC_SQLVFS_BUF && (rc = wal_flush(w)) != SQLITE_OK)
             return rc;
         if (w->len == 0)
@@ -98,7 +135,7 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
     } else {
         if ((rc = wal_flush(w)) != SQLITE_OK)
             return rc;
-        rc = w->real->pMethods->xWrite(w->real, data, amt, off);
+        rc = REAL(w)->pMethods->xWrite(REAL(w), data, amt, off);
         atomic_fetch_add_explicit(&n_os_writes, 1, memory_order_relaxed);
         if (rc != SQLITE_OK)
             return rc;
@@ -118,113 +155,138 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
 
 static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
-    wal_file *w = (wal_file *)f;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xTruncate(w->real, size);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
 }
 
 static int wal_sync(sqlite3_file *f, int flags)
 {
-    wal_file *w = (wal_file *)f;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xSync(w->real, flags);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xSync(REAL(f), flags);
 }
 
 static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
-    wal_file *w = (wal_file *)f;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileSize(w->real, size);
-}
-
-static int wal_lock(sqlite3_file *f, int level)
-{
-    wal_file *w = (wal_file *)f;
-    return w->real->pMethods->xLock(w->real, level);
-}
-
-static int wal_unlock(sqlite3_file *f, int level)
-{
-    wal_file *w = (wal_file *)f;
-    return w->real->pMethods->xUnlock(w->real, level);
-}
-
-static int wal_check_reserved(sqlite3_file *f, int *out)
-{
-    wal_file *w = (wal_file *)f;
-    return w->real->pMethods->xCheckReservedLock(w->real, out);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileSize(REAL(f), size);
 }
 
 static int wal_file_control(sqlite3_file *f, int op, void *arg)
 {
-    wal_file *w = (wal_file *)f;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xFileControl(w->real, op, arg);
-}
-
-static int wal_sector_size(sqlite3_file *f)
-{
-    wal_file *w = (wal_file *)f;
-    return w->real->pMethods->xSectorSize(w->real);
-}
-
-static int wal_device(sqlite3_file *f)
-{
-    wal_file *w = (wal_file *)f;
-    return w->real->pMethods->xDeviceCharacteristics(w->real);
-}
-
-/* A WAL file has no shared memory or memory map of its own (those belong to the database
- * file), but the methods are forwarded so that the table is complete for any caller. */
-static int wal_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
-{
-    wal_file *w = (wal_file *)f;
-    if (w->real->pMethods->iVersion < 2)
-        return SQLITE_IOERR_SHMMAP;
-    return w->real->pMethods->xShmMap(w->real, pg, pgsz, extend, pp);
-}
-
-static int wal_shm_lock(sqlite3_file *f, int offset, int n, int flags)
-{
-    wal_file *w = (wal_file *)f;
-    if (w->real->pMethods->iVersion < 2)
-        return SQLITE_IOERR_SHMLOCK;
-    return w->real->pMethods->xShmLock(w->real, offset, n, flags);
-}
-
-static void wal_shm_barrier(sqlite3_file *f)
-{
-    wal_file *w = (wal_file *)f;
-    if (w->real->pMethods->iVersion >= 2)
-        w->real->pMethods->xShmBarrier(w->real);
-}
-
-static int wal_shm_unmap(sqlite3_file *f, int del)
-{
-    wal_file *w = (wal_file *)f;
-    if (w->real->pMethods->iVersion < 2)
-        return SQLITE_OK;
-    return w->real->pMethods->xShmUnmap(w->real, del);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
 }
 
 static int wal_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 {
-    wal_file *w = (wal_file *)f;
     *pp = NULL; /* no memory map: SQLite reads instead */
-    if (w->real->pMethods->iVersion < 3)
+    if (REAL(f)->pMethods->iVersion < 3)
         return SQLITE_OK;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : w->real->pMethods->xFetch(w->real, off, amt, pp);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
 }
 
-static int wal_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+/* --- the default VFS's methods, for what either wrapper passes on unchanged ------------------ */
+
+static int fwd_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off)
 {
-    wal_file *w = (wal_file *)f;
-    if (w->real->pMethods->iVersion < 3)
-        return SQLITE_OK;
-    return w->real->pMethods->xUnfetch(w->real, off, p);
+    return REAL(f)->pMethods->xRead(REAL(f), out, amt, off);
 }
 
+static int fwd_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
+{
+    return REAL(f)->pMethods->xWrite(REAL(f), data, amt, off);
+}
+
+static int fwd_truncate(sqlite3_file *f, sqlite3_int64 size)
+{
+    return REAL(f)->pMethods->xTruncate(REAL(f), size);
+}
+
+static int fwd_sync(sqlite3_file *f, int flags)
+{
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+
+static int fwd_file_size(sqlite3_file *f, sqlite3_int64 *size)
+{
+    return REAL(f)->pMethods->xFileSize(REAL(f), size);
+}
+
+static int fwd_lock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xLock(REAL(f), level);
+}
+
+static int fwd_unlock(sqlite3_file *f, int level)
+{
+    return REAL(f)->pMethods->xUnlock(REAL(f), level);
+}
+
+static int fwd_check_reserved(sqlite3_file *f, int *out)
+{
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), out);
+}
+
+static int fwd_file_control(sqlite3_file *f, int op, void *arg)
+{
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+}
+
+static int fwd_sector_size(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xSectorSize(REAL(f));
+}
+
+static int fwd_device(sqlite3_file *f)
+{
+    return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f));
+}
+
+static int fwd_shm_map(sqlite3_file *f, int pg, int pgsz, int extend, void volatile **pp)
+{
+    if (REAL(f)->pMethods->iVersion < 2)
+        return SQLITE_IOERR_SHMMAP;
+    return REAL(f)->pMethods->xShmMap(REAL(f), pg, pgsz, extend, pp);
+}
+
+static int fwd_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    if (REAL(f)->pMethods->iVersion < 2)
+        return SQLITE_IOERR_SHMLOCK;
+    return REAL(f)->pMethods->xShmLock(REAL(f), offset, n, flags);
+}
+
+static void fwd_shm_barrier(sqlite3_file *f)
+{
+    if (REAL(f)->pMethods->iVersion >= 2)
+        REAL(f)->pMethods->xShmBarrier(REAL(f));
+}
+
+static int fwd_shm_unmap(sqlite3_file *f, int del)
+{
+    if (REAL(f)->pMethods->iVersion < 2)
+        return SQLITE_OK;
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+
+static int fwd_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
+{
+    *pp = NULL;
+    if (REAL(f)->pMethods->iVersion < 3)
+        return SQLITE_OK;
+    return REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
+}
+
+static int fwd_unfetch(sqlite3_file *f, sqlite3_int64 off, void *p)
+{
+    if (REAL(f)->pMethods->iVersion < 3)
+        return SQLITE_OK;
+    return REAL(f)->pMethods->xUnfetch(REAL(f), off, p);
+}
+
+/* A WAL file has no shared memory or memory map of its own (those belong to the database
+ * file); its table forwards them anyway so that it is complete for any caller. */
 static const sqlite3_io_methods wal_io = {
     .iVersion = 3,
     .xClose = wal_close,
@@ -233,37 +295,94 @@ static const sqlite3_io_methods wal_io = {
     .xTruncate = wal_truncate,
     .xSync = wal_sync,
     .xFileSize = wal_file_size,
-    .xLock = wal_lock,
-    .xUnlock = wal_unlock,
-    .xCheckReservedLock = wal_check_reserved,
+    .xLock = fwd_lock,
+    .xUnlock = fwd_unlock,
+    .xCheckReservedLock = fwd_check_reserved,
     .xFileControl = wal_file_control,
-    .xSectorSize = wal_sector_size,
-    .xDeviceCharacteristics = wal_device,
-    .xShmMap = wal_shm_map,
-    .xShmLock = wal_shm_lock,
-    .xShmBarrier = wal_shm_barrier,
-    .xShmUnmap = wal_shm_unmap,
+    .xSectorSize = fwd_sector_size,
+    .xDeviceCharacteristics = fwd_device,
+    .xShmMap = fwd_shm_map,
+    .xShmLock = fwd_shm_lock,
+    .xShmBarrier = fwd_shm_barrier,
+    .xShmUnmap = fwd_shm_unmap,
     .xFetch = wal_fetch,
-    .xUnfetch = wal_unfetch,
+    .xUnfetch = fwd_unfetch,
+};
+
+/* --- the main database file: everything passed on; the WAL write lock watched ----------------- */
+
+static int db_close(sqlite3_file *f)
+{
+    db_file *d = (db_file *)f;
+    if (d->wal) /* SQLite closes the WAL first; in case it did not, it must not point here */
+        d->wal->db = NULL;
+    return REAL(f)->pMethods->xClose(REAL(f));
+}
+
+static int db_shm_lock(sqlite3_file *f, int offset, int n, int flags)
+{
+    db_file *d = (db_file *)f;
+    /* wal.c: WAL_WRITE_LOCK is slot 0, released when a write transaction ends */
+    if (d->wal && offset == 0 && n >= 1 && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE))
+        wal_drop(d->wal);
+    return fwd_shm_lock(f, offset, n, flags);
+}
+
+static const sqlite3_io_methods db_io = {
+    .iVersion = 3,
+    .xClose = db_close,
+    .xRead = fwd_read,
+    .xWrite = fwd_write,
+    .xTruncate = fwd_truncate,
+    .xSync = fwd_sync,
+    .xFileSize = fwd_file_size,
+    .xLock = fwd_lock,
+    .xUnlock = fwd_unlock,
+    .xCheckReservedLock = fwd_check_reserved,
+    .xFileControl = fwd_file_control,
+    .xSectorSize = fwd_sector_size,
+    .xDeviceCharacteristics = fwd_device,
+    .xShmMap = fwd_shm_map,
+    .xShmLock = db_shm_lock,
+    .xShmBarrier = fwd_shm_barrier,
+    .xShmUnmap = fwd_shm_unmap,
+    .xFetch = fwd_fetch,
+    .xUnfetch = fwd_unfetch,
 };
 
 static int vfs_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *oflags)
 {
-    if (!(flags & SQLITE_OPEN_WAL))
+    if (!(flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)))
         return real_vfs->xOpen(real_vfs, name, f, flags, oflags); /* f has room: szOsFile */
-    wal_file *w = (wal_file *)f;
-    memset(w, 0, sizeof *w);
-    w->real = (sqlite3_file *)((unsigned char *)f + WAL_FILE_HEAD);
-    int rc = real_vfs->xOpen(real_vfs, name, w->real, flags, oflags);
+    memset(f, 0, FILE_HEAD);
+    wrap *h = (wrap *)f;
+    h->real = (sqlite3_file *)((unsigned char *)f + FILE_HEAD);
+    int rc = real_vfs->xOpen(real_vfs, name, h->real, flags, oflags);
     if (rc != SQLITE_OK) {
         /* SQLite closes a file whose pMethods is set even when xOpen fails: leave ours unset
          * and close the real one here if it was left open. */
-        if (w->real->pMethods)
-            w->real->pMethods->xClose(w->real);
-        w->base.pMethods = NULL;
+        if (h->real->pMethods)
+            h->real->pMethods->xClose(h->real);
+        h->base.pMethods = NULL;
         return rc;
     }
-    w->base.pMethods = &wal_io;
+    if (flags & SQLITE_OPEN_MAIN_DB) {
+        h->base.pMethods = &db_io;
+        return SQLITE_OK;
+    }
+    wal_file *w = (wal_file *)f;
+    w->next = -1;
+    sqlite3_file *db = sqlite3_database_file_object(name);
+    if (db && db->pMethods == &db_io && !((db_file *)db)->wal) {
+        w->db = (db_file *)db;
+        w->db->wal = w;
+    }
+    /* Without its database file's locks a rollback could not be seen; with sector padding a
+     * published frame could stay behind (header comment): write straight through. SQLite
+     * decides on padding from the database file's characteristics (wal.c sqlite3WalOpen). */
+    w->nobuf = !w->db || !(REAL(w->db)->pMethods->xDeviceCharacteristics(REAL(w->db)) &
+                           SQLITE_IOCAP_POWERSAFE_OVERWRITE);
+    h->base.pMethods = &wal_io;
     return SQLITE_OK;
 }
 
@@ -277,7 +396,7 @@ static void vfs_init(void)
     vfs = *real_vfs;
     vfs.zName = MC_SQLVFS_NAME;
     vfs.pNext = NULL;
-    vfs.szOsFile = (int)WAL_FILE_HEAD + real_vfs->szOsFile;
+    vfs.szOsFile = (int)FILE_HEAD + real_vfs->szOsFile;
     vfs.xOpen = vfs_open;
     register_rc = sqlite3_vfs_register(&vfs, 0);
 }
@@ -298,4 +417,5 @@ void mc_sqlvfs_stats_get(mc_sqlvfs_stats *out)
 {
     out->sqlite_writes = atomic_load_explicit(&n_sqlite_writes, memory_order_relaxed);
     out->os_writes = atomic_load_explicit(&n_os_writes, memory_order_relaxed);
+    out->dropped_bytes = atomic_load_explicit(&n_dropped, memory_order_relaxed);
 }

@@ -2,8 +2,9 @@
  * mc_sqlvfs: a SQLite VFS that wraps the platform's default one and gathers the writes SQLite
  * makes to a write-ahead log into large sequential writes (engine/sqlvfs.c says why).
  *
- * Only the "-wal" file is handled differently; the database file, the shared-memory index and
- * everything else go to the default VFS unchanged. A commit reaches the WAL file (the OS page
+ * Only the "-wal" file is written differently; the database file's calls go to the default
+ * VFS unchanged (its WAL write lock is watched, to drop what a rollback leaves), and all other
+ * files are the default VFS's own. A commit reaches the WAL file (the OS page
  * cache) before SQLite publishes it, as without this VFS, so durability is the same: a
  * committed transaction survives the death of the process (synchronous=NORMAL in WAL mode).
  */
@@ -23,6 +24,7 @@ mc_err mc_sqlvfs_register(mc_errdetail *err);
 typedef struct mc_sqlvfs_stats {
     unsigned long long sqlite_writes; /* xWrite calls SQLite made on WAL files */
     unsigned long long os_writes;     /* pwrite calls they became */
+    unsigned long long dropped_bytes; /* frames of rolled-back transactions never written */
 } mc_sqlvfs_stats;
 
 void mc_sqlvfs_stats_get(mc_sqlvfs_stats *out);
