@@ -110,11 +110,19 @@ static int wal_close(sqlite3_file *f)
     return rc != SQLITE_OK ? rc : rc2;
 }
 
+/* The default VFS's methods, for what a wrapper passes on (after writing its buffer out). */
+static int fwd_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off);
+static int fwd_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off);
+static int fwd_truncate(sqlite3_file *f, sqlite3_int64 size);
+static int fwd_sync(sqlite3_file *f, int flags);
+static int fwd_file_size(sqlite3_file *f, sqlite3_int64 *size);
+static int fwd_file_control(sqlite3_file *f, int op, void *arg);
+static int fwd_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp);
+
 static int wal_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off)
 {
-    wal_file *w = (wal_file *)f;
-    int rc = wal_flush(w);
-    return rc != SQLITE_OK ? rc : REAL(w)->pMethods->xRead(REAL(w), out, amt, off);
+    int rc = wal_flush((wal_file *)f);
+    return rc != SQLITE_OK ? rc : fwd_read(f, out, amt, off);
 }
 
 static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 off)
@@ -135,7 +143,7 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
     } else {
         if ((rc = wal_flush(w)) != SQLITE_OK)
             return rc;
-        rc = REAL(w)->pMethods->xWrite(REAL(w), data, amt, off);
+        rc = fwd_write(f, data, amt, off);
         atomic_fetch_add_explicit(&n_os_writes, 1, memory_order_relaxed);
         if (rc != SQLITE_OK)
             return rc;
@@ -156,37 +164,36 @@ static int wal_write(sqlite3_file *f, const void *data, int amt, sqlite3_int64 o
 static int wal_truncate(sqlite3_file *f, sqlite3_int64 size)
 {
     int rc = wal_flush((wal_file *)f);
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xTruncate(REAL(f), size);
+    return rc != SQLITE_OK ? rc : fwd_truncate(f, size);
 }
 
 static int wal_sync(sqlite3_file *f, int flags)
 {
     int rc = wal_flush((wal_file *)f);
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xSync(REAL(f), flags);
+    return rc != SQLITE_OK ? rc : fwd_sync(f, flags);
 }
 
 static int wal_file_size(sqlite3_file *f, sqlite3_int64 *size)
 {
     int rc = wal_flush((wal_file *)f);
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileSize(REAL(f), size);
+    return rc != SQLITE_OK ? rc : fwd_file_size(f, size);
 }
 
 static int wal_file_control(sqlite3_file *f, int op, void *arg)
 {
     int rc = wal_flush((wal_file *)f);
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFileControl(REAL(f), op, arg);
+    return rc != SQLITE_OK ? rc : fwd_file_control(f, op, arg);
 }
 
 static int wal_fetch(sqlite3_file *f, sqlite3_int64 off, int amt, void **pp)
 {
     *pp = NULL; /* no memory map: SQLite reads instead */
-    if (REAL(f)->pMethods->iVersion < 3)
-        return SQLITE_OK;
     int rc = wal_flush((wal_file *)f);
-    return rc != SQLITE_OK ? rc : REAL(f)->pMethods->xFetch(REAL(f), off, amt, pp);
+    return rc != SQLITE_OK ? rc : fwd_fetch(f, off, amt, pp);
 }
 
-/* --- the default VFS's methods, for what either wrapper passes on unchanged ------------------ */
+/* --- the default VFS's methods, for what either wrapper passes on ------------------------------
+ */
 
 static int fwd_read(sqlite3_file *f, void *out, int amt, sqlite3_int64 off)
 {
