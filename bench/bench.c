@@ -391,12 +391,15 @@ static void run_engine_ex(const bench_opts *o, report *r, const char *orders, co
     }
     if (o->module[0])
         snprintf(cfg.hsm_module, sizeof cfg.hsm_module, "%s", o->module);
-    if (o->use_tokens > 0) {
-        /* --tokens: worker processes (--procs) re-read the config from its file, so this
-         * set-up's hsm.key (the first use_tokens URIs) goes into a file of its own */
+    if (o->use_tokens > 0 || (o->module[0] && o->procs > 0)) {
+        /* worker processes (--procs) re-read the config from its file, so this set-up's
+         * hsm.key (--tokens: the first use_tokens URIs) and hsm.module (the fault module) go
+         * into a file of its own */
         char cpath[sizeof cfg.path];
-        if (snprintf(cpath, sizeof cpath, "%s/mailca-%dtok.yaml", o->dir, o->use_tokens) >=
-            (int)sizeof cpath) {
+        int n = o->use_tokens > 0
+                    ? snprintf(cpath, sizeof cpath, "%s/mailca-%dtok.yaml", o->dir, o->use_tokens)
+                    : snprintf(cpath, sizeof cpath, "%s/mailca-module.yaml", o->dir);
+        if (n < 0 || n >= (int)sizeof cpath) {
             mc_err_set(&e, MC_ERR_CONFIG, "dir", NULL, "state folder path too long");
             return fail(r, &e);
         }
@@ -930,8 +933,8 @@ static int latency_main(bench_opts *o)
     setenv("P11FAULT_CONTROL", control, 1);
     printf("  HSM latency %d us per C_Sign (fault module %s), public-key orders, %d worker(s)\n",
            o->latency_us, o->module, o->workers);
-    printf("  %8s %10s %22s %22s %8s %22s\n", "sessions", "ideal/s", "pool signatures/s",
-           "pool in 2 processes", "engine", "engine certs/s");
+    printf("  %8s %10s %22s %22s %8s %22s %22s\n", "sessions", "ideal/s", "pool signatures/s",
+           "pool in 2 processes", "engine", "engine certs/s", "engine in 2 processes");
     char list[64];
     snprintf(list, sizeof list, "%s", o->sessions_list);
     int rc = 0;
@@ -944,15 +947,27 @@ static int latency_main(bench_opts *o)
             return 2;
         }
         double ideal = run.sessions * 1e6 / o->latency_us;
-        report pool, pool2, eng;
+        report pool, pool2, eng, eng2;
         bench_opts two = run;
         two.procs = 2;
-        if (in_child(phase_pool, &run, &pool) != 0 || in_child(phase_pool_procs, &two, &pool2) ||
-            in_child(phase_latency_engine, &run, &eng)) {
+        /* the engine's workers as 2 processes of one worker each (--procs 2 --workers 1): the
+         * same count of workers and signers, but each process has its own module instance */
+        bench_opts two_eng = two;
+        two_eng.workers = 1;
+        memset(&eng2, 0, sizeof eng2);
+        int bad = in_child(phase_pool, &run, &pool) != 0 ||
+                  in_child(phase_pool_procs, &two, &pool2) != 0 ||
+                  in_child(phase_latency_engine, &run, &eng) != 0;
+        if (!bad) {
+            store_remove_run(&run, "orders-public-key"); /* the second engine run issues afresh */
+            bad = in_child(phase_latency_engine, &two_eng, &eng2) != 0;
+        }
+        if (bad) {
             fprintf(stderr, "mailca bench: sessions %d: %s\n", run.sessions,
                     !pool.ok    ? pool.err
                     : !pool2.ok ? pool2.err
-                                : eng.err);
+                    : !eng.ok   ? eng.err
+                                : eng2.err);
             rc = 1;
             break;
         }
@@ -961,9 +976,11 @@ static int latency_main(bench_opts *o)
         /* the engine keeps at least one session per worker, and whole signers per worker */
         int w = o->workers, eff = run.sessions <= w ? w : (run.sessions + w - 1) / w * w;
         double eideal = eff * 1e6 / o->latency_us;
-        printf("  %8d %10.0f %14.0f (%5.1f%%) %14.0f (%5.1f%%) %8d %14.0f (%5.1f%%)\n",
+        printf("  %8d %10.0f %14.0f (%5.1f%%) %14.0f (%5.1f%%) %8d %14.0f (%5.1f%%) %14.0f "
+               "(%5.1f%%)\n",
                run.sessions, ideal, pool.rate, 100.0 * pool.rate / ideal, pool2.rate,
-               100.0 * pool2.rate / ideal2, eff, eng.rate, 100.0 * eng.rate / eideal);
+               100.0 * pool2.rate / ideal2, eff, eng.rate, 100.0 * eng.rate / eideal, eng2.rate,
+               100.0 * eng2.rate / eideal);
         store_remove_run(&run, "orders-public-key");
     }
     return rc;
