@@ -59,7 +59,8 @@ static const struct key {
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),
-    I("engine", "procs", procs, "0", 0, 256),
+    /* min -1: the key also takes "auto", stored as -1 (mc_engine_auto_procs) */
+    I("engine", "procs", procs, "auto", -1, 256),
     I("engine", "sessions", sessions, "0", 0, 4096),
     {"engine", "pin_cores", K_BOOL, offsetof(mc_config, pin_cores), sizeof(int), "true", 0, 1},
 #undef S
@@ -91,13 +92,17 @@ static mc_err set_value(mc_config *c, const struct key *k, const char *v, const 
         strcpy(dst, v);
         return MC_OK;
     case K_INT: {
+        if (k->min < 0 && strcmp(v, "auto") == 0) {
+            *(int *)dst = -1;
+            return MC_OK;
+        }
         char *end;
         errno = 0;
         long n = strtol(v, &end, 10);
-        if (errno || *end || end == v || n < k->min || n > k->max)
+        if (errno || *end || end == v || n < (k->min < 0 ? 0 : k->min) || n > k->max)
             return mc_err_set(err, MC_ERR_CONFIG, where, NULL,
-                              "%s.%s: '%s' is not an integer in [%d, %d]", k->section, k->name, v,
-                              k->min, k->max);
+                              "%s.%s: '%s' is not %san integer in [%d, %d]", k->section, k->name, v,
+                              k->min < 0 ? "auto nor " : "", k->min < 0 ? 0 : k->min, k->max);
         *(int *)dst = (int)n;
         return MC_OK;
     }
@@ -246,7 +251,9 @@ mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err)
             cur = k->section;
         }
         const char *v = (const char *)c + k->off;
-        if (k->kind == K_INT)
+        if (k->kind == K_INT && k->min < 0 && *(const int *)v < 0)
+            fprintf(f, "  %s: auto\n", k->name);
+        else if (k->kind == K_INT)
             fprintf(f, "  %s: %d\n", k->name, *(const int *)v);
         else if (k->kind == K_BOOL)
             fprintf(f, "  %s: %s\n", k->name, *(const int *)v ? "true" : "false");

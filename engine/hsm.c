@@ -227,7 +227,8 @@ typedef struct p11mod {
     void *dl;
     CK_FUNCTION_LIST_PTR f;
     unsigned refs;
-    int owns_init; /* our C_Initialize succeeded, so C_Finalize is ours at the last close */
+    int owns_init;         /* our C_Initialize succeeded, so C_Finalize is ours at the last close */
+    char manufacturer[33]; /* C_GetInfo manufacturerID, trailing blanks cut ("" if it failed) */
 } p11mod;
 
 static pthread_mutex_t mod_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -284,6 +285,15 @@ static mc_err module_get(const char *path, p11mod **out, mc_errdetail *err)
         goto done;
     }
     snprintf(free_slot->path, sizeof free_slot->path, "%s", path);
+    free_slot->manufacturer[0] = '\0';
+    CK_INFO info;
+    if (f->C_GetInfo && f->C_GetInfo(&info) == CKR_OK) {
+        size_t n = sizeof info.manufacturerID; /* blank-padded, not NUL-terminated */
+        while (n > 0 && info.manufacturerID[n - 1] == ' ')
+            n--;
+        memcpy(free_slot->manufacturer, info.manufacturerID, n);
+        free_slot->manufacturer[n] = '\0';
+    }
     free_slot->dl = dl;
     free_slot->f = f;
     free_slot->refs = 1;
@@ -1175,6 +1185,11 @@ int mc_hsm_session_device_lost(const mc_hsm_session *s)
 const char *mc_hsm_token_desc(const mc_hsm *h)
 {
     return h->tokdesc;
+}
+
+const char *mc_hsm_library_manufacturer(const mc_hsm *h)
+{
+    return h->mod->manufacturer;
 }
 
 mc_err mc_hsm_session_open(mc_hsm *h, mc_hsm_session **out, mc_errdetail *err)

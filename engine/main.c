@@ -56,7 +56,8 @@ static int cmd_help(FILE *f)
         "  init [--dir DIR] [--key SPEC] [--org NAME] [--base-url URL]\n"
         "        create a CA on a private SoftHSM2 token (default dir %s, key p256;\n"
         "        also p384, ed25519, rsa2048 (PKCS#1 v1.5), rsa2048-pss (RSASSA-PSS))\n"
-        "  batch [--config FILE] [--workers N] [--procs N] [--sessions N] [--batch N] [--quiet]\n"
+        "  batch [--config FILE] [--workers N] [--procs N|auto] [--sessions N] [--batch N] "
+        "[--quiet]\n"
         "        ORDERS RESULTS\n"
         "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
         "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
@@ -76,7 +77,8 @@ static int cmd_help(FILE *f)
         "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
         "         --profile P --issued-after T --issued-before T | --lint-version V)\n"
         "         --reason NAME [--dry-run]  revoke certificates in the store\n"
-        "        (batch runs --procs N spread workers over N processes; see README)\n"
+        "        (batch --procs N spreads workers over N processes; auto, the default:\n"
+        "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  version, help\n\n"
         "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
         "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
@@ -153,7 +155,7 @@ static void print_token_health(mc_engine *eng)
 static int cmd_batch(int argc, char **argv)
 {
     const char *cfgopt = NULL;
-    mc_engine_opts eo = {.progress = 1, .procs = -1};
+    mc_engine_opts eo = {.progress = 1, .procs = MC_ENGINE_PROCS_CONFIG};
     static const struct option lo[] = {
         {"config", 1, 0, 'c'}, {"workers", 1, 0, 'w'},  {"batch", 1, 0, 'b'}, {"quiet", 0, 0, 'q'},
         {"procs", 1, 0, 'p'},  {"sessions", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
@@ -170,7 +172,20 @@ static int cmd_batch(int argc, char **argv)
             eo.batch = atoi(optarg);
             break;
         case 'p':
-            eo.procs = atoi(optarg);
+            if (strcmp(optarg, "auto") == 0) {
+                eo.procs = MC_ENGINE_PROCS_AUTO;
+            } else {
+                char *end;
+                long n = strtol(optarg, &end, 10);
+                if (*end || end == optarg || n < 0 || n > 256) {
+                    fprintf(stderr,
+                            "mailca batch: --procs: '%s' is not auto nor an integer in "
+                            "[0, 256]\n",
+                            optarg);
+                    return 2;
+                }
+                eo.procs = (int)n;
+            }
             break;
         case 's':
             eo.sessions = atoi(optarg);
@@ -223,10 +238,11 @@ static int cmd_batch(int argc, char **argv)
         return report("batch", &e);
     fprintf(stderr,
             "mailca batch: %llu orders: %llu issued, %llu rejected, %llu failed in %.2f s "
-            "(%.0f certs/sec, %d workers; latency p50 %.2f ms, p99 %.2f ms)\n",
+            "(%.0f certs/sec, %d workers%s%.0d%s; latency p50 %.2f ms, p99 %.2f ms)\n",
             (unsigned long long)st.orders, (unsigned long long)st.issued,
             (unsigned long long)st.rejected, (unsigned long long)st.failed, st.seconds,
-            st.seconds > 0 ? (double)st.issued / st.seconds : 0.0, st.workers, st.p50_ms,
+            st.seconds > 0 ? (double)st.issued / st.seconds : 0.0, st.workers,
+            st.procs > 0 ? " in " : "", st.procs, st.procs > 0 ? " processes" : "", st.p50_ms,
             st.p99_ms);
     return st.failed ? 3 : 0;
 }

@@ -1359,6 +1359,23 @@ static void *worker_thread(void *arg)
  * 0: the workers sign themselves (no deadline configured, no more sessions than workers). With
  * a C_Sign deadline (hsm.sign_timeout_ms) at least one: a hung call then blocks a signer thread
  * the worker can abandon, not the worker. */
+int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions)
+{
+    /* SoftHSM2 signs under process-wide locks: measured on 16 cores, one process saturates near
+     * 22k P-256 signatures/s at any thread count (1 thread 10.8k, 4 threads 21.6k) while 16
+     * one-thread processes reach 173k/s (DESIGN.md), so from 4 cores on, processes win. On 2
+     * cores the raw rates are close (one process 43k/s, two 46k/s) and the engine as threads
+     * is faster (about 25,000 against 17,700 certs/s, README), unless many sessions are in
+     * flight: 32 sessions with 1 ms per C_Sign, 57% of the ideal as 2 processes against 40-46%
+     * as threads (bench --hsm-latency-us). An HSM's client library keeps threads: one process
+     * drives its sessions concurrently. */
+    if (!manufacturer || strncmp(manufacturer, "SoftHSM", 7) != 0 || cores < 2)
+        return 0;
+    if (sessions <= 0)
+        sessions = cores;
+    return cores >= 4 || sessions > cores ? cores : 0;
+}
+
 static int signers_per_worker(const mc_engine *e, int total_workers)
 {
     int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
@@ -1545,8 +1562,15 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     int c_started = 0;
     atomic_int alive = 0;
     atomic_uint_fast64_t bytes_read = 0;
-    int procs = e->opts.procs < 0 ? e->cfg.procs : e->opts.procs;
+    int procs = e->opts.procs == MC_ENGINE_PROCS_CONFIG ? e->cfg.procs : e->opts.procs;
     int pthreads = e->opts.workers > 0 ? e->opts.workers : 1; /* threads per worker process */
+    if (procs < 0) { /* auto: the engine's workers (one per core by default) spread over them */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
+        procs = mc_engine_auto_procs(mc_hsm_library_manufacturer(mc_hsmpool_hsm(e->pool, 0)),
+                                     (int)(ncpu > 0 ? ncpu : 1), sessions);
+        pthreads = procs > 0 ? (e->workers + procs - 1) / procs : pthreads;
+    }
     int signers = signers_per_worker(e, procs > 0 ? procs * pthreads : e->workers);
     mc_worker_shared sh = worker_shared(e, zctx, EP_ORDERS, EP_INTENTS, EP_RESULTS, signers);
     ct_drainer drainer;
@@ -1752,7 +1776,8 @@ done:
         st->seconds = (double)(now_ns() - c.t_start) / 1e9;
         st->p50_ms = hist_quantile(&c, 0.50);
         st->p99_ms = hist_quantile(&c, 0.99);
-        st->workers = procs > 0 ? procs * (e->opts.workers > 0 ? e->opts.workers : 1) : e->workers;
+        st->workers = procs > 0 ? procs * pthreads : e->workers;
+        st->procs = procs;
     }
     fflush(results);
     if (c.router)

@@ -171,9 +171,10 @@ static char *run_batch(const char *cfg, const char *tag, int n)
         fail_msg("gen-orders: %d: %s", st, r.err);
     mc_it_run_free(&r);
     /* two signer sessions per worker: every worker's sessions are on both tokens, so both
-     * sign whichever worker gets the orders */
-    st = mc_it_mailca(&r, "batch", "--quiet", "--sessions", "4", "--config", cfg, orders, results,
-                      NULL);
+     * sign whichever worker gets the orders; worker threads (--procs 0), so the engine
+     * process's token counters see every signature */
+    st = mc_it_mailca(&r, "batch", "--quiet", "--sessions", "4", "--procs", "0", "--config", cfg,
+                      orders, results, NULL);
     if (st != 0)
         fail_msg("%s: batch exit %d: %s", tag, st, r.err);
     char *text = strdup(r.err);

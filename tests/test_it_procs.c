@@ -13,6 +13,9 @@
 
 #include "support/itutil.h"
 
+#include "mailca/config.h"
+#include "mailca/engine.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -284,6 +287,91 @@ static void test_procs_sigkill_only_process(void **state)
     sigkill_run("1", mc_it_scaled(10000, 2000));
 }
 
+/* engine.procs: auto (mc_engine_auto_procs): processes only for SoftHSM2, one per core, from 4
+ * cores or with more sessions in flight than cores. */
+static void test_auto_procs_rule(void **state)
+{
+    (void)state;
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 2, 0), 0);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 2, 2), 0);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 2, 3), 2);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 2, 32), 2);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 4, 0), 4);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 16, 4), 16);
+    assert_int_equal(mc_engine_auto_procs("SoftHSM", 1, 32), 0);
+    assert_int_equal(mc_engine_auto_procs("Thales", 16, 64), 0);
+    assert_int_equal(mc_engine_auto_procs("", 8, 32), 0);
+    assert_int_equal(mc_engine_auto_procs(NULL, 8, 32), 0);
+}
+
+/* The key engine.procs takes auto (the default) or a count; anything else is refused naming it. */
+static void test_auto_procs_config(void **state)
+{
+    (void)state;
+    char path[700];
+    const char *vals[] = {"auto", "3", "0", "many", "-1", "257"};
+    const int want[] = {-1, 3, 0};
+    snprintf(path, sizeof path, "%s/procs.yaml", g.dir);
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "engine:\n  procs: %s\n", vals[i]);
+        assert_int_equal(fclose(f), 0);
+        mc_config c;
+        mc_errdetail e;
+        mc_err rc = mc_config_load(path, &c, &e);
+        if (i < 3) {
+            assert_int_equal(rc, MC_OK);
+            assert_int_equal(c.procs, want[i]);
+        } else {
+            assert_int_equal(rc, MC_ERR_CONFIG);
+            assert_non_null(strstr(e.message, "engine.procs"));
+            assert_non_null(strstr(e.message, "auto"));
+        }
+    }
+    mc_config d;
+    mc_errdetail e;
+    snprintf(path, sizeof path, "%s/empty.yaml", g.dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(mc_config_load(path, &d, &e), MC_OK);
+    assert_int_equal(d.procs, -1);
+}
+
+/* `mailca batch` with the default (auto) against SoftHSM2 with more sessions than cores: the
+ * module is recognised by its C_GetInfo manufacturerID and the workers run as processes. */
+static void test_auto_procs_softhsm(void **state)
+{
+    (void)state;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu < 2)
+        skip(); /* one core: auto keeps threads whatever the module */
+    char orders[700], results[700], cfg[700], want[64];
+    int n = mc_it_scaled(400, 40);
+    snprintf(orders, sizeof orders, "%s/auto.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/auto-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    gen(orders, n, "public-key");
+    int sessions = (int)ncpu + 1, procs = mc_engine_auto_procs("SoftHSM", (int)ncpu, sessions);
+    assert_true(procs > 0);
+    char sess[16];
+    snprintf(sess, sizeof sess, "%d", sessions);
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "batch", "--sessions", sess, "--config", cfg, orders, results, NULL);
+    if (st != 0)
+        fail_msg("batch (procs auto): exit %d: %s", st, r.err);
+    snprintf(want, sizeof want, " in %d processes", procs);
+    if (!strstr(r.err, want))
+        fail_msg("batch (procs auto) did not run %d worker processes: %s", procs, r.err);
+    mc_it_run_free(&r);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    size_t failed;
+    assert_int_equal(check_one_result_each(&res, (size_t)n, &failed), (size_t)n);
+    mc_it_results_free(&res);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -291,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_procs_sigkill),
         cmocka_unit_test(test_procs_sigkill_only_process),
         cmocka_unit_test(test_procs_engine_killed),
+        cmocka_unit_test(test_auto_procs_rule),
+        cmocka_unit_test(test_auto_procs_config),
+        cmocka_unit_test(test_auto_procs_softhsm),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -110,8 +110,10 @@ static void sign_stats(unsigned long *calls, unsigned long *injected, unsigned l
                   *injected, *max_conc);
 }
 
-/* Runs `mailca batch` on orders with the given --sessions (NULL: the default), --procs and
- * config (NULL: the fault module's), into results; returns the batch's stderr (caller frees). */
+/* Runs `mailca batch` on orders with the given --sessions (NULL: the default), --procs (NULL:
+ * 0, worker threads, whose signing this file watches from the engine process, whatever auto
+ * would choose) and config (NULL: the fault module's), into results; returns the batch's stderr
+ * (caller frees). */
 static char *run_batch(const char *orders, const char *results, const char *sessions,
                        const char *procs, const char *cfg, int want_exit)
 {
@@ -125,10 +127,8 @@ static char *run_batch(const char *orders, const char *results, const char *sess
         args[k++] = "--sessions";
         args[k++] = sessions;
     }
-    if (procs) {
-        args[k++] = "--procs";
-        args[k++] = procs;
-    }
+    args[k++] = "--procs";
+    args[k++] = procs ? procs : "0";
     args[k++] = "--config";
     args[k++] = cfg ? cfg : g_cfg;
     args[k++] = orders;

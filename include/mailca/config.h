@@ -60,7 +60,8 @@ typedef struct mc_config {
     int workers;   /* 0 = one per core */
     int batch;     /* orders per worker batch (one intent transaction) */
     int pin_cores; /* pin worker threads to cores */
-    int procs;     /* 0: workers are threads of the engine; N: N worker processes */
+    int procs;     /* -1 (auto): mc_engine_auto_procs; 0: workers are threads of the engine;
+                      N: N worker processes */
     int sessions;  /* signing sessions (C_Sign calls) in flight across the engine, for a
                       latency-bound HSM: 0 = one per worker, which signs itself; more = each
                       worker gets ceil(sessions / workers) signer threads with a session each */

@@ -25,17 +25,28 @@ typedef struct mc_engine_opts {
     int batch;    /* 0: from the config */
     int no_lint;  /* bench only: measure the cost of inline lint */
     int progress; /* 1: progress line on stderr when it is a terminal */
-    int procs;    /* -1: from the config; 0: worker threads; N: N worker processes (each loads
+    int procs;    /* MC_ENGINE_PROCS_CONFIG (-1): from the config; MC_ENGINE_PROCS_AUTO (-2):
+                     mc_engine_auto_procs; 0: worker threads; N: N worker processes (each loads
                      the PKCS#11 module itself: a module's process-wide locks decide the
                      ceiling, DESIGN.md) with `workers` threads each (0 = 1) */
     int sessions; /* 0: from the config (engine.sessions): signing sessions in flight */
 } mc_engine_opts;
+
+#define MC_ENGINE_PROCS_CONFIG (-1)
+#define MC_ENGINE_PROCS_AUTO (-2) /* engine.procs: auto in the config is -1 there */
+
+/* engine.procs: auto. The worker processes for a PKCS#11 library (its C_GetInfo manufacturerID),
+ * `cores` cores and `sessions` signing sessions in flight (0 = one per core): 0 (threads) but
+ * for SoftHSM2, whose process-wide locks cap one process (DESIGN.md): there one process per
+ * core when there are 4 cores or more, or more sessions in flight than cores. */
+int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions);
 
 typedef struct mc_run_stats {
     uint64_t orders, issued, rejected, failed;
     double seconds;        /* first order read to last result written */
     double p50_ms, p99_ms; /* per-order latency, intake to result */
     int workers;
+    int procs; /* worker processes (0: the workers were threads of the engine) */
 } mc_run_stats;
 
 /* Loads the issuer certificate, the profiles, fetches digests and opens the HSM (PIN from the

@@ -64,6 +64,10 @@ mc_keytype mc_hsm_keytype(const mc_hsm *h);
 mc_bytes mc_hsm_spki(const mc_hsm *h);
 /* The token as the URI named it (" token=.. serial=.."), for messages and health reports. */
 const char *mc_hsm_token_desc(const mc_hsm *h);
+/* The module's manufacturerID (C_GetInfo, trailing blanks cut; "" when C_GetInfo failed): the
+ * engine chooses its default worker processes by it (mc_engine_auto_procs). Valid while h is
+ * open. */
+const char *mc_hsm_library_manufacturer(const mc_hsm *h);
 
 /* Opens a new session on the token for one worker and finds the key handle in it.
  * Caller frees with mc_hsm_session_close. Thread-safe (one call per worker at start). */
