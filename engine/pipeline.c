@@ -1354,11 +1354,6 @@ static void *worker_thread(void *arg)
     return NULL;
 }
 
-/* What every worker reads of the engine (immutable during a run). */
-/* Signer threads per worker for the configured sessions in flight over total_workers workers.
- * 0: the workers sign themselves (no deadline configured, no more sessions than workers). With
- * a C_Sign deadline (hsm.sign_timeout_ms) at least one: a hung call then blocks a signer thread
- * the worker can abandon, not the worker. */
 int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions)
 {
     /* SoftHSM2 signs under process-wide locks: measured on 16 cores, one process saturates near
@@ -1376,6 +1371,10 @@ int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions)
     return cores >= 4 || sessions > cores ? cores : 0;
 }
 
+/* Signer threads per worker for the configured sessions in flight over total_workers workers.
+ * 0: the workers sign themselves (no deadline configured, no more sessions than workers). With
+ * a C_Sign deadline (hsm.sign_timeout_ms) at least one: a hung call then blocks a signer thread
+ * the worker can abandon, not the worker. */
 static int signers_per_worker(const mc_engine *e, int total_workers)
 {
     int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
@@ -1386,6 +1385,7 @@ static int signers_per_worker(const mc_engine *e, int total_workers)
     return (sessions + total_workers - 1) / total_workers;
 }
 
+/* What every worker reads of the engine (immutable during a run). */
 static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char *ep_orders,
                                       const char *ep_intents, const char *ep_results, int signers)
 {
