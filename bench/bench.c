@@ -973,14 +973,17 @@ static int latency_main(bench_opts *o)
         }
         /* two processes split the sessions: an odd count loses one */
         double ideal2 = (run.sessions >= 2 ? run.sessions / 2 * 2 : 2) * 1e6 / o->latency_us;
-        /* the engine keeps at least one session per worker, and whole signers per worker */
+        /* the engine keeps at least one session per worker, and whole signers per worker; the
+         * 2-process run has its own count of workers (2), so its own sessions */
         int w = o->workers, eff = run.sessions <= w ? w : (run.sessions + w - 1) / w * w;
-        double eideal = eff * 1e6 / o->latency_us;
+        int w2 = two_eng.procs * two_eng.workers;
+        int eff2 = run.sessions <= w2 ? w2 : (run.sessions + w2 - 1) / w2 * w2;
+        double eideal = eff * 1e6 / o->latency_us, eideal2 = eff2 * 1e6 / o->latency_us;
         printf("  %8d %10.0f %14.0f (%5.1f%%) %14.0f (%5.1f%%) %8d %14.0f (%5.1f%%) %14.0f "
                "(%5.1f%%)\n",
                run.sessions, ideal, pool.rate, 100.0 * pool.rate / ideal, pool2.rate,
                100.0 * pool2.rate / ideal2, eff, eng.rate, 100.0 * eng.rate / eideal, eng2.rate,
-               100.0 * eng2.rate / eideal);
+               100.0 * eng2.rate / eideal2);
         store_remove_run(&run, "orders-public-key");
     }
     return rc;
