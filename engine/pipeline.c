@@ -1158,6 +1158,13 @@ static void *collector_main(void *arg)
                     break;
                 }
             }
+            /* The journal copies before the intents: an intent's owner is written into its
+             * order's journal entry, and a copy read later would have none (its order, held by
+             * a process that then died, would wait for that process's answer instead of being
+             * dispatched again). The intake sends the copy (inproc: in the pipe on return)
+             * before the order, so the copy of every intent read above is in by now. */
+            if (nitems == 3)
+                journal_receive(c);
             if (k)
                 handle_intents(c, id, body, k);
             for (size_t m = 0; m < k; m++) {

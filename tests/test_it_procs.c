@@ -139,8 +139,8 @@ static pid_t find_worker(pid_t ppid)
 }
 
 /* Starts `mailca batch --quiet ARGS...` in the background (ARGS: NULL-terminated, at most 16),
- * stdin and stderr on /dev/null. */
-static pid_t batch_start(const char *const *args)
+ * stdin on /dev/null, stderr into the file errlog (printed by batch_wait when the run fails). */
+static pid_t batch_start(const char *const *args, const char *errlog)
 {
     const char *argv[20] = {"mailca", "batch", "--quiet"};
     size_t k = 3;
@@ -151,12 +151,28 @@ static pid_t batch_start(const char *const *args)
     assert_true(pid >= 0);
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR);
+        int log = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
         dup2(null, 0);
-        dup2(null, 2);
+        dup2(log >= 0 ? log : null, 2);
         execv(mc_it_bin(), (char *const *)argv);
         _exit(127);
     }
     return pid;
+}
+
+/* Waits for batch; fails the test, with its stderr, unless it exited with status want. */
+static void batch_wait(pid_t batch, const char *errlog, int want)
+{
+    int status = 0;
+    assert_int_equal(waitpid(batch, &status, 0), batch);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == want)
+        return;
+    size_t len = 0;
+    uint8_t *log = mc_it_read_file(errlog, &len);
+    fail_msg("batch: %s %d (want exit %d); its stderr:\n%.*s",
+             WIFEXITED(status) ? "exit" : "signal",
+             WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), want,
+             log ? (int)(len < 8000 ? len : 8000) : 0, log ? (const char *)log : "");
 }
 
 /* A worker process of batch, once results holds min_bytes (certificates are flowing); fails
@@ -178,8 +194,9 @@ static pid_t worker_when_flowing(pid_t batch, const char *results, off_t min_byt
 /* SIGKILL one of `procs` worker processes once certificates are flowing. */
 static void sigkill_run(const char *procs, int n)
 {
-    char orders[700], results[700], again[700], cfg[700], db[700];
+    char orders[700], results[700], again[700], cfg[700], db[700], errlog[700];
     snprintf(orders, sizeof orders, "%s/k%s.msgpack", g.dir, procs);
+    snprintf(errlog, sizeof errlog, "%s/k%s-stderr.txt", g.dir, procs);
     snprintf(results, sizeof results, "%s/k%s-results.msgpack", g.dir, procs);
     snprintf(again, sizeof again, "%s/k%s-again.msgpack", g.dir, procs);
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
@@ -190,16 +207,13 @@ static void sigkill_run(const char *procs, int n)
     long long before = mc_it_db_count(sdb, "certificates");
 
     const char *args[] = {"--procs", procs, "--config", cfg, orders, results, NULL};
-    pid_t batch = batch_start(args);
+    pid_t batch = batch_start(args, errlog);
     /* Kill one worker process once certificates are flowing. */
     pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
     assert_int_equal(kill(victim, SIGKILL), 0);
-    int status = 0;
-    assert_int_equal(waitpid(batch, &status, 0), batch);
-    assert_true(WIFEXITED(status));
     /* the dead worker process was restarted and the orders it held dispatched again: every
      * order issued in this run, none failed */
-    assert_int_equal(WEXITSTATUS(status), 0);
+    batch_wait(batch, errlog, 0);
 
     mc_it_results res;
     size_t failed = 0;
@@ -247,8 +261,9 @@ static int process_gone(pid_t pid)
 static void test_procs_engine_killed(void **state)
 {
     (void)state;
-    char orders[700], results[700], cfg[700], base[700];
+    char orders[700], results[700], cfg[700], base[700], errlog[700];
     snprintf(orders, sizeof orders, "%s/orphan.msgpack", g.dir);
+    snprintf(errlog, sizeof errlog, "%s/orphan-stderr.txt", g.dir);
     snprintf(results, sizeof results, "%s/orphan-results.msgpack", g.dir);
     snprintf(base, sizeof base, "%s/mailca.yaml", g.ca);
     snprintf(cfg, sizeof cfg, "%s/no-deadline.yaml", g.ca);
@@ -257,7 +272,7 @@ static void test_procs_engine_killed(void **state)
 
     const char *args[] = {"--procs",  "1", "--workers", "2",     "--sessions", "4",
                           "--config", cfg, orders,      results, NULL};
-    pid_t batch = batch_start(args);
+    pid_t batch = batch_start(args, errlog);
     pid_t worker = worker_when_flowing(batch, results, 100 * 1024);
     assert_int_equal(kill(batch, SIGKILL), 0);
     int status = 0;
