@@ -1366,11 +1366,12 @@ int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions)
     /* SoftHSM2 signs under process-wide locks: measured on 16 cores, one process saturates near
      * 22k P-256 signatures/s at any thread count (1 thread 10.8k, 4 threads 21.6k) while 16
      * one-thread processes reach 173k/s (DESIGN.md), so from 4 cores on, processes win. On 2
-     * cores the raw rates are close (one process 43k/s, two 46k/s) and the engine as threads
-     * is faster (about 25,000 against 17,700 certs/s, README), unless many sessions are in
-     * flight: 32 sessions with 1 ms per C_Sign, 57% of the ideal as 2 processes against 40-46%
-     * as threads (bench --hsm-latency-us). An HSM's client library keeps threads: one process
-     * drives its sessions concurrently. */
+     * cores the raw rates are close (one process 44k/s, two 47k/s) and so is the engine
+     * (24,500 certs/s as threads, 24,800-25,800 as 2 processes, README), so threads stay: one
+     * CAA cache, one process to supervise. Unless many sessions are in flight: 32 sessions
+     * with 1 ms per C_Sign, 57% of the ideal as 2 processes against 40-46% as threads (bench
+     * --hsm-latency-us). An HSM's client library keeps threads: one process drives its
+     * sessions concurrently. */
     if (!manufacturer || strncmp(manufacturer, "SoftHSM", 7) != 0 || cores < 2)
         return 0;
     if (sessions <= 0)
