@@ -241,11 +241,11 @@ static int cmd_batch(int argc, char **argv)
         snprintf(where, sizeof where, " in %d process%s", st.procs, st.procs > 1 ? "es" : "");
     fprintf(stderr,
             "mailca batch: %llu orders: %llu issued, %llu rejected, %llu failed in %.2f s "
-            "(%.0f certs/sec, %d workers%s; latency p50 %.2f ms, p99 %.2f ms)\n",
+            "(%.0f certs/sec, %d worker%s%s; latency p50 %.2f ms, p99 %.2f ms)\n",
             (unsigned long long)st.orders, (unsigned long long)st.issued,
             (unsigned long long)st.rejected, (unsigned long long)st.failed, st.seconds,
-            st.seconds > 0 ? (double)st.issued / st.seconds : 0.0, st.workers, where, st.p50_ms,
-            st.p99_ms);
+            st.seconds > 0 ? (double)st.issued / st.seconds : 0.0, st.workers,
+            st.workers == 1 ? "" : "s", where, st.p50_ms, st.p99_ms);
     return st.failed ? 3 : 0;
 }
 

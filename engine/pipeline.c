@@ -976,18 +976,36 @@ static void reap_procs(collector *c)
     }
 }
 
-/* Keeps the copy of an order the intake sent (worker processes only). */
+/* Keeps the copy of an order the intake sent (worker processes only). Reads until the pipe is
+ * empty: a signal does not end the drain early (an intent read before it would lose its owner,
+ * see collector_main). */
 static void journal_receive(collector *c)
 {
     for (;;) {
         uint64_t seq = 0;
         int n = zmq_recv(c->journal_pull, &seq, sizeof seq, ZMQ_DONTWAIT);
-        if (n < 0)
+        if (n < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            if (zmq_errno() != EAGAIN && zmq_errno() != ETERM)
+                c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "order journal: %s",
+                                   zmq_strerror(zmq_errno()));
             return;
+        }
         zmq_msg_t *m = malloc(sizeof *m);
-        if (!m || zmq_msg_init(m) != 0 || zmq_msg_recv(m, c->journal_pull, 0) < 0) {
-            free(m);
+        if (!m) {
             c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "order journal");
+            return;
+        }
+        zmq_msg_init(m);
+        int r;
+        while ((r = zmq_msg_recv(m, c->journal_pull, 0)) < 0 && zmq_errno() == EINTR)
+            ; /* the second frame came with the first: this never waits */
+        if (r < 0) {
+            c->rc = mc_err_set(&c->err, MC_ERR_ZMQ, NULL, NULL, "order journal: %s",
+                               zmq_strerror(zmq_errno()));
+            zmq_msg_close(m);
+            free(m);
             return;
         }
         int answered = seq / 8 < c->seen_cap && ((c->seen[seq / 8] >> (seq % 8)) & 1);
@@ -995,6 +1013,8 @@ static void journal_receive(collector *c)
             zmq_msg_close(m);
             free(m);
         } else if (journal_put(c, seq, m) != 0) {
+            zmq_msg_close(m);
+            free(m);
             c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "order journal");
             return;
         }

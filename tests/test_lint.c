@@ -1571,7 +1571,7 @@ static const lcase cases[] = {
      .raw_hex = "30 26 " HX_SAN_MBX "a4 11 30 0f 31 0d 30 0b 06 03 55 04 0a 0c 04 41 63 6d 65"},
     /* RFC 5280 4.2.1.6: no empty GeneralName (found in review: `a4 02 30 00` passed) */
     {.name = "SAN directoryName with an empty Name",
-     .id = "e_ext_san_empty_name",
+     .id = "e_ext_san_directory_name_empty",
      .only = 1,
      .raw_oid = CG_OID_SAN,
      .raw_hex = "30 17 " HX_SAN_MBX "a4 02 30 00"},

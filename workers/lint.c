@@ -125,7 +125,9 @@ enum {
     /* RFC 5280 rules zlint applies to every certificate (its rfc lints), compared in round 3 */
     L_ISSUER_EMPTY,
     L_POL_DUP,
-    L_SAN_EMPTY_NAME,
+    /* found in review: an empty Name in a SAN directoryName (zlint's e_ext_san_empty_name looks
+     * only for GeneralNames of no content octets, which mailca reports as malformed) */
+    L_SAN_DIRNAME_EMPTY,
     L_COUNT
 };
 
@@ -344,9 +346,9 @@ static const mc_lint_def defs[L_COUNT] = {
                         "The issuer field must contain a non-empty distinguished name"},
     [L_POL_DUP] = {"e_ext_cert_policy_duplicate", E, "RFC 5280 4.2.1.4", T_RFC5280,
                    "A policy OID must not appear more than once in certificatePolicies"},
-    [L_SAN_EMPTY_NAME] = {"e_ext_san_empty_name", E, "RFC 5280 4.2.1.6", T_RFC5280,
-                          "A subjectAltName entry must not be empty (a directoryName holds at "
-                          "least one RDN)"},
+    [L_SAN_DIRNAME_EMPTY] = {"e_ext_san_directory_name_empty", E, "RFC 5280 4.2.1.6", T_RFC5280,
+                             "A subjectAltName entry must not be empty (a directoryName holds at "
+                             "least one RDN)"},
 };
 
 #undef E
@@ -1951,7 +1953,7 @@ static void lint_dirnames(lstate *s)
         /* RFC 5280 4.2.1.6: "conforming CAs MUST NOT issue certificates with subjectAltNames
          * containing empty GeneralName fields"; a Name of no RDN names nothing */
         if (name.len == 0) {
-            report(s, L_SAN_EMPTY_NAME, "the directoryName is an empty Name (no RDN)");
+            report(s, L_SAN_DIRNAME_EMPTY, "the directoryName is an empty Name (no RDN)");
             continue;
         }
         s->name = &name;

@@ -21,7 +21,7 @@
  * 2026.11.24: e_issuer_name_empty, e_ext_cert_policy_duplicate, e_smime_name_mailbox_not_in_san,
  * w_smime_ntr_de_not_euid, every organizationIdentifier checked (not only the first), and each
  * SAN directoryName held to the subject's rules (SBR 7.1.4.2.1).
- * 2026.11.24.2: e_ext_san_empty_name (a SAN directoryName of no RDN). */
+ * 2026.11.24.2: e_ext_san_directory_name_empty (a SAN directoryName of no RDN). */
 #define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.2"
 
 typedef enum mc_lint_severity {
