@@ -254,10 +254,14 @@ typedef struct waiter {
     char *id;
 } waiter;
 
+/* journal_entry.owner of an order the collector answers itself (journal_waiter) */
+#define JOURNAL_WAITER ((pid_t)-1)
+
 typedef struct journal_entry {
     uint64_t key; /* seq + 1; 0 = empty */
     zmq_msg_t *msg;
-    pid_t owner;    /* the worker process that recorded the order's intent (0: none yet) */
+    pid_t owner;    /* the worker process that owes the order's result (0: none yet; or
+                     * JOURNAL_WAITER) */
     uint64_t idkey; /* its order id's in-flight key, once it has an intent */
 } journal_entry;
 
@@ -293,7 +297,7 @@ typedef struct collector {
     size_t journal_cap, journal_n;
     uint64_t *redo; /* seqs to dispatch again, sent from redo_next on */
     size_t redo_n, redo_next;
-    int redo_rounds, restarts;
+    int redo_rounds, quiet_rounds, restarts;
     const char *const *eps; /* the ipc endpoints the worker processes join */
     int threads, signers;   /* per worker process */
     uint64_t t_last_input;  /* when the last message arrived */
@@ -448,6 +452,18 @@ static void journal_owner(collector *c, uint64_t seq, pid_t owner, uint64_t idke
         c->journal[i].owner = owner;
         c->journal[i].idkey = idkey;
     }
+}
+
+/* The order seq waits for the first copy of its order id (a waiter: the collector answers it
+ * when that copy's result comes). Unless a process owes its result already (the same seq sent
+ * twice), it is not dispatched again: its answer does not depend on any worker process. */
+static void journal_waiter(collector *c, uint64_t seq)
+{
+    if (!c->journal_n)
+        return;
+    size_t i = journal_slot(c, seq + 1);
+    if (c->journal[i].key && c->journal[i].owner == 0)
+        c->journal[i].owner = JOURNAL_WAITER;
 }
 
 static int proc_alive(const collector *c, pid_t pid)
@@ -794,13 +810,22 @@ static void handle_intents(collector *c, zmq_msg_t *idents, zmq_msg_t *bodies, s
     store_retry_done(c, &sr, rc, &err, "intents commit", n);
     checkpoint_request(c);
     for (size_t m = 0; m < k; m++) {
+        for (size_t i = first[m]; i < first[m + 1]; i++)
+            intent_verdict(c, rc, &wi[i], &in[i], st[i], &vd[i]);
+        /* The journal names the process that owes each order's result: only a verdict the
+         * worker answers itself. A skipped order is answered here (now, or as a waiter when the
+         * order id's first copy is done): its owner stays what it was, or a waiter whose
+         * process died would, once dispatched again, drop the in-flight mark of the live copy
+         * it waits for and have the same TBS signed twice. */
         if (c->journal_n && rc == MC_OK) {
             pid_t owner = ident_pid(&idents[m]);
             for (size_t i = first[m]; i < first[m + 1]; i++)
-                journal_owner(c, wi[i].seq, owner, id_key(in[i].order_id, strlen(in[i].order_id)));
+                if (vd[i].action != MC_WIRE_SKIP)
+                    journal_owner(c, wi[i].seq, owner,
+                                  id_key(in[i].order_id, strlen(in[i].order_id)));
+                else
+                    journal_waiter(c, wi[i].seq);
         }
-        for (size_t i = first[m]; i < first[m + 1]; i++)
-            intent_verdict(c, rc, &wi[i], &in[i], st[i], &vd[i]);
         msgpack_packer pk;
         msgpack_sbuffer_clear(&c->sbuf);
         msgpack_packer_init(&pk, &c->sbuf, msgpack_sbuffer_write);
@@ -937,6 +962,10 @@ static void fail_unanswered(collector *c)
 static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
                           const char *const eps[3], mc_errdetail *err);
 
+/* Rounds of 2 s in which live worker processes answered nothing and no order was left to
+ * dispatch again, before the orders still unanswered are answered failed (a minute). */
+#define QUIET_ROUNDS_MAX 30
+
 /* At most this many worker processes are restarted in one run (a crash loop ends the run's
  * supervision: the orders left are then answered as failed). */
 #define MAX_RESTARTS 16
@@ -966,6 +995,9 @@ static void reap_procs(collector *c)
             if (pid > 0) {
                 c->procs[i] = pid;
                 c->restarts++;
+                /* a restart can take seconds (module load, login): the quiet time that
+                 * starts re-dispatching begins after it, not before */
+                c->t_last_input = now_ns();
                 fprintf(stderr, "mailca: worker process %d restarted (pid %d)\n", i, (int)pid);
             } else {
                 atomic_fetch_sub(c->workers_alive, 1);
@@ -1037,15 +1069,22 @@ static void redispatch_start(collector *c)
         return;
     for (size_t i = 0; i < c->journal_cap; i++) {
         journal_entry *j = &c->journal[i];
-        if (!j->key || (j->owner && proc_alive(c, j->owner)))
+        if (!j->key || j->owner == JOURNAL_WAITER || (j->owner && proc_alive(c, j->owner)))
             continue;
         if (j->owner && j->idkey)
             inflight_del(c, j->idkey);
         c->redo[c->redo_n++] = j->key - 1;
     }
-    c->redo_rounds++;
-    fprintf(stderr, "mailca: dispatching %zu order(s) held by a dead worker process again\n",
-            c->redo_n);
+    /* A round with nothing to send means every unanswered order is owed by a live process (a
+     * slow one: CAA lookups, a C_Sign near its deadline): waiting for it is not a failed round.
+     * Only a long silence (QUIET_ROUNDS_MAX rounds) ends the wait. */
+    if (c->redo_n) {
+        c->redo_rounds++;
+        fprintf(stderr, "mailca: dispatching %zu order(s) held by a dead worker process again\n",
+                c->redo_n);
+    } else {
+        c->quiet_rounds++;
+    }
 }
 
 /* Sends what it can of the redo list without blocking (the collector must keep reading
@@ -1202,17 +1241,20 @@ static void *collector_main(void *arg)
         if (c->end)
             redispatch_some(c); /* push_orders is the collector's once the intake is over */
         /* The orders a dead worker held never come back: once intake is done and nothing has
-         * moved for 2 s, they are dispatched again from the journal (a few rounds at most);
+         * moved for 2 s, they are dispatched again from the journal (3 rounds at most; rounds
+         * that find only orders live processes owe wait for them, up to QUIET_ROUNDS_MAX);
          * what is still unanswered after that is answered as failed (retryable: a
          * resubmission re-signs any recorded TBS with its serial). */
         if (c->end && c->written < c->total &&
             (atomic_load(c->workers_alive) == 0 ||
              (c->died && now_ns() - c->t_last_input > 2000000000ull))) {
             if (atomic_load(c->workers_alive) > 0 && c->journal_n && c->redo_rounds < 3 &&
-                c->redo_next >= c->redo_n) {
+                c->quiet_rounds < QUIET_ROUNDS_MAX && c->redo_next >= c->redo_n) {
                 redispatch_start(c);
                 c->t_last_input = now_ns();
-            } else if (c->redo_next >= c->redo_n) {
+            } else if (c->redo_next >= c->redo_n || atomic_load(c->workers_alive) == 0) {
+                /* no worker left: a redo list can no longer be sent (PUSH without peers) */
+                c->redo_next = c->redo_n;
                 fail_unanswered(c);
             }
         }
