@@ -309,6 +309,67 @@ static void test_procs_sigkill_only_process(void **state)
     sigkill_run("1", mc_it_scaled(10000, 2000));
 }
 
+/* Order ids are idempotency keys, and a stream may carry the same id many times, some of the
+ * copies in flight at once (the later ones wait for the first: waiters). A worker process
+ * SIGKILLed in the middle: every copy still gets one result, none failed, one certificate per
+ * id, and every copy of an id returns the same serial. */
+static void test_procs_sigkill_duplicate_ids(void **state)
+{
+    (void)state;
+    char one[700], orders[700], results[700], cfg[700], db[700], errlog[700];
+    const int ids = mc_it_scaled(1000, 100), copies = 20, n = ids * copies;
+    snprintf(one, sizeof one, "%s/dup1.msgpack", g.dir);
+    snprintf(orders, sizeof orders, "%s/dup.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/dup-results.msgpack", g.dir);
+    snprintf(errlog, sizeof errlog, "%s/dup-stderr.txt", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    gen(one, ids, "public-key");
+    size_t len = 0;
+    uint8_t *buf = mc_it_read_file(one, &len);
+    assert_non_null(buf);
+    FILE *f = fopen(orders, "wb");
+    assert_non_null(f);
+    for (int k = 0; k < copies; k++) /* copies `ids` orders apart: several in flight at once */
+        assert_int_equal(fwrite(buf, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    free(buf);
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    long long before = mc_it_db_count(sdb, "certificates");
+
+    const char *args[] = {"--procs", "2", "--config", cfg, orders, results, NULL};
+    pid_t batch = batch_start(args, errlog);
+    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    batch_wait(batch, errlog, 0);
+
+    mc_it_results res;
+    size_t failed = 0;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(check_one_result_each(&res, (size_t)n, &failed), (size_t)n);
+    /* gen-orders names order i "<prefix>-<i>": the serial of each id's first result */
+    const mc_result **first = calloc((size_t)ids, sizeof *first);
+    assert_non_null(first);
+    for (size_t i = 0; i < res.n; i++) {
+        const mc_result *r = &res.r[i];
+        const char *dash = memrchr(r->order_id, '-', r->order_id_len);
+        assert_non_null(dash);
+        int id = atoi(dash + 1);
+        assert_true(id >= 0 && id < ids);
+        if (!first[id])
+            first[id] = r;
+        else if (first[id]->serial_len != r->serial_len ||
+                 memcmp(first[id]->serial, r->serial, r->serial_len) != 0)
+            fail_msg("order id %.*s: two serials", (int)r->order_id_len, r->order_id);
+    }
+    free(first);
+    mc_it_results_free(&res);
+    assert_int_equal(mc_it_db_count(sdb, "certificates"), before + ids);
+    assert_int_equal(mc_it_db_count(sdb, "intents"), mc_it_db_count(sdb, "certificates"));
+    sqlite3_close(sdb);
+}
+
 /* engine.procs: auto (mc_engine_auto_procs): processes only for SoftHSM2, one per core, from 4
  * cores or with more sessions in flight than cores. */
 static void test_auto_procs_rule(void **state)
@@ -400,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_procs_issue),
         cmocka_unit_test(test_procs_sigkill),
         cmocka_unit_test(test_procs_sigkill_only_process),
+        cmocka_unit_test(test_procs_sigkill_duplicate_ids),
         cmocka_unit_test(test_procs_engine_killed),
         cmocka_unit_test(test_auto_procs_rule),
         cmocka_unit_test(test_auto_procs_config),
