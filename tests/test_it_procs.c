@@ -198,6 +198,18 @@ static pid_t worker_when_flowing(pid_t batch, const char *results, off_t min_byt
     return w;
 }
 
+/* `mailca batch --procs procs` with one worker process SIGKILLed once certificates are flowing;
+ * the run must still exit 0. */
+static void batch_kill_one_worker(const char *procs, const char *cfg, const char *orders,
+                                  const char *results, const char *errlog)
+{
+    const char *args[] = {"--procs", procs, "--config", cfg, orders, results, NULL};
+    pid_t batch = batch_start(args, errlog);
+    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    batch_wait(batch, errlog, 0);
+}
+
 /* SIGKILL one of `procs` worker processes once certificates are flowing. */
 static void sigkill_run(const char *procs, int n)
 {
@@ -213,14 +225,9 @@ static void sigkill_run(const char *procs, int n)
     assert_non_null(sdb);
     long long before = mc_it_db_count(sdb, "certificates");
 
-    const char *args[] = {"--procs", procs, "--config", cfg, orders, results, NULL};
-    pid_t batch = batch_start(args, errlog);
-    /* Kill one worker process once certificates are flowing. */
-    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
-    assert_int_equal(kill(victim, SIGKILL), 0);
     /* the dead worker process was restarted and the orders it held dispatched again: every
      * order issued in this run, none failed */
-    batch_wait(batch, errlog, 0);
+    batch_kill_one_worker(procs, cfg, orders, results, errlog);
 
     mc_it_results res;
     size_t failed = 0;
@@ -338,11 +345,7 @@ static void test_procs_sigkill_duplicate_ids(void **state)
     assert_non_null(sdb);
     long long before = mc_it_db_count(sdb, "certificates");
 
-    const char *args[] = {"--procs", "2", "--config", cfg, orders, results, NULL};
-    pid_t batch = batch_start(args, errlog);
-    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
-    assert_int_equal(kill(victim, SIGKILL), 0);
-    batch_wait(batch, errlog, 0);
+    batch_kill_one_worker("2", cfg, orders, results, errlog);
 
     mc_it_results res;
     size_t failed = 0;
