@@ -916,6 +916,13 @@ static void store_remove_run(const bench_opts *o, const char *name)
     remove(p);
 }
 
+/* The C_Sign calls the engine keeps in flight when asked for `sessions` over `workers` workers:
+ * at least one per worker, and whole signers per worker (pipeline.c, signers_per_worker). */
+static int sessions_in_flight(int sessions, int workers)
+{
+    return sessions <= workers ? workers : (sessions + workers - 1) / workers * workers;
+}
+
 static int latency_main(bench_opts *o)
 {
     char control[700];
@@ -973,11 +980,9 @@ static int latency_main(bench_opts *o)
         }
         /* two processes split the sessions: an odd count loses one */
         double ideal2 = (run.sessions >= 2 ? run.sessions / 2 * 2 : 2) * 1e6 / o->latency_us;
-        /* the engine keeps at least one session per worker, and whole signers per worker; the
-         * 2-process run has its own count of workers (2), so its own sessions */
-        int w = o->workers, eff = run.sessions <= w ? w : (run.sessions + w - 1) / w * w;
-        int w2 = two_eng.procs * two_eng.workers;
-        int eff2 = run.sessions <= w2 ? w2 : (run.sessions + w2 - 1) / w2 * w2;
+        /* the 2-process run has its own count of workers (2), so its own sessions */
+        int eff = sessions_in_flight(run.sessions, o->workers);
+        int eff2 = sessions_in_flight(run.sessions, two_eng.procs * two_eng.workers);
         double eideal = eff * 1e6 / o->latency_us, eideal2 = eff2 * 1e6 / o->latency_us;
         printf("  %8d %10.0f %14.0f (%5.1f%%) %14.0f (%5.1f%%) %8d %14.0f (%5.1f%%) %14.0f "
                "(%5.1f%%)\n",

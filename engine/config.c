@@ -60,7 +60,7 @@ static const struct key {
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),
     /* min -1: the key also takes "auto", stored as -1 (mc_engine_auto_procs) */
-    I("engine", "procs", procs, "auto", -1, 256),
+    I("engine", "procs", procs, "auto", -1, MC_CONFIG_PROCS_MAX),
     I("engine", "sessions", sessions, "0", 0, 4096),
     {"engine", "pin_cores", K_BOOL, offsetof(mc_config, pin_cores), sizeof(int), "true", 0, 1},
 #undef S

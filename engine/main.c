@@ -177,11 +177,11 @@ static int cmd_batch(int argc, char **argv)
             } else {
                 char *end;
                 long n = strtol(optarg, &end, 10);
-                if (*end || end == optarg || n < 0 || n > 256) {
+                if (*end || end == optarg || n < 0 || n > MC_CONFIG_PROCS_MAX) {
                     fprintf(stderr,
                             "mailca batch: --procs: '%s' is not auto nor an integer in "
-                            "[0, 256]\n",
-                            optarg);
+                            "[0, %d]\n",
+                            optarg, MC_CONFIG_PROCS_MAX);
                     return 2;
                 }
                 eo.procs = (int)n;

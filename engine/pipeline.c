@@ -1441,13 +1441,20 @@ int mc_engine_auto_procs(const char *manufacturer, int cores, int sessions)
     return cores >= 4 || sessions > cores ? cores : 0;
 }
 
+/* Signing sessions in flight the run asks for: --sessions, else engine.sessions (0 = one per
+ * worker). */
+static int engine_sessions(const mc_engine *e)
+{
+    return e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
+}
+
 /* Signer threads per worker for the configured sessions in flight over total_workers workers.
  * 0: the workers sign themselves (no deadline configured, no more sessions than workers). With
  * a C_Sign deadline (hsm.sign_timeout_ms) at least one: a hung call then blocks a signer thread
  * the worker can abandon, not the worker. */
 static int signers_per_worker(const mc_engine *e, int total_workers)
 {
-    int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
+    int sessions = engine_sessions(e);
     if (total_workers < 1)
         total_workers = 1;
     if (sessions <= total_workers)
@@ -1636,9 +1643,8 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     int pthreads = e->opts.workers > 0 ? e->opts.workers : 1; /* threads per worker process */
     if (procs < 0) { /* auto: the engine's workers (one per core by default) spread over them */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        int sessions = e->opts.sessions > 0 ? e->opts.sessions : e->cfg.sessions;
         procs = mc_engine_auto_procs(mc_hsm_library_manufacturer(mc_hsmpool_hsm(e->pool, 0)),
-                                     (int)(ncpu > 0 ? ncpu : 1), sessions);
+                                     (int)(ncpu > 0 ? ncpu : 1), engine_sessions(e));
         pthreads = procs > 0 ? (e->workers + procs - 1) / procs : pthreads;
     }
     int signers = signers_per_worker(e, procs > 0 ? procs * pthreads : e->workers);

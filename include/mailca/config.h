@@ -14,6 +14,8 @@
 
 #define MC_PATH_MAX 512
 #define MC_URL_MAX 256
+/* The most worker processes engine.procs (and `mailca batch --procs`) accepts. */
+#define MC_CONFIG_PROCS_MAX 256
 
 typedef struct mc_config {
     char path[MC_PATH_MAX]; /* the config file itself (worker processes re-read it) */
