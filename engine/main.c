@@ -403,40 +403,54 @@ static int cmd_ct(int argc, char **argv)
 /* `mailca worker`: the body of a worker process, started by the engine (not for users). */
 static int cmd_worker(int argc, char **argv)
 {
-    const char *cfgp = NULL, *eps[3] = {NULL, NULL, NULL};
-    int threads = 1, signers = 1, cpu = -1, ch;
+    const char *cfgp = NULL;
+    mc_engine_proc wp = {.threads = 1, .signers = 1, .cpu0 = -1};
+    int ch;
     mc_engine_opts eo = {0};
-    static const struct option lo[] = {{"config", 1, 0, 'c'},  {"orders", 1, 0, 'o'},
-                                       {"intents", 1, 0, 'i'}, {"results", 1, 0, 'r'},
-                                       {"threads", 1, 0, 't'}, {"cpu", 1, 0, 'u'},
-                                       {"batch", 1, 0, 'b'},   {"no-lint", 0, 0, 'n'},
-                                       {"signers", 1, 0, 's'}, {0, 0, 0, 0}};
+    static const struct option lo[] = {{"config", 1, 0, 'c'},
+                                       {"orders", 1, 0, 'o'},
+                                       {"intents", 1, 0, 'i'},
+                                       {"results", 1, 0, 'r'},
+                                       {"threads", 1, 0, 't'},
+                                       {"cpu", 1, 0, 'u'},
+                                       {"batch", 1, 0, 'b'},
+                                       {"no-lint", 0, 0, 'n'},
+                                       {"signers", 1, 0, 's'},
+                                       {"id", 1, 0, 'd'},
+                                       {0, 0, 0, 0}};
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch == 'c')
             cfgp = optarg;
-        else if (ch == 'o' || ch == 'i' || ch == 'r')
-            eps[ch == 'o' ? 0 : ch == 'i' ? 1 : 2] = optarg;
+        else if (ch == 'o')
+            wp.ep_orders = optarg;
+        else if (ch == 'i')
+            wp.ep_intents = optarg;
+        else if (ch == 'r')
+            wp.ep_results = optarg;
         else if (ch == 't')
-            threads = atoi(optarg);
+            wp.threads = atoi(optarg);
         else if (ch == 'u')
-            cpu = atoi(optarg);
+            wp.cpu0 = atoi(optarg);
         else if (ch == 'b')
             eo.batch = atoi(optarg);
         else if (ch == 'n')
             eo.no_lint = 1;
         else if (ch == 's')
-            signers = atoi(optarg);
+            wp.signers = atoi(optarg);
+        else if (ch == 'd')
+            wp.id = (uint32_t)strtoul(optarg, NULL, 10);
         else
             return 2;
     }
-    if (!cfgp || !eps[0] || !eps[1] || !eps[2] || threads < 1) {
+    if (!cfgp || !wp.ep_orders || !wp.ep_intents || !wp.ep_results || wp.threads < 1 ||
+        wp.id == 0) {
         fprintf(stderr, "mailca worker: started by the engine (mailca batch --procs N)\n");
         return 2;
     }
     mc_config cfg;
     mc_errdetail e;
     mc_engine *eng = NULL;
-    eo.workers = threads;
+    eo.workers = wp.threads;
     if (mc_config_load(cfgp, &cfg, &e) != MC_OK || mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return report("worker", &e);
     /* tell the engine this process is ready (fd 3, see spawn_worker) */
@@ -445,7 +459,7 @@ static int cmd_worker(int argc, char **argv)
             fprintf(stderr, "mailca worker: cannot report readiness\n");
         close(3);
     }
-    mc_err rc = mc_engine_serve_worker(eng, eps[0], eps[1], eps[2], threads, signers, cpu, &e);
+    mc_err rc = mc_engine_serve_worker(eng, &wp, &e);
     mc_engine_close(eng);
     return rc == MC_OK ? 0 : report("worker", &e);
 }

@@ -255,13 +255,21 @@ typedef struct waiter {
 } waiter;
 
 /* journal_entry.owner of an order the collector answers itself (journal_waiter) */
-#define JOURNAL_WAITER ((pid_t)-1)
+#define JOURNAL_WAITER UINT32_MAX
+
+/* A worker process: its pid (for waitpid; 0 once reaped) and its number in this run (1, 2, ...,
+ * a restarted process gets a new one). Intents are owned by the number, not the pid: a pid can
+ * be reused by a restarted process, which would then seem to owe the dead one's orders. */
+typedef struct worker_proc {
+    pid_t pid;
+    uint32_t id;
+} worker_proc;
 
 typedef struct journal_entry {
     uint64_t key; /* seq + 1; 0 = empty */
     zmq_msg_t *msg;
-    pid_t owner;    /* the worker process that owes the order's result (0: none yet; or
-                     * JOURNAL_WAITER) */
+    uint32_t owner; /* worker_proc.id of the process that owes the order's result (0: none
+                     * yet; or JOURNAL_WAITER) */
     uint64_t idkey; /* its order id's in-flight key, once it has an intent */
 } journal_entry;
 
@@ -286,9 +294,10 @@ typedef struct collector {
     uint64_t *inflight; /* open addressing of order-id hashes, 0 = empty */
     waiter *waiters;
     atomic_int *workers_alive;
-    pid_t *procs; /* worker processes (procs mode), 0 once reaped */
+    worker_proc *procs; /* worker processes (procs mode) */
     int nprocs;
-    int died; /* workers (processes) that ended during the run */
+    uint32_t next_proc_id; /* the number the next restarted process gets */
+    int died;              /* workers (processes) that ended during the run */
     /* Worker processes only: a copy of every order until it is answered (the journal), so the
      * orders a dead worker process held can be dispatched again; how to restart one. */
     void *journal_pull;     /* intake -> collector: [seq (8 bytes), order message] */
@@ -431,7 +440,8 @@ static void journal_free(collector *c)
 
 /* The worker process whose DEALER sent an intents message: workers name their sockets
  * "<pid>-<thread>" (mc_worker_main). 0 when the name is not of that form. */
-static pid_t ident_pid(zmq_msg_t *ident)
+/* The worker_proc.id in a worker's routing id ("<id>-<worker>", worker.c); 0 if none. */
+static uint32_t ident_proc(zmq_msg_t *ident)
 {
     char buf[32];
     size_t n = zmq_msg_size(ident);
@@ -439,11 +449,12 @@ static pid_t ident_pid(zmq_msg_t *ident)
         return 0;
     memcpy(buf, zmq_msg_data(ident), n);
     buf[n] = '\0';
-    return (pid_t)strtol(buf, NULL, 10);
+    unsigned long v = strtoul(buf, NULL, 10);
+    return v < JOURNAL_WAITER ? (uint32_t)v : 0;
 }
 
 /* The order seq's intent was recorded for worker process owner (journal: worker processes). */
-static void journal_owner(collector *c, uint64_t seq, pid_t owner, uint64_t idkey)
+static void journal_owner(collector *c, uint64_t seq, uint32_t owner, uint64_t idkey)
 {
     if (!c->journal_n || !owner)
         return;
@@ -466,10 +477,10 @@ static void journal_waiter(collector *c, uint64_t seq)
         c->journal[i].owner = JOURNAL_WAITER;
 }
 
-static int proc_alive(const collector *c, pid_t pid)
+static int proc_alive(const collector *c, uint32_t id)
 {
     for (int i = 0; i < c->nprocs; i++)
-        if (c->procs[i] == pid)
+        if (c->procs[i].pid > 0 && c->procs[i].id == id)
             return 1;
     return 0;
 }
@@ -818,7 +829,7 @@ static void handle_intents(collector *c, zmq_msg_t *idents, zmq_msg_t *bodies, s
          * process died would, once dispatched again, drop the in-flight mark of the live copy
          * it waits for and have the same TBS signed twice. */
         if (c->journal_n && rc == MC_OK) {
-            pid_t owner = ident_pid(&idents[m]);
+            uint32_t owner = ident_proc(&idents[m]);
             for (size_t i = first[m]; i < first[m + 1]; i++)
                 if (vd[i].action != MC_WIRE_SKIP)
                     journal_owner(c, wi[i].seq, owner,
@@ -959,7 +970,7 @@ static void fail_unanswered(collector *c)
         }
 }
 
-static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
+static pid_t spawn_worker(const mc_engine *e, int i, uint32_t id, int threads, int signers, int cpu,
                           const char *const eps[3], mc_errdetail *err);
 
 /* Rounds of 2 s in which live worker processes answered nothing and no order was left to
@@ -976,11 +987,12 @@ static void reap_procs(collector *c)
 {
     for (int i = 0; i < c->nprocs; i++) {
         int status;
-        if (c->procs[i] > 0 && waitpid(c->procs[i], &status, WNOHANG) == c->procs[i]) {
-            fprintf(stderr, "mailca: worker process %d (pid %d) exited (%s %d)\n", i,
-                    (int)c->procs[i], WIFSIGNALED(status) ? "signal" : "status",
+        worker_proc *wp = &c->procs[i];
+        if (wp->pid > 0 && waitpid(wp->pid, &status, WNOHANG) == wp->pid) {
+            fprintf(stderr, "mailca: worker process %d (pid %d) exited (%s %d)\n", i, (int)wp->pid,
+                    WIFSIGNALED(status) ? "signal" : "status",
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-            c->procs[i] = 0;
+            wp->pid = 0;
             c->died++;
             /* The worker counts as alive while it is being restarted: the intake, which gives
              * up when no worker is left, must wait for the new one (even with one process). */
@@ -990,10 +1002,11 @@ static void reap_procs(collector *c)
             if (c->restarts < MAX_RESTARTS && c->eps) {
                 long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
                 int cpu = c->e->cfg.pin_cores && ncpu > 0 ? (int)((i * c->threads) % ncpu) : -1;
-                pid = spawn_worker(c->e, i, c->threads, c->signers, cpu, c->eps, &err);
+                pid = spawn_worker(c->e, i, c->next_proc_id, c->threads, c->signers, cpu, c->eps,
+                                   &err);
             }
             if (pid > 0) {
-                c->procs[i] = pid;
+                *wp = (worker_proc){.pid = pid, .id = c->next_proc_id++};
                 c->restarts++;
                 /* a restart can take seconds (module load, login): the quiet time that
                  * starts re-dispatching begins after it, not before */
@@ -1546,10 +1559,11 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
  * its HSM session is open; workers start one after another because SoftHSM2 processes logging in
  * to one token at the same moment race on its state files (seen here: "no initialised token").
  * Returns the pid, or -1 with err filled. */
-static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, int cpu,
+static pid_t spawn_worker(const mc_engine *e, int i, uint32_t id, int threads, int signers, int cpu,
                           const char *const eps[3], mc_errdetail *err)
 {
-    char th[16], cp[16], bt[16], sg[16];
+    char th[16], cp[16], bt[16], sg[16], idb[16];
+    snprintf(idb, sizeof idb, "%lu", (unsigned long)id);
     snprintf(th, sizeof th, "%d", threads);
     snprintf(sg, sizeof sg, "%d", signers);
     snprintf(cp, sizeof cp, "%d", cpu);
@@ -1572,6 +1586,8 @@ static pid_t spawn_worker(const mc_engine *e, int i, int threads, int signers, i
                     bt,
                     "--signers",
                     sg,
+                    "--id",
+                    idb,
                     e->opts.no_lint ? "--no-lint" : NULL,
                     NULL};
     extern char **environ;
@@ -1658,7 +1674,7 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     memset(&drainer, 0, sizeof drainer);
     char ipc_dir[64] = "", ep_ipc[3][128];
     const char *eps[3] = {ep_ipc[0], ep_ipc[1], ep_ipc[2]};
-    pid_t *pids = NULL;
+    worker_proc *pids = NULL;
     memset(&c, 0, sizeof c);
     memset(&in, 0, sizeof in);
     msgpack_sbuffer_init(&in.sbuf);
@@ -1752,11 +1768,6 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     c.t_start = c.t_last_print = now_ns();
     c.zctx = zctx;
-    if (pthread_create(&cth, NULL, collector_main, &c) != 0) {
-        rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start the collector");
-        goto done;
-    }
-    c_started = 1;
     if (procs > 0) {
         int threads = pthreads;
         pids = calloc((size_t)procs, sizeof *pids);
@@ -1766,18 +1777,25 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         }
         for (int i = 0; i < procs; i++) {
             int cpu = e->cfg.pin_cores && ncpu > 0 ? (int)((i * threads) % ncpu) : -1;
-            pids[i] = spawn_worker(e, i, threads, signers, cpu, eps, err);
-            if (pids[i] < 0) {
-                pids[i] = 0;
+            pid_t pid = spawn_worker(e, i, (uint32_t)i + 1, threads, signers, cpu, eps, err);
+            if (pid < 0) {
                 rc = err->code;
                 goto done;
             }
+            pids[i] = (worker_proc){.pid = pid, .id = (uint32_t)i + 1};
             atomic_fetch_add(&alive, 1);
         }
-        /* handed to the collector only now: it reaps exited children */
+        /* the collector reaps and restarts them from here on: it starts after this (a
+         * worker process needs no collector to get ready) */
         c.nprocs = procs;
         c.procs = pids;
+        c.next_proc_id = (uint32_t)procs + 1;
     }
+    if (pthread_create(&cth, NULL, collector_main, &c) != 0) {
+        rc = mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "cannot start the collector");
+        goto done;
+    }
+    c_started = 1;
     if (procs == 0 &&
         (rc = workers_start(ws, e->workers, &sh, &alive, e->cfg.pin_cores ? 0 : -1, err)) != MC_OK)
         goto done;
@@ -1828,10 +1846,10 @@ done:
             fprintf(stderr, "mailca: store checkpoint: %s\n", ckp.err.message);
     }
     for (int i = 0; pids && i < procs; i++)
-        if (pids[i] > 0) {
+        if (pids[i].pid > 0) {
             int status;
-            kill(pids[i], SIGTERM);
-            waitpid(pids[i], &status, 0);
+            kill(pids[i].pid, SIGTERM);
+            waitpid(pids[i].pid, &status, 0);
             /* Every order was answered by now (failed ones included): a worker that ended
              * badly is reported, not turned into a failure of the run. */
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -1890,10 +1908,9 @@ done:
     return rc;
 }
 
-mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
-                              const char *ep_results, int threads, int signers, int cpu0,
-                              mc_errdetail *err)
+mc_err mc_engine_serve_worker(mc_engine *e, const mc_engine_proc *p, mc_errdetail *err)
 {
+    int threads = p->threads, cpu0 = p->cpu0;
     mc_err rc = MC_OK;
     sigset_t set;
     int sig = 0;
@@ -1909,7 +1926,9 @@ mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *e
     if (getppid() == 1)
         return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "the engine already exited");
     void *zctx = zmq_ctx_new();
-    mc_worker_shared sh = worker_shared(e, zctx, ep_orders, ep_intents, ep_results, signers);
+    mc_worker_shared sh =
+        worker_shared(e, zctx, p->ep_orders, p->ep_intents, p->ep_results, p->signers);
+    sh.proc_id = p->id;
     /* Worker processes spread their sessions over the tokens too: the first core this process
      * was given differs per process (its pid otherwise). */
     sh.hint_base = cpu0 >= 0 ? cpu0 : (int)(getpid() % 1024) * threads;

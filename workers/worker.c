@@ -1117,8 +1117,8 @@ static void *open_socket(wctx *c, int type, const char *ep)
     return s;
 }
 
-/* The DEALER to the collector, named "<pid>-<worker>": with worker processes the collector
- * knows which process recorded which intent (pipeline.c, redispatch_start). */
+/* The DEALER to the collector, named "<process number>-<worker>": with worker processes the
+ * collector knows which process recorded which intent (pipeline.c, redispatch_start). */
 static void *open_routed_socket(wctx *c, const char *ep)
 {
     void *s = zmq_socket(c->sh->zctx, ZMQ_DEALER);
@@ -1126,7 +1126,7 @@ static void *open_routed_socket(wctx *c, const char *ep)
     char id[32];
     if (!s)
         return NULL;
-    snprintf(id, sizeof id, "%ld-%d", (long)getpid(), c->w->index);
+    snprintf(id, sizeof id, "%lu-%d", (unsigned long)c->sh->proc_id, c->w->index);
     zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_ROUTING_ID, id, strlen(id));
     if (zmq_connect(s, ep) != 0) {

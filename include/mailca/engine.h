@@ -60,13 +60,20 @@ void mc_engine_close(mc_engine *e);
 mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
                      mc_run_stats *st, mc_errdetail *err);
 
+/* A worker process's part in a run, from `mailca worker`'s arguments (mc_engine_run). */
+typedef struct mc_engine_proc {
+    const char *ep_orders, *ep_intents, *ep_results; /* the parent's ipc:// endpoints */
+    int threads;                                     /* workers in this process */
+    int signers; /* signer threads per worker (<= 1: each worker signs on its own session) */
+    int cpu0;    /* first core to pin to, -1 none */
+    uint32_t id; /* this process's number in the run (1, 2, ...; a restart gets a new one): the
+                  * collector names the owner of each intent by it, since pids can be reused */
+} mc_engine_proc;
+
 /* The body of a worker process (`mailca worker`, started by mc_engine_run with procs > 0):
- * runs `threads` workers on the engine's profiles, issuer and HSM, connected to the parent's
- * ipc:// endpoints, until SIGTERM (or the parent's death). cpu0: first core to pin to, -1 none.
- * signers: signer threads per worker (<= 1: each worker signs on its own session). */
-mc_err mc_engine_serve_worker(mc_engine *e, const char *ep_orders, const char *ep_intents,
-                              const char *ep_results, int threads, int signers, int cpu0,
-                              mc_errdetail *err);
+ * runs p->threads workers on the engine's profiles, issuer and HSM, connected to the parent's
+ * ipc:// endpoints, until SIGTERM (or the parent's death). */
+mc_err mc_engine_serve_worker(mc_engine *e, const mc_engine_proc *p, mc_errdetail *err);
 
 /* Intents recorded by an earlier run that never got a certificate (for the start-up report). */
 mc_err mc_engine_pending(mc_engine *e, int64_t *pending, int64_t *certs, mc_errdetail *err);

@@ -31,6 +31,7 @@ typedef struct mc_worker_shared {
     int signers;         /* 0: the worker signs on its own session; N: N signer threads per worker,
                             each with its own session, keep N C_Sign calls in flight */
     int sign_timeout_ms; /* deadline of one C_Sign with signer threads (0: none) */
+    uint32_t proc_id;    /* worker processes: this process's number in the run (routing id) */
 } mc_worker_shared;
 
 /* Most orders in one worker batch (engine.batch; job ids keep the index in 16 bits). */
