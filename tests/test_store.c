@@ -1436,10 +1436,10 @@ static void test_migrate_7_to_8(void **state)
     char rep0[2 * SER_LEN + 1], rep2[2 * SER_LEN + 1];
     mc_store_serial_hex(rep0, b.serial[0], SER_LEN);
     mc_store_serial_hex(rep2, b.serial[2], SER_LEN);
-    b.in[1].replaces = rep0;       /* m8-1 replaces m8-0: linked by the trigger */
-    b.in[3].replaces = rep2;       /* m8-3 replaces m8-2: committed after the migration */
-    b.in[4].replaces = rep2;       /* m8-4 replaces m8-2 again: m8-3 stays its replacement */
-    b.in[5].replaces = "00ff00ff"; /* a serial this store never issued */
+    b.in[1].replaces = rep0; /* m8-1 replaces m8-0: linked by the trigger */
+    b.in[3].replaces = rep2; /* m8-3 replaces m8-2: committed after the migration */
+    b.in[4].replaces = rep2; /* m8-4 replaces m8-2 again: m8-3 stays its replacement */
+    b.in[5].replaces = "00ff00ff";  /* a serial this store never issued */
     b.in[6].replaces = "not-a-serial";
     assert_int_equal(mc_store_intents_commit(s, b.in, 8, b.state, &err), MC_OK);
     mc_store_close(s);
@@ -1473,7 +1473,8 @@ static void test_migrate_7_to_8(void **state)
     uint8_t out[MC_SERIAL_MAX];
     size_t out_len = 1;
     for (size_t i = 3; i < 8; i++) {
-        assert_int_equal(mc_store_replaced_by(s, b.serial[i], SER_LEN, out, &out_len, &err), MC_OK);
+        assert_int_equal(mc_store_replaced_by(s, b.serial[i], SER_LEN, out, &out_len, &err),
+                         MC_OK);
         assert_int_equal(out_len, 0);
     }
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
