@@ -213,11 +213,6 @@ static const char *const migrations[] = {
     "  ON r.serial = n.replaces_serial WHERE n.id = NEW.intent)"
     " AND intent <> NEW.intent AND replaced_by IS NULL;"
     " END;",
-    /* 8: the replacement link moves out of the trigger into the certificates commit, as on
-     * PostgreSQL: the insert returns its intent's replaces_serial and ST_REPLACE_LINK runs only
-     * for a certificate that replaces one. The trigger ran its join for every certificate: 22%
-     * of the instructions of a certificate's commit (callgrind, bench --store-only). */
-    "DROP TRIGGER certificates_replaced_by;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -245,7 +240,6 @@ enum {
     ST_CT_COUNTS,
     ST_REPLACED_BY,
     ST_CERT_STATUS,
-    ST_REPLACE_LINK,
     ST_COUNT_
 };
 
@@ -268,19 +262,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_CERT_BY_ORDER] = "SELECT 1 FROM intents AS i JOIN certificates AS c ON c.intent = i.id"
                          " WHERE i.order_id = ?1",
     [ST_INTENT_BY_SERIAL] = "SELECT order_id FROM intents WHERE serial = ?1",
-    /* Inserts only when an intent with this order id AND serial exists; no row returned means
-     * either no such intent or a certificate already stored (told apart with ST_LOOKUP). The
-     * row returned is the intent's replaces_serial (store.h "replacement"). */
+    /* Inserts only when an intent with this order id AND serial exists; 0 changes means either
+     * no such intent or a certificate already stored (told apart with ST_LOOKUP). */
     [ST_CERT_INSERT] = "INSERT INTO certificates (intent, serial, order_id, der, issued_at)"
                        " SELECT id, serial, order_id, ?3, ?4 FROM intents"
                        " WHERE order_id = ?1 AND serial = ?2"
-                       " ON CONFLICT(intent) DO NOTHING"
-                       " RETURNING (SELECT replaces_serial FROM intents WHERE id = intent)",
-    /* store.h "replacement": the certificate of serial ?1 is replaced by serial ?2, unless it
-     * is that certificate itself or was replaced before. */
-    [ST_REPLACE_LINK] = "UPDATE certificates SET replaced_by = ?2"
-                        " WHERE intent = (SELECT id FROM intents WHERE serial = ?1)"
-                        " AND serial <> ?2 AND replaced_by IS NULL",
+                       " ON CONFLICT(intent) DO NOTHING",
     [ST_LOOKUP] = "SELECT i.serial, i.tbs, c.der FROM intents AS i"
                   " LEFT JOIN certificates AS c ON c.intent = i.id WHERE i.order_id = ?1",
     [ST_COUNTS] = "SELECT (SELECT count(*) FROM certificates),"
@@ -946,37 +933,18 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         bind_blob(ins, 2, c->serial, c->serial_len);
         bind_blob(ins, 3, c->der, c->der_len);
         sqlite3_bind_int64(ins, 4, now);
-        int rc = sqlite3_step(ins), inserted = rc == SQLITE_ROW;
-        uint8_t rser[MC_SERIAL_MAX];
-        size_t rser_len = 0;
-        if (inserted) {
-            size_t len = (size_t)sqlite3_column_bytes(ins, 0);
-            if (len && len <= sizeof rser) { /* intents.replaces_serial holds <= MC_SERIAL_MAX */
-                memcpy(rser, sqlite3_column_blob(ins, 0), len);
-                rser_len = len;
-            }
-            rc = sqlite3_step(ins);
-        }
-        stmt_release(ins);
+        int rc = sqlite3_step(ins);
         if (rc != SQLITE_DONE) {
             char op[MC_ERR_MSG_MAX / 2];
             snprintf(op, sizeof op, "certs commit: insert order '%s'", c->order_id);
             e = store_err(s, err, "certs", op, rc);
+            stmt_release(ins);
             goto done;
         }
+        int inserted = sqlite3_changes(s->db);
+        stmt_release(ins);
         if (!inserted && (e = cert_conflict(s, c, i, err)) != MC_OK)
             goto done;
-        if (rser_len) {
-            sqlite3_stmt *ln = s->st[ST_REPLACE_LINK];
-            bind_blob(ln, 1, rser, rser_len);
-            bind_blob(ln, 2, c->serial, c->serial_len);
-            rc = sqlite3_step(ln);
-            stmt_release(ln);
-            if (rc != SQLITE_DONE) {
-                e = store_err(s, err, "certs", "certs commit: replacement link", rc);
-                goto done;
-            }
-        }
     }
     if (ct_n && (e = ct_insert_rows(s, ct, ct_n, (int64_t)now, err)) != MC_OK)
         goto done;

@@ -130,11 +130,6 @@ static const char *const migrations[] = {
      * both backends keep one numbering; the comment says why the table is here. */
     "COMMENT ON TABLE subject_keys IS 'first account to use each subject key; on PostgreSQL a"
     " primary key settles concurrent engine nodes (SQLite, one writer, reads intents_spki)';",
-    /* 8: SQLite drops its replacement trigger (engine/store.c migration 8); here the link was
-     * always made by the certificates commit (PS_REPLACE). Recorded so both keep one
-     * numbering; the comment says where the column is written. */
-    "COMMENT ON COLUMN certificates.replaced_by IS 'serial of the replacing certificate, set by"
-    " its certificates commit (mc_replace)';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");

@@ -456,10 +456,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 8);
-    assert_int_equal(mc_store_schema_version(), 8);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 8);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 7);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(mc_store_schema_version(), 7);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 7);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -485,13 +485,13 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (9, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 7);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (8, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 9 is newer"));
+    assert_non_null(strstr(err.message, "schema version 8 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 9);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1103,22 +1103,6 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
     assert_int_equal(got_reason, reason);
 }
 
-/* Puts back the version 7 schema: SQLite's replacement trigger (PostgreSQL: the column
- * comment). */
-static void undo_migration_8(const fixture *fx)
-{
-    if (fx->b == &sqlite_backend)
-        raw_exec(fx, "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
-                     " UPDATE certificates SET replaced_by = NEW.serial"
-                     " WHERE intent = (SELECT r.id FROM intents AS n JOIN intents AS r"
-                     "  ON r.serial = n.replaces_serial WHERE n.id = NEW.intent)"
-                     " AND intent <> NEW.intent AND replaced_by IS NULL;"
-                     " END;");
-    else
-        raw_exec(fx, "COMMENT ON COLUMN certificates.replaced_by IS NULL");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 8");
-}
-
 /* Puts back the version 6 schema (SQLite: intents keyed by order id with an implicit rowid,
  * certificates keyed by serial, subject_keys rebuilt from each key's first intent, the
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
@@ -1235,7 +1219,6 @@ static void test_migrate_5_to_6(void **state)
     mc_store_close(s);
     assert_int_equal(certs_order_unique(fx), 0);
 
-    undo_migration_8(fx);
     undo_migration_7(fx);
     undo_migration_6(fx);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
@@ -1313,7 +1296,6 @@ static void test_migrate_6_to_7(void **state)
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
 
-    undo_migration_8(fx);
     undo_migration_7(fx);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 2);
@@ -1321,8 +1303,7 @@ static void test_migrate_6_to_7(void **state)
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
-                     MC_STORE_SCHEMA_VERSION);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(raw_int(fx, fx->b->sql_indexes), 4);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), fx->b->certs_columns);
@@ -1401,7 +1382,6 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
-    undo_migration_8(fx);
     undo_migration_7(fx);
     raw_exec(fx, "DELETE FROM intents WHERE order_id = 'm7d-1'");
 
@@ -1412,76 +1392,6 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 3);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 0);
-    batch_free(&b);
-}
-
-/* SQLite triggers on certificates (0 from version 8 on). */
-static int64_t certs_triggers(const fixture *fx)
-{
-    return raw_int(fx, "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"
-                       " AND tbl_name = 'certificates'");
-}
-
-/* A version 7 store (SQLite: replacement links made by a trigger) brought to 8: the trigger is
- * gone, the links it made stay, and the certificates commit makes them now: a replacement links
- * its predecessor (also across batches and within one), a certificate replacing nothing or an
- * unknown serial links nothing, and a certificate replaced twice keeps its first replacement. */
-static void test_migrate_7_to_8(void **state)
-{
-    fixture *fx = *state;
-    mc_store *s = open_ok(fx->where);
-    mc_errdetail err;
-    batch b;
-    batch_make(&b, "m8", 0, 8);
-    char rep0[2 * SER_LEN + 1], rep2[2 * SER_LEN + 1];
-    mc_store_serial_hex(rep0, b.serial[0], SER_LEN);
-    mc_store_serial_hex(rep2, b.serial[2], SER_LEN);
-    b.in[1].replaces = rep0; /* m8-1 replaces m8-0: linked by the trigger */
-    b.in[3].replaces = rep2; /* m8-3 replaces m8-2: committed after the migration */
-    b.in[4].replaces = rep2; /* m8-4 replaces m8-2 again: m8-3 stays its replacement */
-    b.in[5].replaces = "00ff00ff";  /* a serial this store never issued */
-    b.in[6].replaces = "not-a-serial";
-    assert_int_equal(mc_store_intents_commit(s, b.in, 8, b.state, &err), MC_OK);
-    mc_store_close(s);
-    undo_migration_8(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
-    /* version 7: its trigger links m8-0 -> m8-1 when m8-1's certificate is inserted */
-    if (fx->b == &sqlite_backend) {
-        assert_int_equal(certs_triggers(fx), 1);
-        raw_exec(fx, "INSERT INTO certificates (intent, serial, order_id, der, issued_at)"
-                     " SELECT id, serial, order_id, x'3000', 0 FROM intents"
-                     " WHERE order_id IN ('m8-0', 'm8-1', 'm8-2') ORDER BY id");
-        assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
-                                     " WHERE replaced_by IS NOT NULL"),
-                         1);
-    }
-
-    mc_err_clear(&err);
-    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
-                     MC_STORE_SCHEMA_VERSION);
-    s = open_ok(fx->where);
-    if (fx->b == &sqlite_backend) {
-        assert_int_equal(certs_triggers(fx), 0);
-        expect_replaced_by(s, b.serial[0], b.serial[1]); /* the trigger's link stays */
-        assert_int_equal(mc_store_certs_commit(s, &b.cert[3], 5, &err), MC_OK);
-    } else {
-        assert_int_equal(mc_store_certs_commit(s, b.cert, 8, &err), MC_OK);
-        expect_replaced_by(s, b.serial[0], b.serial[1]);
-    }
-    expect_replaced_by(s, b.serial[2], b.serial[3]);
-    uint8_t out[MC_SERIAL_MAX];
-    size_t out_len = 1;
-    for (size_t i = 3; i < 8; i++) {
-        assert_int_equal(mc_store_replaced_by(s, b.serial[i], SER_LEN, out, &out_len, &err),
-                         MC_OK);
-        assert_int_equal(out_len, 0);
-    }
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
-                                 " WHERE replaced_by IS NOT NULL"),
-                     2);
-    expect_counts(s, 8, 0);
-    mc_store_close(s);
     batch_free(&b);
 }
 
@@ -1496,7 +1406,6 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
     /* undo migration 7, 6, 5, 4, then 3 and 2 */
-    undo_migration_8(fx);
     undo_migration_7(fx);
     undo_migration_6(fx);
     raw_exec(fx, "DROP TABLE compromised_keys");
@@ -2372,7 +2281,6 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_migrate_5_to_6, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_migrate_6_to_7, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_migrate_7_dangling_refused, setup, teardown),         \
-        cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_subject_key_binding, setup, teardown),                \
         cmocka_unit_test_setup_teardown(test_ct_outbox, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_certs_commit_ct, setup, teardown),                    \

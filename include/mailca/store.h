@@ -353,7 +353,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 8
+#define MC_STORE_SCHEMA_VERSION 7
 
 typedef struct mc_store_ops {
     const char *name;
