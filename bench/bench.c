@@ -155,7 +155,8 @@ static void phase_setup(const bench_opts *o, report *r)
                           .sigalg = o->ca_sig,
                           .bench_tokens = o->tokens, /* > 1: imported key, bench only */
                           .org = "mailca bench",
-                          .base_url = "http://pki.mailca.test"};
+                          /* as a CA in production: no w_smime_uri_host_reserved */
+                          .base_url = "http://pki.mailca.example.com"};
     if (mc_ca_init(&ci, &e) != MC_OK)
         return fail(r, &e);
     for (int form = 0; form < 2; form++) {

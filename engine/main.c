@@ -128,6 +128,13 @@ static int cmd_init(int argc, char **argv)
     mc_errdetail e;
     if (mc_ca_init(&o, &e) != MC_OK)
         return report("init", &e);
+    if (mc_lint_url_host_reserved(o.base_url, strlen(o.base_url)))
+        fprintf(stderr,
+                "mailca init: note: the CRL, OCSP and CA-issuers URLs are under %s, a "
+                "special-use name relying parties cannot reach: give --base-url with the CA's "
+                "public repository before issuing publicly-trusted certificates (every "
+                "certificate gets the warning w_smime_uri_host_reserved until then)\n",
+                o.base_url);
     printf("mailca init: CA ready in %s (issuing key %s in a SoftHSM2 token; config "
            "%s/mailca.yaml; PIN in %s/pin, mode 0600)\n",
            o.dir, o.sigalg ? mc_sigalg_name(o.sigalg) : mc_keytype_name(o.keytype), o.dir, o.dir);

@@ -63,14 +63,19 @@
 
 /* Subject attributes of the orders (docs/orders.md "Subject"): key, value, ..., NULL. The CA
  * verified them (SBR 3.2.3, 3.2.4); the profiles decide which are required. */
-static const char *const SUBJ_ORG[] = {
-    "organization_name", "Beispiel GmbH",  "organization_identifier",
-    "NTRDE-HRB12345",    "country",        "DE",
-    "locality",          "M\xc3\xbcnchen", NULL};
+static const char *const SUBJ_ORG[] = {"organization_name",
+                                       "Beispiel GmbH",
+                                       "organization_identifier",
+                                       "NTRDE-DER3306.HRB12345",
+                                       "country",
+                                       "DE",
+                                       "locality",
+                                       "M\xc3\xbcnchen",
+                                       NULL};
 static const char *const SUBJ_SPONSOR[] = {"organization_name",
                                            "Beispiel GmbH",
                                            "organization_identifier",
-                                           "NTRDE-HRB12345",
+                                           "NTRDE-DER3306.HRB12345",
                                            "country",
                                            "DE",
                                            "given_name",
@@ -141,8 +146,8 @@ static const profile_row PROFILES[] = {
 /* The IDN mailbox domain as ordered (U-label) and as certified (A-label, RFC 9598 3). */
 #define IDN_DOMAIN_U                                                                               \
     "b\xc3\xbc"                                                                                    \
-    "cher.example"
-#define IDN_DOMAIN_A "xn--bcher-kva.example"
+    "cher.example.com"
+#define IDN_DOMAIN_A "xn--bcher-kva.example.com"
 
 /* A subscriber key type. only_profile / only_usage (NULL: all) keep slow or restricted rows to
  * the cases that make sense. */

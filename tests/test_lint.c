@@ -23,6 +23,16 @@
 /* ---- DER fragments (generated from the ASN.1 with a small encoder, checked by the tests that
  * use them: a wrong length would show up as e_ext_value_malformed, not the expected id) ---- */
 #define HX_POL_TWO "30 16 30 09 06 07 67 81 0c 01 05 01 03 30 09 06 07 67 81 0c 01 05 01 02"
+/* certificatePolicies: the reserved Strict mailbox OID with an id-qt-cps qualifier
+ * "http://cps.mailca.example/cps" (a special-use domain) / ".../cps.mailca.example.com/cps" */
+#define HX_POL_CPS_RESERVED                                                                        \
+    "30 38 30 36 06 07 67 81 0c 01 05 01 03 30 2b 30 29 06 08 2b 06 01 05 05 07 02 01 16 1d 68 "   \
+    "74 "                                                                                          \
+    "74 70 3a 2f 2f 63 70 73 2e 6d 61 69 6c 63 61 2e 65 78 61 6d 70 6c 65 2f 63 70 73"
+#define HX_POL_CPS_PUBLIC                                                                          \
+    "30 3c 30 3a 06 07 67 81 0c 01 05 01 03 30 2f 30 2d 06 08 2b 06 01 05 05 07 02 01 16 21 68 "   \
+    "74 "                                                                                          \
+    "74 70 3a 2f 2f 63 70 73 2e 6d 61 69 6c 63 61 2e 65 78 61 6d 70 6c 65 2e 63 6f 6d 2f 63 70 73"
 #define HX_POL_NONE "30 0d 30 0b 06 09 2b 06 01 04 01 86 8d 1f 01"
 #define HX_POL_ANY "30 13 30 09 06 07 67 81 0c 01 05 01 03 30 06 06 04 55 1d 20 00"
 #define HX_POL_CPS_OK                                                                              \
@@ -486,6 +496,36 @@ static void e_smtputf8_bad_alabel(X509 *x)
                      0); /* decodes to an emoji */
 }
 
+/* mc_lint_url_host_reserved: the host is found past the scheme, userinfo and before port, path,
+ * query or fragment; the TLD compared case-insensitively, whole labels only. */
+static void test_url_host_reserved(void **state)
+{
+    (void)state;
+    static const char *const yes[] = {"http://pki.mailca.test/x.crl",
+                                      "http://a.b.EXAMPLE",
+                                      "http://ocsp.localhost:80",
+                                      "https://u:p@x.invalid/",
+                                      "http://printer.local?q",
+                                      "http://x.onion#f",
+                                      "http://x.alt/",
+                                      "http://router.home.arpa./",
+                                      "http://ca.internal",
+                                      "http://test"};
+    static const char *const no[] = {"http://crl.example.com/x.crl",
+                                     "http://test.example.org/",
+                                     "http://crl.contest/",
+                                     "http://arpa/",
+                                     "http://[fe80::1]/",
+                                     "http://crl.example.com:8080/a.test",
+                                     "mailto:a@b.test",
+                                     "http:///x.test",
+                                     ""};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
+        assert_int_equal(mc_lint_url_host_reserved(yes[i], strlen(yes[i])), 1);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
+        assert_int_equal(mc_lint_url_host_reserved(no[i], strlen(no[i])), 0);
+}
+
 /* ---- the case table ---- */
 
 enum {
@@ -883,6 +923,35 @@ static const lcase cases[] = {
      .only = 1,
      .conf_name = "authorityInfoAccess",
      .conf_value = "OCSP;URI:http://ocsp.example.com"},
+
+    /* ---- (a)(b)(c), RFC 6761: URLs for relying parties under a special-use domain ---- */
+    {.name = "CRL URI under .test (the demo default)",
+     .id = "w_smime_uri_host_reserved",
+     .only = 1,
+     .conf_name = "crlDistributionPoints",
+     .conf_value = "URI:http://pki.mailca.test/issuing-ca.crl"},
+    {.name = "OCSP under .LOCALHOST with a port",
+     .id = "w_smime_uri_host_reserved",
+     .only = 1,
+     .conf_name = "authorityInfoAccess",
+     .conf_value =
+         "OCSP;URI:http://ocsp.LOCALHOST:8080/,caIssuers;URI:http://ca.example.com/ca.cer"},
+    {.name = "caIssuers under home.arpa., absolute, with userinfo",
+     .id = "w_smime_uri_host_reserved",
+     .only = 1,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:http://ocsp.example.com,caIssuers;URI:http://u@ca.home.arpa./ca.cer"},
+    {.name = "CPS URI under .example",
+     .id = "w_smime_uri_host_reserved",
+     .only = 1,
+     .raw_oid = CG_OID_POLICIES,
+     .raw_hex = HX_POL_CPS_RESERVED},
+    {.name = "CPS URI under example.com (delegated)",
+     .raw_oid = CG_OID_POLICIES,
+     .raw_hex = HX_POL_CPS_PUBLIC},
+    {.name = "CRL URI with a label named test, and a TLD ending in test",
+     .conf_name = "crlDistributionPoints",
+     .conf_value = "URI:http://test.example.com/ca.crl,URI:http://crl.contest/ca.crl"},
 
     /* ---- basicConstraints, (d) ---- */
     {.name = "cA TRUE",
@@ -1880,6 +1949,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_url_host_reserved),
         cmocka_unit_test(test_every_lint_has_a_case),
         cmocka_unit_test(test_err_detail),
         cmocka_unit_test(test_warning_ids),

@@ -128,6 +128,9 @@ enum {
     /* found in review: an empty Name in a SAN directoryName (zlint's e_ext_san_empty_name looks
      * only for GeneralNames of no content octets, which mailca reports as malformed) */
     L_SAN_DIRNAME_EMPTY,
+    /* found by running pkilint and zlint on mailca's certificates (issue 3): the demo CA's URLs
+     * under .test passed mailca's lint */
+    W_URI_RESERVED,
     L_COUNT
 };
 
@@ -216,6 +219,9 @@ static const mc_lint_def defs[L_COUNT] = {
                         "A distributionPoint must have a fullName URI"},
     [L_CRLDP_NOT_HTTP] = {"e_smime_crldp_uri_not_http", E, "SBR 7.1.2.3(b)", T_SBR,
                           "CRL URIs must be http (every one in Strict/MP)"},
+    [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "SBR 7.1.2.3(a)(b)(c), RFC 6761", T_SBR,
+                        "CRL, OCSP, caIssuers and CPS URLs should name a host relying parties "
+                        "can reach: not one under a special-use top-level domain"},
     [W_AIA_MISSING] = {"w_smime_aia_missing", W, "SBR 7.1.2.3(c)", T_SBR,
                        "authorityInformationAccess should be present"},
     [L_AIA_CRITICAL] = {"e_smime_aia_critical", E, "SBR 7.1.2.3(c)", T_SBR,
@@ -598,6 +604,61 @@ static int is_http(const uint8_t *p, size_t n)
 static int is_http_or_https(const uint8_t *p, size_t n)
 {
     return is_http(p, n) || (prefix_ci(p, n, "https://") && n > 8 && p[8] != '/');
+}
+
+/* Is the host name p[0..n) under a top-level domain the public DNS never delegates: RFC 6761
+ * 6.2-6.5 (test, localhost, invalid, example), RFC 6762 (local), RFC 7686 (onion), RFC 8375
+ * (home.arpa), RFC 9476 (alt), and internal (ICANN, 2024)? Such a name cannot be reached from,
+ * or validated in, the public Internet. example.com/.net/.org are delegated and not listed. */
+static int host_reserved(const uint8_t *p, size_t n)
+{
+    static const char *const tlds[] = {"test",  "localhost", "invalid",   "example", "local",
+                                       "onion", "alt",       "home.arpa", "internal"};
+    if (n && p[n - 1] == '.')
+        n--; /* an absolute name */
+    for (size_t i = 0; i < sizeof tlds / sizeof tlds[0]; i++) {
+        size_t k = strlen(tlds[i]);
+        if (n < k || (n > k && p[n - k - 1] != '.'))
+            continue;
+        size_t j = 0;
+        while (j < k && lower(p[n - k + j]) == tlds[i][j])
+            j++;
+        if (j == k)
+            return 1;
+    }
+    return 0;
+}
+
+int mc_lint_url_host_reserved(const char *url, size_t len)
+{
+    const uint8_t *p = (const uint8_t *)url;
+    size_t i = 0;
+    while (i + 2 < len && !(p[i] == ':' && p[i + 1] == '/' && p[i + 2] == '/'))
+        i++;
+    if (i + 2 >= len)
+        return 0;            /* no authority: nothing to judge here */
+    size_t h = i + 3, e = h; /* the authority: [userinfo@]host[:port] */
+    while (e < len && p[e] != '/' && p[e] != '?' && p[e] != '#')
+        e++;
+    for (size_t a = h; a < e; a++)
+        if (p[a] == '@')
+            h = a + 1;
+    if (h == e || p[h] == '[')
+        return 0; /* no host, or an IP literal */
+    size_t hend = h;
+    while (hend < e && p[hend] != ':')
+        hend++;
+    return hend > h && host_reserved(p + h, hend - h);
+}
+
+/* SBR 7.1.2.3 (a)(b)(c): the CPS, CRL and AIA URLs are for relying parties; a host under a
+ * special-use domain (a demo default left in place) cannot serve them. */
+static void lint_url_host(lstate *s, const char *what, const uint8_t *p, size_t n)
+{
+    char b[64];
+    if (mc_lint_url_host_reserved((const char *)p, n))
+        report(s, W_URI_RESERVED, "%s \"%s\" names a host under a special-use domain", what,
+               show(p, n, b, sizeof b));
 }
 
 /* Code points in valid UTF-8 (no overlongs, surrogates or values above U+10FFFF); -1 if
@@ -1133,6 +1194,8 @@ static void lint_qualifier(lstate *s, const mc_der_tlv *pqi)
         if (q.tag != MC_DER_IA5STRING || !is_http_or_https(q.val, q.len))
             report(s, L_POL_CPS, "id-qt-cps qualifier \"%s\" (tag 0x%02x) is not an http(s) URL",
                    show(q.val, q.len, b, sizeof b), q.tag);
+        else
+            lint_url_host(s, "CPS URI", q.val, q.len);
         return;
     }
     if (!mc_der_oid_eq(&id, OIDL(oid_qt_unotice))) {
@@ -1258,6 +1321,7 @@ static void lint_crldp(lstate *s)
             if (gn.tag != MC_DER_CTX(6))
                 continue;
             uris++;
+            lint_url_host(s, "CRL URI", gn.val, gn.len);
             if (is_http(gn.val, gn.len))
                 http++;
             else if (s->gen != MC_GEN_LEGACY)
@@ -1304,6 +1368,8 @@ static void lint_aia(lstate *s)
         if (i < 0)
             continue;
         n[i]++;
+        if (loc.tag == MC_DER_CTX(6))
+            lint_url_host(s, names[i], loc.val, loc.len);
         int ok = loc.tag == MC_DER_CTX(6) && is_http(loc.val, loc.len);
         http[i] += ok;
         if (!ok && s->gen != MC_GEN_LEGACY)

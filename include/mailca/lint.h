@@ -21,8 +21,9 @@
  * 2026.11.24: e_issuer_name_empty, e_ext_cert_policy_duplicate, e_smime_name_mailbox_not_in_san,
  * w_smime_ntr_de_not_euid, every organizationIdentifier checked (not only the first), and each
  * SAN directoryName held to the subject's rules (SBR 7.1.4.2.1).
- * 2026.11.24.2: e_ext_san_directory_name_empty (a SAN directoryName of no RDN). */
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.2"
+ * 2026.11.24.2: e_ext_san_directory_name_empty (a SAN directoryName of no RDN).
+ * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...). */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.3"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
@@ -73,6 +74,12 @@ mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_l
 
 /* The table of all lints (for docs, `mailca lint --list`). */
 const mc_lint_def *mc_lint_defs(size_t *n);
+
+/* 1 when the host of url (len bytes, "scheme://[userinfo@]host[:port]/...") is under a
+ * special-use top-level domain the public DNS never delegates (.test, .example, .invalid,
+ * .localhost, .local, .onion, .alt, .home.arpa, .internal): w_smime_uri_host_reserved, and
+ * `mailca init`'s note about a placeholder --base-url. */
+int mc_lint_url_host_reserved(const char *url, size_t len);
 
 /* Writes the ids of warning findings comma separated into buf. */
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len);

@@ -120,6 +120,8 @@ typedef struct mc_it_ca {
     size_t csr_len;
 } mc_it_ca;
 int mc_it_ca_setup(const char *prefix, mc_it_ca *out);
+/* The CA's repository in mc_it_ca_setup's CA (--base-url). */
+#define MC_IT_BASE_URL "http://pki.mailca.example.com"
 /* Frees what mc_it_ca_setup made and removes its folder (kept when $MAILCA_KEEP_TMP is set).
  * Returns 0, or -1 when the folder could not be removed. */
 int mc_it_ca_free(mc_it_ca *ca);
