@@ -640,7 +640,11 @@ static int store_bench_fill(store_bench_batch *b, size_t n, uint64_t first, cons
                                .evidence = b->evidence[i],
                                .lint_warnings = "",
                                .spki_sha256 = b->spki[i]};
-        b->sc[i] = (mc_stored_cert){b->ids[i], b->serial[i], 16, cert, cert_len};
+        b->sc[i] = (mc_stored_cert){.order_id = b->ids[i],
+                                    .serial = b->serial[i],
+                                    .serial_len = 16,
+                                    .der = cert,
+                                    .der_len = cert_len};
     }
     return 0;
 }

@@ -850,6 +850,50 @@ static void handle_intents(collector *c, zmq_msg_t *idents, zmq_msg_t *bodies, s
     }
 }
 
+/* r's TBS was signed elsewhere too (another engine on the same store took up its pending
+ * intent) and that certificate was recorded first: r is answered with the recorded one, never
+ * with this signature, which no record holds. */
+static void answer_stored(collector *c, mc_result *r)
+{
+    mc_errdetail err;
+    int found = 0;
+    uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
+    size_t sl = 0, tl = 0, dl = 0;
+    mc_err lrc;
+    store_retry lr = {0};
+    while ((lrc = mc_store_lookup(c->store, r->order_id, &found, &serial, &sl, &tbs, &tl, &der, &dl,
+                                  &err)) != MC_OK &&
+           store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
+        ;
+    store_retry_done(c, &lr, lrc, &err, "lookup", 1);
+    /* and the lint set and warnings recorded with it, as for an order issued earlier */
+    char *lv = mc_arena_alloc(&c->arena, MC_RESULT_LINT_VERSION_MAX);
+    char *warn = mc_arena_alloc(&c->arena, MC_RESULT_WARNINGS_MAX);
+    uint8_t *copy = lrc == MC_OK && found && der ? mc_arena_dup(&c->arena, der, dl) : NULL;
+    if (copy && lv && warn) {
+        lv[0] = warn[0] = '\0';
+        store_retry mr = {0};
+        while ((lrc = mc_store_lint_meta(c->store, r->order_id, lv, MC_RESULT_LINT_VERSION_MAX,
+                                         warn, MC_RESULT_WARNINGS_MAX, &err)) != MC_OK &&
+               store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
+            ;
+        store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
+    }
+    if (copy && lv && warn && lrc == MC_OK) {
+        r->cert = copy;
+        r->cert_len = dl;
+        r->lint_version = lv;
+        r->warnings = warn;
+    } else {
+        fail_result(r, r->seq, r->order_id,
+                    "signed twice (another engine on this store); the recorded certificate could "
+                    "not be read back: resubmit the order to get it");
+    }
+    free(serial);
+    free(tbs);
+    free(der);
+}
+
 static void handle_results(collector *c, zmq_msg_t *body)
 {
     msgpack_object o;
@@ -872,7 +916,8 @@ static void handle_results(collector *c, zmq_msg_t *body)
     mc_wire_result *wr = mc_arena_alloc(&c->arena, n * sizeof *wr);
     mc_stored_cert *sc = mc_arena_alloc(&c->arena, n * sizeof *sc);
     const char **prof = mc_arena_alloc(&c->arena, n * sizeof *prof);
-    if (!wr || !sc || !prof) {
+    int *resigned = mc_arena_alloc(&c->arena, n * sizeof *resigned);
+    if (!wr || !sc || !prof || !resigned) {
         c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "collector arena full");
         return;
     }
@@ -884,7 +929,9 @@ static void handle_results(collector *c, zmq_msg_t *body)
         mc_result *r = &wr[i].r;
         if (r->status == MC_STATUS_ISSUED) {
             prof[k] = wr[i].profile;
-            sc[k++] = (mc_stored_cert){r->order_id, r->serial, r->serial_len, r->cert, r->cert_len};
+            resigned[i] = 0;
+            sc[k++] = (mc_stored_cert){r->order_id, r->serial,   r->serial_len,
+                                       r->cert,     r->cert_len, &resigned[i]};
         }
     }
     mc_errdetail err;
@@ -916,6 +963,8 @@ static void handle_results(collector *c, zmq_msg_t *body)
                 /* Signed but not recorded: the certificate never leaves the engine. The intent
                  * stays pending and a resubmission re-signs the same TBS. */
                 fail_result(r, r->seq, r->order_id, err.message);
+            } else if (resigned[i]) {
+                answer_stored(c, r);
             } else {
                 r->lint_version = c->e->opts.no_lint ? "lint-disabled" : MC_LINT_SET_VERSION;
             }

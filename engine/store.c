@@ -7,6 +7,7 @@
  * in schema_version and migrated forward at open.
  */
 #include "mailca/store.h"
+#include "mailca/der.h"
 #include "mailca/sqlvfs.h"
 
 #include <pthread.h>
@@ -906,10 +907,16 @@ static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, mc_e
                        "certs commit: order '%s': certificate not inserted", c->order_id);
         goto done;
     }
-    if (der_len != c->der_len || memcmp(der, c->der, der_len) != 0)
-        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
-                       "certs commit: order '%s': serial %s already has a different certificate",
-                       c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
+    if (der_len == c->der_len && memcmp(der, c->der, der_len) == 0)
+        goto done;
+    if (mc_store_same_tbs(der, der_len, c->der, c->der_len)) {
+        if (c->resigned)
+            *c->resigned = 1; /* the stored certificate stands */
+        goto done;
+    }
+    e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                   "certs commit: order '%s': serial %s already has a different certificate",
+                   c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
 done:
     stmt_release(st);
     return e;
@@ -1620,15 +1627,44 @@ mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_int
     return n ? s->ops->intents_commit(s, v, n, state, err) : MC_OK;
 }
 
-mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+/* The TBSCertificate TLV of a Certificate (DER); 0 if it does not parse. */
+static int cert_tbs(const uint8_t *der, size_t len, mc_der_tlv *tbs)
 {
-    if (!s || (n && !v))
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
+    mc_der_cur c = mc_der_cur_make(der, len), in;
+    mc_der_tlv cert;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &cert) != MC_OK)
+        return 0;
+    in = mc_der_cur_in(&cert);
+    return mc_der_expect(&in, MC_DER_SEQUENCE, tbs) == MC_OK;
+}
+
+int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    mc_der_tlv ta, tb;
+    return cert_tbs(a, an, &ta) && cert_tbs(b, bn, &tb) && ta.rawlen == tb.rawlen &&
+           memcmp(ta.raw, tb.raw, ta.rawlen) == 0;
+}
+
+/* Checks each row and clears its resigned flag (the backend sets it). */
+static mc_err certs_check(const mc_stored_cert *v, size_t n, mc_errdetail *err)
+{
     for (size_t i = 0; i < n; i++) {
         mc_err ce = cert_check(&v[i], i, err);
         if (ce)
             return ce;
+        if (v[i].resigned)
+            *v[i].resigned = 0;
     }
+    return MC_OK;
+}
+
+mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err)
+{
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
+    mc_err ce = certs_check(v, n, err);
+    if (ce)
+        return ce;
     return n ? s->ops->certs_commit(s, v, n, NULL, 0, err) : MC_OK;
 }
 
@@ -1736,12 +1772,10 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
 {
     if (!s || (n && !v) || (ct_n && !ct))
         return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certs commit: NULL argument");
-    for (size_t i = 0; i < n; i++) {
-        mc_err ce = cert_check(&v[i], i, err);
-        if (ce)
-            return ce;
-    }
-    mc_err e = ct_entries_check(ct, ct_n, err);
+    mc_err e = certs_check(v, n, err);
+    if (e)
+        return e;
+    e = ct_entries_check(ct, ct_n, err);
     if (e)
         return e;
     if (n)

@@ -1145,12 +1145,17 @@ static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresul
         return mc_err_set(err, MC_ERR_STORE, field, NULL,
                           "certs commit: order '%s': certificate stored concurrently, retry",
                           ce->order_id);
-    if (!same_blob(der, der_len, ce->der, ce->der_len))
-        return mc_err_set(err, MC_ERR_STORE, field, NULL,
-                          "certs commit: order '%s': serial %s already has a different "
-                          "certificate",
-                          ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
-    return MC_OK;
+    if (same_blob(der, der_len, ce->der, ce->der_len))
+        return MC_OK;
+    if (mc_store_same_tbs(der, der_len, ce->der, ce->der_len)) {
+        if (ce->resigned)
+            *ce->resigned = 1; /* the stored certificate stands */
+        return MC_OK;
+    }
+    return mc_err_set(err, MC_ERR_STORE, field, NULL,
+                      "certs commit: order '%s': serial %s already has a different "
+                      "certificate",
+                      ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
 }
 
 /* Links the replacements of the certificates inserted now (store.h "replacement") as a

@@ -1003,7 +1003,11 @@ static void test_certs_commit_profiles(void **state)
         serial[k][0] = 0x11;
         serial[k][15] = (uint8_t)(50 + k);
         snprintf(oid[k], sizeof oid[k], "order-%u-0", 50 + k);
-        sc[k] = (mc_stored_cert){oid[k], serial[k], 16, der[k], len[k]};
+        sc[k] = (mc_stored_cert){.order_id = oid[k],
+                                 .serial = serial[k],
+                                 .serial_len = 16,
+                                 .der = der[k],
+                                 .der_len = len[k]};
     }
     const char *profiles[3] = {"mailbox-strict", "org-strict", "org-strict"};
     /* default: CT off for every profile, a plain certificate commit */

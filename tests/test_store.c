@@ -748,6 +748,92 @@ static void test_certs_must_match_intent(void **state)
     batch_free(&ghost);
 }
 
+/* A minimal Certificate: SEQUENCE { TBS SEQUENCE { INTEGER t t }, SEQUENCE {}, BIT STRING s s }. */
+#define MINI_CERT_LEN 15
+static void mini_cert(uint8_t out[MINI_CERT_LEN], uint8_t t, uint8_t s)
+{
+    const uint8_t c[MINI_CERT_LEN] = {0x30, 0x0d, 0x30, 0x04, 0x02, 0x02, t, t,
+                                      0x30, 0x00, 0x03, 0x03, 0x00, s,    s};
+    memcpy(out, c, sizeof c);
+}
+
+/* The stored certificate's DER of order_id. */
+static void expect_der(mc_store *s, const char *order_id, const uint8_t *der, size_t len)
+{
+    int found = 0;
+    uint8_t *ser = NULL, *t = NULL, *d = NULL;
+    size_t sl = 0, tl = 0, dl = 0;
+    mc_errdetail err;
+    assert_int_equal(mc_store_lookup(s, order_id, &found, &ser, &sl, &t, &tl, &d, &dl, &err),
+                     MC_OK);
+    assert_int_equal(found, 1);
+    if (der) {
+        assert_int_equal(dl, len);
+        assert_memory_equal(d, der, len);
+    } else {
+        assert_null(d);
+    }
+    free(ser);
+    free(t);
+    free(d);
+}
+
+/* Two engines on one store can both take up a pending intent and re-sign its recorded TBS:
+ * another signature over the same TBSCertificate is no error, the first certificate stored
+ * stands and the row is flagged resigned (the order is answered with the stored one); a
+ * different TBSCertificate for the serial is still refused, and nothing of that batch is
+ * written. mc_store_same_tbs compares the TBSCertificate TLVs only. */
+static void test_certs_resigned(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "rs", 0, 3);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
+    uint8_t a0[MINI_CERT_LEN], a0b[MINI_CERT_LEN], a0x[MINI_CERT_LEN], b1[MINI_CERT_LEN],
+        c2[MINI_CERT_LEN];
+    mini_cert(a0, 0x10, 0x01);
+    mini_cert(a0b, 0x10, 0x02); /* same TBS, another signature */
+    mini_cert(a0x, 0x13, 0x01); /* another TBS under order 0's serial */
+    mini_cert(b1, 0x11, 0x01);
+    mini_cert(c2, 0x12, 0x01);
+    assert_int_equal(mc_store_same_tbs(a0, sizeof a0, a0b, sizeof a0b), 1);
+    assert_int_equal(mc_store_same_tbs(a0, sizeof a0, a0x, sizeof a0x), 0);
+    assert_int_equal(mc_store_same_tbs(a0, sizeof a0, b.der[0], DER_LEN), 0); /* not DER */
+    int flag[2] = {7, 7};
+    mc_stored_cert v[2] = {b.cert[0], b.cert[1]};
+    for (size_t i = 0; i < 2; i++) {
+        v[i].der_len = MINI_CERT_LEN;
+        v[i].resigned = &flag[i];
+    }
+    v[0].der = a0;
+    assert_int_equal(mc_store_certs_commit(s, v, 1, &err), MC_OK);
+    assert_int_equal(flag[0], 0);
+
+    v[0].der = a0b;
+    v[1].der = b1;
+    assert_int_equal(mc_store_certs_commit(s, v, 2, &err), MC_OK);
+    assert_int_equal(flag[0], 1);
+    assert_int_equal(flag[1], 0);
+    expect_der(s, b.order[0], a0, sizeof a0); /* the first one stands */
+    expect_der(s, b.order[1], b1, sizeof b1);
+    v[0].resigned = NULL; /* the flag is optional */
+    assert_int_equal(mc_store_certs_commit(s, v, 1, &err), MC_OK);
+
+    mc_stored_cert w[2] = {b.cert[2], v[0]};
+    w[0].der = c2;
+    w[0].der_len = sizeof c2;
+    w[1].der = a0x;
+    assert_int_equal(mc_store_certs_commit(s, w, 2, &err), MC_ERR_STORE);
+    assert_non_null(strstr(err.message, "already has a different certificate"));
+    expect_der(s, b.order[0], a0, sizeof a0);
+    expect_der(s, b.order[2], NULL, 0); /* the batch was rolled back */
+    expect_counts(s, 2, 1);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
 static void test_invalid_input(void **state)
 {
     fixture *fx = *state;
@@ -2271,6 +2357,7 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_serial_collision_rolls_back, setup, teardown),        \
         cmocka_unit_test_setup_teardown(test_certs_must_match_intent, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_certs_resigned, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_pending_listing, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(test_second_handle_sees_commits, setup, teardown),         \
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),                  \

@@ -67,6 +67,12 @@ typedef struct mc_stored_cert {
     size_t serial_len;
     const uint8_t *der; /* Certificate DER */
     size_t der_len;
+    /* Optional (NULL) output of the certs commit: 1 when the serial already had a certificate
+     * with another signature over the same TBSCertificate (two engines, or engine nodes sharing
+     * a store, signed one pending intent: each re-signs its recorded TBS), 0 otherwise. The
+     * stored certificate stands and the order is to be answered with it (mc_store_lookup): this
+     * one is never recorded, so it must never leave the engine. */
+    int *resigned;
 } mc_stored_cert;
 
 /* Opens (creating and migrating the schema as needed) the store at where:
@@ -124,8 +130,9 @@ mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_int
 
 /* Records n certificates in one transaction (each must match a recorded intent by order id and
  * serial, else MC_ERR_STORE naming the order id and nothing is written). Committing the same DER
- * again for a serial is a no-op (MC_OK); a different DER for a serial that has one is
- * MC_ERR_STORE. */
+ * again for a serial is a no-op (MC_OK); so is another signature over the same TBSCertificate
+ * (v[i].resigned set, the stored certificate kept); a different TBSCertificate for a serial
+ * that has a certificate is MC_ERR_STORE. */
 mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err);
 
 /* Looks up an order id. "Not found" is MC_OK with *found = 0 (all outputs NULL / 0). Found: *found
@@ -354,6 +361,10 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
 #define MC_STORE_SCHEMA_VERSION 7
+
+/* 1 when the certificates a and b (DER) hold the same TBSCertificate: both signatures of one
+ * recorded intent (mc_stored_cert.resigned). */
+int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 typedef struct mc_store_ops {
     const char *name;
