@@ -873,7 +873,8 @@ static mc_err cert_check(const mc_stored_cert *c, size_t i, mc_errdetail *err)
 
 /* The insert changed nothing: find out why. The same DER already stored is a harmless replay
  * (a collector retrying a batch); anything else is refused. */
-static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, mc_errdetail *err)
+static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, uint8_t *resigned,
+                            mc_errdetail *err)
 {
     sqlite3_stmt *st = s->st[ST_LOOKUP];
     char field[MC_ERR_FIELD_MAX], hex[2 * MC_SERIAL_MAX + 1], hex2[2 * MC_SERIAL_MAX + 1];
@@ -910,8 +911,9 @@ static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, mc_e
     if (der_len == c->der_len && memcmp(der, c->der, der_len) == 0)
         goto done;
     if (mc_store_same_tbs(der, der_len, c->der, c->der_len)) {
+        *resigned = 1; /* the stored certificate stands */
         if (c->resigned)
-            *c->resigned = 1; /* the stored certificate stands */
+            *c->resigned = 1;
         goto done;
     }
     e = mc_err_set(err, MC_ERR_STORE, field, NULL,
@@ -929,9 +931,15 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
                               const mc_ct_entry *ct, size_t ct_n, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
+    uint8_t *resigned = calloc(n, 1);
+    mc_ct_entry *keep = NULL;
+    if (!resigned)
+        return mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
     mc_err e = step_done(s, ST_BEGIN, "certs commit: begin", err);
-    if (e)
+    if (e) {
+        free(resigned);
         return e;
+    }
     sqlite3_stmt *ins = s->st[ST_CERT_INSERT];
     const sqlite3_int64 now = (sqlite3_int64)time(NULL);
     for (size_t i = 0; i < n; i++) {
@@ -950,8 +958,16 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         }
         int inserted = sqlite3_changes(s->db);
         stmt_release(ins);
-        if (!inserted && (e = cert_conflict(s, c, i, err)) != MC_OK)
+        if (!inserted && (e = cert_conflict(s, c, i, &resigned[i], err)) != MC_OK)
             goto done;
+    }
+    if (ct_n && memchr(resigned, 1, n)) {
+        if (!(keep = malloc(ct_n * sizeof *keep))) {
+            e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
+            goto done;
+        }
+        ct_n = mc_store_ct_recorded(v, resigned, n, ct, ct_n, keep);
+        ct = keep;
     }
     if (ct_n && (e = ct_insert_rows(s, ct, ct_n, (int64_t)now, err)) != MC_OK)
         goto done;
@@ -959,6 +975,8 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
 done:
     if (e)
         txn_abort(s);
+    free(keep);
+    free(resigned);
     return e;
 }
 
@@ -1636,6 +1654,21 @@ static int cert_tbs(const uint8_t *der, size_t len, mc_der_tlv *tbs)
         return 0;
     in = mc_der_cur_in(&cert);
     return mc_der_expect(&in, MC_DER_SEQUENCE, tbs) == MC_OK;
+}
+
+size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
+                            const mc_ct_entry *ct, size_t ct_n, mc_ct_entry *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ct_n; i++) {
+        int skip = 0;
+        for (size_t j = 0; j < n && !skip; j++)
+            skip = resigned[j] && v[j].serial_len == ct[i].serial_len &&
+                   memcmp(v[j].serial, ct[i].serial, ct[i].serial_len) == 0;
+        if (!skip)
+            out[k++] = ct[i];
+    }
+    return k;
 }
 
 int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)

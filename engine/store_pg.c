@@ -1115,7 +1115,7 @@ static int same_blob(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 /* Row i (batch index bi) was not inserted: a replay of the same DER is harmless (a collector
  * retrying a batch, or a repeat within it); anything else is refused. */
 static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresult *res,
-                           const uint8_t *inserted, mc_errdetail *err)
+                           const uint8_t *inserted, uint8_t *resigned, mc_errdetail *err)
 {
     const mc_stored_cert *ce = &v[i];
     char field[MC_ERR_FIELD_MAX], hex[2 * MC_SERIAL_MAX + 1], hex2[2 * MC_SERIAL_MAX + 1];
@@ -1148,8 +1148,9 @@ static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresul
     if (same_blob(der, der_len, ce->der, ce->der_len))
         return MC_OK;
     if (mc_store_same_tbs(der, der_len, ce->der, ce->der_len)) {
+        *resigned = 1; /* the stored certificate stands */
         if (ce->resigned)
-            *ce->resigned = 1; /* the stored certificate stands */
+            *ce->resigned = 1;
         return MC_OK;
     }
     return mc_err_set(err, MC_ERR_STORE, field, NULL,
@@ -1224,7 +1225,7 @@ done:
  * (begin: opens it), checks every row and links replacements. The caller rolls back on error.
  * bi0: the batch index of v[0], for messages. */
 static mc_err certs_chunk(pg_store *s, const mc_stored_cert *v, size_t n, size_t bi0, int64_t now,
-                          int begin, mc_errdetail *err)
+                          int begin, uint8_t *resigned, mc_errdetail *err)
 {
     pg_arr a[3];
     params p;
@@ -1261,7 +1262,8 @@ static mc_err certs_chunk(pg_store *s, const mc_stored_cert *v, size_t n, size_t
         /* binary bool: one byte */
         inserted[i] = !PQgetisnull(res, (int)i, 0) && PQgetlength(res, (int)i, 0) == 1 &&
                       PQgetvalue(res, (int)i, 0)[0] != 0;
-        if (!inserted[i] && (e = cert_refused(v, i, bi0 + i, res, inserted, err)) != MC_OK)
+        if (!inserted[i] &&
+            (e = cert_refused(v, i, bi0 + i, res, inserted, &resigned[i], err)) != MC_OK)
             goto done;
     }
     e = certs_replacements(s, v, n, res, inserted, err);
@@ -1284,13 +1286,25 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
 {
     pg_store *s = (pg_store *)base;
     const int64_t now = (int64_t)time(NULL);
+    uint8_t *resigned = calloc(n, 1);
+    mc_ct_entry *keep = NULL;
+    if (!resigned)
+        return mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
     mc_err e = batch_ready(s, err);
     if (e)
-        return e;
+        goto done;
     /* A refused row is known only once its answer is read, so COMMIT goes separately. */
     for (size_t from = 0; from < n && !e; from += PG_CERTS_MAX) {
         size_t m = n - from > PG_CERTS_MAX ? PG_CERTS_MAX : n - from;
-        e = certs_chunk(s, v + from, m, from, now, from == 0, err);
+        e = certs_chunk(s, v + from, m, from, now, from == 0, resigned + from, err);
+    }
+    if (!e && ct_n && memchr(resigned, 1, n)) {
+        if ((keep = malloc(ct_n * sizeof *keep)) != NULL) {
+            ct_n = mc_store_ct_recorded(v, resigned, n, ct, ct_n, keep);
+            ct = keep;
+        } else {
+            e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
+        }
     }
     /* The CT outbox rows join the open transaction. */
     ct_enqueue_ctx cc = {.v = ct, .now_s = now};
@@ -1303,6 +1317,9 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         e = exec_cmd(s, "COMMIT", "certs commit: commit", err);
     if (e)
         txn_abort(s);
+done:
+    free(keep);
+    free(resigned);
     return e;
 }
 

@@ -789,15 +789,16 @@ static void test_certs_resigned(void **state)
     mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
-    batch_make(&b, "rs", 0, 3);
-    assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
+    batch_make(&b, "rs", 0, 4);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
     uint8_t a0[MINI_CERT_LEN], a0b[MINI_CERT_LEN], a0x[MINI_CERT_LEN], b1[MINI_CERT_LEN],
-        c2[MINI_CERT_LEN];
+        c2[MINI_CERT_LEN], d3[MINI_CERT_LEN];
     mini_cert(a0, 0x10, 0x01);
     mini_cert(a0b, 0x10, 0x02); /* same TBS, another signature */
     mini_cert(a0x, 0x13, 0x01); /* another TBS under order 0's serial */
     mini_cert(b1, 0x11, 0x01);
     mini_cert(c2, 0x12, 0x01);
+    mini_cert(d3, 0x14, 0x01);
     assert_int_equal(mc_store_same_tbs(a0, sizeof a0, a0b, sizeof a0b), 1);
     assert_int_equal(mc_store_same_tbs(a0, sizeof a0, a0x, sizeof a0x), 0);
     assert_int_equal(mc_store_same_tbs(a0, sizeof a0, b.der[0], DER_LEN), 0); /* not DER */
@@ -821,15 +822,45 @@ static void test_certs_resigned(void **state)
     v[0].resigned = NULL; /* the flag is optional */
     assert_int_equal(mc_store_certs_commit(s, v, 1, &err), MC_OK);
 
-    mc_stored_cert w[2] = {b.cert[2], v[0]};
-    w[0].der = c2;
-    w[0].der_len = sizeof c2;
+    /* with CT submissions: the re-signed row's chain (a certificate no record holds) is not
+     * queued, the new certificate's is */
+    uint8_t log_id[MC_CT_LOG_ID_LEN];
+    memset(log_id, 0x4c, sizeof log_id);
+    mc_stored_cert u[2] = {v[0], b.cert[2]};
+    u[1].der = c2;
+    u[1].der_len = sizeof c2;
+    mc_ct_entry ct[2] = {{.serial = b.serial[0],
+                          .serial_len = SER_LEN,
+                          .log_id = log_id,
+                          .chain = a0b,
+                          .chain_len = sizeof a0b,
+                          .due_ms = 1},
+                         {.serial = b.serial[2],
+                          .serial_len = SER_LEN,
+                          .log_id = log_id,
+                          .chain = c2,
+                          .chain_len = sizeof c2,
+                          .due_ms = 1}};
+    assert_int_equal(mc_store_certs_commit_ct(s, u, 2, ct, 2, &err), MC_OK);
+    mc_ct_job *jobs = NULL;
+    size_t nj = 0;
+    assert_int_equal(mc_store_ct_claim(s, 10, 20, 10, &jobs, &nj, &err), MC_OK);
+    assert_int_equal(nj, 1);
+    assert_memory_equal(jobs[0].serial, b.serial[2], SER_LEN);
+    assert_int_equal(jobs[0].chain_len, sizeof c2);
+    assert_memory_equal(jobs[0].chain, c2, sizeof c2);
+    mc_store_ct_jobs_free(jobs, nj);
+    expect_der(s, b.order[2], c2, sizeof c2);
+
+    mc_stored_cert w[2] = {b.cert[3], v[0]};
+    w[0].der = d3;
+    w[0].der_len = sizeof d3;
     w[1].der = a0x;
     assert_int_equal(mc_store_certs_commit(s, w, 2, &err), MC_ERR_STORE);
     assert_non_null(strstr(err.message, "already has a different certificate"));
     expect_der(s, b.order[0], a0, sizeof a0);
-    expect_der(s, b.order[2], NULL, 0); /* the batch was rolled back */
-    expect_counts(s, 2, 1);
+    expect_der(s, b.order[3], NULL, 0); /* the batch was rolled back */
+    expect_counts(s, 3, 1);
     mc_store_close(s);
     batch_free(&b);
 }

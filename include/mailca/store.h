@@ -366,6 +366,12 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * recorded intent (mc_stored_cert.resigned). */
 int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
+/* Backends' certs commit: the CT outbox rows of ct[0..ct_n) for certificates actually recorded,
+ * i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a signature no record
+ * has, which must never reach a log). Copied into out (ct_n entries); returns their count. */
+size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
+                            const mc_ct_entry *ct, size_t ct_n, mc_ct_entry *out);
+
 typedef struct mc_store_ops {
     const char *name;
     mc_err (*intents_commit)(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
