@@ -298,6 +298,7 @@ typedef struct collector {
     int nprocs;
     uint32_t next_proc_id; /* the number the next restarted process gets */
     int died;              /* workers (processes) that ended during the run */
+    uint64_t resigned;     /* orders answered with a certificate another engine stored first */
     /* Worker processes only: a copy of every order until it is answered (the journal), so the
      * orders a dead worker process held can be dispatched again; how to restart one. */
     void *journal_pull;     /* intake -> collector: [seq (8 bytes), order message] */
@@ -438,9 +439,8 @@ static void journal_free(collector *c)
     free(c->redo);
 }
 
-/* The worker process whose DEALER sent an intents message: workers name their sockets
- * "<pid>-<thread>" (mc_worker_main). 0 when the name is not of that form. */
-/* The worker_proc.id in a worker's routing id ("<id>-<worker>", worker.c); 0 if none. */
+/* The worker process whose DEALER sent an intents message: its worker_proc.id, from the routing
+ * id "<id>-<worker>" (worker.c open_routed_socket); 0 when the name is not of that form. */
 static uint32_t ident_proc(zmq_msg_t *ident)
 {
     char buf[32];
@@ -880,6 +880,7 @@ static void answer_stored(collector *c, mc_result *r)
         store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
     }
     if (copy && lv && warn && lrc == MC_OK) {
+        c->resigned++;
         r->cert = copy;
         r->cert_len = dl;
         r->lint_version = lv;
@@ -1323,6 +1324,11 @@ static void *collector_main(void *arg)
         print_progress(c, 0);
     }
     print_progress(c, 1);
+    if (c->resigned)
+        fprintf(stderr,
+                "mailca: %llu order(s) were signed by another engine on this store at the same "
+                "time: answered with the certificate it stored first\n",
+                (unsigned long long)c->resigned);
     /* A collector that fails (results cannot be written, the store is gone for good) answers
      * nothing more: the intake would wait for room forever and the workers for their verdicts.
      * Ending the context makes their blocked calls return, and the run ends with this error. */

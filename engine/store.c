@@ -872,7 +872,8 @@ static mc_err cert_check(const mc_stored_cert *c, size_t i, mc_errdetail *err)
 }
 
 /* The insert changed nothing: find out why. The same DER already stored is a harmless replay
- * (a collector retrying a batch); anything else is refused. */
+ * (a collector retrying a batch), and so is another signature over the same TBSCertificate
+ * (*resigned set: the stored certificate stands); anything else is refused. */
 static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, uint8_t *resigned,
                             mc_errdetail *err)
 {

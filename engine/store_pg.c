@@ -1113,8 +1113,9 @@ static int same_blob(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
 }
 
 /* Row i (batch index bi) was not inserted: a replay of the same DER is harmless (a collector
- * retrying a batch, or a repeat within it); anything else is refused. */
-static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresult *res,
+ * retrying a batch, or a repeat within it), and so is another signature over the same
+ * TBSCertificate (*resigned set: the stored certificate stands); anything else is refused. */
+static mc_err cert_refused(pg_store *s, const mc_stored_cert *v, size_t i, size_t bi, PGresult *res,
                            const uint8_t *inserted, uint8_t *resigned, mc_errdetail *err)
 {
     const mc_stored_cert *ce = &v[i];
@@ -1123,40 +1124,59 @@ static mc_err cert_refused(const mc_stored_cert *v, size_t i, size_t bi, PGresul
     size_t iser_len, der_len;
     const uint8_t *iser = get_blob(res, (int)i, 1, &iser_len);
     const uint8_t *der = get_blob(res, (int)i, 2, &der_len);
-    if (!iser)
-        return mc_err_set(err, MC_ERR_STORE, field, NULL,
-                          "certs commit: no intent recorded for order '%s'", ce->order_id);
-    if (!same_blob(iser, iser_len, ce->serial, ce->serial_len))
-        return mc_err_set(err, MC_ERR_STORE, field, NULL,
-                          "certs commit: order '%s': serial %s does not match the intent's %s",
-                          ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len),
-                          mc_store_serial_hex(hex2, iser, iser_len));
-    if (!der) {
-        /* inserted by an earlier row of this statement? then that row's DER is the stored one */
-        for (size_t j = 0; j < i && !der; j++)
-            if (inserted[j] &&
-                same_blob(v[j].serial, v[j].serial_len, ce->serial, ce->serial_len)) {
-                der = v[j].der;
-                der_len = v[j].der_len;
-            }
+    PGresult *again = NULL;
+    mc_err e = MC_OK;
+    if (!iser) {
+        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                       "certs commit: no intent recorded for order '%s'", ce->order_id);
+        goto done;
     }
-    if (!der)
-        /* Another node stored it after this statement's snapshot was taken: retryable. */
-        return mc_err_set(err, MC_ERR_STORE, field, NULL,
-                          "certs commit: order '%s': certificate stored concurrently, retry",
-                          ce->order_id);
+    if (!same_blob(iser, iser_len, ce->serial, ce->serial_len)) {
+        e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                       "certs commit: order '%s': serial %s does not match the intent's %s",
+                       ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len),
+                       mc_store_serial_hex(hex2, iser, iser_len));
+        goto done;
+    }
+    /* inserted by an earlier row of this statement? then that row's DER is the stored one */
+    for (size_t j = 0; j < i && !der; j++)
+        if (inserted[j] && same_blob(v[j].serial, v[j].serial_len, ce->serial, ce->serial_len)) {
+            der = v[j].der;
+            der_len = v[j].der_len;
+        }
+    if (!der) {
+        /* Another node committed it while this statement waited on the row: ON CONFLICT saw
+         * it, the statement's snapshot did not. A new statement (READ COMMITTED) does. */
+        params p;
+        memset(&p, 0, sizeof p);
+        p_text(&p, 0, ce->order_id);
+        again = run(s, PS_LOOKUP, &p);
+        if (PQresultStatus(again) != PGRES_TUPLES_OK) {
+            e = pg_err(s, err, field, "certs commit: read the stored certificate", again);
+            goto done;
+        }
+        der = PQntuples(again) == 1 ? get_blob(again, 0, 2, &der_len) : NULL;
+    }
+    if (!der) {
+        e = mc_err_set(err, MC_ERR_INTERNAL, field, NULL,
+                       "certs commit: order '%s': certificate neither inserted nor stored",
+                       ce->order_id);
+        goto done;
+    }
     if (same_blob(der, der_len, ce->der, ce->der_len))
-        return MC_OK;
+        goto done;
     if (mc_store_same_tbs(der, der_len, ce->der, ce->der_len)) {
         *resigned = 1; /* the stored certificate stands */
         if (ce->resigned)
             *ce->resigned = 1;
-        return MC_OK;
+        goto done;
     }
-    return mc_err_set(err, MC_ERR_STORE, field, NULL,
-                      "certs commit: order '%s': serial %s already has a different "
-                      "certificate",
-                      ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
+    e = mc_err_set(err, MC_ERR_STORE, field, NULL,
+                   "certs commit: order '%s': serial %s already has a different certificate",
+                   ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
+done:
+    PQclear(again);
+    return e;
 }
 
 /* Links the replacements of the certificates inserted now (store.h "replacement") as a
@@ -1263,7 +1283,7 @@ static mc_err certs_chunk(pg_store *s, const mc_stored_cert *v, size_t n, size_t
         inserted[i] = !PQgetisnull(res, (int)i, 0) && PQgetlength(res, (int)i, 0) == 1 &&
                       PQgetvalue(res, (int)i, 0)[0] != 0;
         if (!inserted[i] &&
-            (e = cert_refused(v, i, bi0 + i, res, inserted, &resigned[i], err)) != MC_OK)
+            (e = cert_refused(s, v, i, bi0 + i, res, inserted, &resigned[i], err)) != MC_OK)
             goto done;
     }
     e = certs_replacements(s, v, n, res, inserted, err);

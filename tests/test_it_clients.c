@@ -1065,7 +1065,7 @@ static void test_gpgsm_sign(void **state)
                         "new one\n",
                         t->id, strstr(r.err, "error") ? strstr(r.err, "error") : "?");
         }
-        expect(t, "gpgsm --import of the legacy PKCS#12", ok, 1, &r);
+        expect(t, "gpgsm --import of the legacy PKCS#12 and a signature with it", ok, 1, &r);
         mc_it_run_free(&r);
     }
     for (size_t i = 0; i < g.n; i++) {

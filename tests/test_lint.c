@@ -510,6 +510,8 @@ static void test_url_host_reserved(void **state)
                                       "http://x.alt/",
                                       "http://router.home.arpa./",
                                       "http://ca.internal",
+                                      "http://x.%74est/",
+                                      "http://x.TEST../",
                                       "http://test"};
     static const char *const no[] = {"http://crl.example.com/x.crl",
                                      "http://test.example.org/",
@@ -517,6 +519,8 @@ static void test_url_host_reserved(void **state)
                                      "http://arpa/",
                                      "http://[fe80::1]/",
                                      "http://crl.example.com:8080/a.test",
+                                     "http://x.%7",
+                                     "http://x.te%st/",
                                      "mailto:a@b.test",
                                      "http:///x.test",
                                      ""};

@@ -2240,6 +2240,78 @@ static void test_pg_key_bind_race(void **state)
     mc_store_close(s);
     batch_free(&b);
 }
+typedef struct race_certs {
+    mc_store *s;
+    const mc_stored_cert *v;
+    mc_err rc;
+    mc_errdetail err;
+} race_certs;
+
+static void *race_certs_run(void *arg)
+{
+    race_certs *r = arg;
+    r->rc = mc_store_certs_commit(r->s, r->v, 1, &r->err);
+    return NULL;
+}
+
+/* Two engine nodes that took up one pending intent commit their signatures at once: the other
+ * node's transaction holds the certificate when this node's statement runs, which waits on it
+ * and, once it commits, skips the row without seeing it (its snapshot is older). The stored
+ * certificate is read again by a new statement: the same TBS re-signed is flagged and kept
+ * out, the batch goes in (it failed as "stored concurrently" before). */
+static void test_pg_resign_race(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "rsr", 0, 1);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 1, b.state, &err), MC_OK);
+    uint8_t a0[MINI_CERT_LEN], a0b[MINI_CERT_LEN];
+    mini_cert(a0, 0x10, 0x01);
+    mini_cert(a0b, 0x10, 0x02);
+    char sql[512], hs[2 * SER_LEN + 1], hd[2 * MINI_CERT_LEN + 1];
+    for (size_t i = 0; i < SER_LEN; i++)
+        snprintf(hs + 2 * i, 3, "%02x", b.serial[0][i]);
+    for (size_t i = 0; i < MINI_CERT_LEN; i++)
+        snprintf(hd + 2 * i, 3, "%02x", a0[i]);
+    snprintf(sql, sizeof sql,
+             "BEGIN; INSERT INTO certificates (serial, order_id, der, issued_at) VALUES"
+             " (decode('%s', 'hex'), '%s', decode('%s', 'hex'), 0)",
+             hs, b.order[0], hd);
+    PGconn *other = pg_raw_connect(fx->where);
+    PGresult *r = PQexec(other, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    int flag = 7;
+    mc_stored_cert v = b.cert[0];
+    v.der = a0b;
+    v.der_len = sizeof a0b;
+    v.resigned = &flag;
+    race_certs rc = {.s = s, .v = &v};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_certs_run, &rc), 0);
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
+        if (!waiting)
+            usleep(10000);
+    }
+    assert_true(waiting);
+    r = PQexec(other, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(other);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    if (rc.rc != MC_OK)
+        fail_msg("certs commit: %s", rc.err.message);
+    assert_int_equal(flag, 1);
+    expect_lookup_len(s, b.order[0], b.serial[0], b.tbs[0], a0, sizeof a0);
+    expect_counts(s, 1, 0);
+    mc_store_close(s);
+    batch_free(&b);
+}
 #else
 /* Without libpq a PostgreSQL URI is refused as unsupported (not taken for a file name). */
 static void test_pg_unsupported(void **state)
@@ -2412,6 +2484,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg_scheme_alias, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
         cmocka_unit_test_setup_teardown(test_pg_key_bind_race, pg_setup, pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_resign_race, pg_setup, pg_teardown),
     };
     failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, pg_group_setup,
                                           pg_group_teardown);

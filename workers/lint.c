@@ -606,6 +606,13 @@ static int is_http_or_https(const uint8_t *p, size_t n)
     return is_http(p, n) || (prefix_ci(p, n, "https://") && n > 8 && p[8] != '/');
 }
 
+static int hexval(uint8_t c)
+{
+    return c >= '0' && c <= '9'                     ? c - '0'
+           : (c | 0x20) >= 'a' && (c | 0x20) <= 'f' ? (c | 0x20) - 'a' + 10
+                                                    : -1;
+}
+
 /* Is the host name p[0..n) under a top-level domain the public DNS never delegates: RFC 6761
  * 6.2-6.5 (test, localhost, invalid, example), RFC 6762 (local), RFC 7686 (onion), RFC 8375
  * (home.arpa), RFC 9476 (alt), and internal (ICANN, 2024)? Such a name cannot be reached from,
@@ -614,7 +621,7 @@ static int host_reserved(const uint8_t *p, size_t n)
 {
     static const char *const tlds[] = {"test",  "localhost", "invalid",   "example", "local",
                                        "onion", "alt",       "home.arpa", "internal"};
-    if (n && p[n - 1] == '.')
+    while (n && p[n - 1] == '.')
         n--; /* an absolute name */
     for (size_t i = 0; i < sizeof tlds / sizeof tlds[0]; i++) {
         size_t k = strlen(tlds[i]);
@@ -645,10 +652,20 @@ int mc_lint_url_host_reserved(const char *url, size_t len)
             h = a + 1;
     if (h == e || p[h] == '[')
         return 0; /* no host, or an IP literal */
-    size_t hend = h;
-    while (hend < e && p[hend] != ':')
-        hend++;
-    return hend > h && host_reserved(p + h, hend - h);
+    /* the host, percent-decoded (RFC 3986 3.2.2 lets a reg-name be pct-encoded) */
+    uint8_t host[256];
+    size_t n = 0;
+    for (size_t a = h; a < e && p[a] != ':' && n < sizeof host; a++) {
+        int hi, lo;
+        if (p[a] == '%' && a + 2 < e && (hi = hexval(p[a + 1])) >= 0 &&
+            (lo = hexval(p[a + 2])) >= 0) {
+            host[n++] = (uint8_t)(hi << 4 | lo);
+            a += 2;
+        } else {
+            host[n++] = p[a];
+        }
+    }
+    return n > 0 && host_reserved(host, n);
 }
 
 /* SBR 7.1.2.3 (a)(b)(c): the CPS, CRL and AIA URLs are for relying parties; a host under a

@@ -75,7 +75,8 @@ mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_l
 /* The table of all lints (for docs, `mailca lint --list`). */
 const mc_lint_def *mc_lint_defs(size_t *n);
 
-/* 1 when the host of url (len bytes, "scheme://[userinfo@]host[:port]/...") is under a
+/* 1 when the host of url (len bytes, "scheme://[userinfo@]host[:port]/...", the host
+ * percent-decoded, trailing dots dropped, compared case-insensitively) is under a
  * special-use top-level domain the public DNS never delegates (.test, .example, .invalid,
  * .localhost, .local, .onion, .alt, .home.arpa, .internal): w_smime_uri_host_reserved, and
  * `mailca init`'s note about a placeholder --base-url. */

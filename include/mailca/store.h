@@ -71,7 +71,8 @@ typedef struct mc_stored_cert {
      * with another signature over the same TBSCertificate (two engines, or engine nodes sharing
      * a store, signed one pending intent: each re-signs its recorded TBS), 0 otherwise. The
      * stored certificate stands and the order is to be answered with it (mc_store_lookup): this
-     * one is never recorded, so it must never leave the engine. */
+     * one is never recorded, so it must never leave the engine. Meaningful only when the commit
+     * returned MC_OK (a rolled-back commit may leave flags of rows it had checked). */
     int *resigned;
 } mc_stored_cert;
 
@@ -134,6 +135,10 @@ mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_int
  * (v[i].resigned set, the stored certificate kept); a different TBSCertificate for a serial
  * that has a certificate is MC_ERR_STORE. */
 mc_err mc_store_certs_commit(mc_store *s, const mc_stored_cert *v, size_t n, mc_errdetail *err);
+
+/* 1 when the certificates a and b (DER) hold the same TBSCertificate: both signatures of one
+ * recorded intent (mc_stored_cert.resigned). */
+int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 /* Looks up an order id. "Not found" is MC_OK with *found = 0 (all outputs NULL / 0). Found: *found
  * = 1 and *serial, *tbs, *der are malloc'd copies the caller frees with free() (*der NULL and
@@ -361,10 +366,6 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
 #define MC_STORE_SCHEMA_VERSION 7
-
-/* 1 when the certificates a and b (DER) hold the same TBSCertificate: both signatures of one
- * recorded intent (mc_stored_cert.resigned). */
-int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn);
 
 /* Backends' certs commit: the CT outbox rows of ct[0..ct_n) for certificates actually recorded,
  * i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a signature no record
