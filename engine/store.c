@@ -909,17 +909,7 @@ static mc_err cert_conflict(sq_store *s, const mc_stored_cert *c, size_t i, uint
                        "certs commit: order '%s': certificate not inserted", c->order_id);
         goto done;
     }
-    if (der_len == c->der_len && memcmp(der, c->der, der_len) == 0)
-        goto done;
-    if (mc_store_same_tbs(der, der_len, c->der, c->der_len)) {
-        *resigned = 1; /* the stored certificate stands */
-        if (c->resigned)
-            *c->resigned = 1;
-        goto done;
-    }
-    e = mc_err_set(err, MC_ERR_STORE, field, NULL,
-                   "certs commit: order '%s': serial %s already has a different certificate",
-                   c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
+    e = mc_store_cert_vs_stored(c, der, der_len, field, resigned, err);
 done:
     stmt_release(st);
     return e;
@@ -1655,6 +1645,23 @@ static int cert_tbs(const uint8_t *der, size_t len, mc_der_tlv *tbs)
         return 0;
     in = mc_der_cur_in(&cert);
     return mc_der_expect(&in, MC_DER_SEQUENCE, tbs) == MC_OK;
+}
+
+mc_err mc_store_cert_vs_stored(const mc_stored_cert *c, const uint8_t *der, size_t der_len,
+                               const char *field, uint8_t *resigned, mc_errdetail *err)
+{
+    char hex[2 * MC_SERIAL_MAX + 1];
+    if (der_len == c->der_len && memcmp(der, c->der, der_len) == 0)
+        return MC_OK;
+    if (mc_store_same_tbs(der, der_len, c->der, c->der_len)) {
+        *resigned = 1; /* the stored certificate stands */
+        if (c->resigned)
+            *c->resigned = 1;
+        return MC_OK;
+    }
+    return mc_err_set(err, MC_ERR_STORE, field, NULL,
+                      "certs commit: order '%s': serial %s already has a different certificate",
+                      c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
 }
 
 size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,

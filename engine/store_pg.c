@@ -1163,17 +1163,7 @@ static mc_err cert_refused(pg_store *s, const mc_stored_cert *v, size_t i, size_
                        ce->order_id);
         goto done;
     }
-    if (same_blob(der, der_len, ce->der, ce->der_len))
-        goto done;
-    if (mc_store_same_tbs(der, der_len, ce->der, ce->der_len)) {
-        *resigned = 1; /* the stored certificate stands */
-        if (ce->resigned)
-            *ce->resigned = 1;
-        goto done;
-    }
-    e = mc_err_set(err, MC_ERR_STORE, field, NULL,
-                   "certs commit: order '%s': serial %s already has a different certificate",
-                   ce->order_id, mc_store_serial_hex(hex, ce->serial, ce->serial_len));
+    e = mc_store_cert_vs_stored(ce, der, der_len, field, resigned, err);
 done:
     PQclear(again);
     return e;

@@ -2172,6 +2172,26 @@ static void test_pg_reconnect(void **state)
     batch_free(&b);
 }
 
+/* The race of two engine nodes: once this node's statement (thread t, a statement starting
+ * "WITH t AS") waits on a lock the other node's open transaction holds (bounded: 10 s), the
+ * other node commits and leaves; then t is joined. */
+static void other_node_commits(const fixture *fx, PGconn *other, pthread_t t)
+{
+    int waiting = 0;
+    for (int i = 0; i < 1000 && !waiting; i++) {
+        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
+        if (!waiting)
+            usleep(10000);
+    }
+    assert_true(waiting);
+    PGresult *r = PQexec(other, "COMMIT");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(other);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
 typedef struct race_commit {
     mc_store *s;
     const mc_intent *in;
@@ -2213,20 +2233,7 @@ static void test_pg_key_bind_race(void **state)
     race_commit rc = {.s = s, .in = b.in};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, race_commit_run, &rc), 0);
-    /* until the statement waits on the other node's key (bounded: 10 s) */
-    int waiting = 0;
-    for (int i = 0; i < 1000 && !waiting; i++) {
-        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
-        if (!waiting)
-            usleep(10000);
-    }
-    assert_true(waiting);
-    r = PQexec(other, "COMMIT");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(other);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    other_node_commits(fx, other, t);
     assert_int_equal(rc.rc, MC_ERR_STORE);
     assert_non_null(strstr(rc.err.message, "40001"));
     assert_non_null(strstr(rc.err.message, "'race-0'"));
@@ -2291,19 +2298,7 @@ static void test_pg_resign_race(void **state)
     race_certs rc = {.s = s, .v = &v};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, race_certs_run, &rc), 0);
-    int waiting = 0;
-    for (int i = 0; i < 1000 && !waiting; i++) {
-        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
-        if (!waiting)
-            usleep(10000);
-    }
-    assert_true(waiting);
-    r = PQexec(other, "COMMIT");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    PQfinish(other);
-    assert_int_equal(pthread_join(t, NULL), 0);
+    other_node_commits(fx, other, t);
     if (rc.rc != MC_OK)
         fail_msg("certs commit: %s", rc.err.message);
     assert_int_equal(flag, 1);

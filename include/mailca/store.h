@@ -373,6 +373,12 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
 size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
                             const mc_ct_entry *ct, size_t ct_n, mc_ct_entry *out);
 
+/* Backends' certs commit: row c was not inserted and its serial holds der. The same DER is a
+ * replay (MC_OK); another signature over the same TBSCertificate sets *resigned (and
+ * c->resigned) and is MC_OK; anything else is MC_ERR_STORE naming field. */
+mc_err mc_store_cert_vs_stored(const mc_stored_cert *c, const uint8_t *der, size_t der_len,
+                               const char *field, uint8_t *resigned, mc_errdetail *err);
+
 typedef struct mc_store_ops {
     const char *name;
     mc_err (*intents_commit)(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,
