@@ -350,7 +350,13 @@ static int build_cases(void)
                     t->subject[ns] = PROFILES[p].subject[ns];
                 }
                 if (PROFILES[p].subject) {
-                    snprintf(t->serial, sizeof t->serial, "CASE-%zu", g.n);
+                    /* with semanticsId-Natural a natural person identifier (ETSI EN 319 412-1
+                     * 5.1.3: e_qc_natural_serial_number_format) */
+                    snprintf(t->serial, sizeof t->serial,
+                             PROFILES[p].qc && strstr(PROFILES[p].qc, "semantics: natural")
+                                 ? "PNODE-%zu"
+                                 : "CASE-%zu",
+                             g.n);
                     t->subject[ns++] = "serial_number";
                     t->subject[ns++] = t->serial;
                 }

@@ -131,6 +131,8 @@ enum {
     /* found by running pkilint and zlint on mailca's certificates (issue 3): the demo CA's URLs
      * under .test passed mailca's lint */
     W_URI_RESERVED,
+    /* found by running pkilint's ETSI linter on mailca's qualified certificates (issue 3) */
+    L_QCS_NATURAL_SN,
     L_COUNT
 };
 
@@ -222,6 +224,10 @@ static const mc_lint_def defs[L_COUNT] = {
     [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "SBR 7.1.2.3(a)(b)(c), RFC 6761", T_SBR,
                         "CRL, OCSP, caIssuers and CPS URLs should name a host relying parties "
                         "can reach: not one under a special-use top-level domain"},
+    [L_QCS_NATURAL_SN] = {"e_qc_natural_serial_number_format", E, "ETSI EN 319 412-1 5.1.3", T_SBR,
+                          "With semanticsId-Natural, a subject serialNumber must read "
+                          "<type><country>-<identifier>: PAS, IDC, PNO, TAX, TIN or a national "
+                          "\"xx:\" type, then an ISO 3166 code"},
     [W_AIA_MISSING] = {"w_smime_aia_missing", W, "SBR 7.1.2.3(c)", T_SBR,
                        "authorityInformationAccess should be present"},
     [L_AIA_CRITICAL] = {"e_smime_aia_critical", E, "SBR 7.1.2.3(c)", T_SBR,
@@ -2117,6 +2123,44 @@ static void lint_qc_type(lstate *s, const mc_der_tlv *info)
     }
 }
 
+/* ETSI EN 319 412-1 5.1.3: a natural person identifier reads "PAS", "IDC", "PNO", "TAX", "TIN"
+ * or a national scheme's two characters and ":", then an ISO 3166-1 alpha-2 country code, "-"
+ * and the identifier (at least one character). */
+static int natural_id_ok(const uint8_t *p, size_t n)
+{
+    static const char *const types[] = {"PAS", "IDC", "PNO", "TAX", "TIN"};
+    int known = 0;
+    for (size_t i = 0; i < sizeof types / sizeof types[0] && !known; i++)
+        known = n >= 3 && memcmp(p, types[i], 3) == 0;
+    if (!known &&
+        !(n >= 3 && p[2] == ':' && p[0] > 0x20 && p[1] > 0x20 && p[0] < 0x7f && p[1] < 0x7f))
+        return 0;
+    return n > 6 && p[3] >= 'A' && p[3] <= 'Z' && p[4] >= 'A' && p[4] <= 'Z' && p[5] == '-';
+}
+
+/* With semanticsId-Natural, every subject serialNumber is such an identifier. */
+static void lint_qc_natural_serial(lstate *s)
+{
+    static const uint8_t sn[] = {0x55, 0x04, 0x05}; /* id-at-serialNumber */
+    char b[64];
+    mc_der_tlv rdn, atv, oid, v;
+    mc_der_cur c = mc_der_cur_in(&s->x->subject);
+    while (mc_der_next(&c, &rdn) == MC_OK) {
+        mc_der_cur r = mc_der_cur_in(&rdn);
+        while (mc_der_next(&r, &atv) == MC_OK) {
+            mc_der_cur a = mc_der_cur_in(&atv);
+            if (mc_der_expect(&a, MC_DER_OID, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK ||
+                !mc_der_oid_eq(&oid, sn, sizeof sn))
+                continue; /* a malformed Name is reported by the subject lints */
+            if (!natural_id_ok(v.val, v.len))
+                report(s, L_QCS_NATURAL_SN,
+                       "serialNumber \"%s\" is not a natural person identifier (semanticsId-"
+                       "Natural)",
+                       show(v.val, v.len, b, sizeof b));
+        }
+    }
+}
+
 /* SemanticsInformation ::= SEQUENCE { semanticsIdentifier OID OPTIONAL,
  *   nameRegistrationAuthorities SEQUENCE OF GeneralName OPTIONAL } -- at least one present */
 static int lint_qc_semantics(lstate *s, const mc_der_tlv *info)
@@ -2137,6 +2181,9 @@ static int lint_qc_semantics(lstate *s, const mc_der_tlv *info)
         report(s, L_QCS_TYPE, "semanticsId-Natural in an organization-validated certificate");
     else if (has_id && mc_der_oid_eq(&id, OIDL(oid_qc_sem_legal)) && !legal)
         report(s, L_QCS_TYPE, "semanticsId-Legal in a %s certificate", type_name(s->type));
+    /* ETSI EN 319 412-1 5.1.3 */
+    if (has_id && mc_der_oid_eq(&id, OIDL(oid_qc_sem_natural)))
+        lint_qc_natural_serial(s);
     return 1;
 }
 

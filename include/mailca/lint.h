@@ -22,8 +22,9 @@
  * w_smime_ntr_de_not_euid, every organizationIdentifier checked (not only the first), and each
  * SAN directoryName held to the subject's rules (SBR 7.1.4.2.1).
  * 2026.11.24.2: e_ext_san_directory_name_empty (a SAN directoryName of no RDN).
- * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...). */
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.3"
+ * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...).
+ * 2026.11.24.4: e_qc_natural_serial_number_format (ETSI EN 319 412-1 5.1.3). */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.4"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
