@@ -2141,24 +2141,16 @@ static int natural_id_ok(const uint8_t *p, size_t n)
 /* With semanticsId-Natural, every subject serialNumber is such an identifier. */
 static void lint_qc_natural_serial(lstate *s)
 {
-    static const uint8_t sn[] = {0x55, 0x04, 0x05}; /* id-at-serialNumber */
     char b[64];
-    mc_der_tlv rdn, atv, oid, v;
-    mc_der_cur c = mc_der_cur_in(&s->x->subject);
-    while (mc_der_next(&c, &rdn) == MC_OK) {
-        mc_der_cur r = mc_der_cur_in(&rdn);
-        while (mc_der_next(&r, &atv) == MC_OK) {
-            mc_der_cur a = mc_der_cur_in(&atv);
-            if (mc_der_expect(&a, MC_DER_OID, &oid) != MC_OK || mc_der_next(&a, &v) != MC_OK ||
-                !mc_der_oid_eq(&oid, sn, sizeof sn))
-                continue; /* a malformed Name is reported by the subject lints */
-            if (!natural_id_ok(v.val, v.len))
-                report(s, L_QCS_NATURAL_SN,
-                       "serialNumber \"%s\" is not a natural person identifier (semanticsId-"
-                       "Natural)",
-                       show(v.val, v.len, b, sizeof b));
-        }
-    }
+    name_iter it = name_iter_make(&s->x->subject);
+    mc_der_tlv oid, v;
+    while (name_next(&it, &oid, &v))
+        if (mc_der_oid_eq(&oid, known_attrs[A_SERIAL].oid, known_attrs[A_SERIAL].len) &&
+            !natural_id_ok(v.val, v.len))
+            report(s, L_QCS_NATURAL_SN,
+                   "serialNumber \"%s\" is not a natural person identifier (semanticsId-"
+                   "Natural)",
+                   show(v.val, v.len, b, sizeof b));
 }
 
 /* SemanticsInformation ::= SEQUENCE { semanticsIdentifier OID OPTIONAL,
