@@ -688,6 +688,36 @@ static void store_retry_done(collector *c, const store_retry *r, mc_err rc, cons
  * arena holds 4 batches (collector set-up): 3 messages and their verdicts fit. */
 #define INTENTS_GROUP_MAX 3
 
+/* mc_store_lookup of order_id, retried as every store call of the collector is (store_retry). */
+static mc_err stored_lookup(collector *c, const char *order_id, int *found, uint8_t **serial,
+                            size_t *sl, uint8_t **tbs, size_t *tl, uint8_t **der, size_t *dl,
+                            mc_errdetail *err)
+{
+    mc_err rc;
+    store_retry r = {0};
+    while ((rc = mc_store_lookup(c->store, order_id, found, serial, sl, tbs, tl, der, dl, err)) !=
+               MC_OK &&
+           store_retry_wait(c, &r, rc, err, "lookup", 1))
+        ;
+    store_retry_done(c, &r, rc, err, "lookup", 1);
+    return rc;
+}
+
+/* The lint set and warnings recorded with order_id's certificate, into lv and warn (of
+ * MC_RESULT_LINT_VERSION_MAX and MC_RESULT_WARNINGS_MAX bytes), retried like stored_lookup. */
+static mc_err stored_lint_meta(collector *c, const char *order_id, char *lv, char *warn,
+                               mc_errdetail *err)
+{
+    mc_err rc;
+    store_retry r = {0};
+    while ((rc = mc_store_lint_meta(c->store, order_id, lv, MC_RESULT_LINT_VERSION_MAX, warn,
+                                    MC_RESULT_WARNINGS_MAX, err)) != MC_OK &&
+           store_retry_wait(c, &r, rc, err, "lint meta", 1))
+        ;
+    store_retry_done(c, &r, rc, err, "lint meta", 1);
+    return rc;
+}
+
 /* What the worker does with intent i once the intents are committed (rc: the commit's result):
  * sign, skip (answered here), resume a recorded TBS, or refuse for the key. */
 static void intent_verdict(collector *c, mc_err rc, const mc_wire_intent *wi, const mc_intent *in,
@@ -728,13 +758,8 @@ static void intent_verdict(collector *c, mc_err rc, const mc_wire_intent *wi, co
         uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
         size_t sl = 0, tl = 0, dl = 0;
         mc_result r;
-        mc_err lrc;
-        store_retry lr = {0};
-        while ((lrc = mc_store_lookup(c->store, in->order_id, &found, &serial, &sl, &tbs, &tl, &der,
-                                      &dl, &err)) != MC_OK &&
-               store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
-            ;
-        store_retry_done(c, &lr, lrc, &err, "lookup", 1);
+        mc_err lrc =
+            stored_lookup(c, in->order_id, &found, &serial, &sl, &tbs, &tl, &der, &dl, &err);
         if (lrc != MC_OK || !found) {
             vd->action = MC_WIRE_SKIP;
             fail_result(&r, wi->seq, in->order_id, "lookup of an earlier order failed");
@@ -752,13 +777,7 @@ static void intent_verdict(collector *c, mc_err rc, const mc_wire_intent *wi, co
             r.cert_len = dl;
             /* the lint set and warnings recorded when it was issued */
             char lv[MC_RESULT_LINT_VERSION_MAX] = "", warn[MC_RESULT_WARNINGS_MAX] = "";
-            store_retry mr = {0};
-            while ((lrc = mc_store_lint_meta(c->store, in->order_id, lv, sizeof lv, warn,
-                                             sizeof warn, &err)) != MC_OK &&
-                   store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
-                ;
-            store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
-            if (lrc != MC_OK)
+            if (stored_lint_meta(c, in->order_id, lv, warn, &err) != MC_OK)
                 fail_result(&r, wi->seq, in->order_id, err.message);
             r.lint_version = lv;
             r.warnings = warn;
@@ -857,27 +876,16 @@ static void answer_stored(collector *c, mc_result *r)
 {
     mc_errdetail err;
     int found = 0;
-    uint8_t *serial = NULL, *tbs = NULL, *der = NULL;
-    size_t sl = 0, tl = 0, dl = 0;
-    mc_err lrc;
-    store_retry lr = {0};
-    while ((lrc = mc_store_lookup(c->store, r->order_id, &found, &serial, &sl, &tbs, &tl, &der, &dl,
-                                  &err)) != MC_OK &&
-           store_retry_wait(c, &lr, lrc, &err, "lookup", 1))
-        ;
-    store_retry_done(c, &lr, lrc, &err, "lookup", 1);
+    uint8_t *der = NULL;
+    size_t dl = 0;
+    mc_err lrc = stored_lookup(c, r->order_id, &found, NULL, NULL, NULL, NULL, &der, &dl, &err);
     /* and the lint set and warnings recorded with it, as for an order issued earlier */
     char *lv = mc_arena_alloc(&c->arena, MC_RESULT_LINT_VERSION_MAX);
     char *warn = mc_arena_alloc(&c->arena, MC_RESULT_WARNINGS_MAX);
     uint8_t *copy = lrc == MC_OK && found && der ? mc_arena_dup(&c->arena, der, dl) : NULL;
     if (copy && lv && warn) {
         lv[0] = warn[0] = '\0';
-        store_retry mr = {0};
-        while ((lrc = mc_store_lint_meta(c->store, r->order_id, lv, MC_RESULT_LINT_VERSION_MAX,
-                                         warn, MC_RESULT_WARNINGS_MAX, &err)) != MC_OK &&
-               store_retry_wait(c, &mr, lrc, &err, "lint meta", 1))
-            ;
-        store_retry_done(c, &mr, lrc, &err, "lint meta", 1);
+        lrc = stored_lint_meta(c, r->order_id, lv, warn, &err);
     }
     if (copy && lv && warn && lrc == MC_OK) {
         c->resigned++;
@@ -890,8 +898,6 @@ static void answer_stored(collector *c, mc_result *r)
                     "signed twice (another engine on this store); the recorded certificate could "
                     "not be read back: resubmit the order to get it");
     }
-    free(serial);
-    free(tbs);
     free(der);
 }
 

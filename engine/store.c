@@ -952,14 +952,8 @@ static mc_err sq_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         if (!inserted && (e = cert_conflict(s, c, i, &resigned[i], err)) != MC_OK)
             goto done;
     }
-    if (ct_n && memchr(resigned, 1, n)) {
-        if (!(keep = malloc(ct_n * sizeof *keep))) {
-            e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
-            goto done;
-        }
-        ct_n = mc_store_ct_recorded(v, resigned, n, ct, ct_n, keep);
-        ct = keep;
-    }
+    if ((e = mc_store_ct_recorded(v, resigned, n, &ct, &ct_n, &keep, err)) != MC_OK)
+        goto done;
     if (ct_n && (e = ct_insert_rows(s, ct, ct_n, (int64_t)now, err)) != MC_OK)
         goto done;
     e = step_done(s, ST_COMMIT, "certs commit: commit", err);
@@ -1664,19 +1658,30 @@ mc_err mc_store_cert_vs_stored(const mc_stored_cert *c, const uint8_t *der, size
                       c->order_id, mc_store_serial_hex(hex, c->serial, c->serial_len));
 }
 
-size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
-                            const mc_ct_entry *ct, size_t ct_n, mc_ct_entry *out)
+mc_err mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
+                            const mc_ct_entry **ct, size_t *ct_n, mc_ct_entry **keep,
+                            mc_errdetail *err)
 {
+    *keep = NULL;
+    if (!*ct_n || !memchr(resigned, 1, n))
+        return MC_OK;
+    mc_ct_entry *out = malloc(*ct_n * sizeof *out);
+    if (!out)
+        return mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
     size_t k = 0;
-    for (size_t i = 0; i < ct_n; i++) {
+    for (size_t i = 0; i < *ct_n; i++) {
+        const mc_ct_entry *e = &(*ct)[i];
         int skip = 0;
         for (size_t j = 0; j < n && !skip; j++)
-            skip = resigned[j] && v[j].serial_len == ct[i].serial_len &&
-                   memcmp(v[j].serial, ct[i].serial, ct[i].serial_len) == 0;
+            skip = resigned[j] && v[j].serial_len == e->serial_len &&
+                   memcmp(v[j].serial, e->serial, e->serial_len) == 0;
         if (!skip)
-            out[k++] = ct[i];
+            out[k++] = *e;
     }
-    return k;
+    *keep = out;
+    *ct = out;
+    *ct_n = k;
+    return MC_OK;
 }
 
 int mc_store_same_tbs(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)

@@ -1308,14 +1308,8 @@ static mc_err pg_certs_commit(mc_store *base, const mc_stored_cert *v, size_t n,
         size_t m = n - from > PG_CERTS_MAX ? PG_CERTS_MAX : n - from;
         e = certs_chunk(s, v + from, m, from, now, from == 0, resigned + from, err);
     }
-    if (!e && ct_n && memchr(resigned, 1, n)) {
-        if ((keep = malloc(ct_n * sizeof *keep)) != NULL) {
-            ct_n = mc_store_ct_recorded(v, resigned, n, ct, ct_n, keep);
-            ct = keep;
-        } else {
-            e = mc_err_set(err, MC_ERR_NOMEM, "certs", NULL, "certs commit: out of memory");
-        }
-    }
+    if (!e)
+        e = mc_store_ct_recorded(v, resigned, n, &ct, &ct_n, &keep, err);
     /* The CT outbox rows join the open transaction. */
     ct_enqueue_ctx cc = {.v = ct, .now_s = now};
     for (size_t from = 0; from < ct_n && !e; from += PG_CHUNK) {

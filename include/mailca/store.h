@@ -367,11 +367,14 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * this number): a new migration is added to both at once. */
 #define MC_STORE_SCHEMA_VERSION 7
 
-/* Backends' certs commit: the CT outbox rows of ct[0..ct_n) for certificates actually recorded,
- * i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a signature no record
- * has, which must never reach a log). Copied into out (ct_n entries); returns their count. */
-size_t mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
-                            const mc_ct_entry *ct, size_t ct_n, mc_ct_entry *out);
+/* Backends' certs commit: keeps of the CT outbox rows *ct[0..*ct_n) those for certificates
+ * actually recorded, i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a
+ * signature no record has, which must never reach a log). When a row is flagged, *ct and
+ * *ct_n are replaced by a malloc'd copy returned in *keep (the caller frees it; NULL
+ * otherwise). MC_ERR_NOMEM names field "certs". */
+mc_err mc_store_ct_recorded(const mc_stored_cert *v, const uint8_t *resigned, size_t n,
+                            const mc_ct_entry **ct, size_t *ct_n, mc_ct_entry **keep,
+                            mc_errdetail *err);
 
 /* Backends' certs commit: row c was not inserted and its serial holds der. The same DER is a
  * replay (MC_OK); another signature over the same TBSCertificate sets *resigned (and
