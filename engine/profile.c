@@ -44,6 +44,7 @@ enum {
     K_CAPS,
     K_LEI,
     K_QC,
+    K_NR,
     K_COUNT
 };
 static const char *const key_names[K_COUNT] = {
@@ -61,6 +62,7 @@ static const char *const key_names[K_COUNT] = {
     "smime_capabilities",
     "legal_entity_identifier",
     "qc_statements",
+    "non_repudiation",
 };
 #define REQUIRED                                                                                   \
     ((1u << K_NAME) | (1u << K_TYPE) | (1u << K_GENERATION) | (1u << K_VALIDITY) |                 \
@@ -249,6 +251,20 @@ static mc_err scalar(pstate *s, char *buf, size_t cap)
     if (s->ev.type != YAML_SCALAR_EVENT)
         return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "expected a single value");
     return scalar_copy(s, buf, cap);
+}
+
+/* Reads a boolean value (exactly true or false, docs/profiles.md) of the key named key. */
+static mc_err boolean(pstate *s, const char *key, int *out)
+{
+    char v[PROFILE_VALUE_MAX];
+    mc_err rc = scalar(s, v, sizeof v);
+    if (rc)
+        return rc;
+    if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0) {
+        *out = v[0] == 't';
+        return MC_OK;
+    }
+    return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "%s is '%s' (true, false)", key, v);
 }
 
 static mc_err integer(pstate *s, int64_t min, int64_t max, const char *rule, int64_t *out)
@@ -858,16 +874,9 @@ static mc_err root_key(pstate *s, int k)
     case K_POLICIES:
         return sequence(s, item_policy);
     case K_CPS:
-        if ((rc = scalar(s, v, sizeof v)))
-            return rc;
-        if (strcmp(v, "true") == 0)
-            s->include_cps = 1;
-        else if (strcmp(v, "false") == 0)
-            s->include_cps = 0;
-        else
-            return perr(s, MC_ERR_PROFILE, ev_line(s), NULL, "include_cps is '%s' (true, false)",
-                        v);
-        return MC_OK;
+        return boolean(s, key_names[K_CPS], &s->include_cps);
+    case K_NR:
+        return boolean(s, key_names[K_NR], &p->non_repudiation);
     case K_CAPS:
         return sequence(s, item_cap);
     case K_QC:
@@ -1027,7 +1036,32 @@ static void ext_end(mc_der_w *w, size_t m, size_t oct)
     mc_der_end(w, m);
 }
 
-/* Builds ext_const (policies, CRL DP, AIA, AKI, S/MIME capabilities, qcStatements) and ext_eku. */
+/* The extKeyUsage extension, non-critical, of the EKU_* bits in eku: emailProtection first
+ * (SBR 7.1.2.3(f)). *out is malloc'd; mc_profile_free frees it. */
+static mc_err compile_eku(unsigned eku, uint8_t **out, size_t *outlen, mc_errdetail *err)
+{
+    uint8_t buf[64];
+    mc_der_w w;
+    size_t o;
+    mc_der_w_init(&w, buf, sizeof buf);
+    size_t e = ext_begin(&w, OID_EKU, sizeof OID_EKU, &o);
+    size_t m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    for (int i = 0; i < EKU_COUNT; i++)
+        if (eku & (1u << i))
+            mc_der_put(&w, MC_DER_OID, ekus[i].oid, ekus[i].len);
+    mc_der_end(&w, m);
+    ext_end(&w, e, o);
+    if (w.err != MC_OK)
+        return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "extKeyUsage does not fit");
+    if (!(*out = malloc(w.len)))
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
+    memcpy(*out, buf, w.len);
+    *outlen = w.len;
+    return MC_OK;
+}
+
+/* Builds ext_const (policies, CRL DP, AIA, AKI, S/MIME capabilities, qcStatements), ext_eku and
+ * ext_eku_nosign. */
 static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
 {
     mc_profile *p = s->p;
@@ -1222,24 +1256,12 @@ static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
     p->ext_const = shrunk ? shrunk : buf;
     p->ext_const_len = w.len;
 
-    /* extKeyUsage, non-critical: emailProtection first (SBR 7.1.2.3(f)). */
-    uint8_t ekubuf[64];
-    mc_der_w_init(&w, ekubuf, sizeof ekubuf);
-    e = ext_begin(&w, OID_EKU, sizeof OID_EKU, &o);
-    m = mc_der_begin(&w, MC_DER_SEQUENCE);
-    for (int i = 0; i < EKU_COUNT; i++)
-        if (s->eku & (1u << i))
-            mc_der_put(&w, MC_DER_OID, ekus[i].oid, ekus[i].len);
-    mc_der_end(&w, m);
-    ext_end(&w, e, o);
-    if (w.err != MC_OK)
-        return mc_err_set(err, MC_ERR_INTERNAL, NULL, NULL, "extKeyUsage does not fit");
-    p->ext_eku = malloc(w.len);
-    if (!p->ext_eku)
-        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "out of memory");
-    memcpy(p->ext_eku, ekubuf, w.len);
-    p->ext_eku_len = w.len;
-    return MC_OK;
+    /* RFC 5280 4.2.1.12: clientAuth is consistent with digitalSignature or keyAgreement only,
+     * so a key that can do neither (RSA key management) gets the list without it. */
+    if ((rc = compile_eku(s->eku, &p->ext_eku, &p->ext_eku_len, err)) != MC_OK)
+        return rc;
+    return compile_eku(s->eku & ~(1u << EKU_CLIENT), &p->ext_eku_nosign, &p->ext_eku_nosign_len,
+                       err);
 }
 
 mc_err mc_profile_load(const char *path, const mc_issuer *iss, const mc_ca_urls *urls,
@@ -1320,6 +1342,7 @@ void mc_profile_free(mc_profile *p)
         return;
     free(p->ext_const);
     free(p->ext_eku);
+    free(p->ext_eku_nosign);
     free(p);
 }
 

@@ -98,7 +98,9 @@ static const char *const SUBJ_PSEUDONYM[] = {
     "  pds:\n    en: https://pki.example.com/pds-en.pdf\n  legislation: [CH]\n"
 #define QC_ESIGN                                                                                   \
     "qc_statements:\n  compliance: true\n  sscd: true\n  type: esign\n  semantics: natural\n"      \
-    "  retention_years: 15\n"
+    "  retention_years: 15\n" NON_REPUDIATION
+/* what a qualified eSign profile adds (ETSI EN 319 412-2 4.3.2): the clients must take it */
+#define NON_REPUDIATION "non_repudiation: true\n"
 
 /* A profile under test. client_auth: its extended_key_usages has clientAuth. subject: the
  * orders' subject attributes (NULL: none). idn: the orders' mailbox domain is a U-label IDN.
@@ -440,7 +442,8 @@ static int is_smtputf8(const GENERAL_NAME *gn, const char *mb)
 /* The certificate carries what was ordered: the mailbox as the only SAN entry, an rfc822Name
  * with the A-label domain (SBR 7.1.4.2.1, RFC 9598 3) or, for a non-ASCII local part, an
  * otherName SmtpUTF8Mailbox (and then no rfc822Name, no emailAddress), every ordered subject
- * attribute, and a non-critical qcStatements exactly when the profile has qc_statements. */
+ * attribute, a non-critical qcStatements exactly when the profile has qc_statements, and the
+ * key usage and key purposes the profile and usage call for. */
 static int check_names(const tcase *t)
 {
     static const struct {
@@ -479,6 +482,19 @@ static int check_names(const tcase *t)
                 qc < 0        ? "missing"
                 : t->prof->qc ? "critical"
                               : "present");
+        goto done;
+    }
+    /* nonRepudiation beside digitalSignature exactly when the profile asks for it */
+    int nr_want = t->signs && t->prof->qc && strstr(t->prof->qc, NON_REPUDIATION);
+    if (((X509_get_key_usage(t->x) & KU_NON_REPUDIATION) != 0) != nr_want) {
+        fprintf(stderr, "%s: nonRepudiation %s\n", t->id, nr_want ? "missing" : "present");
+        goto done;
+    }
+    /* clientAuth where the profile lists it and the key can sign or agree (RFC 5280
+     * 4.2.1.12): not on RSA key-management leaves */
+    int ca_want = t->prof->client_auth && (t->signs || !is_rsa(t));
+    if (((X509_get_extended_key_usage(t->x) & XKU_SSL_CLIENT) != 0) != ca_want) {
+        fprintf(stderr, "%s: clientAuth %s\n", t->id, ca_want ? "missing" : "present");
         goto done;
     }
     for (size_t i = 0; t->subject[i]; i += 2)

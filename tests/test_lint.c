@@ -460,6 +460,11 @@ static void e_aki_with_serial(X509 *x)
     cg_ext_set_raw(x, CG_OID_AKI, 0, v, 4 + iss->ski_len + 3);
 }
 
+static void e_eku_email_client(X509 *x)
+{
+    assert_int_equal(cg_ext_conf(x, "extendedKeyUsage", "emailProtection,clientAuth"), 0);
+}
+
 static void e_smtputf8_cn(X509 *x)
 {
     static const char m[] = CG_GREEK "@example.com";
@@ -613,6 +618,23 @@ static const lcase cases[] = {
      .gen = MC_GEN_MULTIPURPOSE,
      .conf_name = "extendedKeyUsage",
      .conf_value = "emailProtection,clientAuth"},
+    /* RFC 5280 4.2.1.12: clientAuth goes with digitalSignature or keyAgreement */
+    {.name = "EC MP key agreement with clientAuth",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyAgreement",
+     .edit = e_eku_email_client},
+    {.name = "RSA MP dual use with clientAuth",
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,digitalSignature,keyEncipherment",
+     .edit = e_eku_email_client},
+    {.name = "RSA MP key management without clientAuth",
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyEncipherment"},
     {.name = "MP UPN otherName",
      .gen = MC_GEN_MULTIPURPOSE,
      .conf_name = "subjectAltName",
@@ -1070,6 +1092,22 @@ static const lcase cases[] = {
      .only = 1,
      .conf_name = "extendedKeyUsage",
      .conf_value = "emailProtection,clientAuth"},
+    {.name = "RSA MP key management with clientAuth",
+     .id = "w_eku_key_usage_inconsistent",
+     .only = 1,
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyEncipherment",
+     .edit = e_eku_email_client},
+    {.name = "RSA MP key management, dataEncipherment, with clientAuth",
+     .id = "w_eku_key_usage_inconsistent",
+     .only = 1,
+     .key = CG_KEY_RSA2048,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .conf_name = "keyUsage",
+     .conf_value = "critical,keyEncipherment,dataEncipherment",
+     .edit = e_eku_email_client},
 
     /* ---- authorityKeyIdentifier, (g) ---- */
     {.name = "no AKI", .id = "e_smime_aki_missing", .only = 1, .del = CG_OID_AKI},

@@ -355,11 +355,21 @@ static void test_eku(void **state)
                  L1 L2 L3 L4 L5 L6 L7 L8 L9 "extended_key_usages:\n  - emailProtection\n"
                                             "  - clientAuth\n",
                  MC_ERR_PROFILE, "bad.yaml:12", "SBR 7.1.2.3(f)");
-    /* multipurpose may add clientAuth */
+    /* multipurpose may add clientAuth; the variant for keys that can neither sign nor agree
+     * leaves it out (RFC 5280 4.2.1.12) and is otherwise the same */
+    static const uint8_t client_auth[] = {0x06, 0x08, 0x2b, 0x06, 0x01,
+                                          0x05, 0x05, 0x07, 0x03, 0x02};
     expect_ok(f,
               L1 L2 "generation: multipurpose\n" L4 L5 L6 L7 L8 L9
                     "extended_key_usages: [emailProtection, clientAuth]\n",
               &p);
+    assert_non_null(memmem(p->ext_eku, p->ext_eku_len, client_auth, sizeof client_auth));
+    assert_null(memmem(p->ext_eku_nosign, p->ext_eku_nosign_len, client_auth, sizeof client_auth));
+    assert_int_equal(p->ext_eku_len, p->ext_eku_nosign_len + sizeof client_auth);
+    mc_profile_free(p);
+    expect_ok(f, BASE, &p);
+    assert_int_equal(p->ext_eku_len, p->ext_eku_nosign_len);
+    assert_memory_equal(p->ext_eku, p->ext_eku_nosign, p->ext_eku_len);
     mc_profile_free(p);
     /* never serverAuth / codeSigning / timeStamping / anyExtendedKeyUsage */
     const char *refused[] = {"serverAuth", "codeSigning", "timeStamping", "anyExtendedKeyUsage"};
@@ -492,6 +502,14 @@ static void test_policies(void **state)
                  "SBR 7.1.6.4");
     expect_error(f, BASE "certificate_policies: [not.an.oid]\n", MC_ERR_PROFILE, "bad.yaml:11", "");
     expect_error(f, BASE "include_cps: yes\n", MC_ERR_PROFILE, "bad.yaml:11", "");
+    /* non_repudiation: a boolean, off unless set */
+    expect_error(f, BASE "non_repudiation: yes\n", MC_ERR_PROFILE, "bad.yaml:11", "");
+    expect_ok(f, BASE "non_repudiation: true\n", &p);
+    assert_int_equal(p->non_repudiation, 1);
+    mc_profile_free(p);
+    expect_ok(f, BASE, &p);
+    assert_int_equal(p->non_repudiation, 0);
+    mc_profile_free(p);
 
     /* S/MIME capabilities add one more constant extension */
     expect_ok(f, BASE "smime_capabilities: [aes256-gcm, aes128-cbc]\n", &p);

@@ -262,9 +262,10 @@ static void check_cert(fixture *f, const mc_testca *ca, const mc_profile *p, con
     assert_int_equal(ext_critical(x, NID_key_usage), 1);
     assert_int_equal(X509_get_key_usage(x), openssl_ku(ku));
 
-    /* EKU: emailProtection (+ clientAuth in the multipurpose profile) */
+    /* EKU: emailProtection (+ clientAuth in the multipurpose profile, where the key can sign or
+     * agree: RFC 5280 4.2.1.12) */
     uint32_t xku = X509_get_extended_key_usage(x);
-    if (p->generation == MC_GEN_STRICT)
+    if (p->generation == MC_GEN_STRICT || !(ku & (MC_KU_DIGITAL_SIGNATURE | MC_KU_KEY_AGREEMENT)))
         assert_int_equal(xku, XKU_SMIME);
     else
         assert_int_equal(xku, XKU_SMIME | XKU_SSL_CLIENT);
@@ -423,6 +424,48 @@ static void test_rsa(void **state)
     run_all_usages(f, f->strict, K_RSA3072);
     run_all_usages(f, f->strict, K_RSA4096);
     run_all_usages(f, f->mp, K_RSA2048);
+}
+
+/* SBR 7.1.2.3(e): a profile with non_repudiation sets it beside digitalSignature (signing, dual
+ * use) and never without it (key management). The bits are written out here, not taken from
+ * mc_tbs_key_usage. The certificates pass the lint with no finding. */
+static void test_non_repudiation(void **state)
+{
+    fixture *f = *state;
+    mc_profile *p = load_shipped("mailbox-multipurpose.yaml", &f->iss);
+    p->non_repudiation = 1;
+    static const char *const mb[] = {"alice@example.com"};
+    static const struct {
+        int kind;
+        mc_usage u;
+        uint32_t want;
+    } t[] = {
+        {K_P256, MC_USAGE_SIGNING, KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION},
+        {K_P256, MC_USAGE_DUAL, KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION | KU_KEY_AGREEMENT},
+        {K_P256, MC_USAGE_KEYMGMT, KU_KEY_AGREEMENT},
+        {K_RSA2048, MC_USAGE_DUAL, KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION | KU_KEY_ENCIPHERMENT},
+        {K_RSA2048, MC_USAGE_KEYMGMT, KU_KEY_ENCIPHERMENT},
+        {K_ED25519, MC_USAGE_SIGNING, KU_DIGITAL_SIGNATURE | KU_NON_REPUDIATION},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        mc_order o;
+        issued *is = calloc(1, sizeof *is);
+        assert_non_null(is);
+        order_init(&o, f->keys[t[i].kind], kinds[t[i].kind].k, t[i].u, mb, 1, is);
+        issue(f, p, &o, is);
+        assert_int_equal(X509_get_key_usage(is->x), t[i].want);
+        assert_int_equal(ext_critical(is->x, NID_key_usage), 1);
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_lint_ctx lc = {.profile = p, .issuer = &f->iss, .now = is->now};
+        assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+        for (size_t k = 0; k < r.n; k++)
+            print_error("case %zu: %s: %s\n", i, r.f[k].lint->id, r.f[k].detail);
+        assert_int_equal(r.n, 0);
+        X509_free(is->x);
+        free(is);
+    }
+    mc_profile_free(p);
 }
 
 /* SBR 7.1.2.3(e): an EdDSA key is signing only, in every generation: its certificate's keyUsage
@@ -1080,6 +1123,7 @@ int main(void)
         cmocka_unit_test(test_other_types),
         cmocka_unit_test(test_lei),
         cmocka_unit_test(test_qc_statements),
+        cmocka_unit_test(test_non_repudiation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -133,6 +133,9 @@ enum {
     W_URI_RESERVED,
     /* found by running pkilint's ETSI linter on mailca's qualified certificates (issue 3) */
     L_QCS_NATURAL_SN,
+    /* found by zlint's e_key_usage_and_extended_key_usage_inconsistent (issue 3, round 3):
+     * RSA key-management certificates of multipurpose profiles carried clientAuth */
+    W_EKU_KU_INCONSISTENT,
     L_COUNT
 };
 
@@ -228,6 +231,11 @@ static const mc_lint_def defs[L_COUNT] = {
                           "With semanticsId-Natural, a subject serialNumber must read "
                           "<type><country>-<identifier>: PAS, IDC, PNO, TAX, TIN or a national "
                           "\"xx:\" type, then an ISO 3166 code"},
+    [W_EKU_KU_INCONSISTENT] = {"w_eku_key_usage_inconsistent", W, "RFC 5280 4.2.1.12", T_RFC5280,
+                               "Each key purpose should be one the keyUsage allows: "
+                               "emailProtection needs digitalSignature, nonRepudiation, "
+                               "keyEncipherment or keyAgreement; clientAuth digitalSignature or "
+                               "keyAgreement"},
     [W_AIA_MISSING] = {"w_smime_aia_missing", W, "SBR 7.1.2.3(c)", T_SBR,
                        "authorityInformationAccess should be present"},
     [L_AIA_CRITICAL] = {"e_smime_aia_critical", E, "SBR 7.1.2.3(c)", T_SBR,
@@ -407,6 +415,7 @@ OID(oid_ad_ocsp, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01);
 OID(oid_ad_ca_issuers, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02);
 OID(oid_kp_email, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x04);
 OID(oid_kp_server, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01);
+OID(oid_kp_client, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02);
 OID(oid_kp_code, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03);
 OID(oid_kp_time, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08);
 OID(oid_any_eku, 0x55, 0x1d, 0x25, 0x00);
@@ -524,6 +533,7 @@ typedef struct lstate {
     const mc_x509_ext *san; /* first SAN extension, NULL when absent */
     const mc_der_tlv *name; /* the Name lint_name is judging: the subject or a SAN directoryName */
     const char *prefix;     /* put before each finding's detail: which Name ("" for the subject) */
+    uint32_t ku;            /* keyUsage bits (lint_ku), 0 when absent or malformed */
 } lstate;
 
 __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, const char *fmt, ...)
@@ -1508,6 +1518,7 @@ static void lint_ku(lstate *s)
         bits &= ~(uint32_t)(KU_EO | KU_DO);
         bits |= KU_EO; /* judge the rest as if only one were set */
     }
+    s->ku = bits;
     if (!ku_allowed(bits, s->key, s->gen))
         report(s, L_KU_BITS, "keyUsage bits 0x%03x are not an allowed %s mode for a %s key",
                (unsigned)bits, gen_name(s->gen), mc_keytype_name(s->key));
@@ -1532,6 +1543,15 @@ static void lint_eku(lstate *s)
             ext_bad(s, "extKeyUsage", "KeyPurposeId is not an OID");
             return;
         }
+        /* RFC 5280 4.2.1.12: the purposes consistent with the keyUsage bits */
+        uint32_t need = 0;
+        if (mc_der_oid_eq(&kp, OIDL(oid_kp_email)))
+            need = KU_DS | KU_NR | KU_KE | KU_KA;
+        else if (mc_der_oid_eq(&kp, OIDL(oid_kp_client)))
+            need = KU_DS | KU_KA;
+        if (need && s->ku && !(s->ku & need))
+            report(s, W_EKU_KU_INCONSISTENT, "extKeyUsage %s with keyUsage bits 0x%03x",
+                   oidstr(&kp, b, sizeof b), (unsigned)s->ku);
         if (mc_der_oid_eq(&kp, OIDL(oid_kp_email))) {
             email = 1;
         } else if (mc_der_oid_eq(&kp, OIDL(oid_kp_server)) ||

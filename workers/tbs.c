@@ -183,7 +183,7 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
                     uint8_t *out, size_t cap, size_t *outlen, mc_errdetail *err)
 {
     *outlen = 0;
-    if (!p->issuer || !p->ext_const || !p->ext_eku)
+    if (!p->issuer || !p->ext_const || !p->ext_eku || !p->ext_eku_nosign)
         return mc_err_set(err, MC_ERR_INTERNAL, "profile", NULL, "profile %s is not compiled",
                           p->name);
 
@@ -219,6 +219,9 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
         return mc_err_set(err, MC_ERR_INVALID, "usage", "SBR 7.1.2.3(e)",
                           "usage %d is not allowed for a %s key", (int)o->usage,
                           mc_keytype_name(o->keytype));
+    /* SBR 7.1.2.3(e): nonRepudiation MAY accompany digitalSignature (signing, dual use) */
+    if (p->non_repudiation && (ku & MC_KU_DIGITAL_SIGNATURE))
+        ku |= MC_KU_NON_REPUDIATION;
 
     if (o->n_mailboxes == 0 || o->n_mailboxes > MC_ORDER_MAILBOXES_MAX)
         return mc_err_set(err, MC_ERR_INVALID, "mailboxes", "SBR 7.1.2.3(h)",
@@ -335,7 +338,11 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     e = ext_begin(&w, OID_KU, sizeof OID_KU, 1, &oct);
     mc_der_put_named_bits(&w, ku, 9);
     ext_end(&w, e, oct);
-    mc_der_put_raw(&w, p->ext_eku, p->ext_eku_len);
+    /* RFC 5280 4.2.1.12: no clientAuth for a key that can neither sign nor agree */
+    if (ku & (MC_KU_DIGITAL_SIGNATURE | MC_KU_KEY_AGREEMENT))
+        mc_der_put_raw(&w, p->ext_eku, p->ext_eku_len);
+    else
+        mc_der_put_raw(&w, p->ext_eku_nosign, p->ext_eku_nosign_len);
     /* subjectAltName: critical only when the subject is empty (RFC 5280 4.2.1.6,
      * SBR 7.1.2.3(h)). ASCII local part -> rfc822Name; otherwise SmtpUTF8Mailbox (RFC 9598). */
     e = ext_begin(&w, OID_SAN, sizeof OID_SAN, empty_subject, &oct);

@@ -23,8 +23,10 @@
  * SAN directoryName held to the subject's rules (SBR 7.1.4.2.1).
  * 2026.11.24.2: e_ext_san_directory_name_empty (a SAN directoryName of no RDN).
  * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...).
- * 2026.11.24.4: e_qc_natural_serial_number_format (ETSI EN 319 412-1 5.1.3). */
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.4"
+ * 2026.11.24.4: e_qc_natural_serial_number_format (ETSI EN 319 412-1 5.1.3).
+ * 2026.11.24.5: w_eku_key_usage_inconsistent (RFC 5280 4.2.1.12: clientAuth on a keyUsage of
+ * neither digitalSignature nor keyAgreement). */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.5"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,

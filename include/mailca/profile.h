@@ -50,8 +50,12 @@ typedef struct mc_profile {
     int64_t backdate;  /* notBefore = now - backdate */
     unsigned keytypes; /* bit (1 << mc_keytype) per allowed subscriber key type */
     unsigned usages;   /* bit (1 << mc_usage) per allowed usage */
-    int cn_mailbox;    /* default commonName is the first mailbox (when it fits 64 chars) */
-    int email_attr;    /* subject emailAddress = first mailbox */
+    /* nonRepudiation set beside every digitalSignature (SBR 7.1.2.3(e) allows it in signing and
+     * dual-use certificates): for profiles whose CP/CPS promises signer commitment, such as
+     * qualified eSign ones (ETSI EN 319 412-2 4.3.2). */
+    int non_repudiation;
+    int cn_mailbox; /* default commonName is the first mailbox (when it fits 64 chars) */
+    int email_attr; /* subject emailAddress = first mailbox */
     /* Subject identity attributes (docs/profiles.md "subject"), indexed by mc_subj_attr:
      * MC_PROFILE_ATTR_ABSENT (the order may not give it), _OPTIONAL or _REQUIRED. */
     unsigned char subj[MC_SA_COUNT];
@@ -66,6 +70,11 @@ typedef struct mc_profile {
     size_t ext_const_len;
     uint8_t *ext_eku; /* extKeyUsage extension TLV */
     size_t ext_eku_len;
+    /* extKeyUsage for a keyUsage with neither digitalSignature nor keyAgreement (an RSA
+     * key-management certificate): ext_eku without clientAuth, the one purpose such a key cannot
+     * serve (RFC 5280 4.2.1.12). Same bytes as ext_eku when the profile lists no clientAuth. */
+    uint8_t *ext_eku_nosign;
+    size_t ext_eku_nosign_len;
 } mc_profile;
 
 /* Loads and compiles one profile file (format: docs/profiles.md) against an issuer and the CA's
