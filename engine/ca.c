@@ -10,6 +10,7 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/hsm.h"
+#include "mailca/lint.h"
 #include "mailca/tbs.h"
 
 #include <dlfcn.h>
@@ -777,6 +778,9 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
     snprintf(c.ca_issuers_url, sizeof c.ca_issuers_url, "%s/issuing-ca.crt", o->base_url);
     snprintf(c.ca_cps_url, sizeof c.ca_cps_url, "%s/cps", o->base_url);
     join(c.store_sqlite, sizeof c.store_sqlite, dir, "mailca.db");
+    /* A new CA enforces every lint of this build; lints a later upgrade adds warn until the
+     * operator raises this (docs: README, lint.enforced_set). */
+    snprintf(c.lint_enforced_set, sizeof c.lint_enforced_set, "%s", MC_LINT_SET_VERSION);
     snprintf(path, sizeof path, "%s/mailca.yaml", dir);
     rc = mc_config_write(&c, path, err);
 done:

@@ -542,9 +542,9 @@ static int lint_file(const char *path, int json, const mc_lint_ctx *base, int64_
                     printf("%s{\"id\":\"%s\",\"severity\":\"%s\",\"section\":\"%s\","
                            "\"detail\":\"",
                            i ? "," : "", lr.f[i].lint->id,
-                           lr.f[i].lint->severity == MC_LINT_ERROR     ? "error"
-                           : lr.f[i].lint->severity == MC_LINT_WARNING ? "warning"
-                                                                       : "notice",
+                           lr.f[i].severity == MC_LINT_ERROR     ? "error"
+                           : lr.f[i].severity == MC_LINT_WARNING ? "warning"
+                                                                 : "notice",
                            lr.f[i].lint->section);
                     for (const char *p = lr.f[i].detail; *p; p++)
                         printf((*p == '"' || *p == '\\') ? "\\%c" : "%c", *p);
@@ -555,9 +555,9 @@ static int lint_file(const char *path, int json, const mc_lint_ctx *base, int64_
                 printf("%s[%d]: %d error(s), %d warning(s)\n", path, idx, lr.errors, lr.warnings);
                 for (size_t i = 0; i < lr.n; i++)
                     printf("  %-7s %-40s %s: %s\n",
-                           lr.f[i].lint->severity == MC_LINT_ERROR     ? "ERROR"
-                           : lr.f[i].lint->severity == MC_LINT_WARNING ? "WARNING"
-                                                                       : "NOTICE",
+                           lr.f[i].severity == MC_LINT_ERROR     ? "ERROR"
+                           : lr.f[i].severity == MC_LINT_WARNING ? "WARNING"
+                                                                 : "NOTICE",
                            lr.f[i].lint->id, lr.f[i].lint->section, lr.f[i].detail);
             }
         }

@@ -110,6 +110,9 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     if (opts)
         e->opts = *opts;
     mc_config_apply_env(cfg);
+    if (cfg->lint_enforced_set[0] &&
+        (rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
+        goto done;
     if ((rc = mc_digests_fetch(&e->d, err)) != MC_OK)
         goto done;
     mc_sigalg alg = MC_SIG_NONE;
@@ -1552,6 +1555,7 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
                               .ep_results = ep_results,
                               .batch = e->batch,
                               .lint = !e->opts.no_lint,
+                              .lint_enforced_set = e->cfg.lint_enforced_set,
                               .signers = signers,
                               .sign_timeout_ms = e->cfg.hsm_sign_timeout_ms};
 }

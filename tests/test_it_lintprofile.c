@@ -3,6 +3,7 @@
  * mailbox-strict lints clean when judged as mailbox-strict of the same CA, and is refused with
  * error findings when judged as organization-strict (an organization certificate needs the
  * organization's name and identifier in its subject); an unknown profile is a usage error.
+ * Also the lint set a new CA enforces (config lint.enforced_set).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailca/lint.h"
 #include "support/itutil.h"
 
 static mc_it_ca g;
@@ -92,12 +94,44 @@ static void test_unknown_profile_is_usage_error(void **state)
     mc_it_run_free(&r);
 }
 
+/* `mailca init` pins the new CA's lint set (lint.enforced_set: every lint of this build is
+ * enforced; those a later upgrade adds warn until the operator raises it), and `mailca batch`
+ * refuses a set it does not know, naming the key, before it signs anything. */
+static void test_enforced_set_config(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *text = (char *)mc_it_read_file(g_cfg, &len);
+    assert_non_null(text);
+    char want[128];
+    snprintf(want, sizeof want, "enforced_set: \"%s\"", MC_LINT_SET_VERSION);
+    const char *at = strstr(text, want);
+    if (!at)
+        fail_msg("%s has no '%s':\n%s", g_cfg, want, text);
+    char cfg2[760], orders[700], results[700];
+    snprintf(cfg2, sizeof cfg2, "%s/future-lints.yaml", g.ca);
+    snprintf(orders, sizeof orders, "%s/orders.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/results-future.msgpack", g.dir);
+    FILE *f = fopen(cfg2, "w");
+    assert_non_null(f);
+    fprintf(f, "%.*senforced_set: \"mailca-lints-2099.1.1\"%s", (int)(at - text), text,
+            at + strlen(want));
+    assert_int_equal(fclose(f), 0);
+    free(text);
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg2, orders, results, NULL);
+    if (st == 0 || !strstr(r.err, "lint.enforced_set") || !strstr(r.err, "newer than"))
+        fail_msg("exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_own_profile_passes),
         cmocka_unit_test(test_other_profile_fails),
         cmocka_unit_test(test_unknown_profile_is_usage_error),
+        cmocka_unit_test(test_enforced_set_config),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1805,6 +1805,9 @@ static int has(const mc_lint_result *r, const char *id)
     return 0;
 }
 
+/* mc_lint_ctx.enforced_set for run_case (test_enforced_set) */
+static const char *g_enforced;
+
 /* Builds the case's certificate and lints it; returns the mc_lint_* result code. */
 static mc_err run_case(const lcase *c, mc_lint_result *r, mc_errdetail *err)
 {
@@ -1812,7 +1815,8 @@ static mc_err run_case(const lcase *c, mc_lint_result *r, mc_errdetail *err)
     assert_int_equal(cg_case_build(&c->cg, &cert), 0);
 
     mc_issuer iss384;
-    mc_lint_ctx ctx = {.now = c->now ? c->now : CG_NOW, .issuer = cg_issuer()};
+    mc_lint_ctx ctx = {
+        .now = c->now ? c->now : CG_NOW, .issuer = cg_issuer(), .enforced_set = g_enforced};
     if (c->ctx & C_NO_ISSUER)
         ctx.issuer = NULL;
     if (c->ctx & C_ISSUER_384) {
@@ -1887,6 +1891,113 @@ static void test_cases(void **state)
     assert_int_equal(failed, 0);
 }
 
+static const mc_lint_finding *finding(const mc_lint_result *r, const char *id)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->f[i].lint->id, id) == 0)
+            return &r->f[i];
+    return NULL;
+}
+
+/* DESIGN.md lessons: under an enforced lint set (config lint.enforced_set), an error lint added
+ * after it reports as a warning: the certificate issues and the finding is recorded with its
+ * warnings. The set that added the lint enforces it, and the base set's lints are enforced
+ * whatever the setting. Every single-error case above, both ways. */
+static void test_enforced_set(void **state)
+{
+    (void)state;
+    size_t n;
+    const mc_lint_def *d = mc_lint_defs(&n);
+    int demoted = 0, kept = 0, failed = 0;
+    for (size_t i = 0; i < NCASES; i++) {
+        const lcase *c = &cases[i];
+        if (!c->id || !c->only || c->id[0] != 'e')
+            continue;
+        const mc_lint_def *def = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(d[k].id, c->id) == 0)
+                def = &d[k];
+        assert_non_null(def);
+        mc_lint_result r;
+        mc_errdetail err;
+        char ids[1024];
+        g_enforced = "mailca-lints-2026.11.2"; /* the base set: older than every tagged lint */
+        mc_err rc = run_case(c, &r, &err);
+        const mc_lint_finding *f = finding(&r, c->id);
+        int ok;
+        if (def->since) {
+            ok = rc == MC_OK && r.errors == 0 && f && f->severity == MC_LINT_WARNING &&
+                 strstr(mc_lint_warning_ids(&r, ids, sizeof ids), c->id);
+            demoted++;
+            g_enforced = def->since;
+            rc = run_case(c, &r, &err);
+            f = finding(&r, c->id);
+            ok = ok && rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR &&
+                 strcmp(err.rule, c->id) == 0;
+        } else {
+            ok = rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR;
+            kept++;
+        }
+        if (!ok) {
+            print_error("FAILED enforced-set case \"%s\" (%s, since %s)\n", c->name, c->id,
+                        def->since ? def->since : "the base set");
+            dump(c->name, &r);
+            failed++;
+        }
+    }
+    g_enforced = NULL;
+    assert_int_equal(failed, 0);
+    assert_true(demoted >= 6);
+    assert_true(kept >= 40);
+}
+
+/* Lint set versions order by date, then by the .N suffix as a number; malformed ones are
+ * refused by mc_lint_set_check, as are sets newer than this build's. */
+static void test_lint_set_versions(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *a, *b;
+        int sign;
+    } t[] = {
+        {"mailca-lints-2026.11.24", "mailca-lints-2026.11.24.2", -1},
+        {"mailca-lints-2026.11.24.9", "mailca-lints-2026.11.24.10", -1},
+        {"mailca-lints-2026.11.5", "mailca-lints-2026.11.24", -1},
+        {"mailca-lints-2026.12.1", "mailca-lints-2026.11.24.5", 1},
+        {"mailca-lints-2027.1.1", "mailca-lints-2026.12.31.3", 1},
+        {"mailca-lints-2026.11.24.1", "mailca-lints-2026.11.24", 0},
+        {"mailca-lints-2026.11.24", "mailca-lints-2026.11.24", 0},
+        {"lints-2026.11.24", "mailca-lints-2020.1.1", -1},
+        {"mailca-lints-2026.11", "mailca-lints-2020.1.1", -1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int c = mc_lint_set_cmp(t[i].a, t[i].b);
+        int got = c < 0 ? -1 : c > 0;
+        if (got != t[i].sign)
+            print_error("%s vs %s: %d, want %d\n", t[i].a, t[i].b, got, t[i].sign);
+        assert_int_equal(got, t[i].sign);
+        int r = mc_lint_set_cmp(t[i].b, t[i].a);
+        assert_int_equal(r < 0 ? -1 : r > 0, -t[i].sign);
+    }
+    mc_errdetail err;
+    assert_int_equal(mc_lint_set_check(MC_LINT_SET_VERSION, "lint.enforced_set", &err), MC_OK);
+    assert_int_equal(mc_lint_set_check("mailca-lints-2026.11.2", "lint.enforced_set", &err), MC_OK);
+    const char *bad[] = {"mailca-lints-2099.1.1",
+                         "mailca-lints-2026.13.1",
+                         "mailca-lints-2026.11.24.",
+                         "mailca-lints-2026.11.24x",
+                         "2026.11.24",
+                         "",
+                         "mailca-lints-2026.0.24"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(mc_lint_set_check(bad[i], "lint.enforced_set", &err), MC_ERR_CONFIG);
+        assert_string_equal(err.field, "lint.enforced_set");
+    }
+    assert_non_null(strstr(err.message, "not a lint set version"));
+    assert_int_equal(mc_lint_set_check(bad[0], "lint.enforced_set", &err), MC_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "newer than this build's"));
+}
+
 /* Every lint in the table has at least one failing case above, and the table is well formed. */
 static void test_every_lint_has_a_case(void **state)
 {
@@ -1904,6 +2015,11 @@ static void test_every_lint_has_a_case(void **state)
         /* zlint style: e_ for errors, w_ for warnings */
         assert_int_equal(d[i].id[0], d[i].severity == MC_LINT_ERROR ? 'e' : 'w');
         assert_int_equal(d[i].id[1], '_');
+        /* a lint's set is one this build knows */
+        if (d[i].since) {
+            assert_int_equal(mc_lint_set_check(d[i].since, "since", NULL), MC_OK);
+            assert_true(mc_lint_set_cmp(d[i].since, "mailca-lints-2026.11.2") > 0);
+        }
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(d[i].id, d[j].id);
         int found = 0;
@@ -2025,6 +2141,8 @@ int main(void)
         cmocka_unit_test(test_warning_ids),
         cmocka_unit_test(test_generation_source),
         cmocka_unit_test(test_many_findings),
+        cmocka_unit_test(test_enforced_set),
+        cmocka_unit_test(test_lint_set_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -139,6 +139,15 @@ enum {
     L_COUNT
 };
 
+/* The lint set that added a lint (mc_lint_def.since); untagged lints are the base set. */
+#define S_2026_11_3 "mailca-lints-2026.11.3"
+#define S_2026_11_4 "mailca-lints-2026.11.4"
+#define S_2026_11_5 "mailca-lints-2026.11.5"
+#define S_2026_11_24 "mailca-lints-2026.11.24"
+#define S_2026_11_24_2 "mailca-lints-2026.11.24.2"
+#define S_2026_11_24_3 "mailca-lints-2026.11.24.3"
+#define S_2026_11_24_4 "mailca-lints-2026.11.24.4"
+#define S_2026_11_24_5 "mailca-lints-2026.11.24.5"
 #define E MC_LINT_ERROR
 #define W MC_LINT_WARNING
 
@@ -226,16 +235,19 @@ static const mc_lint_def defs[L_COUNT] = {
                           "CRL URIs must be http (every one in Strict/MP)"},
     [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "SBR 7.1.2.3(a)(b)(c), RFC 6761", T_SBR,
                         "CRL, OCSP, caIssuers and CPS URLs should name a host relying parties "
-                        "can reach: not one under a special-use top-level domain"},
+                        "can reach: not one under a special-use top-level domain",
+                        S_2026_11_24_3},
     [L_QCS_NATURAL_SN] = {"e_qc_natural_serial_number_format", E, "ETSI EN 319 412-1 5.1.3", T_SBR,
                           "With semanticsId-Natural, a subject serialNumber must read "
                           "<type><country>-<identifier>: PAS, IDC, PNO, TAX, TIN or a national "
-                          "\"xx:\" type, then an ISO 3166 code"},
+                          "\"xx:\" type, then an ISO 3166 code",
+                          S_2026_11_24_4},
     [W_EKU_KU_INCONSISTENT] = {"w_eku_key_usage_inconsistent", W, "RFC 5280 4.2.1.12", T_RFC5280,
                                "Each key purpose should be one the keyUsage allows: "
                                "emailProtection needs digitalSignature, nonRepudiation, "
                                "keyEncipherment or keyAgreement; clientAuth digitalSignature or "
-                               "keyAgreement"},
+                               "keyAgreement",
+                               S_2026_11_24_5},
     [W_AIA_MISSING] = {"w_smime_aia_missing", W, "SBR 7.1.2.3(c)", T_SBR,
                        "authorityInformationAccess should be present"},
     [L_AIA_CRITICAL] = {"e_smime_aia_critical", E, "SBR 7.1.2.3(c)", T_SBR,
@@ -297,10 +309,12 @@ static const mc_lint_def defs[L_COUNT] = {
     [L_SAN_UTF8_ASCII] = {"e_smime_san_smtputf8_mailbox_ascii_local_part", E, "RFC 9598 3", T_SBR,
                           "SmtpUTF8Mailbox only for non-ASCII local parts"},
     [L_SAN_ULABEL] = {"e_smime_san_mailbox_domain_u_label", E, "SBR 7.1.4.2.1", T_SBR,
-                      "a mailbox domain must be ASCII: IDN labels as A-labels (RFC 9598 3)"},
+                      "a mailbox domain must be ASCII: IDN labels as A-labels (RFC 9598 3)",
+                      S_2026_11_3},
     [L_SAN_ALABEL] = {"e_smime_san_mailbox_domain_a_label_invalid", E, "SBR 7.1.4.2.1", T_SBR,
                       "an xn-- label of a mailbox domain must be a valid A-label (IDNA2008, "
-                      "RFC 5891 5.4)"},
+                      "RFC 5891 5.4)",
+                      S_2026_11_3},
     [L_SKI_CRITICAL] = {"e_smime_ski_critical", E, "SBR 7.1.2.3(n)", T_SBR,
                         "subjectKeyIdentifier must not be critical"},
     [W_SKI_MISSING] = {"w_smime_ski_missing", W, "SBR 7.1.2.3(n)", T_SBR,
@@ -342,33 +356,41 @@ static const mc_lint_def defs[L_COUNT] = {
     [L_COUNTRY] = {"e_smime_country_name_invalid", E, "SBR 7.1.4.2.2(n)", T_SBR,
                    "countryName must be an ISO 3166-1 alpha-2 code or XX"},
     [L_LEI_FORMAT] = {"e_smime_lei_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
-                      "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)"},
+                      "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)",
+                      S_2026_11_4},
     [L_LEI_ROLE_FORMAT] = {"e_smime_lei_role_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
                            "LEI role extension must be a PrintableString of 1..100 characters "
-                           "(ISO 17442-2)"},
+                           "(ISO 17442-2)",
+                           S_2026_11_4},
     [L_QCS_MALFORMED] = {"e_smime_qc_statements_malformed", E, "SBR 7.1.2.3(k)", T_SBR,
                          "qcStatements must be RFC 3739 QCStatements whose ETSI EN 319 412-5 "
-                         "statements have their defined syntax, each at most once"},
-    [L_QCS_TYPE] =
-        {"e_smime_qc_type_mismatch", E, "SBR 7.1.2.3(k)", T_SBR,
-         "QcType/semantics must fit the subject: esign/natural for sponsor and "
-         "individual, eseal/legal for organization, never web (ETSI EN 319 412-5 4.2.3)"},
+                         "statements have their defined syntax, each at most once",
+                         S_2026_11_5},
+    [L_QCS_TYPE] = {"e_smime_qc_type_mismatch", E, "SBR 7.1.2.3(k)", T_SBR,
+                    "QcType/semantics must fit the subject: esign/natural for sponsor and "
+                    "individual, eseal/legal for organization, never web (ETSI EN 319 412-5 4.2.3)",
+                    S_2026_11_5},
     /* found by comparing with pkilint's S/MIME corpus (issue 3) */
     [L_NAME_MAILBOX] = {"e_smime_name_mailbox_not_in_san", E, "SBR 7.1.4.2.1", T_SBR,
                         "A Mailbox Address in any subject attribute or SAN directoryName entry "
-                        "must be repeated as a SAN rfc822Name or SmtpUTF8Mailbox"},
+                        "must be repeated as a SAN rfc822Name or SmtpUTF8Mailbox",
+                        S_2026_11_24},
     [W_ORGID_EUID] = {"w_smime_ntr_de_not_euid", W, "SBR 7.1.4.2.2(d) Note 3", T_EUID,
                       "A German NTR registration reference should be the EUID "
-                      "(DE, register identifier, '.', local reference; national level)"},
+                      "(DE, register identifier, '.', local reference; national level)",
+                      S_2026_11_24},
     /* RFC 5280 rules from the comparison with zlint's rfc lints (e_issuer_field_empty,
      * e_ext_cert_policy_duplicate) */
     [L_ISSUER_EMPTY] = {"e_issuer_name_empty", E, "RFC 5280 4.1.2.4", T_RFC5280,
-                        "The issuer field must contain a non-empty distinguished name"},
+                        "The issuer field must contain a non-empty distinguished name",
+                        S_2026_11_24},
     [L_POL_DUP] = {"e_ext_cert_policy_duplicate", E, "RFC 5280 4.2.1.4", T_RFC5280,
-                   "A policy OID must not appear more than once in certificatePolicies"},
+                   "A policy OID must not appear more than once in certificatePolicies",
+                   S_2026_11_24},
     [L_SAN_DIRNAME_EMPTY] = {"e_ext_san_directory_name_empty", E, "RFC 5280 4.2.1.6", T_RFC5280,
                              "A subjectAltName entry must not be empty (a directoryName holds at "
-                             "least one RDN)"},
+                             "least one RDN)",
+                             S_2026_11_24_2},
 };
 
 #undef E
@@ -542,19 +564,25 @@ __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, cons
     if (s->now < d->effective)
         return; /* not in force at issuance time */
     mc_lint_result *r = s->out;
-    if (d->severity == MC_LINT_ERROR)
+    mc_lint_severity sev = d->severity;
+    /* DESIGN.md lessons: a lint newer than the set the run enforces warns first */
+    if (sev == MC_LINT_ERROR && d->since && s->ctx && s->ctx->enforced_set &&
+        s->ctx->enforced_set[0] && mc_lint_set_cmp(d->since, s->ctx->enforced_set) > 0)
+        sev = MC_LINT_WARNING;
+    if (sev == MC_LINT_ERROR)
         r->errors++;
-    else if (d->severity == MC_LINT_WARNING)
+    else if (sev == MC_LINT_WARNING)
         r->warnings++;
     mc_lint_finding *f;
     if (r->n < MC_LINT_FINDINGS_MAX) {
         f = &r->f[r->n++];
-    } else if (d->severity == MC_LINT_ERROR && r->errors == 1) {
+    } else if (sev == MC_LINT_ERROR && r->errors == 1) {
         f = &r->f[MC_LINT_FINDINGS_MAX - 1]; /* keep the first error visible */
     } else {
         return;
     }
     f->lint = d;
+    f->severity = sev;
     size_t o = 0;
     if (s->prefix && s->prefix[0]) {
         int k = snprintf(f->detail, sizeof f->detail, "%s: ", s->prefix);
@@ -2498,7 +2526,7 @@ void mc_lint_run(const mc_x509 *x, const mc_lint_ctx *ctx, mc_lint_result *out)
 static mc_err finish(const mc_lint_result *out, mc_errdetail *err)
 {
     for (size_t i = 0; i < out->n; i++)
-        if (out->f[i].lint->severity == MC_LINT_ERROR)
+        if (out->f[i].severity == MC_LINT_ERROR)
             return mc_err_set(err, MC_ERR_LINT, "certificate", out->f[i].lint->id, "%s",
                               out->f[i].detail);
     if (err)
@@ -2515,6 +2543,7 @@ static mc_err lint_parsed(mc_err pe, const mc_x509 *x, const mc_lint_ctx *ctx, m
         out->errors = 1;
         out->n = 1;
         out->f[0].lint = &defs[L_DER];
+        out->f[0].severity = defs[L_DER].severity;
         snprintf(out->f[0].detail, sizeof out->f[0].detail, "%.40s: %.110s", err->field,
                  err->message);
         return finish(out, err);
@@ -2550,6 +2579,56 @@ const mc_lint_def *mc_lint_defs(size_t *n)
     return defs;
 }
 
+/* "mailca-lints-YYYY.MM.DD[.N]" into v[0..3] (N = 1 when absent); -1 when malformed. */
+static int set_parse(const char *s, int v[4])
+{
+    static const char prefix[] = "mailca-lints-";
+    int n = 0;
+    v[3] = 1;
+    if (!s || strncmp(s, prefix, sizeof prefix - 1) != 0)
+        return -1;
+    s += sizeof prefix - 1;
+    for (int i = 0; i < 4; i++) {
+        if (i > 0 && *s != '.')
+            break;
+        s += i > 0;
+        if (*s < '0' || *s > '9')
+            return -1;
+        long x = 0;
+        while (*s >= '0' && *s <= '9' && x < 100000)
+            x = x * 10 + (*s++ - '0');
+        v[i] = (int)x;
+        n++;
+    }
+    if (*s || n < 3 || v[3] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
+        return -1;
+    return 0;
+}
+
+int mc_lint_set_cmp(const char *a, const char *b)
+{
+    int va[4], vb[4];
+    int ba = set_parse(a, va), bb = set_parse(b, vb);
+    if (ba || bb)
+        return ba - bb; /* malformed sorts first */
+    for (int i = 0; i < 4; i++)
+        if (va[i] != vb[i])
+            return va[i] < vb[i] ? -1 : 1;
+    return 0;
+}
+
+mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)
+{
+    int x[4];
+    if (set_parse(v, x) != 0)
+        return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
+                          "'%s' is not a lint set version (mailca-lints-YYYY.MM.DD[.N])", v);
+    if (mc_lint_set_cmp(v, MC_LINT_SET_VERSION) > 0)
+        return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
+                          "lint set '%s' is newer than this build's (%s)", v, MC_LINT_SET_VERSION);
+    return MC_OK;
+}
+
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
 {
     size_t o = 0;
@@ -2557,7 +2636,7 @@ const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
         return buf;
     buf[0] = '\0';
     for (size_t i = 0; i < r->n; i++) {
-        if (r->f[i].lint->severity != MC_LINT_WARNING)
+        if (r->f[i].severity != MC_LINT_WARNING)
             continue;
         int k = snprintf(buf + o, len - o, "%s%s", o ? "," : "", r->f[i].lint->id);
         if (k < 0 || (size_t)k >= len - o) {

@@ -369,11 +369,14 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     it->warnings = "";
     if (sh->lint) {
         mc_lint_result lr;
-        mc_lint_ctx lc = {.profile = it->prof, .issuer = sh->issuer, .now = now};
+        mc_lint_ctx lc = {.profile = it->prof,
+                          .issuer = sh->issuer,
+                          .now = now,
+                          .enforced_set = sh->lint_enforced_set};
         mc_lint_run(&x, &lc, &lr);
         if (lr.errors) {
             for (size_t i = 0; i < lr.n; i++)
-                if (lr.f[i].lint->severity == MC_LINT_ERROR) {
+                if (lr.f[i].severity == MC_LINT_ERROR) {
                     mc_err_set(err, MC_ERR_LINT, "certificate", lr.f[i].lint->id, "%s: %s",
                                lr.f[i].lint->section, lr.f[i].detail);
                     break;

@@ -57,6 +57,9 @@ typedef struct mc_config {
     int store_retry_s; /* back-pressure: how long the collector keeps retrying a transient store
                           failure (connection lost, busy/locked, serialization failure) before
                           it answers the orders `failed`; 0 = fail at once */
+    /* lint */
+    char lint_enforced_set[64]; /* "" = every lint enforced; else error lints newer than this
+                                   lint set warn (mc_lint_ctx.enforced_set) */
     /* engine */
     char profiles[MC_PATH_MAX];
     int workers;   /* 0 = one per core */

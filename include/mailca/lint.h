@@ -40,12 +40,18 @@ typedef struct mc_lint_def {
     const char *section; /* e.g. "SBR 7.1.2.3(f)" */
     int64_t effective;   /* Unix time from which the lint applies */
     const char *summary;
+    /* The lint set that added the lint (MC_LINT_SET_VERSION form); NULL for the base set, the
+     * lints of mailca-lints-2026.11.2 and before. An error lint newer than the set a run
+     * enforces (mc_lint_ctx.enforced_set) reports as a warning. */
+    const char *since;
 } mc_lint_def;
 
 #define MC_LINT_FINDINGS_MAX 32
 
 typedef struct mc_lint_finding {
     const mc_lint_def *lint;
+    mc_lint_severity severity; /* as applied: lint->severity, or a warning for an error lint the
+                                  run does not enforce yet (mc_lint_ctx.enforced_set) */
     char detail[160];
 } mc_lint_finding;
 
@@ -60,6 +66,11 @@ typedef struct mc_lint_ctx {
     const mc_profile *profile; /* NULL: type and generation from the policy OID */
     const mc_issuer *issuer;   /* NULL: issuer-dependent lints are skipped */
     int64_t now;               /* issuance (or evaluation) time: selects lints in force */
+    /* NULL or "": every error lint blocks. A lint set version (config lint.enforced_set): error
+     * lints added after it are reported as warnings, so that an upgrade that brings new lints
+     * never stops issuance by surprise (DESIGN.md, lessons); the operator raises it after
+     * reviewing what they find. */
+    const char *enforced_set;
 } mc_lint_ctx;
 
 /* Lints a parsed certificate. Never allocates, except inside libidn2 for a mailbox domain with an
@@ -74,6 +85,15 @@ mc_err mc_lint_tbs(const uint8_t *tbs, size_t len, const mc_lint_ctx *ctx, mc_li
 /* Same for a whole Certificate (`mailca lint`): also checks signatureAlgorithm against the TBS. */
 mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
                     mc_errdetail *err);
+
+/* Orders two lint set versions ("mailca-lints-YYYY.MM.DD" with an optional ".N"; ".1" is the
+ * same as none): <0, 0 or >0 as a is older than, the same as or newer than b. A malformed
+ * version sorts before every well-formed one. */
+int mc_lint_set_cmp(const char *a, const char *b);
+
+/* Checks a lint set version a config names (field: the config key): well formed and not newer
+ * than this build's MC_LINT_SET_VERSION. MC_ERR_CONFIG otherwise. */
+mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err);
 
 /* The table of all lints (for docs, `mailca lint --list`). */
 const mc_lint_def *mc_lint_defs(size_t *n);
