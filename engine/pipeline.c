@@ -110,9 +110,18 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     if (opts)
         e->opts = *opts;
     mc_config_apply_env(cfg);
-    if (cfg->lint_enforced_set[0] &&
-        (rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
-        goto done;
+    if (cfg->lint_enforced_set[0]) {
+        if ((rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
+            goto done;
+        /* demotion is never silent: the operator sees which error lints only warn */
+        char ids[1024];
+        size_t n = mc_lint_not_enforced(cfg->lint_enforced_set, ids, sizeof ids);
+        if (n)
+            fprintf(stderr,
+                    "mailca: lint.enforced_set %s: %zu error lint(s) added since warn instead "
+                    "of blocking: %s\n",
+                    cfg->lint_enforced_set, n, ids);
+    }
     if ((rc = mc_digests_fetch(&e->d, err)) != MC_OK)
         goto done;
     mc_sigalg alg = MC_SIG_NONE;

@@ -1949,6 +1949,27 @@ static void test_enforced_set(void **state)
     assert_int_equal(failed, 0);
     assert_true(demoted >= 6);
     assert_true(kept >= 40);
+    /* a set that does not parse demotes nothing (fails closed), nor does the build's own */
+    const char *closed[] = {"garbage", "mailca-lints-2026.13.1", MC_LINT_SET_VERSION};
+    char ids[1024];
+    for (size_t k = 0; k < sizeof closed / sizeof closed[0]; k++) {
+        for (size_t i = 0; i < NCASES; i++) {
+            if (!cases[i].id || strcmp(cases[i].id, "e_qc_natural_serial_number_format") != 0)
+                continue;
+            mc_lint_result r;
+            mc_errdetail err;
+            g_enforced = closed[k];
+            assert_int_equal(run_case(&cases[i], &r, &err), MC_ERR_LINT);
+            assert_string_equal(err.rule, "e_qc_natural_serial_number_format");
+        }
+        assert_int_equal(mc_lint_not_enforced(closed[k], ids, sizeof ids), 0);
+    }
+    g_enforced = NULL;
+    /* the engine's notice names exactly the demoted error lints */
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.3", ids, sizeof ids) == 1);
+    assert_string_equal(ids, "e_qc_natural_serial_number_format");
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.2", ids, sizeof ids) >= 9);
+    assert_null(strstr(ids, "e_smime_lei_malformed")); /* a base-set lint */
 }
 
 /* Lint set versions order by date, then by the .N suffix as a number; malformed ones are

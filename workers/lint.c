@@ -356,8 +356,7 @@ static const mc_lint_def defs[L_COUNT] = {
     [L_COUNTRY] = {"e_smime_country_name_invalid", E, "SBR 7.1.4.2.2(n)", T_SBR,
                    "countryName must be an ISO 3166-1 alpha-2 code or XX"},
     [L_LEI_FORMAT] = {"e_smime_lei_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
-                      "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)",
-                      S_2026_11_4},
+                      "LEI extension must be a 20-character ISO 17442 LEI (PrintableString)"},
     [L_LEI_ROLE_FORMAT] = {"e_smime_lei_role_malformed", E, "SBR 7.1.2.3(l)", T_SBR,
                            "LEI role extension must be a PrintableString of 1..100 characters "
                            "(ISO 17442-2)",
@@ -558,6 +557,18 @@ typedef struct lstate {
     uint32_t ku;            /* keyUsage bits (lint_ku), 0 when absent or malformed */
 } lstate;
 
+static int set_parse(const char *s, int v[4]);
+
+/* Whether error lint d only warns under the enforced set: d is newer than it. No set, or one that
+ * does not parse, enforces everything (fails closed: mc_engine_open refuses a bad one, but
+ * mc_lint_ctx is public). */
+static int not_enforced(const mc_lint_def *d, const char *enforced)
+{
+    int v[4];
+    return enforced && enforced[0] && set_parse(enforced, v) == 0 &&
+           mc_lint_set_cmp(d->since, enforced) > 0;
+}
+
 __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, const char *fmt, ...)
 {
     const mc_lint_def *d = &defs[id];
@@ -566,8 +577,7 @@ __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, cons
     mc_lint_result *r = s->out;
     mc_lint_severity sev = d->severity;
     /* DESIGN.md lessons: a lint newer than the set the run enforces warns first */
-    if (sev == MC_LINT_ERROR && d->since && s->ctx && s->ctx->enforced_set &&
-        s->ctx->enforced_set[0] && mc_lint_set_cmp(d->since, s->ctx->enforced_set) > 0)
+    if (sev == MC_LINT_ERROR && d->since && s->ctx && not_enforced(d, s->ctx->enforced_set))
         sev = MC_LINT_WARNING;
     if (sev == MC_LINT_ERROR)
         r->errors++;
@@ -2615,6 +2625,28 @@ int mc_lint_set_cmp(const char *a, const char *b)
         if (va[i] != vb[i])
             return va[i] < vb[i] ? -1 : 1;
     return 0;
+}
+
+size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len)
+{
+    size_t n = 0, o = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < L_COUNT; i++) {
+        if (defs[i].severity != MC_LINT_ERROR || !defs[i].since ||
+            !not_enforced(&defs[i], enforced))
+            continue;
+        n++;
+        int k = o < len ? snprintf(buf + o, len - o, "%s%s", o ? "," : "", defs[i].id) : -1;
+        if (k < 0 || (size_t)k >= len - o) {
+            if (o < len)
+                buf[o] = '\0'; /* never a truncated id */
+            o = len;
+            continue;
+        }
+        o += (size_t)k;
+    }
+    return n;
 }
 
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)

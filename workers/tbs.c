@@ -43,7 +43,8 @@ uint32_t mc_tbs_key_usage(mc_keytype k, mc_usage u, int generation)
     if (generation != MC_GEN_LEGACY && generation != MC_GEN_MULTIPURPOSE &&
         generation != MC_GEN_STRICT)
         return 0;
-    /* SBR 7.1.2.3(e). We set only the SHALL bits: never nonRepudiation, and never
+    /* SBR 7.1.2.3(e). We set only the SHALL bits (mc_tbs_build adds nonRepudiation for a
+     * non_repudiation profile): here never nonRepudiation, and never
      * dataEncipherment (optional in multipurpose/legacy, forbidden in strict), encipherOnly or
      * decipherOnly. */
     switch (k) {

@@ -91,6 +91,11 @@ mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_l
  * version sorts before every well-formed one. */
 int mc_lint_set_cmp(const char *a, const char *b);
 
+/* The error lints that only warn under the lint set enforced (those added after it), as a
+ * comma-separated list of ids in buf (truncated at a whole id); returns how many. For the
+ * engine's notice at start. */
+size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len);
+
 /* Checks a lint set version a config names (field: the config key): well formed and not newer
  * than this build's MC_LINT_SET_VERSION. MC_ERR_CONFIG otherwise. */
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err);
