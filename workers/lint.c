@@ -557,16 +557,49 @@ typedef struct lstate {
     uint32_t ku;            /* keyUsage bits (lint_ku), 0 when absent or malformed */
 } lstate;
 
-static int set_parse(const char *s, int v[4]);
+/* "mailca-lints-YYYY.MM.DD[.N]" into v[0..3] (N = 1 when absent); -1 when malformed. */
+static int set_parse(const char *s, int v[4])
+{
+    static const char prefix[] = "mailca-lints-";
+    int n = 0;
+    v[3] = 1;
+    if (!s || strncmp(s, prefix, sizeof prefix - 1) != 0)
+        return -1;
+    s += sizeof prefix - 1;
+    for (int i = 0; i < 4; i++) {
+        if (i > 0 && *s != '.')
+            break;
+        s += i > 0;
+        if (*s < '0' || *s > '9')
+            return -1;
+        long x = 0;
+        while (*s >= '0' && *s <= '9' && x < 100000)
+            x = x * 10 + (*s++ - '0');
+        v[i] = (int)x;
+        n++;
+    }
+    if (*s || n < 3 || v[3] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
+        return -1;
+    return 0;
+}
+
+/* Orders two parsed versions (mc_lint_set_cmp's sign). */
+static int set_vcmp(const int a[4], const int b[4])
+{
+    for (int i = 0; i < 4; i++)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return 0;
+}
 
 /* Whether error lint d only warns under the enforced set: d is newer than it. No set, or one that
  * does not parse, enforces everything (fails closed: mc_engine_open refuses a bad one, but
  * mc_lint_ctx is public). */
 static int not_enforced(const mc_lint_def *d, const char *enforced)
 {
-    int v[4];
-    return enforced && enforced[0] && set_parse(enforced, v) == 0 &&
-           mc_lint_set_cmp(d->since, enforced) > 0;
+    int ve[4], vd[4];
+    return enforced && enforced[0] && set_parse(enforced, ve) == 0 &&
+           set_parse(d->since, vd) == 0 && set_vcmp(vd, ve) > 0;
 }
 
 __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, const char *fmt, ...)
@@ -1581,16 +1614,15 @@ static void lint_eku(lstate *s)
             ext_bad(s, "extKeyUsage", "KeyPurposeId is not an OID");
             return;
         }
+        int is_email = mc_der_oid_eq(&kp, OIDL(oid_kp_email));
         /* RFC 5280 4.2.1.12: the purposes consistent with the keyUsage bits */
-        uint32_t need = 0;
-        if (mc_der_oid_eq(&kp, OIDL(oid_kp_email)))
-            need = KU_DS | KU_NR | KU_KE | KU_KA;
-        else if (mc_der_oid_eq(&kp, OIDL(oid_kp_client)))
-            need = KU_DS | KU_KA;
+        uint32_t need = is_email                                  ? KU_DS | KU_NR | KU_KE | KU_KA
+                        : mc_der_oid_eq(&kp, OIDL(oid_kp_client)) ? KU_DS | KU_KA
+                                                                  : 0;
         if (need && s->ku && !(s->ku & need))
             report(s, W_EKU_KU_INCONSISTENT, "extKeyUsage %s with keyUsage bits 0x%03x",
                    oidstr(&kp, b, sizeof b), (unsigned)s->ku);
-        if (mc_der_oid_eq(&kp, OIDL(oid_kp_email))) {
+        if (is_email) {
             email = 1;
         } else if (mc_der_oid_eq(&kp, OIDL(oid_kp_server)) ||
                    mc_der_oid_eq(&kp, OIDL(oid_kp_code)) || mc_der_oid_eq(&kp, OIDL(oid_kp_time)) ||
@@ -2589,42 +2621,28 @@ const mc_lint_def *mc_lint_defs(size_t *n)
     return defs;
 }
 
-/* "mailca-lints-YYYY.MM.DD[.N]" into v[0..3] (N = 1 when absent); -1 when malformed. */
-static int set_parse(const char *s, int v[4])
-{
-    static const char prefix[] = "mailca-lints-";
-    int n = 0;
-    v[3] = 1;
-    if (!s || strncmp(s, prefix, sizeof prefix - 1) != 0)
-        return -1;
-    s += sizeof prefix - 1;
-    for (int i = 0; i < 4; i++) {
-        if (i > 0 && *s != '.')
-            break;
-        s += i > 0;
-        if (*s < '0' || *s > '9')
-            return -1;
-        long x = 0;
-        while (*s >= '0' && *s <= '9' && x < 100000)
-            x = x * 10 + (*s++ - '0');
-        v[i] = (int)x;
-        n++;
-    }
-    if (*s || n < 3 || v[3] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
-        return -1;
-    return 0;
-}
-
 int mc_lint_set_cmp(const char *a, const char *b)
 {
     int va[4], vb[4];
     int ba = set_parse(a, va), bb = set_parse(b, vb);
     if (ba || bb)
         return ba - bb; /* malformed sorts first */
-    for (int i = 0; i < 4; i++)
-        if (va[i] != vb[i])
-            return va[i] < vb[i] ? -1 : 1;
-    return 0;
+    return set_vcmp(va, vb);
+}
+
+/* Appends id to the comma-separated list in buf, whose end is *o. An id that does not fit is
+ * left out whole and ends the list (*o = len): never a truncated id. */
+static void append_id(char *buf, size_t len, size_t *o, const char *id)
+{
+    if (*o >= len)
+        return;
+    int k = snprintf(buf + *o, len - *o, "%s%s", *o ? "," : "", id);
+    if (k < 0 || (size_t)k >= len - *o) {
+        buf[*o] = '\0';
+        *o = len;
+        return;
+    }
+    *o += (size_t)k;
 }
 
 size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len)
@@ -2632,20 +2650,12 @@ size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len)
     size_t n = 0, o = 0;
     if (len)
         buf[0] = '\0';
-    for (size_t i = 0; i < L_COUNT; i++) {
-        if (defs[i].severity != MC_LINT_ERROR || !defs[i].since ||
-            !not_enforced(&defs[i], enforced))
-            continue;
-        n++;
-        int k = o < len ? snprintf(buf + o, len - o, "%s%s", o ? "," : "", defs[i].id) : -1;
-        if (k < 0 || (size_t)k >= len - o) {
-            if (o < len)
-                buf[o] = '\0'; /* never a truncated id */
-            o = len;
-            continue;
+    for (size_t i = 0; i < L_COUNT; i++)
+        if (defs[i].severity == MC_LINT_ERROR && defs[i].since &&
+            not_enforced(&defs[i], enforced)) {
+            n++;
+            append_id(buf, len, &o, defs[i].id);
         }
-        o += (size_t)k;
-    }
     return n;
 }
 
@@ -2655,7 +2665,8 @@ mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)
     if (set_parse(v, x) != 0)
         return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
                           "'%s' is not a lint set version (mailca-lints-YYYY.MM.DD[.N])", v);
-    if (mc_lint_set_cmp(v, MC_LINT_SET_VERSION) > 0)
+    int build[4];
+    if (set_parse(MC_LINT_SET_VERSION, build) != 0 || set_vcmp(x, build) > 0)
         return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
                           "lint set '%s' is newer than this build's (%s)", v, MC_LINT_SET_VERSION);
     return MC_OK;
@@ -2667,15 +2678,8 @@ const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
     if (len == 0)
         return buf;
     buf[0] = '\0';
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->f[i].severity != MC_LINT_WARNING)
-            continue;
-        int k = snprintf(buf + o, len - o, "%s%s", o ? "," : "", r->f[i].lint->id);
-        if (k < 0 || (size_t)k >= len - o) {
-            buf[o] = '\0'; /* never a truncated id */
-            break;
-        }
-        o += (size_t)k;
-    }
+    for (size_t i = 0; i < r->n; i++)
+        if (r->f[i].severity == MC_LINT_WARNING)
+            append_id(buf, len, &o, r->f[i].lint->id);
     return buf;
 }
