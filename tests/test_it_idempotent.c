@@ -324,6 +324,18 @@ static void test_two_engines_at_once(void **state)
     snprintf(res[1], sizeof res[1], "%s/both-b.msgpack", g.it.dir);
     snprintf(log, sizeof log, "%s/both-a.log", g.it.dir);
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.it.ca);
+    /* The first run signs through the fault module with 300 us added to each C_Sign, so its
+     * intents stay pending while the second (plain SoftHSM2) takes them up: some order is then
+     * signed by both whatever the machine's speed (without it, a fast first run could commit
+     * its certificates before the second looked, and the race went untested). */
+    char slow_cfg[1100], control[1100], module[1100];
+    const char *fault = getenv("MAILCA_P11FAULT");
+    assert_non_null(fault);
+    snprintf(slow_cfg, sizeof slow_cfg, "%s/mailca-slow.yaml", g.it.ca);
+    snprintf(control, sizeof control, "%s/p11fault-control", g.it.dir);
+    snprintf(module, sizeof module, "\"%s\"", fault);
+    assert_int_equal(mc_it_config_set(cfg, slow_cfg, "module", module), 0);
+    assert_int_equal(mc_it_write_file(control, "C_Sign delay_us=300\n", 20), 0);
     snprintf(cnt, sizeof cnt, "%d", n);
     mc_it_mailca(&r, "gen-orders", "--count", cnt, "--key", "p256", "--key-form", "public-key",
                  orders, NULL);
@@ -338,9 +350,9 @@ static void test_two_engines_at_once(void **state)
     g.child = pid;
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 || dup2(fd, 2) < 0)
+        if (fd < 0 || dup2(fd, 2) < 0 || setenv("P11FAULT_CONTROL", control, 1) != 0)
             _exit(126);
-        execl(mc_it_bin(), "mailca", "batch", "--config", cfg, orders, res[0], (char *)NULL);
+        execl(mc_it_bin(), "mailca", "batch", "--config", slow_cfg, orders, res[0], (char *)NULL);
         _exit(127);
     }
     /* The second starts once the first records intents: SoftHSM2 processes opening one token at

@@ -617,6 +617,30 @@ int mc_it_ca_free(mc_it_ca *ca)
     return mc_it_rmtree(ca->dir);
 }
 
+int mc_it_config_set(const char *in, const char *out_path, const char *key, const char *value)
+{
+    size_t len = 0, kl = strlen(key);
+    char *y = (char *)mc_it_read_file(in, &len);
+    FILE *out = y ? fopen(out_path, "w") : NULL;
+    int set = 0;
+    if (!out) {
+        free(y);
+        return -1;
+    }
+    for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!set && strncmp(line, "  ", 2) == 0 && strncmp(line + 2, key, kl) == 0 &&
+            line[2 + kl] == ':') {
+            fprintf(out, "  %s: %s\n", key, value);
+            set = 1;
+        } else {
+            fprintf(out, "%s\n", line);
+        }
+    }
+    int rc = fclose(out) == 0 && set ? 0 : -1;
+    free(y);
+    return rc;
+}
+
 int mc_it_config_with_deadline(const char *in, const char *out_path, int ms)
 {
     size_t len = 0;

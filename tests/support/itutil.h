@@ -152,6 +152,11 @@ uint8_t *mc_it_read_file(const char *path, size_t *len);
  * hsm.sign_timeout_ms set to ms: its line replaced, or added after hsm.module. 0 on success. */
 int mc_it_config_with_deadline(const char *in, const char *out, int ms);
 
+/* Copies the config file in to out (beside it: relative paths stay valid) with the first line
+ * of key ("  key: ...", any section) replaced by "  key: value" (value written as given, quotes
+ * included). 0, or -1 when in has no such line or a file cannot be read or written. */
+int mc_it_config_set(const char *in, const char *out, const char *key, const char *value);
+
 /* Writes len bytes to path (created or truncated). 0 or -1. */
 int mc_it_write_file(const char *path, const void *data, size_t len);
 
