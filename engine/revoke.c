@@ -98,11 +98,14 @@ static int usage(void)
         stderr,
         "usage: mailca revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
         "                     --profile P --issued-after T --issued-before T |\n"
-        "                     --lint-version V) --reason NAME [--dry-run]\n"
+        "                     --lint-version V | --lint-warning ID) --reason NAME [--dry-run]\n"
         "  NAME: unspecified keyCompromise affiliationChanged superseded\n"
         "        cessationOfOperation privilegeWithdrawn (RFC 5280; SBR 4.9.1.1, 7.2.2)\n"
         "  T: seconds since the epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (notBefore in\n"
-        "     [after, before))\n");
+        "     [after, before))\n"
+        "  V: the lint set of the build that issued (lint_version); ID: a lint id among the\n"
+        "     certificate's recorded warnings (an error lint lint.enforced_set did not enforce\n"
+        "     yet is recorded there)\n");
     return 2;
 }
 
@@ -115,11 +118,19 @@ static int fail(const mc_errdetail *e)
 
 int mc_revoke_main(int argc, char **argv)
 {
-    static const struct option lo[] = {
-        {"config", 1, 0, 'c'},        {"serial", 1, 0, 's'},       {"account", 1, 0, 'a'},
-        {"key-sha256", 1, 0, 'k'},    {"profile", 1, 0, 'p'},      {"issued-after", 1, 0, 'A'},
-        {"issued-before", 1, 0, 'B'}, {"lint-version", 1, 0, 'l'}, {"reason", 1, 0, 'r'},
-        {"dry-run", 0, 0, 'n'},       {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option lo[] = {{"config", 1, 0, 'c'},
+                                       {"serial", 1, 0, 's'},
+                                       {"account", 1, 0, 'a'},
+                                       {"key-sha256", 1, 0, 'k'},
+                                       {"profile", 1, 0, 'p'},
+                                       {"issued-after", 1, 0, 'A'},
+                                       {"issued-before", 1, 0, 'B'},
+                                       {"lint-version", 1, 0, 'l'},
+                                       {"reason", 1, 0, 'r'},
+                                       {"dry-run", 0, 0, 'n'},
+                                       {"help", 0, 0, 'h'},
+                                       {"lint-warning", 1, 0, 'w'},
+                                       {0, 0, 0, 0}};
     const char *cfgp = NULL, *reason_name = NULL, *after = NULL, *before = NULL;
     uint8_t serial[MC_SERIAL_MAX], key[32];
     size_t len = 0;
@@ -167,6 +178,10 @@ int mc_revoke_main(int argc, char **argv)
             break;
         case 'l':
             sel = (mc_revoke_sel){.by = MC_REVOKE_LINT, .lint_version = optarg};
+            kinds++;
+            break;
+        case 'w':
+            sel = (mc_revoke_sel){.by = MC_REVOKE_LINT_WARNING, .lint_id = optarg};
             kinds++;
             break;
         case 'r':

@@ -214,6 +214,12 @@ static const char *const migrations[] = {
     "  ON r.serial = n.replaces_serial WHERE n.id = NEW.intent)"
     " AND intent <> NEW.intent AND replaced_by IS NULL;"
     " END;",
+    /* 8: the lint set each certificate's issuance enforced (config lint.enforced_set, as
+     * mc_lint_set_effective resolves it). lint_version names the build's lint set, which ran
+     * in full; error lints added after lint_enforced only warned, and lint_warnings holds those
+     * that fired. An incident asks "which certificates had lint X demoted": lint_warnings and
+     * this column answer it. NULL: recorded before this migration, or lint was off. */
+    "ALTER TABLE intents ADD COLUMN lint_enforced TEXT;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -252,9 +258,9 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_INTENT_INSERT] =
         "INSERT INTO intents (order_id, account, profile, profile_hash, lint_version,"
         " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes, evidence,"
-        " lint_warnings, replaces, created_at, spki_sha256, replaces_serial)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
-        " ON CONFLICT(order_id) DO NOTHING",
+        " lint_warnings, replaces, created_at, spki_sha256, replaces_serial, lint_enforced)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+        " ?19) ON CONFLICT(order_id) DO NOTHING",
     /* The first account to use a key owns it (store.h): the account of its first intent.
      * intents_spki holds (spki_sha256, id) in order, so this is one index look-up. */
     [ST_KEY_OWNER] = "SELECT account FROM intents WHERE spki_sha256 = ?1 ORDER BY id LIMIT 1",
@@ -816,6 +822,7 @@ static mc_err sq_intents_commit(mc_store *base, const mc_intent *v, size_t n,
                 sqlite3_bind_blob(ins, 18, rser, (int)rser_len, SQLITE_TRANSIENT);
             else
                 sqlite3_bind_null(ins, 18);
+            bind_text(ins, 19, it->lint_enforced);
             int rc = sqlite3_step(ins);
             if (rc != SQLITE_DONE) {
                 snprintf(op, sizeof op, "intents commit: insert order '%s'", it->order_id);
@@ -1336,6 +1343,9 @@ static const char *sq_revoke_where(mc_revoke_by by)
         return "i.profile = ?1 AND i.not_before >= ?2 AND i.not_before < ?3";
     case MC_REVOKE_LINT:
         return "i.lint_version = ?1";
+    case MC_REVOKE_LINT_WARNING:
+        /* an element of the comma-separated list (instr, not LIKE: ids contain '_') */
+        return "instr(',' || i.lint_warnings || ',', ',' || ?1 || ',') > 0";
     }
     return NULL;
 }
@@ -1405,6 +1415,9 @@ static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         break;
     case MC_REVOKE_LINT:
         bind_text(fill, 1, sel->lint_version);
+        break;
+    case MC_REVOKE_LINT_WARNING:
+        bind_text(fill, 1, sel->lint_id);
         break;
     }
     int rc = sqlite3_step(fill);
@@ -1982,6 +1995,18 @@ static mc_err revoke_sel_check(const mc_revoke_sel *sel, mc_errdetail *err)
             return mc_err_set(err, MC_ERR_INVALID, "lint_version", NULL,
                               "revoke: lint set version missing");
         return MC_OK;
+    case MC_REVOKE_LINT_WARNING: {
+        /* a lint id (mc_lint_def.id: lower case, digits, '_'): a comma or '%' would match
+         * something other than one whole id of the list */
+        size_t n = sel->lint_id ? strlen(sel->lint_id) : 0;
+        if (n == 0 || n > 80 ||
+            sel->lint_id[strspn(sel->lint_id, "abcdefghijklmnopqrstuvwxyz"
+                                              "0123456789_")] != '\0')
+            return mc_err_set(err, MC_ERR_INVALID, "lint_id", NULL,
+                              "revoke: '%s' is not a lint id (a-z, 0-9, '_', at most 80)",
+                              sel->lint_id ? sel->lint_id : "");
+        return MC_OK;
+    }
     }
     return mc_err_set(err, MC_ERR_INVALID, "by", NULL, "revoke: selector kind %d unknown",
                       (int)sel->by);

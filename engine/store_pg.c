@@ -130,6 +130,8 @@ static const char *const migrations[] = {
      * both backends keep one numbering; the comment says why the table is here. */
     "COMMENT ON TABLE subject_keys IS 'first account to use each subject key; on PostgreSQL a"
     " primary key settles concurrent engine nodes (SQLite, one writer, reads intents_spki)';",
+    /* 8: the lint set each certificate's issuance enforced (engine/store.c migration 8). */
+    "ALTER TABLE intents ADD COLUMN lint_enforced TEXT;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -142,7 +144,7 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSI
 #define OID_INT8_ARR 1016
 #define OID_TEXT_ARR 1009
 /* The most parameters a statement takes (the intent insert). */
-#define PG_MAX_PARAMS 18
+#define PG_MAX_PARAMS 19
 
 enum {
     PS_INTENT,
@@ -189,10 +191,10 @@ static const struct {
                    "WITH t AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[],"
                    " $4::bytea[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[],"
                    " $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[],"
-                   " $17::bytea[], $18::bytea[]) WITH ORDINALITY AS t(order_id, account, profile,"
-                   " profile_hash, lint_version, engine_version, serial, tbs, tbs_hash,"
-                   " not_before, not_after, mailboxes, evidence, lint_warnings, replaces, spki,"
-                   " replaces_serial, k)),"
+                   " $17::bytea[], $18::bytea[], $19::text[]) WITH ORDINALITY AS t(order_id,"
+                   " account, profile, profile_hash, lint_version, engine_version, serial, tbs,"
+                   " tbs_hash, not_before, not_after, mailboxes, evidence, lint_warnings, replaces,"
+                   " spki, replaces_serial, lint_enforced, k)),"
                    /* per-row index probes (correlated subqueries), never a scan of the
                     * key tables whatever the plan's row estimates */
                    " tc AS (SELECT t.*, t.spki IS NOT NULL AND EXISTS (SELECT 1 FROM"
@@ -209,10 +211,11 @@ static const struct {
                    " ins AS (INSERT INTO intents (order_id, account, profile, profile_hash,"
                    " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
                    " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
-                   " replaces_serial)"
+                   " replaces_serial, lint_enforced)"
                    " SELECT order_id, account, profile, profile_hash, lint_version,"
                    " engine_version, serial, tbs, tbs_hash, not_before, not_after, mailboxes,"
-                   " evidence, lint_warnings, replaces, $16, spki, replaces_serial FROM tk"
+                   " evidence, lint_warnings, replaces, $16, spki, replaces_serial, lint_enforced"
+                   " FROM tk"
                    " WHERE ok ORDER BY k ON CONFLICT (order_id) DO NOTHING RETURNING order_id)"
                    " SELECT (CASE WHEN tk.ok AND ins.order_id IS NOT NULL AND tk.k ="
                    " min(CASE WHEN tk.ok THEN tk.k END) OVER (PARTITION BY tk.order_id) THEN 0"
@@ -224,11 +227,11 @@ static const struct {
                    " WHEN tk.owner IS NULL THEN 4"
                    " ELSE 3 END)::int8 FROM tk LEFT JOIN ins ON ins.order_id = tk.order_id"
                    " ORDER BY tk.k",
-                   18,
+                   19,
                    {OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_BYTEA_ARR, OID_TEXT_ARR,
                     OID_TEXT_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_INT8_ARR,
                     OID_INT8_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_INT8,
-                    OID_BYTEA_ARR, OID_BYTEA_ARR}},
+                    OID_BYTEA_ARR, OID_BYTEA_ARR, OID_TEXT_ARR}},
     /* The certificates of a batch in one statement, as arrays (k = batch order). Inserts a row
      * only when its order's intent has this serial; of rows repeating a serial the first such
      * row (lowest k) is the one inserted. Answers per input row, in order: inserted now (the
@@ -1011,10 +1014,10 @@ static mc_err intents_answers(const mc_intent *v, size_t n, PGresult *res, mc_in
 static mc_err intents_chunk(pg_store *s, const mc_intent *v, size_t n, int64_t now, int begin,
                             mc_intent_state *state, mc_errdetail *err)
 {
-    enum { NA = 17 };
-    static const Oid elem[NA] = {OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_TEXT, OID_TEXT,
-                                 OID_BYTEA, OID_BYTEA, OID_BYTEA, OID_INT8,  OID_INT8, OID_TEXT,
-                                 OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_BYTEA};
+    enum { NA = 18 };
+    static const Oid elem[NA] = {OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_TEXT,  OID_TEXT,
+                                 OID_BYTEA, OID_BYTEA, OID_BYTEA, OID_INT8,  OID_INT8,  OID_TEXT,
+                                 OID_TEXT,  OID_TEXT,  OID_TEXT,  OID_BYTEA, OID_BYTEA, OID_TEXT};
     pg_arr a[NA];
     params p;
     PGresult *res = NULL;
@@ -1047,14 +1050,16 @@ static mc_err intents_chunk(pg_store *s, const mc_intent *v, size_t n, int64_t n
             arr_put(&a[16], rser, rser_len);
         else
             arr_put(&a[16], NULL, 0);
+        arr_text(&a[17], it->lint_enforced);
     }
-    /* parameters $1..$15 are the first arrays, $16 the time, $17 and $18 the last two */
+    /* parameters $1..$15 are the first arrays, $16 the time, $17..$19 the last three */
     int bad = 0;
     for (int k = 0; k < 15; k++)
         bad |= p_arr(&p, k, &a[k]);
     p_int8(&p, 15, now);
     bad |= p_arr(&p, 16, &a[15]);
     bad |= p_arr(&p, 17, &a[16]);
+    bad |= p_arr(&p, 18, &a[17]);
     if (bad) {
         e = mc_err_set(err, MC_ERR_NOMEM, "intents", NULL, "intents commit: out of memory");
         if (!begin)
@@ -1706,6 +1711,8 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         [MC_REVOKE_KEY] = "i.spki_sha256 = $1",
         [MC_REVOKE_PROFILE] = "i.profile = $1 AND i.not_before >= $2 AND i.not_before < $3",
         [MC_REVOKE_LINT] = "i.lint_version = $1",
+        /* an element of the comma-separated list */
+        [MC_REVOKE_LINT_WARNING] = "strpos(',' || i.lint_warnings || ',', ',' || $1 || ',') > 0",
     };
     char sql[512];
     params p;
@@ -1746,6 +1753,10 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
         break;
     case MC_REVOKE_LINT:
         p_text(&p, 0, sel->lint_version);
+        types[0] = OID_TEXT;
+        break;
+    case MC_REVOKE_LINT_WARNING:
+        p_text(&p, 0, sel->lint_id);
         types[0] = OID_TEXT;
         break;
     }

@@ -31,7 +31,7 @@ void mc_wire_pack_bin(msgpack_packer *pk, const void *p, size_t len)
 void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
 {
     const mc_intent *i = &w->in;
-    msgpack_pack_array(pk, 18);
+    msgpack_pack_array(pk, 19);
     msgpack_pack_uint64(pk, w->seq);
     msgpack_pack_uint64(pk, w->t0);
     mc_wire_pack_cstr(pk, i->order_id);
@@ -50,6 +50,7 @@ void mc_wire_pack_intent(msgpack_packer *pk, const mc_wire_intent *w)
     mc_wire_pack_cstr(pk, i->engine_version);
     mc_wire_pack_cstr(pk, i->replaces); /* "" when none */
     mc_wire_pack_bin(pk, i->spki_sha256, i->spki_sha256 ? 32 : 0);
+    mc_wire_pack_cstr(pk, i->lint_enforced); /* "" when lint was off */
 }
 
 void mc_wire_pack_verdict(msgpack_packer *pk, const mc_wire_verdict *v)
@@ -135,7 +136,7 @@ static void copy_field(char *dst, size_t cap, const msgpack_object *o)
 
 mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_intent *w)
 {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 18)
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 19)
         return MC_ERR_INTERNAL;
     const msgpack_object *e = o->via.array.ptr;
     mc_intent *i = &w->in;
@@ -149,8 +150,11 @@ mc_err mc_wire_unpack_intent(const msgpack_object *o, mc_arena *a, mc_wire_inten
         !(i->mailboxes = str_dup(&e[11], a)) || !(i->evidence = str_dup(&e[12], a)) ||
         !(i->lint_warnings = str_dup(&e[13], a)) || !(i->lint_version = str_dup(&e[14], a)) ||
         !(i->engine_version = str_dup(&e[15], a)) || !(i->replaces = str_dup(&e[16], a)) ||
-        !bin(&e[17], &i->spki_sha256, &kh) || (kh != 0 && kh != 32))
+        !bin(&e[17], &i->spki_sha256, &kh) || (kh != 0 && kh != 32) ||
+        !(i->lint_enforced = str_dup(&e[18], a)))
         return MC_ERR_INTERNAL;
+    if (!i->lint_enforced[0])
+        i->lint_enforced = NULL;
     if (!i->replaces[0])
         i->replaces = NULL;
     if (!kh)

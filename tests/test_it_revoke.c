@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mailca/lint.h"
 #include "support/itutil.h"
 
 static struct {
@@ -124,6 +125,19 @@ static void test_revoke_by_key_and_account(void **state)
     batch(o1, r1, "200 orders: 200 issued, 0 rejected, 0 failed");
     batch(o2, r2, "100 orders: 100 issued, 0 rejected, 0 failed");
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'issued'"), 300);
+    /* each records the lint set its issuance enforced: the one `mailca init` pinned (the
+     * build's), beside the build's own */
+    char lsql[256];
+    snprintf(lsql, sizeof lsql,
+             "SELECT count(*) FROM intents WHERE lint_enforced = '%s' AND lint_version = '%s'",
+             MC_LINT_SET_VERSION, MC_LINT_SET_VERSION);
+    assert_int_equal(q_int(lsql), 300);
+    /* by a recorded warning (docs: test_it_enforced selects demoted error lints this way): the
+     * command runs and a lint that never fired selects none */
+    const char *lw_none[] = {"--lint-warning", "e_qc_natural_serial_number_format",
+                             "--reason",       "superseded",
+                             "--dry-run",      NULL};
+    revoke("dry run, nothing written: 0 selected, 0 would be revoked", lw_none);
 
     /* the subject key of the first certificate of the second account: 10 certificates */
     mc_it_results res;

@@ -62,7 +62,7 @@ static const backend sqlite_backend = {
     .sql_cols_intents = "SELECT count(*) FROM pragma_table_info('intents')",
     .sql_cols_certs = "SELECT count(*) FROM pragma_table_info('certificates')",
     .tables = 6,
-    .intents_columns = 19,
+    .intents_columns = 20,
     .intents_columns_v1 = 16,
     .certs_columns = 9,
     .hex_fmt = "hex(%s)",
@@ -81,7 +81,7 @@ static const backend pg_backend = {
     .sql_cols_certs = "SELECT count(*) FROM information_schema.columns"
                       " WHERE table_schema = current_schema() AND table_name = 'certificates'",
     .tables = 7,
-    .intents_columns = 19,
+    .intents_columns = 20,
     .intents_columns_v1 = 17,
     .certs_columns = 8,
     .hex_fmt = "upper(encode(%s, 'hex'))",
@@ -363,6 +363,7 @@ static void batch_make(batch *b, const char *prefix, uint32_t first, size_t n)
             .evidence = "{\"method\":\"3.2.2.1\"}",
             .lint_warnings = "",
             .replaces = NULL,
+            .lint_enforced = "lints-2",
         };
         b->cert[i] = (mc_stored_cert){
             .order_id = b->order[i],
@@ -463,10 +464,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 7);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
-    assert_int_equal(mc_store_schema_version(), 7);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 7);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 8);
+    assert_int_equal(mc_store_schema_version(), 8);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 8);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -492,13 +493,13 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 7);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (8, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (9, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 8 is newer"));
+    assert_non_null(strstr(err.message, "schema version 9 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 9);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -551,6 +552,7 @@ static void test_batch_1000_roundtrip(void **state)
     mc_store *s = open_ok(fx->where);
     batch b;
     batch_make(&b, "ord", 0, 1000);
+    b.in[8].lint_enforced = NULL; /* lint off: no set enforced */
     mc_errdetail err;
     assert_int_equal(mc_store_intents_commit(s, b.in, b.n, b.state, &err), MC_OK);
     for (size_t i = 0; i < b.n; i++)
@@ -575,12 +577,17 @@ static void test_batch_1000_roundtrip(void **state)
              " AND not_before = 1750000007 AND not_after = 1750086407"
              " AND mailboxes = 'a@example.com,b@example.com'"
              " AND evidence = '{\"method\":\"3.2.2.1\"}'"
-             " AND lint_warnings = '' AND replaces IS NULL"
+             " AND lint_warnings = '' AND replaces IS NULL AND lint_enforced = 'lints-2'"
              " AND length(profile_hash) = 32 AND length(tbs_hash) = 32"
              " AND %s = 'A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5'"
              " AND created_at > 0",
              hexcol);
     assert_int_equal(raw_int(fx, sql), 1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"
+                                 " AND order_id = 'ord-8'"),
+                     1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced = 'lints-2'"),
+                     999);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
                                  " WHERE status = 'issued' AND issued_at > 0"),
                      1000);
@@ -1211,6 +1218,13 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
 /* Puts back the version 6 schema (SQLite: intents keyed by order id with an implicit rowid,
  * certificates keyed by serial, subject_keys rebuilt from each key's first intent, the
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
+/* Takes back migration 8: intents without lint_enforced (both backends drop a column). */
+static void undo_migration_8(const fixture *fx)
+{
+    raw_exec(fx, "ALTER TABLE intents DROP COLUMN lint_enforced");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 8");
+}
+
 static void undo_migration_7(const fixture *fx)
 {
     if (fx->b == &sqlite_backend) {
@@ -1324,6 +1338,8 @@ static void test_migrate_5_to_6(void **state)
     mc_store_close(s);
     assert_int_equal(certs_order_unique(fx), 0);
 
+    undo_migration_8(fx);
+
     undo_migration_7(fx);
     undo_migration_6(fx);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
@@ -1401,6 +1417,8 @@ static void test_migrate_6_to_7(void **state)
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
 
+    undo_migration_8(fx);
+
     undo_migration_7(fx);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 2);
@@ -1408,7 +1426,8 @@ static void test_migrate_6_to_7(void **state)
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+                     MC_STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(raw_int(fx, fx->b->sql_indexes), 4);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), fx->b->certs_columns);
@@ -1487,6 +1506,7 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_8(fx);
     undo_migration_7(fx);
     raw_exec(fx, "DELETE FROM intents WHERE order_id = 'm7d-1'");
 
@@ -1500,6 +1520,48 @@ static void test_migrate_7_dangling_refused(void **state)
     batch_free(&b);
 }
 
+/* A version 7 store brought to 8: its rows are kept, and say by a NULL lint_enforced that the
+ * set enforced when they were issued was not recorded; intents recorded afterwards carry it. */
+static void test_migrate_7_to_8(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "m8", 0, 4);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
+    mc_store_close(s);
+    undo_migration_8(fx);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns - 1);
+
+    mc_err_clear(&err);
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 8);
+    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"), 4);
+    s = open_ok(fx->where);
+    expect_counts(s, 3, 1);
+    for (size_t i = 0; i < 3; i++)
+        expect_lookup(s, b.order[i], b.serial[i], b.tbs[i], b.der[i]);
+    batch c;
+    batch_make(&c, "m8b", 100, 2);
+    c.in[1].lint_enforced = "mailca-lints-2026.11.2";
+    assert_int_equal(mc_store_intents_commit(s, c.in, 2, c.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, c.cert, 2, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-100'"
+                                 " AND lint_enforced = 'lints-2'"),
+                     1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-101'"
+                                 " AND lint_enforced = 'mailca-lints-2026.11.2'"),
+                     1);
+    expect_counts(s, 5, 1);
+    mc_store_close(s);
+    batch_free(&b);
+    batch_free(&c);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -1510,7 +1572,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 7, 6, 5, 4, then 3 and 2 */
+    /* undo migration 8, 7, 6, 5, 4, then 3 and 2 */
+    undo_migration_8(fx);
     undo_migration_7(fx);
     undo_migration_6(fx);
     raw_exec(fx, "DROP TABLE compromised_keys");
@@ -2010,6 +2073,11 @@ static void test_revoke(void **state)
         b.in[i].account = i < 4 ? "acct-a" : "acct-b";
     b.in[4].spki_sha256 = b.in[5].spki_sha256 = key;
     b.in[9].lint_version = "lints-2";
+    /* recorded warnings: an error lint the enforced set demoted, beside other ids */
+    b.in[5].lint_warnings = "e_qc_x";
+    b.in[7].lint_warnings = "w_a,e_qc_x,w_b";
+    b.in[6].lint_warnings = "w_a,e_qc_xy";
+    b.in[8].lint_warnings = "e_qc_x"; /* pending: never selected */
     assert_int_equal(mc_store_intents_commit(s, b.in, 10, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 8, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert + 9, 1, &err), MC_OK);
@@ -2034,6 +2102,25 @@ static void test_revoke(void **state)
     badsel = (mc_revoke_sel){.by = MC_REVOKE_ACCOUNT};
     assert_int_equal(mc_store_revoke(s, &badsel, 4, 1000, 0, &c, &err), MC_ERR_INVALID);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
+
+    /* by a lint id among the warnings, dry runs (nothing written; every selected certificate
+     * still issued): a whole element of the list, never a part of one */
+    mc_revoke_sel lw = {.by = MC_REVOKE_LINT_WARNING, .lint_id = "e_qc_x"};
+    revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 2, 2, 0, 0); /* orders 5 and 7 */
+    lw.lint_id = "e_qc";
+    revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 0, 0, 0, 0);
+    lw.lint_id = "w_a";
+    revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 2, 2, 0, 0); /* orders 6 and 7 */
+    lw.lint_id = "w_b";
+    revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 1, 1, 0, 0); /* order 7: the last element */
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
+    /* what is not one lint id is refused, naming the field */
+    const char *bad_ids[] = {"", "e_qc_x,w_a", "e_qc%", "E_QC_X", NULL};
+    for (size_t k = 0; k < sizeof bad_ids / sizeof bad_ids[0]; k++) {
+        lw.lint_id = bad_ids[k];
+        assert_int_equal(mc_store_revoke(s, &lw, 4, 1000, 0, &c, &err), MC_ERR_INVALID);
+        assert_string_equal(err.field, "lint_id");
+    }
 
     /* by serial: superseded at 1000 */
     revoke_ok(s, &one, MC_CRL_SUPERSEDED, 1000, 0, 1, 1, 0, 0);
@@ -2084,6 +2171,9 @@ static void test_revoke(void **state)
     /* the pending intent (order 8) is never selected; everything else of acct-b is revoked */
     mc_revoke_sel acct_b = {.by = MC_REVOKE_ACCOUNT, .account = "acct-b"};
     revoke_ok(s, &acct_b, MC_CRL_SUPERSEDED, 7000, 0, 5, 0, 0, 5);
+    /* by lint id, written this time: both were revoked before and stay as they were */
+    lw.lint_id = "e_qc_x";
+    revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 8000, 0, 2, 0, 0, 2);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 9);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE revocation_reason = 1"),
                      6);
@@ -2461,7 +2551,8 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_revoke, setup, teardown),                             \
         cmocka_unit_test_setup_teardown(test_compromised_key_refused, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown),                       \
-        cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown),               \
+        cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown)
 
 int main(void)
 {

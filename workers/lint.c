@@ -2672,6 +2672,15 @@ mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)
     return MC_OK;
 }
 
+const char *mc_lint_set_effective(const char *enforced)
+{
+    int ve[4], vb[4];
+    if (enforced && enforced[0] && set_parse(enforced, ve) == 0 &&
+        set_parse(MC_LINT_SET_VERSION, vb) == 0 && set_vcmp(ve, vb) < 0)
+        return enforced;
+    return MC_LINT_SET_VERSION;
+}
+
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
 {
     size_t o = 0;

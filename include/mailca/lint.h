@@ -100,6 +100,12 @@ size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len);
  * than this build's MC_LINT_SET_VERSION. MC_ERR_CONFIG otherwise. */
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err);
 
+/* The lint set whose error lints block under enforced (mc_lint_ctx.enforced_set), as recorded
+ * with each certificate: enforced itself when it is a well-formed set not newer than this
+ * build's, else MC_LINT_SET_VERSION (NULL, "", a malformed or a newer set enforce every lint of
+ * this build). Returns enforced or a static string: nothing to free. */
+const char *mc_lint_set_effective(const char *enforced);
+
 /* The table of all lints (for docs, `mailca lint --list`). */
 const mc_lint_def *mc_lint_defs(size_t *n);
 

@@ -45,6 +45,10 @@ typedef struct mc_intent {
     /* SHA-256 of the subject's SubjectPublicKeyInfo DER (32 bytes), or NULL: then the key is
      * neither recorded nor bound to the account (see MC_INTENT_KEY_BOUND). */
     const uint8_t *spki_sha256;
+    /* The lint set whose error lints blocked this issuance (mc_lint_set_effective of the
+     * config's lint.enforced_set): error lints added after it only warned, and those of them
+     * that fired are in lint_warnings. NULL when lint was off. */
+    const char *lint_enforced;
 } mc_intent;
 
 /* What an intent commit found per entry. */
@@ -205,12 +209,15 @@ int mc_crl_reason_allowed(int reason);
 
 /* Which certificates a revocation selects. Exactly the fields of its kind are read. */
 typedef enum mc_revoke_by {
-    MC_REVOKE_SERIAL = 1, /* serial, serial_len */
-    MC_REVOKE_ACCOUNT,    /* account: every certificate ordered by the account */
-    MC_REVOKE_KEY,        /* spki_sha256 (32 bytes): every certificate for the subject key (SBR
-                             4.9.1.1 item 3, key compromise) */
-    MC_REVOKE_PROFILE,    /* profile, issued in [issued_after, issued_before) by notBefore */
-    MC_REVOKE_LINT,       /* lint_version: every certificate linted with that lint set */
+    MC_REVOKE_SERIAL = 1,   /* serial, serial_len */
+    MC_REVOKE_ACCOUNT,      /* account: every certificate ordered by the account */
+    MC_REVOKE_KEY,          /* spki_sha256 (32 bytes): every certificate for the subject key (SBR
+                               4.9.1.1 item 3, key compromise) */
+    MC_REVOKE_PROFILE,      /* profile, issued in [issued_after, issued_before) by notBefore */
+    MC_REVOKE_LINT,         /* lint_version: every certificate linted with that lint set */
+    MC_REVOKE_LINT_WARNING, /* lint_id: every certificate whose lint_warnings name that lint (a
+                               warning lint, or an error lint its lint_enforced did not enforce
+                               yet) */
 } mc_revoke_by;
 
 typedef struct mc_revoke_sel {
@@ -222,6 +229,7 @@ typedef struct mc_revoke_sel {
     const char *profile;
     int64_t issued_after, issued_before; /* seconds since the epoch; after < before */
     const char *lint_version;
+    const char *lint_id;
 } mc_revoke_sel;
 
 typedef struct mc_revoke_counts {
@@ -365,7 +373,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 7
+#define MC_STORE_SCHEMA_VERSION 8
 
 /* Backends' certs commit: keeps of the CT outbox rows *ct[0..*ct_n) those for certificates
  * actually recorded, i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a

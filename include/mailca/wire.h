@@ -7,7 +7,8 @@
  *   intents  worker -> collector  [[seq, t0, id, account, profile, profile_hash, serial, tbs,
  *                                   tbs_hash, not_before, not_after, mailboxes, evidence,
  *                                   warnings, lint_version, engine_version, replaces,
- *                                   spki_sha256 (empty: none)], ...]
+ *                                   spki_sha256 (empty: none), lint_enforced ("": lint
+ *                                   off)], ...]
  *                                                                            (DEALER -> ROUTER)
  *   verdicts collector -> worker  [[action] | [MC_WIRE_RESUME, serial, tbs], ...]
  *   results  worker|intake -> collector  [[seq, t0, id, status, serial, cert, warnings, code,
