@@ -1986,7 +1986,7 @@ static void test_lint_set_versions(void **state)
         {"mailca-lints-2026.11.5", "mailca-lints-2026.11.24", -1},
         {"mailca-lints-2026.12.1", "mailca-lints-2026.11.24.5", 1},
         {"mailca-lints-2027.1.1", "mailca-lints-2026.12.31.3", 1},
-        {"mailca-lints-2026.11.24.1", "mailca-lints-2026.11.24", 0},
+        {"mailca-lints-2026.11.24.1", "mailca-lints-2026.11.24", -1}, /* ".1" is malformed */
         {"mailca-lints-2026.11.24", "mailca-lints-2026.11.24", 0},
         {"lints-2026.11.24", "mailca-lints-2020.1.1", -1},
         {"mailca-lints-2026.11", "mailca-lints-2020.1.1", -1},
@@ -2017,6 +2017,28 @@ static void test_lint_set_versions(void **state)
     assert_non_null(strstr(err.message, "not a lint set version"));
     assert_int_equal(mc_lint_set_check(bad[0], "lint.enforced_set", &err), MC_ERR_CONFIG);
     assert_non_null(strstr(err.message, "newer than this build's"));
+    /* One spelling per version, the one the build's own versions use, and only real dates. */
+    const char *good[] = {"mailca-lints-2026.11.24.10", "mailca-lints-2026.4.30",
+                          "mailca-lints-2026.12.31",    "mailca-lints-2026.2.28",
+                          "mailca-lints-2024.2.29",     "mailca-lints-2000.2.29",
+                          "mailca-lints-2020.1.1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(mc_lint_set_cmp(good[i], "") > 0);
+    /* each of these parsed before: two spellings of one version, or a date that does not exist */
+    const char *refused[] = {
+        "mailca-lints-2026.11.02",        "mailca-lints-2026.011.2",    "mailca-lints-02026.11.2",
+        "mailca-lints-2026.11.24.02",     "mailca-lints-2026.11.24.1",  "mailca-lints-2026.2.31",
+        "mailca-lints-2026.4.31",         "mailca-lints-2026.6.31",     "mailca-lints-2026.9.31",
+        "mailca-lints-2026.11.31",        "mailca-lints-2026.2.30",     "mailca-lints-2026.2.29",
+        "mailca-lints-2100.2.29",         "mailca-lints-10000.1.1",     "mailca-lints-999.1.1",
+        "mailca-lints-2026.11.24.100000", "mailca-lints-2026.11.000024"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (mc_lint_set_check(refused[i], "lint.enforced_set", &err) != MC_ERR_CONFIG)
+            fail_msg("%s accepted", refused[i]);
+        assert_string_equal(err.field, "lint.enforced_set");
+        assert_non_null(strstr(err.message, "not a lint set version"));
+        assert_true(mc_lint_set_cmp(refused[i], "") == 0); /* malformed, as "" is */
+    }
 }
 
 /* Every lint in the table has at least one failing case above, and the table is well formed. */
