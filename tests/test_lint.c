@@ -2174,6 +2174,51 @@ static void test_many_findings(void **state)
     assert_string_equal(err.rule, "e_ext_critical_false_encoded");
 }
 
+/* RFC 5280 4.2.1.12: emailProtection with a keyUsage of none of digitalSignature,
+ * nonRepudiation, keyEncipherment and keyAgreement. No such keyUsage is allowed for an S/MIME key
+ * (SBR 7.1.2.3(e)), so the warning comes with that error: the findings are exactly these two.
+ * The extKeyUsage is emailProtection alone, so the clientAuth half cannot be what fires. */
+static void test_eku_email_ku_inconsistent(void **state)
+{
+    (void)state;
+    static const lcase bad[] = {
+        {.name = "RSA MP dataEncipherment only",
+         .key = CG_KEY_RSA2048,
+         .gen = MC_GEN_MULTIPURPOSE,
+         .conf_name = "keyUsage",
+         .conf_value = "critical,dataEncipherment"},
+        {.name = "EC keyCertSign only",
+         .conf_name = "keyUsage",
+         .conf_value = "critical,keyCertSign"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_err rc = run_case(&bad[i], &r, &err);
+        const mc_lint_finding *w = finding(&r, "w_eku_key_usage_inconsistent");
+        if (r.n != 2 || !w)
+            dump(bad[i].name, &r);
+        assert_int_equal(rc, MC_ERR_LINT);
+        assert_string_equal(err.rule, "e_smime_key_usage_bits");
+        assert_int_equal(r.errors, 1);
+        assert_int_equal(r.warnings, 1);
+        assert_int_equal(r.n, 2);
+        assert_non_null(finding(&r, "e_smime_key_usage_bits"));
+        assert_non_null(w);
+        assert_int_equal(w->severity, MC_LINT_WARNING);
+        assert_non_null(strstr(w->detail, "1.3.6.1.5.5.7.3.4")); /* id-kp-emailProtection */
+    }
+    /* passing: keyEncipherment alone serves emailProtection (RSA key management) */
+    static const lcase good = {.name = "RSA strict key management",
+                               .key = CG_KEY_RSA2048,
+                               .conf_name = "keyUsage",
+                               .conf_value = "critical,keyEncipherment"};
+    mc_lint_result r;
+    mc_errdetail err;
+    assert_int_equal(run_case(&good, &r, &err), MC_OK);
+    assert_int_equal(r.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2186,6 +2231,7 @@ int main(void)
         cmocka_unit_test(test_many_findings),
         cmocka_unit_test(test_enforced_set),
         cmocka_unit_test(test_lint_set_versions),
+        cmocka_unit_test(test_eku_email_ku_inconsistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
