@@ -1934,6 +1934,12 @@ static void test_enforced_set(void **state)
             f = finding(&r, c->id);
             ok = ok && rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR &&
                  strcmp(err.rule, c->id) == 0;
+            /* a set newer than this build's (a rollback after raising it) enforces it too */
+            g_enforced = "mailca-lints-2099.1.1";
+            rc = run_case(c, &r, &err);
+            f = finding(&r, c->id);
+            ok = ok && rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR &&
+                 strcmp(err.rule, c->id) == 0;
         } else {
             ok = rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR;
             kept++;
@@ -1949,8 +1955,10 @@ static void test_enforced_set(void **state)
     assert_int_equal(failed, 0);
     assert_true(demoted >= 6);
     assert_true(kept >= 40);
-    /* a set that does not parse demotes nothing (fails closed), nor does the build's own */
-    const char *closed[] = {"garbage", "mailca-lints-2026.13.1", MC_LINT_SET_VERSION};
+    /* a set that does not parse demotes nothing (fails closed), nor does the build's own, nor a
+     * newer one */
+    const char *closed[] = {"garbage", "mailca-lints-2026.13.1", MC_LINT_SET_VERSION,
+                            "mailca-lints-2026.11.02", "mailca-lints-2099.1.1"};
     char ids[1024];
     for (size_t k = 0; k < sizeof closed / sizeof closed[0]; k++) {
         for (size_t i = 0; i < NCASES; i++) {
@@ -1973,7 +1981,7 @@ static void test_enforced_set(void **state)
 }
 
 /* Lint set versions order by date, then by the .N suffix as a number; malformed ones are
- * refused by mc_lint_set_check, as are sets newer than this build's. */
+ * refused by mc_lint_set_check, naming the field; sets newer than this build's are not. */
 static void test_lint_set_versions(void **state)
 {
     (void)state;
@@ -2003,8 +2011,7 @@ static void test_lint_set_versions(void **state)
     mc_errdetail err;
     assert_int_equal(mc_lint_set_check(MC_LINT_SET_VERSION, "lint.enforced_set", &err), MC_OK);
     assert_int_equal(mc_lint_set_check("mailca-lints-2026.11.2", "lint.enforced_set", &err), MC_OK);
-    const char *bad[] = {"mailca-lints-2099.1.1",
-                         "mailca-lints-2026.13.1",
+    const char *bad[] = {"mailca-lints-2026.13.1",
                          "mailca-lints-2026.11.24.",
                          "mailca-lints-2026.11.24x",
                          "2026.11.24",
@@ -2015,15 +2022,18 @@ static void test_lint_set_versions(void **state)
         assert_string_equal(err.field, "lint.enforced_set");
     }
     assert_non_null(strstr(err.message, "not a lint set version"));
-    assert_int_equal(mc_lint_set_check(bad[0], "lint.enforced_set", &err), MC_ERR_CONFIG);
-    assert_non_null(strstr(err.message, "newer than this build's"));
+    /* newer than this build: accepted, and it enforces every lint (test_enforced_set) */
+    assert_true(mc_lint_set_cmp("mailca-lints-2099.1.1", MC_LINT_SET_VERSION) > 0);
+    assert_int_equal(mc_lint_set_check("mailca-lints-2099.1.1", "lint.enforced_set", &err), MC_OK);
     /* One spelling per version, the one the build's own versions use, and only real dates. */
     const char *good[] = {"mailca-lints-2026.11.24.10", "mailca-lints-2026.4.30",
                           "mailca-lints-2026.12.31",    "mailca-lints-2026.2.28",
                           "mailca-lints-2024.2.29",     "mailca-lints-2000.2.29",
                           "mailca-lints-2020.1.1"};
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         assert_true(mc_lint_set_cmp(good[i], "") > 0);
+        assert_int_equal(mc_lint_set_check(good[i], "lint.enforced_set", &err), MC_OK);
+    }
     /* each of these parsed before: two spellings of one version, or a date that does not exist */
     const char *refused[] = {
         "mailca-lints-2026.11.02",        "mailca-lints-2026.011.2",    "mailca-lints-02026.11.2",
@@ -2062,6 +2072,7 @@ static void test_every_lint_has_a_case(void **state)
         if (d[i].since) {
             assert_int_equal(mc_lint_set_check(d[i].since, "since", NULL), MC_OK);
             assert_true(mc_lint_set_cmp(d[i].since, "mailca-lints-2026.11.2") > 0);
+            assert_true(mc_lint_set_cmp(d[i].since, MC_LINT_SET_VERSION) <= 0);
         }
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(d[i].id, d[j].id);

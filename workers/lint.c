@@ -611,7 +611,7 @@ static int set_vcmp(const int a[4], const int b[4])
 
 /* Whether error lint d only warns under the enforced set: d is newer than it. No set, or one that
  * does not parse, enforces everything (fails closed: mc_engine_open refuses a bad one, but
- * mc_lint_ctx is public). */
+ * mc_lint_ctx is public), as does one newer than this build's (every since tag is older). */
 static int not_enforced(const mc_lint_def *d, const char *enforced)
 {
     int ve[4], vd[4];
@@ -2679,15 +2679,14 @@ size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len)
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)
 {
     int x[4];
+    /* A set newer than this build's is well formed too: it enforces every lint the build knows
+     * (not_enforced demotes none), so rolling the binary back after raising it fails closed
+     * rather than halting issuance. */
     if (set_parse(v, x) != 0)
         return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
                           "'%s' is not a lint set version (mailca-lints-YYYY.M.D[.N]: a real "
                           "date, no leading zeros, N from 2)",
                           v);
-    int build[4];
-    if (set_parse(MC_LINT_SET_VERSION, build) != 0 || set_vcmp(x, build) > 0)
-        return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
-                          "lint set '%s' is newer than this build's (%s)", v, MC_LINT_SET_VERSION);
     return MC_OK;
 }
 

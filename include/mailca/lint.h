@@ -97,8 +97,9 @@ int mc_lint_set_cmp(const char *a, const char *b);
  * engine's notice at start. */
 size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len);
 
-/* Checks a lint set version a config names (field: the config key): well formed and not newer
- * than this build's MC_LINT_SET_VERSION. MC_ERR_CONFIG otherwise. */
+/* Checks a lint set version a config names (field: the config key): well formed, else
+ * MC_ERR_CONFIG. A set newer than this build's MC_LINT_SET_VERSION is accepted: it enforces
+ * every lint of this build (mc_engine_open says so on stderr). */
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err);
 
 /* The table of all lints (for docs, `mailca lint --list`). */
