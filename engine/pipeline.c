@@ -113,6 +113,13 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     if (cfg->lint_enforced_set[0]) {
         if ((rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
             goto done;
+        /* e.g. the binary rolled back after the set was raised: this build enforces all it knows
+         * (fails closed) and says so, as the newer lints it lacks cannot run */
+        if (mc_lint_set_cmp(cfg->lint_enforced_set, MC_LINT_SET_VERSION) > 0)
+            fprintf(stderr,
+                    "mailca: lint.enforced_set %s is newer than this build's lint set %s: every "
+                    "lint of this build is enforced\n",
+                    cfg->lint_enforced_set, MC_LINT_SET_VERSION);
         /* demotion is never silent: the operator sees which error lints only warn */
         char ids[1024];
         size_t n = mc_lint_not_enforced(cfg->lint_enforced_set, ids, sizeof ids);

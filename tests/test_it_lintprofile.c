@@ -95,8 +95,10 @@ static void test_unknown_profile_is_usage_error(void **state)
 }
 
 /* `mailca init` pins the new CA's lint set (lint.enforced_set: every lint of this build is
- * enforced; those a later upgrade adds warn until the operator raises it), and `mailca batch`
- * refuses a set it does not know, naming the key, before it signs anything. */
+ * enforced; those a later upgrade adds warn until the operator raises it). A set newer than this
+ * build (the binary rolled back after the set was raised) is accepted: `mailca batch` enforces
+ * every lint it knows, says so once on stderr, and issues. A malformed set is refused, naming
+ * the key, before anything is signed. */
 static void test_enforced_set_config(void **state)
 {
     (void)state;
@@ -111,12 +113,39 @@ static void test_enforced_set_config(void **state)
     free(text);
     char cfg2[760], orders[700], results[700];
     snprintf(cfg2, sizeof cfg2, "%s/future-lints.yaml", g.ca);
-    snprintf(orders, sizeof orders, "%s/orders.msgpack", g.dir);
+    /* fresh order ids (gen-orders draws a random prefix): issued now, not an earlier result */
+    snprintf(orders, sizeof orders, "%s/orders-future.msgpack", g.dir);
     snprintf(results, sizeof results, "%s/results-future.msgpack", g.dir);
-    assert_int_equal(mc_it_config_set(g_cfg, cfg2, "enforced_set", "\"mailca-lints-2099.1.1\""), 0);
     mc_it_run r;
-    int st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg2, orders, results, NULL);
-    if (st == 0 || !strstr(r.err, "lint.enforced_set") || !strstr(r.err, "newer than"))
+    int st =
+        mc_it_mailca(&r, "gen-orders", "--count", "2", "--profile", "mailbox-strict", orders, NULL);
+    mc_it_run_free(&r);
+    assert_int_equal(st, 0);
+    assert_int_equal(mc_it_config_set(g_cfg, cfg2, "enforced_set", "\"mailca-lints-2099.1.1\""), 0);
+    st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg2, orders, results, NULL);
+    char notice[256];
+    snprintf(notice, sizeof notice,
+             "lint.enforced_set mailca-lints-2099.1.1 is newer than this build's lint set %s: "
+             "every lint of this build is enforced",
+             MC_LINT_SET_VERSION);
+    const char *first = strstr(r.err, notice);
+    if (st != 0 || !first || strstr(first + 1, notice) || strstr(r.err, "warn instead"))
+        fail_msg("exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    mc_it_results res;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(res.n, 2);
+    for (size_t i = 0; i < res.n; i++) {
+        assert_int_equal(res.r[i].status, MC_STATUS_ISSUED);
+        assert_string_equal(res.r[i].lint_version, MC_LINT_SET_VERSION);
+    }
+    mc_it_results_free(&res);
+    /* malformed (a second spelling of the base set): refused, naming the key */
+    snprintf(results, sizeof results, "%s/results-malformed.msgpack", g.dir);
+    assert_int_equal(mc_it_config_set(g_cfg, cfg2, "enforced_set", "\"mailca-lints-2026.11.02\""),
+                     0);
+    st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg2, orders, results, NULL);
+    if (st == 0 || !strstr(r.err, "lint.enforced_set") || !strstr(r.err, "not a lint set version"))
         fail_msg("exit %d: %s", st, r.err);
     mc_it_run_free(&r);
 }

@@ -1934,6 +1934,12 @@ static void test_enforced_set(void **state)
             f = finding(&r, c->id);
             ok = ok && rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR &&
                  strcmp(err.rule, c->id) == 0;
+            /* a set newer than this build's (a rollback after raising it) enforces it too */
+            g_enforced = "mailca-lints-2099.1.1";
+            rc = run_case(c, &r, &err);
+            f = finding(&r, c->id);
+            ok = ok && rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR &&
+                 strcmp(err.rule, c->id) == 0;
         } else {
             ok = rc == MC_ERR_LINT && r.errors == 1 && f && f->severity == MC_LINT_ERROR;
             kept++;
@@ -1949,8 +1955,10 @@ static void test_enforced_set(void **state)
     assert_int_equal(failed, 0);
     assert_true(demoted >= 6);
     assert_true(kept >= 40);
-    /* a set that does not parse demotes nothing (fails closed), nor does the build's own */
-    const char *closed[] = {"garbage", "mailca-lints-2026.13.1", MC_LINT_SET_VERSION};
+    /* a set that does not parse demotes nothing (fails closed), nor does the build's own, nor a
+     * newer one */
+    const char *closed[] = {"garbage", "mailca-lints-2026.13.1", MC_LINT_SET_VERSION,
+                            "mailca-lints-2026.11.02", "mailca-lints-2099.1.1"};
     char ids[1024];
     for (size_t k = 0; k < sizeof closed / sizeof closed[0]; k++) {
         for (size_t i = 0; i < NCASES; i++) {
@@ -1973,7 +1981,7 @@ static void test_enforced_set(void **state)
 }
 
 /* Lint set versions order by date, then by the .N suffix as a number; malformed ones are
- * refused by mc_lint_set_check, as are sets newer than this build's. */
+ * refused by mc_lint_set_check, naming the field; sets newer than this build's are not. */
 static void test_lint_set_versions(void **state)
 {
     (void)state;
@@ -1986,7 +1994,7 @@ static void test_lint_set_versions(void **state)
         {"mailca-lints-2026.11.5", "mailca-lints-2026.11.24", -1},
         {"mailca-lints-2026.12.1", "mailca-lints-2026.11.24.5", 1},
         {"mailca-lints-2027.1.1", "mailca-lints-2026.12.31.3", 1},
-        {"mailca-lints-2026.11.24.1", "mailca-lints-2026.11.24", 0},
+        {"mailca-lints-2026.11.24.1", "mailca-lints-2026.11.24", -1}, /* ".1" is malformed */
         {"mailca-lints-2026.11.24", "mailca-lints-2026.11.24", 0},
         {"lints-2026.11.24", "mailca-lints-2020.1.1", -1},
         {"mailca-lints-2026.11", "mailca-lints-2020.1.1", -1},
@@ -2003,8 +2011,7 @@ static void test_lint_set_versions(void **state)
     mc_errdetail err;
     assert_int_equal(mc_lint_set_check(MC_LINT_SET_VERSION, "lint.enforced_set", &err), MC_OK);
     assert_int_equal(mc_lint_set_check("mailca-lints-2026.11.2", "lint.enforced_set", &err), MC_OK);
-    const char *bad[] = {"mailca-lints-2099.1.1",
-                         "mailca-lints-2026.13.1",
+    const char *bad[] = {"mailca-lints-2026.13.1",
                          "mailca-lints-2026.11.24.",
                          "mailca-lints-2026.11.24x",
                          "2026.11.24",
@@ -2015,8 +2022,33 @@ static void test_lint_set_versions(void **state)
         assert_string_equal(err.field, "lint.enforced_set");
     }
     assert_non_null(strstr(err.message, "not a lint set version"));
-    assert_int_equal(mc_lint_set_check(bad[0], "lint.enforced_set", &err), MC_ERR_CONFIG);
-    assert_non_null(strstr(err.message, "newer than this build's"));
+    /* newer than this build: accepted, and it enforces every lint (test_enforced_set) */
+    assert_true(mc_lint_set_cmp("mailca-lints-2099.1.1", MC_LINT_SET_VERSION) > 0);
+    assert_int_equal(mc_lint_set_check("mailca-lints-2099.1.1", "lint.enforced_set", &err), MC_OK);
+    /* One spelling per version, the one the build's own versions use, and only real dates. */
+    const char *good[] = {"mailca-lints-2026.11.24.10", "mailca-lints-2026.4.30",
+                          "mailca-lints-2026.12.31",    "mailca-lints-2026.2.28",
+                          "mailca-lints-2024.2.29",     "mailca-lints-2000.2.29",
+                          "mailca-lints-2020.1.1"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_true(mc_lint_set_cmp(good[i], "") > 0);
+        assert_int_equal(mc_lint_set_check(good[i], "lint.enforced_set", &err), MC_OK);
+    }
+    /* each of these parsed before: two spellings of one version, or a date that does not exist */
+    const char *refused[] = {
+        "mailca-lints-2026.11.02",        "mailca-lints-2026.011.2",    "mailca-lints-02026.11.2",
+        "mailca-lints-2026.11.24.02",     "mailca-lints-2026.11.24.1",  "mailca-lints-2026.2.31",
+        "mailca-lints-2026.4.31",         "mailca-lints-2026.6.31",     "mailca-lints-2026.9.31",
+        "mailca-lints-2026.11.31",        "mailca-lints-2026.2.30",     "mailca-lints-2026.2.29",
+        "mailca-lints-2100.2.29",         "mailca-lints-10000.1.1",     "mailca-lints-999.1.1",
+        "mailca-lints-2026.11.24.100000", "mailca-lints-2026.11.000024"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (mc_lint_set_check(refused[i], "lint.enforced_set", &err) != MC_ERR_CONFIG)
+            fail_msg("%s accepted", refused[i]);
+        assert_string_equal(err.field, "lint.enforced_set");
+        assert_non_null(strstr(err.message, "not a lint set version"));
+        assert_true(mc_lint_set_cmp(refused[i], "") == 0); /* malformed, as "" is */
+    }
 }
 
 /* Every lint in the table has at least one failing case above, and the table is well formed. */
@@ -2040,6 +2072,7 @@ static void test_every_lint_has_a_case(void **state)
         if (d[i].since) {
             assert_int_equal(mc_lint_set_check(d[i].since, "since", NULL), MC_OK);
             assert_true(mc_lint_set_cmp(d[i].since, "mailca-lints-2026.11.2") > 0);
+            assert_true(mc_lint_set_cmp(d[i].since, MC_LINT_SET_VERSION) <= 0);
         }
         for (size_t j = 0; j < i; j++)
             assert_string_not_equal(d[i].id, d[j].id);
@@ -2152,6 +2185,51 @@ static void test_many_findings(void **state)
     assert_string_equal(err.rule, "e_ext_critical_false_encoded");
 }
 
+/* RFC 5280 4.2.1.12: emailProtection with a keyUsage of none of digitalSignature,
+ * nonRepudiation, keyEncipherment and keyAgreement. No such keyUsage is allowed for an S/MIME key
+ * (SBR 7.1.2.3(e)), so the warning comes with that error: the findings are exactly these two.
+ * The extKeyUsage is emailProtection alone, so the clientAuth half cannot be what fires. */
+static void test_eku_email_ku_inconsistent(void **state)
+{
+    (void)state;
+    static const lcase bad[] = {
+        {.name = "RSA MP dataEncipherment only",
+         .key = CG_KEY_RSA2048,
+         .gen = MC_GEN_MULTIPURPOSE,
+         .conf_name = "keyUsage",
+         .conf_value = "critical,dataEncipherment"},
+        {.name = "EC keyCertSign only",
+         .conf_name = "keyUsage",
+         .conf_value = "critical,keyCertSign"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_lint_result r;
+        mc_errdetail err;
+        mc_err rc = run_case(&bad[i], &r, &err);
+        const mc_lint_finding *w = finding(&r, "w_eku_key_usage_inconsistent");
+        if (r.n != 2 || !w)
+            dump(bad[i].name, &r);
+        assert_int_equal(rc, MC_ERR_LINT);
+        assert_string_equal(err.rule, "e_smime_key_usage_bits");
+        assert_int_equal(r.errors, 1);
+        assert_int_equal(r.warnings, 1);
+        assert_int_equal(r.n, 2);
+        assert_non_null(finding(&r, "e_smime_key_usage_bits"));
+        assert_non_null(w);
+        assert_int_equal(w->severity, MC_LINT_WARNING);
+        assert_non_null(strstr(w->detail, "1.3.6.1.5.5.7.3.4")); /* id-kp-emailProtection */
+    }
+    /* passing: keyEncipherment alone serves emailProtection (RSA key management) */
+    static const lcase good = {.name = "RSA strict key management",
+                               .key = CG_KEY_RSA2048,
+                               .conf_name = "keyUsage",
+                               .conf_value = "critical,keyEncipherment"};
+    mc_lint_result r;
+    mc_errdetail err;
+    assert_int_equal(run_case(&good, &r, &err), MC_OK);
+    assert_int_equal(r.n, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2164,6 +2242,7 @@ int main(void)
         cmocka_unit_test(test_many_findings),
         cmocka_unit_test(test_enforced_set),
         cmocka_unit_test(test_lint_set_versions),
+        cmocka_unit_test(test_eku_email_ku_inconsistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

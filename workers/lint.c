@@ -557,28 +557,45 @@ typedef struct lstate {
     uint32_t ku;            /* keyUsage bits (lint_ku), 0 when absent or malformed */
 } lstate;
 
-/* "mailca-lints-YYYY.MM.DD[.N]" into v[0..3] (N = 1 when absent); -1 when malformed. */
+/* A number of at most max digits at *s, none of them a leading zero; -1 when there is none. */
+static int set_num(const char **s, int max)
+{
+    const char *p = *s;
+    int x = 0, k = 0;
+    if (*p == '0')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (++k > max)
+            return -1;
+        x = x * 10 + (*p - '0');
+    }
+    *s = p;
+    return k ? x : -1;
+}
+
+/* "mailca-lints-YYYY.M.D[.N]" into v[0..3] (N = 1 when absent); -1 when malformed. Only the
+ * canonical spelling, the one MC_LINT_SET_VERSION and the since tags use, is accepted, so that a
+ * version has one spelling: no leading zeros (2026.11.2, not 2026.11.02), no ".1" (the first set
+ * of a day has no suffix), a four-digit year and a date that exists. */
 static int set_parse(const char *s, int v[4])
 {
     static const char prefix[] = "mailca-lints-";
-    int n = 0;
+    static const int width[4] = {4, 2, 2, 5};
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     v[3] = 1;
     if (!s || strncmp(s, prefix, sizeof prefix - 1) != 0)
         return -1;
     s += sizeof prefix - 1;
     for (int i = 0; i < 4; i++) {
-        if (i > 0 && *s != '.')
+        if (i == 3 && !*s)
             break;
-        s += i > 0;
-        if (*s < '0' || *s > '9')
+        if ((i > 0 && *s++ != '.') || (v[i] = set_num(&s, width[i])) < 0)
             return -1;
-        long x = 0;
-        while (*s >= '0' && *s <= '9' && x < 100000)
-            x = x * 10 + (*s++ - '0');
-        v[i] = (int)x;
-        n++;
+        if (i == 3 && v[3] < 2)
+            return -1;
     }
-    if (*s || n < 3 || v[3] < 1 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31)
+    int y = v[0], leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (*s || y < 1000 || v[1] > 12 || v[2] > mdays[v[1] - 1] || (v[1] == 2 && v[2] == 29 && !leap))
         return -1;
     return 0;
 }
@@ -594,7 +611,7 @@ static int set_vcmp(const int a[4], const int b[4])
 
 /* Whether error lint d only warns under the enforced set: d is newer than it. No set, or one that
  * does not parse, enforces everything (fails closed: mc_engine_open refuses a bad one, but
- * mc_lint_ctx is public). */
+ * mc_lint_ctx is public), as does one newer than this build's (every since tag is older). */
 static int not_enforced(const mc_lint_def *d, const char *enforced)
 {
     int ve[4], vd[4];
@@ -2662,13 +2679,14 @@ size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len)
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err)
 {
     int x[4];
+    /* A set newer than this build's is well formed too: it enforces every lint the build knows
+     * (not_enforced demotes none), so rolling the binary back after raising it fails closed
+     * rather than halting issuance. */
     if (set_parse(v, x) != 0)
         return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
-                          "'%s' is not a lint set version (mailca-lints-YYYY.MM.DD[.N])", v);
-    int build[4];
-    if (set_parse(MC_LINT_SET_VERSION, build) != 0 || set_vcmp(x, build) > 0)
-        return mc_err_set(err, MC_ERR_CONFIG, field, NULL,
-                          "lint set '%s' is newer than this build's (%s)", v, MC_LINT_SET_VERSION);
+                          "'%s' is not a lint set version (mailca-lints-YYYY.M.D[.N]: a real "
+                          "date, no leading zeros, N from 2)",
+                          v);
     return MC_OK;
 }
 

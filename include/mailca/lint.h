@@ -86,9 +86,10 @@ mc_err mc_lint_tbs(const uint8_t *tbs, size_t len, const mc_lint_ctx *ctx, mc_li
 mc_err mc_lint_cert(const uint8_t *der, size_t len, const mc_lint_ctx *ctx, mc_lint_result *out,
                     mc_errdetail *err);
 
-/* Orders two lint set versions ("mailca-lints-YYYY.MM.DD" with an optional ".N"; ".1" is the
- * same as none): <0, 0 or >0 as a is older than, the same as or newer than b. A malformed
- * version sorts before every well-formed one. */
+/* Orders two lint set versions ("mailca-lints-YYYY.M.D" with an optional ".N", N >= 2, spelt
+ * as MC_LINT_SET_VERSION is: a real date, no leading zeros; so one version has one spelling):
+ * <0, 0 or >0 as a is older than, the same as or newer than b. A malformed version sorts before
+ * every well-formed one. */
 int mc_lint_set_cmp(const char *a, const char *b);
 
 /* The error lints that only warn under the lint set enforced (those added after it), as a
@@ -96,8 +97,9 @@ int mc_lint_set_cmp(const char *a, const char *b);
  * engine's notice at start. */
 size_t mc_lint_not_enforced(const char *enforced, char *buf, size_t len);
 
-/* Checks a lint set version a config names (field: the config key): well formed and not newer
- * than this build's MC_LINT_SET_VERSION. MC_ERR_CONFIG otherwise. */
+/* Checks a lint set version a config names (field: the config key): well formed, else
+ * MC_ERR_CONFIG. A set newer than this build's MC_LINT_SET_VERSION is accepted: it enforces
+ * every lint of this build (mc_engine_open says so on stderr). */
 mc_err mc_lint_set_check(const char *v, const char *field, mc_errdetail *err);
 
 /* The lint set whose error lints block under enforced (mc_lint_ctx.enforced_set), as recorded
