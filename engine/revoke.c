@@ -6,6 +6,7 @@
 #include "mailca/revoke.h"
 
 #include "mailca/config.h"
+#include "mailca/lint.h"
 #include "mailca/store.h"
 
 #include <getopt.h>
@@ -202,6 +203,11 @@ int mc_revoke_main(int argc, char **argv)
         (sel.by != MC_REVOKE_PROFILE && (after || before)))
         return usage();
     if (mc_revoke_reason_parse(reason_name, &reason, &e) != MC_OK)
+        return fail(&e);
+    /* a misspelt set would select nothing and look like an answer: only a set version (as
+     * `mailca version` prints it) or what lint-disabled runs record */
+    if (sel.by == MC_REVOKE_LINT && strcmp(sel.lint_version, "lint-disabled") != 0 &&
+        mc_lint_set_check(sel.lint_version, "lint-version", &e) != MC_OK)
         return fail(&e);
     if (sel.by == MC_REVOKE_PROFILE &&
         (mc_revoke_time_parse(after, "issued-after", &sel.issued_after, &e) != MC_OK ||

@@ -138,6 +138,19 @@ static void test_revoke_by_key_and_account(void **state)
                              "--reason",       "superseded",
                              "--dry-run",      NULL};
     revoke("dry run, nothing written: 0 selected, 0 would be revoked", lw_none);
+    /* by the lint set of the build that issued them: all 300; a misspelt set is refused, not
+     * answered with an empty selection */
+    const char *lv_dry[] = {"--lint-version", MC_LINT_SET_VERSION, "--reason",
+                            "superseded",     "--dry-run",         NULL};
+    revoke("dry run, nothing written: 300 selected, 300 would be revoked", lv_dry);
+    mc_it_run lr;
+    const char *lv_bad[] = {
+        "revoke",     "--config",  g.cfg, "--lint-version", "mailca-lints-2026.11.02", "--reason",
+        "superseded", "--dry-run", NULL};
+    mc_it_mailca_argv(&lr, 60, lv_bad);
+    if (lr.status != 1 || !strstr(lr.err, "lint-version"))
+        fail_msg("misspelt --lint-version: exit %d: %s", lr.status, lr.err);
+    mc_it_run_free(&lr);
 
     /* the subject key of the first certificate of the second account: 10 certificates */
     mc_it_results res;

@@ -1982,6 +1982,27 @@ static void test_enforced_set(void **state)
 
 /* Lint set versions order by date, then by the .N suffix as a number; malformed ones are
  * refused by mc_lint_set_check, naming the field; sets newer than this build's are not. */
+/* The set recorded with each certificate (intents.lint_enforced) is the one whose error lints
+ * blocked: the configured set when it is older than the build, else the build's own. */
+static void test_lint_set_effective(void **state)
+{
+    (void)state;
+    assert_string_equal(mc_lint_set_effective(NULL), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective(""), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective("garbage"), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective("mailca-lints-2026.11.02"), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective("mailca-lints-2099.1.1"), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective(MC_LINT_SET_VERSION), MC_LINT_SET_VERSION);
+    assert_string_equal(mc_lint_set_effective("mailca-lints-2026.11.2"), "mailca-lints-2026.11.2");
+    /* consistent with what the lints do: under the recorded set, exactly the lints newer than
+     * it are not enforced */
+    char ids[1024];
+    assert_int_equal(
+        mc_lint_not_enforced(mc_lint_set_effective("mailca-lints-2099.1.1"), ids, sizeof ids), 0);
+    assert_true(
+        mc_lint_not_enforced(mc_lint_set_effective("mailca-lints-2026.11.2"), ids, sizeof ids) > 0);
+}
+
 static void test_lint_set_versions(void **state)
 {
     (void)state;
@@ -2243,6 +2264,7 @@ int main(void)
         cmocka_unit_test(test_enforced_set),
         cmocka_unit_test(test_lint_set_versions),
         cmocka_unit_test(test_eku_email_ku_inconsistent),
+        cmocka_unit_test(test_lint_set_effective),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
