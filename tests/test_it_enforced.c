@@ -205,21 +205,27 @@ static void assert_issued(const mc_result *r)
 }
 
 /* The store's intents.lint_warnings of an order, or NULL when it has no intent (caller
- * frees); *certs: its rows in certificates. */
-static char *store_warnings(const char *id, long long *certs)
+ * frees); *certs: its rows in certificates; enforced (when it has an intent): its
+ * intents.lint_enforced, the set its issuance enforced. */
+static char *store_warnings(const char *id, long long *certs, char enforced[64])
 {
     sqlite3 *db = mc_it_db_open(g.store);
     assert_non_null(db);
     sqlite3_stmt *st = NULL;
     char *w = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT lint_warnings FROM intents WHERE order_id = ?",
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT lint_warnings, lint_enforced FROM intents"
+                                        " WHERE order_id = ?",
                                         -1, &st, NULL),
                      SQLITE_OK);
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    enforced[0] = '\0';
     if (sqlite3_step(st) == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(st, 0);
         w = strdup(t ? (const char *)t : "");
         assert_non_null(w);
+        const unsigned char *le = sqlite3_column_text(st, 1);
+        snprintf(enforced, 64, "%s", le ? (const char *)le : "(null)");
     }
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM certificates WHERE order_id = ?",
@@ -246,6 +252,9 @@ static void assert_bad_serial_issued(const mc_result *r)
     assert_true(X509_get_ext_by_NID(x, NID_qcStatements, -1) >= 0);
     X509_free(x);
 }
+
+/* Certificates issued so far with LINT_ID demoted (one per run under OLD_SET). */
+static int demoted_issued;
 
 /* One batch of three orders (tag makes the ids fresh: the store answers a known id with its
  * earlier result): control "<tag>-mailbox", control "<tag>-qc-good" and "<tag>-qc-bad", under
@@ -311,18 +320,34 @@ static void run_case(const char *tag, const char *cfg, const char *procs, int ol
     assert_false(list_has(mb->warnings, LINT_ID));
     assert_false(list_has(good->warnings, LINT_ID));
     long long certs = -1;
-    char *w;
+    char *w, enforced[64];
+    /* the set each certificate's issuance enforced is recorded with it */
+    const char *want_set = old_set ? OLD_SET : MC_LINT_SET_VERSION;
     if (old_set) {
         assert_issued(bad);
         if (!list_has(bad->warnings, LINT_ID))
             fail_msg("%s: warnings \"%s\" lack %s", tag, bad->warnings ? bad->warnings : "(none)",
                      LINT_ID);
         assert_bad_serial_issued(bad);
-        w = store_warnings(id_bad, &certs);
+        w = store_warnings(id_bad, &certs, enforced);
         if (!w || !list_has(w, LINT_ID))
             fail_msg("%s: intents.lint_warnings \"%s\" lacks %s", tag, w ? w : "(no intent)",
                      LINT_ID);
         assert_int_equal(certs, 1);
+        assert_string_equal(enforced, want_set);
+        /* an incident query finds every certificate issued with the lint demoted, and only
+         * those: one per run under the old set so far */
+        demoted_issued++;
+        char want_sel[96];
+        snprintf(want_sel, sizeof want_sel, "dry run, nothing written: %d selected, %d would be",
+                 demoted_issued, demoted_issued);
+        mc_it_run rv;
+        mc_it_mailca(&rv, "revoke", "--config", cfg, "--lint-warning", LINT_ID, "--reason",
+                     "superseded", "--dry-run", NULL);
+        if (rv.status != 0 || !strstr(rv.out, want_sel))
+            fail_msg("%s: revoke --lint-warning: exit %d, want \"%s\": %s %s", tag, rv.status,
+                     want_sel, rv.out, rv.err);
+        mc_it_run_free(&rv);
     } else {
         if (bad->status != MC_STATUS_REJECTED)
             fail_msg("%s: %s %s, want rejected by %s", tag, id_bad, mc_status_name(bad->status),
@@ -330,15 +355,16 @@ static void run_case(const char *tag, const char *cfg, const char *procs, int ol
         assert_int_equal(bad->error.code, MC_ERR_LINT);
         assert_string_equal(bad->error.rule, LINT_ID);
         assert_non_null(strstr(bad->error.message, BAD_SERIAL));
-        w = store_warnings(id_bad, &certs);
+        w = store_warnings(id_bad, &certs, enforced);
         assert_null(w);
         assert_int_equal(certs, 0);
     }
     free(w);
-    w = store_warnings(id_good, &certs);
+    w = store_warnings(id_good, &certs, enforced);
     assert_non_null(w);
     assert_false(list_has(w, LINT_ID));
     assert_int_equal(certs, 1);
+    assert_string_equal(enforced, want_set);
     free(w);
     mc_it_results_free(&res);
 }
