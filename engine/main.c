@@ -459,6 +459,7 @@ static int cmd_worker(int argc, char **argv)
     mc_errdetail e;
     mc_engine *eng = NULL;
     eo.workers = wp.threads;
+    eo.worker_process = 1;
     if (mc_config_load(cfgp, &cfg, &e) != MC_OK || mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return report("worker", &e);
     /* tell the engine this process is ready (fd 3, see spawn_worker) */

@@ -110,9 +110,10 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     if (opts)
         e->opts = *opts;
     mc_config_apply_env(cfg);
-    if (cfg->lint_enforced_set[0]) {
-        if ((rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
-            goto done;
+    if (cfg->lint_enforced_set[0] &&
+        (rc = mc_lint_set_check(cfg->lint_enforced_set, "lint.enforced_set", err)) != MC_OK)
+        goto done;
+    if (cfg->lint_enforced_set[0] && !e->opts.worker_process) {
         /* e.g. the binary rolled back after the set was raised: this build enforces all it knows
          * (fails closed) and says so, as the newer lints it lacks cannot run */
         if (mc_lint_set_cmp(cfg->lint_enforced_set, MC_LINT_SET_VERSION) > 0)

@@ -299,6 +299,9 @@ static void run_case(const char *tag, const char *cfg, const char *procs, int ol
     const char *eol = at ? strchr(at, '\n') : NULL;
     if (old_set && (!at || !eol || !strstr(at, LINT_ID) || strstr(at, LINT_ID) > eol))
         fail_msg("%s: stderr lacks \"%s ... %s\": %s", tag, notice, LINT_ID, r.err);
+    /* said once per run, by the engine, not again by each worker process */
+    if (at && strstr(at + 1, notice))
+        fail_msg("%s: the notice is repeated: %s", tag, r.err);
     if (!old_set && strstr(r.err, "warn instead of blocking"))
         fail_msg("%s: a notice under the default set: %s", tag, r.err);
     mc_it_run_free(&r);

@@ -21,15 +21,17 @@
 typedef struct mc_engine mc_engine;
 
 typedef struct mc_engine_opts {
-    int workers;  /* 0: from the config, else one per core */
-    int batch;    /* 0: from the config */
-    int no_lint;  /* bench only: measure the cost of inline lint */
-    int progress; /* 1: progress line on stderr when it is a terminal */
-    int procs;    /* MC_ENGINE_PROCS_CONFIG (-1): from the config; MC_ENGINE_PROCS_AUTO (-2):
-                     mc_engine_auto_procs; 0: worker threads; N: N worker processes (each loads
-                     the PKCS#11 module itself: a module's process-wide locks decide the
-                     ceiling, DESIGN.md) with `workers` threads each (0 = 1) */
-    int sessions; /* 0: from the config (engine.sessions): signing sessions in flight */
+    int workers;        /* 0: from the config, else one per core */
+    int batch;          /* 0: from the config */
+    int no_lint;        /* bench only: measure the cost of inline lint */
+    int progress;       /* 1: progress line on stderr when it is a terminal */
+    int procs;          /* MC_ENGINE_PROCS_CONFIG (-1): from the config; MC_ENGINE_PROCS_AUTO (-2):
+                           mc_engine_auto_procs; 0: worker threads; N: N worker processes (each loads
+                           the PKCS#11 module itself: a module's process-wide locks decide the
+                           ceiling, DESIGN.md) with `workers` threads each (0 = 1) */
+    int sessions;       /* 0: from the config (engine.sessions): signing sessions in flight */
+    int worker_process; /* 1: `mailca worker`, started by an engine that already printed its
+                           start notices (lint.enforced_set): not repeated per process */
 } mc_engine_opts;
 
 #define MC_ENGINE_PROCS_CONFIG (-1)
