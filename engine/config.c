@@ -5,11 +5,13 @@
 #include "mailca/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 enum kind { K_STR, K_PATH, K_INT, K_BOOL };
@@ -237,13 +239,21 @@ static const char *rel(const mc_config *c, const char *p)
     return p;
 }
 
-mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err)
+/* A YAML double-quoted scalar: '"' and '\\' escaped (a label or URI may hold them). */
+static void put_quoted(FILE *f, const char *v)
 {
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return mc_err_set(err, MC_ERR_IO, path, NULL, "cannot write: %s", strerror(errno));
-    fprintf(f, "# mailca configuration (written by mailca init). Relative paths are relative to\n"
-               "# this file. The PIN is not here: see hsm.pin_file / hsm.pin_env.\n");
+    fputc('"', f);
+    for (; *v; v++) {
+        if (*v == '"' || *v == '\\')
+            fputc('\\', f);
+        fputc(*v, f);
+    }
+    fputc('"', f);
+}
+
+/* Every key of the table; paths relative to c->dir unless absolute is set. */
+static void write_keys(const mc_config *c, FILE *f, int absolute)
+{
     const char *cur = "";
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &keys[i];
@@ -252,15 +262,47 @@ mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err)
             cur = k->section;
         }
         const char *v = (const char *)c + k->off;
-        if (k->kind == K_INT && k->min < 0 && *(const int *)v < 0)
+        if (k->kind == K_INT && k->min < 0 && *(const int *)v < 0) {
             fprintf(f, "  %s: auto\n", k->name);
-        else if (k->kind == K_INT)
+        } else if (k->kind == K_INT) {
             fprintf(f, "  %s: %d\n", k->name, *(const int *)v);
-        else if (k->kind == K_BOOL)
+        } else if (k->kind == K_BOOL) {
             fprintf(f, "  %s: %s\n", k->name, *(const int *)v ? "true" : "false");
-        else
-            fprintf(f, "  %s: \"%s\"\n", k->name, k->kind == K_PATH ? rel(c, v) : v);
+        } else {
+            fprintf(f, "  %s: ", k->name);
+            put_quoted(f, k->kind == K_PATH && !absolute ? rel(c, v) : v);
+            fputc('\n', f);
+        }
     }
+}
+
+mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return mc_err_set(err, MC_ERR_IO, path, NULL, "cannot write: %s", strerror(errno));
+    fprintf(f, "# mailca configuration (written by mailca init). Relative paths are relative to\n"
+               "# this file. The PIN is not here: see hsm.pin_file / hsm.pin_env.\n");
+    write_keys(c, f, 0);
+    if (fclose(f) != 0)
+        return mc_err_set(err, MC_ERR_IO, path, NULL, "write failed: %s", strerror(errno));
+    return MC_OK;
+}
+
+mc_err mc_config_snapshot(const mc_config *c, const char *path, mc_errdetail *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
+        return mc_err_set(err, MC_ERR_IO, path, NULL, "cannot write: %s", strerror(errno));
+    }
+    fprintf(f,
+            "# mailca: the config of one run, as its engine loaded it (%s), for the worker\n"
+            "# processes it starts or restarts. Removed at the end of the run.\n",
+            c->path);
+    write_keys(c, f, 1);
     if (fclose(f) != 0)
         return mc_err_set(err, MC_ERR_IO, path, NULL, "write failed: %s", strerror(errno));
     return MC_OK;

@@ -328,7 +328,8 @@ typedef struct collector {
     uint64_t *redo; /* seqs to dispatch again, sent from redo_next on */
     size_t redo_n, redo_next;
     int redo_rounds, quiet_rounds, restarts;
-    const char *const *eps; /* the ipc endpoints the worker processes join */
+    const char *const *eps; /* the ipc endpoints the worker processes join, and the run's
+                             * config snapshot they load (spawn_worker) */
     int threads, signers;   /* per worker process */
     uint64_t t_last_input;  /* when the last message arrived */
     atomic_uint_fast64_t *bytes_read;
@@ -1047,7 +1048,7 @@ static void fail_unanswered(collector *c)
 }
 
 static pid_t spawn_worker(const mc_engine *e, int i, uint32_t id, int threads, int signers, int cpu,
-                          const char *const eps[3], mc_errdetail *err);
+                          const char *const eps[4], mc_errdetail *err);
 
 /* Rounds of 2 s in which live worker processes answered nothing and no order was left to
  * dispatch again, before the orders still unanswered are answered failed (a minute). */
@@ -1636,13 +1637,17 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 
 /* Starts worker process i: this very binary (`mailca worker`), so the child loads the PKCS#11
- * module fresh (PKCS#11 state must not cross fork) and re-reads the config. The PIN travels by
+ * module fresh (PKCS#11 state must not cross fork). eps: the orders, intents and results ipc
+ * endpoints, then the run's config snapshot (mc_config_snapshot), which the child loads: a
+ * process restarted late in a run gets the config the run started with even if the file was
+ * edited meanwhile (a changed lint.enforced_set, HSM URI or store would otherwise apply to
+ * some workers of the run and not others). The PIN travels by
  * the config's pin file or the inherited environment, never argv. The child says "R" on fd 3 once
  * its HSM session is open; workers start one after another because SoftHSM2 processes logging in
  * to one token at the same moment race on its state files (seen here: "no initialised token").
  * Returns the pid, or -1 with err filled. */
 static pid_t spawn_worker(const mc_engine *e, int i, uint32_t id, int threads, int signers, int cpu,
-                          const char *const eps[3], mc_errdetail *err)
+                          const char *const eps[4], mc_errdetail *err)
 {
     char th[16], cp[16], bt[16], sg[16], idb[16];
     snprintf(idb, sizeof idb, "%lu", (unsigned long)id);
@@ -1653,7 +1658,7 @@ static pid_t spawn_worker(const mc_engine *e, int i, uint32_t id, int threads, i
     char *argv[] = {"mailca",
                     "worker",
                     "--config",
-                    (char *)e->cfg.path,
+                    (char *)eps[3],
                     "--orders",
                     (char *)eps[0],
                     "--intents",
@@ -1754,8 +1759,8 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     pthread_t kth;
     int k_started = 0;
     memset(&drainer, 0, sizeof drainer);
-    char ipc_dir[64] = "", ep_ipc[3][128];
-    const char *eps[3] = {ep_ipc[0], ep_ipc[1], ep_ipc[2]};
+    char ipc_dir[64] = "", ep_ipc[4][128];
+    const char *eps[4] = {ep_ipc[0], ep_ipc[1], ep_ipc[2], ep_ipc[3]};
     worker_proc *pids = NULL;
     memset(&c, 0, sizeof c);
     memset(&in, 0, sizeof in);
@@ -1793,6 +1798,9 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
         snprintf(ep_ipc[0], sizeof ep_ipc[0], "ipc://%s/orders", ipc_dir);
         snprintf(ep_ipc[1], sizeof ep_ipc[1], "ipc://%s/intents", ipc_dir);
         snprintf(ep_ipc[2], sizeof ep_ipc[2], "ipc://%s/results", ipc_dir);
+        snprintf(ep_ipc[3], sizeof ep_ipc[3], "%s/config.yaml", ipc_dir);
+        if ((rc = mc_config_snapshot(&e->cfg, ep_ipc[3], err)) != MC_OK)
+            goto done;
     }
     /* Small high-water marks: back-pressure instead of queues (DESIGN.md). */
     c.router = bind_socket(zctx, ZMQ_ROUTER, procs > 0 ? eps[1] : EP_INTENTS, 64);

@@ -316,6 +316,50 @@ static void test_procs_sigkill_only_process(void **state)
     sigkill_run("1", mc_it_scaled(10000, 2000));
 }
 
+/* The config file is replaced by garbage while a run is going, then its only worker process is
+ * SIGKILLed: the restarted process loads the config the run started with (the engine's
+ * snapshot), not the file, so every order is still issued. Before the snapshot, the restart
+ * read the broken file and the run's remaining orders failed. */
+static void test_procs_config_edited_during_run(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700], edited[700], errlog[700];
+    const int n = mc_it_scaled(10000, 2000);
+    snprintf(orders, sizeof orders, "%s/edit.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/edit-results.msgpack", g.dir);
+    snprintf(errlog, sizeof errlog, "%s/edit-stderr.txt", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    /* a copy beside the original: its relative paths name the same CA */
+    snprintf(edited, sizeof edited, "%s/edited.yaml", g.ca);
+    size_t len = 0;
+    uint8_t *text = mc_it_read_file(cfg, &len);
+    assert_non_null(text);
+    assert_int_equal(mc_it_write_file(edited, text, len), 0);
+    free(text);
+    gen(orders, n, "public-key");
+    const char *args[] = {"--procs", "1", "--config", edited, orders, results, NULL};
+    pid_t batch = batch_start(args, errlog);
+    pid_t victim = worker_when_flowing(batch, results, 200 * 1024);
+    static const char garbage[] = "hsm: [this is not the config the run started with\n";
+    assert_int_equal(mc_it_write_file(edited, garbage, sizeof garbage - 1), 0);
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    batch_wait(batch, errlog, 0);
+
+    uint8_t *log = mc_it_read_file(errlog, &len);
+    assert_non_null(log);
+    int restarted = strstr((char *)log, "worker process 0 restarted") != NULL;
+    int refused = strstr((char *)log, "could not be restarted") != NULL;
+    if (!restarted || refused)
+        fail_msg("want a restart from the run's config: %.*s", (int)len, (char *)log);
+    free(log);
+    mc_it_results res;
+    size_t failed = 0;
+    assert_int_equal(mc_it_results_load(results, &res), 0);
+    assert_int_equal(check_one_result_each(&res, (size_t)n, &failed), (size_t)n);
+    assert_int_equal(failed, 0);
+    mc_it_results_free(&res);
+}
+
 /* Order ids are idempotency keys, and a stream may carry the same id many times, some of the
  * copies in flight at once (the later ones wait for the first: waiters). A worker process
  * SIGKILLed in the middle: every copy still gets one result, none failed, one certificate per
@@ -469,6 +513,7 @@ int main(void)
         cmocka_unit_test(test_auto_procs_rule),
         cmocka_unit_test(test_auto_procs_config),
         cmocka_unit_test(test_auto_procs_softhsm),
+        cmocka_unit_test(test_procs_config_edited_during_run),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -82,6 +82,12 @@ void mc_config_defaults(mc_config *c);
 /* Writes the config as YAML to path (mode 0644). */
 mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err);
 
+/* Writes every key of c to a new file path (mode 0600, refused if it exists), paths absolute:
+ * what the worker processes of a run load, started or restarted, so that a config file
+ * edited during the run never reaches some of its workers and not others. Loading it gives
+ * back c (but path and dir). */
+mc_err mc_config_snapshot(const mc_config *c, const char *path, mc_errdetail *err);
+
 /* Reads the PIN: from the environment variable hsm_pin_env when set and present, else from
  * hsm_pin_file, which must not be readable by group or others. Trailing newline stripped.
  * The caller wipes pin (OPENSSL_cleanse) after use. */
