@@ -2282,19 +2282,36 @@ static void other_node_commits(const fixture *fx, PGconn *other, pthread_t t)
     assert_int_equal(pthread_join(t, NULL), 0);
 }
 
-typedef struct race_commit {
+/* One store call on a thread of its own, racing another node's open transaction: the intents
+ * of in (2 rows) when in is set, else the certificate v. */
+typedef struct race_call {
     mc_store *s;
     const mc_intent *in;
+    const mc_stored_cert *v;
     mc_intent_state state[2];
     mc_err rc;
     mc_errdetail err;
-} race_commit;
+} race_call;
 
-static void *race_commit_run(void *arg)
+static void *race_call_run(void *arg)
 {
-    race_commit *r = arg;
-    r->rc = mc_store_intents_commit(r->s, r->in, 2, r->state, &r->err);
+    race_call *r = arg;
+    r->rc = r->in ? mc_store_intents_commit(r->s, r->in, 2, r->state, &r->err)
+                  : mc_store_certs_commit(r->s, r->v, 1, &r->err);
     return NULL;
+}
+
+/* Another node opens a transaction with sql (which begins it) and holds it while rc runs on a
+ * thread, until rc waits on its lock; then it commits and rc finishes. */
+static void race(const fixture *fx, const char *sql, race_call *rc)
+{
+    PGconn *other = pg_raw_connect(fx->where);
+    PGresult *r = PQexec(other, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, race_call_run, rc), 0);
+    other_node_commits(fx, other, t);
 }
 
 /* Two engine nodes binding one subject key at once: another node's transaction binds key K to
@@ -2314,16 +2331,11 @@ static void test_pg_key_bind_race(void **state)
     memset(k, 0x5e, sizeof k);
     b.in[0].account = "acct-y";
     b.in[0].spki_sha256 = k;
-    PGconn *other = pg_raw_connect(fx->where);
-    PGresult *r = PQexec(other, "BEGIN; INSERT INTO subject_keys (spki_sha256, account,"
-                                " first_order_id, created_at) VALUES (decode(repeat('5e', 32),"
-                                " 'hex'), 'acct-x', 'other-node-1', 0)");
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
-    race_commit rc = {.s = s, .in = b.in};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, race_commit_run, &rc), 0);
-    other_node_commits(fx, other, t);
+    race_call rc = {.s = s, .in = b.in};
+    race(fx,
+         "BEGIN; INSERT INTO subject_keys (spki_sha256, account, first_order_id, created_at)"
+         " VALUES (decode(repeat('5e', 32), 'hex'), 'acct-x', 'other-node-1', 0)",
+         &rc);
     assert_int_equal(rc.rc, MC_ERR_STORE);
     assert_non_null(strstr(rc.err.message, "40001"));
     assert_non_null(strstr(rc.err.message, "'race-0'"));
@@ -2337,20 +2349,6 @@ static void test_pg_key_bind_race(void **state)
     mc_store_close(s);
     batch_free(&b);
 }
-typedef struct race_certs {
-    mc_store *s;
-    const mc_stored_cert *v;
-    mc_err rc;
-    mc_errdetail err;
-} race_certs;
-
-static void *race_certs_run(void *arg)
-{
-    race_certs *r = arg;
-    r->rc = mc_store_certs_commit(r->s, r->v, 1, &r->err);
-    return NULL;
-}
-
 /* Two engine nodes that took up one pending intent commit their signatures at once: the other
  * node's transaction holds the certificate when this node's statement runs, which waits on it
  * and, once it commits, skips the row without seeing it (its snapshot is older). The stored
@@ -2376,19 +2374,13 @@ static void test_pg_resign_race(void **state)
              "BEGIN; INSERT INTO certificates (serial, order_id, der, issued_at) VALUES"
              " (decode('%s', 'hex'), '%s', decode('%s', 'hex'), 0)",
              hs, b.order[0], hd);
-    PGconn *other = pg_raw_connect(fx->where);
-    PGresult *r = PQexec(other, sql);
-    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-    PQclear(r);
     int flag = 7;
     mc_stored_cert v = b.cert[0];
     v.der = a0b;
     v.der_len = sizeof a0b;
     v.resigned = &flag;
-    race_certs rc = {.s = s, .v = &v};
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, race_certs_run, &rc), 0);
-    other_node_commits(fx, other, t);
+    race_call rc = {.s = s, .v = &v};
+    race(fx, sql, &rc);
     if (rc.rc != MC_OK)
         fail_msg("certs commit: %s", rc.err.message);
     assert_int_equal(flag, 1);
