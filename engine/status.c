@@ -126,7 +126,7 @@ int mc_status_main(int argc, char **argv)
     /* store */
     mc_store *s = NULL;
     int64_t certs = -1, pending = -1, ct_pending = -1, ct_done = -1, ct_rejected = -1;
-    char store_error[MC_ERR_MSG_MAX] = "";
+    char store_error[MC_ERR_MSG_MAX] = "", durability[96] = "";
     struct stat sb;
     /* a SQLite store that is not there is reported, not created (opening creates a store) */
     if (strncmp(cfg.store_sqlite, "postgres", 8) != 0 && stat(cfg.store_sqlite, &sb) != 0) {
@@ -134,7 +134,8 @@ int mc_status_main(int argc, char **argv)
         bad = 1;
     } else if (mc_store_open(cfg.store_sqlite, &s, &e) != MC_OK ||
                mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
-               mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK) {
+               mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK ||
+               mc_store_durability(s, durability, sizeof durability, &e) != MC_OK) {
         mc_err_format(&e, store_error, sizeof store_error);
         bad = 1;
     }
@@ -167,9 +168,10 @@ int mc_status_main(int argc, char **argv)
             json_str(stdout, store_error);
         } else {
             printf(",\"certificates\":%lld,\"pending_intents\":%lld,\"ct_pending\":%lld,"
-                   "\"ct_done\":%lld,\"ct_rejected\":%lld",
+                   "\"ct_done\":%lld,\"ct_rejected\":%lld,\"durability\":",
                    (long long)certs, (long long)pending, (long long)ct_pending, (long long)ct_done,
                    (long long)ct_rejected);
+            json_str(stdout, durability);
         }
         printf("}}\n");
         return bad ? 1 : 0;
@@ -186,9 +188,10 @@ int mc_status_main(int argc, char **argv)
         printf("store: FAILED: %s\n", store_error);
     else
         printf("store: %s: %lld certificate(s), %lld intent(s) without a certificate%s\n"
+               "  commits: %s\n"
                "ct outbox: %lld pending, %lld done, %lld rejected\n",
                backend_buf, (long long)certs, (long long)pending,
                pending > 0 ? " (resubmit those orders: the recorded TBS is re-signed)" : "",
-               (long long)ct_pending, (long long)ct_done, (long long)ct_rejected);
+               durability, (long long)ct_pending, (long long)ct_done, (long long)ct_rejected);
     return bad ? 1 : 0;
 }

@@ -591,11 +591,16 @@ static mc_err sq_open(const char *path, mc_store **out, mc_errdetail *err)
     e = pragma_expect(s, "PRAGMA journal_mode=WAL", "wal", err);
     if (e)
         goto done;
-    /* In WAL mode synchronous=NORMAL syncs the log at checkpoints, not at every commit: a
-     * committed transaction survives a crash of the process (the WAL file is in the OS page
-     * cache and replayed at next open); only a power loss or OS crash may lose the latest
-     * commits, never corrupt the database. FULL would cost an fsync per batch. */
-    e = exec_sql(s, "PRAGMA synchronous=NORMAL", "store open: synchronous", err);
+    /* synchronous=FULL: every commit is on disk (the WAL synced) before it returns. The
+     * intents must be durable before the HSM signs, and the certificates before a result is
+     * written: with NORMAL (the WAL synced only at checkpoints) a power loss or OS crash could
+     * drop the records of certificates already signed and handed out, which is what the
+     * write-ahead of intent exists to prevent. It costs one fsync per transaction, and a
+     * transaction is a batch (or a group of batches). */
+    e = exec_sql(s, "PRAGMA synchronous=FULL", "store open: synchronous", err);
+    if (e)
+        goto done;
+    e = pragma_expect(s, "PRAGMA synchronous", "2", err); /* 2: FULL */
     if (e)
         goto done;
     e = exec_sql(s, "PRAGMA cache_size=-" STR(MC_STORE_CACHE_KIB), "store open: cache size", err);
@@ -1541,6 +1546,21 @@ static mc_err sq_checkpoint(mc_store *base, mc_errdetail *err)
     return MC_OK;
 }
 
+static mc_err sq_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    static const char *const names[] = {"off", "normal", "full", "extra"};
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int v = sqlite3_column_int(st, 0);
+        snprintf(buf, cap, "synchronous=%s", v >= 0 && v <= 3 ? names[v] : "?");
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, "store durability", rc);
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -1560,6 +1580,7 @@ static const mc_store_ops sq_ops = {
     .checkpoint_elsewhere = sq_checkpoint_elsewhere,
     .wal_pages = sq_wal_pages,
     .checkpoint = sq_checkpoint,
+    .durability = sq_durability,
     .close = sq_close,
 };
 
@@ -1627,6 +1648,14 @@ int mc_store_schema_version(void)
 const char *mc_store_backend(const mc_store *s)
 {
     return s ? s->ops->name : "";
+}
+
+mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err)
+{
+    if (!s || !buf || !cap)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "store durability: NULL argument");
+    buf[0] = '\0';
+    return s->ops->durability(s, buf, cap, err);
 }
 
 mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,

@@ -407,6 +407,21 @@ static void txn_abort(pg_store *s)
 
 static mc_err prepare_all(pg_store *s, mc_errdetail *err)
 {
+    /* A commit must be durable when it returns: the intents before the HSM signs, the
+     * certificates before their results are written. A server (or role, or database) set to
+     * synchronous_commit = off acknowledges commits a crash can still lose, so this session
+     * turns it back on; stronger settings (remote_write, remote_apply: replicas) are kept. */
+    PGresult *sc = PQexec(s->conn, "SELECT current_setting('synchronous_commit') = 'off'");
+    int off = PQresultStatus(sc) == PGRES_TUPLES_OK && PQntuples(sc) == 1 &&
+              strcmp(PQgetvalue(sc, 0, 0), "t") == 0;
+    mc_err e0 = PQresultStatus(sc) == PGRES_TUPLES_OK
+                    ? MC_OK
+                    : pg_err(s, err, "synchronous_commit", "store open: settings", sc);
+    PQclear(sc);
+    if (e0 == MC_OK && off)
+        e0 = exec_cmd(s, "SET synchronous_commit = on", "store open: synchronous_commit", err);
+    if (e0)
+        return e0;
     for (int i = 0; i < PS_COUNT_; i++) {
         PGresult *res = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams,
                                   stmts[i].nparams ? stmts[i].types : NULL);
@@ -1834,6 +1849,23 @@ done:
     return e;
 }
 
+static mc_err pg_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    PGresult *res = PQexec(s->conn, "SELECT current_setting('synchronous_commit'),"
+                                    " current_setting('fsync')");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(buf, cap, "synchronous_commit=%s fsync=%s", PQgetvalue(res, 0, 0),
+                 PQgetvalue(res, 0, 1));
+    else
+        e = pg_err(s, err, NULL, "store durability", res);
+    PQclear(res);
+    return e;
+}
+
 static const mc_store_ops pg_ops = {
     .name = "postgresql",
     .intents_commit = pg_intents_commit,
@@ -1850,6 +1882,7 @@ static const mc_store_ops pg_ops = {
     .replaced_by = pg_replaced_by,
     .revoke = pg_revoke,
     .cert_status = pg_cert_status,
+    .durability = pg_durability,
     .close = pg_close,
 };
 

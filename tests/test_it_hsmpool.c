@@ -263,6 +263,8 @@ static void test_status(void **state)
     assert_non_null(strstr(r.out, "token=pool-b: ok (p256 key"));
     assert_non_null(strstr(r.out, "store: sqlite: "));
     assert_non_null(strstr(r.out, " intent(s) without a certificate"));
+    /* read back from the store's connection: every commit synced before it returns */
+    assert_non_null(strstr(r.out, "  commits: synchronous=full\n"));
     mc_it_run_free(&r);
     write_config(cfg, "pkcs11:token=pool-a;object=ica;type=private "
                       "pkcs11:token=pool-gone;object=ica;type=private");

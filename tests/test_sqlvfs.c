@@ -76,7 +76,7 @@ static void expect_intact(sqlite3 *c)
     sqlite3_finalize(st);
 }
 
-/* The store's settings (engine/store.c): WAL, synchronous NORMAL; cache_kib small enough, when
+/* The store's settings (engine/store.c): WAL, synchronous FULL; cache_kib small enough, when
  * given, that a large transaction spills frames to the WAL before its commit. */
 static sqlite3 *open_db(const char *vfs_name, int cache_pages)
 {
@@ -84,7 +84,7 @@ static sqlite3 *open_db(const char *vfs_name, int cache_pages)
     assert_int_equal(sqlite3_open_v2(db, &c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs_name),
                      SQLITE_OK);
     sqlite3_busy_timeout(c, 5000);
-    exec_ok(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    exec_ok(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
     if (cache_pages) {
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA cache_size=%d", cache_pages);
@@ -147,7 +147,7 @@ static void child_commit_and_die(int first, int spill)
     sqlite3 *w = NULL;
     char sql[128];
     if (sqlite3_open_v2(db, &w, SQLITE_OPEN_READWRITE, MC_SQLVFS_NAME) != SQLITE_OK ||
-        sqlite3_exec(w, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(w, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
         _exit(2);
     for (int b = 0; b < 10; b++) {
         sqlite3_exec(w, "BEGIN IMMEDIATE", NULL, NULL, NULL);

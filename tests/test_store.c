@@ -1562,6 +1562,39 @@ static void test_migrate_7_to_8(void **state)
     batch_free(&c);
 }
 
+/* Commits are durable on the store's own connection: SQLite runs synchronous=FULL, and a
+ * PostgreSQL session that starts with synchronous_commit off (as a server, role or database
+ * may set it) is turned back on. */
+static void test_durability(void **state)
+{
+    fixture *fx = *state;
+    char where[1200], got[96];
+    mc_errdetail err;
+    if (fx->b == &pg_backend)
+        snprintf(where, sizeof where, "%s%%20-csynchronous_commit%%3Doff", fx->where);
+    else
+        snprintf(where, sizeof where, "%s", fx->where);
+    mc_store *s = open_ok(where);
+    assert_int_equal(mc_store_durability(s, got, sizeof got, &err), MC_OK);
+#ifdef MAILCA_HAVE_LIBPQ
+    if (fx->b == &pg_backend) {
+        /* the option reached the session: it is what the store turned back on */
+        PGconn *c = pg_raw_connect(where);
+        PGresult *r = PQexec(c, "SHOW synchronous_commit");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_string_equal(PQgetvalue(r, 0, 0), "off");
+        PQclear(r);
+        PQfinish(c);
+        assert_non_null(strstr(got, "synchronous_commit=on "));
+        assert_non_null(strstr(got, " fsync="));
+        mc_store_close(s);
+        return;
+    }
+#endif
+    assert_string_equal(got, "synchronous=full");
+    mc_store_close(s);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -2544,7 +2577,8 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_compromised_key_refused, setup, teardown),            \
         cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown),               \
-        cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),                     \
+        cmocka_unit_test_setup_teardown(test_durability, setup, teardown)
 
 int main(void)
 {

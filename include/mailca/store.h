@@ -123,6 +123,13 @@ int mc_store_schema_version(void);
 /* "sqlite" or "postgresql" (static string). */
 const char *mc_store_backend(const mc_store *s);
 
+/* How a commit reaches the disk on this store's own connection, read back from it (not from
+ * the config): SQLite "synchronous=full" (store open sets FULL), PostgreSQL
+ * "synchronous_commit=on fsync=on" (store open turns synchronous_commit back on when the
+ * server, role or database has it off; the server's fsync it cannot change). For `mailca
+ * status`: a store whose commits a power loss can undo breaks the write-ahead of intent. */
+mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
+
 /* Records n intents in one transaction. state[i] says what was found for each order id (for an
  * existing order id nothing is written; an order id repeated within v yields MC_INTENT_PENDING
  * for the repeat). A new order with spki_sha256 binds that key to its account when the key is
@@ -429,6 +436,7 @@ typedef struct mc_store_ops {
     mc_err (*checkpoint_elsewhere)(mc_store *s, long hard_pages, mc_errdetail *err);
     long (*wal_pages)(const mc_store *s);
     mc_err (*checkpoint)(mc_store *s, mc_errdetail *err);
+    mc_err (*durability)(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
