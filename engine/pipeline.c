@@ -167,6 +167,11 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                         cfg->ca_certificate);
         goto done;
     }
+    if (!cfg->caa_enabled && !e->opts.worker_process)
+        fprintf(stderr, "mailca: CAA checking is off (caa.enabled: false): SBR 4.2.2.1 requires "
+                        "CAA issuemail checks before a publicly-trusted certificate is issued "
+                        "(unless a technically constrained subordinate CA's contract waives "
+                        "them); each certificate's evidence records \"caa_checked\":false\n");
     if (cfg->caa_enabled) {
         /* SBR 4.2.2.1: CAA for every mailbox domain before issuing */
         mc_caa_config cc = {.timeout_ms = (unsigned)cfg->caa_timeout_ms,

@@ -884,6 +884,7 @@ static void test_engine_cache(void **state)
     sqlite3 *sdb = mc_it_db_open(db);
     assert_non_null(sdb);
     assert_int_equal(evidence_count(sdb, "%\"caa\":[{%\"decision\":\"permit\"%", "%"), 2000);
+    assert_int_equal(evidence_count(sdb, "%caa_checked%", "%"), 0);
     assert_int_equal(evidence_count(sdb, "%\"cached\":false%", "%"), 20);
     assert_int_equal(evidence_count(sdb, "%\"cached\":true%", "%"), 1980);
     for (int k = 0; k < 20; k++) {

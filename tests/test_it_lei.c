@@ -223,6 +223,8 @@ static void test_lei_batch(void **state)
         const char *id = (const char *)sqlite3_column_text(st, 0);
         const char *ev = (const char *)sqlite3_column_text(st, 1);
         rows++;
+        /* this CA runs without CAA (caa.enabled false): each record says so */
+        assert_non_null(strstr(ev, "\"caa_checked\":false"));
         if (strcmp(id, "lei-org-none") == 0) {
             assert_null(strstr(ev, "\"lei\""));
             continue;

@@ -199,7 +199,7 @@ static size_t put(char *buf, size_t n, size_t cap, const char *fmt, ...)
 
 static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa)
 {
-    size_t cap = 320 + 2 * o->key_source.len + (caa ? strlen(caa) + 16 : 0) +
+    size_t cap = 320 + 2 * o->key_source.len + (caa ? strlen(caa) + 16 : 24) +
                  o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96) +
                  (o->lei.value.len ? MC_ORDER_REFERENCE_MAX * 2 + 192 : 0) +
                  (o->lei_role.value.len ? (MC_LEI_ROLE_MAX + MC_ORDER_REFERENCE_MAX) * 2 + 96 : 0);
@@ -242,9 +242,13 @@ static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa
         n = json_str(buf, n, cap, o->lei_role.reference.p, o->lei_role.reference.len);
         n = put(buf, n, cap, "\"}");
     }
-    /* SBR 4.2.2.1: the CAA result per mailbox domain (records seen, decision, time, resolver) */
+    /* SBR 4.2.2.1: the CAA result per mailbox domain (records seen, decision, time, resolver);
+     * with CAA off (caa.enabled false) the record says so, so that an incident query finds every
+     * certificate issued without a CAA check */
     if (caa)
         n = put(buf, n, cap, ",\"caa\":%s", caa);
+    else
+        n = put(buf, n, cap, ",\"caa_checked\":false");
     put(buf, n, cap, "}");
     return buf;
 }
