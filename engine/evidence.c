@@ -1,6 +1,6 @@
 /*
- * Validation evidence reuse windows (SBR 4.2.1), checked per mailbox at issuance time. Policy and
- * day counts: include/mailca/evidence.h.
+ * Validation evidence reuse windows (SBR 4.2.1), checked per mailbox and per identity validation
+ * at issuance time. Policy and day counts: include/mailca/evidence.h.
  */
 #include "mailca/evidence.h"
 
@@ -84,4 +84,56 @@ mc_err mc_evidence_check(const mc_order *o, int64_t now, mc_errdetail *err)
         rc = mc_evidence_check_mailbox(&o->mailboxes[i], now, field, err);
     }
     return rc;
+}
+
+/* One identity validation: present when the type needs it, absent when not, not in the future,
+ * within 825 days. */
+static mc_err identity_one(const mc_identity_evidence *ev, int needed, const char *kind,
+                           const char *section, const char *type_name, int64_t now,
+                           mc_errdetail *err)
+{
+    char field[MC_ERR_FIELD_MAX], when[32];
+    snprintf(field, sizeof field, "identity.%s", kind);
+    if (!ev->validated_at) {
+        if (!needed)
+            return MC_OK;
+        /* SBR 3.2.3 / 3.2.4: the subject's identity is validated before it is certified */
+        return mc_err_set(err, MC_ERR_INVALID, field, section,
+                          "a %s certificate needs the completed validation of %s identity "
+                          "(SBR %s) and when it was obtained",
+                          type_name, kind, section + 4);
+    }
+    if (!needed)
+        return mc_err_set(err, MC_ERR_INVALID, field, "orders.md identity",
+                          "a %s certificate names no %s identity: leave it out", type_name, kind);
+    snprintf(field, sizeof field, "identity.%s.validated_at", kind);
+    if (ev->validated_at > now && ev->validated_at - now > MC_EVIDENCE_SKEW)
+        return mc_err_set(err, MC_ERR_INVALID, field, "orders.md identity",
+                          "%s identity validated_at %s is %lld s after the issuance time", kind,
+                          utc(ev->validated_at, when, sizeof when),
+                          (long long)(ev->validated_at - now));
+    /* SBR 4.2.1 items 2 and 3: "obtained no more than 825 days prior to issuing" */
+    int64_t age = now - ev->validated_at;
+    if (age > (int64_t)MC_EVIDENCE_IDENTITY_DAYS * MC_EVIDENCE_DAY)
+        return mc_err_set(err, MC_ERR_INVALID, field, R_REUSE,
+                          "%s identity validated at %s is %lld days %lld s old; the reuse window "
+                          "is %d days",
+                          kind, utc(ev->validated_at, when, sizeof when),
+                          (long long)(age / MC_EVIDENCE_DAY), (long long)(age % MC_EVIDENCE_DAY),
+                          MC_EVIDENCE_IDENTITY_DAYS);
+    return MC_OK;
+}
+
+mc_err mc_evidence_check_identity(const mc_order *o, mc_certtype type, int64_t now,
+                                  mc_errdetail *err)
+{
+    static const char *const names[] = {[MC_TYPE_MAILBOX] = "mailbox-validated",
+                                        [MC_TYPE_ORGANIZATION] = "organization-validated",
+                                        [MC_TYPE_SPONSOR] = "sponsor-validated",
+                                        [MC_TYPE_INDIVIDUAL] = "individual-validated"};
+    const char *tn = type >= MC_TYPE_MAILBOX && type <= MC_TYPE_INDIVIDUAL ? names[type] : "?";
+    int org = type == MC_TYPE_ORGANIZATION || type == MC_TYPE_SPONSOR;
+    int ind = type == MC_TYPE_INDIVIDUAL || type == MC_TYPE_SPONSOR;
+    mc_err e = identity_one(&o->id_org, org, "organization", "SBR 3.2.3", tn, now, err);
+    return e ? e : identity_one(&o->id_individual, ind, "individual", "SBR 3.2.4", tn, now, err);
 }

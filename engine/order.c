@@ -427,11 +427,12 @@ enum {
     K_SUBJECT,
     K_LEI,
     K_LEI_ROLE,
+    K_IDENTITY,
     K_ORDER_N
 };
-static const char *const order_keys[K_ORDER_N] = {"id",         "account", "profile",  "usage",
-                                                  "mailboxes",  "csr",     "replaces", "public_key",
-                                                  "key_source", "subject", "lei",      "lei_role"};
+static const char *const order_keys[K_ORDER_N] = {
+    "id",         "account",    "profile", "usage", "mailboxes", "csr",     "replaces",
+    "public_key", "key_source", "subject", "lei",   "lei_role",  "identity"};
 /* csr / public_key: exactly one, checked after the loop */
 static const unsigned order_required =
     (1u << K_ID) | (1u << K_ACCOUNT) | (1u << K_PROFILE) | (1u << K_USAGE) | (1u << K_MAILBOXES);
@@ -908,6 +909,78 @@ static mc_err decode_lei(const msgpack_object *v, int role, mc_lei *out, mc_errd
     return MC_OK;
 }
 
+/* "identity": the completed validations of the subject's identity, each a map of validated_at
+ * and reference (docs/orders.md "Identity validation"). Which ones a profile needs is checked at
+ * issuance (mc_evidence_check_identity), not here. */
+enum { I_ORG, I_INDIVIDUAL, K_IDENTITY_N };
+static const char *const identity_keys[K_IDENTITY_N] = {"organization", "individual"};
+enum { IE_VALIDATED_AT, IE_REFERENCE, K_IDEV_N };
+static const char *const idev_keys[K_IDEV_N] = {"validated_at", "reference"};
+#define R_IDENTITY "orders.md identity"
+
+static mc_err decode_identity_evidence(const msgpack_object *v, const char *prefix,
+                                       mc_identity_evidence *out, mc_errdetail *err)
+{
+    char path[MC_ERR_FIELD_MAX];
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, prefix, R_IDENTITY, "must be a map, got %s",
+                          type_name(v));
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *val = &v->via.map.ptr[i].val;
+        int ki = key_index(k, idev_keys, K_IDEV_N);
+        if (ki < 0 || (seen & (1u << ki)))
+            return bad_key(k, prefix, ki >= 0, err);
+        seen |= 1u << ki;
+        mc_err_field(path, sizeof path, prefix, idev_keys[ki]);
+        if (ki == IE_VALIDATED_AT) {
+            if (val->type != MSGPACK_OBJECT_POSITIVE_INTEGER || val->via.u64 == 0 ||
+                val->via.u64 > INT64_MAX)
+                return mc_err_set(err, MC_ERR_INVALID, path, R_IDENTITY,
+                                  "must be a positive number of Unix seconds below 2^63, got %s",
+                                  type_name(val));
+            out->validated_at = (int64_t)val->via.u64;
+        } else {
+            mc_err e =
+                get_text(val, path, R_IDENTITY, 1, MC_ORDER_REFERENCE_MAX, 1, &out->reference, err);
+            if (e)
+                return e;
+        }
+    }
+    for (int ki = 0; ki < K_IDEV_N; ki++)
+        if (!(seen & (1u << ki))) {
+            mc_err_field(path, sizeof path, prefix, idev_keys[ki]);
+            return mc_err_set(err, MC_ERR_INVALID, path, "orders.md required",
+                              "required field is missing");
+        }
+    return MC_OK;
+}
+
+static mc_err decode_identity(const msgpack_object *v, mc_order *out, mc_errdetail *err)
+{
+    char path[MC_ERR_FIELD_MAX];
+    if (v->type != MSGPACK_OBJECT_MAP)
+        return mc_err_set(err, MC_ERR_INVALID, "identity", R_IDENTITY, "must be a map, got %s",
+                          type_name(v));
+    if (v->via.map.size == 0)
+        return mc_err_set(err, MC_ERR_INVALID, "identity", R_IDENTITY,
+                          "is empty: leave it out when no identity was validated");
+    unsigned seen = 0;
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key;
+        int ki = key_index(k, identity_keys, K_IDENTITY_N);
+        if (ki < 0 || (seen & (1u << ki)))
+            return bad_key(k, "identity", ki >= 0, err);
+        seen |= 1u << ki;
+        mc_err_field(path, sizeof path, "identity", identity_keys[ki]);
+        mc_err e = decode_identity_evidence(&v->via.map.ptr[i].val, path,
+                                            ki == I_ORG ? &out->id_org : &out->id_individual, err);
+        if (e)
+            return e;
+    }
+    return MC_OK;
+}
+
 static mc_err decode_subject(const msgpack_object *v, mc_subject *s, mc_errdetail *err)
 {
     if (v->type != MSGPACK_OBJECT_MAP)
@@ -1093,6 +1166,9 @@ mc_err mc_order_decode(const msgpack_object *obj, mc_order *out, mc_errdetail *e
             break;
         case K_LEI_ROLE:
             e = decode_lei(v, 1, &out->lei_role, err);
+            break;
+        case K_IDENTITY:
+            e = decode_identity(v, out, err);
             break;
         case K_REPLACES:
             /* Lower-case hex, byte for byte the form results use for serials. */

@@ -116,6 +116,65 @@ static void test_order_names_mailbox(void **state)
     assert_int_equal(mc_evidence_check(&o, NOW, &err), MC_OK);
 }
 
+/* SBR 4.2.1 items 2 and 3, SBR 3.2.3 / 3.2.4: the identity validations each certificate type
+ * rests on, within 825 days (exactly 825 days passes, one second more fails). */
+static void test_identity(void **state)
+{
+    (void)state;
+    mc_errdetail err;
+    mc_order o;
+    memset(&o, 0, sizeof o);
+    o.id_org = (mc_identity_evidence){NOW - 825 * DAY, {"kyb", 3}};
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err), MC_OK);
+    o.id_org.validated_at = NOW - 825 * DAY - 1;
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.rule, "SBR 4.2.1");
+    assert_string_equal(err.field, "identity.organization.validated_at");
+    assert_non_null(strstr(err.message, "window is 825 days"));
+    /* in the future (beyond the clock skew): refused */
+    o.id_org.validated_at = NOW + MC_EVIDENCE_SKEW + 1;
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.rule, "orders.md identity");
+    o.id_org.validated_at = NOW + MC_EVIDENCE_SKEW;
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err), MC_OK);
+
+    /* missing: SBR 3.2.3 for the organization, 3.2.4 for the individual */
+    memset(&o, 0, sizeof o);
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.organization");
+    assert_string_equal(err.rule, "SBR 3.2.3");
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_INDIVIDUAL, NOW, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.individual");
+    assert_string_equal(err.rule, "SBR 3.2.4");
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_MAILBOX, NOW, &err), MC_OK);
+
+    /* sponsor-validated: both, each within its window */
+    o.id_org = (mc_identity_evidence){NOW - DAY, {"kyb", 3}};
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_SPONSOR, NOW, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.individual");
+    o.id_individual = (mc_identity_evidence){NOW - 825 * DAY - 1, {"kyc", 3}};
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_SPONSOR, NOW, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.individual.validated_at");
+    assert_string_equal(err.rule, "SBR 4.2.1");
+    o.id_individual.validated_at = NOW - 825 * DAY;
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_SPONSOR, NOW, &err), MC_OK);
+
+    /* an identity the type does not name is refused, never ignored */
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_INDIVIDUAL, NOW, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.organization");
+    assert_string_equal(err.rule, "orders.md identity");
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_MAILBOX, NOW, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.organization");
+    memset(&o.id_org, 0, sizeof o.id_org);
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_INDIVIDUAL, NOW, &err), MC_OK);
+    assert_int_equal(mc_evidence_check_identity(&o, MC_TYPE_ORGANIZATION, NOW, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.field, "identity.organization");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -126,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_future),
         cmocka_unit_test(test_unknown_method),
         cmocka_unit_test(test_order_names_mailbox),
+        cmocka_unit_test(test_identity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

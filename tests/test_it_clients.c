@@ -549,6 +549,8 @@ static int issue_all(void)
                              .n_mailboxes = 1,
                              .csr = csr[k],
                              .csr_len = csr_len[k]};
+        /* the identity validations its type rests on (SBR 3.2.3, 3.2.4) */
+        mc_csrgen_order_identity(&o, validated);
         if (mc_cl_order_pack(&o, t->subject, &sb) != 0)
             goto done;
     }

@@ -149,6 +149,7 @@ static void pack_order(msgpack_sbuffer *sb, const char *id, const char *profile,
                          .n_mailboxes = 1,
                          .csr = g.it.csr,
                          .csr_len = g.it.csr_len};
+    mc_csrgen_order_identity(&o, (int64_t)time(NULL) - 3600);
     msgpack_sbuffer tmp;
     msgpack_unpacked u;
     msgpack_sbuffer_init(&tmp);

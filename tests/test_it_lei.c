@@ -34,6 +34,10 @@ typedef struct lcase {
     const char *vsources;       /* validation_sources of the lei; NULL: no lei */
     const char *role;           /* lei_role value, or NULL */
     const char *want_field;     /* NULL: issued; else rejected with this field */
+    /* identity validations: 0 those the profile's type needs, an hour old; 1 none; 2 the
+     * individual's 826 days old (one day past SBR 4.2.1's 825) */
+    int identity;
+    const char *want_rule; /* with want_field; NULL: SBR 7.1.2.3(l) */
 } lcase;
 
 static const char *const SUBJ_ORG[] = {"organization_name", "Example Ltd",
@@ -47,12 +51,19 @@ static const char *const SUBJ_SPONSOR[] = {"organization_name",
                                            NULL};
 
 static const lcase CASES[] = {
-    {"lei-org", "organization-strict", SUBJ_ORG, "FULLY_CORROBORATED", NULL, NULL},
-    {"lei-sponsor-role", "sponsor-strict", SUBJ_SPONSOR, "FULLY_CORROBORATED", ROLE, NULL},
-    {"lei-org-none", "organization-multipurpose", SUBJ_ORG, NULL, NULL, NULL},
-    {"lei-pending", "organization-strict", SUBJ_ORG, "PENDING", NULL, "lei.validation_sources"},
-    {"lei-org-role", "organization-strict", SUBJ_ORG, "FULLY_CORROBORATED", ROLE, "lei_role"},
-    {"lei-mailbox", "mailbox-strict", NULL, "FULLY_CORROBORATED", NULL, "lei"},
+    {"lei-org", "organization-strict", SUBJ_ORG, "FULLY_CORROBORATED", NULL, NULL, 0, NULL},
+    {"lei-sponsor-role", "sponsor-strict", SUBJ_SPONSOR, "FULLY_CORROBORATED", ROLE, NULL, 0, NULL},
+    {"lei-org-none", "organization-multipurpose", SUBJ_ORG, NULL, NULL, NULL, 0, NULL},
+    {"lei-pending", "organization-strict", SUBJ_ORG, "PENDING", NULL, "lei.validation_sources", 0,
+     NULL},
+    {"lei-org-role", "organization-strict", SUBJ_ORG, "FULLY_CORROBORATED", ROLE, "lei_role", 0,
+     NULL},
+    {"lei-mailbox", "mailbox-strict", NULL, "FULLY_CORROBORATED", NULL, "lei", 0, NULL},
+    /* SBR 3.2.3 / 4.2.1: the identity validations reach issuance */
+    {"id-org-missing", "organization-multipurpose", SUBJ_ORG, NULL, NULL, "identity.organization",
+     1, "SBR 3.2.3"},
+    {"id-sponsor-old", "sponsor-strict", SUBJ_SPONSOR, NULL, NULL,
+     "identity.individual.validated_at", 2, "SBR 4.2.1"},
 };
 #define NCASES (sizeof CASES / sizeof CASES[0])
 
@@ -75,6 +86,10 @@ static int pack_order(const lcase *c, const mc_it_ca *ca, msgpack_sbuffer *sb)
                          .n_mailboxes = 1,
                          .csr = ca->csr,
                          .csr_len = ca->csr_len};
+    if (c->identity != 1)
+        mc_csrgen_order_identity(&o, now - 3600);
+    if (c->identity == 2)
+        o.individual_validated_at = now - 826 * 86400;
     msgpack_sbuffer tmp;
     msgpack_unpacked u;
     msgpack_sbuffer_init(&tmp);
@@ -180,7 +195,7 @@ static void test_lei_batch(void **state)
             if (rr->status != MC_STATUS_REJECTED)
                 fail_msg("%s: %s, want rejected", c->id, mc_status_name(rr->status));
             assert_string_equal(rr->error.field, c->want_field);
-            assert_string_equal(rr->error.rule, "SBR 7.1.2.3(l)");
+            assert_string_equal(rr->error.rule, c->want_rule ? c->want_rule : "SBR 7.1.2.3(l)");
             continue;
         }
         if (rr->status != MC_STATUS_ISSUED)
@@ -230,11 +245,16 @@ static void test_lei_batch(void **state)
             continue;
         }
         assert_non_null(strstr(ev, "\"lei\":{\"value\":\"" LEI "\""));
+        /* SBR 3.2.3, 4.2.1: the identity validation relied on */
+        assert_non_null(strstr(ev, "\"identity\":{\"organization\":{\"validated_at\":"));
         assert_non_null(strstr(ev, "\"validation_sources\":\"FULLY_CORROBORATED\""));
-        if (strcmp(id, "lei-sponsor-role") == 0)
+        if (strcmp(id, "lei-sponsor-role") == 0) {
             assert_non_null(strstr(ev, "\"lei_role\":{\"value\":\"" ROLE "\""));
-        else
+            assert_non_null(strstr(ev, "},\"individual\":{\"validated_at\":"));
+        } else {
+            assert_null(strstr(ev, "\"individual\""));
             assert_null(strstr(ev, "\"lei_role\""));
+        }
     }
     sqlite3_finalize(st);
     sqlite3_close(sdb);

@@ -1807,6 +1807,73 @@ static void test_lei(void **state)
     expect_ok(f, &o);
 }
 
+static msgpack_object idev_map(fx *f, msgpack_object at, const char *ref)
+{
+    msgpack_object m = o_map();
+    add(f, &m, "validated_at", at);
+    if (ref)
+        add(f, &m, "reference", o_str(ref));
+    return m;
+}
+
+/* "identity": the completed validations of organization (SBR 3.2.3) and individual (3.2.4)
+ * identity, each with its time and reference; strict like every part of an order. Which ones a
+ * profile needs is judged at issuance (test_evidence). */
+static void test_identity(void **state)
+{
+    fx *f = *state;
+    mc_order o;
+    expect_ok(f, &o);
+    assert_int_equal(o.id_org.validated_at, 0);
+    assert_int_equal(o.id_individual.validated_at, 0);
+    msgpack_object id = o_map();
+    add(f, &id, "organization", idev_map(f, o_uint(1760000000), "kyb-771"));
+    put(f, "identity", id);
+    expect_ok(f, &o);
+    assert_int_equal(o.id_org.validated_at, 1760000000);
+    assert_true(str_is(o.id_org.reference, "kyb-771"));
+    assert_int_equal(o.id_individual.validated_at, 0);
+    add(f, &id, "individual", idev_map(f, o_uint(1760000500), "kyc-12"));
+    put(f, "identity", id);
+    expect_ok(f, &o);
+    assert_int_equal(o.id_individual.validated_at, 1760000500);
+    assert_true(str_is(o.id_individual.reference, "kyc-12"));
+
+    /* failing cases, each naming its field */
+    msgpack_object bad = o_map();
+    add(f, &bad, "organisation", idev_map(f, o_uint(1760000000), "x"));
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.organisation", "orders.md unknown-key");
+    bad = o_map();
+    add(f, &bad, "organization", idev_map(f, o_uint(1760000000), NULL));
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.organization.reference", "orders.md required");
+    bad = o_map();
+    add(f, &bad, "individual", idev_map(f, o_int(-5), "x"));
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.individual.validated_at", "orders.md identity");
+    bad = o_map();
+    add(f, &bad, "individual", idev_map(f, o_uint(0), "x"));
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.individual.validated_at", "orders.md identity");
+    bad = o_map();
+    msgpack_object extra = idev_map(f, o_uint(1760000000), "x");
+    add(f, &extra, "method", o_str("3.2.3.1"));
+    add(f, &bad, "organization", extra);
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.organization.method", "orders.md unknown-key");
+    put(f, "identity", o_map());
+    expect_err(f, MC_ERR_INVALID, "identity", "orders.md identity");
+    put(f, "identity", o_str("validated"));
+    expect_err(f, MC_ERR_INVALID, "identity", "orders.md identity");
+    bad = o_map();
+    add(f, &bad, "organization", o_uint(1760000000));
+    put(f, "identity", bad);
+    expect_err(f, MC_ERR_INVALID, "identity.organization", "orders.md identity");
+    drop(f->root, "identity");
+    expect_ok(f, &o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1850,6 +1917,7 @@ int main(void)
         FX(test_subject),
         cmocka_unit_test(test_country_lei),
         FX(test_lei),
+        FX(test_identity),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -202,7 +202,8 @@ static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa
     size_t cap = 320 + 2 * o->key_source.len + (caa ? strlen(caa) + 16 : 24) +
                  o->n_mailboxes * (MC_MAILBOX_MAX * 2 + MC_ORDER_REFERENCE_MAX * 2 + 96) +
                  (o->lei.value.len ? MC_ORDER_REFERENCE_MAX * 2 + 192 : 0) +
-                 (o->lei_role.value.len ? (MC_LEI_ROLE_MAX + MC_ORDER_REFERENCE_MAX) * 2 + 96 : 0);
+                 (o->lei_role.value.len ? (MC_LEI_ROLE_MAX + MC_ORDER_REFERENCE_MAX) * 2 + 96 : 0) +
+                 2 * (MC_ORDER_REFERENCE_MAX * 2 + 96);
     char *buf = mc_arena_alloc(a, cap);
     if (!buf)
         return NULL;
@@ -242,6 +243,21 @@ static const char *evidence_json(mc_arena *a, const mc_order *o, const char *caa
         n = json_str(buf, n, cap, o->lei_role.reference.p, o->lei_role.reference.len);
         n = put(buf, n, cap, "\"}");
     }
+    /* SBR 3.2.3, 3.2.4, 4.2.1: the identity validations relied on */
+    const mc_identity_evidence *idv[2] = {&o->id_org, &o->id_individual};
+    static const char *const idk[2] = {"organization", "individual"};
+    int first = 1;
+    for (int k = 0; k < 2; k++) {
+        if (!idv[k]->validated_at)
+            continue;
+        n = put(buf, n, cap, "%s\"%s\":{\"validated_at\":%lld,\"reference\":\"",
+                first ? ",\"identity\":{" : ",", idk[k], (long long)idv[k]->validated_at);
+        n = json_str(buf, n, cap, idv[k]->reference.p, idv[k]->reference.len);
+        n = put(buf, n, cap, "\"}");
+        first = 0;
+    }
+    if (!first)
+        n = put(buf, n, cap, "}");
     /* SBR 4.2.2.1: the CAA result per mailbox domain (records seen, decision, time, resolver);
      * with CAA off (caa.enabled false) the record says so, so that an incident query finds every
      * certificate issued without a CAA check */
@@ -348,6 +364,9 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
         return;
     }
     if (mc_profile_check_order(it->prof, &it->order, now, err) != MC_OK)
+        return;
+    /* SBR 4.2.1 items 2, 3: the identity validations the certificate type rests on */
+    if (mc_evidence_check_identity(&it->order, it->prof->type, now, err) != MC_OK)
         return;
     if (mc_serial_generate(it->serial) != MC_OK) {
         it->status = MC_STATUS_FAILED;

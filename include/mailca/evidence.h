@@ -20,6 +20,7 @@
 
 #include "mailca/err.h"
 #include "mailca/order.h"
+#include "mailca/profile.h"
 
 #include <stdint.h>
 
@@ -38,5 +39,19 @@ mc_err mc_evidence_check_mailbox(const mc_mailbox *m, int64_t now, const char *f
 
 /* Checks every mailbox of the order (the first failure wins, field "mailboxes[i].validated_at"). */
 mc_err mc_evidence_check(const mc_order *o, int64_t now, mc_errdetail *err);
+
+/* SBR 4.2.1 items 2 and 3: organization identity (SBR 3.2.3) and individual identity (SBR 3.2.4)
+ * validated no more than MC_EVIDENCE_IDENTITY_DAYS before issuing. */
+#define MC_EVIDENCE_IDENTITY_DAYS 825
+
+/* The identity validations a certificate type rests on, at time now: organization-validated
+ * needs identity.organization, individual-validated identity.individual, sponsor-validated
+ * both (its subject names the organization and the individual); mailbox-validated certificates
+ * name no identity, so an order for one that carries either is refused (nothing an order says
+ * is ignored). MC_ERR_INVALID naming identity.<kind>[.validated_at] with rule "SBR 3.2.3" /
+ * "SBR 3.2.4" (missing), "SBR 4.2.1" (older than 825 days) or "orders.md identity" (in the
+ * future, or not used by the type). */
+mc_err mc_evidence_check_identity(const mc_order *o, mc_certtype type, int64_t now,
+                                  mc_errdetail *err);
 
 #endif

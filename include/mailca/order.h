@@ -127,6 +127,14 @@ typedef struct mc_lei {
     mc_str reference;    /* the CA's evidence reference */
 } mc_lei;
 
+/* A completed validation of the subject's identity (SBR 3.2.3 organization, 3.2.4 individual):
+ * when it was obtained and the CA's evidence reference. validated_at 0: not in the order.
+ * SBR 4.2.1 items 2 and 3 allow reusing it for at most 825 days (mc_evidence_check_identity). */
+typedef struct mc_identity_evidence {
+    int64_t validated_at; /* Unix seconds */
+    mc_str reference;
+} mc_identity_evidence;
+
 typedef struct mc_order {
     mc_str id;      /* idempotency key */
     mc_str account; /* the platform account placing the order */
@@ -144,6 +152,8 @@ typedef struct mc_order {
     mc_subject subject; /* identity attributes; all absent when the order has no "subject" */
     mc_lei lei;         /* LEI extension 1.3.6.1.4.1.52266.1 (organization, sponsor) */
     mc_lei lei_role;    /* role extension 1.3.6.1.4.1.52266.2 (sponsor only, needs lei) */
+    mc_identity_evidence id_org;        /* "identity.organization" (SBR 3.2.3) */
+    mc_identity_evidence id_individual; /* "identity.individual" (SBR 3.2.4) */
     /* Filled by mc_order_check_csr: */
     const uint8_t *spki; /* SubjectPublicKeyInfo DER inside csr */
     size_t spki_len;

@@ -80,7 +80,7 @@ int mc_csrgen_order_pack(const mc_csrgen_order *o, msgpack_sbuffer *sb)
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     size_t n = !!o->id + !!o->account + !!o->profile + !!o->usage + !!o->mailboxes + !!o->csr +
-               !!o->replaces;
+               !!o->replaces + (o->org_validated_at || o->individual_validated_at);
     int bad = msgpack_pack_map(&pk, n);
     if (o->id)
         bad |= pack_kv(&pk, "id", o->id);
@@ -111,5 +111,27 @@ int mc_csrgen_order_pack(const mc_csrgen_order *o, msgpack_sbuffer *sb)
                msgpack_pack_bin_body(&pk, o->csr, o->csr_len);
     if (o->replaces)
         bad |= pack_kv(&pk, "replaces", o->replaces);
+    if (o->org_validated_at || o->individual_validated_at) {
+        bad |= pack_str(&pk, "identity") ||
+               msgpack_pack_map(&pk, !!o->org_validated_at + !!o->individual_validated_at);
+        if (o->org_validated_at)
+            bad |= pack_str(&pk, "organization") || msgpack_pack_map(&pk, 2) ||
+                   pack_str(&pk, "validated_at") || msgpack_pack_int64(&pk, o->org_validated_at) ||
+                   pack_kv(&pk, "reference", "org-identity-test");
+        if (o->individual_validated_at)
+            bad |= pack_str(&pk, "individual") || msgpack_pack_map(&pk, 2) ||
+                   pack_str(&pk, "validated_at") ||
+                   msgpack_pack_int64(&pk, o->individual_validated_at) ||
+                   pack_kv(&pk, "reference", "individual-identity-test");
+    }
     return bad ? -1 : 0;
+}
+
+void mc_csrgen_order_identity(mc_csrgen_order *o, int64_t at)
+{
+    const char *p = o->profile ? o->profile : "";
+    int org = strncmp(p, "organization-", 13) == 0 || strncmp(p, "sponsor-", 8) == 0;
+    int ind = strncmp(p, "individual-", 11) == 0 || strncmp(p, "sponsor-", 8) == 0;
+    o->org_validated_at = org ? at : 0;
+    o->individual_validated_at = ind ? at : 0;
 }

@@ -64,7 +64,15 @@ typedef struct mc_csrgen_order {
     const uint8_t *csr;
     size_t csr_len;
     const char *replaces; /* optional */
+    /* optional "identity" (docs/orders.md): when the organization's / the individual's identity
+     * was validated (0: not in the order), with a fixed evidence reference */
+    int64_t org_validated_at, individual_validated_at;
 } mc_csrgen_order;
+
+/* The identity validations an order for profile needs, by its name's certificate type
+ * (organization-*: organization; sponsor-*: both; individual-*: individual; else none), set to
+ * at (e.g. an hour ago). */
+void mc_csrgen_order_identity(mc_csrgen_order *o, int64_t at);
 
 /* Appends o as one msgpack map to sb (initialised by the caller, who also destroys it).
  * Returns 0, or -1 when packing failed. */
