@@ -247,11 +247,14 @@ static const struct {
                  " ins AS (INSERT INTO certificates (serial, order_id, der, issued_at)"
                  " SELECT serial, iorder, der, $4 FROM ti WHERE m ORDER BY k"
                  " ON CONFLICT (serial) DO NOTHING RETURNING serial)"
-                 " SELECT ti.m AND ins.serial IS NOT NULL AND ti.k ="
-                 " min(CASE WHEN ti.m THEN ti.k END) OVER (PARTITION BY ti.serial),"
-                 " ti.iserial, c.der, ti.replaces_serial"
-                 " FROM ti LEFT JOIN ins ON ins.serial = ti.serial"
-                 " LEFT JOIN certificates AS c ON c.serial = ti.iserial ORDER BY ti.k",
+                 /* the stored certificate is looked up only for the rows not inserted now
+                  * (one index probe per refused row instead of per row) */
+                 " SELECT x.ok, x.iserial, CASE WHEN x.ok THEN NULL ELSE (SELECT c.der FROM"
+                 " certificates AS c WHERE c.serial = x.iserial) END, x.replaces_serial"
+                 " FROM (SELECT ti.m AND ins.serial IS NOT NULL AND ti.k ="
+                 " min(CASE WHEN ti.m THEN ti.k END) OVER (PARTITION BY ti.serial) AS ok,"
+                 " ti.iserial, ti.replaces_serial, ti.k"
+                 " FROM ti LEFT JOIN ins ON ins.serial = ti.serial) AS x ORDER BY x.k",
                  4,
                  {OID_TEXT_ARR, OID_BYTEA_ARR, OID_BYTEA_ARR, OID_INT8}},
     /* store.h "replacement": the replaced certificates' replaced_by, for pairs (replaced,
