@@ -9,6 +9,7 @@
 #include "mailca/issuer.h"
 #include "mailca/profile.h"
 #include "mailca/config.h"
+#include "mailca/crl.h"
 #include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
@@ -78,6 +79,8 @@ static int cmd_help(FILE *f)
         "         --profile P --issued-after T --issued-before T | --lint-version V |\n"
         "         --lint-warning ID)\n"
         "         --reason NAME [--dry-run]  revoke certificates in the store\n"
+        "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
+        "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
         "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  version, help\n\n"
@@ -696,6 +699,8 @@ int main(int argc, char **argv)
         return cmd_ct(argc, argv);
     if (strcmp(cmd, "revoke") == 0)
         return mc_revoke_main(argc, argv);
+    if (strcmp(cmd, "crl") == 0)
+        return mc_crl_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }

@@ -220,6 +220,12 @@ static const char *const migrations[] = {
      * that fired. An incident asks "which certificates had lint X demoted": lint_warnings and
      * this column answer it. NULL: recorded before this migration, or lint was off. */
     "ALTER TABLE intents ADD COLUMN lint_enforced TEXT;",
+    /* 9: CRLs (engine/crl.c): the number of every CRL made, never going backwards (RFC 5280
+     * 5.2.3), with its times and size; and the revoked certificates found without reading
+     * every certificate (a partial index: issuing, which writes 'issued', never touches it). */
+    "CREATE TABLE crls (number INTEGER PRIMARY KEY, this_update INTEGER NOT NULL,"
+    " next_update INTEGER NOT NULL, entries INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -247,6 +253,8 @@ enum {
     ST_CT_COUNTS,
     ST_REPLACED_BY,
     ST_CERT_STATUS,
+    ST_REVOKED,
+    ST_CRL_NUMBER,
     ST_COUNT_
 };
 
@@ -313,6 +321,12 @@ static const char *const stmt_sql[ST_COUNT_] = {
                        " ON c.intent = i.id WHERE i.serial = ?1",
     [ST_CERT_STATUS] = "SELECT c.status, c.revoked_at, c.revocation_reason FROM intents AS i"
                        " JOIN certificates AS c ON c.intent = i.id WHERE i.serial = ?1",
+    [ST_REVOKED] = "SELECT c.serial, c.revoked_at, c.revocation_reason FROM certificates AS c"
+                   " JOIN intents AS i ON i.id = c.intent"
+                   " WHERE c.status <> 'issued' AND i.not_after >= ?1 ORDER BY c.serial",
+    [ST_CRL_NUMBER] = "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
+                      " SELECT coalesce(max(number), 0) + 1, ?1, ?2, ?3, ?4 FROM crls"
+                      " RETURNING number",
 };
 
 #define STR_(x) #x
@@ -1561,6 +1575,44 @@ static mc_err sq_durability(mc_store *base, char *buf, size_t cap, mc_errdetail 
     return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, "store durability", rc);
 }
 
+static mc_err sq_revoked(mc_store *base, int64_t now, mc_store_revoked_fn fn, void *arg,
+                         mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_REVOKED];
+    sqlite3_bind_int64(st, 1, now);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+           sqlite3_column_int64(st, 1),
+           sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 2));
+    mc_err e = rc == SQLITE_DONE ? MC_OK : store_err(s, err, NULL, "revoked certificates", rc);
+    stmt_release(st);
+    return e;
+}
+
+static mc_err sq_crl_number(mc_store *base, int64_t this_update, int64_t next_update,
+                            int64_t entries, uint64_t *number, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CRL_NUMBER];
+    sqlite3_bind_int64(st, 1, this_update);
+    sqlite3_bind_int64(st, 2, next_update);
+    sqlite3_bind_int64(st, 3, entries);
+    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+    /* one statement, so one write transaction: the writer lock orders concurrent callers */
+    int rc = sqlite3_step(st);
+    mc_err e = MC_OK;
+    if (rc == SQLITE_ROW)
+        *number = (uint64_t)sqlite3_column_int64(st, 0);
+    else
+        e = store_err(s, err, NULL, "crl number", rc);
+    if (e == MC_OK && (rc = sqlite3_step(st)) != SQLITE_DONE)
+        e = store_err(s, err, NULL, "crl number", rc);
+    stmt_release(st);
+    return e;
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -1581,6 +1633,8 @@ static const mc_store_ops sq_ops = {
     .wal_pages = sq_wal_pages,
     .checkpoint = sq_checkpoint,
     .durability = sq_durability,
+    .revoked = sq_revoked,
+    .crl_number = sq_crl_number,
     .close = sq_close,
 };
 
@@ -1648,6 +1702,26 @@ int mc_store_schema_version(void)
 const char *mc_store_backend(const mc_store *s)
 {
     return s ? s->ops->name : "";
+}
+
+mc_err mc_store_revoked(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
+                        mc_errdetail *err)
+{
+    if (!s || !fn)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "revoked certificates: NULL argument");
+    return s->ops->revoked(s, now, fn, arg, err);
+}
+
+mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
+                           uint64_t *number, mc_errdetail *err)
+{
+    if (!s || !number)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "crl number: NULL argument");
+    if (next_update <= this_update || entries < 0)
+        return mc_err_set(err, MC_ERR_INVALID, "next_update", NULL,
+                          "crl number: nextUpdate %lld is not after thisUpdate %lld",
+                          (long long)next_update, (long long)this_update);
+    return s->ops->crl_number(s, this_update, next_update, entries, number, err);
 }
 
 mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err)

@@ -132,6 +132,10 @@ static const char *const migrations[] = {
     " primary key settles concurrent engine nodes (SQLite, one writer, reads intents_spki)';",
     /* 8: the lint set each certificate's issuance enforced (engine/store.c migration 8). */
     "ALTER TABLE intents ADD COLUMN lint_enforced TEXT;",
+    /* 9: CRLs (engine/store.c migration 9 says why). */
+    "CREATE TABLE crls (number BIGINT PRIMARY KEY, this_update BIGINT NOT NULL,"
+    " next_update BIGINT NOT NULL, entries BIGINT NOT NULL, created_at BIGINT NOT NULL);"
+    "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -162,6 +166,8 @@ enum {
     PS_CT_COUNTS,
     PS_REPLACED_BY,
     PS_CERT_STATUS,
+    PS_REVOKED,
+    PS_CRL_NUMBER,
     PS_COUNT_
 };
 
@@ -348,6 +354,20 @@ static const struct {
                         " WHERE serial = $1",
                         1,
                         {OID_BYTEA}},
+    [PS_REVOKED] = {"mc_revoked",
+                    "SELECT c.serial, c.revoked_at, coalesce(c.revocation_reason, 0)::bigint"
+                    " FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
+                    " WHERE c.status <> 'issued' AND i.not_after >= $1 ORDER BY c.serial",
+                    1,
+                    {OID_INT8}},
+    /* Two nodes computing the same number: the primary key refuses the second, which tries
+     * again (pg_crl_number). */
+    [PS_CRL_NUMBER] = {"mc_crl_number",
+                       "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
+                       " SELECT coalesce(max(number), 0) + 1, $1, $2, $3, $4 FROM crls"
+                       " RETURNING number",
+                       4,
+                       {OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
 };
 
 typedef struct pg_store {
@@ -1852,6 +1872,65 @@ done:
     return e;
 }
 
+/* Rows are streamed one at a time (single-row mode), like pg_pending. */
+static mc_err pg_revoked(mc_store *base, int64_t now, mc_store_revoked_fn fn, void *arg,
+                         mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, now);
+    if (!PQsendQueryPrepared(s->conn, stmts[PS_REVOKED].name, 1, p.val, p.len, p.fmt, 1))
+        return pg_err(s, err, NULL, "revoked certificates", NULL);
+    PQsetSingleRowMode(s->conn);
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && !e) {
+            size_t serial_len;
+            const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
+            fn(arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2));
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
+            e = pg_err(s, err, NULL, "revoked certificates", res);
+        }
+        PQclear(res);
+    }
+    return e;
+}
+
+static mc_err pg_crl_number(mc_store *base, int64_t this_update, int64_t next_update,
+                            int64_t entries, uint64_t *number, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = MC_OK;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        if ((e = conn_ready(s, err)) != MC_OK)
+            return e;
+        params p;
+        memset(&p, 0, sizeof p);
+        p_int8(&p, 0, this_update);
+        p_int8(&p, 1, next_update);
+        p_int8(&p, 2, entries);
+        p_int8(&p, 3, (int64_t)time(NULL));
+        PGresult *res = run(s, PS_CRL_NUMBER, &p);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            *number = (uint64_t)get_int8(res, 0, 0);
+            PQclear(res);
+            return MC_OK;
+        }
+        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        int conflict = st && strcmp(st, "23505") == 0; /* another node took the number */
+        e = pg_err(s, err, NULL, "crl number", res);
+        PQclear(res);
+        if (!conflict)
+            return e;
+    }
+    return e;
+}
+
 static mc_err pg_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
@@ -1886,6 +1965,8 @@ static const mc_store_ops pg_ops = {
     .revoke = pg_revoke,
     .cert_status = pg_cert_status,
     .durability = pg_durability,
+    .revoked = pg_revoked,
+    .crl_number = pg_crl_number,
     .close = pg_close,
 };
 

@@ -259,10 +259,117 @@ static void test_revoke_by_key_and_account(void **state)
     mc_it_results_free(&res);
 }
 
+/* Reads a DER CRL file; fails the test when it does not parse. */
+static X509_CRL *crl_load(const char *path)
+{
+    size_t len = 0;
+    uint8_t *der = mc_it_read_file(path, &len);
+    assert_non_null(der);
+    const unsigned char *p = der;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    assert_non_null(crl);
+    assert_ptr_equal(p, der + len);
+    free(der);
+    return crl;
+}
+
+/* X509_verify_cert of a certificate with its issuing CA's CRL (leaf checked against it). */
+static int verify_with_crl(X509_CRL *crl, const uint8_t *der, size_t len, int *error)
+{
+    const unsigned char *p = der;
+    X509 *leaf = d2i_X509(NULL, &p, (long)len);
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    assert_true(leaf && st && ctx && chain);
+    assert_int_equal(X509_STORE_add_cert(st, g.it.root), 1);
+    assert_int_equal(X509_STORE_add_crl(st, crl), 1);
+    assert_int_equal(sk_X509_push(chain, g.it.ica) > 0, 1);
+    assert_int_equal(X509_STORE_CTX_init(ctx, st, leaf, chain), 1);
+    X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+    int ok = X509_verify_cert(ctx);
+    *error = X509_STORE_CTX_get_error(ctx);
+    sk_X509_free(chain);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    X509_free(leaf);
+    return ok;
+}
+
+/* `mailca crl` after the revocations above: the CRL verifies with the issuing CA's key, lists
+ * exactly the store's revoked certificates, each with the reason it was revoked for (10
+ * keyCompromise, 90 cessationOfOperation), and OpenSSL's chain check with it refuses a revoked
+ * leaf and accepts an issued one; a second CRL takes the next number. */
+static void test_crl(void **state)
+{
+    (void)state;
+    char out[1100], out2[1100], r1[1100], r2[1100];
+    snprintf(out, sizeof out, "%s/ca.crl", g.it.dir);
+    snprintf(out2, sizeof out2, "%s/ca2.crl", g.it.dir);
+    snprintf(r1, sizeof r1, "%s/a-results.msgpack", g.it.dir);
+    snprintf(r2, sizeof r2, "%s/b-results.msgpack", g.it.dir);
+    mc_it_run r;
+    const char *args[] = {"crl", "--config", g.cfg, "--out", out, NULL};
+    mc_it_mailca_argv(&r, 120, args);
+    if (r.status != 0 || !strstr(r.out, "CRL number 1, 100 revoked certificate(s)"))
+        fail_msg("mailca crl: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
+    X509_CRL *crl = crl_load(out);
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(g.it.ica)), 1);
+    STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+    assert_int_equal(sk_X509_REVOKED_num(rev), (int)q_int("SELECT count(*) FROM certificates"
+                                                          " WHERE status = 'revoked'"));
+    int kc = 0, cess = 0;
+    for (int i = 0; i < sk_X509_REVOKED_num(rev); i++) {
+        ASN1_ENUMERATED *reason =
+            X509_REVOKED_get_ext_d2i(sk_X509_REVOKED_value(rev, i), NID_crl_reason, NULL, NULL);
+        assert_non_null(reason);
+        long v = ASN1_ENUMERATED_get(reason);
+        kc += v == 1;
+        cess += v == 5;
+        ASN1_ENUMERATED_free(reason);
+    }
+    assert_int_equal(kc, 10);
+    assert_int_equal(cess, 90);
+
+    /* revoked (the second account's) and issued (the first's) leaves, judged with the CRL */
+    mc_it_results res;
+    int error = 0;
+    assert_int_equal(mc_it_results_load(r2, &res), 0);
+    assert_int_equal(verify_with_crl(crl, res.r[5].cert, res.r[5].cert_len, &error), 0);
+    assert_int_equal(error, X509_V_ERR_CERT_REVOKED);
+    mc_it_results_free(&res);
+    assert_int_equal(mc_it_results_load(r1, &res), 0);
+    if (verify_with_crl(crl, res.r[0].cert, res.r[0].cert_len, &error) != 1)
+        fail_msg("an issued certificate with the CRL: %s", X509_verify_cert_error_string(error));
+    mc_it_results_free(&res);
+    X509_CRL_free(crl);
+
+    /* the next CRL has the next number; nextUpdate beyond SBR 4.9.7's ten days is refused */
+    const char *args2[] = {"crl", "--config",           g.cfg, "--out",
+                           out2,  "--next-update-days", "3",   NULL};
+    mc_it_mailca_argv(&r, 120, args2);
+    if (r.status != 0 || !strstr(r.out, "CRL number 2, 100 revoked certificate(s)"))
+        fail_msg("mailca crl: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
+    const char *bad[] = {"crl", "--config", g.cfg, "--out", out2, "--next-update-days", "11", NULL};
+    mc_it_mailca_argv(&r, 120, bad);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "SBR 4.9.7"));
+    mc_it_run_free(&r);
+    crl = crl_load(out2);
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    assert_non_null(num);
+    assert_int_equal(ASN1_INTEGER_get(num), 2);
+    ASN1_INTEGER_free(num);
+    X509_CRL_free(crl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_revoke_by_key_and_account),
+        cmocka_unit_test(test_crl),
     };
     return cmocka_run_group_tests_name("it_revoke", tests, group_setup, group_teardown);
 }

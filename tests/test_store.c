@@ -464,10 +464,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 8);
-    assert_int_equal(mc_store_schema_version(), 8);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 8);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 9);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 9);
+    assert_int_equal(mc_store_schema_version(), 9);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 9);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -493,13 +493,13 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 8);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (9, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 9);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (10, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 9 is newer"));
+    assert_non_null(strstr(err.message, "schema version 10 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 9);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 10);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1218,6 +1218,14 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
 /* Puts back the version 6 schema (SQLite: intents keyed by order id with an implicit rowid,
  * certificates keyed by serial, subject_keys rebuilt from each key's first intent, the
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
+/* Takes back migration 9: no CRL numbers, no index of revoked certificates. */
+static void undo_migration_9(const fixture *fx)
+{
+    raw_exec(fx, "DROP TABLE crls");
+    raw_exec(fx, "DROP INDEX certificates_revoked");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 9");
+}
+
 /* Takes back migration 8: intents without lint_enforced (both backends drop a column). */
 static void undo_migration_8(const fixture *fx)
 {
@@ -1338,6 +1346,8 @@ static void test_migrate_5_to_6(void **state)
     mc_store_close(s);
     assert_int_equal(certs_order_unique(fx), 0);
 
+    undo_migration_9(fx);
+
     undo_migration_8(fx);
 
     undo_migration_7(fx);
@@ -1416,6 +1426,8 @@ static void test_migrate_6_to_7(void **state)
     mc_revoke_counts rc;
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
+
+    undo_migration_9(fx);
 
     undo_migration_8(fx);
 
@@ -1506,6 +1518,7 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_9(fx);
     undo_migration_8(fx);
     undo_migration_7(fx);
     raw_exec(fx, "DELETE FROM intents WHERE order_id = 'm7d-1'");
@@ -1532,13 +1545,15 @@ static void test_migrate_7_to_8(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_9(fx);
     undo_migration_8(fx);
     assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns - 1);
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 8);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+                     MC_STORE_SCHEMA_VERSION);
     assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"), 4);
     s = open_ok(fx->where);
@@ -1595,6 +1610,76 @@ static void test_durability(void **state)
     mc_store_close(s);
 }
 
+typedef struct revoked_seen {
+    size_t n;
+    uint8_t serial[8][MC_SERIAL_MAX];
+    int64_t at[8];
+    int reason[8];
+} revoked_seen;
+
+static void revoked_collect(void *arg, const uint8_t *serial, size_t serial_len, int64_t revoked_at,
+                            int reason)
+{
+    revoked_seen *w = arg;
+    assert_true(w->n < 8);
+    assert_int_equal(serial_len, SER_LEN);
+    memcpy(w->serial[w->n], serial, serial_len);
+    w->at[w->n] = revoked_at;
+    w->reason[w->n++] = reason;
+}
+
+/* CRLs (engine/crl.c): the revoked certificates not yet expired, in serial order, with their
+ * revocation time and reason (unspecified is 0); issued, pending and expired ones are not
+ * listed. CRL numbers go 1, 2, 3 and never back. */
+static void test_crl_store(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "crl", 0, 6);
+    const int64_t now = 1750000000; /* batch_make's notAfter are 1750086400 + k */
+    b.in[3].not_after = now - 1;    /* expired at now */
+    assert_int_equal(mc_store_intents_commit(s, b.in, 6, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK); /* 5 pending */
+    const int reasons[4] = {MC_CRL_SUPERSEDED, MC_CRL_KEY_COMPROMISE, MC_CRL_UNSPECIFIED,
+                            MC_CRL_SUPERSEDED};
+    for (int i = 0; i < 4; i++) {
+        mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = b.serial[i], .serial_len = SER_LEN};
+        mc_revoke_counts c;
+        assert_int_equal(mc_store_revoke(s, &one, reasons[i], now - 100 + i, 0, &c, &err), MC_OK);
+    }
+    revoked_seen w;
+    memset(&w, 0, sizeof w);
+    assert_int_equal(mc_store_revoked(s, now, revoked_collect, &w, &err), MC_OK);
+    assert_int_equal(w.n, 3); /* 3 expired, 4 not revoked, 5 pending */
+    for (size_t i = 0; i < 3; i++) {
+        assert_memory_equal(w.serial[i], b.serial[i], SER_LEN); /* serials ascend with k */
+        assert_int_equal(w.at[i], now - 100 + (int64_t)i);
+        assert_int_equal(w.reason[i], reasons[i]);
+    }
+    /* before it expired, the fourth is listed too */
+    memset(&w, 0, sizeof w);
+    assert_int_equal(mc_store_revoked(s, now - 2, revoked_collect, &w, &err), MC_OK);
+    assert_int_equal(w.n, 4);
+
+    uint64_t num = 0;
+    for (uint64_t want = 1; want <= 3; want++) {
+        assert_int_equal(mc_store_crl_number(s, now, now + 86400, 3, &num, &err), MC_OK);
+        assert_int_equal(num, want);
+    }
+    assert_int_equal(mc_store_crl_number(s, now, now, 3, &num, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "next_update");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE entries = 3"), 3);
+    /* another handle (another engine node) continues the sequence */
+    mc_store *s2 = open_ok(fx->where);
+    assert_int_equal(mc_store_crl_number(s2, now, now + 86400, 0, &num, &err), MC_OK);
+    assert_int_equal(num, 4);
+    mc_store_close(s2);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -1605,7 +1690,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 8, 7, 6, 5, 4, then 3 and 2 */
+    /* undo migration 9, 8, 7, 6, 5, 4, then 3 and 2 */
+    undo_migration_9(fx);
     undo_migration_8(fx);
     undo_migration_7(fx);
     undo_migration_6(fx);
@@ -2578,7 +2664,8 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_bench_revoke, setup, teardown),                       \
         cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),                     \
-        cmocka_unit_test_setup_teardown(test_durability, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_durability, setup, teardown),                         \
+        cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown)
 
 int main(void)
 {

@@ -263,6 +263,21 @@ typedef struct mc_revoke_counts {
 mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
                        int dry_run, mc_revoke_counts *out, mc_errdetail *err);
 
+/* CRLs (engine/crl.c): every revoked certificate that has not expired at now (its notAfter is
+ * not before now: RFC 5280 5.1.2.6 lets an entry go only once its certificate expired), in
+ * serial order, with its revocation time and reason; rows are streamed, never held whole. */
+typedef void (*mc_store_revoked_fn)(void *arg, const uint8_t *serial, size_t serial_len,
+                                    int64_t revoked_at, int reason);
+mc_err mc_store_revoked(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
+                        mc_errdetail *err);
+
+/* Records a CRL about to be signed (its times and entry count) under the next CRL number, one
+ * more than the highest ever recorded in this store, and returns it: the numbers never go
+ * backwards (RFC 5280 5.2.3), across engine nodes sharing a PostgreSQL store too. A number whose
+ * CRL then failed to sign is left unused (numbers increase; they need not be consecutive). */
+mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
+                           uint64_t *number, mc_errdetail *err);
+
 /* A certificate's status: *status "issued" / "revoked" (copied, cap bytes), *revoked_at and
  * *reason (-1 when not revoked). MC_ERR_STORE (field "serial") when the serial has no
  * certificate. Any output may be NULL. */
@@ -380,7 +395,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 8
+#define MC_STORE_SCHEMA_VERSION 9
 
 /* Backends' certs commit: keeps of the CT outbox rows *ct[0..*ct_n) those for certificates
  * actually recorded, i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a
@@ -437,6 +452,10 @@ typedef struct mc_store_ops {
     long (*wal_pages)(const mc_store *s);
     mc_err (*checkpoint)(mc_store *s, mc_errdetail *err);
     mc_err (*durability)(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
+    mc_err (*revoked)(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
+                      mc_errdetail *err);
+    mc_err (*crl_number)(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
+                         uint64_t *number, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 

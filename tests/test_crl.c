@@ -1,0 +1,233 @@
+/*
+ * mc_crl_tbs: the TBSCertList mailca builds, signed here in software with a test CA's key and
+ * read back with OpenSSL (the reference): v2, the issuer, the times, each entry with its
+ * revocation date and reasonCode (none for unspecified: SBR 7.2.2), authorityKeyIdentifier and
+ * cRLNumber; and the refusals, each naming its field and rule (SBR 4.9.7 nextUpdate at most ten
+ * days on, SBR 7.2.2 reasons, RFC 5280 4.1.2.2 serial length).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mailca/crl.h"
+#include "mailca/tbs.h"
+#include "support/testca.h"
+
+#define NOW ((int64_t)1767225600) /* 2026-01-01T00:00:00Z */
+#define DAY ((int64_t)86400)
+
+typedef struct fx {
+    mc_testca ca;
+    mc_issuer iss;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    mc_errdetail err;
+    if (!f || mc_testca_create(&f->ca, MC_TESTCA_P256, 0) != 0 ||
+        mc_issuer_from_der(f->ca.der, f->ca.der_len, MC_SIG_NONE, &f->iss, &err) != MC_OK)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    mc_issuer_free(&f->iss);
+    mc_testca_free(&f->ca);
+    free(f);
+    return 0;
+}
+
+static mc_crl_entry entry(uint8_t first, size_t len, int64_t at, int reason)
+{
+    mc_crl_entry e;
+    memset(&e, 0, sizeof e);
+    for (size_t i = 0; i < len; i++)
+        e.serial[i] = (uint8_t)(first + i);
+    e.serial_len = len;
+    e.revoked_at = at;
+    e.reason = reason;
+    return e;
+}
+
+/* Builds, signs and parses a CRL; NULL when building failed (err filled). */
+static X509_CRL *make(fx *f, uint64_t number, int64_t tu, int64_t nu, const mc_crl_entry *v,
+                      size_t n, mc_errdetail *err)
+{
+    uint8_t *tbs = NULL, sig[1024], *der = NULL;
+    size_t tl = 0, sl = sizeof sig, dl = 0;
+    if (mc_crl_tbs(&f->iss, number, tu, nu, v, n, &tbs, &tl, err) != MC_OK)
+        return NULL;
+    assert_int_equal(mc_testca_sign(&f->ca, f->iss.sigalg, tbs, tl, sig, &sl), 0);
+    der = malloc(tl + sl + 64);
+    assert_non_null(der);
+    assert_int_equal(mc_cert_assemble(tbs, tl, f->iss.sigalg, sig, sl, der, tl + sl + 64, &dl),
+                     MC_OK);
+    const unsigned char *p = der;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)dl);
+    assert_non_null(crl);
+    assert_ptr_equal(p, der + dl);
+    free(tbs);
+    free(der);
+    return crl;
+}
+
+/* RFC 5280 5: what OpenSSL reads is what was asked for. */
+static void test_crl_roundtrip(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    mc_crl_entry v[3] = {entry(0x11, 16, NOW - 3 * DAY, 1), entry(0x22, 16, NOW - DAY, 0),
+                         entry(0x7f, 20, NOW - 60, 4)};
+    X509_CRL *crl = make(f, 42, NOW, NOW + 7 * DAY, v, 3, &err);
+    assert_non_null(crl);
+    assert_int_equal(X509_CRL_get_version(crl), 1); /* v2 */
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(f->ca.cert)), 1);
+    assert_int_equal(X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(f->ca.cert)), 0);
+    int day, sec;
+    ASN1_TIME *t = ASN1_TIME_new();
+    assert_non_null(ASN1_TIME_set(t, (time_t)NOW));
+    assert_int_equal(ASN1_TIME_diff(&day, &sec, t, X509_CRL_get0_lastUpdate(crl)), 1);
+    assert_int_equal(day * 86400 + sec, 0);
+    assert_int_equal(ASN1_TIME_diff(&day, &sec, t, X509_CRL_get0_nextUpdate(crl)), 1);
+    assert_int_equal(day, 7);
+    assert_int_equal(sec, 0);
+    /* cRLNumber and authorityKeyIdentifier (the issuing certificate's SKI), neither critical */
+    int crit = -1;
+    ASN1_INTEGER *num = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
+    assert_non_null(num);
+    assert_int_equal(crit, 0);
+    assert_int_equal(ASN1_INTEGER_get(num), 42);
+    ASN1_INTEGER_free(num);
+    AUTHORITY_KEYID *aki = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, &crit, NULL);
+    assert_non_null(aki);
+    assert_int_equal(crit, 0);
+    assert_non_null(aki->keyid);
+    assert_int_equal((size_t)aki->keyid->length, f->iss.ski_len);
+    assert_memory_equal(aki->keyid->data, f->iss.ski, f->iss.ski_len);
+    AUTHORITY_KEYID_free(aki);
+    /* entries in the order given, each with its date; reasonCode non-critical, absent for
+     * unspecified (SBR 7.2.2) */
+    STACK_OF(X509_REVOKED) *rev = X509_CRL_get_REVOKED(crl);
+    assert_int_equal(sk_X509_REVOKED_num(rev), 3);
+    const int want_reason[3] = {1, -1, 4};
+    for (int i = 0; i < 3; i++) {
+        X509_REVOKED *r = sk_X509_REVOKED_value(rev, i);
+        const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(r);
+        assert_int_equal((size_t)sn->length, v[i].serial_len);
+        assert_memory_equal(sn->data, v[i].serial, v[i].serial_len);
+        assert_int_equal(ASN1_TIME_diff(&day, &sec, t, X509_REVOKED_get0_revocationDate(r)), 1);
+        assert_int_equal(day * 86400 + sec, v[i].revoked_at - NOW);
+        ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(r, NID_crl_reason, &crit, NULL);
+        if (want_reason[i] < 0) {
+            assert_null(reason);
+            assert_int_equal(X509_REVOKED_get_ext_count(r), 0);
+        } else {
+            assert_non_null(reason);
+            assert_int_equal(crit, 0);
+            assert_int_equal(ASN1_ENUMERATED_get(reason), want_reason[i]);
+            ASN1_ENUMERATED_free(reason);
+        }
+    }
+    ASN1_TIME_free(t);
+    X509_CRL_free(crl);
+
+    /* nothing revoked: revokedCertificates absent (RFC 5280 5.1.2.6), still a valid CRL */
+    crl = make(f, 43, NOW, NOW + DAY, NULL, 0, &err);
+    assert_non_null(crl);
+    assert_null(X509_CRL_get_REVOKED(crl));
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(f->ca.cert)), 1);
+    X509_CRL_free(crl);
+}
+
+/* SBR 4.9.7: nextUpdate no more than ten days beyond thisUpdate: exactly ten passes. */
+static void test_crl_next_update(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    X509_CRL *crl = make(f, 1, NOW, NOW + 10 * DAY, NULL, 0, &err);
+    assert_non_null(crl);
+    X509_CRL_free(crl);
+    const int64_t bad[] = {NOW + 10 * DAY + 1, NOW, NOW - 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_err_clear(&err);
+        assert_null(make(f, 1, NOW, bad[i], NULL, 0, &err));
+        assert_string_equal(err.field, "next_update");
+        assert_string_equal(err.rule, "SBR 4.9.7");
+    }
+}
+
+/* SBR 7.2.2: no certificateHold (Strict), and only the reasons subscriber certificates are
+ * revoked with here; RFC 5280 4.1.2.2: serials of 1..20 octets. */
+static void test_crl_refusals(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    const int ok[] = {0, 1, 3, 4, 5, 9}, bad[] = {2, 6, 7, 8, 10, -1, 11};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        mc_crl_entry v[2] = {entry(1, 8, NOW - DAY, 0), entry(9, 8, NOW - DAY, ok[i])};
+        X509_CRL *crl = make(f, 2, NOW, NOW + DAY, v, 2, &err);
+        assert_non_null(crl);
+        X509_CRL_free(crl);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_crl_entry v[2] = {entry(1, 8, NOW - DAY, 0), entry(9, 8, NOW - DAY, bad[i])};
+        mc_err_clear(&err);
+        assert_null(make(f, 2, NOW, NOW + DAY, v, 2, &err));
+        assert_string_equal(err.field, "entries[1].reason");
+        assert_string_equal(err.rule, "SBR 7.2.2");
+    }
+    mc_crl_entry empty = entry(1, 0, NOW - DAY, 0);
+    assert_null(make(f, 2, NOW, NOW + DAY, &empty, 1, &err));
+    assert_string_equal(err.field, "entries[0].serial");
+    assert_string_equal(err.rule, "RFC 5280 4.1.2.2");
+    mc_crl_entry longest = entry(1, 20, NOW - DAY, 0);
+    X509_CRL *crl = make(f, 2, NOW, NOW + DAY, &longest, 1, &err);
+    assert_non_null(crl);
+    X509_CRL_free(crl);
+}
+
+/* A CRL of 100,000 entries: each costs the builder at most CRL_ENTRY_MAX bytes, the whole parses
+ * and verifies (the sizes a bulk revocation produces). */
+static void test_crl_large(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    const size_t n = 100000;
+    mc_crl_entry *v = calloc(n, sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = entry(0x10, 16, NOW - (int64_t)(i % 1000), (int)(i % 2) * 4);
+        v[i].serial[12] = (uint8_t)(i >> 24);
+        v[i].serial[13] = (uint8_t)(i >> 16);
+        v[i].serial[14] = (uint8_t)(i >> 8);
+        v[i].serial[15] = (uint8_t)i;
+    }
+    X509_CRL *crl = make(f, 7, NOW, NOW + 7 * DAY, v, n, &err);
+    assert_non_null(crl);
+    assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), (int)n);
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(f->ca.cert)), 1);
+    X509_CRL_free(crl);
+    free(v);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_crl_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_next_update, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_large, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("crl", tests, NULL, NULL);
+}
