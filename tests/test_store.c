@@ -2090,6 +2090,7 @@ static void test_revoke(void **state)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         assert_int_equal(mc_store_revoke(s, &one, bad[k], 1000, 0, &c, &err), MC_ERR_INVALID);
         assert_string_equal(err.field, "reason");
+        assert_string_equal(err.rule, "SBR 7.2.2");
     }
     for (int r = 0; r <= 10; r++)
         assert_int_equal(mc_crl_reason_allowed(r),
