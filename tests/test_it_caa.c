@@ -800,8 +800,8 @@ static void test_mpic_parallel(void **state)
     mc_caa_ctx_free(c);
 }
 
-/* Writes cfg's config to out with CAA on: resolver, our issuer. */
-static void caa_config(const char *cfg, const char *out, const char *resolver)
+/* Writes cfg's config to out with CAA on: resolver and issuer_domains. */
+static void caa_config(const char *cfg, const char *out, const char *resolver, const char *issuers)
 {
     FILE *f = fopen(cfg, "r"), *o = fopen(out, "w");
     char line[1024], section[64] = "";
@@ -815,7 +815,7 @@ static void caa_config(const char *cfg, const char *out, const char *resolver)
         else if (strcmp(section, "caa") == 0 && strstr(line, "resolvers:"))
             fprintf(o, "  resolvers: \"%s\"\n", resolver);
         else if (strcmp(section, "caa") == 0 && strstr(line, "issuer_domains:"))
-            fputs("  issuer_domains: \"" ISSUER "\"\n", o);
+            fprintf(o, "  issuer_domains: \"%s\"\n", issuers);
         else
             fputs(line, o);
     }
@@ -859,7 +859,7 @@ static void test_engine_cache(void **state)
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", ca.ca);
     snprintf(caa_cfg, sizeof caa_cfg, "%s/mailca-caa.yaml", ca.ca);
     snprintf(db, sizeof db, "%s/mailca.db", ca.ca);
-    caa_config(cfg, caa_cfg, fx->resolver);
+    caa_config(cfg, caa_cfg, fx->resolver, ISSUER);
     mc_it_run r;
     int st = mc_it_mailca(&r, "gen-orders", "--count", "2000", "--domains", "20", "--domain-suffix",
                           "eng.mcit", orders, NULL);
@@ -940,15 +940,63 @@ static void test_bench_caa(void **state)
     mc_it_rmtree(dir);
 }
 
+/* SBR 4.2.2.1: CAA on needs the CA's Issuer Domain Names; the engine refuses to open without
+ * one (caa.issuer_domains empty, or only separators), naming the config key and the rule. With
+ * one, the same config opens (an empty orders stream: no lookup, so no NSD needed). */
+static void test_engine_no_issuer_domains(void **state)
+{
+    (void)state;
+    if (!mc_it_bin())
+        skip();
+    mc_it_ca ca;
+    assert_int_equal(mc_it_ca_setup("caa-noissuer-", &ca), 0);
+    char orders[700], results[700], cfg[700], caa_cfg[700];
+    snprintf(orders, sizeof orders, "%s/orders.msgpack", ca.dir);
+    snprintf(results, sizeof results, "%s/results.msgpack", ca.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", ca.ca);
+    snprintf(caa_cfg, sizeof caa_cfg, "%s/mailca-caa.yaml", ca.ca);
+    FILE *f = fopen(orders, "wb");
+    assert_non_null(f);
+    assert_int_equal(fclose(f), 0);
+    static const char *const none[] = {"", " , ,"};
+    mc_it_run r;
+    for (size_t i = 0; i < 2; i++) {
+        caa_config(cfg, caa_cfg, "127.0.0.1@53", none[i]);
+        int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", "0", "--config", caa_cfg, orders,
+                              results, NULL);
+        if (st != 1 || !strstr(r.err, "caa.issuer_domains") || !strstr(r.err, "[SBR 4.2.2.1]"))
+            fail_msg("issuer_domains \"%s\": exit %d: %s", none[i], st, r.err);
+        mc_it_run_free(&r);
+    }
+    caa_config(cfg, caa_cfg, "127.0.0.1@53", ISSUER);
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", "0", "--config", caa_cfg, orders,
+                          results, NULL);
+    if (st != 0)
+        fail_msg("issuer_domains \"" ISSUER "\": exit %d: %s", st, r.err);
+    mc_it_run_free(&r);
+    mc_it_rmtree(ca.dir);
+    X509_free(ca.root);
+    X509_free(ca.ica);
+    EVP_PKEY_free(ca.key);
+    free(ca.csr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cases),        cmocka_unit_test(test_servfail),
-        cmocka_unit_test(test_timeout),      cmocka_unit_test(test_dnssec),
-        cmocka_unit_test(test_cache_ttl),    cmocka_unit_test(test_cache_concurrent),
-        cmocka_unit_test(test_mpic_agree),   cmocka_unit_test(test_mpic_deny),
-        cmocka_unit_test(test_mpic_quorum),  cmocka_unit_test(test_mpic_parallel),
-        cmocka_unit_test(test_engine_cache), cmocka_unit_test(test_bench_caa),
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_servfail),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_dnssec),
+        cmocka_unit_test(test_cache_ttl),
+        cmocka_unit_test(test_cache_concurrent),
+        cmocka_unit_test(test_mpic_agree),
+        cmocka_unit_test(test_mpic_deny),
+        cmocka_unit_test(test_mpic_quorum),
+        cmocka_unit_test(test_mpic_parallel),
+        cmocka_unit_test(test_engine_cache),
+        cmocka_unit_test(test_bench_caa),
+        cmocka_unit_test(test_engine_no_issuer_domains),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -818,15 +818,46 @@ static void test_ed_forged_csr(void **state)
     mc_digests_free(&d);
 }
 
+/* SBR 6.1.1.3 (4): the refusal of an order whose key the store knows to be compromised. The
+ * decision (keyCompromise records the key; other reasons and other keys pass) is the store's:
+ * test_store test_compromised_key_refused. */
+static void test_compromised_refusal(void **state)
+{
+    (void)state;
+    static const uint8_t h[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                  0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                  0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const char *const fields[] = {"csr", "public_key"};
+    for (size_t i = 0; i < 2; i++) {
+        mc_errdetail err;
+        mc_err_clear(&err);
+        assert_int_equal(mc_keycheck_compromised_refusal(h, fields[i], &err), MC_ERR_INVALID);
+        assert_int_equal(err.code, MC_ERR_INVALID);
+        assert_string_equal(err.field, fields[i]);
+        assert_string_equal(err.rule, "SBR 6.1.1.3");
+        assert_string_equal(err.rule, MC_KEYCHECK_RULE_COMPROMISED);
+        assert_non_null(strstr(err.message,
+                               "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_non_null(strstr(err.message, "compromised"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exponent),       cmocka_unit_test(test_residues_reference),
-        cmocka_unit_test(test_small_factors),  cmocka_unit_test(test_roca),
-        cmocka_unit_test(test_order_exponent), cmocka_unit_test(test_reuse_refusal),
-        cmocka_unit_test(test_ed_valid),       cmocka_unit_test(test_ed_y_range),
-        cmocka_unit_test(test_ed_not_square),  cmocka_unit_test(test_ed_x0_sign),
-        cmocka_unit_test(test_ed_small_order), cmocka_unit_test(test_ed_forged_csr),
+        cmocka_unit_test(test_exponent),
+        cmocka_unit_test(test_residues_reference),
+        cmocka_unit_test(test_small_factors),
+        cmocka_unit_test(test_roca),
+        cmocka_unit_test(test_order_exponent),
+        cmocka_unit_test(test_reuse_refusal),
+        cmocka_unit_test(test_ed_valid),
+        cmocka_unit_test(test_ed_y_range),
+        cmocka_unit_test(test_ed_not_square),
+        cmocka_unit_test(test_ed_x0_sign),
+        cmocka_unit_test(test_ed_small_order),
+        cmocka_unit_test(test_ed_forged_csr),
+        cmocka_unit_test(test_compromised_refusal),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1874,6 +1874,49 @@ static void test_identity(void **state)
     expect_ok(f, &o);
 }
 
+/* SBR 6.1.5: an Ed25519 key is a point on curve25519, which RFC 8032 5.1.2 encodes in exactly
+ * 32 bytes; an attested key of 31 or 33 bytes is refused naming public_key (passing: 32). */
+static void test_public_key_ed25519_length(void **state)
+{
+    fx *f = *state;
+    uint8_t *ed = NULL;
+    int en = i2d_PUBKEY(csrs[C_ED25519].key, &ed);
+    assert_int_equal(en, 44);
+    /* 30 2a | 30 05 06 03 2b 65 70 | 03 21 00 <32 bytes> */
+    assert_true(ed[1] == 0x2a && ed[9] == 0x03 && ed[10] == 0x21 && ed[11] == 0x00);
+    drop(f->root, "csr");
+    add(f, f->root, "public_key", o_bytes(f, ed, (size_t)en));
+    add(f, f->root, "key_source", o_str("platform-generated"));
+    mc_order o;
+    mc_errdetail err;
+    assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+    assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_OK);
+    assert_int_equal(o.keytype, MC_KEY_ED25519);
+    assert_int_equal(o.key_bits, 256);
+    static const struct {
+        size_t keylen;
+        const char *msg;
+    } bad[] = {{31, "Ed25519 public key is 32 bytes, got 31"},
+               {33, "Ed25519 public key is 32 bytes, got 33"}};
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t spki[64];
+        size_t n = 12 + bad[i].keylen;
+        memcpy(spki, ed, 12);
+        spki[1] = (uint8_t)(n - 2);
+        spki[10] = (uint8_t)(bad[i].keylen + 1);
+        memset(spki + 12, 0x11, bad[i].keylen);
+        memcpy(spki + 12, ed + 12, bad[i].keylen < 32 ? bad[i].keylen : 32);
+        set(f->root, "public_key", o_bytes(f, spki, n));
+        assert_int_equal(mc_order_decode(f->root, &o, &err), MC_OK);
+        mc_err_clear(&err);
+        assert_int_equal(mc_order_check_csr(&o, &digests, &err), MC_ERR_INVALID);
+        assert_string_equal(err.field, "public_key");
+        assert_string_equal(err.rule, "SBR 6.1.5");
+        assert_non_null(strstr(err.message, bad[i].msg));
+    }
+    OPENSSL_free(ed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1918,6 +1961,7 @@ int main(void)
         cmocka_unit_test(test_country_lei),
         FX(test_lei),
         FX(test_identity),
+        FX(test_public_key_ed25519_length),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

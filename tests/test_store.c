@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 #endif
 
+#include "mailca/revoke.h"
 #include "mailca/store.h"
 #include "support/pgserver.h"
 
@@ -2209,6 +2210,7 @@ static void test_revoke(void **state)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         assert_int_equal(mc_store_revoke(s, &one, bad[k], 1000, 0, &c, &err), MC_ERR_INVALID);
         assert_string_equal(err.field, "reason");
+        assert_string_equal(err.rule, "SBR 7.2.2");
     }
     for (int r = 0; r <= 10; r++)
         assert_int_equal(mc_crl_reason_allowed(r),
@@ -2667,6 +2669,50 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown)
 
+/* `mailca revoke --reason NAME` (mc_revoke_reason_parse): the RFC 5280 5.3.1 names, any case;
+ * the codes mc_crl_reason_allowed refuses (test_revoke) are refused by name too, certificateHold
+ * as suspension (SBR 4.9.13), the others under SBR 7.2.2 (store.h "revocation"); anything else
+ * is not a CRLReason name. */
+static void test_revoke_reason_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int code;
+    } ok[] = {{"unspecified", 0},        {"keyCompromise", 1}, {"KEYCOMPROMISE", 1},
+              {"affiliationChanged", 3}, {"superseded", 4},    {"cessationOfOperation", 5},
+              {"privilegewithdrawn", 9}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        mc_errdetail err;
+        mc_err_clear(&err);
+        int r = -1;
+        assert_int_equal(mc_revoke_reason_parse(ok[i].name, &r, &err), MC_OK);
+        assert_int_equal(r, ok[i].code);
+        assert_int_equal(mc_crl_reason_allowed(r), 1);
+    }
+    static const struct {
+        const char *name;
+        const char *rule;
+    } bad[] = {{"cACompromise", "SBR 7.2.2"},
+               {"removeFromCRL", "SBR 7.2.2"},
+               {"aACompromise", "SBR 7.2.2"},
+               {"certificateHold", "SBR 4.9.13"},
+               {"CERTIFICATEHOLD", "SBR 4.9.13"},
+               {"bogus", "RFC 5280 5.3.1"},
+               {"", "RFC 5280 5.3.1"},
+               {"keyCompromise ", "RFC 5280 5.3.1"},
+               {NULL, "RFC 5280 5.3.1"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_errdetail err;
+        mc_err_clear(&err);
+        int r = 12345;
+        assert_int_equal(mc_revoke_reason_parse(bad[i].name, &r, &err), MC_ERR_INVALID);
+        assert_string_equal(err.field, "reason");
+        assert_string_equal(err.rule, bad[i].rule);
+        assert_int_equal(r, 12345);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest sqlite_tests[] = {
@@ -2675,6 +2721,7 @@ int main(void)
 #ifndef MAILCA_HAVE_LIBPQ
         cmocka_unit_test(test_pg_unsupported),
 #endif
+        cmocka_unit_test(test_revoke_reason_parse),
     };
     int failed = cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
 #ifdef MAILCA_HAVE_LIBPQ

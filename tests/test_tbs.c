@@ -717,6 +717,7 @@ static void test_build_errors(void **state)
                                   sizeof is.tbs, &got, &err),
                      MC_ERR_INVALID);
     assert_string_equal(err.field, "mailboxes[0].address");
+    assert_string_equal(err.rule, "SBR 7.1.4.2.1");
 }
 
 static void test_assemble(void **state)
