@@ -919,7 +919,7 @@ mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *
         return mc_err_set(err, MC_ERR_UNSUPPORTED, "caa", NULL,
                           "libunbound is not available (%s): install libunbound8", ub_load_error);
     if (cfg->n_issuers == 0 || cfg->n_issuers > MC_CAA_ISSUERS_MAX)
-        return mc_err_set(err, MC_ERR_CONFIG, "caa.issuers", R_SBR,
+        return mc_err_set(err, MC_ERR_CONFIG, "caa.issuer_domains", R_SBR,
                           "%zu Issuer Domain Names: 1..%d needed", cfg->n_issuers,
                           MC_CAA_ISSUERS_MAX);
     if (cfg->n_resolvers > MC_CAA_RESOLVERS_MAX)
@@ -960,7 +960,7 @@ mc_err mc_caa_ctx_new(const mc_caa_config *cfg, mc_caa_ctx **out, mc_errdetail *
         char norm[MC_CAA_DOMAIN_MAX];
         const char *s = cfg->issuers[i] ? cfg->issuers[i] : "";
         if (domain_norm(s, strlen(s), norm) != 0) {
-            rc = mc_err_set(err, MC_ERR_CONFIG, "caa.issuers", R_SBR,
+            rc = mc_err_set(err, MC_ERR_CONFIG, "caa.issuer_domains", R_SBR,
                             "Issuer Domain Name \"%.80s\" is not a domain name", s);
             goto done;
         }

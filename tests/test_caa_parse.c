@@ -450,7 +450,7 @@ static void test_config(void **state)
     mc_caa_config none = cfg;
     none.n_issuers = 0;
     assert_int_equal(mc_caa_ctx_new(&none, &c, &err), MC_ERR_CONFIG);
-    assert_string_equal(err.field, "caa.issuers");
+    assert_string_equal(err.field, "caa.issuer_domains");
     assert_string_equal(err.rule, "SBR 4.2.2.1");
     assert_null(c);
 
@@ -458,7 +458,7 @@ static void test_config(void **state)
     badname.issuers[0] = "ca mailca";
     assert_int_equal(mc_caa_ctx_new(&badname, &c, &err), MC_ERR_CONFIG);
     assert_non_null(strstr(err.message, "ca mailca"));
-    assert_string_equal(err.field, "caa.issuers");
+    assert_string_equal(err.field, "caa.issuer_domains");
     assert_string_equal(err.rule, "SBR 4.2.2.1");
 
     mc_caa_config badres = cfg;
