@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 
 /* Writes s as a JSON string (quotes and escapes). */
@@ -127,6 +128,8 @@ int mc_status_main(int argc, char **argv)
     mc_store *s = NULL;
     int64_t certs = -1, pending = -1, ct_pending = -1, ct_done = -1, ct_rejected = -1;
     char store_error[MC_ERR_MSG_MAX] = "", durability[96] = "";
+    uint64_t crl_number = 0;
+    int64_t crl_this = 0, crl_next = 0;
     struct stat sb;
     /* a SQLite store that is not there is reported, not created (opening creates a store) */
     if (strncmp(cfg.store_sqlite, "postgres", 8) != 0 && stat(cfg.store_sqlite, &sb) != 0) {
@@ -135,10 +138,20 @@ int mc_status_main(int argc, char **argv)
     } else if (mc_store_open(cfg.store_sqlite, &s, &e) != MC_OK ||
                mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
                mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK ||
-               mc_store_durability(s, durability, sizeof durability, &e) != MC_OK) {
+               mc_store_durability(s, durability, sizeof durability, &e) != MC_OK ||
+               mc_store_crl_latest(s, &crl_number, &crl_this, &crl_next, &e) != MC_OK) {
         mc_err_format(&e, store_error, sizeof store_error);
         bad = 1;
     }
+    /* SBR 4.9.7: a CRL at least every seven days, and never past its nextUpdate */
+    const int64_t now = (int64_t)time(NULL);
+    const char *crl_state = !store_error[0] && crl_number == 0 ? "none made yet (mailca crl)"
+                            : crl_next && crl_next < now       ? "EXPIRED: nextUpdate has passed"
+                            : crl_this && now - crl_this > 7 * 86400
+                                ? "OVERDUE: older than the 7 days of SBR 4.9.7"
+                                : "current";
+    /* a CRL past its nextUpdate or older than a week fails the check (monitoring pages on it) */
+    bad |= crl_state[0] == 'E' || crl_state[0] == 'O';
     const char *backend = s ? mc_store_backend(s) : "";
     char backend_buf[32];
     snprintf(backend_buf, sizeof backend_buf, "%s", backend);
@@ -172,6 +185,11 @@ int mc_status_main(int argc, char **argv)
                    (long long)certs, (long long)pending, (long long)ct_pending, (long long)ct_done,
                    (long long)ct_rejected);
             json_str(stdout, durability);
+            printf(",\"crl\":{\"number\":%llu,\"this_update\":%lld,\"next_update\":%lld,"
+                   "\"state\":",
+                   (unsigned long long)crl_number, (long long)crl_this, (long long)crl_next);
+            json_str(stdout, crl_state);
+            printf("}");
         }
         printf("}}\n");
         return bad ? 1 : 0;
@@ -193,5 +211,16 @@ int mc_status_main(int argc, char **argv)
                backend_buf, (long long)certs, (long long)pending,
                pending > 0 ? " (resubmit those orders: the recorded TBS is re-signed)" : "",
                durability, (long long)ct_pending, (long long)ct_done, (long long)ct_rejected);
+    if (!store_error[0]) {
+        char t1[32] = "-", t2[32] = "-";
+        struct tm tm;
+        time_t a = (time_t)crl_this, b = (time_t)crl_next;
+        if (crl_number) {
+            strftime(t1, sizeof t1, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&a, &tm));
+            strftime(t2, sizeof t2, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&b, &tm));
+        }
+        printf("crl: %s (number %llu, thisUpdate %s, nextUpdate %s)\n", crl_state,
+               (unsigned long long)crl_number, t1, t2);
+    }
     return bad ? 1 : 0;
 }

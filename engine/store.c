@@ -255,6 +255,7 @@ enum {
     ST_CERT_STATUS,
     ST_REVOKED,
     ST_CRL_NUMBER,
+    ST_CRL_LATEST,
     ST_COUNT_
 };
 
@@ -327,6 +328,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_CRL_NUMBER] = "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
                       " SELECT coalesce(max(number), 0) + 1, ?1, ?2, ?3, ?4 FROM crls"
                       " RETURNING number",
+    [ST_CRL_LATEST] = "SELECT number, this_update, next_update FROM crls"
+                      " ORDER BY number DESC LIMIT 1",
 };
 
 #define STR_(x) #x
@@ -1613,6 +1616,24 @@ static mc_err sq_crl_number(mc_store *base, int64_t this_update, int64_t next_up
     return e;
 }
 
+static mc_err sq_crl_latest(mc_store *base, uint64_t *number, int64_t *this_update,
+                            int64_t *next_update, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CRL_LATEST];
+    int rc = sqlite3_step(st);
+    mc_err e = MC_OK;
+    if (rc == SQLITE_ROW) {
+        *number = (uint64_t)sqlite3_column_int64(st, 0);
+        *this_update = sqlite3_column_int64(st, 1);
+        *next_update = sqlite3_column_int64(st, 2);
+    } else if (rc != SQLITE_DONE) {
+        e = store_err(s, err, NULL, "latest crl", rc);
+    }
+    stmt_release(st);
+    return e;
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -1635,6 +1656,7 @@ static const mc_store_ops sq_ops = {
     .durability = sq_durability,
     .revoked = sq_revoked,
     .crl_number = sq_crl_number,
+    .crl_latest = sq_crl_latest,
     .close = sq_close,
 };
 
@@ -1722,6 +1744,16 @@ mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update
                           "crl number: nextUpdate %lld is not after thisUpdate %lld",
                           (long long)next_update, (long long)this_update);
     return s->ops->crl_number(s, this_update, next_update, entries, number, err);
+}
+
+mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
+                           int64_t *next_update, mc_errdetail *err)
+{
+    if (!s || !number || !this_update || !next_update)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "latest crl: NULL argument");
+    *number = 0;
+    *this_update = *next_update = 0;
+    return s->ops->crl_latest(s, number, this_update, next_update, err);
 }
 
 mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err)

@@ -168,6 +168,7 @@ enum {
     PS_CERT_STATUS,
     PS_REVOKED,
     PS_CRL_NUMBER,
+    PS_CRL_LATEST,
     PS_COUNT_
 };
 
@@ -368,6 +369,11 @@ static const struct {
                        " RETURNING number",
                        4,
                        {OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
+    [PS_CRL_LATEST] = {"mc_crl_latest",
+                       "SELECT number, this_update, next_update FROM crls"
+                       " ORDER BY number DESC LIMIT 1",
+                       0,
+                       {0}},
 };
 
 typedef struct pg_store {
@@ -1931,6 +1937,25 @@ static mc_err pg_crl_number(mc_store *base, int64_t this_update, int64_t next_up
     return e;
 }
 
+static mc_err pg_crl_latest(mc_store *base, uint64_t *number, int64_t *this_update,
+                            int64_t *next_update, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    PGresult *res = run(s, PS_CRL_LATEST, NULL);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, NULL, "latest crl", res);
+    } else if (PQntuples(res) == 1) {
+        *number = (uint64_t)get_int8(res, 0, 0);
+        *this_update = get_int8(res, 0, 1);
+        *next_update = get_int8(res, 0, 2);
+    }
+    PQclear(res);
+    return e;
+}
+
 static mc_err pg_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
@@ -1967,6 +1992,7 @@ static const mc_store_ops pg_ops = {
     .durability = pg_durability,
     .revoked = pg_revoked,
     .crl_number = pg_crl_number,
+    .crl_latest = pg_crl_latest,
     .close = pg_close,
 };
 

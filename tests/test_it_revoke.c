@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mailca/lint.h"
 #include "support/itutil.h"
@@ -363,6 +364,28 @@ static void test_crl(void **state)
     assert_int_equal(ASN1_INTEGER_get(num), 2);
     ASN1_INTEGER_free(num);
     X509_CRL_free(crl);
+
+    /* `mailca status` says whether the CRL is current (SBR 4.9.7: reissued at least weekly) */
+    const char *st[] = {"status", "--config", g.cfg, NULL};
+    mc_it_mailca_argv(&r, 120, st);
+    if (r.status != 0 || !strstr(r.out, "crl: current (number 2, "))
+        fail_msg("status: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
+    /* a latest CRL made 8 days ago, valid 10: overdue, and status fails */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(g.db, &db), SQLITE_OK);
+    char sql[256];
+    long long t = (long long)time(NULL);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
+             " VALUES (3, %lld, %lld, 100, %lld)",
+             t - 8 * 86400, t + 2 * 86400, t - 8 * 86400);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    mc_it_mailca_argv(&r, 120, st);
+    if (r.status != 1 || !strstr(r.out, "crl: OVERDUE"))
+        fail_msg("status with an old CRL: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
 }
 
 int main(void)

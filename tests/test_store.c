@@ -1665,6 +1665,9 @@ static void test_crl_store(void **state)
     assert_int_equal(w.n, 4);
 
     uint64_t num = 0;
+    int64_t tu = -1, nu = -1;
+    assert_int_equal(mc_store_crl_latest(s, &num, &tu, &nu, &err), MC_OK);
+    assert_int_equal(num, 0); /* none yet */
     for (uint64_t want = 1; want <= 3; want++) {
         assert_int_equal(mc_store_crl_number(s, now, now + 86400, 3, &num, &err), MC_OK);
         assert_int_equal(num, want);
@@ -1674,8 +1677,12 @@ static void test_crl_store(void **state)
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE entries = 3"), 3);
     /* another handle (another engine node) continues the sequence */
     mc_store *s2 = open_ok(fx->where);
-    assert_int_equal(mc_store_crl_number(s2, now, now + 86400, 0, &num, &err), MC_OK);
+    assert_int_equal(mc_store_crl_number(s2, now + 5, now + 7 * 86400, 0, &num, &err), MC_OK);
     assert_int_equal(num, 4);
+    assert_int_equal(mc_store_crl_latest(s, &num, &tu, &nu, &err), MC_OK);
+    assert_int_equal(num, 4);
+    assert_int_equal(tu, now + 5);
+    assert_int_equal(nu, now + 7 * 86400);
     mc_store_close(s2);
     mc_store_close(s);
     batch_free(&b);

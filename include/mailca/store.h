@@ -278,6 +278,10 @@ mc_err mc_store_revoked(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *
 mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
                            uint64_t *number, mc_errdetail *err);
 
+/* The latest CRL recorded (mc_store_crl_number): *number 0 when none yet; times as recorded. */
+mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
+                           int64_t *next_update, mc_errdetail *err);
+
 /* A certificate's status: *status "issued" / "revoked" (copied, cap bytes), *revoked_at and
  * *reason (-1 when not revoked). MC_ERR_STORE (field "serial") when the serial has no
  * certificate. Any output may be NULL. */
@@ -456,6 +460,8 @@ typedef struct mc_store_ops {
                       mc_errdetail *err);
     mc_err (*crl_number)(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
                          uint64_t *number, mc_errdetail *err);
+    mc_err (*crl_latest)(mc_store *s, uint64_t *number, int64_t *this_update, int64_t *next_update,
+                         mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
