@@ -361,8 +361,7 @@ static const struct {
                     " WHERE c.status <> 'issued' AND i.not_after >= $1 ORDER BY c.serial",
                     1,
                     {OID_INT8}},
-    /* Two nodes computing the same number: the primary key refuses the second, which tries
-     * again (pg_crl_number). */
+    /* under pg_crl_number's table lock */
     [PS_CRL_NUMBER] = {"mc_crl_number",
                        "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
                        " SELECT coalesce(max(number), 0) + 1, $1, $2, $3, $4 FROM crls"
@@ -1911,29 +1910,32 @@ static mc_err pg_crl_number(mc_store *base, int64_t this_update, int64_t next_up
                             int64_t entries, uint64_t *number, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
-    mc_err e = MC_OK;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        if ((e = conn_ready(s, err)) != MC_OK)
-            return e;
-        params p;
-        memset(&p, 0, sizeof p);
-        p_int8(&p, 0, this_update);
-        p_int8(&p, 1, next_update);
-        p_int8(&p, 2, entries);
-        p_int8(&p, 3, (int64_t)time(NULL));
-        PGresult *res = run(s, PS_CRL_NUMBER, &p);
-        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            *number = (uint64_t)get_int8(res, 0, 0);
-            PQclear(res);
-            return MC_OK;
-        }
-        const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        int conflict = st && strcmp(st, "23505") == 0; /* another node took the number */
-        e = pg_err(s, err, NULL, "crl number", res);
-        PQclear(res);
-        if (!conflict)
-            return e;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    /* Nodes taking numbers at once are serialised by a table lock (CRLs are rare): max() + 1
+     * under it is always free. Retrying on the primary key instead starved under contention. */
+    if ((e = exec_cmd(s, "BEGIN; LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE", "crl number: lock",
+                      err)) != MC_OK) {
+        txn_abort(s);
+        return e;
     }
+    params p;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, this_update);
+    p_int8(&p, 1, next_update);
+    p_int8(&p, 2, entries);
+    p_int8(&p, 3, (int64_t)time(NULL));
+    PGresult *res = run(s, PS_CRL_NUMBER, &p);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        *number = (uint64_t)get_int8(res, 0, 0);
+    else
+        e = pg_err(s, err, NULL, "crl number", res);
+    PQclear(res);
+    if (!e)
+        e = exec_cmd(s, "COMMIT", "crl number: commit", err);
+    if (e)
+        txn_abort(s);
     return e;
 }
 

@@ -1688,6 +1688,54 @@ static void test_crl_store(void **state)
     batch_free(&b);
 }
 
+typedef struct crl_racer {
+    const char *where;
+    uint64_t got[50];
+    mc_err rc;
+    mc_errdetail err;
+} crl_racer;
+
+static void *crl_racer_run(void *arg)
+{
+    crl_racer *r = arg;
+    mc_store *s = NULL;
+    r->rc = mc_store_open(r->where, &s, &r->err);
+    for (int i = 0; i < 50 && r->rc == MC_OK; i++)
+        r->rc = mc_store_crl_number(s, 1000, 2000, 0, &r->got[i], &r->err);
+    mc_store_close(s);
+    return NULL;
+}
+
+/* Two engine nodes making CRLs at the same moment, each on its own connection: every number
+ * is handed out once, each node sees its own numbers increase, and together they are 1..100
+ * (PostgreSQL: the primary key refuses a number taken meanwhile and the call takes the next;
+ * SQLite: the writer lock orders them). */
+static void test_crl_number_race(void **state)
+{
+    fixture *fx = *state;
+    mc_store_close(open_ok(fx->where)); /* migrated before the race */
+    crl_racer a = {.where = fx->where}, b = {.where = fx->where};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, crl_racer_run, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, crl_racer_run, &b), 0);
+    assert_int_equal(pthread_join(ta, NULL), 0);
+    assert_int_equal(pthread_join(tb, NULL), 0);
+    if (a.rc != MC_OK || b.rc != MC_OK)
+        fail_msg("crl numbers: %s / %s", a.rc ? a.err.message : "ok", b.rc ? b.err.message : "ok");
+    uint8_t taken[101] = {0};
+    for (int i = 0; i < 50; i++) {
+        if (i) {
+            assert_true(a.got[i] > a.got[i - 1]);
+            assert_true(b.got[i] > b.got[i - 1]);
+        }
+        assert_true(a.got[i] >= 1 && a.got[i] <= 100 && !taken[a.got[i]]);
+        taken[a.got[i]] = 1;
+        assert_true(b.got[i] >= 1 && b.got[i] <= 100 && !taken[b.got[i]]);
+        taken[b.got[i]] = 1;
+    }
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 100);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -2674,7 +2722,8 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_checkpoint_elsewhere, setup, teardown),               \
         cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),                         \
-        cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown),                          \
+        cmocka_unit_test_setup_teardown(test_crl_number_race, setup, teardown)
 
 /* `mailca revoke --reason NAME` (mc_revoke_reason_parse): the RFC 5280 5.3.1 names, any case;
  * the codes mc_crl_reason_allowed refuses (test_revoke) are refused by name too, certificateHold
