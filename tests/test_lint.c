@@ -68,11 +68,16 @@
 #define HX_TIME_2050                                                                               \
     "30 20 17 0d 34 39 31 32 30 31 30 30 30 30 30 30 5a 18 0f 32 30 35 30 30 31 30 31 30 30 30 "   \
     "30 30 30 5a"
+/* a SAN of one directoryName {serialNumber A-1234567} (no mailbox anywhere in the SAN) */
+#define HX_SAN_DIRNAME_SERIAL                                                                      \
+    "30 18 a4 16 30 14 31 12 30 10 06 03 55 04 05 13 09 41 2d 31 32 33 34 35 36 37"
 /* a SAN of one directoryName holding an empty Name (no mailbox anywhere in the SAN) */
 #define HX_SAN_DIRNAME "30 04 a4 02 30 00"
 #define HX_SDA                                                                                     \
     "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 31 32 30 30 "   \
     "30 30 5a"
+/* Adobe ArchiveRevInfo (SBR 7.1.2.3(m)); certgen names only the timestamp extension */
+#define OID_ADOBE_ARCH "1.2.840.113583.1.1.9.2"
 /* qcStatements (RFC 3739 3.2.6, ETSI EN 319 412-5 4): made by a small DER encoder */
 #define HX_QCS_COMPLIANCE "30 0a 30 08 06 06 04 00 8e 46 01 01"
 #define HX_QCS_OV                                                                                  \
@@ -501,6 +506,59 @@ static void e_smtputf8_bad_alabel(X509 *x)
                      0); /* decodes to an emoji */
 }
 
+/* certificatePolicies: the reserved Strict mailbox OID with one id-qt-unotice qualifier whose
+ * explicitText is the DisplayText of this tag and contents octets. */
+static size_t pol_notice(unsigned tag, const uint8_t *text, size_t n, uint8_t *out, size_t cap)
+{
+    static const uint8_t pol[] = {0x67, 0x81, 0x0c, 0x01, 0x05, 0x01, 0x03};
+    static const uint8_t unotice[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x02};
+    mc_der_w w;
+    mc_der_w_init(&w, out, cap);
+    size_t m0 = mc_der_begin(&w, MC_DER_SEQUENCE); /* certificatePolicies */
+    size_t m1 = mc_der_begin(&w, MC_DER_SEQUENCE); /* PolicyInformation */
+    mc_der_put(&w, MC_DER_OID, pol, sizeof pol);
+    size_t m2 = mc_der_begin(&w, MC_DER_SEQUENCE); /* policyQualifiers */
+    size_t m3 = mc_der_begin(&w, MC_DER_SEQUENCE); /* PolicyQualifierInfo */
+    mc_der_put(&w, MC_DER_OID, unotice, sizeof unotice);
+    size_t m4 = mc_der_begin(&w, MC_DER_SEQUENCE); /* UserNotice */
+    mc_der_put(&w, tag, text, n);
+    mc_der_end(&w, m4);
+    mc_der_end(&w, m3);
+    mc_der_end(&w, m2);
+    mc_der_end(&w, m1);
+    mc_der_end(&w, m0);
+    assert_int_equal(w.err, MC_OK);
+    return w.len;
+}
+
+/* Sets certificatePolicies to pol_notice with an explicitText of `count` copies of the
+ * `unit`-byte character ch (then `tail` ASCII 'a's). */
+static void set_notice(X509 *x, unsigned tag, const char *ch, size_t unit, size_t count,
+                       size_t tail)
+{
+    uint8_t text[1024], der[1200];
+    size_t n = 0;
+    assert_true(count * unit + tail <= sizeof text);
+    for (size_t i = 0; i < count; i++, n += unit)
+        memcpy(text + n, ch, unit);
+    memset(text + n, 'a', tail);
+    n += tail;
+    size_t l = pol_notice(tag, text, n, der, sizeof der);
+    assert_int_equal(cg_ext_set_raw(x, CG_OID_POLICIES, 0, der, l), 0);
+}
+
+/* RFC 6818 3: "The explicitText field is a string with a maximum size of 200 characters":
+ * characters, not octets (here 2-octet U+00E9). */
+static void e_notice_utf8_200(X509 *x)
+{
+    set_notice(x, MC_DER_UTF8STRING, "\xc3\xa9", 2, 200, 0);
+}
+
+static void e_notice_utf8_201(X509 *x)
+{
+    set_notice(x, MC_DER_UTF8STRING, "\xc3\xa9", 2, 199, 2);
+}
+
 /* mc_lint_url_host_reserved: the host is found past the scheme, userinfo and before port, path,
  * query or fragment; the TLD compared case-insensitively, whole labels only. */
 static void test_url_host_reserved(void **state)
@@ -847,6 +905,47 @@ static const lcase cases[] = {
      .raw_oid = CG_OID_ADOBE_TS,
      .raw_crit = 1,
      .raw_hex = "30 00"},
+    /* SBR 7.1.2.3(j): subjectDirectoryAttributes in Legacy only, non-critical */
+    {.name = "subjectDirectoryAttributes in Legacy",
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = CG_OID_SDA,
+     .raw_hex = HX_SDA,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "critical subjectDirectoryAttributes in Legacy",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = CG_OID_SDA,
+     .raw_crit = 1,
+     .raw_hex = HX_SDA,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "subjectDirectoryAttributes in Strict",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = CG_OID_SDA,
+     .raw_hex = HX_SDA},
+    /* SBR 7.1.2.3(m): Adobe ArchiveRevInfo (ArchiveRevInfo ::= SEQUENCE { version INTEGER }) */
+    {.name = "Adobe ArchiveRevInfo in MP",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01"},
+    {.name = "Adobe ArchiveRevInfo in Legacy",
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "Adobe ArchiveRevInfo in Strict",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01"},
+    {.name = "critical Adobe ArchiveRevInfo in MP",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_crit = 1,
+     .raw_hex = "30 03 02 01 01"},
 
     /* ---- certificatePolicies, SBR 7.1.2.3(a) ---- */
     {.name = "no policies",
@@ -892,6 +991,11 @@ static const lcase cases[] = {
      .only = 1,
      .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_IA5TEXT},
+    {.name = "explicitText UTF8String of 200 characters (400 octets)", .edit = e_notice_utf8_200},
+    {.name = "explicitText UTF8String of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_utf8_201},
     {.name = "strict certificate, MP profile",
      .id = "e_smime_policy_not_profile",
      .only = 1,
@@ -949,6 +1053,28 @@ static const lcase cases[] = {
      .only = 1,
      .conf_name = "authorityInfoAccess",
      .conf_value = "OCSP;URI:http://ocsp.example.com"},
+    /* Legacy: at least one http location per access method; other schemes may be present */
+    {.name = "legacy: ldap OCSP only",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:ldap://ocsp.example.com/,caIssuers;URI:http://ca.example.com/ca.cer",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "legacy: ldap caIssuers only",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:http://ocsp.example.com,caIssuers;URI:ldap://ca.example.com/ca",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "legacy: ldap next to http, OCSP and caIssuers",
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value =
+         "OCSP;URI:ldap://ocsp.example.com/,OCSP;URI:http://ocsp.example.com,"
+         "caIssuers;URI:ldap://ca.example.com/ca,caIssuers;URI:http://ca.example.com/ca.cer",
+     .now = T_BEFORE_LEGACY_SUNSET},
 
     /* ---- (a)(b)(c), RFC 6761: URLs for relying parties under a special-use domain ---- */
     {.name = "CRL URI under .test (the demo default)",
@@ -1132,6 +1258,18 @@ static const lcase cases[] = {
     {.name = "SAN with a directoryName only",
      .id = "e_smime_san_no_mailbox",
      .edit = e_subject_empty_san_dirname},
+    /* the same, each the only error: a subject of a serialNumber alone (no mailbox in it) */
+    {.name = "no SAN, subject serialNumber only",
+     .id = "e_smime_san_missing",
+     .only = 1,
+     .del = CG_OID_SAN,
+     .subj = "!SER=A-1234567"},
+    {.name = "SAN of a directoryName {serialNumber} only, subject serialNumber only",
+     .id = "e_smime_san_no_mailbox",
+     .only = 1,
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = HX_SAN_DIRNAME_SERIAL,
+     .subj = "!SER=A-1234567"},
     {.name = "SAN dNSName",
      .id = "e_smime_san_prohibited_name_type",
      .only = 1,
