@@ -1076,7 +1076,8 @@ static const lcase cases[] = {
          "caIssuers;URI:ldap://ca.example.com/ca,caIssuers;URI:http://ca.example.com/ca.cer",
      .now = T_BEFORE_LEGACY_SUNSET},
 
-    /* ---- (a)(b)(c), RFC 6761: URLs for relying parties under a special-use domain ---- */
+    /* ---- mailca policy (RFC 6761): (a)(b)(c) URLs for relying parties under a special-use
+     * domain ---- */
     {.name = "CRL URI under .test (the demo default)",
      .id = "w_smime_uri_host_reserved",
      .only = 1,

@@ -177,7 +177,9 @@ static const mc_lint_def defs[L_COUNT] = {
                         "Validity equals the maximum allowed"},
     [L_SPKI_ALGID] = {"e_smime_spki_algorithm_encoding", E, "SBR 7.1.3.1", T_SBR,
                       "SPKI AlgorithmIdentifier must be one of the allowed DER encodings"},
-    [L_SPKI_KEY] = {"e_spki_key_malformed", E, "SBR 6.1.5", T_SBR,
+    /* the subjectPublicKey's encoding: RFC 3279 2.3.1 (the DER RSAPublicKey is the BIT STRING's
+     * value), RFC 5480 2.2 (the ECPoint octets are), RFC 8410 4 (the raw EdDSA key is) */
+    [L_SPKI_KEY] = {"e_spki_key_malformed", E, "RFC 3279 2.3.1, RFC 5480 2.2, RFC 8410 4", T_SBR,
                     "subjectPublicKey is not a well-formed key of its algorithm"},
     [L_RSA_MODULUS] = {"e_smime_rsa_modulus_size", E, "SBR 6.1.5", T_SBR,
                        "RSA modulus must be at least 2048 bits and a multiple of 8"},
@@ -211,8 +213,12 @@ static const mc_lint_def defs[L_COUNT] = {
                         "certificatePolicies should not be critical"},
     [L_POL_COUNT] = {"e_smime_exactly_one_reserved_policy", E, "SBR 7.1.2.3(a)", T_SBR,
                      "Exactly one reserved S/MIME policy OID must be present"},
-    [L_POL_ANY] = {"e_smime_any_policy_present", E, "SBR 7.1.2.3(a)", T_SBR,
-                   "anyPolicy must not be present in a subscriber certificate"},
+    /* No text bars anyPolicy from a subscriber certificate (SBR 7.1.6.3 bars it only for
+     * non-affiliated subordinate CAs): (a) allows the reserved OID and "identifiers documented
+     * by the CA in its CP and/or CPS", and 7.1.2.4 bars data not specified there. mailca reads
+     * anyPolicy as neither, as pkilint does. */
+    [L_POL_ANY] = {"e_smime_any_policy_present", E, "SBR 7.1.2.3(a), 7.1.2.4 (interpretation)",
+                   T_SBR, "anyPolicy must not be present in a subscriber certificate"},
     [L_POL_CPS] = {"e_smime_cps_uri_not_http", E, "SBR 7.1.2.3(a)", T_SBR,
                    "id-qt-cps qualifier must be an HTTP or HTTPS URL"},
     [L_UNOTICE_REF] = {"e_smime_user_notice_has_notice_ref", E, "SBR 7.1.2.3(a)", T_SBR,
@@ -233,7 +239,9 @@ static const mc_lint_def defs[L_COUNT] = {
                         "A distributionPoint must have a fullName URI"},
     [L_CRLDP_NOT_HTTP] = {"e_smime_crldp_uri_not_http", E, "SBR 7.1.2.3(b)", T_SBR,
                           "CRL URIs must be http (every one in Strict/MP)"},
-    [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "SBR 7.1.2.3(a)(b)(c), RFC 6761", T_SBR,
+    /* mailca policy: (a)(b)(c) require http(s) URLs but say nothing of special-use domains, and
+     * RFC 6761 puts no requirement on certificates; a warning, never an error */
+    [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "mailca policy (RFC 6761)", T_SBR,
                         "CRL, OCSP, caIssuers and CPS URLs should name a host relying parties "
                         "can reach: not one under a special-use top-level domain",
                         S_2026_11_24_3},
@@ -286,7 +294,11 @@ static const mc_lint_def defs[L_COUNT] = {
                         "authorityKeyIdentifier must contain keyIdentifier"},
     [L_AKI_ISSUER_SERIAL] = {"e_smime_aki_issuer_serial_present", E, "SBR 7.1.2.3(g)", T_SBR,
                              "authorityCertIssuer/SerialNumber must not be present"},
-    [L_AKI_MISMATCH] = {"e_smime_aki_not_issuer_ski", E, "SBR 7.1.2.3(g)", T_SBR,
+    /* (g) only asks for keyIdentifier; that it is the issuer's SKI is RFC 5280 4.2.1.2 ("the
+     * value of the subject key identifier MUST be the value placed in the key identifier field
+     * of the authority key identifier extension ... of certificates issued by the subject of this
+     * certificate"), which SBR 7.1.2.4 applies */
+    [L_AKI_MISMATCH] = {"e_smime_aki_not_issuer_ski", E, "RFC 5280 4.2.1.2 (SBR 7.1.2.4)", T_SBR,
                         "AKI keyIdentifier must equal the issuing CA's SKI"},
     [L_SAN_MISSING] = {"e_smime_san_missing", E, "SBR 7.1.2.3(h)", T_SBR,
                        "subjectAltName must be present"},
@@ -321,7 +333,7 @@ static const mc_lint_def defs[L_COUNT] = {
                        "subjectKeyIdentifier should be present"},
     [L_SMIMECAP_CRITICAL] = {"e_smime_capabilities_critical", E, "SBR 7.1.2.3(i)", T_SBR,
                              "smimeCapabilities must not be critical"},
-    [L_SUBJ_PROHIBITED] = {"e_smime_subject_attribute_prohibited", E, "SBR 7.1.4.2.3", T_SBR,
+    [L_SUBJ_PROHIBITED] = {"e_smime_subject_attribute_prohibited", E, "SBR 7.1.4.2.3-6", T_SBR,
                            "Subject attribute not allowed for the type and generation"},
     [L_SUBJ_CN] = {"e_smime_mailbox_cn_not_in_san", E, "SBR 7.1.4.2.2(a)", T_SBR,
                    "Mailbox-validated: commonName must be a mailbox present in the SAN"},
@@ -772,8 +784,9 @@ int mc_lint_url_host_reserved(const char *url, size_t len)
     return n > 0 && host_reserved(host, n);
 }
 
-/* SBR 7.1.2.3 (a)(b)(c): the CPS, CRL and AIA URLs are for relying parties; a host under a
- * special-use domain (a demo default left in place) cannot serve them. */
+/* mailca policy (RFC 6761; w_smime_uri_host_reserved): the CPS, CRL and AIA URLs SBR 7.1.2.3
+ * (a)(b)(c) asks for are for relying parties; a host under a special-use domain (a demo default
+ * left in place) cannot serve them. */
 static void lint_url_host(lstate *s, const char *what, const uint8_t *p, size_t n)
 {
     char b[64];
@@ -1163,7 +1176,7 @@ static void lint_spki(lstate *s)
         break;
     case MC_KEY_ED25519:
     case MC_KEY_ED448:
-        /* RFC 8410 3: the raw public key */
+        /* RFC 8410 4: the raw public key, 32 / 57 octets (RFC 8032 5.1.2, 5.2.2) */
         if (n != (s->key == MC_KEY_ED25519 ? 32u : 57u))
             report(s, L_SPKI_KEY, "%s public key is %zu bytes", mc_keytype_name(s->key), n);
         return;
@@ -1378,6 +1391,7 @@ static void lint_policies(lstate *s, int reserved, int ptype, int pgen)
             ext_bad(s, "certificatePolicies", "policyIdentifier is not an OID");
             return;
         }
+        /* SBR 7.1.2.3(a), 7.1.2.4 as mailca reads them (defs[L_POL_ANY]) */
         if (mc_der_oid_eq(&oid, OIDL(oid_any_policy)))
             report(s, L_POL_ANY, "anyPolicy (2.5.29.32.0) is present");
         if (mc_der_cur_empty(&p))
@@ -1685,6 +1699,7 @@ static void lint_aki(lstate *s)
                has_iss && has_sn ? "authorityCertIssuer and authorityCertSerialNumber"
                : has_iss         ? "authorityCertIssuer"
                                  : "authorityCertSerialNumber");
+    /* RFC 5280 4.2.1.2 (SBR 7.1.2.4): keyIdentifier is the issuing CA's SKI */
     const mc_issuer *ci = s->ctx ? s->ctx->issuer : NULL;
     if (ci && has_kid && kid.len &&
         (kid.len != ci->ski_len || memcmp(kid.val, ci->ski, kid.len) != 0))
