@@ -25,8 +25,10 @@
  * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...).
  * 2026.11.24.4: e_qc_natural_serial_number_format (ETSI EN 319 412-1 5.1.3).
  * 2026.11.24.5: w_eku_key_usage_inconsistent (RFC 5280 4.2.1.12: clientAuth on a keyUsage of
- * neither digitalSignature nor keyAgreement). */
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.5"
+ * neither digitalSignature nor keyAgreement).
+ * 2026.11.24.6: e_smime_ec_point_invalid checks that the key is a point of its curve (SBR 6.1.5:
+ * ECDSA on P-256/P-384/P-521, EdDSA decoded as RFC 8032 5.1.3/5.2.3), not only its length. */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.6"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
