@@ -698,6 +698,45 @@ static void e_notice_utf8_201(X509 *x)
     set_notice(x, MC_DER_UTF8STRING, "\xc3\xa9", 2, 199, 2);
 }
 
+/* RFC 6818 3: VisibleString and BMPString "acceptable but less preferred" (a SHOULD), within the
+ * same 200 characters (BMPString: 2 octets each) */
+static void e_notice_visible(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a", 1, 200, 0);
+}
+
+static void e_notice_bmp_200(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\xe9", 2, 200, 0);
+}
+
+static void e_notice_bmp_201(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\xe9", 2, 201, 0);
+}
+
+static void e_notice_visible_201(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a", 1, 201, 0);
+}
+
+/* not valid contents of the type: a control character in a VisibleString; a BMPString of an odd
+ * number of octets; a surrogate (not a BMP character) */
+static void e_notice_visible_ctrl(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a\x07b", 3, 1, 0);
+}
+
+static void e_notice_bmp_odd(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\x61\x00", 3, 1, 0);
+}
+
+static void e_notice_bmp_surrogate(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\xd8\x3d\xde\x00", 4, 1, 0);
+}
+
 /* mc_lint_url_host_reserved: the host is found past the scheme, userinfo and before port, path,
  * query or fragment; the TLD compared case-insensitively, whole labels only. */
 static void test_url_host_reserved(void **state)
@@ -1170,6 +1209,34 @@ static const lcase cases[] = {
      .id = "e_explicit_text_encoding",
      .only = 1,
      .edit = e_notice_utf8_201},
+    {.name = "explicitText VisibleString",
+     .id = "w_explicit_text_not_utf8",
+     .only = 1,
+     .edit = e_notice_visible},
+    {.name = "explicitText BMPString of 200 characters",
+     .id = "w_explicit_text_not_utf8",
+     .only = 1,
+     .edit = e_notice_bmp_200},
+    {.name = "explicitText BMPString of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_201},
+    {.name = "explicitText VisibleString of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_visible_201},
+    {.name = "explicitText VisibleString with a control character",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_visible_ctrl},
+    {.name = "explicitText BMPString of 3 octets",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_odd},
+    {.name = "explicitText BMPString with a surrogate",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_surrogate},
     {.name = "strict certificate, MP profile",
      .id = "e_smime_policy_not_profile",
      .only = 1,

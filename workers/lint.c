@@ -136,6 +136,9 @@ enum {
     /* found by zlint's e_key_usage_and_extended_key_usage_inconsistent (issue 3, round 3):
      * RSA key-management certificates of multipurpose profiles carried clientAuth */
     W_EKU_KU_INCONSISTENT,
+    /* RFC 6818 3 (audit s12 D2): a VisibleString or BMPString explicitText is a SHOULD, not a
+     * MUST NOT; split from L_UNOTICE_TEXT */
+    W_UNOTICE_NOT_UTF8,
     L_COUNT
 };
 
@@ -148,6 +151,7 @@ enum {
 #define S_2026_11_24_3 "mailca-lints-2026.11.24.3"
 #define S_2026_11_24_4 "mailca-lints-2026.11.24.4"
 #define S_2026_11_24_5 "mailca-lints-2026.11.24.5"
+#define S_2026_11_24_6 "mailca-lints-2026.11.24.6"
 #define E MC_LINT_ERROR
 #define W MC_LINT_WARNING
 
@@ -230,8 +234,18 @@ static const mc_lint_def defs[L_COUNT] = {
                        "userNotice must not contain noticeRef"},
     [L_UNOTICE_NO_TEXT] = {"e_smime_user_notice_no_explicit_text", E, "SBR 7.1.2.3(a)", T_SBR,
                            "userNotice must contain explicitText"},
+    /* RFC 6818 3 replaces RFC 5280 4.2.1.4's paragraph on explicitText: "Conforming CAs SHOULD
+     * use the UTF8String encoding for explicitText. VisibleString or BMPString are acceptable
+     * but less preferred alternatives. Conforming CAs MUST NOT encode explicitText as
+     * IA5String." The 200 characters: "The explicitText field is a string with a maximum size
+     * of 200 characters" (and DisplayText's SIZE (1..200)). */
     [L_UNOTICE_TEXT] = {"e_explicit_text_encoding", E, "RFC 6818 3", T_RFC5280,
-                        "explicitText must be a UTF8String of at most 200 characters"},
+                        "explicitText must not be an IA5String, and must be a valid UTF8String, "
+                        "VisibleString or BMPString of at most 200 characters"},
+    [W_UNOTICE_NOT_UTF8] = {"w_explicit_text_not_utf8", W, "RFC 6818 3", T_RFC5280,
+                            "explicitText should be a UTF8String (VisibleString and BMPString are "
+                            "acceptable but less preferred)",
+                            S_2026_11_24_6},
     [L_POL_PROFILE] = {"e_smime_policy_not_profile", E, "SBR 7.1.6.1", T_SBR,
                        "Reserved policy OID does not match the profile's type and generation"},
     [L_LEGACY] = {"e_smime_legacy_generation_prohibited", E, "SBR 7.1.6.1", T_LEGACY,
@@ -1662,13 +1676,34 @@ static void lint_qualifier(lstate *s, const mc_der_tlv *pqi)
         report(s, L_UNOTICE_NO_TEXT, "userNotice has no explicitText");
         return;
     }
-    /* RFC 6818 3 (not IA5String), RFC 5280 4.2.1.4 (not VisibleString/BMPString; 200 max) */
-    long chars = text.tag == MC_DER_UTF8STRING ? utf8_count(text.val, text.len, NULL) : -1;
-    if (text.tag != MC_DER_UTF8STRING || chars < 0 || chars > 200)
+    /* RFC 6818 3 (which replaces RFC 5280 4.2.1.4's paragraph): IA5String MUST NOT, at most 200
+     * characters; UTF8String SHOULD, VisibleString and BMPString "acceptable but less
+     * preferred". chars: -1 for IA5String, a tag DisplayText does not have, or invalid contents */
+    long chars = -1;
+    if (text.tag == MC_DER_UTF8STRING) {
+        chars = utf8_count(text.val, text.len, NULL);
+    } else if (text.tag == MC_DER_VISIBLESTRING) {
+        chars = (long)text.len;
+        for (size_t i = 0; i < text.len; i++)
+            if (text.val[i] < 0x20 || text.val[i] > 0x7e)
+                chars = -1;
+    } else if (text.tag == MC_DER_BMPSTRING && text.len % 2 == 0) {
+        chars = (long)(text.len / 2); /* UCS-2: every code unit a character, none a surrogate */
+        for (size_t i = 0; i < text.len; i += 2)
+            if (text.val[i] >= 0xd8 && text.val[i] <= 0xdf)
+                chars = -1;
+    }
+    if (text.tag == MC_DER_IA5STRING)
+        report(s, L_UNOTICE_TEXT, "explicitText is an IA5String");
+    else if (chars < 0)
         report(s, L_UNOTICE_TEXT,
-               "explicitText is tag 0x%02x, %ld characters (need a valid "
-               "UTF8String of at most 200)",
-               text.tag, chars);
+               "explicitText (tag 0x%02x) is not a valid UTF8String, VisibleString or BMPString",
+               text.tag);
+    else if (chars > 200)
+        report(s, L_UNOTICE_TEXT, "explicitText has %ld characters (at most 200)", chars);
+    else if (text.tag != MC_DER_UTF8STRING)
+        report(s, W_UNOTICE_NOT_UTF8, "explicitText is a %s, not a UTF8String",
+               text.tag == MC_DER_BMPSTRING ? "BMPString" : "VisibleString");
 }
 
 static void lint_policies(lstate *s, int reserved, int ptype, int pgen)
