@@ -932,10 +932,24 @@ static const lcase cases[] = {
      .id = "e_serial_number_not_minimal_der",
      .only = 1,
      .post = cg_tbs_serial_padded},
+    /* SBR 7.1, 64 bits of CSPRNG output: below 2^32 an error, below 8 octets a warning */
     {.name = "serial 4 octets",
-     .id = "w_serial_number_low_entropy",
+     .id = "e_serial_number_too_short",
      .only = 1,
      .serial_hex = "12 34 56 78"},
+    {.name = "serial 1", .id = "e_serial_number_too_short", .only = 1, .serial_hex = "01"},
+    {.name = "serial 2^32 - 1 (5 octets with the sign octet)",
+     .id = "e_serial_number_too_short",
+     .only = 1,
+     .serial_hex = "ff ff ff ff"},
+    {.name = "serial 2^32",
+     .id = "w_serial_number_low_entropy",
+     .only = 1,
+     .serial_hex = "01 00 00 00 00"},
+    {.name = "serial 7 octets",
+     .id = "w_serial_number_low_entropy",
+     .only = 1,
+     .serial_hex = "7f 01 02 03 04 05 06"},
     {.name = "UTCTime without seconds",
      .id = "e_validity_time_format",
      .only = 1,
@@ -2354,8 +2368,10 @@ static void test_enforced_set(void **state)
     }
     g_enforced = NULL;
     /* the engine's notice names exactly the demoted error lints */
-    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.3", ids, sizeof ids) == 1);
-    assert_string_equal(ids, "e_qc_natural_serial_number_format");
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.3", ids, sizeof ids) == 2);
+    assert_string_equal(ids, "e_qc_natural_serial_number_format,e_serial_number_too_short");
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.5", ids, sizeof ids) == 1);
+    assert_string_equal(ids, "e_serial_number_too_short");
     assert_true(mc_lint_not_enforced("mailca-lints-2026.11.2", ids, sizeof ids) >= 9);
     assert_null(strstr(ids, "e_smime_lei_malformed")); /* a base-set lint */
 }

@@ -139,6 +139,9 @@ enum {
     /* RFC 6818 3 (audit s12 D2): a VisibleString or BMPString explicitText is a SHOULD, not a
      * MUST NOT; split from L_UNOTICE_TEXT */
     W_UNOTICE_NOT_UTF8,
+    /* SBR 7.1 (audit s12 D1): a serial this small does not contain 64 bits of CSPRNG output,
+     * beyond reasonable doubt; W_SERIAL_SHORT keeps the merely unlikely lengths */
+    L_SERIAL_SMALL,
     L_COUNT
 };
 
@@ -167,8 +170,20 @@ static const mc_lint_def defs[L_COUNT] = {
                            T_RFC5280, "Serial number must fit 20 octets"},
     [L_SERIAL_NOT_MINIMAL] = {"e_serial_number_not_minimal_der", E, "X.690 8.3.2", T_RFC5280,
                               "Serial number INTEGER must be minimally encoded"},
+    /* SBR 7.1: "CAs SHALL generate non-sequential Certificate serial numbers greater than zero
+     * (0) and less than 2^159 containing at least 64 bits of output from a CSPRNG". The rule
+     * is about how the serial was made; its value proves nothing, it only makes a process
+     * unlikely. 64 CSPRNG bits taken as a number fit 7 octets of positive DER (below 2^55)
+     * once in 512 draws, so a short serial is a warning (as zlint's
+     * w_serial_number_low_entropy); below 2^32 only once in 2^32 draws: an error,
+     * e_serial_number_too_short. */
     [W_SERIAL_SHORT] = {"w_serial_number_low_entropy", W, "SBR 7.1", T_SBR,
-                        "Serial number shorter than 8 octets cannot hold 64 random bits"},
+                        "Serial number shorter than 8 octets (and not below 2^32): 64 bits of "
+                        "CSPRNG output encode that short only when their top bits drew zeros"},
+    [L_SERIAL_SMALL] = {"e_serial_number_too_short", E, "SBR 7.1", T_SBR,
+                        "Serial number below 2^32 (4 octets of value or fewer): one containing 64 "
+                        "bits of CSPRNG output is that small with probability at most 2^-32",
+                        S_2026_11_24_6},
     [L_TIME_FORMAT] = {"e_validity_time_format", E, "RFC 5280 4.1.2.5.1", T_RFC5280,
                        "Validity times must be valid dates with seconds, ending in Z"},
     [L_TIME_TYPE] = {"e_validity_time_wrong_type", E, "RFC 5280 4.1.2.5", T_RFC5280,
@@ -1066,10 +1081,30 @@ static void lint_serial(lstate *s)
         report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is negative (first octet 0x%02x)", v[0]);
     else if (zero)
         report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is zero");
-    if (n > 20)
+    if (n > 20) {
         report(s, L_SERIAL_TOO_LONG, "serialNumber is %zu octets (at most 20)", n);
-    else if (n < 8 && !zero && !(v[0] & 0x80))
-        report(s, W_SERIAL_SHORT, "serialNumber is %zu octets: fewer than 64 random bits", n);
+        return;
+    }
+    if (zero || (v[0] & 0x80))
+        return;
+    /* SBR 7.1: at least 64 bits of CSPRNG output (defs[W_SERIAL_SHORT]); m octets of value */
+    size_t m = n;
+    const uint8_t *q = v;
+    while (m > 1 && q[0] == 0) {
+        q++;
+        m--;
+    }
+    if (m <= 4) {
+        unsigned long value = 0;
+        for (size_t i = 0; i < m; i++)
+            value = value << 8 | q[i];
+        report(s, L_SERIAL_SMALL,
+               "serialNumber %lu is below 2^32: 64 CSPRNG bits are that small once in 2^32", value);
+    } else if (n < 8) {
+        report(s, W_SERIAL_SHORT,
+               "serialNumber is %zu octets: 64 CSPRNG bits encode this short once in 2^%zu draws",
+               n, 65 - 8 * n);
+    }
 }
 
 static void lint_validity(lstate *s)

@@ -29,7 +29,9 @@
  * 2026.11.24.6: e_smime_ec_point_invalid checks that the key is a point of its curve (SBR 6.1.5:
  * ECDSA on P-256/P-384/P-521, EdDSA decoded as RFC 8032 5.1.3/5.2.3), not only its length;
  * e_explicit_text_encoding no longer refuses a VisibleString or BMPString explicitText, which
- * RFC 6818 3 makes a SHOULD: w_explicit_text_not_utf8 warns. */
+ * RFC 6818 3 makes a SHOULD: w_explicit_text_not_utf8 warns; e_serial_number_too_short (SBR 7.1:
+ * a serial below 2^32, which 64 bits of CSPRNG output are once in 2^32 draws),
+ * w_serial_number_low_entropy now only for the short serials at or above 2^32. */
 #define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.6"
 
 typedef enum mc_lint_severity {
