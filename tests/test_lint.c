@@ -12,9 +12,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "mailca/keycheck.h"
 #include "mailca/lint.h"
 #include "support/certgen.h"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,11 +75,16 @@
 #define HX_TIME_2050                                                                               \
     "30 20 17 0d 34 39 31 32 30 31 30 30 30 30 30 30 5a 18 0f 32 30 35 30 30 31 30 31 30 30 30 "   \
     "30 30 30 5a"
+/* a SAN of one directoryName {serialNumber A-1234567} (no mailbox anywhere in the SAN) */
+#define HX_SAN_DIRNAME_SERIAL                                                                      \
+    "30 18 a4 16 30 14 31 12 30 10 06 03 55 04 05 13 09 41 2d 31 32 33 34 35 36 37"
 /* a SAN of one directoryName holding an empty Name (no mailbox anywhere in the SAN) */
 #define HX_SAN_DIRNAME "30 04 a4 02 30 00"
 #define HX_SDA                                                                                     \
     "30 1f 30 1d 06 08 2b 06 01 05 05 07 09 01 31 11 18 0f 31 39 38 30 30 31 30 31 31 32 30 30 "   \
     "30 30 5a"
+/* Adobe ArchiveRevInfo (SBR 7.1.2.3(m)); certgen names only the timestamp extension */
+#define OID_ADOBE_ARCH "1.2.840.113583.1.1.9.2"
 /* qcStatements (RFC 3739 3.2.6, ETSI EN 319 412-5 4): made by a small DER encoder */
 #define HX_QCS_COMPLIANCE "30 0a 30 08 06 06 04 00 8e 46 01 01"
 #define HX_QCS_OV                                                                                  \
@@ -173,6 +185,8 @@ static size_t spki(const char *algid_hex, const uint8_t *key, size_t keylen, uin
 
 #define ALG_RSA "30 0d 06 09 2a 86 48 86 f7 0d 01 01 01 05 00"
 #define ALG_P256 "30 13 06 07 2a 86 48 ce 3d 02 01 06 08 2a 86 48 ce 3d 03 01 07"
+#define ALG_P384 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 22"
+#define ALG_P521 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 23"
 #define ALG_K256 "30 10 06 07 2a 86 48 ce 3d 02 01 06 05 2b 81 04 00 0a"
 #define ALG_ED25519 "30 05 06 03 2b 65 70"
 #define ALG_ED448 "30 05 06 03 2b 65 71"
@@ -261,9 +275,139 @@ static size_t ed448_spki_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_
     return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
 }
 
+/* An EdDSA SPKI of this raw key. */
+static size_t ed_key_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap, int ed448,
+                         const uint8_t *key)
+{
+    uint8_t s[96];
+    size_t sl = spki(ed448 ? ALG_ED448 : ALG_ED25519, key, ed448 ? 57 : 32, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+/* SBR 6.1.5, RFC 8032 5.1.3 / 5.2.3: keys as y (little-endian) and the sign bit x_0 on top. For
+ * both curves y = 2 has no x (x^2 = (y^2 - 1) / (d y^2 - a) is not a square mod p) and y = 3 has
+ * one (checked against mc_keycheck_ed_decode in test_point_validity). */
 static size_t t_ed448_57(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
 {
-    return ed448_spki_tbs(tbs, len, out, cap, ALG_ED448, 57);
+    static const uint8_t k[57] = {3};
+    return ed_key_tbs(tbs, len, out, cap, 1, k);
+}
+
+static size_t t_ed448_y2(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[57] = {2};
+    return ed_key_tbs(tbs, len, out, cap, 1, k);
+}
+
+/* y = 2^448 + 3: a bit between y and x_0 set */
+static size_t t_ed448_bit448(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[57] = {3, [56] = 0x01};
+    return ed_key_tbs(tbs, len, out, cap, 1, k);
+}
+
+static size_t t_ed25519_y3(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[32] = {3};
+    return ed_key_tbs(tbs, len, out, cap, 0, k);
+}
+
+static size_t t_ed25519_y2(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[32] = {2};
+    return ed_key_tbs(tbs, len, out, cap, 0, k);
+}
+
+/* y = p = 2^255 - 19 */
+static size_t t_ed25519_y_p(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[32];
+    memset(k, 0xff, sizeof k);
+    k[0] = 0xed;
+    k[31] = 0x7f;
+    return ed_key_tbs(tbs, len, out, cap, 0, k);
+}
+
+/* y = 1 (x = 0, the identity) with x_0 set: step 4 fails */
+static size_t t_ed25519_x0(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[32] = {1, [31] = 0x80};
+    return ed_key_tbs(tbs, len, out, cap, 0, k);
+}
+
+/* y = 1, x_0 clear: the identity, a valid point (of small order: refused for orders by mailca
+ * policy, SBR 6.1.1.3, not by the SBR 6.1.5 lint) */
+static size_t t_ed25519_identity(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    static const uint8_t k[32] = {1};
+    return ed_key_tbs(tbs, len, out, cap, 0, k);
+}
+
+/* The offset just past the TBS's subjectPublicKeyInfo (element 6): its last octet is the key's. */
+static size_t spki_end(const uint8_t *tbs, size_t len)
+{
+    mc_der_cur c = mc_der_cur_make(tbs, len);
+    mc_der_tlv t, e;
+    assert_int_equal(mc_der_next(&c, &t), MC_OK);
+    mc_der_cur in = mc_der_cur_in(&t);
+    for (int i = 0; i <= 6; i++)
+        assert_int_equal(mc_der_next(&in, &e), MC_OK);
+    return (size_t)(e.raw + e.rawlen - tbs);
+}
+
+/* The TBS's own (valid) ECDSA key with the low bit of Y flipped: off the curve (for a given X only
+ * Y and p - Y are on it, and p is odd). */
+static size_t t_ec_flip_y(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    assert_true(len <= cap);
+    memcpy(out, tbs, len);
+    out[spki_end(tbs, len) - 1] ^= 1;
+    return len;
+}
+
+/* A P-256 point whose X is p itself (Y = 1): a coordinate not below p. */
+static size_t t_p256_x_is_p(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    uint8_t k[65], s[128];
+    size_t kl = cg_hex("04 ffffffff 00000001 00000000 00000000 00000000 ffffffff ffffffff ffffffff "
+                       "00000000 00000000 00000000 00000000 00000000 00000000 00000000 00000001",
+                       k, sizeof k);
+    assert_int_equal(kl, 65);
+    size_t sl = spki(ALG_P256, k, kl, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+/* The uncompressed point of a fresh OpenSSL key on this curve ("P-256", ...); its length. */
+static size_t ec_fresh_point(const char *curve, uint8_t *pt, size_t cap)
+{
+    EVP_PKEY *k = EVP_EC_gen(curve);
+    size_t n = 0;
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_PUB_KEY, pt, cap, &n), 1);
+    assert_int_equal(pt[0], 0x04);
+    EVP_PKEY_free(k);
+    return n;
+}
+
+/* P-521 (certgen has no such key): a fresh key, and the same with the low bit of Y flipped. */
+static size_t p521_tbs(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap, int flip)
+{
+    uint8_t k[200], s[256];
+    size_t kl = ec_fresh_point("P-521", k, sizeof k);
+    assert_int_equal(kl, 133);
+    k[kl - 1] ^= (uint8_t)flip;
+    size_t sl = spki(ALG_P521, k, kl, s, sizeof s);
+    return cg_tbs_replace(tbs, len, 6, s, sl, out, cap);
+}
+
+static size_t t_p521(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return p521_tbs(tbs, len, out, cap, 0);
+}
+
+static size_t t_p521_flip_y(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
+{
+    return p521_tbs(tbs, len, out, cap, 1);
 }
 
 static size_t t_ed448_56(const uint8_t *tbs, size_t len, uint8_t *out, size_t cap)
@@ -501,6 +645,98 @@ static void e_smtputf8_bad_alabel(X509 *x)
                      0); /* decodes to an emoji */
 }
 
+/* certificatePolicies: the reserved Strict mailbox OID with one id-qt-unotice qualifier whose
+ * explicitText is the DisplayText of this tag and contents octets. */
+static size_t pol_notice(unsigned tag, const uint8_t *text, size_t n, uint8_t *out, size_t cap)
+{
+    static const uint8_t pol[] = {0x67, 0x81, 0x0c, 0x01, 0x05, 0x01, 0x03};
+    static const uint8_t unotice[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x02, 0x02};
+    mc_der_w w;
+    mc_der_w_init(&w, out, cap);
+    size_t m0 = mc_der_begin(&w, MC_DER_SEQUENCE); /* certificatePolicies */
+    size_t m1 = mc_der_begin(&w, MC_DER_SEQUENCE); /* PolicyInformation */
+    mc_der_put(&w, MC_DER_OID, pol, sizeof pol);
+    size_t m2 = mc_der_begin(&w, MC_DER_SEQUENCE); /* policyQualifiers */
+    size_t m3 = mc_der_begin(&w, MC_DER_SEQUENCE); /* PolicyQualifierInfo */
+    mc_der_put(&w, MC_DER_OID, unotice, sizeof unotice);
+    size_t m4 = mc_der_begin(&w, MC_DER_SEQUENCE); /* UserNotice */
+    mc_der_put(&w, tag, text, n);
+    mc_der_end(&w, m4);
+    mc_der_end(&w, m3);
+    mc_der_end(&w, m2);
+    mc_der_end(&w, m1);
+    mc_der_end(&w, m0);
+    assert_int_equal(w.err, MC_OK);
+    return w.len;
+}
+
+/* Sets certificatePolicies to pol_notice with an explicitText of `count` copies of the
+ * `unit`-byte character ch (then `tail` ASCII 'a's). */
+static void set_notice(X509 *x, unsigned tag, const char *ch, size_t unit, size_t count,
+                       size_t tail)
+{
+    uint8_t text[1024], der[1200];
+    size_t n = 0;
+    assert_true(count * unit + tail <= sizeof text);
+    for (size_t i = 0; i < count; i++, n += unit)
+        memcpy(text + n, ch, unit);
+    memset(text + n, 'a', tail);
+    n += tail;
+    size_t l = pol_notice(tag, text, n, der, sizeof der);
+    assert_int_equal(cg_ext_set_raw(x, CG_OID_POLICIES, 0, der, l), 0);
+}
+
+/* RFC 6818 3: "The explicitText field is a string with a maximum size of 200 characters":
+ * characters, not octets (here 2-octet U+00E9). */
+static void e_notice_utf8_200(X509 *x)
+{
+    set_notice(x, MC_DER_UTF8STRING, "\xc3\xa9", 2, 200, 0);
+}
+
+static void e_notice_utf8_201(X509 *x)
+{
+    set_notice(x, MC_DER_UTF8STRING, "\xc3\xa9", 2, 199, 2);
+}
+
+/* RFC 6818 3: VisibleString and BMPString "acceptable but less preferred" (a SHOULD), within the
+ * same 200 characters (BMPString: 2 octets each) */
+static void e_notice_visible(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a", 1, 200, 0);
+}
+
+static void e_notice_bmp_200(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\xe9", 2, 200, 0);
+}
+
+static void e_notice_bmp_201(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\xe9", 2, 201, 0);
+}
+
+static void e_notice_visible_201(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a", 1, 201, 0);
+}
+
+/* not valid contents of the type: a control character in a VisibleString; a BMPString of an odd
+ * number of octets; a surrogate (not a BMP character) */
+static void e_notice_visible_ctrl(X509 *x)
+{
+    set_notice(x, MC_DER_VISIBLESTRING, "a\x07b", 3, 1, 0);
+}
+
+static void e_notice_bmp_odd(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\x00\x61\x00", 3, 1, 0);
+}
+
+static void e_notice_bmp_surrogate(X509 *x)
+{
+    set_notice(x, MC_DER_BMPSTRING, "\xd8\x3d\xde\x00", 4, 1, 0);
+}
+
 /* mc_lint_url_host_reserved: the host is found past the scheme, userinfo and before port, path,
  * query or fragment; the TLD compared case-insensitively, whole labels only. */
 static void test_url_host_reserved(void **state)
@@ -584,7 +820,10 @@ static const lcase cases[] = {
      .key = CG_KEY_ED448,
      .conf_name = "keyUsage",
      .conf_value = "critical,digitalSignature,nonRepudiation"},
-    {.name = "crafted Ed448 SPKI", .post = t_ed448_57},
+    {.name = "crafted Ed448 SPKI (y = 3)", .post = t_ed448_57},
+    {.name = "crafted Ed25519 SPKI (y = 3)", .post = t_ed25519_y3},
+    {.name = "Ed25519 identity (y = 1): a valid point", .post = t_ed25519_identity},
+    {.name = "P-521", .post = t_p521},
     {.name = "RSA signing", .key = CG_KEY_RSA2048},
     {.name = "RSA strict dual use",
      .key = CG_KEY_RSA2048,
@@ -693,10 +932,24 @@ static const lcase cases[] = {
      .id = "e_serial_number_not_minimal_der",
      .only = 1,
      .post = cg_tbs_serial_padded},
+    /* SBR 7.1, 64 bits of CSPRNG output: below 2^32 an error, below 8 octets a warning */
     {.name = "serial 4 octets",
-     .id = "w_serial_number_low_entropy",
+     .id = "e_serial_number_too_short",
      .only = 1,
      .serial_hex = "12 34 56 78"},
+    {.name = "serial 1", .id = "e_serial_number_too_short", .only = 1, .serial_hex = "01"},
+    {.name = "serial 2^32 - 1 (5 octets with the sign octet)",
+     .id = "e_serial_number_too_short",
+     .only = 1,
+     .serial_hex = "ff ff ff ff"},
+    {.name = "serial 2^32",
+     .id = "w_serial_number_low_entropy",
+     .only = 1,
+     .serial_hex = "01 00 00 00 00"},
+    {.name = "serial 7 octets",
+     .id = "w_serial_number_low_entropy",
+     .only = 1,
+     .serial_hex = "7f 01 02 03 04 05 06"},
     {.name = "UTCTime without seconds",
      .id = "e_validity_time_format",
      .only = 1,
@@ -758,6 +1011,38 @@ static const lcase cases[] = {
      .id = "e_smime_ec_point_invalid",
      .only = 1,
      .post = t_ec_compressed},
+    /* SBR 6.1.5: a valid point on the curve */
+    {.name = "P-256 point off the curve (Y + 1)",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_ec_flip_y},
+    {.name = "P-384 point off the curve",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .key = CG_KEY_P384,
+     .post = t_ec_flip_y},
+    {.name = "P-521 point off the curve",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_p521_flip_y},
+    {.name = "P-256 point with X = p",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_p256_x_is_p},
+    {.name = "Ed25519 y = 2 (no x)",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_ed25519_y2},
+    {.name = "Ed25519 y = p", .id = "e_smime_ec_point_invalid", .only = 1, .post = t_ed25519_y_p},
+    {.name = "Ed25519 x = 0 with the sign bit set",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_ed25519_x0},
+    {.name = "Ed448 y = 2 (no x)", .id = "e_smime_ec_point_invalid", .only = 1, .post = t_ed448_y2},
+    {.name = "Ed448 with bit 448 set",
+     .id = "e_smime_ec_point_invalid",
+     .only = 1,
+     .post = t_ed448_bit448},
     {.name = "TBS signature sha1WithRSA",
      .id = "e_smime_signature_algorithm_encoding",
      .only = 1,
@@ -847,6 +1132,47 @@ static const lcase cases[] = {
      .raw_oid = CG_OID_ADOBE_TS,
      .raw_crit = 1,
      .raw_hex = "30 00"},
+    /* SBR 7.1.2.3(j): subjectDirectoryAttributes in Legacy only, non-critical */
+    {.name = "subjectDirectoryAttributes in Legacy",
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = CG_OID_SDA,
+     .raw_hex = HX_SDA,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "critical subjectDirectoryAttributes in Legacy",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = CG_OID_SDA,
+     .raw_crit = 1,
+     .raw_hex = HX_SDA,
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "subjectDirectoryAttributes in Strict",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = CG_OID_SDA,
+     .raw_hex = HX_SDA},
+    /* SBR 7.1.2.3(m): Adobe ArchiveRevInfo (ArchiveRevInfo ::= SEQUENCE { version INTEGER }) */
+    {.name = "Adobe ArchiveRevInfo in MP",
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01"},
+    {.name = "Adobe ArchiveRevInfo in Legacy",
+     .gen = MC_GEN_LEGACY,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "Adobe ArchiveRevInfo in Strict",
+     .id = "e_smime_ext_prohibited_for_profile",
+     .only = 1,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_hex = "30 03 02 01 01"},
+    {.name = "critical Adobe ArchiveRevInfo in MP",
+     .id = "e_smime_ext_critical",
+     .only = 1,
+     .gen = MC_GEN_MULTIPURPOSE,
+     .raw_oid = OID_ADOBE_ARCH,
+     .raw_crit = 1,
+     .raw_hex = "30 03 02 01 01"},
 
     /* ---- certificatePolicies, SBR 7.1.2.3(a) ---- */
     {.name = "no policies",
@@ -892,6 +1218,39 @@ static const lcase cases[] = {
      .only = 1,
      .raw_oid = CG_OID_POLICIES,
      .raw_hex = HX_POL_IA5TEXT},
+    {.name = "explicitText UTF8String of 200 characters (400 octets)", .edit = e_notice_utf8_200},
+    {.name = "explicitText UTF8String of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_utf8_201},
+    {.name = "explicitText VisibleString",
+     .id = "w_explicit_text_not_utf8",
+     .only = 1,
+     .edit = e_notice_visible},
+    {.name = "explicitText BMPString of 200 characters",
+     .id = "w_explicit_text_not_utf8",
+     .only = 1,
+     .edit = e_notice_bmp_200},
+    {.name = "explicitText BMPString of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_201},
+    {.name = "explicitText VisibleString of 201 characters",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_visible_201},
+    {.name = "explicitText VisibleString with a control character",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_visible_ctrl},
+    {.name = "explicitText BMPString of 3 octets",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_odd},
+    {.name = "explicitText BMPString with a surrogate",
+     .id = "e_explicit_text_encoding",
+     .only = 1,
+     .edit = e_notice_bmp_surrogate},
     {.name = "strict certificate, MP profile",
      .id = "e_smime_policy_not_profile",
      .only = 1,
@@ -949,8 +1308,31 @@ static const lcase cases[] = {
      .only = 1,
      .conf_name = "authorityInfoAccess",
      .conf_value = "OCSP;URI:http://ocsp.example.com"},
+    /* Legacy: at least one http location per access method; other schemes may be present */
+    {.name = "legacy: ldap OCSP only",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:ldap://ocsp.example.com/,caIssuers;URI:http://ca.example.com/ca.cer",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "legacy: ldap caIssuers only",
+     .id = "e_smime_aia_location_not_http",
+     .only = 1,
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value = "OCSP;URI:http://ocsp.example.com,caIssuers;URI:ldap://ca.example.com/ca",
+     .now = T_BEFORE_LEGACY_SUNSET},
+    {.name = "legacy: ldap next to http, OCSP and caIssuers",
+     .gen = MC_GEN_LEGACY,
+     .conf_name = "authorityInfoAccess",
+     .conf_value =
+         "OCSP;URI:ldap://ocsp.example.com/,OCSP;URI:http://ocsp.example.com,"
+         "caIssuers;URI:ldap://ca.example.com/ca,caIssuers;URI:http://ca.example.com/ca.cer",
+     .now = T_BEFORE_LEGACY_SUNSET},
 
-    /* ---- (a)(b)(c), RFC 6761: URLs for relying parties under a special-use domain ---- */
+    /* ---- mailca policy (RFC 6761): (a)(b)(c) URLs for relying parties under a special-use
+     * domain ---- */
     {.name = "CRL URI under .test (the demo default)",
      .id = "w_smime_uri_host_reserved",
      .only = 1,
@@ -1132,6 +1514,18 @@ static const lcase cases[] = {
     {.name = "SAN with a directoryName only",
      .id = "e_smime_san_no_mailbox",
      .edit = e_subject_empty_san_dirname},
+    /* the same, each the only error: a subject of a serialNumber alone (no mailbox in it) */
+    {.name = "no SAN, subject serialNumber only",
+     .id = "e_smime_san_missing",
+     .only = 1,
+     .del = CG_OID_SAN,
+     .subj = "!SER=A-1234567"},
+    {.name = "SAN of a directoryName {serialNumber} only, subject serialNumber only",
+     .id = "e_smime_san_no_mailbox",
+     .only = 1,
+     .raw_oid = CG_OID_SAN,
+     .raw_hex = HX_SAN_DIRNAME_SERIAL,
+     .subj = "!SER=A-1234567"},
     {.name = "SAN dNSName",
      .id = "e_smime_san_prohibited_name_type",
      .only = 1,
@@ -1974,8 +2368,10 @@ static void test_enforced_set(void **state)
     }
     g_enforced = NULL;
     /* the engine's notice names exactly the demoted error lints */
-    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.3", ids, sizeof ids) == 1);
-    assert_string_equal(ids, "e_qc_natural_serial_number_format");
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.3", ids, sizeof ids) == 2);
+    assert_string_equal(ids, "e_qc_natural_serial_number_format,e_serial_number_too_short");
+    assert_true(mc_lint_not_enforced("mailca-lints-2026.11.24.5", ids, sizeof ids) == 1);
+    assert_string_equal(ids, "e_serial_number_too_short");
     assert_true(mc_lint_not_enforced("mailca-lints-2026.11.2", ids, sizeof ids) >= 9);
     assert_null(strstr(ids, "e_smime_lei_malformed")); /* a base-set lint */
 }
@@ -2251,6 +2647,188 @@ static void test_eku_email_ku_inconsistent(void **state)
     assert_int_equal(r.n, 0);
 }
 
+/* ---- SBR 6.1.5 valid points, against independent implementations ----
+ * The lint's own modular arithmetic (lint.c ec_point_check, ed_point_check) is compared with
+ * OpenSSL's EC_POINT_oct2point (which refuses coordinates >= p and points off the curve) and
+ * with mc_keycheck_ed_decode (OpenSSL BIGNUM) on fresh keys, their negations, near misses and
+ * random points. */
+
+/* Lints the baseline TBS with its SPKI replaced by (algid, key): 1 when the key is judged a valid
+ * point (no finding at all), 0 when e_smime_ec_point_invalid is the one finding (else fails). */
+static int lint_point(const uint8_t *tbs, size_t tlen, const char *algid, const uint8_t *key,
+                      size_t klen)
+{
+    static uint8_t buf[16384];
+    uint8_t sp[300];
+    size_t sl = spki(algid, key, klen, sp, sizeof sp);
+    size_t n = cg_tbs_replace(tbs, tlen, 6, sp, sl, buf, sizeof buf);
+    assert_true(sl > 0 && n > 0);
+    mc_lint_ctx ctx = {.now = CG_NOW, .issuer = cg_issuer()};
+    mc_lint_result r;
+    mc_errdetail err;
+    mc_err rc = mc_lint_tbs(buf, n, &ctx, &r, &err);
+    if (r.n == 0 && rc == MC_OK)
+        return 1;
+    if (r.n != 1 || rc != MC_ERR_LINT || !has(&r, "e_smime_ec_point_invalid")) {
+        dump("point", &r);
+        fail_msg("a key that is neither clean nor only e_smime_ec_point_invalid");
+    }
+    return 0;
+}
+
+/* OpenSSL's verdict on an encoded EC point of this curve. */
+static int ec_oracle(int nid, const uint8_t *pt, size_t n)
+{
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(nid);
+    EC_POINT *q = g ? EC_POINT_new(g) : NULL;
+    assert_non_null(q);
+    int ok = EC_POINT_oct2point(g, q, pt, n, NULL) == 1 && EC_POINT_is_on_curve(g, q, NULL) == 1;
+    ERR_clear_error();
+    EC_POINT_free(q);
+    EC_GROUP_free(g);
+    return ok;
+}
+
+/* v = a - b (big-endian, len octets, a >= b). */
+static void be_sub(uint8_t *v, const uint8_t *a, const uint8_t *b, size_t len)
+{
+    int c = 0;
+    for (size_t i = len; i-- > 0;) {
+        int x = a[i] - b[i] - c;
+        c = x < 0;
+        v[i] = (uint8_t)(x & 0xff);
+    }
+}
+
+static void test_point_validity(void **state)
+{
+    (void)state;
+    cg_opts o;
+    cg_opts_default(&o);
+    cg_cert cert;
+    assert_int_equal(cg_build(&o, &cert), 0);
+    static const struct {
+        const char *name, *alg;
+        int nid;
+        size_t len; /* octets per coordinate */
+    } ec[] = {{"P-256", ALG_P256, NID_X9_62_prime256v1, 32},
+              {"P-384", ALG_P384, NID_secp384r1, 48},
+              {"P-521", ALG_P521, NID_secp521r1, 66}};
+    int valid = 0, invalid = 0;
+    for (size_t c = 0; c < sizeof ec / sizeof ec[0]; c++) {
+        EC_GROUP *g = EC_GROUP_new_by_curve_name(ec[c].nid);
+        BIGNUM *bp = BN_new();
+        uint8_t p[66], pt[133], q[133];
+        size_t len = ec[c].len, n = 1 + 2 * len;
+        assert_true(g && bp && EC_GROUP_get_curve(g, bp, NULL, NULL, NULL) == 1);
+        assert_int_equal(BN_bn2binpad(bp, p, (int)len), (int)len);
+        for (int i = 0; i < 24; i++) {
+            assert_int_equal(ec_fresh_point(ec[c].name, pt, sizeof pt), n);
+            /* the key, and its negation (X, p - Y): both on the curve */
+            memcpy(q, pt, n);
+            be_sub(q + 1 + len, p, pt + 1 + len, len);
+            assert_true(ec_oracle(ec[c].nid, pt, n) && ec_oracle(ec[c].nid, q, n));
+            assert_int_equal(lint_point(cert.tbs, cert.tbs_len, ec[c].alg, pt, n), 1);
+            assert_int_equal(lint_point(cert.tbs, cert.tbs_len, ec[c].alg, q, n), 1);
+            valid += 2;
+            /* near misses: Y with its low bit flipped, Y = p, X with its low bit flipped */
+            const uint8_t *ys[3];
+            memcpy(q, pt, n);
+            q[n - 1] ^= 1;
+            ys[0] = q;
+            uint8_t r[133], t[133];
+            memcpy(r, pt, n);
+            memcpy(r + 1 + len, p, len);
+            ys[1] = r;
+            memcpy(t, pt, n);
+            t[len] ^= 1;
+            ys[2] = t;
+            for (int k = 0; k < 3; k++) {
+                int want = ec_oracle(ec[c].nid, ys[k], n);
+                assert_int_equal(lint_point(cert.tbs, cert.tbs_len, ec[c].alg, ys[k], n), want);
+                want ? valid++ : invalid++;
+            }
+            /* a random point, coordinates below 2^(8 len - 7) (P-521: below p) */
+            uint8_t rnd[133];
+            assert_int_equal(RAND_bytes(rnd, (int)n), 1);
+            rnd[0] = 0x04;
+            rnd[1] &= 1;
+            rnd[1 + len] &= 1;
+            int want = ec_oracle(ec[c].nid, rnd, n);
+            assert_int_equal(lint_point(cert.tbs, cert.tbs_len, ec[c].alg, rnd, n), want);
+            want ? valid++ : invalid++;
+        }
+        BN_free(bp);
+        EC_GROUP_free(g);
+    }
+    /* EdDSA: y = 0..199, p - 1 .. p - 40, p .. p + 19, each with both signs, and fresh keys */
+    mc_keycheck_ed *kc;
+    mc_errdetail err;
+    assert_int_equal(mc_keycheck_ed_new(&kc, &err), MC_OK);
+    static const struct {
+        mc_keytype kt;
+        const char *alg, *name;
+        size_t len;
+    } ed[] = {{MC_KEY_ED25519, ALG_ED25519, "ED25519", 32}, {MC_KEY_ED448, ALG_ED448, "ED448", 57}};
+    int ed_valid = 0, ed_invalid = 0;
+    for (size_t c = 0; c < 2; c++) {
+        size_t len = ed[c].len;
+        uint8_t p[57] = {0}, k[57];
+        /* p, little-endian: Ed25519 2^255 - 19; Ed448 2^448 - 2^224 - 1 */
+        memset(p, 0xff, len);
+        if (c == 0) {
+            p[0] = 0xed;
+            p[31] = 0x7f;
+        } else {
+            p[28] = 0xfe;
+            p[56] = 0;
+        }
+        for (int w = 0; w < 260; w++) {
+            memset(k, 0, sizeof k);
+            if (w < 200) {
+                k[0] = (uint8_t)w;
+                k[1] = (uint8_t)(w >> 8);
+            } else {
+                /* p - (w - 199) for w < 240, then p + (w - 240) */
+                int d = w < 240 ? w - 199 : w - 240;
+                uint8_t dd[57] = {0};
+                dd[0] = (uint8_t)d;
+                int carry = 0;
+                for (size_t i = 0; i < len; i++) {
+                    int x = w < 240 ? p[i] - dd[i] - carry : p[i] + dd[i] + carry;
+                    carry = w < 240 ? x < 0 : x > 0xff;
+                    k[i] = (uint8_t)(x & 0xff);
+                }
+            }
+            for (int x0 = 0; x0 < 2; x0++) {
+                k[len - 1] = (uint8_t)((k[len - 1] & 0x7f) | (x0 << 7));
+                mc_keycheck_ed_status st = mc_keycheck_ed_decode(kc, ed[c].kt, k, len);
+                assert_int_not_equal(st, MC_KEYCHECK_ED_ERROR);
+                int want = st == MC_KEYCHECK_ED_OK || st == MC_KEYCHECK_ED_SMALL_ORDER;
+                if (lint_point(cert.tbs, cert.tbs_len, ed[c].alg, k, len) != want)
+                    fail_msg("%s w=%d x0=%d: the lint says %s, mc_keycheck status %d", ed[c].name,
+                             w, x0, want ? "invalid" : "valid", (int)st);
+                want ? ed_valid++ : ed_invalid++;
+            }
+        }
+        for (int i = 0; i < 16; i++) {
+            EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, ed[c].name);
+            size_t kl = sizeof k;
+            assert_non_null(pk);
+            assert_int_equal(EVP_PKEY_get_raw_public_key(pk, k, &kl), 1);
+            assert_int_equal(kl, len);
+            assert_int_equal(lint_point(cert.tbs, cert.tbs_len, ed[c].alg, k, len), 1);
+            EVP_PKEY_free(pk);
+            ed_valid++;
+        }
+    }
+    mc_keycheck_ed_free(kc);
+    cg_cert_free(&cert);
+    /* both verdicts exercised on every path */
+    assert_true(valid >= 3 * 24 * 2 && invalid >= 3 * 24 * 2);
+    assert_true(ed_valid > 200 && ed_invalid > 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2265,6 +2843,7 @@ int main(void)
         cmocka_unit_test(test_lint_set_versions),
         cmocka_unit_test(test_eku_email_ku_inconsistent),
         cmocka_unit_test(test_lint_set_effective),
+        cmocka_unit_test(test_point_validity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

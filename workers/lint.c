@@ -136,6 +136,12 @@ enum {
     /* found by zlint's e_key_usage_and_extended_key_usage_inconsistent (issue 3, round 3):
      * RSA key-management certificates of multipurpose profiles carried clientAuth */
     W_EKU_KU_INCONSISTENT,
+    /* RFC 6818 3 (audit s12 D2): a VisibleString or BMPString explicitText is a SHOULD, not a
+     * MUST NOT; split from L_UNOTICE_TEXT */
+    W_UNOTICE_NOT_UTF8,
+    /* SBR 7.1 (audit s12 D1): a serial this small does not contain 64 bits of CSPRNG output,
+     * beyond reasonable doubt; W_SERIAL_SHORT keeps the merely unlikely lengths */
+    L_SERIAL_SMALL,
     L_COUNT
 };
 
@@ -148,6 +154,7 @@ enum {
 #define S_2026_11_24_3 "mailca-lints-2026.11.24.3"
 #define S_2026_11_24_4 "mailca-lints-2026.11.24.4"
 #define S_2026_11_24_5 "mailca-lints-2026.11.24.5"
+#define S_2026_11_24_6 "mailca-lints-2026.11.24.6"
 #define E MC_LINT_ERROR
 #define W MC_LINT_WARNING
 
@@ -163,8 +170,20 @@ static const mc_lint_def defs[L_COUNT] = {
                            T_RFC5280, "Serial number must fit 20 octets"},
     [L_SERIAL_NOT_MINIMAL] = {"e_serial_number_not_minimal_der", E, "X.690 8.3.2", T_RFC5280,
                               "Serial number INTEGER must be minimally encoded"},
+    /* SBR 7.1: "CAs SHALL generate non-sequential Certificate serial numbers greater than zero
+     * (0) and less than 2^159 containing at least 64 bits of output from a CSPRNG". The rule
+     * is about how the serial was made; its value proves nothing, it only makes a process
+     * unlikely. 64 CSPRNG bits taken as a number fit 7 octets of positive DER (below 2^55)
+     * once in 512 draws, so a short serial is a warning (as zlint's
+     * w_serial_number_low_entropy); below 2^32 only once in 2^32 draws: an error,
+     * e_serial_number_too_short. */
     [W_SERIAL_SHORT] = {"w_serial_number_low_entropy", W, "SBR 7.1", T_SBR,
-                        "Serial number shorter than 8 octets cannot hold 64 random bits"},
+                        "Serial number shorter than 8 octets (and not below 2^32): 64 bits of "
+                        "CSPRNG output encode that short only when their top bits drew zeros"},
+    [L_SERIAL_SMALL] = {"e_serial_number_too_short", E, "SBR 7.1", T_SBR,
+                        "Serial number below 2^32 (4 octets of value or fewer): one containing 64 "
+                        "bits of CSPRNG output is that small with probability at most 2^-32",
+                        S_2026_11_24_6},
     [L_TIME_FORMAT] = {"e_validity_time_format", E, "RFC 5280 4.1.2.5.1", T_RFC5280,
                        "Validity times must be valid dates with seconds, ending in Z"},
     [L_TIME_TYPE] = {"e_validity_time_wrong_type", E, "RFC 5280 4.1.2.5", T_RFC5280,
@@ -177,14 +196,21 @@ static const mc_lint_def defs[L_COUNT] = {
                         "Validity equals the maximum allowed"},
     [L_SPKI_ALGID] = {"e_smime_spki_algorithm_encoding", E, "SBR 7.1.3.1", T_SBR,
                       "SPKI AlgorithmIdentifier must be one of the allowed DER encodings"},
-    [L_SPKI_KEY] = {"e_spki_key_malformed", E, "SBR 6.1.5", T_SBR,
+    /* the subjectPublicKey's encoding: RFC 3279 2.3.1 (the DER RSAPublicKey is the BIT STRING's
+     * value), RFC 5480 2.2 (the ECPoint octets are), RFC 8410 4 (the raw EdDSA key is) */
+    [L_SPKI_KEY] = {"e_spki_key_malformed", E, "RFC 3279 2.3.1, RFC 5480 2.2, RFC 8410 4", T_SBR,
                     "subjectPublicKey is not a well-formed key of its algorithm"},
     [L_RSA_MODULUS] = {"e_smime_rsa_modulus_size", E, "SBR 6.1.5", T_SBR,
                        "RSA modulus must be at least 2048 bits and a multiple of 8"},
     [L_RSA_EXPONENT] = {"e_smime_rsa_exponent", E, "SBR 6.1.6", T_SBR,
                         "RSA public exponent must be odd and at least 3"},
-    [L_EC_POINT] = {"e_smime_ec_point_invalid", E, "SBR 6.1.5", T_SBR,
-                    "EC public key must be an uncompressed point of the curve's length"},
+    /* SBR 6.1.5: "a valid point on the NIST P-256, NIST P-384, or NIST P-521 elliptic curve",
+     * "on the curve25519 or curve448 elliptic curve"; RFC 5480 2.2 for the ECPoint octets (04:
+     * uncompressed; the compressed forms it allows are refused by mailca policy) */
+    [L_EC_POINT] = {"e_smime_ec_point_invalid", E, "SBR 6.1.5, RFC 5480 2.2", T_SBR,
+                    "The public key must be a point on its curve: ECDSA an uncompressed point "
+                    "(04 || X || Y) of P-256, P-384 or P-521, EdDSA an RFC 8032 encoding of a "
+                    "point of curve25519 or curve448"},
     [L_SIGALG] = {"e_smime_signature_algorithm_encoding", E, "SBR 7.1.3.2", T_SBR,
                   "TBS signature AlgorithmIdentifier must be one of the allowed DER encodings"},
     [L_SIGALG_OUTER] = {"e_signature_algorithm_mismatch", E, "RFC 5280 4.1.1.2", T_RFC5280,
@@ -211,16 +237,30 @@ static const mc_lint_def defs[L_COUNT] = {
                         "certificatePolicies should not be critical"},
     [L_POL_COUNT] = {"e_smime_exactly_one_reserved_policy", E, "SBR 7.1.2.3(a)", T_SBR,
                      "Exactly one reserved S/MIME policy OID must be present"},
-    [L_POL_ANY] = {"e_smime_any_policy_present", E, "SBR 7.1.2.3(a)", T_SBR,
-                   "anyPolicy must not be present in a subscriber certificate"},
+    /* No text bars anyPolicy from a subscriber certificate (SBR 7.1.6.3 bars it only for
+     * non-affiliated subordinate CAs): (a) allows the reserved OID and "identifiers documented
+     * by the CA in its CP and/or CPS", and 7.1.2.4 bars data not specified there. mailca reads
+     * anyPolicy as neither, as pkilint does. */
+    [L_POL_ANY] = {"e_smime_any_policy_present", E, "SBR 7.1.2.3(a), 7.1.2.4 (interpretation)",
+                   T_SBR, "anyPolicy must not be present in a subscriber certificate"},
     [L_POL_CPS] = {"e_smime_cps_uri_not_http", E, "SBR 7.1.2.3(a)", T_SBR,
                    "id-qt-cps qualifier must be an HTTP or HTTPS URL"},
     [L_UNOTICE_REF] = {"e_smime_user_notice_has_notice_ref", E, "SBR 7.1.2.3(a)", T_SBR,
                        "userNotice must not contain noticeRef"},
     [L_UNOTICE_NO_TEXT] = {"e_smime_user_notice_no_explicit_text", E, "SBR 7.1.2.3(a)", T_SBR,
                            "userNotice must contain explicitText"},
+    /* RFC 6818 3 replaces RFC 5280 4.2.1.4's paragraph on explicitText: "Conforming CAs SHOULD
+     * use the UTF8String encoding for explicitText. VisibleString or BMPString are acceptable
+     * but less preferred alternatives. Conforming CAs MUST NOT encode explicitText as
+     * IA5String." The 200 characters: "The explicitText field is a string with a maximum size
+     * of 200 characters" (and DisplayText's SIZE (1..200)). */
     [L_UNOTICE_TEXT] = {"e_explicit_text_encoding", E, "RFC 6818 3", T_RFC5280,
-                        "explicitText must be a UTF8String of at most 200 characters"},
+                        "explicitText must not be an IA5String, and must be a valid UTF8String, "
+                        "VisibleString or BMPString of at most 200 characters"},
+    [W_UNOTICE_NOT_UTF8] = {"w_explicit_text_not_utf8", W, "RFC 6818 3", T_RFC5280,
+                            "explicitText should be a UTF8String (VisibleString and BMPString are "
+                            "acceptable but less preferred)",
+                            S_2026_11_24_6},
     [L_POL_PROFILE] = {"e_smime_policy_not_profile", E, "SBR 7.1.6.1", T_SBR,
                        "Reserved policy OID does not match the profile's type and generation"},
     [L_LEGACY] = {"e_smime_legacy_generation_prohibited", E, "SBR 7.1.6.1", T_LEGACY,
@@ -233,7 +273,9 @@ static const mc_lint_def defs[L_COUNT] = {
                         "A distributionPoint must have a fullName URI"},
     [L_CRLDP_NOT_HTTP] = {"e_smime_crldp_uri_not_http", E, "SBR 7.1.2.3(b)", T_SBR,
                           "CRL URIs must be http (every one in Strict/MP)"},
-    [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "SBR 7.1.2.3(a)(b)(c), RFC 6761", T_SBR,
+    /* mailca policy: (a)(b)(c) require http(s) URLs but say nothing of special-use domains, and
+     * RFC 6761 puts no requirement on certificates; a warning, never an error */
+    [W_URI_RESERVED] = {"w_smime_uri_host_reserved", W, "mailca policy (RFC 6761)", T_SBR,
                         "CRL, OCSP, caIssuers and CPS URLs should name a host relying parties "
                         "can reach: not one under a special-use top-level domain",
                         S_2026_11_24_3},
@@ -286,7 +328,11 @@ static const mc_lint_def defs[L_COUNT] = {
                         "authorityKeyIdentifier must contain keyIdentifier"},
     [L_AKI_ISSUER_SERIAL] = {"e_smime_aki_issuer_serial_present", E, "SBR 7.1.2.3(g)", T_SBR,
                              "authorityCertIssuer/SerialNumber must not be present"},
-    [L_AKI_MISMATCH] = {"e_smime_aki_not_issuer_ski", E, "SBR 7.1.2.3(g)", T_SBR,
+    /* (g) only asks for keyIdentifier; that it is the issuer's SKI is RFC 5280 4.2.1.2 ("the
+     * value of the subject key identifier MUST be the value placed in the key identifier field
+     * of the authority key identifier extension ... of certificates issued by the subject of this
+     * certificate"), which SBR 7.1.2.4 applies */
+    [L_AKI_MISMATCH] = {"e_smime_aki_not_issuer_ski", E, "RFC 5280 4.2.1.2 (SBR 7.1.2.4)", T_SBR,
                         "AKI keyIdentifier must equal the issuing CA's SKI"},
     [L_SAN_MISSING] = {"e_smime_san_missing", E, "SBR 7.1.2.3(h)", T_SBR,
                        "subjectAltName must be present"},
@@ -321,7 +367,7 @@ static const mc_lint_def defs[L_COUNT] = {
                        "subjectKeyIdentifier should be present"},
     [L_SMIMECAP_CRITICAL] = {"e_smime_capabilities_critical", E, "SBR 7.1.2.3(i)", T_SBR,
                              "smimeCapabilities must not be critical"},
-    [L_SUBJ_PROHIBITED] = {"e_smime_subject_attribute_prohibited", E, "SBR 7.1.4.2.3", T_SBR,
+    [L_SUBJ_PROHIBITED] = {"e_smime_subject_attribute_prohibited", E, "SBR 7.1.4.2.3-6", T_SBR,
                            "Subject attribute not allowed for the type and generation"},
     [L_SUBJ_CN] = {"e_smime_mailbox_cn_not_in_san", E, "SBR 7.1.4.2.2(a)", T_SBR,
                    "Mailbox-validated: commonName must be a mailbox present in the SAN"},
@@ -772,8 +818,9 @@ int mc_lint_url_host_reserved(const char *url, size_t len)
     return n > 0 && host_reserved(host, n);
 }
 
-/* SBR 7.1.2.3 (a)(b)(c): the CPS, CRL and AIA URLs are for relying parties; a host under a
- * special-use domain (a demo default left in place) cannot serve them. */
+/* mailca policy (RFC 6761; w_smime_uri_host_reserved): the CPS, CRL and AIA URLs SBR 7.1.2.3
+ * (a)(b)(c) asks for are for relying parties; a host under a special-use domain (a demo default
+ * left in place) cannot serve them. */
 static void lint_url_host(lstate *s, const char *what, const uint8_t *p, size_t n)
 {
     char b[64];
@@ -1034,10 +1081,30 @@ static void lint_serial(lstate *s)
         report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is negative (first octet 0x%02x)", v[0]);
     else if (zero)
         report(s, L_SERIAL_NOT_POSITIVE, "serialNumber is zero");
-    if (n > 20)
+    if (n > 20) {
         report(s, L_SERIAL_TOO_LONG, "serialNumber is %zu octets (at most 20)", n);
-    else if (n < 8 && !zero && !(v[0] & 0x80))
-        report(s, W_SERIAL_SHORT, "serialNumber is %zu octets: fewer than 64 random bits", n);
+        return;
+    }
+    if (zero || (v[0] & 0x80))
+        return;
+    /* SBR 7.1: at least 64 bits of CSPRNG output (defs[W_SERIAL_SHORT]); m octets of value */
+    size_t m = n;
+    const uint8_t *q = v;
+    while (m > 1 && q[0] == 0) {
+        q++;
+        m--;
+    }
+    if (m <= 4) {
+        unsigned long value = 0;
+        for (size_t i = 0; i < m; i++)
+            value = value << 8 | q[i];
+        report(s, L_SERIAL_SMALL,
+               "serialNumber %lu is below 2^32: 64 CSPRNG bits are that small once in 2^32", value);
+    } else if (n < 8) {
+        report(s, W_SERIAL_SHORT,
+               "serialNumber is %zu octets: 64 CSPRNG bits encode this short once in 2^%zu draws",
+               n, 65 - 8 * n);
+    }
 }
 
 static void lint_validity(lstate *s)
@@ -1125,6 +1192,289 @@ static void lint_rsa_key(lstate *s, const uint8_t *k, size_t n)
     }
 }
 
+/* ---- SBR 6.1.5: is a public key a point on its curve? ----
+ *
+ * Arithmetic modulo the curve's prime in 32-bit limbs (little-endian), Montgomery multiplication
+ * (CIOS), on the stack: no allocation, no OpenSSL, safe on any thread. With M(a, b) = a b R^-1
+ * (R = 2^(32 n)) the curve equations are compared multiplied by a power of R^-1, which is never
+ * 0, so no conversion into Montgomery form is needed. Cost: about 8 multiplications for an
+ * ECDSA key; for an EdDSA key 5 and a binary Jacobi symbol (about 2 shifts and a subtraction per
+ * bit of p), a few microseconds. */
+
+#define FE_MAX 17 /* limbs of P-521's prime */
+
+typedef struct fe_curve {
+    size_t n;             /* limbs */
+    size_t len;           /* octets of a coordinate (ECDSA) or of the key (EdDSA) */
+    const uint8_t *p, *k; /* big-endian, n * 4 octets: the prime; b (ECDSA, a = -3) or d */
+} fe_curve;
+
+typedef struct fe_ctx {
+    size_t n;
+    uint32_t p[FE_MAX], k[FE_MAX];
+    uint32_t pinv; /* -p^-1 mod 2^32 */
+} fe_ctx;
+
+static const uint8_t p256_p[32] = {0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+                                   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff,
+                                   0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t p256_b[32] = {0x5a, 0xc6, 0x35, 0xd8, 0xaa, 0x3a, 0x93, 0xe7, 0xb3, 0xeb, 0xbd,
+                                   0x55, 0x76, 0x98, 0x86, 0xbc, 0x65, 0x1d, 0x06, 0xb0, 0xcc, 0x53,
+                                   0xb0, 0xf6, 0x3b, 0xce, 0x3c, 0x3e, 0x27, 0xd2, 0x60, 0x4b};
+static const uint8_t p384_p[48] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t p384_b[48] = {
+    0xb3, 0x31, 0x2f, 0xa7, 0xe2, 0x3e, 0xe7, 0xe4, 0x98, 0x8e, 0x05, 0x6b, 0xe3, 0xf8, 0x2d, 0x19,
+    0x18, 0x1d, 0x9c, 0x6e, 0xfe, 0x81, 0x41, 0x12, 0x03, 0x14, 0x08, 0x8f, 0x50, 0x13, 0x87, 0x5a,
+    0xc6, 0x56, 0x39, 0x8d, 0x8a, 0x2e, 0xd1, 0x9d, 0x2a, 0x85, 0xc8, 0xed, 0xd3, 0xec, 0x2a, 0xef};
+/* P-521: 2^521 - 1 and b, padded to 17 limbs (68 octets) */
+static const uint8_t p521_p[68] = {
+    0x00, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t p521_b[68] = {
+    0x00, 0x00, 0x00, 0x51, 0x95, 0x3e, 0xb9, 0x61, 0x8e, 0x1c, 0x9a, 0x1f, 0x92, 0x9a,
+    0x21, 0xa0, 0xb6, 0x85, 0x40, 0xee, 0xa2, 0xda, 0x72, 0x5b, 0x99, 0xb3, 0x15, 0xf3,
+    0xb8, 0xb4, 0x89, 0x91, 0x8e, 0xf1, 0x09, 0xe1, 0x56, 0x19, 0x39, 0x51, 0xec, 0x7e,
+    0x93, 0x7b, 0x16, 0x52, 0xc0, 0xbd, 0x3b, 0xb1, 0xbf, 0x07, 0x35, 0x73, 0xdf, 0x88,
+    0x3d, 0x2c, 0x34, 0xf1, 0xef, 0x45, 0x1f, 0xd4, 0x6b, 0x50, 0x3f, 0x00};
+/* RFC 8032 5.1: p = 2^255 - 19, d = -121665 / 121666 mod p */
+static const uint8_t ed25519_p[32] = {
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xed};
+static const uint8_t ed25519_d[32] = {
+    0x52, 0x03, 0x6c, 0xee, 0x2b, 0x6f, 0xfe, 0x73, 0x8c, 0xc7, 0x40, 0x79, 0x77, 0x79, 0xe8, 0x98,
+    0x00, 0x70, 0x0a, 0x4d, 0x41, 0x41, 0xd8, 0xab, 0x75, 0xeb, 0x4d, 0xca, 0x13, 0x59, 0x78, 0xa3};
+/* RFC 8032 5.2: p = 2^448 - 2^224 - 1, d = -39081 mod p */
+static const uint8_t ed448_p[56] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+static const uint8_t ed448_d[56] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x67, 0x56};
+
+static const fe_curve fe_p256 = {8, 32, p256_p, p256_b};
+static const fe_curve fe_p384 = {12, 48, p384_p, p384_b};
+static const fe_curve fe_p521 = {17, 66, p521_p, p521_b};
+static const fe_curve fe_ed25519 = {8, 32, ed25519_p, ed25519_d};
+static const fe_curve fe_ed448 = {14, 57, ed448_p, ed448_d};
+
+/* len big-endian octets into n limbs (len <= 4 n). */
+static void fe_from_be(const uint8_t *b, size_t len, uint32_t *r, size_t n)
+{
+    memset(r, 0, n * sizeof *r);
+    for (size_t i = 0; i < len; i++)
+        r[i / 4] |= (uint32_t)b[len - 1 - i] << (8 * (i % 4));
+}
+
+static int fe_cmp(const uint32_t *a, const uint32_t *b, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return 0;
+}
+
+static int fe_is_zero(const uint32_t *a, size_t n)
+{
+    uint32_t z = 0;
+    for (size_t i = 0; i < n; i++)
+        z |= a[i];
+    return z == 0;
+}
+
+/* r = a - b over n limbs; returns the borrow. */
+static uint32_t fe_sub_raw(uint32_t *r, const uint32_t *a, const uint32_t *b, size_t n)
+{
+    uint64_t borrow = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d = (uint64_t)a[i] - b[i] - borrow;
+        r[i] = (uint32_t)d;
+        borrow = (d >> 32) & 1;
+    }
+    return (uint32_t)borrow;
+}
+
+static void fe_init(fe_ctx *c, const fe_curve *cv)
+{
+    c->n = cv->n;
+    fe_from_be(cv->p, cv->n * 4, c->p, c->n);
+    fe_from_be(cv->k, cv->n * 4, c->k, c->n);
+    uint32_t inv = c->p[0]; /* p odd: correct to 3 bits; each step doubles them */
+    for (int i = 0; i < 4; i++)
+        inv *= 2 - c->p[0] * inv;
+    c->pinv = 0u - inv;
+}
+
+/* r = a + b mod p (a, b < p). */
+static void fe_add(const fe_ctx *c, uint32_t *r, const uint32_t *a, const uint32_t *b)
+{
+    uint64_t carry = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        carry += (uint64_t)a[i] + b[i];
+        r[i] = (uint32_t)carry;
+        carry >>= 32;
+    }
+    if (carry || fe_cmp(r, c->p, c->n) >= 0)
+        fe_sub_raw(r, r, c->p, c->n);
+}
+
+/* r = a - b mod p (a, b < p). */
+static void fe_sub(const fe_ctx *c, uint32_t *r, const uint32_t *a, const uint32_t *b)
+{
+    if (fe_sub_raw(r, a, b, c->n)) {
+        uint64_t carry = 0;
+        for (size_t i = 0; i < c->n; i++) {
+            carry += (uint64_t)r[i] + c->p[i];
+            r[i] = (uint32_t)carry;
+            carry >>= 32;
+        }
+    }
+}
+
+/* r = a b R^-1 mod p (a, b < p; r may alias either). */
+static void fe_mul(const fe_ctx *c, uint32_t *r, const uint32_t *a, const uint32_t *b)
+{
+    size_t n = c->n;
+    uint32_t t[FE_MAX + 2] = {0};
+    for (size_t i = 0; i < n; i++) {
+        uint64_t x = 0;
+        for (size_t j = 0; j < n; j++) {
+            x += (uint64_t)t[j] + (uint64_t)a[j] * b[i];
+            t[j] = (uint32_t)x;
+            x >>= 32;
+        }
+        x += t[n];
+        t[n] = (uint32_t)x;
+        t[n + 1] = (uint32_t)(x >> 32);
+        uint32_t m = t[0] * c->pinv; /* t + m p is 0 mod 2^32 */
+        x = ((uint64_t)t[0] + (uint64_t)m * c->p[0]) >> 32;
+        for (size_t j = 1; j < n; j++) {
+            x += (uint64_t)t[j] + (uint64_t)m * c->p[j];
+            t[j - 1] = (uint32_t)x;
+            x >>= 32;
+        }
+        x += t[n];
+        t[n - 1] = (uint32_t)x;
+        t[n] = t[n + 1] + (uint32_t)(x >> 32);
+    }
+    /* t < 2p */
+    if (t[n] || fe_cmp(t, c->p, n) >= 0)
+        fe_sub_raw(t, t, c->p, n);
+    memcpy(r, t, n * sizeof *r);
+}
+
+/* The Jacobi symbol (a / p) for odd p > a >= 0 (binary algorithm; a and p are overwritten):
+ * 1, -1, or 0 when they share a factor. */
+static int fe_jacobi(uint32_t *a, uint32_t *p, size_t n)
+{
+    int t = 1;
+    while (!fe_is_zero(a, n)) {
+        /* a = 2^k a': (2 / p) = -1 exactly when p = 3 or 5 mod 8 */
+        while (!(a[0] & 1)) {
+            unsigned k = 0;
+            if (a[0] == 0) {
+                memmove(a, a + 1, (n - 1) * sizeof *a);
+                a[n - 1] = 0;
+                continue; /* 32 bits: an even number of halvings */
+            }
+            while (!(a[0] >> k & 1))
+                k++;
+            for (size_t i = 0; i < n; i++)
+                a[i] = a[i] >> k | (i + 1 < n ? a[i + 1] << (32 - k) : 0);
+            if ((k & 1) && ((p[0] & 7) == 3 || (p[0] & 7) == 5))
+                t = -t;
+        }
+        /* both odd: reciprocity when swapping, then (a / p) = ((a - p) / p) */
+        if (fe_cmp(a, p, n) < 0) {
+            uint32_t *x = a;
+            a = p;
+            p = x;
+            if ((a[0] & 3) == 3 && (p[0] & 3) == 3)
+                t = -t;
+        }
+        fe_sub_raw(a, a, p, n);
+    }
+    uint32_t one[FE_MAX] = {1};
+    return fe_cmp(p, one, n) == 0 ? t : 0;
+}
+
+/* An uncompressed ECDSA point X || Y (each cv->len octets): NULL when both coordinates are
+ * below p and y^2 = x^3 - 3 x + b mod p; else the reason. (Not the point at infinity, which has no
+ * uncompressed encoding; P-256, P-384 and P-521 have cofactor 1, so a point on the curve is in
+ * the group: NIST SP 800-56A rev3 5.6.2.3.3 full validation.) */
+static const char *ec_point_check(const fe_curve *cv, const uint8_t *xy)
+{
+    fe_ctx c;
+    fe_init(&c, cv);
+    size_t n = c.n;
+    uint32_t x[FE_MAX], y[FE_MAX], one[FE_MAX] = {1}, l[FE_MAX], r[FE_MAX], t[FE_MAX];
+    fe_from_be(xy, cv->len, x, n);
+    fe_from_be(xy + cv->len, cv->len, y, n);
+    if (fe_cmp(x, c.p, n) >= 0 || fe_cmp(y, c.p, n) >= 0)
+        return "has a coordinate not below p";
+    fe_mul(&c, l, y, y);
+    fe_mul(&c, l, l, one); /* y^2 R^-2 */
+    fe_mul(&c, r, x, x);
+    fe_mul(&c, r, r, x); /* x^3 R^-2 */
+    fe_mul(&c, t, x, one);
+    fe_mul(&c, t, t, one); /* x R^-2 */
+    for (int i = 0; i < 3; i++)
+        fe_sub(&c, r, r, t);
+    fe_mul(&c, t, c.k, one);
+    fe_mul(&c, t, t, one); /* b R^-2 */
+    fe_add(&c, r, r, t);
+    return fe_cmp(l, r, n) == 0 ? NULL : "is not on the curve";
+}
+
+/* An EdDSA key decoded as RFC 8032 5.1.3 (Ed25519) and 5.2.3 (Ed448) do: NULL when it is a
+ * point of the curve, else the step that fails. Small-order points are valid points (mc_keycheck
+ * refuses them for orders, by mailca policy; the lint judges SBR 6.1.5 only). */
+static const char *ed_point_check(const fe_curve *cv, const uint8_t *key)
+{
+    fe_ctx c;
+    fe_init(&c, cv);
+    size_t n = c.n, len = cv->len;
+    int ed448 = cv == &fe_ed448;
+    uint32_t y[FE_MAX], one[FE_MAX] = {1}, u[FE_MAX], v[FE_MAX], t[FE_MAX];
+    /* step 1: x_0 is the top bit, y the rest, little-endian, below p (Ed448: the 7 bits between
+     * bit 447 and x_0 make y >= 2^448 > p) */
+    int x0 = key[len - 1] >> 7;
+    if (ed448 && (key[len - 1] & 0x7f))
+        return "y is not below p";
+    memset(y, 0, sizeof y);
+    for (size_t i = 0; i < n * 4; i++)
+        y[i / 4] |= (uint32_t)(i == len - 1 ? key[i] & 0x7f : key[i]) << (8 * (i % 4));
+    if (fe_cmp(y, c.p, n) >= 0)
+        return "y is not below p";
+    /* x^2 = u / v: u = y^2 - 1, v = d y^2 + 1 (Ed25519, a = -1) or d y^2 - 1 (Ed448, a = 1) */
+    fe_mul(&c, t, y, y); /* y^2 R^-1 */
+    fe_mul(&c, u, one, one);
+    fe_mul(&c, v, c.k, t); /* d y^2 R^-2 */
+    fe_sub(&c, u, t, u);   /* u R^-1 */
+    fe_mul(&c, t, one, one);
+    fe_mul(&c, t, t, one); /* R^-2 */
+    if (ed448)
+        fe_sub(&c, v, v, t);
+    else
+        fe_add(&c, v, v, t); /* v R^-2, never 0: d / a is not a square */
+    /* step 4: x = 0 takes x_0 = 0 */
+    if (fe_is_zero(u, n))
+        return x0 ? "x is 0 but its sign bit is set" : NULL;
+    /* step 3: u / v has a square root iff u v = (u / v) v^2 is a square; M(u R^-1, v R^-2) is
+     * u v R^-4, the same up to the square R^-4 */
+    fe_mul(&c, t, u, v);
+    return fe_jacobi(t, c.p, n) == 1 ? NULL : "no x satisfies the curve equation for this y";
+}
+
 static void lint_spki(lstate *s)
 {
     const mc_x509 *x = s->x;
@@ -1162,18 +1512,34 @@ static void lint_spki(lstate *s)
         want = 133;
         break;
     case MC_KEY_ED25519:
-    case MC_KEY_ED448:
-        /* RFC 8410 3: the raw public key */
-        if (n != (s->key == MC_KEY_ED25519 ? 32u : 57u))
+    case MC_KEY_ED448: {
+        /* RFC 8410 4: the raw public key, 32 / 57 octets (RFC 8032 5.1.2, 5.2.2) */
+        const fe_curve *cv = s->key == MC_KEY_ED25519 ? &fe_ed25519 : &fe_ed448;
+        const char *why;
+        if (n != cv->len)
             report(s, L_SPKI_KEY, "%s public key is %zu bytes", mc_keytype_name(s->key), n);
+        /* SBR 6.1.5: a valid point on curve25519 / curve448 */
+        else if ((why = ed_point_check(cv, k)) != NULL)
+            report(s, L_EC_POINT, "%s public key is not a point of the curve: %s (RFC 8032 %s)",
+                   mc_keytype_name(s->key), why, s->key == MC_KEY_ED25519 ? "5.1.3" : "5.2.3");
         return;
+    }
     default:
         return;
     }
-    /* SBR 6.1.5, RFC 5480 2.2: uncompressed point 04 || X || Y */
-    if (n != want || k[0] != 0x04)
+    /* RFC 5480 2.2: 04 || X || Y (mailca takes no compressed form) */
+    if (n != want || k[0] != 0x04) {
         report(s, L_EC_POINT, "%s point is %zu bytes starting 0x%02x (need %zu, 0x04)",
                mc_keytype_name(s->key), n, n ? k[0] : 0, want);
+        return;
+    }
+    /* SBR 6.1.5: a valid point on the curve */
+    const fe_curve *cv = s->key == MC_KEY_P256   ? &fe_p256
+                         : s->key == MC_KEY_P384 ? &fe_p384
+                                                 : &fe_p521;
+    const char *why = ec_point_check(cv, k + 1);
+    if (why)
+        report(s, L_EC_POINT, "%s point %s", mc_keytype_name(s->key), why);
 }
 
 static void lint_signature(lstate *s)
@@ -1345,13 +1711,34 @@ static void lint_qualifier(lstate *s, const mc_der_tlv *pqi)
         report(s, L_UNOTICE_NO_TEXT, "userNotice has no explicitText");
         return;
     }
-    /* RFC 6818 3 (not IA5String), RFC 5280 4.2.1.4 (not VisibleString/BMPString; 200 max) */
-    long chars = text.tag == MC_DER_UTF8STRING ? utf8_count(text.val, text.len, NULL) : -1;
-    if (text.tag != MC_DER_UTF8STRING || chars < 0 || chars > 200)
+    /* RFC 6818 3 (which replaces RFC 5280 4.2.1.4's paragraph): IA5String MUST NOT, at most 200
+     * characters; UTF8String SHOULD, VisibleString and BMPString "acceptable but less
+     * preferred". chars: -1 for IA5String, a tag DisplayText does not have, or invalid contents */
+    long chars = -1;
+    if (text.tag == MC_DER_UTF8STRING) {
+        chars = utf8_count(text.val, text.len, NULL);
+    } else if (text.tag == MC_DER_VISIBLESTRING) {
+        chars = (long)text.len;
+        for (size_t i = 0; i < text.len; i++)
+            if (text.val[i] < 0x20 || text.val[i] > 0x7e)
+                chars = -1;
+    } else if (text.tag == MC_DER_BMPSTRING && text.len % 2 == 0) {
+        chars = (long)(text.len / 2); /* UCS-2: every code unit a character, none a surrogate */
+        for (size_t i = 0; i < text.len; i += 2)
+            if (text.val[i] >= 0xd8 && text.val[i] <= 0xdf)
+                chars = -1;
+    }
+    if (text.tag == MC_DER_IA5STRING)
+        report(s, L_UNOTICE_TEXT, "explicitText is an IA5String");
+    else if (chars < 0)
         report(s, L_UNOTICE_TEXT,
-               "explicitText is tag 0x%02x, %ld characters (need a valid "
-               "UTF8String of at most 200)",
-               text.tag, chars);
+               "explicitText (tag 0x%02x) is not a valid UTF8String, VisibleString or BMPString",
+               text.tag);
+    else if (chars > 200)
+        report(s, L_UNOTICE_TEXT, "explicitText has %ld characters (at most 200)", chars);
+    else if (text.tag != MC_DER_UTF8STRING)
+        report(s, W_UNOTICE_NOT_UTF8, "explicitText is a %s, not a UTF8String",
+               text.tag == MC_DER_BMPSTRING ? "BMPString" : "VisibleString");
 }
 
 static void lint_policies(lstate *s, int reserved, int ptype, int pgen)
@@ -1378,6 +1765,7 @@ static void lint_policies(lstate *s, int reserved, int ptype, int pgen)
             ext_bad(s, "certificatePolicies", "policyIdentifier is not an OID");
             return;
         }
+        /* SBR 7.1.2.3(a), 7.1.2.4 as mailca reads them (defs[L_POL_ANY]) */
         if (mc_der_oid_eq(&oid, OIDL(oid_any_policy)))
             report(s, L_POL_ANY, "anyPolicy (2.5.29.32.0) is present");
         if (mc_der_cur_empty(&p))
@@ -1685,6 +2073,7 @@ static void lint_aki(lstate *s)
                has_iss && has_sn ? "authorityCertIssuer and authorityCertSerialNumber"
                : has_iss         ? "authorityCertIssuer"
                                  : "authorityCertSerialNumber");
+    /* RFC 5280 4.2.1.2 (SBR 7.1.2.4): keyIdentifier is the issuing CA's SKI */
     const mc_issuer *ci = s->ctx ? s->ctx->issuer : NULL;
     if (ci && has_kid && kid.len &&
         (kid.len != ci->ski_len || memcmp(kid.val, ci->ski, kid.len) != 0))

@@ -25,8 +25,14 @@
  * 2026.11.24.3: w_smime_uri_host_reserved (CRL, AIA or CPS URL host under .test, .example...).
  * 2026.11.24.4: e_qc_natural_serial_number_format (ETSI EN 319 412-1 5.1.3).
  * 2026.11.24.5: w_eku_key_usage_inconsistent (RFC 5280 4.2.1.12: clientAuth on a keyUsage of
- * neither digitalSignature nor keyAgreement). */
-#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.5"
+ * neither digitalSignature nor keyAgreement).
+ * 2026.11.24.6: e_smime_ec_point_invalid checks that the key is a point of its curve (SBR 6.1.5:
+ * ECDSA on P-256/P-384/P-521, EdDSA decoded as RFC 8032 5.1.3/5.2.3), not only its length;
+ * e_explicit_text_encoding no longer refuses a VisibleString or BMPString explicitText, which
+ * RFC 6818 3 makes a SHOULD: w_explicit_text_not_utf8 warns; e_serial_number_too_short (SBR 7.1:
+ * a serial below 2^32, which 64 bits of CSPRNG output are once in 2^32 draws),
+ * w_serial_number_low_entropy now only for the short serials at or above 2^32. */
+#define MC_LINT_SET_VERSION "mailca-lints-2026.11.24.6"
 
 typedef enum mc_lint_severity {
     MC_LINT_ERROR = 1,
