@@ -147,8 +147,11 @@ mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err)
         (int)sizeof out->path)
         return mc_err_set(err, MC_ERR_CONFIG, path, NULL, "path longer than %zu bytes",
                           sizeof out->path - 1);
+    /* the folder relative paths are resolved against, made absolute: a config loaded by a
+     * relative path names the same files from any working folder (the run's snapshot, which
+     * worker processes load from elsewhere, writes them as resolved here) */
     char tmp[MC_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(tmp, sizeof tmp, "%s", out->path);
     char *slash = strrchr(tmp, '/');
     if (slash) {
         *slash = '\0';
@@ -239,14 +242,19 @@ static const char *rel(const mc_config *c, const char *p)
     return p;
 }
 
-/* A YAML double-quoted scalar: '"' and '\\' escaped (a label or URI may hold them). */
+/* A YAML double-quoted scalar: '"' and '\\' escaped (a label or URI may hold them), control
+ * characters as \\xNN (a raw newline would fold into a space, others make the file unloadable). */
 static void put_quoted(FILE *f, const char *v)
 {
     fputc('"', f);
     for (; *v; v++) {
-        if (*v == '"' || *v == '\\')
-            fputc('\\', f);
-        fputc(*v, f);
+        unsigned char ch = (unsigned char)*v;
+        if (ch < 0x20 || ch == 0x7f)
+            fprintf(f, "\\x%02x", ch);
+        else if (ch == '"' || ch == '\\')
+            fprintf(f, "\\%c", ch);
+        else
+            fputc(ch, f);
     }
     fputc('"', f);
 }
@@ -268,6 +276,14 @@ static void write_keys(const mc_config *c, FILE *f, int absolute)
             fprintf(f, "  %s: %d\n", k->name, *(const int *)v);
         } else if (k->kind == K_BOOL) {
             fprintf(f, "  %s: %s\n", k->name, *(const int *)v ? "true" : "false");
+        } else if (k->kind == K_PATH && absolute && v[0] && v[0] != '/' && !strstr(v, "://")) {
+            /* still relative: a default, resolved against the working folder; a snapshot
+             * loaded from another folder must name the same file */
+            char cwd[PATH_MAX], full[2 * PATH_MAX];
+            snprintf(full, sizeof full, "%s/%s", getcwd(cwd, sizeof cwd) ? cwd : ".", v);
+            fprintf(f, "  %s: ", k->name);
+            put_quoted(f, full);
+            fputc('\n', f);
         } else {
             fprintf(f, "  %s: ", k->name);
             put_quoted(f, k->kind == K_PATH && !absolute ? rel(c, v) : v);

@@ -122,10 +122,58 @@ static void test_snapshot_roundtrip(void **state)
     assert_same(&c, &w);
 }
 
+/* Loaded by a relative path from its folder, the config resolves its relative paths to
+ * absolute ones, so its snapshot, loaded from another folder (a worker process's view), names
+ * the same files. */
+static void test_relative_load(void **state)
+{
+    (void)state;
+    char path[512], snap[600], cwd[1024], want[700];
+    snprintf(path, sizeof path, "%s/mailca.yaml", g_dir);
+    write_text(path, CONFIG);
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(g_dir), 0);
+    mc_config c, s;
+    load_ok("mailca.yaml", &c);
+    assert_int_equal(chdir(cwd), 0);
+    char real[600];
+    assert_non_null(realpath(g_dir, real));
+    snprintf(want, sizeof want, "%s/state/mailca.db", real);
+    assert_string_equal(c.store_sqlite, want);
+    snprintf(snap, sizeof snap, "%s/run-rel.yaml", g_dir);
+    mc_errdetail err;
+    assert_int_equal(mc_config_snapshot(&c, snap, &err), MC_OK);
+    load_ok(snap, &s);
+    assert_same(&c, &s);
+    assert_string_equal(s.store_sqlite, want);
+}
+
+/* Values with newlines, tabs and other control characters survive the snapshot (YAML escapes),
+ * so a worker process never fails to load what its engine loaded. */
+static void test_snapshot_escapes(void **state)
+{
+    (void)state;
+    char path[512], snap[600];
+    snprintf(path, sizeof path, "%s/mailca.yaml", g_dir);
+    write_text(path, "hsm:\n  pin_env: \"A\\nB\\tC\\x01D # not a comment\"\n"
+                     "store:\n  sqlite: \"s.db\"\n");
+    mc_config c, s;
+    load_ok(path, &c);
+    assert_string_equal(c.hsm_pin_env, "A\nB\tC\x01"
+                                       "D # not a comment");
+    snprintf(snap, sizeof snap, "%s/run-esc.yaml", g_dir);
+    mc_errdetail err;
+    assert_int_equal(mc_config_snapshot(&c, snap, &err), MC_OK);
+    load_ok(snap, &s);
+    assert_same(&c, &s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_escapes, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -87,8 +87,14 @@ static void test_procs_issue(void **state)
     snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
     gen(orders, n, "csr");
     mc_it_run r;
-    int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", "2", "--config", cfg, orders, results,
-                          NULL);
+    /* the config named relative to the working folder, as README's commands do: the worker
+     * processes, which load the run's snapshot from elsewhere, find the same files */
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(g.dir), 0);
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", "2", "--config", "ca/mailca.yaml",
+                          orders, results, NULL);
+    assert_int_equal(chdir(cwd), 0);
     if (st != 0)
         fail_msg("batch --procs 2: exit %d: %s", st, r.err);
     mc_it_run_free(&r);
