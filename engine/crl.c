@@ -7,11 +7,11 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/hsmpool.h"
-#include "mailca/tbs.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -73,14 +73,15 @@ mc_err mc_crl_tbs(const mc_issuer *iss, uint64_t number, int64_t this_update, in
         return mc_err_set(err, MC_ERR_NOMEM, "entries", NULL, "CRL of %zu entries", n);
     mc_der_w w;
     mc_der_w_init(&w, buf, cap);
-    size_t tbs = mc_der_begin(&w, MC_DER_SEQUENCE);
+    /* a CRL of more than about 300,000 entries passes 16 MiB: 4-octet lengths */
+    size_t tbs = mc_der_begin_large(&w, MC_DER_SEQUENCE);
     mc_der_put_small_uint(&w, 1); /* v2: RFC 5280 5.1.2.1, the CRL has extensions */
     mc_der_put_raw(&w, alg.p, alg.len);
     mc_der_put_raw(&w, iss->name.p, iss->name.len);
     mc_der_put_time(&w, this_update);
     mc_der_put_time(&w, next_update);
     if (n) { /* RFC 5280 5.1.2.6: absent, not empty, when nothing is revoked */
-        size_t list = mc_der_begin(&w, MC_DER_SEQUENCE);
+        size_t list = mc_der_begin_large(&w, MC_DER_SEQUENCE);
         for (size_t i = 0; i < n; i++) {
             size_t ent = mc_der_begin(&w, MC_DER_SEQUENCE);
             mc_der_put_uint(&w, v[i].serial, v[i].serial_len);
@@ -100,7 +101,7 @@ mc_err mc_crl_tbs(const mc_issuer *iss, uint64_t number, int64_t this_update, in
             }
             mc_der_end(&w, ent);
         }
-        mc_der_end(&w, list);
+        mc_der_end_large(&w, list);
     }
     size_t ctx = mc_der_begin(&w, MC_DER_CTX_CONS(0));
     size_t exts = mc_der_begin(&w, MC_DER_SEQUENCE);
@@ -122,7 +123,7 @@ mc_err mc_crl_tbs(const mc_issuer *iss, uint64_t number, int64_t this_update, in
     mc_der_end(&w, num);
     mc_der_end(&w, exts);
     mc_der_end(&w, ctx);
-    mc_der_end(&w, tbs);
+    mc_der_end_large(&w, tbs);
     if (w.err) {
         e = mc_err_set(err, w.err, "crl", NULL, "CRL encoding failed (%s)",
                        w.err == MC_ERR_NOMEM ? "buffer" : "a time out of range");
@@ -197,14 +198,98 @@ done:
     return e;
 }
 
-/* Writes der to path through a temporary file in the same folder and a rename. */
-static mc_err write_atomic(const char *path, const uint8_t *der, size_t len, mc_errdetail *err)
+/* The cRLNumber of a DER CRL (our reader: no OpenSSL objects for a large file); 0 when the
+ * bytes are not a CRL with one. */
+static uint64_t crl_number_of(const uint8_t *der, size_t len)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return mc_err_set(err, MC_ERR_IO, "out", NULL, "%s: %s", tmp, strerror(errno));
+    mc_der_cur c = mc_der_cur_make(der, len), l, t, x;
+    mc_der_tlv cl, tbs, v, ext, oid, os;
+    if (mc_der_expect(&c, MC_DER_SEQUENCE, &cl) != MC_OK)
+        return 0;
+    l = mc_der_cur_in(&cl);
+    if (mc_der_expect(&l, MC_DER_SEQUENCE, &tbs) != MC_OK)
+        return 0;
+    t = mc_der_cur_in(&tbs);
+    while (mc_der_next(&t, &v) == MC_OK) {
+        if (v.tag != MC_DER_CTX_CONS(0))
+            continue;
+        mc_der_cur e = mc_der_cur_in(&v);
+        mc_der_tlv exts;
+        if (mc_der_expect(&e, MC_DER_SEQUENCE, &exts) != MC_OK)
+            return 0;
+        x = mc_der_cur_in(&exts);
+        while (mc_der_expect(&x, MC_DER_SEQUENCE, &ext) == MC_OK) {
+            mc_der_cur in = mc_der_cur_in(&ext);
+            mc_der_tlv crit;
+            if (mc_der_expect(&in, MC_DER_OID, &oid) != MC_OK ||
+                !mc_der_oid_eq(&oid, OID_CRL_NUMBER, sizeof OID_CRL_NUMBER))
+                continue;
+            mc_der_optional(&in, MC_DER_BOOLEAN, &crit);
+            int64_t n = 0;
+            if (mc_der_expect(&in, MC_DER_OCTETSTRING, &os) != MC_OK)
+                return 0;
+            mc_der_cur o = mc_der_cur_in(&os);
+            mc_der_tlv num;
+            if (mc_der_expect(&o, MC_DER_INTEGER, &num) != MC_OK ||
+                mc_der_int_i64(&num, &n) != MC_OK || n < 0)
+                return 0;
+            return (uint64_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Writes der (CRL number) to path through a new temporary file in the same folder and a rename,
+ * then syncs the folder. Writers of one path take turns (a lock file beside it), and a CRL with
+ * a number at or above ours already at path is never replaced: two runs finishing out of order
+ * leave the newer CRL in place. */
+static mc_err write_atomic(const char *path, const uint8_t *der, size_t len, uint64_t number,
+                           mc_errdetail *err)
+{
+    char tmp[1100], lockp[1100], dir[1100];
+    uint8_t rnd[8];
+    mc_err e = MC_OK;
+    int lockfd = -1, fd = -1, have_tmp = 0;
+    snprintf(lockp, sizeof lockp, "%s.lock", path);
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (mc_random(rnd, sizeof rnd) != MC_OK)
+        return mc_err_set(err, MC_ERR_IO, "out", NULL, "no random bytes for a temporary name");
+    snprintf(tmp, sizeof tmp, "%s.tmp-%02x%02x%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    lockfd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0) {
+        e = mc_err_set(err, MC_ERR_IO, "out", NULL, "%s: %s", lockp, strerror(errno));
+        goto done;
+    }
+    size_t old_len = 0;
+    FILE *of = fopen(path, "rb");
+    if (of) {
+        uint8_t *old = NULL;
+        if (fseek(of, 0, SEEK_END) == 0 && (old_len = (size_t)ftell(of)) > 0 &&
+            fseek(of, 0, SEEK_SET) == 0 && (old = malloc(old_len)) &&
+            fread(old, 1, old_len, of) == old_len) {
+            uint64_t have = crl_number_of(old, old_len);
+            if (have >= number)
+                e = mc_err_set(err, MC_ERR_IO, "out", "RFC 5280 5.2.3",
+                               "%s already holds CRL number %llu, not older than %llu: kept", path,
+                               (unsigned long long)have, (unsigned long long)number);
+        }
+        free(old);
+        fclose(of);
+        if (e)
+            goto done;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        e = mc_err_set(err, MC_ERR_IO, "out", NULL, "%s: %s", tmp, strerror(errno));
+        goto done;
+    }
+    have_tmp = 1;
     size_t off = 0;
     while (off < len) {
         ssize_t k = write(fd, der + off, len - off);
@@ -216,12 +301,26 @@ static mc_err write_atomic(const char *path, const uint8_t *der, size_t len, mc_
     }
     int ok = off == len && fsync(fd) == 0;
     ok = close(fd) == 0 && ok;
+    fd = -1;
     if (!ok || rename(tmp, path) != 0) {
-        mc_err e = mc_err_set(err, MC_ERR_IO, "out", NULL, "%s: %s", path, strerror(errno));
-        unlink(tmp);
-        return e;
+        e = mc_err_set(err, MC_ERR_IO, "out", NULL, "%s: %s", path, strerror(errno));
+        goto done;
     }
-    return MC_OK;
+    have_tmp = 0;
+    /* the rename itself survives a power loss once the folder is synced */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+done:
+    if (fd >= 0)
+        close(fd);
+    if (have_tmp)
+        unlink(tmp);
+    if (lockfd >= 0)
+        close(lockfd); /* releases the lock */
+    return e;
 }
 
 static int usage(void)
@@ -300,17 +399,16 @@ int mc_crl_main(int argc, char **argv)
         (rc = mc_digests_fetch(&d, &e)) != MC_OK)
         goto done;
     have_digests = 1;
+    /* the entries and the number in one locked transaction: a higher number never lists less;
+     * a number whose CRL then fails to sign stays unused (numbers increase, not consecutively) */
     if ((rc = mc_store_open(cfg.store_sqlite, &s, &e)) != MC_OK ||
-        (rc = mc_store_revoked(s, now, collect, &es, &e)) != MC_OK)
+        (rc = mc_store_crl_begin(s, now, next, collect, &es, &number, &e)) != MC_OK)
         goto done;
     if (es.oom) {
         rc = mc_err_set(&e, MC_ERR_NOMEM, "entries", NULL, "%zu revoked certificates", es.n);
         goto done;
     }
-    /* the number is taken only once the entries are in hand; one that then fails to sign stays
-     * unused (numbers must increase, not be consecutive) */
-    if ((rc = mc_store_crl_number(s, now, next, (int64_t)es.n, &number, &e)) != MC_OK ||
-        (rc = mc_crl_tbs(&iss, number, now, next, es.v, es.n, &tbs, &tbs_len, &e)) != MC_OK)
+    if ((rc = mc_crl_tbs(&iss, number, now, next, es.v, es.n, &tbs, &tbs_len, &e)) != MC_OK)
         goto done;
     if ((rc = mc_config_read_pin(&cfg, pin, sizeof pin, &e)) != MC_OK)
         goto done;
@@ -342,14 +440,24 @@ int mc_crl_main(int argc, char **argv)
         rc = mc_err_set(&e, MC_ERR_NOMEM, "crl", NULL, "CRL of %zu bytes", cap);
         goto done;
     }
-    /* CertificateList has a Certificate's outer shape: { tbs, signatureAlgorithm, signature } */
-    if ((rc = mc_cert_assemble(tbs, tbs_len, iss.sigalg, sig, sig_len, crl, cap, &crl_len)) !=
-        MC_OK) {
-        mc_err_set(&e, rc, "crl", NULL, "CRL assembly failed");
+    /* CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue } (the
+     * signature in its X.509 form, as for a certificate); 4-octet lengths for large CRLs */
+    mc_bytes algid = mc_sigalg_algid(iss.sigalg);
+    mc_der_w w;
+    mc_der_w_init(&w, crl, cap);
+    size_t m = mc_der_begin_large(&w, MC_DER_SEQUENCE);
+    mc_der_put_raw(&w, tbs, tbs_len);
+    mc_der_put_raw(&w, algid.p, algid.len);
+    mc_der_put_bits(&w, sig, sig_len);
+    mc_der_end_large(&w, m);
+    if (w.err != MC_OK) {
+        rc = mc_err_set(&e, w.err, "crl", NULL, "CRL assembly failed");
         goto done;
     }
+    crl_len = w.len;
     if ((rc = check_with_openssl(&iss, crl, crl_len, number, es.n, &e)) != MC_OK ||
-        (rc = write_atomic(outp, crl, crl_len, &e)) != MC_OK)
+        (rc = write_atomic(outp, crl, crl_len, number, &e)) != MC_OK ||
+        (rc = mc_store_crl_published(s, number, (int64_t)time(NULL), &e)) != MC_OK)
         goto done;
     char t1[32], t2[32];
     struct tm tm;

@@ -224,7 +224,8 @@ static const char *const migrations[] = {
      * 5.2.3), with its times and size; and the revoked certificates found without reading
      * every certificate (a partial index: issuing, which writes 'issued', never touches it). */
     "CREATE TABLE crls (number INTEGER PRIMARY KEY, this_update INTEGER NOT NULL,"
-    " next_update INTEGER NOT NULL, entries INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    " next_update INTEGER NOT NULL, entries INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+    " published_at INTEGER);"
     "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
@@ -256,6 +257,7 @@ enum {
     ST_REVOKED,
     ST_CRL_NUMBER,
     ST_CRL_LATEST,
+    ST_CRL_PUBLISHED,
     ST_COUNT_
 };
 
@@ -329,7 +331,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
                       " SELECT coalesce(max(number), 0) + 1, ?1, ?2, ?3, ?4 FROM crls"
                       " RETURNING number",
     [ST_CRL_LATEST] = "SELECT number, this_update, next_update FROM crls"
-                      " ORDER BY number DESC LIMIT 1",
+                      " WHERE published_at IS NOT NULL ORDER BY number DESC LIMIT 1",
+    [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number = ?1",
 };
 
 #define STR_(x) #x
@@ -1578,40 +1581,59 @@ static mc_err sq_durability(mc_store *base, char *buf, size_t cap, mc_errdetail 
     return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, "store durability", rc);
 }
 
-static mc_err sq_revoked(mc_store *base, int64_t now, mc_store_revoked_fn fn, void *arg,
-                         mc_errdetail *err)
+/* Under BEGIN IMMEDIATE (the write lock another connection waits on): the entries, then the
+ * number, so a later number lists at least as much. */
+static mc_err sq_crl_begin(mc_store *base, int64_t this_update, int64_t next_update,
+                           mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *st = s->st[ST_REVOKED];
-    sqlite3_bind_int64(st, 1, now);
+    sqlite3_stmt *st = s->st[ST_REVOKED], *ins = s->st[ST_CRL_NUMBER];
+    int64_t n = 0;
+    mc_err e = step_done(s, ST_BEGIN, "crl: begin", err);
+    if (e)
+        return e;
+    sqlite3_bind_int64(st, 1, this_update);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
            sqlite3_column_int64(st, 1),
            sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 2));
-    mc_err e = rc == SQLITE_DONE ? MC_OK : store_err(s, err, NULL, "revoked certificates", rc);
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "crl: revoked certificates", rc);
     stmt_release(st);
+    if (!e) {
+        sqlite3_bind_int64(ins, 1, this_update);
+        sqlite3_bind_int64(ins, 2, next_update);
+        sqlite3_bind_int64(ins, 3, n);
+        sqlite3_bind_int64(ins, 4, (int64_t)time(NULL));
+        if ((rc = sqlite3_step(ins)) == SQLITE_ROW) {
+            *number = (uint64_t)sqlite3_column_int64(ins, 0);
+            rc = sqlite3_step(ins);
+        }
+        if (rc != SQLITE_DONE)
+            e = store_err(s, err, NULL, "crl: number", rc);
+        stmt_release(ins);
+    }
+    if (!e)
+        e = step_done(s, ST_COMMIT, "crl: commit", err);
+    if (e)
+        txn_abort(s);
     return e;
 }
 
-static mc_err sq_crl_number(mc_store *base, int64_t this_update, int64_t next_update,
-                            int64_t entries, uint64_t *number, mc_errdetail *err)
+static mc_err sq_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
-    sqlite3_stmt *st = s->st[ST_CRL_NUMBER];
-    sqlite3_bind_int64(st, 1, this_update);
-    sqlite3_bind_int64(st, 2, next_update);
-    sqlite3_bind_int64(st, 3, entries);
-    sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
-    /* one statement, so one write transaction: the writer lock orders concurrent callers */
+    sqlite3_stmt *st = s->st[ST_CRL_PUBLISHED];
+    sqlite3_bind_int64(st, 1, (int64_t)number);
+    sqlite3_bind_int64(st, 2, at);
     int rc = sqlite3_step(st);
-    mc_err e = MC_OK;
-    if (rc == SQLITE_ROW)
-        *number = (uint64_t)sqlite3_column_int64(st, 0);
-    else
-        e = store_err(s, err, NULL, "crl number", rc);
-    if (e == MC_OK && (rc = sqlite3_step(st)) != SQLITE_DONE)
-        e = store_err(s, err, NULL, "crl number", rc);
+    mc_err e = rc == SQLITE_DONE ? MC_OK : store_err(s, err, NULL, "crl: published", rc);
+    if (!e && sqlite3_changes(s->db) != 1)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
+                       (unsigned long long)number);
     stmt_release(st);
     return e;
 }
@@ -1654,8 +1676,8 @@ static const mc_store_ops sq_ops = {
     .wal_pages = sq_wal_pages,
     .checkpoint = sq_checkpoint,
     .durability = sq_durability,
-    .revoked = sq_revoked,
-    .crl_number = sq_crl_number,
+    .crl_begin = sq_crl_begin,
+    .crl_published = sq_crl_published,
     .crl_latest = sq_crl_latest,
     .close = sq_close,
 };
@@ -1726,24 +1748,23 @@ const char *mc_store_backend(const mc_store *s)
     return s ? s->ops->name : "";
 }
 
-mc_err mc_store_revoked(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
-                        mc_errdetail *err)
+mc_err mc_store_crl_begin(mc_store *s, int64_t this_update, int64_t next_update,
+                          mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err)
 {
-    if (!s || !fn)
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "revoked certificates: NULL argument");
-    return s->ops->revoked(s, now, fn, arg, err);
+    if (!s || !fn || !number)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "crl: NULL argument");
+    if (next_update <= this_update)
+        return mc_err_set(err, MC_ERR_INVALID, "next_update", NULL,
+                          "crl: nextUpdate %lld is not after thisUpdate %lld",
+                          (long long)next_update, (long long)this_update);
+    return s->ops->crl_begin(s, this_update, next_update, fn, arg, number, err);
 }
 
-mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
-                           uint64_t *number, mc_errdetail *err)
+mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err)
 {
     if (!s || !number)
-        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "crl number: NULL argument");
-    if (next_update <= this_update || entries < 0)
-        return mc_err_set(err, MC_ERR_INVALID, "next_update", NULL,
-                          "crl number: nextUpdate %lld is not after thisUpdate %lld",
-                          (long long)next_update, (long long)this_update);
-    return s->ops->crl_number(s, this_update, next_update, entries, number, err);
+        return mc_err_set(err, MC_ERR_INVALID, "number", NULL, "crl published: no CRL number");
+    return s->ops->crl_published(s, number, at, err);
 }
 
 mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,

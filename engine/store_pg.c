@@ -134,7 +134,8 @@ static const char *const migrations[] = {
     "ALTER TABLE intents ADD COLUMN lint_enforced TEXT;",
     /* 9: CRLs (engine/store.c migration 9 says why). */
     "CREATE TABLE crls (number BIGINT PRIMARY KEY, this_update BIGINT NOT NULL,"
-    " next_update BIGINT NOT NULL, entries BIGINT NOT NULL, created_at BIGINT NOT NULL);"
+    " next_update BIGINT NOT NULL, entries BIGINT NOT NULL, created_at BIGINT NOT NULL,"
+    " published_at BIGINT);"
     "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
@@ -169,6 +170,7 @@ enum {
     PS_REVOKED,
     PS_CRL_NUMBER,
     PS_CRL_LATEST,
+    PS_CRL_PUBLISHED,
     PS_COUNT_
 };
 
@@ -361,7 +363,7 @@ static const struct {
                     " WHERE c.status <> 'issued' AND i.not_after >= $1 ORDER BY c.serial",
                     1,
                     {OID_INT8}},
-    /* under pg_crl_number's table lock */
+    /* under pg_crl_begin's table lock */
     [PS_CRL_NUMBER] = {"mc_crl_number",
                        "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
                        " SELECT coalesce(max(number), 0) + 1, $1, $2, $3, $4 FROM crls"
@@ -370,9 +372,13 @@ static const struct {
                        {OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
     [PS_CRL_LATEST] = {"mc_crl_latest",
                        "SELECT number, this_update, next_update FROM crls"
-                       " ORDER BY number DESC LIMIT 1",
+                       " WHERE published_at IS NOT NULL ORDER BY number DESC LIMIT 1",
                        0,
                        {0}},
+    [PS_CRL_PUBLISHED] = {"mc_crl_published",
+                          "UPDATE crls SET published_at = $2 WHERE number = $1",
+                          2,
+                          {OID_INT8, OID_INT8}},
 };
 
 typedef struct pg_store {
@@ -1877,19 +1883,28 @@ done:
     return e;
 }
 
-/* Rows are streamed one at a time (single-row mode), like pg_pending. */
-static mc_err pg_revoked(mc_store *base, int64_t now, mc_store_revoked_fn fn, void *arg,
-                         mc_errdetail *err)
+/* In one transaction holding crls in SHARE ROW EXCLUSIVE mode (another node's pg_crl_begin
+ * waits for this one to commit): the entries (streamed, single-row mode; READ COMMITTED, so
+ * they include every revocation committed before the lock was granted), then the number:
+ * max() + 1 is free under the lock, and a later number lists at least as much. */
+static mc_err pg_crl_begin(mc_store *base, int64_t this_update, int64_t next_update,
+                           mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     mc_err e = conn_ready(s, err);
     if (e)
         return e;
+    if ((e = exec_cmd(s, "BEGIN; LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE", "crl: lock", err)) !=
+        MC_OK)
+        goto done;
     params p;
     memset(&p, 0, sizeof p);
-    p_int8(&p, 0, now);
-    if (!PQsendQueryPrepared(s->conn, stmts[PS_REVOKED].name, 1, p.val, p.len, p.fmt, 1))
-        return pg_err(s, err, NULL, "revoked certificates", NULL);
+    p_int8(&p, 0, this_update);
+    int64_t n = 0;
+    if (!PQsendQueryPrepared(s->conn, stmts[PS_REVOKED].name, 1, p.val, p.len, p.fmt, 1)) {
+        e = pg_err(s, err, NULL, "crl: revoked certificates", NULL);
+        goto done;
+    }
     PQsetSingleRowMode(s->conn);
     PGresult *res;
     while ((res = PQgetResult(s->conn)) != NULL) {
@@ -1898,44 +1913,50 @@ static mc_err pg_revoked(mc_store *base, int64_t now, mc_store_revoked_fn fn, vo
             size_t serial_len;
             const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
             fn(arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2));
+            n++;
         } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
-            e = pg_err(s, err, NULL, "revoked certificates", res);
+            e = pg_err(s, err, NULL, "crl: revoked certificates", res);
         }
         PQclear(res);
     }
+    if (e)
+        goto done;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, this_update);
+    p_int8(&p, 1, next_update);
+    p_int8(&p, 2, n);
+    p_int8(&p, 3, (int64_t)time(NULL));
+    res = run(s, PS_CRL_NUMBER, &p);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        *number = (uint64_t)get_int8(res, 0, 0);
+    else
+        e = pg_err(s, err, NULL, "crl: number", res);
+    PQclear(res);
+    if (!e)
+        e = exec_cmd(s, "COMMIT", "crl: commit", err);
+done:
+    if (e)
+        txn_abort(s);
     return e;
 }
 
-static mc_err pg_crl_number(mc_store *base, int64_t this_update, int64_t next_update,
-                            int64_t entries, uint64_t *number, mc_errdetail *err)
+static mc_err pg_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     mc_err e = conn_ready(s, err);
     if (e)
         return e;
-    /* Nodes taking numbers at once are serialised by a table lock (CRLs are rare): max() + 1
-     * under it is always free. Retrying on the primary key instead starved under contention. */
-    if ((e = exec_cmd(s, "BEGIN; LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE", "crl number: lock",
-                      err)) != MC_OK) {
-        txn_abort(s);
-        return e;
-    }
     params p;
     memset(&p, 0, sizeof p);
-    p_int8(&p, 0, this_update);
-    p_int8(&p, 1, next_update);
-    p_int8(&p, 2, entries);
-    p_int8(&p, 3, (int64_t)time(NULL));
-    PGresult *res = run(s, PS_CRL_NUMBER, &p);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        *number = (uint64_t)get_int8(res, 0, 0);
-    else
-        e = pg_err(s, err, NULL, "crl number", res);
+    p_int8(&p, 0, (int64_t)number);
+    p_int8(&p, 1, at);
+    PGresult *res = run(s, PS_CRL_PUBLISHED, &p);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        e = pg_err(s, err, NULL, "crl: published", res);
+    else if (strcmp(PQcmdTuples(res), "1") != 0)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
+                       (unsigned long long)number);
     PQclear(res);
-    if (!e)
-        e = exec_cmd(s, "COMMIT", "crl number: commit", err);
-    if (e)
-        txn_abort(s);
     return e;
 }
 
@@ -1992,8 +2013,8 @@ static const mc_store_ops pg_ops = {
     .revoke = pg_revoke,
     .cert_status = pg_cert_status,
     .durability = pg_durability,
-    .revoked = pg_revoked,
-    .crl_number = pg_crl_number,
+    .crl_begin = pg_crl_begin,
+    .crl_published = pg_crl_published,
     .crl_latest = pg_crl_latest,
     .close = pg_close,
 };

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mailca/alg.h"
@@ -165,6 +166,51 @@ static void test_alg_table(void **state)
     assert_int_equal(mc_sigalg_from_algid(b.p, b.len), MC_SIG_RSA_PSS_SHA256);
 }
 
+/* Values past 16 MiB (a CRL of hundreds of thousands of entries) get a 4-octet length; small
+ * ones still the minimal encoding; the reader takes both back. */
+static void test_large_values(void **state)
+{
+    (void)state;
+    const size_t big = (16u << 20) + 5;
+    uint8_t *buf = malloc(big + 64), *payload = calloc(1, big);
+    assert_non_null(buf);
+    assert_non_null(payload);
+    payload[big - 1] = 0xab;
+    mc_der_w w;
+    mc_der_w_init(&w, buf, big + 64);
+    size_t m = mc_der_begin_large(&w, MC_DER_SEQUENCE);
+    mc_der_put(&w, MC_DER_OCTETSTRING, payload, big);
+    mc_der_end_large(&w, m);
+    assert_int_equal(w.err, MC_OK);
+    /* SEQUENCE 84 LL LL LL LL { OCTET STRING 84 LL LL LL LL ... } */
+    assert_int_equal(buf[0], 0x30);
+    assert_int_equal(buf[1], 0x84);
+    assert_int_equal(w.len, big + 12);
+    mc_der_cur c = mc_der_cur_make(buf, w.len);
+    mc_der_tlv seq, os;
+    assert_int_equal(mc_der_expect(&c, MC_DER_SEQUENCE, &seq), MC_OK);
+    mc_der_cur in = mc_der_cur_in(&seq);
+    assert_int_equal(mc_der_expect(&in, MC_DER_OCTETSTRING, &os), MC_OK);
+    assert_int_equal(os.len, big);
+    assert_int_equal(os.val[big - 1], 0xab);
+    /* small: 30 03 02 01 05, as mc_der_begin would give */
+    mc_der_w_init(&w, buf, 64);
+    m = mc_der_begin_large(&w, MC_DER_SEQUENCE);
+    mc_der_put_small_uint(&w, 5);
+    mc_der_end_large(&w, m);
+    static const uint8_t want[] = {0x30, 0x03, 0x02, 0x01, 0x05};
+    assert_int_equal(w.len, sizeof want);
+    assert_memory_equal(buf, want, sizeof want);
+    /* mc_der_begin stops at 16 MiB (3-octet lengths) */
+    mc_der_w_init(&w, buf, big + 64);
+    m = mc_der_begin(&w, MC_DER_SEQUENCE);
+    mc_der_put(&w, MC_DER_OCTETSTRING, payload, big);
+    mc_der_end(&w, m);
+    assert_int_equal(w.err, MC_ERR_NOMEM);
+    free(buf);
+    free(payload);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_time),
         cmocka_unit_test(test_oid),
         cmocka_unit_test(test_alg_table),
+        cmocka_unit_test(test_large_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -377,15 +377,36 @@ static void test_crl(void **state)
     char sql[256];
     long long t = (long long)time(NULL);
     snprintf(sql, sizeof sql,
-             "INSERT INTO crls (number, this_update, next_update, entries, created_at)"
-             " VALUES (3, %lld, %lld, 100, %lld)",
-             t - 8 * 86400, t + 2 * 86400, t - 8 * 86400);
+             "INSERT INTO crls (number, this_update, next_update, entries, created_at,"
+             " published_at) VALUES (3, %lld, %lld, 100, %lld, %lld)",
+             t - 8 * 86400, t + 2 * 86400, t - 8 * 86400, t - 8 * 86400);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
     mc_it_mailca_argv(&r, 120, st);
     if (r.status != 1 || !strstr(r.out, "crl: OVERDUE"))
         fail_msg("status with an old CRL: exit %d: %s %s", r.status, r.out, r.err);
     mc_it_run_free(&r);
+
+    /* two runs finishing out of order: a file already holding a CRL whose number is not lower
+     * is kept (here number 4 is made, then taken back from the store, and made again) */
+    char out4[1100];
+    snprintf(out4, sizeof out4, "%s/ca4.crl", g.it.dir);
+    const char *args4[] = {"crl", "--config", g.cfg, "--out", out4, NULL};
+    mc_it_mailca_argv(&r, 120, args4);
+    if (r.status != 0 || !strstr(r.out, "CRL number 4,"))
+        fail_msg("mailca crl: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM crls WHERE number = 4", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    mc_it_mailca_argv(&r, 120, args4);
+    if (r.status != 1 || !strstr(r.err, "already holds CRL number 4"))
+        fail_msg("a CRL over one not older: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
+    crl = crl_load(out4);
+    num = X509_CRL_get_ext_d2i(crl, NID_crl_number, NULL, NULL);
+    assert_int_equal(ASN1_INTEGER_get(num), 4);
+    ASN1_INTEGER_free(num);
+    X509_CRL_free(crl);
 }
 
 int main(void)

@@ -357,6 +357,39 @@ void mc_der_end(mc_der_w *w, size_t mark)
     w->len = mark + 1 + n + len;
 }
 
+size_t mc_der_begin_large(mc_der_w *w, unsigned tag)
+{
+    size_t mark = w->len;
+    if (room(w, 6)) {
+        w->buf[w->len++] = (uint8_t)tag;
+        w->len += 5;
+    }
+    return mark;
+}
+
+void mc_der_end_large(mc_der_w *w, size_t mark)
+{
+    if (w->err != MC_OK)
+        return;
+    size_t start = mark + 6, len = w->len - start;
+    size_t n = len_octets(len);
+    if (n > 5) {
+        w->err = MC_ERR_NOMEM;
+        return;
+    }
+    uint8_t *p = w->buf + mark + 1;
+    if (n == 1) {
+        p[0] = (uint8_t)len;
+    } else {
+        p[0] = (uint8_t)(0x80 | (n - 1));
+        for (size_t i = 1; i < n; i++)
+            p[i] = (uint8_t)(len >> (8 * (n - 1 - i)));
+    }
+    if (n < 5)
+        memmove(w->buf + mark + 1 + n, w->buf + start, len);
+    w->len = mark + 1 + n + len;
+}
+
 size_t mc_der_oid_encode(const char *dotted, uint8_t *out, size_t cap)
 {
     unsigned long long arcs[64];

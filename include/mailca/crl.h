@@ -1,13 +1,14 @@
 /*
  * mc_crl: full CRLs of the issuing CA (RFC 5280 section 5, SBR 4.9.7 and 7.2), signed in the HSM.
  *
- * `mailca crl --out FILE` lists every revoked certificate of the store that has not expired,
- * takes the next CRL number from the store (never going backwards, across engine nodes too),
- * builds the TBSCertList in DER with the writer of the hot path (a CRL of a million entries as
- * OpenSSL objects would cost hundreds of MiB; here about 45 bytes an entry), signs it through
- * the HSM pool like a certificate, checks the result with OpenSSL against the issuing
- * certificate, and writes it (DER, as served over HTTP: RFC 5280 4.2.1.13) by rename, so a
- * reader never sees half a file.
+ * `mailca crl --out FILE` lists every revoked certificate of the store that has not expired
+ * and takes the next CRL number, in one locked store transaction (mc_store_crl_begin: numbers
+ * never go backwards and a higher one never lists less, across engine nodes too), builds the
+ * TBSCertList in DER with the writer of the hot path (about 45 bytes an entry, 4-octet lengths
+ * past 16 MiB), signs it through the HSM pool like a certificate, checks the result with
+ * OpenSSL against the issuing certificate, writes it (DER, as served over HTTP: RFC 5280
+ * 4.2.1.13) by rename unless FILE already holds a CRL whose number is not lower, and only then
+ * records it as published (what `mailca status` judges).
  */
 #ifndef MAILCA_CRL_H
 #define MAILCA_CRL_H

@@ -147,6 +147,11 @@ void mc_der_put_time(mc_der_w *w, int64_t unix_seconds);
 size_t mc_der_begin(mc_der_w *w, unsigned tag);
 /* Closes the value opened at mark, writing the minimal length. */
 void mc_der_end(mc_der_w *w, size_t mark);
+/* The same for values that may reach 16 MiB or more (a CRL of hundreds of thousands of
+ * entries): room for a 4-octet length, up to 4 GiB. Pair mc_der_begin_large with
+ * mc_der_end_large. */
+size_t mc_der_begin_large(mc_der_w *w, unsigned tag);
+void mc_der_end_large(mc_der_w *w, size_t mark);
 
 /* Encodes a dotted OID string into OID contents (no tag/len). Returns length, or 0 on error.
  * Cold path (profile compilation). */

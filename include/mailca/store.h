@@ -263,22 +263,25 @@ typedef struct mc_revoke_counts {
 mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
                        int dry_run, mc_revoke_counts *out, mc_errdetail *err);
 
-/* CRLs (engine/crl.c): every revoked certificate that has not expired at now (its notAfter is
- * not before now: RFC 5280 5.1.2.6 lets an entry go only once its certificate expired), in
- * serial order, with its revocation time and reason; rows are streamed, never held whole. */
+/* CRLs (engine/crl.c). A revoked certificate, as a CRL lists it. */
 typedef void (*mc_store_revoked_fn)(void *arg, const uint8_t *serial, size_t serial_len,
                                     int64_t revoked_at, int reason);
-mc_err mc_store_revoked(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
-                        mc_errdetail *err);
 
-/* Records a CRL about to be signed (its times and entry count) under the next CRL number, one
- * more than the highest ever recorded in this store, and returns it: the numbers never go
- * backwards (RFC 5280 5.2.3), across engine nodes sharing a PostgreSQL store too. A number whose
- * CRL then failed to sign is left unused (numbers increase; they need not be consecutive). */
-mc_err mc_store_crl_number(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
-                           uint64_t *number, mc_errdetail *err);
+/* Starts a CRL: in one transaction, holding a lock other nodes wait on, lists every revoked
+ * certificate not expired at this_update (its notAfter not before it: RFC 5280 5.1.2.6), in
+ * serial order, to fn, then records the CRL (times, entry count) under the next CRL number, one
+ * more than the highest ever recorded, and returns it in *number. So numbers never go backwards
+ * (RFC 5280 5.2.3) and a higher number always lists at least what a lower one did, across
+ * engine nodes sharing a PostgreSQL store too. A CRL that then fails to sign or publish leaves
+ * its number unused (numbers increase; they need not be consecutive). fn must not call the
+ * store. */
+mc_err mc_store_crl_begin(mc_store *s, int64_t this_update, int64_t next_update,
+                          mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
 
-/* The latest CRL recorded (mc_store_crl_number): *number 0 when none yet; times as recorded. */
+/* Marks CRL number as published (written where it is served) at time at. */
+mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
+
+/* The latest CRL published (mc_store_crl_published): *number 0 when none yet; its times. */
 mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
                            int64_t *next_update, mc_errdetail *err);
 
@@ -456,10 +459,9 @@ typedef struct mc_store_ops {
     long (*wal_pages)(const mc_store *s);
     mc_err (*checkpoint)(mc_store *s, mc_errdetail *err);
     mc_err (*durability)(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
-    mc_err (*revoked)(mc_store *s, int64_t now, mc_store_revoked_fn fn, void *arg,
-                      mc_errdetail *err);
-    mc_err (*crl_number)(mc_store *s, int64_t this_update, int64_t next_update, int64_t entries,
-                         uint64_t *number, mc_errdetail *err);
+    mc_err (*crl_begin)(mc_store *s, int64_t this_update, int64_t next_update,
+                        mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
+    mc_err (*crl_published)(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
     mc_err (*crl_latest)(mc_store *s, uint64_t *number, int64_t *this_update, int64_t *next_update,
                          mc_errdetail *err);
     void (*close)(mc_store *s);
