@@ -204,6 +204,20 @@ int mc_revoke_main(int argc, char **argv)
         return usage();
     if (mc_revoke_reason_parse(reason_name, &reason, &e) != MC_OK)
         return fail(&e);
+    /* a misspelt lint id would select nothing and look like an answer: only ids this build
+     * knows (mailca lint --list) */
+    if (sel.by == MC_REVOKE_LINT_WARNING) {
+        size_t nd = 0;
+        const mc_lint_def *defs = mc_lint_defs(&nd);
+        int known = 0;
+        for (size_t i = 0; i < nd && !known; i++)
+            known = strcmp(defs[i].id, sel.lint_id) == 0;
+        if (!known) {
+            mc_err_set(&e, MC_ERR_INVALID, "lint-warning", NULL,
+                       "'%s' is not a lint id of this build", sel.lint_id);
+            return fail(&e);
+        }
+    }
     /* a misspelt set would select nothing and look like an answer: only a set version (as
      * `mailca version` prints it) or what lint-disabled runs record */
     if (sel.by == MC_REVOKE_LINT && strcmp(sel.lint_version, "lint-disabled") != 0 &&

@@ -150,6 +150,14 @@ int mc_status_main(int argc, char **argv)
                             : crl_this && now - crl_this > 7 * 86400
                                 ? "OVERDUE: older than the 7 days of SBR 4.9.7"
                                 : "current";
+    /* commits a power loss can undo break the write-ahead of intent: SQLite below FULL,
+     * PostgreSQL with synchronous_commit or fsync off */
+    int durable =
+        !durability[0] || strstr(durability, "synchronous=full") ||
+        strstr(durability, "synchronous=extra") ||
+        (strstr(durability, "synchronous_commit=") &&
+         !strstr(durability, "synchronous_commit=off") && !strstr(durability, "fsync=off"));
+    bad |= !durable;
     /* a CRL past its nextUpdate or older than a week fails the check (monitoring pages on it) */
     bad |= crl_state[0] == 'E' || crl_state[0] == 'O';
     const char *backend = s ? mc_store_backend(s) : "";
@@ -206,11 +214,12 @@ int mc_status_main(int argc, char **argv)
         printf("store: FAILED: %s\n", store_error);
     else
         printf("store: %s: %lld certificate(s), %lld intent(s) without a certificate%s\n"
-               "  commits: %s\n"
+               "  commits: %s%s\n"
                "ct outbox: %lld pending, %lld done, %lld rejected\n",
                backend_buf, (long long)certs, (long long)pending,
                pending > 0 ? " (resubmit those orders: the recorded TBS is re-signed)" : "",
-               durability, (long long)ct_pending, (long long)ct_done, (long long)ct_rejected);
+               durability, durable ? "" : " (NOT DURABLE: a power loss can undo commits)",
+               (long long)ct_pending, (long long)ct_done, (long long)ct_rejected);
     if (!store_error[0]) {
         char t1[32] = "-", t2[32] = "-";
         struct tm tm;

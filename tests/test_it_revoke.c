@@ -139,6 +139,21 @@ static void test_revoke_by_key_and_account(void **state)
                              "--reason",       "superseded",
                              "--dry-run",      NULL};
     revoke("dry run, nothing written: 0 selected, 0 would be revoked", lw_none);
+    /* an id this build does not know is refused, not answered with nothing */
+    mc_it_run lw;
+    const char *lw_bad[] = {"revoke",
+                            "--config",
+                            g.cfg,
+                            "--lint-warning",
+                            "e_qc_natural_serial_numbr_format",
+                            "--reason",
+                            "superseded",
+                            "--dry-run",
+                            NULL};
+    mc_it_mailca_argv(&lw, 60, lw_bad);
+    if (lw.status != 1 || !strstr(lw.err, "not a lint id of this build"))
+        fail_msg("misspelt --lint-warning: exit %d: %s", lw.status, lw.err);
+    mc_it_run_free(&lw);
     /* by the lint set of the build that issued them: all 300; a misspelt set is refused, not
      * answered with an empty selection */
     const char *lv_dry[] = {"--lint-version", MC_LINT_SET_VERSION, "--reason",
