@@ -324,70 +324,60 @@ void mc_der_put_time(mc_der_w *w, int64_t t)
 }
 
 /* Reserve a 4-byte long-form length (up to 16 MiB) and shrink it at mc_der_end. */
-size_t mc_der_begin(mc_der_w *w, unsigned tag)
+/* A constructed value's header with room for a length of up to room - 1 octets after the
+ * 0x8N octet (mc_der_begin: 4, lengths below 16 MiB; mc_der_begin_large: 5, below 4 GiB). */
+static size_t begin_room(mc_der_w *w, unsigned tag, size_t room_len)
 {
     size_t mark = w->len;
-    if (room(w, 5)) {
+    if (room(w, 1 + room_len)) {
         w->buf[w->len++] = (uint8_t)tag;
-        w->len += 4;
+        w->len += room_len;
     }
     return mark;
+}
+
+/* Writes the minimal length into the room begin_room left and moves the contents down. */
+static void end_room(mc_der_w *w, size_t mark, size_t room_len)
+{
+    if (w->err != MC_OK)
+        return;
+    size_t start = mark + 1 + room_len, len = w->len - start;
+    size_t n = len_octets(len);
+    if (n > room_len) {
+        w->err = MC_ERR_NOMEM;
+        return;
+    }
+    uint8_t *p = w->buf + mark + 1;
+    if (n == 1) {
+        p[0] = (uint8_t)len;
+    } else {
+        p[0] = (uint8_t)(0x80 | (n - 1));
+        for (size_t i = 1; i < n; i++)
+            p[i] = (uint8_t)(len >> (8 * (n - 1 - i)));
+    }
+    if (n < room_len)
+        memmove(w->buf + mark + 1 + n, w->buf + start, len);
+    w->len = mark + 1 + n + len;
+}
+
+size_t mc_der_begin(mc_der_w *w, unsigned tag)
+{
+    return begin_room(w, tag, 4);
 }
 
 void mc_der_end(mc_der_w *w, size_t mark)
 {
-    if (w->err != MC_OK)
-        return;
-    size_t start = mark + 5, len = w->len - start;
-    size_t n = len_octets(len);
-    if (n > 4) {
-        w->err = MC_ERR_NOMEM;
-        return;
-    }
-    uint8_t *p = w->buf + mark + 1;
-    if (n == 1) {
-        p[0] = (uint8_t)len;
-    } else {
-        p[0] = (uint8_t)(0x80 | (n - 1));
-        for (size_t i = 1; i < n; i++)
-            p[i] = (uint8_t)(len >> (8 * (n - 1 - i)));
-    }
-    if (n < 4)
-        memmove(w->buf + mark + 1 + n, w->buf + start, len);
-    w->len = mark + 1 + n + len;
+    end_room(w, mark, 4);
 }
 
 size_t mc_der_begin_large(mc_der_w *w, unsigned tag)
 {
-    size_t mark = w->len;
-    if (room(w, 6)) {
-        w->buf[w->len++] = (uint8_t)tag;
-        w->len += 5;
-    }
-    return mark;
+    return begin_room(w, tag, 5);
 }
 
 void mc_der_end_large(mc_der_w *w, size_t mark)
 {
-    if (w->err != MC_OK)
-        return;
-    size_t start = mark + 6, len = w->len - start;
-    size_t n = len_octets(len);
-    if (n > 5) {
-        w->err = MC_ERR_NOMEM;
-        return;
-    }
-    uint8_t *p = w->buf + mark + 1;
-    if (n == 1) {
-        p[0] = (uint8_t)len;
-    } else {
-        p[0] = (uint8_t)(0x80 | (n - 1));
-        for (size_t i = 1; i < n; i++)
-            p[i] = (uint8_t)(len >> (8 * (n - 1 - i)));
-    }
-    if (n < 5)
-        memmove(w->buf + mark + 1 + n, w->buf + start, len);
-    w->len = mark + 1 + n + len;
+    end_room(w, mark, 5);
 }
 
 size_t mc_der_oid_encode(const char *dotted, uint8_t *out, size_t cap)
