@@ -292,6 +292,14 @@ static void write_keys(const mc_config *c, FILE *f, int absolute)
     }
 }
 
+const char *mc_config_path(const char *opt)
+{
+    if (opt)
+        return opt;
+    const char *env = getenv("MAILCA_CONFIG");
+    return env && env[0] ? env : MC_DEFAULT_CONFIG;
+}
+
 mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err)
 {
     FILE *f = fopen(path, "w");

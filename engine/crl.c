@@ -357,11 +357,6 @@ int mc_crl_main(int argc, char **argv)
     }
     if (optind != argc || !outp)
         return usage();
-    if (!cfgp) {
-        cfgp = getenv("MAILCA_CONFIG");
-        if (!cfgp || !cfgp[0])
-            cfgp = "mailca-state/mailca.yaml";
-    }
     mc_errdetail e;
     mc_err_clear(&e);
     mc_config cfg;
@@ -386,7 +381,7 @@ int mc_crl_main(int argc, char **argv)
                         "%ld is not 1..%d days", days, MC_CRL_NEXT_UPDATE_MAX_DAYS);
         goto done;
     }
-    if ((rc = mc_config_load(cfgp, &cfg, &e)) != MC_OK)
+    if ((rc = mc_config_load(mc_config_path(cfgp), &cfg, &e)) != MC_OK)
         goto done;
     mc_config_apply_env(&cfg);
     mc_sigalg alg = MC_SIG_NONE;

@@ -37,17 +37,6 @@ static int report(const char *cmd, const mc_errdetail *e)
     return 1;
 }
 
-static const char *config_path(const char *opt, char *buf, size_t len)
-{
-    if (opt)
-        return opt;
-    const char *env = getenv("MAILCA_CONFIG");
-    if (env && env[0])
-        return env;
-    snprintf(buf, len, "%s/mailca.yaml", DEFAULT_DIR);
-    return buf;
-}
-
 static int cmd_help(FILE *f)
 {
     fprintf(
@@ -214,12 +203,11 @@ static int cmd_batch(int argc, char **argv)
         fprintf(stderr, "usage: mailca batch [--config FILE] ORDERS RESULTS\n");
         return 2;
     }
-    char buf[600];
     mc_config cfg;
     mc_errdetail e;
     mc_engine *eng = NULL;
     mc_run_stats st;
-    if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+    if (mc_config_load(mc_config_path(cfgopt), &cfg, &e) != MC_OK)
         return report("batch", &e);
     if (mc_engine_open(&cfg, &eo, &eng, &e) != MC_OK)
         return report("batch", &e);
@@ -350,7 +338,6 @@ static int cmd_store(int argc, char **argv)
         fprintf(stderr, "usage: mailca store migrate [--config FILE | PATH | postgresql://...]\n");
         return 2;
     }
-    char buf[600];
     const char *where = NULL, *cfgopt = NULL;
     if (argc == 3)
         where = argv[2];
@@ -363,7 +350,7 @@ static int cmd_store(int argc, char **argv)
     mc_config cfg;
     mc_errdetail e;
     if (!where) {
-        if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+        if (mc_config_load(mc_config_path(cfgopt), &cfg, &e) != MC_OK)
             return report("store", &e);
         where = cfg.store_sqlite;
     }
@@ -384,14 +371,13 @@ static int cmd_ct(int argc, char **argv)
     }
     if (argc == 4)
         cfgopt = argv[3];
-    char buf[600];
     mc_config cfg;
     mc_ct_config cc;
     mc_errdetail e;
     mc_store *s = NULL;
     mc_ct *ct = NULL;
     mc_ct_stats st = {0};
-    if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+    if (mc_config_load(mc_config_path(cfgopt), &cfg, &e) != MC_OK)
         return report("ct", &e);
     mc_ct_config_defaults(&cc);
     snprintf(cc.profiles, sizeof cc.profiles, "%s", cfg.ct_profiles);
@@ -623,11 +609,10 @@ static int cmd_lint(int argc, char **argv)
     int loaded = 0;
     memset(&set, 0, sizeof set);
     if (profile) {
-        char buf[600];
         mc_config cfg;
         mc_errdetail e;
         mc_sigalg alg = MC_SIG_NONE;
-        if (mc_config_load(config_path(cfgopt, buf, sizeof buf), &cfg, &e) != MC_OK)
+        if (mc_config_load(mc_config_path(cfgopt), &cfg, &e) != MC_OK)
             return report("lint", &e);
         if (cfg.ca_signature[0] && (alg = mc_sigalg_from_name(cfg.ca_signature)) == MC_SIG_NONE) {
             fprintf(stderr, "mailca lint: ca.signature: unknown algorithm '%s'\n",

@@ -227,17 +227,10 @@ int mc_revoke_main(int argc, char **argv)
         (mc_revoke_time_parse(after, "issued-after", &sel.issued_after, &e) != MC_OK ||
          mc_revoke_time_parse(before, "issued-before", &sel.issued_before, &e) != MC_OK))
         return fail(&e);
-    char buf[600];
-    if (!cfgp) {
-        cfgp = getenv("MAILCA_CONFIG");
-        if (!cfgp || !cfgp[0])
-            cfgp = "mailca-state/mailca.yaml";
-    }
-    snprintf(buf, sizeof buf, "%s", cfgp);
     mc_config cfg;
     mc_store *s = NULL;
     mc_revoke_counts c;
-    if (mc_config_load(buf, &cfg, &e) != MC_OK)
+    if (mc_config_load(mc_config_path(cfgp), &cfg, &e) != MC_OK)
         return fail(&e);
     mc_err rc = mc_store_open(cfg.store_sqlite, &s, &e);
     if (rc == MC_OK)

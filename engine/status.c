@@ -83,12 +83,7 @@ int mc_status_main(int argc, char **argv)
             return ch == 'h' ? 0 : 2;
         }
     }
-    char buf[600];
-    if (!cfgp) {
-        const char *env = getenv("MAILCA_CONFIG");
-        snprintf(buf, sizeof buf, "%s", env && env[0] ? env : MC_DEFAULT_CONFIG);
-        cfgp = buf;
-    }
+    cfgp = mc_config_path(cfgp);
     mc_config cfg;
     mc_errdetail e;
     if (mc_config_load(cfgp, &cfg, &e) != MC_OK) {

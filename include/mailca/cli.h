@@ -16,9 +16,6 @@ int mc_bench_main(int argc, char **argv);
 /* `mailca status`: see engine/status.c. */
 int mc_status_main(int argc, char **argv);
 
-/* The config file when neither --config nor $MAILCA_CONFIG names one (`mailca init`'s). */
-#define MC_DEFAULT_CONFIG "mailca-state/mailca.yaml"
-
 /* How generated orders carry the subscriber key (docs/orders.md). */
 typedef enum mc_key_form {
     MC_KEY_FORM_CSR = 0,    /* PKCS#10 CSR: proof of possession verified per order */

@@ -79,6 +79,13 @@ mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err);
 /* Defaults only (dir = "."). */
 void mc_config_defaults(mc_config *c);
 
+/* The config file when neither --config nor $MAILCA_CONFIG names one (`mailca init`'s). */
+#define MC_DEFAULT_CONFIG "mailca-state/mailca.yaml"
+
+/* The config file a command loads: opt (its --config) when given, else $MAILCA_CONFIG when set
+ * and not empty, else MC_DEFAULT_CONFIG. Returns one of those strings: nothing to free. */
+const char *mc_config_path(const char *opt);
+
 /* Writes the config as YAML to path (mode 0644). */
 mc_err mc_config_write(const mc_config *c, const char *path, mc_errdetail *err);
 
