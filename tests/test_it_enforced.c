@@ -71,25 +71,6 @@ static struct {
     char store[1024];      /* store.sqlite as the config resolves it */
 } g;
 
-/* Copies the config in to out with engine.profiles set to dir (mc_it_config_set would change
- * ct.profiles, the first "profiles" key). 0 or -1. */
-static int config_with_profiles(const char *in, const char *out, const char *dir)
-{
-    size_t len = 0;
-    int rc = -1;
-    char *c = (char *)mc_it_read_file(in, &len);
-    char *engine = c ? strstr(c, "\nengine:\n") : NULL;
-    char *line = engine ? strstr(engine, "\n  profiles: ") : NULL;
-    char *eol = line ? strchr(line + 1, '\n') : NULL;
-    FILE *f = eol ? fopen(out, "w") : NULL;
-    if (f) {
-        int ok = fprintf(f, "%.*s\n  profiles: \"%s\"%s", (int)(line - c), c, dir, eol) > 0;
-        rc = fclose(f) == 0 && ok ? 0 : -1;
-    }
-    free(c);
-    return rc;
-}
-
 /* A CA, a profile folder with the shipped mailbox-strict and QC_PROFILE, and the two configs
  * (beside mailca.yaml, so its relative paths hold). */
 static int group_setup(void **state)
@@ -111,7 +92,9 @@ static int group_setup(void **state)
     snprintf(base, sizeof base, "%s/mailca.yaml", g.it.ca);
     snprintf(g.cfg_default, sizeof g.cfg_default, "%s/default-set.yaml", g.it.ca);
     snprintf(g.cfg_old, sizeof g.cfg_old, "%s/old-set.yaml", g.it.ca);
-    ok = ok && config_with_profiles(base, g.cfg_default, dir) == 0 &&
+    char qdir[710];
+    snprintf(qdir, sizeof qdir, "\"%s\"", dir);
+    ok = ok && mc_it_config_set(base, g.cfg_default, "engine.profiles", qdir) == 0 &&
          mc_it_config_set(g.cfg_default, g.cfg_old, "enforced_set", "\"" OLD_SET "\"") == 0;
     mc_config cfg;
     mc_errdetail err;

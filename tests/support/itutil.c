@@ -619,18 +619,23 @@ int mc_it_ca_free(mc_it_ca *ca)
 
 int mc_it_config_set(const char *in, const char *out_path, const char *key, const char *value)
 {
-    size_t len = 0, kl = strlen(key);
+    size_t len = 0;
+    const char *dot = strchr(key, '.');
+    const char *name = dot ? dot + 1 : key;
+    size_t kl = strlen(name), sl = dot ? (size_t)(dot - key) : 0;
     char *y = (char *)mc_it_read_file(in, &len);
     FILE *out = y ? fopen(out_path, "w") : NULL;
-    int set = 0;
+    int set = 0, in_section = !dot;
     if (!out) {
         free(y);
         return -1;
     }
     for (char *line = strtok(y, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!set && strncmp(line, "  ", 2) == 0 && strncmp(line + 2, key, kl) == 0 &&
+        if (dot && line[0] != ' ' && line[0] != '#')
+            in_section = strncmp(line, key, sl) == 0 && line[sl] == ':';
+        if (!set && in_section && strncmp(line, "  ", 2) == 0 && strncmp(line + 2, name, kl) == 0 &&
             line[2 + kl] == ':') {
-            fprintf(out, "  %s: %s\n", key, value);
+            fprintf(out, "  %s: %s\n", name, value);
             set = 1;
         } else {
             fprintf(out, "%s\n", line);

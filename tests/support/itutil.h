@@ -153,8 +153,9 @@ uint8_t *mc_it_read_file(const char *path, size_t *len);
 int mc_it_config_with_deadline(const char *in, const char *out, int ms);
 
 /* Copies the config file in to out (beside it: relative paths stay valid) with the first line
- * of key ("  key: ...", any section) replaced by "  key: value" (value written as given, quotes
- * included). 0, or -1 when in has no such line or a file cannot be read or written. */
+ * of key ("  key: ...") replaced by "  key: value" (value written as given, quotes included).
+ * key is "name" (any section) or "section.name" (only within "section:"). 0, or -1 when in has
+ * no such line or a file cannot be read or written. */
 int mc_it_config_set(const char *in, const char *out, const char *key, const char *value);
 
 /* Writes len bytes to path (created or truncated). 0 or -1. */
