@@ -123,6 +123,7 @@ int mc_status_main(int argc, char **argv)
     mc_store *s = NULL;
     int64_t certs = -1, pending = -1, ct_pending = -1, ct_done = -1, ct_rejected = -1;
     char store_error[MC_ERR_MSG_MAX] = "", durability[96] = "";
+    int durable = 1; /* until the store says otherwise (a store that failed is reported so) */
     uint64_t crl_number = 0;
     int64_t crl_this = 0, crl_next = 0;
     struct stat sb;
@@ -133,7 +134,7 @@ int mc_status_main(int argc, char **argv)
     } else if (mc_store_open(cfg.store_sqlite, &s, &e) != MC_OK ||
                mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
                mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK ||
-               mc_store_durability(s, durability, sizeof durability, &e) != MC_OK ||
+               mc_store_durability(s, durability, sizeof durability, &durable, &e) != MC_OK ||
                mc_store_crl_latest(s, &crl_number, &crl_this, &crl_next, &e) != MC_OK) {
         mc_err_format(&e, store_error, sizeof store_error);
         bad = 1;
@@ -147,11 +148,6 @@ int mc_status_main(int argc, char **argv)
                                 : "current";
     /* commits a power loss can undo break the write-ahead of intent: SQLite below FULL,
      * PostgreSQL with synchronous_commit or fsync off */
-    int durable =
-        !durability[0] || strstr(durability, "synchronous=full") ||
-        strstr(durability, "synchronous=extra") ||
-        (strstr(durability, "synchronous_commit=") &&
-         !strstr(durability, "synchronous_commit=off") && !strstr(durability, "fsync=off"));
     bad |= !durable;
     /* a CRL past its nextUpdate or older than a week fails the check (monitoring pages on it) */
     bad |= crl_state[0] == 'E' || crl_state[0] == 'O';

@@ -1566,7 +1566,7 @@ static mc_err sq_checkpoint(mc_store *base, mc_errdetail *err)
     return MC_OK;
 }
 
-static mc_err sq_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
+static mc_err sq_durability(mc_store *base, char *buf, size_t cap, int *durable, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
     static const char *const names[] = {"off", "normal", "full", "extra"};
@@ -1575,6 +1575,7 @@ static mc_err sq_durability(mc_store *base, char *buf, size_t cap, mc_errdetail 
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         int v = sqlite3_column_int(st, 0);
         snprintf(buf, cap, "synchronous=%s", v >= 0 && v <= 3 ? names[v] : "?");
+        *durable = v >= 2; /* FULL or EXTRA: the WAL synced at every commit */
         rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
@@ -1777,12 +1778,13 @@ mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
     return s->ops->crl_latest(s, number, this_update, next_update, err);
 }
 
-mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err)
+mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err)
 {
-    if (!s || !buf || !cap)
+    if (!s || !buf || !cap || !durable)
         return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "store durability: NULL argument");
     buf[0] = '\0';
-    return s->ops->durability(s, buf, cap, err);
+    *durable = 0;
+    return s->ops->durability(s, buf, cap, durable, err);
 }
 
 mc_err mc_store_intents_commit(mc_store *s, const mc_intent *v, size_t n, mc_intent_state *state,

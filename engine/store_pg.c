@@ -1979,7 +1979,7 @@ static mc_err pg_crl_latest(mc_store *base, uint64_t *number, int64_t *this_upda
     return e;
 }
 
-static mc_err pg_durability(mc_store *base, char *buf, size_t cap, mc_errdetail *err)
+static mc_err pg_durability(mc_store *base, char *buf, size_t cap, int *durable, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     mc_err e = conn_ready(s, err);
@@ -1987,10 +1987,12 @@ static mc_err pg_durability(mc_store *base, char *buf, size_t cap, mc_errdetail 
         return e;
     PGresult *res = PQexec(s->conn, "SELECT current_setting('synchronous_commit'),"
                                     " current_setting('fsync')");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         snprintf(buf, cap, "synchronous_commit=%s fsync=%s", PQgetvalue(res, 0, 0),
                  PQgetvalue(res, 0, 1));
-    else
+        *durable =
+            strcmp(PQgetvalue(res, 0, 0), "off") != 0 && strcmp(PQgetvalue(res, 0, 1), "on") == 0;
+    } else
         e = pg_err(s, err, NULL, "store durability", res);
     PQclear(res);
     return e;

@@ -1591,7 +1591,9 @@ static void test_durability(void **state)
     else
         snprintf(where, sizeof where, "%s", fx->where);
     mc_store *s = open_ok(where);
-    assert_int_equal(mc_store_durability(s, got, sizeof got, &err), MC_OK);
+    int durable = -1;
+    assert_int_equal(mc_store_durability(s, got, sizeof got, &durable, &err), MC_OK);
+    assert_int_equal(durable, 1);
 #ifdef MAILCA_HAVE_LIBPQ
     if (fx->b == &pg_backend) {
         /* the option reached the session: it is what the store turned back on */

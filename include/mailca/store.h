@@ -127,8 +127,10 @@ const char *mc_store_backend(const mc_store *s);
  * the config): SQLite "synchronous=full" (store open sets FULL), PostgreSQL
  * "synchronous_commit=on fsync=on" (store open turns synchronous_commit back on when the
  * server, role or database has it off; the server's fsync it cannot change). For `mailca
- * status`: a store whose commits a power loss can undo breaks the write-ahead of intent. */
-mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
+ * status`: a store whose commits a power loss can undo breaks the write-ahead of intent, and
+ * *durable says whether they are safe (SQLite FULL or EXTRA; PostgreSQL synchronous_commit not
+ * off and fsync on). */
+mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err);
 
 /* Records n intents in one transaction. state[i] says what was found for each order id (for an
  * existing order id nothing is written; an order id repeated within v yields MC_INTENT_PENDING
@@ -458,7 +460,7 @@ typedef struct mc_store_ops {
     mc_err (*checkpoint_elsewhere)(mc_store *s, long hard_pages, mc_errdetail *err);
     long (*wal_pages)(const mc_store *s);
     mc_err (*checkpoint)(mc_store *s, mc_errdetail *err);
-    mc_err (*durability)(mc_store *s, char *buf, size_t cap, mc_errdetail *err);
+    mc_err (*durability)(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err);
     mc_err (*crl_begin)(mc_store *s, int64_t this_update, int64_t next_update,
                         mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
     mc_err (*crl_published)(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
