@@ -1444,6 +1444,51 @@ static mc_err pg_counts(mc_store *base, int64_t *certs, int64_t *pending, mc_err
     return e;
 }
 
+/* A row of a streamed result, handed over while the next is still on its way. */
+typedef void (*stream_fn)(void *arg, const PGresult *row);
+
+/* Runs prepared statement which (np parameters of p) and hands each result row to fn, one at a
+ * time (single-row mode), so a long result is never held whole; *rows (may be NULL) gets how
+ * many. Rows after an error are read and dropped (the connection stays usable). */
+static mc_err stream_rows(pg_store *s, int which, int np, const params *p, stream_fn fn, void *arg,
+                          int64_t *rows, const char *what, mc_errdetail *err)
+{
+    mc_err e = MC_OK;
+    int64_t n = 0;
+    if (!PQsendQueryPrepared(s->conn, stmts[which].name, np, np ? p->val : NULL, np ? p->len : NULL,
+                             np ? p->fmt : NULL, 1))
+        return pg_err(s, err, NULL, what, NULL);
+    PQsetSingleRowMode(s->conn);
+    PGresult *res;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && !e) {
+            fn(arg, res);
+            n++;
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
+            e = pg_err(s, err, NULL, what, res);
+        }
+        PQclear(res);
+    }
+    if (rows)
+        *rows = n;
+    return e;
+}
+
+typedef struct pending_ctx {
+    mc_store_pending_fn fn;
+    void *arg;
+} pending_ctx;
+
+static void pending_row(void *arg, const PGresult *res)
+{
+    const pending_ctx *c = arg;
+    size_t serial_len, tbs_len;
+    const uint8_t *serial = get_blob(res, 0, 1, &serial_len);
+    const uint8_t *tbs = get_blob(res, 0, 2, &tbs_len);
+    c->fn(c->arg, PQgetvalue(res, 0, 0), serial, serial_len, tbs, tbs_len);
+}
+
 /* Rows are streamed one at a time (single-row mode), so a long backlog is never held whole. */
 static mc_err pg_pending(mc_store *base, mc_store_pending_fn fn, void *arg, mc_errdetail *err)
 {
@@ -1451,23 +1496,8 @@ static mc_err pg_pending(mc_store *base, mc_store_pending_fn fn, void *arg, mc_e
     mc_err e = conn_ready(s, err);
     if (e)
         return e;
-    if (!PQsendQueryPrepared(s->conn, stmts[PS_PENDING].name, 0, NULL, NULL, NULL, 1))
-        return pg_err(s, err, NULL, "pending", NULL);
-    PQsetSingleRowMode(s->conn);
-    PGresult *res;
-    while ((res = PQgetResult(s->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_SINGLE_TUPLE && !e) {
-            size_t serial_len, tbs_len;
-            const uint8_t *serial = get_blob(res, 0, 1, &serial_len);
-            const uint8_t *tbs = get_blob(res, 0, 2, &tbs_len);
-            fn(arg, PQgetvalue(res, 0, 0), serial, serial_len, tbs, tbs_len);
-        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
-            e = pg_err(s, err, NULL, "pending", res);
-        }
-        PQclear(res);
-    }
-    return e;
+    pending_ctx c = {fn, arg};
+    return stream_rows(s, PS_PENDING, 0, NULL, pending_row, &c, NULL, "pending", err);
 }
 
 static void copy_text(const PGresult *res, int col, char *out, size_t cap)
@@ -1610,6 +1640,32 @@ static mc_err pg_ct_record(mc_store *base, const mc_ct_outcome *v, size_t n, int
                           err);
 }
 
+typedef struct ct_list_ctx {
+    mc_store_ct_row_fn fn;
+    void *arg;
+} ct_list_ctx;
+
+static void ct_list_row(void *arg, const PGresult *res)
+{
+    const ct_list_ctx *c = arg;
+    size_t sl, ll, tl;
+    mc_ct_row r = {
+        .serial = get_blob(res, 0, 0, &sl),
+        .log_id = get_blob(res, 0, 1, &ll),
+        .precert = (int)get_int8(res, 0, 2),
+        .state = (mc_ct_state)get_int8(res, 0, 3),
+        .attempts = (int)get_int8(res, 0, 4),
+        .next_ms = get_int8(res, 0, 5),
+        .http_status = (int)get_int8(res, 0, 6),
+        .message = PQgetisnull(res, 0, 7) ? "" : PQgetvalue(res, 0, 7),
+        .sct_timestamp = get_int8(res, 0, 8),
+        .sct = get_blob(res, 0, 9, &tl),
+    };
+    r.serial_len = sl;
+    r.sct_len = tl;
+    c->fn(c->arg, &r);
+}
+
 static mc_err pg_ct_list(mc_store *base, const uint8_t *serial, size_t serial_len,
                          mc_store_ct_row_fn fn, void *arg, mc_errdetail *err)
 {
@@ -1620,35 +1676,8 @@ static mc_err pg_ct_list(mc_store *base, const uint8_t *serial, size_t serial_le
     params p;
     memset(&p, 0, sizeof p);
     p_blob(&p, 0, serial, serial_len);
-    if (!PQsendQueryPrepared(s->conn, stmts[PS_CT_LIST].name, 1, p.val, p.len, p.fmt, 1))
-        return pg_err(s, err, NULL, "ct list", NULL);
-    PQsetSingleRowMode(s->conn);
-    PGresult *res;
-    while ((res = PQgetResult(s->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_SINGLE_TUPLE && !e) {
-            size_t sl, ll, tl;
-            mc_ct_row r = {
-                .serial = get_blob(res, 0, 0, &sl),
-                .log_id = get_blob(res, 0, 1, &ll),
-                .precert = (int)get_int8(res, 0, 2),
-                .state = (mc_ct_state)get_int8(res, 0, 3),
-                .attempts = (int)get_int8(res, 0, 4),
-                .next_ms = get_int8(res, 0, 5),
-                .http_status = (int)get_int8(res, 0, 6),
-                .message = PQgetisnull(res, 0, 7) ? "" : PQgetvalue(res, 0, 7),
-                .sct_timestamp = get_int8(res, 0, 8),
-                .sct = get_blob(res, 0, 9, &tl),
-            };
-            r.serial_len = sl;
-            r.sct_len = tl;
-            fn(arg, &r);
-        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
-            e = pg_err(s, err, NULL, "ct list", res);
-        }
-        PQclear(res);
-    }
-    return e;
+    ct_list_ctx c = {fn, arg};
+    return stream_rows(s, PS_CT_LIST, 1, &p, ct_list_row, &c, NULL, "ct list", err);
 }
 
 static mc_err pg_ct_counts(mc_store *base, int64_t *pending, int64_t *done, int64_t *rejected,
@@ -1883,6 +1912,19 @@ done:
     return e;
 }
 
+typedef struct revoked_ctx {
+    mc_store_revoked_fn fn;
+    void *arg;
+} revoked_ctx;
+
+static void revoked_row(void *arg, const PGresult *res)
+{
+    const revoked_ctx *c = arg;
+    size_t serial_len;
+    const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
+    c->fn(c->arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2));
+}
+
 /* In one transaction holding crls in SHARE ROW EXCLUSIVE mode (another node's pg_crl_begin
  * waits for this one to commit): the entries (streamed, single-row mode; READ COMMITTED, so
  * they include every revocation committed before the lock was granted), then the number:
@@ -1901,32 +1943,16 @@ static mc_err pg_crl_begin(mc_store *base, int64_t this_update, int64_t next_upd
     memset(&p, 0, sizeof p);
     p_int8(&p, 0, this_update);
     int64_t n = 0;
-    if (!PQsendQueryPrepared(s->conn, stmts[PS_REVOKED].name, 1, p.val, p.len, p.fmt, 1)) {
-        e = pg_err(s, err, NULL, "crl: revoked certificates", NULL);
-        goto done;
-    }
-    PQsetSingleRowMode(s->conn);
-    PGresult *res;
-    while ((res = PQgetResult(s->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_SINGLE_TUPLE && !e) {
-            size_t serial_len;
-            const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
-            fn(arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2));
-            n++;
-        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
-            e = pg_err(s, err, NULL, "crl: revoked certificates", res);
-        }
-        PQclear(res);
-    }
-    if (e)
+    revoked_ctx c = {fn, arg};
+    if ((e = stream_rows(s, PS_REVOKED, 1, &p, revoked_row, &c, &n, "crl: revoked certificates",
+                         err)) != MC_OK)
         goto done;
     memset(&p, 0, sizeof p);
     p_int8(&p, 0, this_update);
     p_int8(&p, 1, next_update);
     p_int8(&p, 2, n);
     p_int8(&p, 3, (int64_t)time(NULL));
-    res = run(s, PS_CRL_NUMBER, &p);
+    PGresult *res = run(s, PS_CRL_NUMBER, &p);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         *number = (uint64_t)get_int8(res, 0, 0);
     else
