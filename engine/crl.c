@@ -350,10 +350,16 @@ int mc_crl_main(int argc, char **argv)
             cfgp = optarg;
         else if (ch == 'o')
             outp = optarg;
-        else if (ch == 'd' && (days = strtol(optarg, &end, 10), *optarg && !*end))
-            continue;
-        else
-            return usage() == 2 && ch == 'h' ? 0 : 2;
+        else if (ch == 'd') {
+            days = strtol(optarg, &end, 10);
+            if (!*optarg || *end)
+                return usage();
+        } else if (ch == 'h') {
+            usage();
+            return 0;
+        } else {
+            return usage();
+        }
     }
     if (optind != argc || !outp)
         return usage();
