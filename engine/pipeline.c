@@ -1566,21 +1566,23 @@ static int signers_per_worker(const mc_engine *e, int total_workers)
 static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char *ep_orders,
                                       const char *ep_intents, const char *ep_results, int signers)
 {
-    return (mc_worker_shared){.profiles = &e->profiles,
-                              .issuer = &e->issuer,
-                              .digests = &e->d,
-                              .pool = e->pool,
-                              .caa = e->caa,
-                              .account_uri_prefix = e->cfg.caa_account_uri_prefix,
-                              .zctx = zctx,
-                              .ep_orders = ep_orders,
-                              .ep_intents = ep_intents,
-                              .ep_results = ep_results,
-                              .batch = e->batch,
-                              .lint = !e->opts.no_lint,
-                              .lint_enforced_set = e->cfg.lint_enforced_set,
-                              .signers = signers,
-                              .sign_timeout_ms = e->cfg.hsm_sign_timeout_ms};
+    return (mc_worker_shared){
+        .profiles = &e->profiles,
+        .issuer = &e->issuer,
+        .digests = &e->d,
+        .pool = e->pool,
+        .caa = e->caa,
+        .account_uri_prefix = e->cfg.caa_account_uri_prefix,
+        .zctx = zctx,
+        .ep_orders = ep_orders,
+        .ep_intents = ep_intents,
+        .ep_results = ep_results,
+        .batch = e->batch,
+        .lint = !e->opts.no_lint,
+        .lint_enforced_set = e->cfg.lint_enforced_set,
+        .lint_enforced = e->opts.no_lint ? NULL : mc_lint_set_effective(e->cfg.lint_enforced_set),
+        .signers = signers,
+        .sign_timeout_ms = e->cfg.hsm_sign_timeout_ms};
 }
 
 /* Starts n worker threads; worker i is pinned to core (cpu0 + i) mod cores, or not pinned when

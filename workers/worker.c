@@ -430,7 +430,7 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
     in->profile_hash = it->prof->hash;
     /* provenance: which lint set judged these bytes, which engine built them */
     in->lint_version = sh->lint ? MC_LINT_SET_VERSION : "lint-disabled";
-    in->lint_enforced = sh->lint ? mc_lint_set_effective(sh->lint_enforced_set) : NULL;
+    in->lint_enforced = sh->lint_enforced;
     in->engine_version = MAILCA_VERSION;
     in->serial = it->serial;
     in->serial_len = MC_SERIAL_LEN;

@@ -29,6 +29,8 @@ typedef struct mc_worker_shared {
     int batch;                      /* orders per batch (one intent transaction) */
     int lint;                       /* 0 only in the bench's lint-cost comparison */
     const char *lint_enforced_set;  /* mc_lint_ctx.enforced_set (config lint.enforced_set) */
+    const char *lint_enforced;      /* recorded with each intent: mc_lint_set_effective of
+                                       lint_enforced_set, NULL when lint is off (resolved once) */
     int signers;         /* 0: the worker signs on its own session; N: N signer threads per worker,
                             each with its own session, keep N C_Sign calls in flight */
     int sign_timeout_ms; /* deadline of one C_Sign with signer threads (0: none) */
