@@ -258,6 +258,7 @@ enum {
     ST_CRL_NUMBER,
     ST_CRL_LATEST,
     ST_CRL_PUBLISHED,
+    ST_SERIAL_STATUS,
     ST_COUNT_
 };
 
@@ -333,6 +334,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_CRL_LATEST] = "SELECT number, this_update, next_update FROM crls"
                       " WHERE published_at IS NOT NULL ORDER BY number DESC LIMIT 1",
     [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number = ?1",
+    /* OCSP: every intent, its certificate when there is one */
+    [ST_SERIAL_STATUS] = "SELECT i.not_after, c.intent IS NOT NULL, c.status, c.revoked_at,"
+                         " c.revocation_reason FROM intents AS i"
+                         " LEFT JOIN certificates AS c ON c.intent = i.id WHERE i.serial = ?1",
 };
 
 #define STR_(x) #x
@@ -1354,6 +1359,38 @@ static mc_err sq_cert_status(mc_store *base, const uint8_t *serial, size_t seria
     return e;
 }
 
+static mc_err sq_serial_status(mc_store *base, const uint8_t *serial, size_t serial_len,
+                               mc_serial_status *out, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_SERIAL_STATUS];
+    mc_err e = MC_OK;
+    bind_blob(st, 1, serial, serial_len);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        out->not_after = sqlite3_column_int64(st, 0);
+        if (!sqlite3_column_int(st, 1)) {
+            out->state = MC_SERIAL_RESERVED;
+        } else {
+            const char *status = (const char *)sqlite3_column_text(st, 2);
+            /* anything but 'issued' is a revocation, as the CRL lists them (ST_REVOKED) */
+            out->state =
+                status && strcmp(status, "issued") == 0 ? MC_SERIAL_ISSUED : MC_SERIAL_REVOKED;
+            if (out->state == MC_SERIAL_REVOKED) {
+                out->revoked_at = sqlite3_column_int64(st, 3);
+                out->reason =
+                    sqlite3_column_type(st, 4) != SQLITE_NULL ? sqlite3_column_int(st, 4) : 0;
+            }
+        }
+    } else if (rc == SQLITE_DONE) {
+        out->state = MC_SERIAL_UNUSED;
+    } else {
+        e = store_err(s, err, "serial", "serial status", rc);
+    }
+    stmt_release(st);
+    return e;
+}
+
 /* The WHERE condition over intents AS i of each selector kind (store.h mc_revoke_by). */
 static const char *sq_revoke_where(mc_revoke_by by)
 {
@@ -1680,6 +1717,7 @@ static const mc_store_ops sq_ops = {
     .crl_begin = sq_crl_begin,
     .crl_published = sq_crl_published,
     .crl_latest = sq_crl_latest,
+    .serial_status = sq_serial_status,
     .close = sq_close,
 };
 
@@ -2193,4 +2231,16 @@ mc_err mc_store_cert_status(mc_store *s, const uint8_t *serial, size_t serial_le
         return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "certificate status: NULL argument");
     mc_err e = serial_arg_check("certificate status", serial, serial_len, err);
     return e ? e : s->ops->cert_status(s, serial, serial_len, status, cap, revoked_at, reason, err);
+}
+
+mc_err mc_store_serial_status(mc_store *s, const uint8_t *serial, size_t serial_len,
+                              mc_serial_status *out, mc_errdetail *err)
+{
+    if (!s || !out)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "serial status: NULL argument");
+    memset(out, 0, sizeof *out);
+    out->revoked_at = -1;
+    out->reason = -1;
+    mc_err e = serial_arg_check("serial status", serial, serial_len, err);
+    return e ? e : s->ops->serial_status(s, serial, serial_len, out, err);
 }

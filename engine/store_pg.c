@@ -171,6 +171,7 @@ enum {
     PS_CRL_NUMBER,
     PS_CRL_LATEST,
     PS_CRL_PUBLISHED,
+    PS_SERIAL_STATUS,
     PS_COUNT_
 };
 
@@ -379,6 +380,14 @@ static const struct {
                           "UPDATE crls SET published_at = $2 WHERE number = $1",
                           2,
                           {OID_INT8, OID_INT8}},
+    /* OCSP: every intent, its certificate when there is one */
+    [PS_SERIAL_STATUS] = {"mc_serial_status",
+                          "SELECT i.not_after, (c.serial IS NOT NULL)::int::bigint, c.status,"
+                          " c.revoked_at, c.revocation_reason::bigint FROM intents AS i"
+                          " LEFT JOIN certificates AS c ON c.serial = i.serial"
+                          " WHERE i.serial = $1",
+                          1,
+                          {OID_BYTEA}},
 };
 
 typedef struct pg_store {
@@ -1757,6 +1766,40 @@ static mc_err pg_cert_status(mc_store *base, const uint8_t *serial, size_t seria
     return e;
 }
 
+static mc_err pg_serial_status(mc_store *base, const uint8_t *serial, size_t serial_len,
+                               mc_serial_status *out, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_blob(&p, 0, serial, serial_len);
+    PGresult *res = run(s, PS_SERIAL_STATUS, &p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, "serial", "serial status", res);
+    } else if (PQntuples(res) == 0) {
+        out->state = MC_SERIAL_UNUSED;
+    } else {
+        out->not_after = PQgetisnull(res, 0, 0) ? 0 : get_int8(res, 0, 0);
+        if (get_int8(res, 0, 1) == 0) {
+            out->state = MC_SERIAL_RESERVED;
+        } else {
+            char status[32] = "";
+            copy_text(res, 2, status, sizeof status);
+            /* anything but 'issued' is a revocation, as the CRL lists them (PS_REVOKED) */
+            out->state = strcmp(status, "issued") == 0 ? MC_SERIAL_ISSUED : MC_SERIAL_REVOKED;
+            if (out->state == MC_SERIAL_REVOKED) {
+                out->revoked_at = PQgetisnull(res, 0, 3) ? 0 : get_int8(res, 0, 3);
+                out->reason = PQgetisnull(res, 0, 4) ? 0 : (int)get_int8(res, 0, 4);
+            }
+        }
+    }
+    PQclear(res);
+    return e;
+}
+
 /* Runs sql with the parameters (binary) and checks its status; *changed gets the rows it
  * changed (when not NULL). */
 static mc_err pg_exec_params(pg_store *s, const char *sql, int n, const Oid *types, const params *p,
@@ -2044,6 +2087,7 @@ static const mc_store_ops pg_ops = {
     .crl_begin = pg_crl_begin,
     .crl_published = pg_crl_published,
     .crl_latest = pg_crl_latest,
+    .serial_status = pg_serial_status,
     .close = pg_close,
 };
 

@@ -2708,6 +2708,56 @@ static void test_checkpoint_elsewhere(void **state)
         batch_free(&b[i]);
 }
 
+/* OCSP (SBR 4.9.10): one read tells unused, reserved (intent only), issued and revoked apart;
+ * neither an unused nor a reserved serial is an error or looks issued. */
+static void test_serial_status(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "ss", 0, 4);
+    assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK); /* 3: intent only */
+    mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = b.serial[1], .serial_len = SER_LEN};
+    mc_revoke_counts c;
+    assert_int_equal(mc_store_revoke(s, &one, MC_CRL_KEY_COMPROMISE, 5000, 0, &c, &err), MC_OK);
+    one.serial = b.serial[2];
+    assert_int_equal(mc_store_revoke(s, &one, MC_CRL_UNSPECIFIED, 6000, 0, &c, &err), MC_OK);
+
+    mc_serial_status st;
+    assert_int_equal(mc_store_serial_status(s, b.serial[0], SER_LEN, &st, &err), MC_OK);
+    assert_int_equal(st.state, MC_SERIAL_ISSUED);
+    assert_int_equal(st.not_after, b.in[0].not_after);
+    assert_int_equal(st.revoked_at, -1);
+    assert_int_equal(st.reason, -1);
+    assert_int_equal(mc_store_serial_status(s, b.serial[1], SER_LEN, &st, &err), MC_OK);
+    assert_int_equal(st.state, MC_SERIAL_REVOKED);
+    assert_int_equal(st.revoked_at, 5000);
+    assert_int_equal(st.reason, MC_CRL_KEY_COMPROMISE);
+    assert_int_equal(mc_store_serial_status(s, b.serial[2], SER_LEN, &st, &err), MC_OK);
+    assert_int_equal(st.state, MC_SERIAL_REVOKED);
+    assert_int_equal(st.revoked_at, 6000);
+    assert_int_equal(st.reason, MC_CRL_UNSPECIFIED);
+    assert_int_equal(mc_store_serial_status(s, b.serial[3], SER_LEN, &st, &err), MC_OK);
+    assert_int_equal(st.state, MC_SERIAL_RESERVED);
+    assert_int_equal(st.not_after, b.in[3].not_after);
+    assert_int_equal(st.revoked_at, -1);
+    /* a serial never assigned: answered, not an error */
+    uint8_t other[SER_LEN];
+    memcpy(other, b.serial[0], SER_LEN);
+    other[SER_LEN - 1] ^= 0xff;
+    assert_int_equal(mc_store_serial_status(s, other, SER_LEN, &st, &err), MC_OK);
+    assert_int_equal(st.state, MC_SERIAL_UNUSED);
+    assert_int_equal(st.not_after, 0);
+    /* a serial that is none (RFC 5280 4.1.2.2) is refused */
+    assert_int_equal(mc_store_serial_status(s, other, 0, &st, &err), MC_ERR_INVALID);
+    assert_int_equal(mc_store_serial_status(s, other, MC_SERIAL_MAX + 1, &st, &err),
+                     MC_ERR_INVALID);
+    mc_store_close(s);
+    batch_free(&b);
+}
+
 /* The whole suite, once per backend. */
 #define STORE_TESTS(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, setup, teardown),                \
@@ -2742,7 +2792,8 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_migrate_7_to_8, setup, teardown),                     \
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown),                          \
-        cmocka_unit_test_setup_teardown(test_crl_number_race, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_crl_number_race, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_serial_status, setup, teardown)
 
 /* `mailca revoke --reason NAME` (mc_revoke_reason_parse): the RFC 5280 5.3.1 names, any case;
  * the codes mc_crl_reason_allowed refuses (test_revoke) are refused by name too, certificateHold

@@ -293,6 +293,29 @@ mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
 mc_err mc_store_cert_status(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
                             size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
 
+/* What an OCSP responder may say of a serial (engine/ocsp.c, SBR 4.9.10): unlike
+ * mc_store_cert_status, "never assigned" and "reserved but not recorded as issued" are answers,
+ * not errors, so that neither is ever answered "good". */
+typedef enum mc_serial_state {
+    MC_SERIAL_UNUSED = 0, /* no intent: this CA never assigned the serial */
+    MC_SERIAL_RESERVED,   /* an intent without a certificate: in flight, or maybe signed before a
+                             crash and never recorded (mc_store_pending): not known to be issued */
+    MC_SERIAL_ISSUED,     /* a certificate, not revoked */
+    MC_SERIAL_REVOKED,    /* a certificate, revoked */
+} mc_serial_state;
+
+typedef struct mc_serial_status {
+    mc_serial_state state;
+    int64_t not_after;  /* the intent's notAfter (0 when UNUSED) */
+    int64_t revoked_at; /* REVOKED: revocation time (seconds since the epoch); else -1 */
+    int reason;         /* REVOKED: CRLReason as recorded (0 unspecified); else -1 */
+} mc_serial_status;
+
+/* The state of serial in one read (*out zeroed first). MC_ERR_INVALID for a serial outside
+ * 1..MC_SERIAL_MAX bytes; MC_ERR_STORE on a store failure. */
+mc_err mc_store_serial_status(mc_store *s, const uint8_t *serial, size_t serial_len,
+                              mc_serial_status *out, mc_errdetail *err);
+
 /* --- CT outbox (migration 2; engine/ct.c drives it, include/mailca/ct.h) ----------------------
  * One row per (serial, log, entry type): the chain to submit, its state and retry schedule, the
  * last answer. SCTs received are kept in their own table, keyed the same way. Times are
@@ -466,6 +489,9 @@ typedef struct mc_store_ops {
     mc_err (*crl_published)(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
     mc_err (*crl_latest)(mc_store *s, uint64_t *number, int64_t *this_update, int64_t *next_update,
                          mc_errdetail *err);
+    /* OCSP: serial valid, *out zeroed */
+    mc_err (*serial_status)(mc_store *s, const uint8_t *serial, size_t serial_len,
+                            mc_serial_status *out, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
