@@ -4,7 +4,7 @@ set -eu
 PKGS="build-essential cmake pkg-config libssl-dev openssl libp11-kit-dev softhsm2
   libzmq3-dev libmsgpack-dev libyaml-dev libsqlite3-dev sqlite3 libcmocka-dev
   libunbound-dev nsd ldnsutils dns-root-data postgresql-15 libpq-dev
-  libnss3-tools gpgsm gpg-agent libcurl4-openssl-dev libidn2-dev"
+  libnss3-tools gpgsm gpg-agent libcurl4-openssl-dev libidn2-dev libmicrohttpd-dev"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 missing=""
