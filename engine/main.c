@@ -13,6 +13,7 @@
 #include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
+#include "mailca/ocsp.h"
 #include "mailca/revoke.h"
 #include "mailca/store.h"
 #include "mailca/x509.h"
@@ -70,6 +71,9 @@ static int cmd_help(FILE *f)
         "         --reason NAME [--dry-run]  revoke certificates in the store\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
+        "  ocsp serve [--config FILE] --listen ADDRESS:PORT [--validity-hours H]\n"
+        "        an OCSP responder (RFC 6960/5019, GET and POST) answering from the store,\n"
+        "        signed in the HSM by the CA; H 8..240 (SBR 4.9.10), default 96; SIGTERM stops it\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
         "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  version, help\n\n"
@@ -686,6 +690,8 @@ int main(int argc, char **argv)
         return mc_revoke_main(argc, argv);
     if (strcmp(cmd, "crl") == 0)
         return mc_crl_main(argc, argv);
+    if (strcmp(cmd, "ocsp") == 0)
+        return mc_ocsp_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }
