@@ -622,8 +622,10 @@ static void http_date(int64_t t, char *buf, size_t cap)
              months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+/* Answers req; why (may be NULL), when set, is the reason the caller already knows the request
+ * is malformed (a GET path that does not decode): then nothing is parsed. */
 static enum MHD_Result answer(server *sv, struct MHD_Connection *c, const uint8_t *req, size_t n,
-                              int get)
+                              int get, const char *why)
 {
     uint8_t *out = NULL;
     size_t out_len = 0;
@@ -631,7 +633,16 @@ static enum MHD_Result answer(server *sv, struct MHD_Connection *c, const uint8_
     mc_errdetail e;
     mc_err_clear(&e);
     const int64_t now = (int64_t)time(NULL);
-    mc_ocsp_respond(sv->r, req, n, now, &out, &out_len, &ans, &e);
+    if (why) {
+        mc_err_set(&e, MC_ERR_INVALID, "request", "RFC 5019 5", "malformed request: %s", why);
+        memset(&ans, 0, sizeof ans);
+        ans.status = MC_OCSP_MALFORMED_REQUEST;
+        const uint8_t *v = mc_ocsp_error_response(ans.status, &out_len);
+        if ((out = malloc(out_len)))
+            memcpy(out, v, out_len);
+    } else {
+        mc_ocsp_respond(sv->r, req, n, now, &out, &out_len, &ans, &e);
+    }
     struct MHD_Response *resp;
     if (out) {
         resp = MHD_create_response_from_buffer(out_len, out, MHD_RESPMEM_MUST_FREE);
@@ -726,9 +737,9 @@ static enum MHD_Result answer_get(server *sv, struct MHD_Connection *c, const ch
     }
     enum MHD_Result ret;
     if (bad_b64 || len <= 0) {
-        ret = answer(sv, c, (const uint8_t *)"", 0, 1); /* malformedRequest */
+        ret = answer(sv, c, NULL, 0, 1, "the GET path is not the base64 of a request");
     } else {
-        ret = answer(sv, c, der, (size_t)len, 1);
+        ret = answer(sv, c, der, (size_t)len, 1, NULL);
     }
     free(b64);
     free(der);
@@ -768,7 +779,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (b->too_big)
         return send_plain(c, MHD_HTTP_CONTENT_TOO_LARGE, "request too large\n");
-    return answer(sv, c, b->buf, b->n, 0);
+    return answer(sv, c, b->buf, b->n, 0, NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
