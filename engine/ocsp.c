@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
@@ -829,6 +830,68 @@ bad:
                       "'%s' is not ADDRESS:PORT (a numeric IPv4 address, or [IPv6]:PORT)", s);
 }
 
+/* At start, one answer through the whole path (store read, HSM signature) checked with OpenSSL
+ * against ca.certificate: a key in the HSM that is not the certificate's, or a response other
+ * software cannot read, stops the responder before it answers anybody (as `mailca crl` checks
+ * each CRL). The request carries a nonce, so nothing of it stays in the cache. */
+static mc_err self_check(mc_ocsp_responder *r, const mc_issuer *iss, mc_errdetail *err)
+{
+    const unsigned char *p = iss->cert;
+    X509 *ca = d2i_X509(NULL, &p, (long)iss->cert_len);
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    ASN1_INTEGER *serial = ASN1_INTEGER_new();
+    EVP_MD *sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+    OCSP_CERTID *id = NULL;
+    OCSP_RESPONSE *resp = NULL;
+    OCSP_BASICRESP *bs = NULL;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    X509_STORE *st = X509_STORE_new();
+    uint8_t *der = NULL, *out = NULL;
+    size_t out_len = 0;
+    mc_ocsp_answer ans;
+    mc_err e = MC_OK;
+    int len = -1, status = -1;
+    if (ca && serial && sha1 && ASN1_INTEGER_set(serial, 1))
+        id = OCSP_cert_id_new(sha1, X509_get_subject_name(ca), X509_get0_pubkey_bitstr(ca), serial);
+    if (!id || !req || !OCSP_request_add0_id(req, id)) {
+        OCSP_CERTID_free(id); /* not taken by the request */
+        id = NULL;
+    }
+    if (!id || !certs || !st || OCSP_request_add1_nonce(req, NULL, -1) != 1 ||
+        (len = i2d_OCSP_REQUEST(req, &der)) <= 0 || sk_X509_push(certs, ca) <= 0) {
+        e = mc_crypto_err(err, "ocsp", "self-check request");
+        goto done;
+    }
+    if ((e = mc_ocsp_respond(r, der, (size_t)len, (int64_t)time(NULL), &out, &out_len, &ans,
+                             err)) != MC_OK)
+        goto done;
+    if (ans.status != MC_OCSP_SUCCESSFUL) { /* err says why */
+        e = ans.status == MC_OCSP_TRY_LATER ? MC_ERR_STORE : MC_ERR_HSM;
+        goto done;
+    }
+    const unsigned char *q = out;
+    /* OCSP_TRUSTOTHER: the issuing certificate is the signer and is trusted as given */
+    if (!(resp = d2i_OCSP_RESPONSE(NULL, &q, (long)out_len)) || q != out + out_len ||
+        !(bs = OCSP_response_get1_basic(resp)) ||
+        OCSP_basic_verify(bs, certs, st, OCSP_TRUSTOTHER) != 1 || OCSP_check_nonce(req, bs) != 1 ||
+        !OCSP_resp_find_status(bs, id, &status, NULL, NULL, NULL, NULL) ||
+        status == V_OCSP_CERTSTATUS_GOOD)
+        e = mc_err_set(err, MC_ERR_HSM, "hsm.key", NULL,
+                       "self-check: the response does not verify with ca.certificate's key");
+done:
+    OCSP_BASICRESP_free(bs);
+    OCSP_RESPONSE_free(resp);
+    OCSP_REQUEST_free(req);
+    ASN1_INTEGER_free(serial);
+    EVP_MD_free(sha1);
+    sk_X509_free(certs);
+    X509_STORE_free(st);
+    X509_free(ca);
+    OPENSSL_free(der);
+    free(out);
+    return e;
+}
+
 static int usage(void)
 {
     fprintf(stderr,
@@ -937,7 +1000,8 @@ int mc_ocsp_main(int argc, char **argv)
         rc = mc_err_set(&e, MC_ERR_NOMEM, NULL, NULL, "digest context");
         goto done;
     }
-    if ((rc = mc_ocsp_responder_new(&iss, s, hours, hsm_sign, &h, &sv.r, &e)) != MC_OK)
+    if ((rc = mc_ocsp_responder_new(&iss, s, hours, hsm_sign, &h, &sv.r, &e)) != MC_OK ||
+        (rc = self_check(sv.r, &iss, &e)) != MC_OK)
         goto done;
     /* SIGTERM and SIGINT are taken by sigwait below: blocked before libmicrohttpd starts its
      * thread, which inherits the mask */

@@ -430,8 +430,10 @@ static void test_postgresql(void **state)
     check_backend(cfg, "pg", "postgresql");
 }
 
-/* SBR 4.9.10: a validity outside 8 hours .. 10 days is refused before anything starts. */
-static void test_validity_refused(void **state)
+/* Refused before anything is served: a validity outside 8 hours .. 10 days (SBR 4.9.10), a
+ * listen address that is none, and a ca.certificate whose key is not the HSM's (the start-up
+ * self-check verifies one signed answer with OpenSSL). */
+static void test_refused_at_start(void **state)
 {
     (void)state;
     mc_it_run r;
@@ -447,12 +449,21 @@ static void test_validity_refused(void **state)
     if (r.status != 1 || !strstr(r.err, "listen"))
         fail_msg("--listen localhost: exit %d: %s", r.status, r.err);
     mc_it_run_free(&r);
+    char cfg[1100], root[700];
+    snprintf(cfg, sizeof cfg, "%s/mailca-rootcert.yaml", g.it.ca);
+    snprintf(root, sizeof root, "\"%s/root.pem\"", g.it.ca);
+    assert_int_equal(mc_it_config_set(g.cfg, cfg, "ca.certificate", root), 0);
+    const char *wrong[] = {"ocsp", "serve", "--config", cfg, "--listen", "127.0.0.1:0", NULL};
+    mc_it_mailca_argv(&r, 60, wrong);
+    if (r.status != 1 || !strstr(r.err, "self-check") || strstr(r.out, "listening"))
+        fail_msg("ca.certificate not the HSM key's: exit %d: %s %s", r.status, r.out, r.err);
+    mc_it_run_free(&r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_validity_refused),
+        cmocka_unit_test(test_refused_at_start),
         cmocka_unit_test(test_sqlite),
         cmocka_unit_test(test_postgresql),
     };
