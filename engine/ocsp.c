@@ -590,7 +590,7 @@ typedef struct server {
     unsigned long long answered, unsuccessful;
 } server;
 
-/* A POST body being read (MHD's per-connection pointer). */
+/* A request being read (MHD's per-request pointer): the body of a POST. */
 typedef struct body {
     size_t n;
     int too_big;
@@ -747,15 +747,14 @@ static enum MHD_Result answer_get(server *sv, struct MHD_Connection *c, const ch
     return ret;
 }
 
+/* libmicrohttpd calls this first when the headers are in (nothing is answered then: an answer
+ * queued before the request is complete costs the keep-alive connection), then with each piece
+ * of a body, then once more to answer. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
 {
     server *sv = cls;
-    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0)
-        return answer_get(sv, c, url);
-    if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-        return send_plain(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
     body *b = *con_cls;
     if (!b) {
         /* refused before it is read when it says it is too large */
@@ -780,7 +779,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (b->too_big)
         return send_plain(c, MHD_HTTP_CONTENT_TOO_LARGE, "request too large\n");
-    return answer(sv, c, b->buf, b->n, 0, NULL);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0)
+        return answer_get(sv, c, url);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+        return answer(sv, c, b->buf, b->n, 0, NULL);
+    return send_plain(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET or POST\n");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
