@@ -71,11 +71,11 @@ static int cmd_help(FILE *f)
         "         --reason NAME [--dry-run]  revoke certificates in the store\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
+        "        (batch --procs N spreads workers over N processes; auto, the default:\n"
+        "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  ocsp serve [--config FILE] --listen ADDRESS:PORT [--validity-hours H]\n"
         "        an OCSP responder (RFC 6960/5019, GET and POST) answering from the store,\n"
         "        signed in the HSM by the CA; H 8..240 (SBR 4.9.10), default 96; SIGTERM stops it\n"
-        "        (batch --procs N spreads workers over N processes; auto, the default:\n"
-        "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  version, help\n\n"
         "The config file defaults to $MAILCA_CONFIG or %s/mailca.yaml.\n"
         "The HSM PIN is read from hsm.pin_file or the variable named by hsm.pin_env.\n",
