@@ -366,6 +366,22 @@ static void check_backend(const char *cfg, const char *tag, const char *backend)
     assert_int_equal(verified_status(hg.body, hg.len, xg, &reason), V_OCSP_CERTSTATUS_GOOD);
     free(hg.body);
     OPENSSL_free(der);
+    /* two GETs on one connection: the answer keeps HTTP keep-alive (no new connection) */
+    CURL *ka = curl_easy_init();
+    assert_non_null(ka);
+    curl_easy_setopt(ka, CURLOPT_URL, url);
+    curl_easy_setopt(ka, CURLOPT_WRITEFUNCTION, on_body);
+    for (int i = 0; i < 2; i++) {
+        memset(&hg, 0, sizeof hg);
+        curl_easy_setopt(ka, CURLOPT_WRITEDATA, &hg);
+        assert_int_equal(curl_easy_perform(ka), CURLE_OK);
+        long conns = -1;
+        curl_easy_getinfo(ka, CURLINFO_NUM_CONNECTS, &conns);
+        assert_int_equal(conns, i == 0 ? 1 : 0);
+        assert_int_equal(verified_status(hg.body, hg.len, xg, &reason), V_OCSP_CERTSTATUS_GOOD);
+        free(hg.body);
+    }
+    curl_easy_cleanup(ka);
     /* a GET path that is no request: malformedRequest (5 bytes, status 1) */
     snprintf(url, sizeof url, "http://127.0.0.1:%d/not-base64!", rs.port);
     http(url, NULL, 0, &hg);
