@@ -34,7 +34,17 @@ static struct {
     mc_it_ca it;
     char cfg[1024];
     mc_pgserver *pg;
+    pid_t running; /* a responder not stopped yet (a failed check): killed before the next */
 } g;
+
+static void reap_running(void)
+{
+    if (g.running > 0) {
+        kill(g.running, SIGKILL);
+        waitpid(g.running, NULL, 0);
+        g.running = 0;
+    }
+}
 
 static int group_setup(void **state)
 {
@@ -49,6 +59,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    reap_running();
     mc_pgserver_stop(g.pg);
     curl_global_cleanup();
     mc_it_ca_free(&g.it);
@@ -93,6 +104,7 @@ static void responder_start(responder *rs, const char *cfg, const char *errlog)
     }
     close(fds[1]);
     rs->pid = pid;
+    g.running = pid;
     rs->out = fdopen(fds[0], "r");
     assert_non_null(rs->out);
     struct pollfd pf = {.fd = fds[0], .events = POLLIN};
@@ -101,6 +113,7 @@ static void responder_start(responder *rs, const char *cfg, const char *errlog)
     if (poll(&pf, 1, 60000) != 1 || !fgets(line, sizeof line, rs->out)) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
+        g.running = 0;
         size_t n = 0;
         char *log = (char *)mc_it_read_file(errlog, &n);
         fail_msg("mailca ocsp serve did not start: %s", log ? log : "(no log)");
@@ -118,6 +131,7 @@ static void responder_stop(responder *rs)
     assert_int_equal(kill(rs->pid, SIGTERM), 0);
     int st = 0;
     assert_int_equal(waitpid(rs->pid, &st, 0), rs->pid);
+    g.running = 0;
     char line[512] = "";
     int said = fgets(line, sizeof line, rs->out) && strstr(line, "stopped on signal 15");
     fclose(rs->out);
@@ -298,6 +312,7 @@ static void check_backend(const char *cfg, const char *tag, const char *backend)
     mc_it_results_free(&res);
 
     responder rs;
+    reap_running();
     responder_start(&rs, cfg, errlog);
     if (!strstr(rs.line, backend))
         fail_msg("the responder does not use the %s store: %s", backend, rs.line);
