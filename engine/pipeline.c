@@ -18,6 +18,7 @@
 #include "mailca/result.h"
 #include "mailca/tbs.h"
 #include "mailca/store.h"
+#include "mailca/weakkeys.h"
 #include "mailca/wire.h"
 #include "mailca/worker.h"
 #include "mailca/x509.h"
@@ -57,7 +58,8 @@ struct mc_engine {
     mc_digests d;
     mc_hsmpool *pool; /* the issuing key on one or more tokens */
     mc_caa_ctx *caa;
-    mc_ct_config ct; /* Certificate Transparency; ct_on when logs and profiles are configured */
+    mc_weakkeys *weak; /* keys.weak_rsa_blocklist (SBR 6.1.1.3 item 5); NULL: none configured */
+    mc_ct_config ct;   /* Certificate Transparency; ct_on when logs and profiles are configured */
     int ct_on;
     char caa_lists[3][MC_URL_MAX]; /* resolvers, issuer domains, perspectives: parsed in place
                                       and referenced by the CAA context for its lifetime */
@@ -172,6 +174,15 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                         "CAA issuemail checks before a publicly-trusted certificate is issued "
                         "(unless a technically constrained subordinate CA's contract waives "
                         "them); each certificate's evidence records \"caa_checked\":false\n");
+    if (cfg->keys_weak_rsa_blocklist[0]) {
+        if ((rc = mc_weakkeys_load(cfg->keys_weak_rsa_blocklist, "keys.weak_rsa_blocklist",
+                                   &e->weak, err)) != MC_OK)
+            goto done;
+    } else if (!e->opts.worker_process) {
+        fprintf(stderr, "mailca: no weak-key list (keys.weak_rsa_blocklist): SBR 6.1.1.3 item 5 "
+                        "requires refusing known weak keys such as Debian's (CVE-2008-0166); "
+                        "RSA subscriber keys are checked for ROCA and small factors only\n");
+    }
     if (cfg->caa_enabled) {
         /* SBR 4.2.2.1: CAA for every mailbox domain before issuing */
         mc_caa_config cc = {.timeout_ms = (unsigned)cfg->caa_timeout_ms,
@@ -227,6 +238,7 @@ void mc_engine_close(mc_engine *e)
         return;
     mc_hsmpool_close(e->pool);
     mc_caa_ctx_free(e->caa);
+    mc_weakkeys_free(e->weak);
     mc_profile_set_free(&e->profiles);
     if (e->issuer_loaded)
         mc_issuer_free(&e->issuer);
@@ -1572,6 +1584,7 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
         .digests = &e->d,
         .pool = e->pool,
         .caa = e->caa,
+        .weak_keys = e->weak,
         .account_uri_prefix = e->cfg.caa_account_uri_prefix,
         .zctx = zctx,
         .ep_orders = ep_orders,

@@ -1242,6 +1242,7 @@ void *mc_worker_main(void *arg)
     if ((w->rc = mc_csr_ctx_init(&c.csr, &w->err)) != MC_OK)
         goto done;
     c.csr_ok = 1;
+    c.csr.weak = sh->weak_keys;
     c.pull = open_socket(&c, ZMQ_PULL, sh->ep_orders);
     c.dealer = open_routed_socket(&c, sh->ep_intents);
     c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);
