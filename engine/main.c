@@ -9,6 +9,7 @@
 #include "mailca/issuer.h"
 #include "mailca/profile.h"
 #include "mailca/config.h"
+#include "mailca/audit.h"
 #include "mailca/crl.h"
 #include "mailca/ct.h"
 #include "mailca/engine.h"
@@ -71,6 +72,8 @@ static int cmd_help(FILE *f)
         "         --reason NAME [--dry-run]  revoke certificates in the store\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
+        "  audit [--config FILE] [--since T] [--event NAME] [--after-id N]  the audit log\n"
+        "        (SBR 5.4.1: runs, rejected orders, revocations, CRLs) as JSON lines\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
         "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  ocsp serve [--config FILE] --listen ADDRESS:PORT [--validity-hours H]\n"
@@ -692,6 +695,8 @@ int main(int argc, char **argv)
         return mc_crl_main(argc, argv);
     if (strcmp(cmd, "ocsp") == 0)
         return mc_ocsp_main(argc, argv);
+    if (strcmp(cmd, "audit") == 0)
+        return mc_audit_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }
