@@ -171,8 +171,8 @@ static int usage(void)
             "usage: mailca audit [--config FILE] [--since T] [--event NAME] [--after-id N]\n"
             "  the audit log (SBR 5.4.1) as JSON lines, oldest first\n"
             "  T: seconds since the epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
-            "  NAME: run.start run.end order.rejected order.failed revoke crl.published\n"
-            "        store.migrate\n");
+            "  NAME: ca.init run.start run.end order.rejected order.failed revoke\n"
+            "        crl.published ocsp.start ocsp.stop store.migrate\n");
     return 2;
 }
 

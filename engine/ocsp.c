@@ -5,6 +5,8 @@
  */
 #include "mailca/ocsp.h"
 
+#include "mailca/audit.h"
+
 #include "mailca/config.h"
 #include "mailca/crypto.h"
 #include "mailca/der.h"
@@ -1014,6 +1016,21 @@ int mc_ocsp_main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* SBR 5.4.1 2.vi: the signing of OCSP responses, recorded per serving period (start, and
+     * stop with the counts); written here, before the server thread shares the connection */
+    {
+        mc_audit_json j;
+        mc_audit_json_begin(&j);
+        mc_audit_json_int(&j, "validity_hours", hours);
+        mc_audit_json_int(&j, "cache_seconds", MC_OCSP_CACHE_SECONDS);
+        mc_audit_json_str(&j, "store", mc_store_backend(s));
+        const char *dj = mc_audit_json_end(&j);
+        rc = dj ? mc_audit_record(s, "ocsp.start", listen_at, dj, &e)
+                : mc_err_set(&e, MC_ERR_NOMEM, NULL, NULL, "audit: ocsp.start");
+        mc_audit_json_free(&j);
+        if (rc != MC_OK)
+            goto done;
+    }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | (v6 ? MHD_USE_IPv6 : 0);
     daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR,
                               (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
@@ -1039,6 +1056,19 @@ int mc_ocsp_main(int argc, char **argv)
     daemon = NULL;
     printf("mailca ocsp: stopped on signal %d, %llu request(s) answered, %llu unsuccessful\n", sig,
            sv.answered, sv.unsuccessful);
+    {
+        mc_audit_json j;
+        mc_errdetail ae;
+        mc_audit_json_begin(&j);
+        mc_audit_json_int(&j, "signal", sig);
+        mc_audit_json_int(&j, "answered", (int64_t)sv.answered);
+        mc_audit_json_int(&j, "unsuccessful", (int64_t)sv.unsuccessful);
+        const char *dj = mc_audit_json_end(&j);
+        if (!dj || mc_audit_record(s, "ocsp.stop", listen_at, dj, &ae) != MC_OK)
+            fprintf(stderr, "mailca ocsp: audit log: the stop could not be recorded: %s\n",
+                    dj ? ae.message : "out of memory");
+        mc_audit_json_free(&j);
+    }
 done:
     if (daemon)
         MHD_stop_daemon(daemon);

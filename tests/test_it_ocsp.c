@@ -425,6 +425,19 @@ static void check_backend(const char *cfg, const char *tag, const char *backend)
     free(hp.body);
     assert_int_equal(hp.code, 405);
     responder_stop(&rs);
+    /* SBR 5.4.1 2.vi: the serving period is in the audit log, with what it answered */
+    mc_it_run ar;
+    assert_int_equal(mc_it_mailca(&ar, "audit", "--config", cfg, "--event", "ocsp.stop", NULL), 0);
+    const char *last = ar.out, *p;
+    while ((p = strstr(last + 1, "\"event\":\"ocsp.stop\"")))
+        last = p;
+    assert_non_null(strstr(last, "\"event\":\"ocsp.stop\""));
+    assert_null(strstr(last, "\"answered\":0,"));
+    assert_non_null(strstr(last, "\"signal\":15"));
+    mc_it_run_free(&ar);
+    assert_int_equal(mc_it_mailca(&ar, "audit", "--config", cfg, "--event", "ocsp.start", NULL), 0);
+    assert_non_null(strstr(ar.out, "\"subject\":\"127.0.0.1:0\""));
+    mc_it_run_free(&ar);
     X509_free(xg);
     X509_free(xr);
     /* the PIN never reaches the log */

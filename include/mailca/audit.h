@@ -13,6 +13,9 @@
  *   revoke         a revocation (2.i): the selection, the reason and what changed
  *   crl.published  a CRL made and published (2.v): number, entries, times
  *   store.migrate  the schema upgraded (3.iv: an update of the Certificate System)
+ *   ca.init        the CA keys generated in the token and the CA certificates made (1.i)
+ *   ocsp.start     an OCSP responder began signing responses (2.vi), and ocsp.stop with how
+ *                  many it answered: per serving period, not per response
  * Approvals are the certificates themselves (intents and certificates hold who, what, when and
  * from which evidence).
  *
