@@ -13,6 +13,7 @@
 #include "mailca/ct.h"
 #include "mailca/engine.h"
 #include "mailca/lint.h"
+#include "mailca/query.h"
 #include "mailca/revoke.h"
 #include "mailca/store.h"
 #include "mailca/x509.h"
@@ -64,10 +65,11 @@ static int cmd_help(FILE *f)
         "        or at T (seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) with --at\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
-        "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
-        "         --profile P --issued-after T --issued-before T | --lint-version V |\n"
-        "         --lint-warning ID)\n"
-        "         --reason NAME [--dry-run]  revoke certificates in the store\n"
+        "  query [--config FILE] [selectors...] [--count | --format jsonl|csv] [--fields F,...]\n"
+        "        the incident inventory: list (or count) the certificates the selectors\n"
+        "        select, all of them with none (mailca query --help lists the selectors)\n"
+        "  revoke [--config FILE] selectors... --reason NAME [--dry-run]\n"
+        "        revoke the certificates the selectors (as query's, at least one) select\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
@@ -684,6 +686,8 @@ int main(int argc, char **argv)
         return cmd_ct(argc, argv);
     if (strcmp(cmd, "revoke") == 0)
         return mc_revoke_main(argc, argv);
+    if (strcmp(cmd, "query") == 0)
+        return mc_query_main(argc, argv);
     if (strcmp(cmd, "crl") == 0)
         return mc_crl_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);

@@ -231,10 +231,14 @@ static void test_revoke_by_key_and_account(void **state)
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "SBR 4.9.13"));
     mc_it_run_free(&r);
-    const char *two[] = {"revoke",   "--config", g.cfg,      "--account",  "a",
-                         "--serial", "01",       "--reason", "superseded", NULL};
-    mc_it_mailca_argv(&r, 60, two);
-    assert_int_equal(r.status, 2);
+    /* selectors combine (AND): an account and a serial of another account select nothing */
+    const char *two[] = {"--account", "a", "--serial", "01", "--reason", "superseded", NULL};
+    revoke("0 selected, 0 revoked (superseded)", two);
+    /* no selector at all is refused, never every certificate */
+    const char *none[] = {"revoke", "--config", g.cfg, "--reason", "superseded", NULL};
+    mc_it_mailca_argv(&r, 60, none);
+    if (r.status != 1 || !strstr(r.err, "no selector given"))
+        fail_msg("revoke without a selector: exit %d: %s", r.status, r.err);
     mc_it_run_free(&r);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
 
