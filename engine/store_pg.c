@@ -1907,7 +1907,9 @@ static mc_err pg_query(mc_store *base, const mc_store_sel *sel, mc_store_row_fn 
         e = pg_err(s, err, NULL, "query", NULL);
         goto done;
     }
-    PQsetSingleRowMode(s->conn);
+    /* refused only right after a failed send: then rows would come whole, or not at all */
+    if (!PQsetSingleRowMode(s->conn))
+        e = mc_err_set(err, MC_ERR_STORE, NULL, NULL, "query: single-row mode refused");
     int cancelled = 0;
     while ((res = PQgetResult(s->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
