@@ -31,6 +31,7 @@ enum {
     QS_STATUS,
     QS_EXPIRED_AT,
     QS_UNEXPIRED_AT,
+    QS_CAA_UNCHECKED,
     QS_COUNT_
 };
 
@@ -51,6 +52,7 @@ const struct option mc_query_sel_options[] = {
     {"status", 1, 0, MC_QUERY_OPT_BASE + QS_STATUS},
     {"expired-at", 1, 0, MC_QUERY_OPT_BASE + QS_EXPIRED_AT},
     {"unexpired-at", 1, 0, MC_QUERY_OPT_BASE + QS_UNEXPIRED_AT},
+    {"caa-unchecked", 0, 0, MC_QUERY_OPT_BASE + QS_CAA_UNCHECKED},
     {0, 0, 0, 0},
 };
 _Static_assert(sizeof mc_query_sel_options / sizeof mc_query_sel_options[0] == QS_COUNT_ + 1,
@@ -68,6 +70,7 @@ const char mc_query_sel_usage[] =
     "    --method M            (SBR 3.2.2 mailbox validation: 3.2.2.1 3.2.2.2 3.2.2.3 3.2.2.4)\n"
     "    --domain D            (the exact domain of a subject mailbox)\n"
     "    --status issued|revoked\n"
+    "    --caa-unchecked       (issued with CAA lookups off: evidence caa_checked false)\n"
     "  T: seconds since the epoch, YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ (UTC) or now\n";
 
 void mc_query_selopts_init(mc_query_selopts *o)
@@ -137,7 +140,7 @@ int mc_query_sel_option(mc_query_selopts *o, int ch, const char *val, int64_t no
                    "second value '%s'",
                    val);
     o->seen |= 1u << k;
-    if (!val[0])
+    if (k != QS_CAA_UNCHECKED && !val[0])
         return bad(err, flag, NULL, "empty value%s (leave the option out to select any)", "");
     switch (k) {
     case QS_SERIAL:
@@ -219,6 +222,9 @@ int mc_query_sel_option(mc_query_selopts *o, int ch, const char *val, int64_t no
         break;
     case QS_STATUS:
         s->status = val;
+        break;
+    case QS_CAA_UNCHECKED:
+        s->caa_unchecked = 1;
         break;
     }
     /* what the store refuses (a method outside SBR 3.2.2, a malformed domain, a status), said

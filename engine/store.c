@@ -1419,6 +1419,12 @@ static int sq_sel(const mc_store_sel *sel, char *sql, size_t cap, sqlite3_stmt *
     SQ_TERM(sel->domain, "instr(',' || lower(i.mailboxes) || ',', '@' || lower(?%d) || ',') > 0",
             bind_text(st, n, sel->domain));
     SQ_TERM(sel->status, "c.status = ?%d", bind_text(st, n, sel->status));
+    /* SBR 4.2.2.1: issued without CAA lookups, as the worker records it ("caa_checked": false
+     * at the top of the evidence; a JSON false, not the text "false") */
+    SQ_TERM(sel->caa_unchecked,
+            "CASE WHEN json_valid(i.evidence) THEN json_type(i.evidence, '$.caa_checked') END"
+            " = ?%d",
+            bind_text(st, n, "false"));
 #undef SQ_TERM
     return over ? -1 : 0;
 }
@@ -2289,6 +2295,9 @@ mc_err mc_store_sel_check(const mc_store_sel *sel, int *criteria, mc_errdetail *
                           "selector: issued-before %lld is not after issued-after %lld (the "
                           "window [after, before) would be empty)",
                           (long long)sel->issued_before, (long long)sel->issued_after);
+    if (sel->caa_unchecked != 0 && sel->caa_unchecked != 1)
+        return mc_err_set(err, MC_ERR_INVALID, "caa_unchecked", NULL,
+                          "selector: caa_unchecked is %d, not 0 or 1", sel->caa_unchecked);
     if (sel->has &
         ~(MC_SEL_ISSUED_AFTER | MC_SEL_ISSUED_BEFORE | MC_SEL_EXPIRED | MC_SEL_UNEXPIRED))
         return mc_err_set(err, MC_ERR_INVALID, "has", NULL, "selector: unknown bits 0x%x in has",
@@ -2298,6 +2307,7 @@ mc_err mc_store_sel_check(const mc_store_sel *sel, int *criteria, mc_errdetail *
                            sel->engine_version, sel->method,       sel->domain,        sel->status};
     for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
         n += given[i] != NULL;
+    n += sel->caa_unchecked;
     for (unsigned bit = 1; bit <= MC_SEL_UNEXPIRED; bit <<= 1)
         n += (sel->has & bit) != 0;
     if (criteria)

@@ -1832,30 +1832,38 @@ static int pg_sel(const mc_store_sel *sel, char *sql, size_t cap, int first, par
     PG_TERM(sel->domain, "strpos(',' || lower(i.mailboxes) || ',', '@' || lower($%d) || ',') > 0",
             OID_TEXT, p_text(p, n - 1, sel->domain));
     PG_TERM(sel->status, "c.status = $%d", OID_TEXT, p_text(p, n - 1, sel->status));
+    /* SBR 4.2.2.1: issued without CAA lookups (engine/store.c sq_sel) */
+    PG_TERM(sel->caa_unchecked,
+            "pg_temp.mc_evidence_jsonb(i.evidence) -> 'caa_checked' = $%d::jsonb", OID_TEXT,
+            p_text(p, n - 1, "false"));
 #undef PG_TERM
     return over || n >= PG_MAX_PARAMS ? -1 : n - (first - 1);
 }
 
-/* The session's helper for the method criterion: evidence text to its mailboxes array, NULL
- * when the text is not JSON (a cast failing is a data_exception: caught, so one malformed row
- * never fails an incident query), is not an object or its mailboxes is not an array. A
- * temporary function (pg_temp): no schema change, gone with the session. */
+/* The session's helpers for the evidence criteria: mc_evidence_jsonb, the evidence text as
+ * jsonb, NULL when it is not JSON (a cast failing is a data_exception: caught, so one malformed
+ * row never fails an incident query, as SQLite's json_valid guard); mc_evidence_mailboxes, its
+ * mailboxes array, NULL when it is not an object or mailboxes is not an array. Temporary
+ * functions (pg_temp): no schema change, gone with the session. */
 static mc_err pg_sel_functions(pg_store *s, const mc_store_sel *sel, mc_errdetail *err)
 {
-    if (!sel->method)
+    if (!sel->method && !sel->caa_unchecked)
         return MC_OK;
-    return exec_cmd(
-        s,
-        "CREATE OR REPLACE FUNCTION pg_temp.mc_evidence_mailboxes(t text)"
-        " RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$"
-        " DECLARE j jsonb;"
-        " BEGIN"
-        "  j := CASE WHEN jsonb_typeof(t::jsonb) = 'object' THEN t::jsonb -> 'mailboxes'"
-        "   END;"
-        "  RETURN CASE WHEN jsonb_typeof(j) = 'array' THEN j END;"
-        " EXCEPTION WHEN data_exception THEN RETURN NULL;"
-        " END $f$",
-        "selector: evidence function", err);
+    return exec_cmd(s,
+                    "CREATE OR REPLACE FUNCTION pg_temp.mc_evidence_jsonb(t text)"
+                    " RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$"
+                    " BEGIN"
+                    "  RETURN t::jsonb;"
+                    " EXCEPTION WHEN data_exception THEN RETURN NULL;"
+                    " END $f$;"
+                    "CREATE OR REPLACE FUNCTION pg_temp.mc_evidence_mailboxes(t text)"
+                    " RETURNS jsonb LANGUAGE sql IMMUTABLE AS $f$"
+                    " SELECT CASE WHEN jsonb_typeof(j -> 'mailboxes') = 'array'"
+                    "  THEN j -> 'mailboxes' END"
+                    " FROM (SELECT CASE WHEN jsonb_typeof(pg_temp.mc_evidence_jsonb(t)) = 'object'"
+                    "  THEN pg_temp.mc_evidence_jsonb(t) END AS j) AS e"
+                    " $f$",
+                    "selector: evidence functions", err);
 }
 
 /* Builds head + sel's criteria + tail into sql (cap bytes) with the parameters after the first

@@ -203,6 +203,9 @@ static void test_query_issued(void **state)
     assert_int_equal(count(m2), N_ORDERS);
     const char *m1[] = {"--method", "3.2.2.1", NULL};
     assert_int_equal(count(m1), 0);
+    /* the test CA runs with CAA lookups off: every evidence records it (SBR 4.2.2.1) */
+    const char *caa[] = {"--caa-unchecked", "--domain", "org5.example.com", NULL};
+    assert_int_equal(count(caa), 3);
     char lv[128];
     snprintf(lv, sizeof lv, "%s", MC_LINT_SET_VERSION);
     const char *lint[] = {"--lint-version", lv,  "--lint-enforced", lv, "--engine-version",

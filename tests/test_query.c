@@ -69,8 +69,10 @@ static void test_sel_options_good(void **state)
     assert_int_equal(opt(&o, "method", "3.2.2.3", &err), 1);
     assert_int_equal(opt(&o, "domain", "Example.COM", &err), 1);
     assert_int_equal(opt(&o, "status", "revoked", &err), 1);
+    assert_int_equal(opt(&o, "caa-unchecked", "", &err), 1);
+    assert_int_equal(o.sel.caa_unchecked, 1);
     assert_int_equal(mc_query_sel_finish(&o, &n, &err), MC_OK);
-    assert_int_equal(n, 16);
+    assert_int_equal(n, 17);
     assert_int_equal(o.sel.has, MC_SEL_ISSUED_AFTER | MC_SEL_ISSUED_BEFORE | MC_SEL_EXPIRED |
                                     MC_SEL_UNEXPIRED);
     assert_int_equal(o.sel.issued_after, 1767225600);

@@ -228,7 +228,8 @@ static int64_t raw_int(const fixture *fx, const char *sql)
 /* Row 7 is an intent without a certificate (never issued): no selector may list it. Row 6 is
  * revoked before the checks. Evidence: 0 and 7 name 3.2.2.1 and 3.2.2.2 in their mailboxes, 1
  * 3.2.2.3, 6 3.2.2.4; 2 is not JSON; 3 has mailboxes as an object, 4 a string element and an
- * array-valued method, 5 the method outside mailboxes: none of those has a method. */
+ * array-valued method, 5 the method outside mailboxes: none of those has a method. Only row 0
+ * records "caa_checked": false. */
 static const struct {
     const char *account, *profile, *lint_version, *lint_enforced, *warnings, *engine;
     int64_t nb, na;
@@ -240,14 +241,16 @@ static const struct {
      "{\"address\":\"y@b.example\",\"method\":\"3.2.2.2\"}],\"caa_checked\":false}",
      1},
     {"acct-b", "p2", "L2", "E2", "w_a,e_x", "1.1", 1500, 2500, "z@A.Example",
-     "{\"mailboxes\":[{\"address\":\"z@A.Example\",\"method\":\"3.2.2.3\"}]}", 2},
+     "{\"mailboxes\":[{\"address\":\"z@A.Example\",\"method\":\"3.2.2.3\"}],"
+     "\"caa\":{\"a.example\":\"issue\"}}",
+     2},
     {"acct-a", "p1", "L1", "E1", "e_x", "1.0", 3000, 4000, "u@sub.a.example", "garbage {", 0},
     {"acct-b", "p1", "L2", "E1", "e_xy", "1.1", 3500, 4500, "v@b.example",
      "{\"mailboxes\":{\"m\":{\"method\":\"3.2.2.1\"}}}", 0},
     {"acct-a", "p2", "L1", "E2", "w_b", "1.0", 5000, 6000, "t@b.example",
-     "{\"mailboxes\":[\"3.2.2.1\",{\"method\":[\"3.2.2.1\"]}]}", 0},
+     "{\"mailboxes\":[\"3.2.2.1\",{\"method\":[\"3.2.2.1\"]}],\"caa_checked\":\"false\"}", 0},
     {"acct-b", "p1", "L1", "E1", "", "1.0", 6000, 7000, "a.example@c.example",
-     "{\"method\":\"3.2.2.1\",\"mailboxes\":[]}", 0},
+     "{\"method\":\"3.2.2.1\",\"mailboxes\":[],\"caa_checked\":true}", 0},
     {"acct-a", "p1", "L2", "E2", "", "1.1", 7000, 8000, "r@a.example",
      "{\"mailboxes\":[{\"method\":\"3.2.2.4\"}]}", 0},
     {"acct-a", "p1", "L1", "E1", "", "1.0", 1000, 2000, "x@a.example",
@@ -451,6 +454,10 @@ static void test_criteria(void **state)
     expect_sel(s, SEL(.domain = "example"), "");
     expect_sel(s, SEL(.status = "revoked"), "6");
     expect_sel(s, SEL(.status = "issued"), "0,1,2,3,4,5");
+    /* SBR 4.2.2.1: "caa_checked": false, a JSON false at the top (row 4 has the text "false",
+     * row 5 true, row 1 a CAA result, row 2 no JSON) */
+    expect_sel(s, SEL(.caa_unchecked = 1), "0");
+    expect_sel(s, SEL(.caa_unchecked = 1, .account = "acct-b"), "");
     mc_store_close(s);
 #undef SEL
 }
@@ -535,6 +542,7 @@ static void test_bad_selectors(void **state)
          "issued_before",
          ""},
         {{.has = 16}, "has", ""},
+        {{.caa_unchecked = 2}, "caa_unchecked", ""},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mc_err_clear(&err);

@@ -246,6 +246,8 @@ typedef struct mc_store_sel {
     const char *domain; /* the exact domain (ASCII, compared case-insensitively) of one of the
                            subject's mailboxes */
     const char *status; /* "issued" or "revoked" */
+    int caa_unchecked;  /* 1: the evidence records "caa_checked": false (issued with CAA
+                           lookups off, SBR 4.2.2.1); 0: any */
     unsigned has;       /* MC_SEL_* bits: which of the times below are criteria */
     int64_t issued_after, issued_before; /* seconds since the epoch; after < before */
     int64_t expired_at, unexpired_at;
@@ -253,7 +255,8 @@ typedef struct mc_store_sel {
 
 /* MC_OK when every criterion of sel is well-formed (serial 1..MC_SERIAL_MAX bytes, no empty
  * text, a method of SBR 3.2.2, a domain of letters, digits, '-' and '.', a lint id of a-z 0-9
- * '_', status "issued" / "revoked", issued_after < issued_before when both are given);
+ * '_', status "issued" / "revoked", caa_unchecked 0 or 1, issued_after < issued_before when
+ * both are given);
  * MC_ERR_INVALID naming the field and the rule otherwise. *criteria (may be NULL) gets how many
  * criteria sel has. */
 mc_err mc_store_sel_check(const mc_store_sel *sel, int *criteria, mc_errdetail *err);
