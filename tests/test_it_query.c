@@ -5,7 +5,8 @@
  * JSON functions and compared with the certificate the batch returned for that order (serial
  * and notBefore read from the DER with OpenSSL, independently of the store); selectors are
  * checked against the counts the orders imply; a revocation by a combined selector (domain and
- * lint set) revokes exactly those certificates, which the query then shows revoked.
+ * lint set) revokes exactly those certificates, which the query then shows revoked. All of it
+ * twice: on the CA's SQLite store and on a PostgreSQL store (a private server started here).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,27 +24,40 @@
 
 #include "mailca/lint.h"
 #include "support/itutil.h"
+#include "support/pgserver.h"
 
 #define N_ORDERS 60
 
 static struct {
     mc_it_ca it;
-    char cfg[1024], db[1024];
+    char cfg[1024];    /* the CA's config: its SQLite store */
+    char pg_cfg[1100]; /* the same with store.sqlite a PostgreSQL URI */
+    const char *cur;   /* the config the commands run with */
+    mc_pgserver *pg;
 } g;
 
 static int group_setup(void **state)
 {
     (void)state;
+    mc_errdetail err;
+    char uri[600];
+    mc_err_clear(&err);
     if (mc_it_ca_setup("it-query-", &g.it) != 0)
         return -1;
     snprintf(g.cfg, sizeof g.cfg, "%s/mailca.yaml", g.it.ca);
-    snprintf(g.db, sizeof g.db, "%s/mailca.db", g.it.ca);
-    return 0;
+    snprintf(g.pg_cfg, sizeof g.pg_cfg, "%s/mailca-pg.yaml", g.it.ca);
+    if (mc_pgserver_start(&g.pg, &err) != MC_OK) {
+        fprintf(stderr, "private PostgreSQL server: %s\n", err.message);
+        return -1;
+    }
+    snprintf(uri, sizeof uri, "\"%s\"", mc_pgserver_uri(g.pg));
+    return mc_it_config_set(g.cfg, g.pg_cfg, "store.sqlite", uri);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
+    mc_pgserver_stop(g.pg);
     mc_it_ca_free(&g.it);
     return 0;
 }
@@ -51,7 +65,7 @@ static int group_teardown(void **state)
 /* Runs `mailca query --config cfg args...`; fails the test unless it exits with want_status. */
 static void query(mc_it_run *r, int want_status, const char *const *args)
 {
-    const char *argv[24] = {"query", "--config", g.cfg};
+    const char *argv[24] = {"query", "--config", g.cur};
     size_t n = 3;
     for (; *args && n < 23; args++)
         argv[n++] = *args;
@@ -134,18 +148,19 @@ static void cert_facts(const uint8_t *der, size_t len, char *serial, size_t scap
     X509_free(x);
 }
 
-static void test_query_issued(void **state)
+/* The scenario on the store of config cfg (tag names its files). */
+static void query_issued(const char *cfg, const char *tag)
 {
-    (void)state;
     char orders[1100], results[1100];
-    snprintf(orders, sizeof orders, "%s/orders.msgpack", g.it.dir);
-    snprintf(results, sizeof results, "%s/results.msgpack", g.it.dir);
+    g.cur = cfg;
+    snprintf(orders, sizeof orders, "%s/orders-%s.msgpack", g.it.dir, tag);
+    snprintf(results, sizeof results, "%s/results-%s.msgpack", g.it.dir, tag);
     mc_it_run r;
     mc_it_mailca(&r, "gen-orders", "--count", "60", "--pool", "20", orders, NULL);
     if (r.status != 0)
         fail_msg("gen-orders: %d: %s", r.status, r.err);
     mc_it_run_free(&r);
-    mc_it_mailca(&r, "batch", "--config", g.cfg, orders, results, NULL);
+    mc_it_mailca(&r, "batch", "--config", cfg, orders, results, NULL);
     if (r.status != 0 || !strstr(r.err, "60 orders: 60 issued, 0 rejected, 0 failed"))
         fail_msg("mailca batch: %d: %s", r.status, r.err);
     mc_it_run_free(&r);
@@ -239,14 +254,14 @@ static void test_query_issued(void **state)
     mc_it_run_free(&r);
 
     /* revoke by a combined selector: the domain's three, not one more */
-    const char *rv_dry[] = {"revoke",           "--config",       g.cfg, "--domain",
-                            "org3.example.com", "--lint-version", lv,    "--reason",
+    const char *rv_dry[] = {"revoke",           "--config",       cfg, "--domain",
+                            "org3.example.com", "--lint-version", lv,  "--reason",
                             "superseded",       "--dry-run",      NULL};
     mc_it_mailca_argv(&r, 120, rv_dry);
     if (r.status != 0 || !strstr(r.out, "dry run, nothing written: 3 selected, 3 would be revoked"))
         fail_msg("revoke --dry-run: %d: %s %s", r.status, r.out, r.err);
     mc_it_run_free(&r);
-    const char *rv[] = {"revoke",         "--config", g.cfg,      "--domain",   "org3.example.com",
+    const char *rv[] = {"revoke",         "--config", cfg,        "--domain",   "org3.example.com",
                         "--lint-version", lv,         "--reason", "superseded", NULL};
     mc_it_mailca_argv(&r, 120, rv);
     if (r.status != 0 || !strstr(r.out, "3 selected, 3 revoked (superseded)"))
@@ -275,7 +290,7 @@ static void test_query_issued(void **state)
     mc_it_run_free(&r);
 
     /* no selector is refused for revoke, and --help says an empty query lists everything */
-    const char *rv_all[] = {"revoke", "--config", g.cfg, "--reason", "superseded", NULL};
+    const char *rv_all[] = {"revoke", "--config", cfg, "--reason", "superseded", NULL};
     mc_it_mailca_argv(&r, 60, rv_all);
     assert_int_equal(r.status, 1);
     mc_it_run_free(&r);
@@ -289,10 +304,24 @@ static void test_query_issued(void **state)
     mc_it_results_free(&res);
 }
 
+static void test_query_sqlite(void **state)
+{
+    (void)state;
+    query_issued(g.cfg, "sqlite");
+}
+
+/* The same commands over a PostgreSQL store (streamed in single-row mode there). */
+static void test_query_postgresql(void **state)
+{
+    (void)state;
+    query_issued(g.pg_cfg, "pg");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_issued),
+        cmocka_unit_test(test_query_sqlite),
+        cmocka_unit_test(test_query_postgresql),
     };
     return cmocka_run_group_tests_name("it_query", tests, group_setup, group_teardown);
 }
