@@ -1450,7 +1450,8 @@ static mc_err sq_sel_prepare(sq_store *s, const char *head, const mc_store_sel *
 #define SQ_QUERY_FROM " FROM intents AS i JOIN certificates AS c ON c.intent = i.id WHERE 1"
 
 /* Steps the selection one row at a time (a read transaction for the statement's length, so the
- * rows are one snapshot). */
+ * rows are one snapshot; meanwhile a checkpoint cannot copy the WAL past that snapshot, so a
+ * listing left half-read on a busy store lets the WAL grow until it ends). */
 static mc_err sq_query(mc_store *base, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
                        int64_t *rows, mc_errdetail *err)
 {
