@@ -15,6 +15,7 @@
 #include "mailca/engine.h"
 #include "mailca/lint.h"
 #include "mailca/ocsp.h"
+#include "mailca/query.h"
 #include "mailca/revoke.h"
 #include "mailca/store.h"
 #include "mailca/x509.h"
@@ -66,16 +67,17 @@ static int cmd_help(FILE *f)
         "        or at T (seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ) with --at\n"
         "  store migrate [--config FILE | PATH | postgresql://URI]  upgrade a store's schema\n"
         "  ct drain [--config FILE]  submit the Certificate Transparency outbox\n"
-        "  revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
-        "         --profile P --issued-after T --issued-before T | --lint-version V |\n"
-        "         --lint-warning ID)\n"
-        "         --reason NAME [--dry-run]  revoke certificates in the store\n"
+        "  query [--config FILE] [selectors...] [--count | --format jsonl|csv] [--fields F,...]\n"
+        "        the incident inventory: list (or count) the certificates the selectors\n"
+        "        select, all of them with none (mailca query --help lists the selectors)\n"
+        "  revoke [--config FILE] selectors... --reason NAME [--dry-run]\n"
+        "        revoke the certificates the selectors (as query's, at least one) select\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
-        "  audit [--config FILE] [--since T] [--event NAME] [--after-id N]  the audit log\n"
-        "        (SBR 5.4.1: runs, rejected orders, revocations, CRLs) as JSON lines\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
         "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
+        "  audit [--config FILE] [--since T] [--event NAME] [--after-id N]  the audit log\n"
+        "        (SBR 5.4.1: runs, rejected orders, revocations, CRLs) as JSON lines\n"
         "  ocsp serve [--config FILE] --listen ADDRESS:PORT [--validity-hours H]\n"
         "        an OCSP responder (RFC 6960/5019, GET and POST) answering from the store,\n"
         "        signed in the HSM by the CA; H 8..240 (SBR 4.9.10), default 96; SIGTERM stops it\n"
@@ -691,6 +693,8 @@ int main(int argc, char **argv)
         return cmd_ct(argc, argv);
     if (strcmp(cmd, "revoke") == 0)
         return mc_revoke_main(argc, argv);
+    if (strcmp(cmd, "query") == 0)
+        return mc_query_main(argc, argv);
     if (strcmp(cmd, "crl") == 0)
         return mc_crl_main(argc, argv);
     if (strcmp(cmd, "ocsp") == 0)

@@ -1,12 +1,13 @@
 /*
  * mc_revoke: `mailca revoke` (include/mailca/revoke.h). The store does the work
- * (mc_store_revoke: one selection, then set-based chunks); this module parses the command line,
- * names reasons and prints what changed.
+ * (mc_store_revoke: one selection, then set-based chunks); this module parses the command line
+ * (the selectors are `mailca query`'s, engine/query.c), names reasons and prints what changed.
  */
 #include "mailca/revoke.h"
 
+#include "mailca/audit.h"
 #include "mailca/config.h"
-#include "mailca/lint.h"
+#include "mailca/query.h"
 #include "mailca/store.h"
 
 #include <getopt.h>
@@ -82,32 +83,18 @@ mc_err mc_revoke_time_parse(const char *text, const char *field, int64_t *out, m
                       text ? text : "");
 }
 
-/* 64 hex digits into 32 bytes. */
-static int hex32(const char *hex, uint8_t *out)
+static int usage(FILE *to, int status)
 {
-    char half[33];
-    size_t l1 = 0, l2 = 0;
-    memcpy(half, hex, 32);
-    half[32] = '\0';
-    return mc_store_serial_parse(half, out, &l1) &&
-           mc_store_serial_parse(hex + 32, out + 16, &l2) && l1 == 16 && l2 == 16;
-}
-
-static int usage(void)
-{
-    fprintf(
-        stderr,
-        "usage: mailca revoke [--config FILE] (--serial HEX | --account A | --key-sha256 HEX |\n"
-        "                     --profile P --issued-after T --issued-before T |\n"
-        "                     --lint-version V | --lint-warning ID) --reason NAME [--dry-run]\n"
-        "  NAME: unspecified keyCompromise affiliationChanged superseded\n"
-        "        cessationOfOperation privilegeWithdrawn (RFC 5280; SBR 4.9.1.1, 7.2.2)\n"
-        "  T: seconds since the epoch, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (notBefore in\n"
-        "     [after, before))\n"
-        "  V: the lint set of the build that issued (lint_version); ID: a lint id among the\n"
-        "     certificate's recorded warnings (an error lint lint.enforced_set did not enforce\n"
-        "     yet is recorded there)\n");
-    return 2;
+    fprintf(to,
+            "usage: mailca revoke [--config FILE] selectors... --reason NAME [--dry-run]\n"
+            "  Revokes the certificates the selectors select (at least one selector: never\n"
+            "  every certificate by accident); --dry-run prints the counts, writes nothing.\n"
+            "  `mailca query` with the same selectors lists them first.\n"
+            "%s"
+            "  NAME: unspecified keyCompromise affiliationChanged superseded\n"
+            "        cessationOfOperation privilegeWithdrawn (RFC 5280; SBR 4.9.1.1, 7.2.2)\n",
+            mc_query_sel_usage);
+    return status;
 }
 
 static int fail(const mc_errdetail *e)
@@ -117,124 +104,120 @@ static int fail(const mc_errdetail *e)
     return 1;
 }
 
+/* The audit record of a revocation: the command's selection as typed (every argument but the
+ * config's path), the reason and what changed; failed names the error of a partial one. */
+static mc_err audit_revoke(mc_store *s, int argc, char **argv, int reason,
+                           const mc_revoke_counts *c, const mc_errdetail *failed, mc_errdetail *err)
+{
+    mc_audit_json j;
+    size_t cap = 1;
+    for (int i = 1; i < argc; i++)
+        cap += strlen(argv[i]) + 1;
+    char *sel = malloc(cap);
+    if (!sel)
+        return mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: revoke");
+    size_t len = 0;
+    sel[0] = '\0';
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            continue;
+        len += (size_t)snprintf(sel + len, cap - len, "%s%s", len ? " " : "", argv[i]);
+    }
+    mc_audit_json_begin(&j);
+    mc_audit_json_str(&j, "reason", mc_revoke_reason_name(reason));
+    mc_audit_json_int(&j, "selected", c->selected);
+    mc_audit_json_int(&j, "revoked", c->revoked);
+    mc_audit_json_int(&j, "reason_updated", c->reason_updated);
+    mc_audit_json_int(&j, "unchanged", c->unchanged);
+    mc_audit_json_int(&j, "keys_compromised", c->keys_compromised);
+    mc_audit_json_str(&j, "error", failed ? failed->message : NULL);
+    const char *detail = mc_audit_json_end(&j);
+    mc_err rc = detail ? mc_audit_record(s, "revoke", sel, detail, err)
+                       : mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: revoke");
+    mc_audit_json_free(&j);
+    free(sel);
+    return rc;
+}
+
 int mc_revoke_main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"config", 1, 0, 'c'},
-                                       {"serial", 1, 0, 's'},
-                                       {"account", 1, 0, 'a'},
-                                       {"key-sha256", 1, 0, 'k'},
-                                       {"profile", 1, 0, 'p'},
-                                       {"issued-after", 1, 0, 'A'},
-                                       {"issued-before", 1, 0, 'B'},
-                                       {"lint-version", 1, 0, 'l'},
-                                       {"reason", 1, 0, 'r'},
-                                       {"dry-run", 0, 0, 'n'},
-                                       {"help", 0, 0, 'h'},
-                                       {"lint-warning", 1, 0, 'w'},
-                                       {0, 0, 0, 0}};
-    const char *cfgp = NULL, *reason_name = NULL, *after = NULL, *before = NULL;
-    uint8_t serial[MC_SERIAL_MAX], key[32];
-    size_t len = 0;
-    int dry = 0, kinds = 0, ch, reason = 0;
-    mc_revoke_sel sel;
+    enum { O_CONFIG = 'c', O_REASON = 'r', O_DRY = 'n', O_HELP = 'h', O_OWN = 5 };
+    size_t nsel = 0;
+    while (mc_query_sel_options[nsel].name)
+        nsel++;
+    struct option lo[64];
+    if (nsel + O_OWN > sizeof lo / sizeof lo[0])
+        return 1;
+    memcpy(lo, mc_query_sel_options, nsel * sizeof lo[0]);
+    lo[nsel] = (struct option){"config", 1, 0, O_CONFIG};
+    lo[nsel + 1] = (struct option){"reason", 1, 0, O_REASON};
+    lo[nsel + 2] = (struct option){"dry-run", 0, 0, O_DRY};
+    lo[nsel + 3] = (struct option){"help", 0, 0, O_HELP};
+    lo[nsel + 4] = (struct option){0, 0, 0, 0};
+    const char *cfgp = NULL, *reason_name = NULL;
+    int dry = 0, ch, reason = 0, criteria = 0;
+    int64_t now = (int64_t)time(NULL);
+    mc_query_selopts so;
     mc_errdetail e;
-    memset(&sel, 0, sizeof sel);
+    mc_err_clear(&e);
+    mc_query_selopts_init(&so);
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        int took = mc_query_sel_option(&so, ch, optarg ? optarg : "", now, &e);
+        if (took < 0)
+            return fail(&e);
+        if (took > 0)
+            continue;
         switch (ch) {
-        case 'c':
+        case O_CONFIG:
             cfgp = optarg;
             break;
-        case 's':
-            if (!mc_store_serial_parse(optarg, serial, &len)) {
-                fprintf(stderr, "mailca revoke: --serial '%s': not a hex serial of 1..%d bytes\n",
-                        optarg, MC_SERIAL_MAX);
-                return 2;
-            }
-            sel = (mc_revoke_sel){.by = MC_REVOKE_SERIAL, .serial = serial, .serial_len = len};
-            kinds++;
-            break;
-        case 'a':
-            sel = (mc_revoke_sel){.by = MC_REVOKE_ACCOUNT, .account = optarg};
-            kinds++;
-            break;
-        case 'k':
-            /* 32 bytes: two halves through the serial parser (which takes up to 20) */
-            if (strlen(optarg) != 64 || !hex32(optarg, key)) {
-                fprintf(stderr, "mailca revoke: --key-sha256 '%s': not 64 hex digits\n", optarg);
-                return 2;
-            }
-            sel = (mc_revoke_sel){.by = MC_REVOKE_KEY, .spki_sha256 = key};
-            kinds++;
-            break;
-        case 'p':
-            sel = (mc_revoke_sel){.by = MC_REVOKE_PROFILE, .profile = optarg};
-            kinds++;
-            break;
-        case 'A':
-            after = optarg;
-            break;
-        case 'B':
-            before = optarg;
-            break;
-        case 'l':
-            sel = (mc_revoke_sel){.by = MC_REVOKE_LINT, .lint_version = optarg};
-            kinds++;
-            break;
-        case 'w':
-            sel = (mc_revoke_sel){.by = MC_REVOKE_LINT_WARNING, .lint_id = optarg};
-            kinds++;
-            break;
-        case 'r':
+        case O_REASON:
             reason_name = optarg;
             break;
-        case 'n':
+        case O_DRY:
             dry = 1;
             break;
-        case 'h':
-            usage();
-            return 0;
+        case O_HELP:
+            return usage(stdout, 0);
         default:
-            return usage();
+            return usage(stderr, 2);
         }
     }
-    if (optind != argc || kinds != 1 || !reason_name ||
-        (sel.by == MC_REVOKE_PROFILE) != (after && before) ||
-        (sel.by != MC_REVOKE_PROFILE && (after || before)))
-        return usage();
-    if (mc_revoke_reason_parse(reason_name, &reason, &e) != MC_OK)
+    if (optind != argc || !reason_name)
+        return usage(stderr, 2);
+    if (mc_revoke_reason_parse(reason_name, &reason, &e) != MC_OK ||
+        mc_query_sel_finish(&so, &criteria, &e) != MC_OK)
         return fail(&e);
-    /* a misspelt lint id would select nothing and look like an answer: only ids this build
-     * knows (mailca lint --list) */
-    if (sel.by == MC_REVOKE_LINT_WARNING) {
-        size_t nd = 0;
-        const mc_lint_def *defs = mc_lint_defs(&nd);
-        int known = 0;
-        for (size_t i = 0; i < nd && !known; i++)
-            known = strcmp(defs[i].id, sel.lint_id) == 0;
-        if (!known) {
-            mc_err_set(&e, MC_ERR_INVALID, "lint-warning", NULL,
-                       "'%s' is not a lint id of this build", sel.lint_id);
-            return fail(&e);
-        }
+    /* never every certificate by accident (the store refuses it too) */
+    if (criteria == 0) {
+        mc_err_set(&e, MC_ERR_INVALID, "selector", NULL,
+                   "no selector given: name the certificates to revoke (mailca revoke --help)");
+        return fail(&e);
     }
-    /* a misspelt set would select nothing and look like an answer: only a set version (as
-     * `mailca version` prints it) or what lint-disabled runs record */
-    if (sel.by == MC_REVOKE_LINT && strcmp(sel.lint_version, "lint-disabled") != 0 &&
-        mc_lint_set_check(sel.lint_version, "lint-version", &e) != MC_OK)
-        return fail(&e);
-    if (sel.by == MC_REVOKE_PROFILE &&
-        (mc_revoke_time_parse(after, "issued-after", &sel.issued_after, &e) != MC_OK ||
-         mc_revoke_time_parse(before, "issued-before", &sel.issued_before, &e) != MC_OK))
-        return fail(&e);
     mc_config cfg;
     mc_store *s = NULL;
-    mc_revoke_counts c;
+    mc_revoke_counts c = {0};
     if (mc_config_load(mc_config_path(cfgp), &cfg, &e) != MC_OK)
         return fail(&e);
     mc_err rc = mc_store_open(cfg.store_sqlite, &s, &e);
     if (rc == MC_OK)
-        rc = mc_store_revoke(s, &sel, reason, (int64_t)time(NULL), dry, &c, &e);
+        rc = mc_store_revoke(s, &so.sel, reason, now, dry, &c, &e);
+    /* SBR 5.4.1 2.i: the revocation in the audit log, also a partial one (chunks committed
+     * before an error stay revoked) */
+    if (s && !dry && (rc == MC_OK || c.revoked > 0 || c.reason_updated > 0)) {
+        mc_errdetail ae;
+        if (audit_revoke(s, argc, argv, reason, &c, rc == MC_OK ? NULL : &e, &ae) != MC_OK) {
+            mc_store_close(s);
+            fprintf(stderr, "mailca revoke: the revocation is done but could not be recorded in "
+                            "the audit log (SBR 5.4.1):\n");
+            return fail(&ae);
+        }
+    }
     mc_store_close(s);
     if (rc != MC_OK)
         return fail(&e);

@@ -1427,33 +1427,163 @@ static mc_err sq_serial_status(mc_store *base, const uint8_t *serial, size_t ser
     return e;
 }
 
-/* The WHERE condition over intents AS i of each selector kind (store.h mc_revoke_by). */
-static const char *sq_revoke_where(mc_revoke_by by)
-{
-    switch (by) {
-    case MC_REVOKE_SERIAL:
-        return "i.serial = ?1";
-    case MC_REVOKE_ACCOUNT:
-        return "i.account = ?1";
-    case MC_REVOKE_KEY:
-        return "i.spki_sha256 = ?1";
-    case MC_REVOKE_PROFILE:
-        return "i.profile = ?1 AND i.not_before >= ?2 AND i.not_before < ?3";
-    case MC_REVOKE_LINT:
-        return "i.lint_version = ?1";
-    case MC_REVOKE_LINT_WARNING:
-        /* an element of the comma-separated list (instr, not LIKE: ids contain '_') */
-        return "instr(',' || i.lint_warnings || ',', ',' || ?1 || ',') > 0";
-    }
-    return NULL;
-}
-
 /* Prepares sql (not cached: revocation is rare) or reports why not. */
 static mc_err sq_prepare(sq_store *s, const char *sql, sqlite3_stmt **st, const char *op,
                          mc_errdetail *err)
 {
     int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
     return rc == SQLITE_OK ? MC_OK : store_err(s, err, NULL, op, rc);
+}
+
+/* The selector's criteria (store.h mc_store_sel) over intents AS i joined with certificates
+ * AS c: with st NULL, appended to sql (cap bytes) as " AND <condition>" each, numbering their
+ * parameters ?1, ?2, ... in order; with st, those parameters bound in the same order (the two
+ * passes walk the same list, so numbers and values cannot drift apart). Returns 0, or -1 when sql
+ * is too short. engine/store_pg.c pg_sel has the same conditions in PostgreSQL's dialect. */
+static int sq_sel(const mc_store_sel *sel, char *sql, size_t cap, sqlite3_stmt *st)
+{
+    size_t len = sql ? strlen(sql) : 0;
+    int n = 0, over = 0;
+#define SQ_TERM(cond, fmt, bind)                                                                   \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            break;                                                                                 \
+        n++;                                                                                       \
+        if (st) {                                                                                  \
+            bind;                                                                                  \
+        } else {                                                                                   \
+            int w = snprintf(sql + len, cap - len, " AND " fmt, n);                                \
+            if (w < 0 || (size_t)w >= cap - len)                                                   \
+                over = 1;                                                                          \
+            else                                                                                   \
+                len += (size_t)w;                                                                  \
+        }                                                                                          \
+    } while (0)
+    SQ_TERM(sel->serial, "i.serial = ?%d", bind_blob(st, n, sel->serial, sel->serial_len));
+    SQ_TERM(sel->account, "i.account = ?%d", bind_text(st, n, sel->account));
+    SQ_TERM(sel->spki_sha256, "i.spki_sha256 = ?%d", bind_blob(st, n, sel->spki_sha256, 32));
+    SQ_TERM(sel->profile, "i.profile = ?%d", bind_text(st, n, sel->profile));
+    SQ_TERM(sel->profile_hash, "i.profile_hash = ?%d", bind_blob(st, n, sel->profile_hash, 32));
+    SQ_TERM(sel->has & MC_SEL_ISSUED_AFTER, "i.not_before >= ?%d",
+            sqlite3_bind_int64(st, n, sel->issued_after));
+    SQ_TERM(sel->has & MC_SEL_ISSUED_BEFORE, "i.not_before < ?%d",
+            sqlite3_bind_int64(st, n, sel->issued_before));
+    SQ_TERM(sel->has & MC_SEL_EXPIRED, "i.not_after < ?%d",
+            sqlite3_bind_int64(st, n, sel->expired_at));
+    SQ_TERM(sel->has & MC_SEL_UNEXPIRED, "i.not_after >= ?%d",
+            sqlite3_bind_int64(st, n, sel->unexpired_at));
+    SQ_TERM(sel->lint_version, "i.lint_version = ?%d", bind_text(st, n, sel->lint_version));
+    SQ_TERM(sel->lint_enforced, "i.lint_enforced = ?%d", bind_text(st, n, sel->lint_enforced));
+    /* an element of the comma-separated list (instr, not LIKE: ids contain '_') */
+    SQ_TERM(sel->lint_id, "instr(',' || i.lint_warnings || ',', ',' || ?%d || ',') > 0",
+            bind_text(st, n, sel->lint_id));
+    SQ_TERM(sel->engine_version, "i.engine_version = ?%d", bind_text(st, n, sel->engine_version));
+    /* some object of the evidence's mailboxes array has this method; evidence that is not JSON
+     * or has no such array selects nothing (CASE, never an error: SQLite's JSON functions fail
+     * on malformed text and the planner may evaluate this before the other criteria) */
+    SQ_TERM(sel->method,
+            "EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(i.evidence) THEN CASE WHEN"
+            " json_type(i.evidence, '$.mailboxes') = 'array' THEN i.evidence END END,"
+            " '$.mailboxes') AS m WHERE CASE WHEN m.type = 'object' THEN"
+            " json_extract(m.value, '$.method') END = ?%d)",
+            bind_text(st, n, sel->method));
+    /* "@domain," in ",a@x,b@y,": a Dot-string local part (order.c) has neither '@' nor ',', so
+     * this is exactly the domain of one mailbox; lower() folds ASCII, and domains are A-labels */
+    SQ_TERM(sel->domain, "instr(',' || lower(i.mailboxes) || ',', '@' || lower(?%d) || ',') > 0",
+            bind_text(st, n, sel->domain));
+    SQ_TERM(sel->status, "c.status = ?%d", bind_text(st, n, sel->status));
+    /* SBR 4.2.2.1: issued without CAA lookups, as the worker records it ("caa_checked": false
+     * at the top of the evidence; a JSON false, not the text "false") */
+    SQ_TERM(sel->caa_unchecked,
+            "CASE WHEN json_valid(i.evidence) THEN json_type(i.evidence, '$.caa_checked') END"
+            " = ?%d",
+            bind_text(st, n, "false"));
+#undef SQ_TERM
+    return over ? -1 : 0;
+}
+
+/* Prepares head (selecting from intents AS i JOIN certificates AS c, ending in a WHERE clause)
+ * with sel's criteria and tail appended, and binds them. Caller finalizes *st. */
+static mc_err sq_sel_prepare(sq_store *s, const char *head, const mc_store_sel *sel,
+                             const char *tail, sqlite3_stmt **st, const char *op, mc_errdetail *err)
+{
+    char sql[4096];
+    *st = NULL;
+    snprintf(sql, sizeof sql, "%s", head);
+    if (sq_sel(sel, sql, sizeof sql - strlen(tail) - 1, NULL) != 0)
+        return mc_err_set(err, MC_ERR_INVALID, "selector", NULL, "%s: selector too long", op);
+    strcat(sql, tail);
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK)
+        return store_err(s, err, NULL, op, rc);
+    sq_sel(sel, NULL, 0, *st);
+    return MC_OK;
+}
+
+#define SQ_QUERY_FROM " FROM intents AS i JOIN certificates AS c ON c.intent = i.id WHERE 1"
+
+/* Steps the selection one row at a time (a read transaction for the statement's length, so the
+ * rows are one snapshot; meanwhile a checkpoint cannot copy the WAL past that snapshot, so a
+ * listing left half-read on a busy store lets the WAL grow until it ends). */
+static mc_err sq_query(mc_store *base, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
+                       int64_t *rows, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    int rc;
+    mc_err e = sq_sel_prepare(
+        s,
+        fn ? "SELECT i.serial, i.order_id, i.account, i.profile, i.profile_hash, i.lint_version,"
+             " i.lint_enforced, i.lint_warnings, i.engine_version, i.not_before, i.not_after,"
+             " c.status, c.revoked_at, c.revocation_reason, i.mailboxes, i.evidence" SQ_QUERY_FROM
+           : "SELECT count(*)" SQ_QUERY_FROM,
+        sel, fn ? " ORDER BY i.id" : "", &st, "query", err);
+    if (e)
+        goto done;
+    if (!fn) {
+        if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+            e = store_err(s, err, NULL, "query: count", rc);
+            goto done;
+        }
+        n = sqlite3_column_int64(st, 0);
+        goto done;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+#define TXT(col) ((const char *)sqlite3_column_text(st, col))
+        mc_store_row r = {
+            .serial = sqlite3_column_blob(st, 0),
+            .serial_len = (size_t)sqlite3_column_bytes(st, 0),
+            .order_id = TXT(1),
+            .account = TXT(2),
+            .profile = TXT(3),
+            .profile_hash = sqlite3_column_blob(st, 4),
+            .profile_hash_len = (size_t)sqlite3_column_bytes(st, 4),
+            .lint_version = TXT(5),
+            .lint_enforced = TXT(6),
+            .lint_warnings = TXT(7),
+            .engine_version = TXT(8),
+            .not_before = sqlite3_column_int64(st, 9),
+            .not_after = sqlite3_column_int64(st, 10),
+            .status = TXT(11),
+            .revoked_at =
+                sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 12),
+            .reason = sqlite3_column_type(st, 13) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 13),
+            .mailboxes = TXT(14),
+            .evidence = TXT(15),
+        };
+#undef TXT
+        n++;
+        if ((e = fn(arg, &r)) != MC_OK)
+            goto done;
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "query", rc);
+done:
+    sqlite3_finalize(st);
+    if (rows)
+        *rows = n;
+    return e;
 }
 
 /* Runs a chunk statement (?1 reason, ?2 time, ?3 first k excluded, ?4 last k) and adds the rows
@@ -1478,46 +1608,20 @@ static mc_err sq_revoke_step(sq_store *s, sqlite3_stmt *st, int reason, int64_t 
 /* The selection goes into a temporary table numbered in intent order (one INSERT ... SELECT,
  * which reads the store but takes no write lock); each chunk is then a range of that numbering
  * revoked by two set-based UPDATEs in one short write transaction. */
-static mc_err sq_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+static mc_err sq_revoke(mc_store *base, const mc_store_sel *sel, int reason, int64_t revoked_at,
                         int dry_run, mc_revoke_counts *out, mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *fill = NULL, *q = NULL, *up_kc = NULL, *up = NULL, *keys = NULL;
-    char sql[512];
     mc_err e = exec_sql(s,
                         "DROP TABLE IF EXISTS temp.mc_revoke_set;"
                         "CREATE TEMP TABLE mc_revoke_set (k INTEGER PRIMARY KEY, intent INTEGER)",
                         "revoke: selection table", err);
     if (e)
         return e;
-    snprintf(sql, sizeof sql,
-             "INSERT INTO temp.mc_revoke_set (intent) SELECT i.id FROM intents AS i"
-             " JOIN certificates AS c ON c.intent = i.id WHERE %s ORDER BY i.id",
-             sq_revoke_where(sel->by));
-    if ((e = sq_prepare(s, sql, &fill, "revoke: select", err)) != MC_OK)
+    if ((e = sq_sel_prepare(s, "INSERT INTO temp.mc_revoke_set (intent) SELECT i.id" SQ_QUERY_FROM,
+                            sel, " ORDER BY i.id", &fill, "revoke: select", err)) != MC_OK)
         goto done;
-    switch (sel->by) {
-    case MC_REVOKE_SERIAL:
-        bind_blob(fill, 1, sel->serial, sel->serial_len);
-        break;
-    case MC_REVOKE_ACCOUNT:
-        bind_text(fill, 1, sel->account);
-        break;
-    case MC_REVOKE_KEY:
-        bind_blob(fill, 1, sel->spki_sha256, 32);
-        break;
-    case MC_REVOKE_PROFILE:
-        bind_text(fill, 1, sel->profile);
-        sqlite3_bind_int64(fill, 2, sel->issued_after);
-        sqlite3_bind_int64(fill, 3, sel->issued_before);
-        break;
-    case MC_REVOKE_LINT:
-        bind_text(fill, 1, sel->lint_version);
-        break;
-    case MC_REVOKE_LINT_WARNING:
-        bind_text(fill, 1, sel->lint_id);
-        break;
-    }
     int rc = sqlite3_step(fill);
     if (rc != SQLITE_DONE) {
         e = store_err(s, err, NULL, "revoke: select", rc);
@@ -1795,6 +1899,7 @@ static const mc_store_ops sq_ops = {
     .ct_counts = sq_ct_counts,
     .replaced_by = sq_replaced_by,
     .revoke = sq_revoke,
+    .query = sq_query,
     .cert_status = sq_cert_status,
     .checkpoint_elsewhere = sq_checkpoint_elsewhere,
     .wal_pages = sq_wal_pages,
@@ -2283,51 +2388,92 @@ int mc_crl_reason_allowed(int reason)
     }
 }
 
-static mc_err revoke_sel_check(const mc_revoke_sel *sel, mc_errdetail *err)
+/* 1 when t is a non-empty string of at most max bytes, all of them in set. */
+static int all_of(const char *t, size_t max, const char *set)
 {
-    switch (sel->by) {
-    case MC_REVOKE_SERIAL:
-        return serial_arg_check("revoke", sel->serial, sel->serial_len, err);
-    case MC_REVOKE_ACCOUNT:
-        if (!sel->account || !sel->account[0])
-            return mc_err_set(err, MC_ERR_INVALID, "account", NULL, "revoke: account missing");
-        return MC_OK;
-    case MC_REVOKE_KEY:
-        if (!sel->spki_sha256)
-            return mc_err_set(err, MC_ERR_INVALID, "spki_sha256", NULL,
-                              "revoke: subject key SHA-256 missing");
-        return MC_OK;
-    case MC_REVOKE_PROFILE:
-        if (!sel->profile || !sel->profile[0])
-            return mc_err_set(err, MC_ERR_INVALID, "profile", NULL, "revoke: profile missing");
-        if (sel->issued_after >= sel->issued_before)
-            return mc_err_set(err, MC_ERR_INVALID, "issued_before", NULL,
-                              "revoke: issued-before %lld is not after issued-after %lld",
-                              (long long)sel->issued_before, (long long)sel->issued_after);
-        return MC_OK;
-    case MC_REVOKE_LINT:
-        if (!sel->lint_version || !sel->lint_version[0])
-            return mc_err_set(err, MC_ERR_INVALID, "lint_version", NULL,
-                              "revoke: lint set version missing");
-        return MC_OK;
-    case MC_REVOKE_LINT_WARNING: {
-        /* a lint id (mc_lint_def.id: lower case, digits, '_'): a comma or '%' would match
-         * something other than one whole id of the list */
-        size_t n = sel->lint_id ? strlen(sel->lint_id) : 0;
-        if (n == 0 || n > 80 ||
-            sel->lint_id[strspn(sel->lint_id, "abcdefghijklmnopqrstuvwxyz"
-                                              "0123456789_")] != '\0')
-            return mc_err_set(err, MC_ERR_INVALID, "lint_id", NULL,
-                              "revoke: '%s' is not a lint id (a-z, 0-9, '_', at most 80)",
-                              sel->lint_id ? sel->lint_id : "");
-        return MC_OK;
-    }
-    }
-    return mc_err_set(err, MC_ERR_INVALID, "by", NULL, "revoke: selector kind %d unknown",
-                      (int)sel->by);
+    size_t n = t ? strlen(t) : 0;
+    return n > 0 && n <= max && t[strspn(t, set)] == '\0';
 }
 
-mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+#define LOWER "abcdefghijklmnopqrstuvwxyz"
+#define DIGITS "0123456789"
+
+mc_err mc_store_sel_check(const mc_store_sel *sel, int *criteria, mc_errdetail *err)
+{
+    int n = 0;
+    if (criteria)
+        *criteria = 0;
+    if (!sel)
+        return mc_err_set(err, MC_ERR_INVALID, "selector", NULL, "selector: NULL argument");
+    if (sel->serial) {
+        mc_err e = serial_arg_check("selector", sel->serial, sel->serial_len, err);
+        if (e)
+            return e;
+    }
+    const struct {
+        const char *v, *field;
+    } text[] = {{sel->account, "account"},
+                {sel->profile, "profile"},
+                {sel->lint_version, "lint_version"},
+                {sel->lint_enforced, "lint_enforced"},
+                {sel->engine_version, "engine_version"}};
+    for (size_t i = 0; i < sizeof text / sizeof text[0]; i++)
+        if (text[i].v && !text[i].v[0])
+            return mc_err_set(err, MC_ERR_INVALID, text[i].field, NULL,
+                              "selector: %s is empty (leave it out to select any)", text[i].field);
+    /* a lint id (mc_lint_def.id): a comma or '%' would match something other than one whole
+     * id of the list */
+    if (sel->lint_id && !all_of(sel->lint_id, 80, LOWER DIGITS "_"))
+        return mc_err_set(err, MC_ERR_INVALID, "lint_id", NULL,
+                          "selector: '%s' is not a lint id (a-z, 0-9, '_', at most 80)",
+                          sel->lint_id);
+    /* SBR 3.2.2: mailbox control is validated by 3.2.2.1 (domain), 3.2.2.2 (email), 3.2.2.3
+     * (SMTP FQDN) or 3.2.2.4 (ACME for S/MIME); the evidence records one of them per mailbox */
+    if (sel->method && strcmp(sel->method, "3.2.2.1") != 0 && strcmp(sel->method, "3.2.2.2") != 0 &&
+        strcmp(sel->method, "3.2.2.3") != 0 && strcmp(sel->method, "3.2.2.4") != 0)
+        return mc_err_set(err, MC_ERR_INVALID, "method", "SBR 3.2.2",
+                          "selector: '%s' is not an SBR 3.2.2 mailbox validation method "
+                          "(3.2.2.1, 3.2.2.2, 3.2.2.3, 3.2.2.4)",
+                          sel->method);
+    /* the certificate carries domains as A-labels (SBR 7.1.4.2.1): LDH labels and dots; an '@'
+     * or ',' would match across mailboxes */
+    if (sel->domain && (!all_of(sel->domain, 253, LOWER "ABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS "-.") ||
+                        sel->domain[0] == '.' || sel->domain[strlen(sel->domain) - 1] == '.' ||
+                        strstr(sel->domain, "..")))
+        return mc_err_set(err, MC_ERR_INVALID, "domain", "RFC 5321 4.1.2",
+                          "selector: '%s' is not a domain name (A-labels: letters, digits, '-', "
+                          "dots between labels)",
+                          sel->domain);
+    if (sel->status && strcmp(sel->status, "issued") != 0 && strcmp(sel->status, "revoked") != 0)
+        return mc_err_set(err, MC_ERR_INVALID, "status", NULL,
+                          "selector: status '%s' is neither issued nor revoked", sel->status);
+    if ((sel->has & MC_SEL_ISSUED_AFTER) && (sel->has & MC_SEL_ISSUED_BEFORE) &&
+        sel->issued_after >= sel->issued_before)
+        return mc_err_set(err, MC_ERR_INVALID, "issued_before", NULL,
+                          "selector: issued-before %lld is not after issued-after %lld (the "
+                          "window [after, before) would be empty)",
+                          (long long)sel->issued_before, (long long)sel->issued_after);
+    if (sel->caa_unchecked != 0 && sel->caa_unchecked != 1)
+        return mc_err_set(err, MC_ERR_INVALID, "caa_unchecked", NULL,
+                          "selector: caa_unchecked is %d, not 0 or 1", sel->caa_unchecked);
+    if (sel->has &
+        ~(MC_SEL_ISSUED_AFTER | MC_SEL_ISSUED_BEFORE | MC_SEL_EXPIRED | MC_SEL_UNEXPIRED))
+        return mc_err_set(err, MC_ERR_INVALID, "has", NULL, "selector: unknown bits 0x%x in has",
+                          sel->has);
+    const void *given[] = {sel->serial,         sel->account,      sel->spki_sha256,   sel->profile,
+                           sel->profile_hash,   sel->lint_version, sel->lint_enforced, sel->lint_id,
+                           sel->engine_version, sel->method,       sel->domain,        sel->status};
+    for (size_t i = 0; i < sizeof given / sizeof given[0]; i++)
+        n += given[i] != NULL;
+    n += sel->caa_unchecked;
+    for (unsigned bit = 1; bit <= MC_SEL_UNEXPIRED; bit <<= 1)
+        n += (sel->has & bit) != 0;
+    if (criteria)
+        *criteria = n;
+    return MC_OK;
+}
+
+mc_err mc_store_revoke(mc_store *s, const mc_store_sel *sel, int reason, int64_t revoked_at,
                        int dry_run, mc_revoke_counts *out, mc_errdetail *err)
 {
     if (!s || !sel || !out)
@@ -2339,8 +2485,32 @@ mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_
                           "with here (unspecified, keyCompromise, affiliationChanged, "
                           "superseded, cessationOfOperation, privilegeWithdrawn)",
                           reason);
-    mc_err e = revoke_sel_check(sel, err);
-    return e ? e : s->ops->revoke(s, sel, reason, revoked_at, dry_run, out, err);
+    int criteria = 0;
+    mc_err e = mc_store_sel_check(sel, &criteria, err);
+    if (e)
+        return e;
+    /* an empty selector would be every certificate: never by accident */
+    if (criteria == 0)
+        return mc_err_set(err, MC_ERR_INVALID, "selector", NULL,
+                          "revoke: no selection criterion given (an empty selector would revoke "
+                          "every certificate)");
+    return s->ops->revoke(s, sel, reason, revoked_at, dry_run, out, err);
+}
+
+mc_err mc_store_query(mc_store *s, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
+                      int64_t *rows, mc_errdetail *err)
+{
+    if (rows)
+        *rows = 0;
+    if (!s || !sel)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "query: NULL argument");
+    mc_err e = mc_store_sel_check(sel, NULL, err);
+    int64_t n = 0;
+    if (!e)
+        e = s->ops->query(s, sel, fn, arg, &n, err);
+    if (rows)
+        *rows = n;
+    return e;
 }
 
 mc_err mc_store_cert_status(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,

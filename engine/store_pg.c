@@ -1863,29 +1863,213 @@ static mc_err pg_exec_params(pg_store *s, const char *sql, int n, const Oid *typ
     return e;
 }
 
+/* The selector's criteria (store.h mc_store_sel) over intents AS i joined with certificates
+ * AS c, the same conditions as engine/store.c sq_sel in PostgreSQL's dialect: appended to sql
+ * (cap bytes) as " AND <condition>" each, their values put in p and their types in types, as
+ * parameters $first, $first + 1, ... Returns how many, or -1 when sql is too short. */
+static int pg_sel(const mc_store_sel *sel, char *sql, size_t cap, int first, params *p, Oid *types)
+{
+    size_t len = strlen(sql);
+    int n = first - 1, over = 0;
+#define PG_TERM(cond, fmt, type, put)                                                              \
+    do {                                                                                           \
+        if (!(cond) || n >= PG_MAX_PARAMS)                                                         \
+            break;                                                                                 \
+        n++;                                                                                       \
+        put;                                                                                       \
+        types[n - 1] = type;                                                                       \
+        int w = snprintf(sql + len, cap - len, " AND " fmt, n);                                    \
+        if (w < 0 || (size_t)w >= cap - len)                                                       \
+            over = 1;                                                                              \
+        else                                                                                       \
+            len += (size_t)w;                                                                      \
+    } while (0)
+    PG_TERM(sel->serial, "i.serial = $%d", OID_BYTEA,
+            p_blob(p, n - 1, sel->serial, sel->serial_len));
+    PG_TERM(sel->account, "i.account = $%d", OID_TEXT, p_text(p, n - 1, sel->account));
+    PG_TERM(sel->spki_sha256, "i.spki_sha256 = $%d", OID_BYTEA,
+            p_blob(p, n - 1, sel->spki_sha256, 32));
+    PG_TERM(sel->profile, "i.profile = $%d", OID_TEXT, p_text(p, n - 1, sel->profile));
+    PG_TERM(sel->profile_hash, "i.profile_hash = $%d", OID_BYTEA,
+            p_blob(p, n - 1, sel->profile_hash, 32));
+    PG_TERM(sel->has & MC_SEL_ISSUED_AFTER, "i.not_before >= $%d", OID_INT8,
+            p_int8(p, n - 1, sel->issued_after));
+    PG_TERM(sel->has & MC_SEL_ISSUED_BEFORE, "i.not_before < $%d", OID_INT8,
+            p_int8(p, n - 1, sel->issued_before));
+    PG_TERM(sel->has & MC_SEL_EXPIRED, "i.not_after < $%d", OID_INT8,
+            p_int8(p, n - 1, sel->expired_at));
+    PG_TERM(sel->has & MC_SEL_UNEXPIRED, "i.not_after >= $%d", OID_INT8,
+            p_int8(p, n - 1, sel->unexpired_at));
+    PG_TERM(sel->lint_version, "i.lint_version = $%d", OID_TEXT,
+            p_text(p, n - 1, sel->lint_version));
+    PG_TERM(sel->lint_enforced, "i.lint_enforced = $%d", OID_TEXT,
+            p_text(p, n - 1, sel->lint_enforced));
+    /* an element of the comma-separated list */
+    PG_TERM(sel->lint_id, "strpos(',' || i.lint_warnings || ',', ',' || $%d || ',') > 0", OID_TEXT,
+            p_text(p, n - 1, sel->lint_id));
+    PG_TERM(sel->engine_version, "i.engine_version = $%d", OID_TEXT,
+            p_text(p, n - 1, sel->engine_version));
+    /* evidence is text: pg_temp.mc_evidence_mailboxes (pg_sel_functions) casts it to jsonb and
+     * gives its mailboxes array, NULL when it is not JSON or has none (as SQLite's CASE) */
+    PG_TERM(sel->method,
+            "EXISTS (SELECT 1 FROM jsonb_array_elements(pg_temp.mc_evidence_mailboxes("
+            "i.evidence)) AS m WHERE m ->> 'method' = $%d)",
+            OID_TEXT, p_text(p, n - 1, sel->method));
+    /* "@domain," in ",a@x,b@y,": exactly the domain of one mailbox (engine/store.c sq_sel) */
+    PG_TERM(sel->domain, "strpos(',' || lower(i.mailboxes) || ',', '@' || lower($%d) || ',') > 0",
+            OID_TEXT, p_text(p, n - 1, sel->domain));
+    PG_TERM(sel->status, "c.status = $%d", OID_TEXT, p_text(p, n - 1, sel->status));
+    /* SBR 4.2.2.1: issued without CAA lookups (engine/store.c sq_sel) */
+    PG_TERM(sel->caa_unchecked,
+            "pg_temp.mc_evidence_jsonb(i.evidence) -> 'caa_checked' = $%d::jsonb", OID_TEXT,
+            p_text(p, n - 1, "false"));
+#undef PG_TERM
+    return over || n >= PG_MAX_PARAMS ? -1 : n - (first - 1);
+}
+
+/* The session's helpers for the evidence criteria: mc_evidence_jsonb, the evidence text as
+ * jsonb, NULL when it is not JSON (a cast failing is a data_exception: caught, so one malformed
+ * row never fails an incident query, as SQLite's json_valid guard); mc_evidence_mailboxes, its
+ * mailboxes array, NULL when it is not an object or mailboxes is not an array. Temporary
+ * functions (pg_temp): no schema change, gone with the session. */
+static mc_err pg_sel_functions(pg_store *s, const mc_store_sel *sel, mc_errdetail *err)
+{
+    if (!sel->method && !sel->caa_unchecked)
+        return MC_OK;
+    return exec_cmd(s,
+                    "CREATE OR REPLACE FUNCTION pg_temp.mc_evidence_jsonb(t text)"
+                    " RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $f$"
+                    " BEGIN"
+                    "  RETURN t::jsonb;"
+                    " EXCEPTION WHEN data_exception THEN RETURN NULL;"
+                    " END $f$;"
+                    "CREATE OR REPLACE FUNCTION pg_temp.mc_evidence_mailboxes(t text)"
+                    " RETURNS jsonb LANGUAGE sql IMMUTABLE AS $f$"
+                    " SELECT CASE WHEN jsonb_typeof(j -> 'mailboxes') = 'array'"
+                    "  THEN j -> 'mailboxes' END"
+                    " FROM (SELECT CASE WHEN jsonb_typeof(pg_temp.mc_evidence_jsonb(t)) = 'object'"
+                    "  THEN pg_temp.mc_evidence_jsonb(t) END AS j) AS e"
+                    " $f$",
+                    "selector: evidence functions", err);
+}
+
+/* Builds head + sel's criteria + tail into sql (cap bytes) with the parameters after the first
+ * np0 already in p and types; *np gets the total. */
+static mc_err pg_sel_sql(const mc_store_sel *sel, const char *head, const char *tail, char *sql,
+                         size_t cap, params *p, Oid *types, int np0, int *np, const char *op,
+                         mc_errdetail *err)
+{
+    snprintf(sql, cap, "%s", head);
+    int k = pg_sel(sel, sql, cap - strlen(tail) - 1, np0 + 1, p, types);
+    if (k < 0)
+        return mc_err_set(err, MC_ERR_INVALID, "selector", NULL, "%s: selector too long", op);
+    strcat(sql, tail);
+    *np = np0 + k;
+    return MC_OK;
+}
+
+#define PG_QUERY_FROM " FROM intents AS i JOIN certificates AS c ON c.serial = i.serial WHERE true"
+
+/* Streams the selection in single-row mode (one statement: one snapshot). A callback that
+ * stops the listing cancels the statement, then the rest is read and dropped, so the
+ * connection stays usable. */
+static mc_err pg_query(mc_store *base, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
+                       int64_t *rows, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    char sql[4096];
+    params p;
+    Oid types[PG_MAX_PARAMS] = {0};
+    int np = 0;
+    int64_t n = 0;
+    PGresult *res = NULL;
+    memset(&p, 0, sizeof p);
+    mc_err e = conn_ready(s, err);
+    if (!e)
+        e = pg_sel_functions(s, sel, err);
+    if (!e)
+        e = pg_sel_sql(sel,
+                       fn ? "SELECT i.serial, i.order_id, i.account, i.profile, i.profile_hash,"
+                            " i.lint_version, i.lint_enforced, i.lint_warnings, i.engine_version,"
+                            " i.not_before, i.not_after, c.status, c.revoked_at,"
+                            " c.revocation_reason::bigint, i.mailboxes, i.evidence" PG_QUERY_FROM
+                          : "SELECT count(*)" PG_QUERY_FROM,
+                       fn ? " ORDER BY i.seq" : "", sql, sizeof sql, &p, types, 0, &np, "query",
+                       err);
+    if (e)
+        goto done;
+    if (!PQsendQueryParams(s->conn, sql, np, types, p.val, p.len, p.fmt, 1)) {
+        e = pg_err(s, err, NULL, "query", NULL);
+        goto done;
+    }
+    /* refused only right after a failed send: then rows would come whole, or not at all */
+    if (!PQsetSingleRowMode(s->conn))
+        e = mc_err_set(err, MC_ERR_STORE, NULL, NULL, "query: single-row mode refused");
+    int cancelled = 0;
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && !e && !fn) {
+            n = get_int8(res, 0, 0);
+        } else if (st == PGRES_SINGLE_TUPLE && !e) {
+#define TXT(col) (PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col))
+            mc_store_row r = {
+                .order_id = TXT(1),
+                .account = TXT(2),
+                .profile = TXT(3),
+                .lint_version = TXT(5),
+                .lint_enforced = TXT(6),
+                .lint_warnings = TXT(7),
+                .engine_version = TXT(8),
+                .not_before = get_int8(res, 0, 9),
+                .not_after = get_int8(res, 0, 10),
+                .status = TXT(11),
+                .revoked_at = PQgetisnull(res, 0, 12) ? -1 : get_int8(res, 0, 12),
+                .reason = PQgetisnull(res, 0, 13) ? -1 : (int)get_int8(res, 0, 13),
+                .mailboxes = TXT(14),
+                .evidence = TXT(15),
+            };
+#undef TXT
+            r.serial = get_blob(res, 0, 0, &r.serial_len);
+            r.profile_hash = get_blob(res, 0, 4, &r.profile_hash_len);
+            n++;
+            e = fn(arg, &r);
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !e) {
+            e = pg_err(s, err, NULL, "query", res);
+        }
+        PQclear(res);
+        if (e && !cancelled) {
+            /* stop the server sending rows nobody reads */
+            PGcancel *c = PQgetCancel(s->conn);
+            char buf[256];
+            if (c) {
+                PQcancel(c, buf, sizeof buf);
+                PQfreeCancel(c);
+            }
+            cancelled = 1;
+        }
+    }
+done:
+    if (rows)
+        *rows = n;
+    return e;
+}
+
 /* As the SQLite backend: the selection goes into a temporary table numbered in intent order
  * (one INSERT ... SELECT), then each chunk of that numbering is revoked by two set-based UPDATEs
  * in one short transaction. */
-static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+static mc_err pg_revoke(mc_store *base, const mc_store_sel *sel, int reason, int64_t revoked_at,
                         int dry_run, mc_revoke_counts *out, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
-    static const char *const where[] = {
-        [MC_REVOKE_SERIAL] = "i.serial = $1",
-        [MC_REVOKE_ACCOUNT] = "i.account = $1",
-        [MC_REVOKE_KEY] = "i.spki_sha256 = $1",
-        [MC_REVOKE_PROFILE] = "i.profile = $1 AND i.not_before >= $2 AND i.not_before < $3",
-        [MC_REVOKE_LINT] = "i.lint_version = $1",
-        /* an element of the comma-separated list */
-        [MC_REVOKE_LINT_WARNING] = "strpos(',' || i.lint_warnings || ',', ',' || $1 || ',') > 0",
-    };
-    char sql[512];
+    char sql[4096];
     params p;
-    Oid types[4] = {0};
-    int np = 1;
+    Oid types[PG_MAX_PARAMS] = {0};
+    int np = 0;
     PGresult *res = NULL;
     mc_err e = conn_ready(s, err);
     if (e)
+        return e;
+    if ((e = pg_sel_functions(s, sel, err)) != MC_OK)
         return e;
     e = exec_cmd(s,
                  "DROP TABLE IF EXISTS pg_temp.mc_revoke_set;"
@@ -1895,40 +2079,11 @@ static mc_err pg_revoke(mc_store *base, const mc_revoke_sel *sel, int reason, in
     if (e)
         return e;
     memset(&p, 0, sizeof p);
-    switch (sel->by) {
-    case MC_REVOKE_SERIAL:
-        p_blob(&p, 0, sel->serial, sel->serial_len);
-        types[0] = OID_BYTEA;
-        break;
-    case MC_REVOKE_ACCOUNT:
-        p_text(&p, 0, sel->account);
-        types[0] = OID_TEXT;
-        break;
-    case MC_REVOKE_KEY:
-        p_blob(&p, 0, sel->spki_sha256, 32);
-        types[0] = OID_BYTEA;
-        break;
-    case MC_REVOKE_PROFILE:
-        p_text(&p, 0, sel->profile);
-        p_int8(&p, 1, sel->issued_after);
-        p_int8(&p, 2, sel->issued_before);
-        types[0] = OID_TEXT;
-        types[1] = types[2] = OID_INT8;
-        np = 3;
-        break;
-    case MC_REVOKE_LINT:
-        p_text(&p, 0, sel->lint_version);
-        types[0] = OID_TEXT;
-        break;
-    case MC_REVOKE_LINT_WARNING:
-        p_text(&p, 0, sel->lint_id);
-        types[0] = OID_TEXT;
-        break;
-    }
-    snprintf(sql, sizeof sql,
-             "INSERT INTO pg_temp.mc_revoke_set (serial) SELECT i.serial FROM intents AS i"
-             " JOIN certificates AS c ON c.serial = i.serial WHERE %s ORDER BY i.seq",
-             where[sel->by]);
+    if ((e = pg_sel_sql(sel,
+                        "INSERT INTO pg_temp.mc_revoke_set (serial) SELECT i.serial" PG_QUERY_FROM,
+                        " ORDER BY i.seq", sql, sizeof sql, &p, types, 0, &np, "revoke: select",
+                        err)) != MC_OK)
+        goto done;
     if ((e = pg_exec_params(s, sql, np, types, &p, &out->selected, "revoke: select", NULL, err)))
         goto done;
     memset(&p, 0, sizeof p);
@@ -2202,6 +2357,7 @@ static const mc_store_ops pg_ops = {
     .ct_counts = pg_ct_counts,
     .replaced_by = pg_replaced_by,
     .revoke = pg_revoke,
+    .query = pg_query,
     .cert_status = pg_cert_status,
     .durability = pg_durability,
     .crl_begin = pg_crl_begin,

@@ -218,6 +218,20 @@ static void test_revoke_by_key_and_account(void **state)
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE revocation_reason = 5"), 90);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE revocation_reason = 1"), 10);
+    /* SBR 5.4.1 2.i: each revocation (not the dry runs) is in the audit log, with the selection
+     * as typed (the config's path left out), who, and what changed */
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'revoke'"), 2);
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'revoke'"
+                           " AND subject = '--account acct-other-platform --reason"
+                           " cessationOfOperation' AND actor LIKE 'user %'"
+                           " AND json_extract(detail, '$.reason') = 'cessationOfOperation'"
+                           " AND json_extract(detail, '$.revoked') = 90"
+                           " AND json_extract(detail, '$.unchanged') = 10"),
+                     1);
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'revoke'"
+                           " AND json_extract(detail, '$.keys_compromised') = 1"
+                           " AND json_extract(detail, '$.reason') = 'keyCompromise'"),
+                     1);
     assert_int_equal(q_int("SELECT count(*) FROM certificates AS c JOIN intents AS i"
                            " ON i.serial = c.serial WHERE c.status = 'issued'"
                            " AND i.account = 'acct-bench-platform'"),
@@ -231,10 +245,14 @@ static void test_revoke_by_key_and_account(void **state)
     assert_int_equal(r.status, 1);
     assert_non_null(strstr(r.err, "SBR 4.9.13"));
     mc_it_run_free(&r);
-    const char *two[] = {"revoke",   "--config", g.cfg,      "--account",  "a",
-                         "--serial", "01",       "--reason", "superseded", NULL};
-    mc_it_mailca_argv(&r, 60, two);
-    assert_int_equal(r.status, 2);
+    /* selectors combine (AND): an account and a serial of another account select nothing */
+    const char *two[] = {"--account", "a", "--serial", "01", "--reason", "superseded", NULL};
+    revoke("0 selected, 0 revoked (superseded)", two);
+    /* no selector at all is refused, never every certificate */
+    const char *none[] = {"revoke", "--config", g.cfg, "--reason", "superseded", NULL};
+    mc_it_mailca_argv(&r, 60, none);
+    if (r.status != 1 || !strstr(r.err, "no selector given"))
+        fail_msg("revoke without a selector: exit %d: %s", r.status, r.err);
     mc_it_run_free(&r);
     assert_int_equal(q_int("SELECT count(*) FROM certificates WHERE status = 'revoked'"), 100);
 

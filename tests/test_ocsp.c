@@ -92,7 +92,7 @@ static int setup(void **state)
                                     .der_len = sizeof tbs};
     }
     mc_revoke_counts rc;
-    mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = fx->serial[1], .serial_len = SER_LEN};
+    mc_store_sel one = {.serial = fx->serial[1], .serial_len = SER_LEN};
     if (mc_store_intents_commit(fx->s, in, 4, st, &err) != MC_OK ||
         mc_store_certs_commit(fx->s, c, 3, &err) != MC_OK ||
         mc_store_revoke(fx->s, &one, MC_CRL_KEY_COMPROMISE, NOW - 3600, 0, &rc, &err) != MC_OK)
@@ -499,7 +499,7 @@ static void test_cache_bounds_revocation_delay(void **state)
     /* revoked now: still the cached good answer inside the window, revoked once it ends */
     mc_errdetail err;
     mc_revoke_counts rc;
-    mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = fx->serial[0], .serial_len = SER_LEN};
+    mc_store_sel one = {.serial = fx->serial[0], .serial_len = SER_LEN};
     assert_int_equal(mc_store_revoke(fx->s, &one, MC_CRL_SUPERSEDED, NOW + 20, 0, &rc, &err),
                      MC_OK);
     resp = ask(r, der, len, NOW + MC_OCSP_CACHE_SECONDS - 1, &ans, NULL, NULL);

@@ -1372,7 +1372,7 @@ static void test_migrate_5_to_6(void **state)
     b.in[1].replaces = rep; /* m6-1 replaces m6-0 */
     assert_int_equal(mc_store_intents_commit(s, b.in, 6, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 4, &err), MC_OK);
-    mc_revoke_sel sel = {.by = MC_REVOKE_SERIAL, .serial = b.serial[2], .serial_len = SER_LEN};
+    mc_store_sel sel = {.serial = b.serial[2], .serial_len = SER_LEN};
     mc_revoke_counts rc;
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_SUPERSEDED, 1234, 0, &rc, &err), MC_OK);
     mc_store_close(s);
@@ -1455,7 +1455,7 @@ static void test_migrate_6_to_7(void **state)
     }
     assert_int_equal(mc_store_intents_commit(s, b.in, 8, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK); /* 5..7 pending */
-    mc_revoke_sel sel = {.by = MC_REVOKE_SERIAL, .serial = b.serial[2], .serial_len = SER_LEN};
+    mc_store_sel sel = {.serial = b.serial[2], .serial_len = SER_LEN};
     mc_revoke_counts rc;
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
@@ -1683,7 +1683,7 @@ static void test_crl_store(void **state)
     const int reasons[4] = {MC_CRL_SUPERSEDED, MC_CRL_KEY_COMPROMISE, MC_CRL_UNSPECIFIED,
                             MC_CRL_SUPERSEDED};
     for (int i = 0; i < 4; i++) {
-        mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = b.serial[i], .serial_len = SER_LEN};
+        mc_store_sel one = {.serial = b.serial[i], .serial_len = SER_LEN};
         mc_revoke_counts c;
         assert_int_equal(mc_store_revoke(s, &one, reasons[i], now - 100 + i, 0, &c, &err), MC_OK);
     }
@@ -2216,7 +2216,7 @@ static void expect_status(mc_store *s, const uint8_t *serial, const char *status
     assert_int_equal(r, reason);
 }
 
-static void revoke_ok(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t at, int dry,
+static void revoke_ok(mc_store *s, const mc_store_sel *sel, int reason, int64_t at, int dry,
                       int64_t selected, int64_t revoked, int64_t updated, int64_t unchanged)
 {
     mc_revoke_counts c;
@@ -2252,8 +2252,8 @@ static void test_compromised_key_refused(void **state)
     b.in[2].spki_sha256 = k1;
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 2, &err), MC_OK);
-    mc_revoke_sel by1 = {.by = MC_REVOKE_KEY, .spki_sha256 = k1};
-    mc_revoke_sel by2 = {.by = MC_REVOKE_KEY, .spki_sha256 = k2};
+    mc_store_sel by1 = {.spki_sha256 = k1};
+    mc_store_sel by2 = {.spki_sha256 = k2};
     mc_revoke_counts c;
     /* a dry run counts the key and records nothing */
     assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 1, &c, &err), MC_OK);
@@ -2314,7 +2314,7 @@ static void test_revoke(void **state)
     expect_status(s, b.serial[0], "issued", -1, -1);
 
     /* SBR 7.2.2 / 4.9.13: reasons a subscriber certificate is not revoked with here */
-    mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = b.serial[0], .serial_len = SER_LEN};
+    mc_store_sel one = {.serial = b.serial[0], .serial_len = SER_LEN};
     mc_revoke_counts c;
     const int bad[] = {2, 6, 7, 8, 10, 11, -1};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -2325,18 +2325,24 @@ static void test_revoke(void **state)
     for (int r = 0; r <= 10; r++)
         assert_int_equal(mc_crl_reason_allowed(r),
                          r == 0 || r == 1 || r == 3 || r == 4 || r == 5 || r == 9);
-    mc_revoke_sel badsel = {.by = MC_REVOKE_PROFILE,
-                            .profile = "mailbox-strict",
-                            .issued_after = 10,
-                            .issued_before = 10};
+    mc_store_sel badsel = {.profile = "mailbox-strict",
+                           .has = MC_SEL_ISSUED_AFTER | MC_SEL_ISSUED_BEFORE,
+                           .issued_after = 10,
+                           .issued_before = 10};
     assert_int_equal(mc_store_revoke(s, &badsel, 4, 1000, 0, &c, &err), MC_ERR_INVALID);
-    badsel = (mc_revoke_sel){.by = MC_REVOKE_ACCOUNT};
+    assert_string_equal(err.field, "issued_before");
+    badsel = (mc_store_sel){.account = ""};
     assert_int_equal(mc_store_revoke(s, &badsel, 4, 1000, 0, &c, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "account");
+    /* no criterion: every certificate, never revoked by accident */
+    badsel = (mc_store_sel){0};
+    assert_int_equal(mc_store_revoke(s, &badsel, 4, 1000, 1, &c, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "selector");
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
 
     /* by a lint id among the warnings, dry runs (nothing written; every selected certificate
      * still issued): a whole element of the list, never a part of one */
-    mc_revoke_sel lw = {.by = MC_REVOKE_LINT_WARNING, .lint_id = "e_qc_x"};
+    mc_store_sel lw = {.lint_id = "e_qc_x"};
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 2, 2, 0, 0); /* orders 5 and 7 */
     lw.lint_id = "e_qc";
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 0, 0, 0, 0);
@@ -2346,7 +2352,7 @@ static void test_revoke(void **state)
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 1, 1, 0, 0); /* order 7: the last element */
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
     /* what is not one lint id is refused, naming the field */
-    const char *bad_ids[] = {"", "e_qc_x,w_a", "e_qc%", "E_QC_X", NULL};
+    const char *bad_ids[] = {"", "e_qc_x,w_a", "e_qc%", "E_QC_X"};
     for (size_t k = 0; k < sizeof bad_ids / sizeof bad_ids[0]; k++) {
         lw.lint_id = bad_ids[k];
         assert_int_equal(mc_store_revoke(s, &lw, 4, 1000, 0, &c, &err), MC_ERR_INVALID);
@@ -2358,7 +2364,7 @@ static void test_revoke(void **state)
     expect_status(s, b.serial[0], "revoked", 1000, MC_CRL_SUPERSEDED);
 
     /* by account, dry run first: counts only, nothing written */
-    mc_revoke_sel acct_a = {.by = MC_REVOKE_ACCOUNT, .account = "acct-a"};
+    mc_store_sel acct_a = {.account = "acct-a"};
     revoke_ok(s, &acct_a, MC_CRL_CESSATION_OF_OPERATION, 2000, 1, 4, 3, 0, 1);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
     expect_status(s, b.serial[1], "issued", -1, -1);
@@ -2370,7 +2376,7 @@ static void test_revoke(void **state)
     expect_status(s, b.serial[3], "revoked", 2000, MC_CRL_CESSATION_OF_OPERATION);
 
     /* by subject key (SBR 4.9.1.1 item 3): keyCompromise */
-    mc_revoke_sel by_key = {.by = MC_REVOKE_KEY, .spki_sha256 = key};
+    mc_store_sel by_key = {.spki_sha256 = key};
     revoke_ok(s, &by_key, MC_CRL_KEY_COMPROMISE, 3000, 0, 2, 2, 0, 0);
     expect_status(s, b.serial[4], "revoked", 3000, MC_CRL_KEY_COMPROMISE);
     expect_status(s, b.serial[6], "issued", -1, -1);
@@ -2384,10 +2390,10 @@ static void test_revoke(void **state)
     revoke_ok(s, &acct_a, MC_CRL_KEY_COMPROMISE, 4500, 0, 4, 0, 0, 4);
 
     /* by profile and notBefore window [6, 8): orders 6 and 7 */
-    mc_revoke_sel win = {.by = MC_REVOKE_PROFILE,
-                         .profile = "mailbox-strict",
-                         .issued_after = 1750000006,
-                         .issued_before = 1750000008};
+    mc_store_sel win = {.profile = "mailbox-strict",
+                        .has = MC_SEL_ISSUED_AFTER | MC_SEL_ISSUED_BEFORE,
+                        .issued_after = 1750000006,
+                        .issued_before = 1750000008};
     revoke_ok(s, &win, MC_CRL_PRIVILEGE_WITHDRAWN, 5000, 0, 2, 2, 0, 0);
     expect_status(s, b.serial[6], "revoked", 5000, MC_CRL_PRIVILEGE_WITHDRAWN);
     expect_status(s, b.serial[7], "revoked", 5000, MC_CRL_PRIVILEGE_WITHDRAWN);
@@ -2395,12 +2401,12 @@ static void test_revoke(void **state)
     revoke_ok(s, &win, MC_CRL_PRIVILEGE_WITHDRAWN, 5000, 0, 0, 0, 0, 0);
 
     /* by lint set version; unspecified is recorded as 0 (a CRL then omits reasonCode) */
-    mc_revoke_sel lint = {.by = MC_REVOKE_LINT, .lint_version = "lints-2"};
+    mc_store_sel lint = {.lint_version = "lints-2"};
     revoke_ok(s, &lint, MC_CRL_UNSPECIFIED, 6000, 0, 1, 1, 0, 0);
     expect_status(s, b.serial[9], "revoked", 6000, MC_CRL_UNSPECIFIED);
 
     /* the pending intent (order 8) is never selected; everything else of acct-b is revoked */
-    mc_revoke_sel acct_b = {.by = MC_REVOKE_ACCOUNT, .account = "acct-b"};
+    mc_store_sel acct_b = {.account = "acct-b"};
     revoke_ok(s, &acct_b, MC_CRL_SUPERSEDED, 7000, 0, 5, 0, 0, 5);
     /* by lint id, written this time: both were revoked before and stay as they were */
     lw.lint_id = "e_qc_x";
@@ -2430,7 +2436,7 @@ static void test_bench_revoke(void **state)
         assert_int_equal(mc_store_intents_commit(s, b.in + off, step, b.state + off, &err), MC_OK);
         assert_int_equal(mc_store_certs_commit(s, b.cert + off, step, &err), MC_OK);
     }
-    mc_revoke_sel sel = {.by = MC_REVOKE_ACCOUNT, .account = "acct-1"};
+    mc_store_sel sel = {.account = "acct-1"};
     double t0 = now_us();
     revoke_ok(s, &sel, MC_CRL_CESSATION_OF_OPERATION, 1000, 0, (int64_t)n, (int64_t)n, 0, 0);
     double dt = now_us() - t0;
@@ -2864,7 +2870,7 @@ static void test_serial_status(void **state)
     batch_make(&b, "ss", 0, 4);
     assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK); /* 3: intent only */
-    mc_revoke_sel one = {.by = MC_REVOKE_SERIAL, .serial = b.serial[1], .serial_len = SER_LEN};
+    mc_store_sel one = {.serial = b.serial[1], .serial_len = SER_LEN};
     mc_revoke_counts c;
     assert_int_equal(mc_store_revoke(s, &one, MC_CRL_KEY_COMPROMISE, 5000, 0, &c, &err), MC_OK);
     one.serial = b.serial[2];

@@ -1,7 +1,8 @@
 /*
  * mc_revoke: the `mailca revoke` command (engine/revoke.c) over mc_store_revoke (store.h
- * "revocation"): selects certificates by serial, account, subject key SHA-256, or profile and
- * notBefore window, revokes them with an RFC 5280 CRLReason name and prints the counts.
+ * "revocation"): selects certificates with the selector options of `mailca query` (query.h;
+ * every criterion given must hold), revokes them with an RFC 5280 CRLReason name and prints
+ * the counts.
  */
 #ifndef MAILCA_REVOKE_H
 #define MAILCA_REVOKE_H
@@ -22,9 +23,9 @@ const char *mc_revoke_reason_name(int reason);
  * MC_ERR_INVALID naming field otherwise. */
 mc_err mc_revoke_time_parse(const char *text, const char *field, int64_t *out, mc_errdetail *err);
 
-/* `mailca revoke --config F (--serial HEX | --account A | --key-sha256 HEX | --profile P
- * --issued-after T --issued-before T | --lint-version V) --reason NAME [--dry-run]`. argv[0] is
- * "revoke". Returns the exit status (0 done, 1 failed, 2 usage). */
+/* `mailca revoke [--config F] selectors... --reason NAME [--dry-run]` (selectors: query.h
+ * mc_query_sel_options, at least one). argv[0] is "revoke". Returns the exit status (0 done,
+ * 1 failed, 2 usage). */
 int mc_revoke_main(int argc, char **argv);
 
 #endif

@@ -216,30 +216,81 @@ typedef enum mc_crl_reason {
 /* 1 when reason is one of mc_crl_reason above (SBR 7.2.2 / 4.9.13 as explained there). */
 int mc_crl_reason_allowed(int reason);
 
-/* Which certificates a revocation selects. Exactly the fields of its kind are read. */
-typedef enum mc_revoke_by {
-    MC_REVOKE_SERIAL = 1,   /* serial, serial_len */
-    MC_REVOKE_ACCOUNT,      /* account: every certificate ordered by the account */
-    MC_REVOKE_KEY,          /* spki_sha256 (32 bytes): every certificate for the subject key (SBR
-                               4.9.1.1 item 3, key compromise) */
-    MC_REVOKE_PROFILE,      /* profile, issued in [issued_after, issued_before) by notBefore */
-    MC_REVOKE_LINT,         /* lint_version: every certificate linted with that lint set */
-    MC_REVOKE_LINT_WARNING, /* lint_id: every certificate whose lint_warnings name that lint (a
-                               warning lint, or an error lint its lint_enforced did not enforce
-                               yet) */
-} mc_revoke_by;
+/* --- selection (`mailca query`, `mailca revoke`) -----------------------------------------------
+ * Which certificates (intents with a certificate: an intent never signed was never issued) a
+ * query or a revocation selects: every criterion given (non-NULL, or its bit in has) must hold
+ * (AND). A selector with no criterion selects every certificate; mc_store_revoke refuses it.
+ * Values are bound as parameters, never pasted into SQL text. */
+#define MC_SEL_ISSUED_AFTER 1u  /* notBefore >= issued_after */
+#define MC_SEL_ISSUED_BEFORE 2u /* notBefore < issued_before */
+#define MC_SEL_EXPIRED                                                                             \
+    4u                      /* notAfter < expired_at: no longer valid at that time (RFC 5280       \
+                               4.1.2.5: the validity period includes notAfter) */
+#define MC_SEL_UNEXPIRED 8u /* notAfter >= unexpired_at */
 
-typedef struct mc_revoke_sel {
-    mc_revoke_by by;
+typedef struct mc_store_sel {
+    const uint8_t *serial; /* serial_len bytes (1..MC_SERIAL_MAX) */
+    size_t serial_len;
+    const char *account;         /* the ordering account */
+    const uint8_t *spki_sha256;  /* 32 bytes: every certificate for the subject key (SBR 4.9.1.1
+                                    item 3, key compromise) */
+    const char *profile;         /* profile name */
+    const uint8_t *profile_hash; /* 32 bytes: SHA-256 of the profile file */
+    const char *lint_version;    /* the lint set the issuing build ran */
+    const char *lint_enforced;   /* the lint set whose error lints blocked issuance */
+    const char *lint_id;         /* a whole element of lint_warnings (a warning lint, or an error
+                                    lint its lint_enforced did not enforce yet); a-z 0-9 '_' */
+    const char *engine_version;
+    const char *method; /* SBR 3.2.2 method "3.2.2.1" .. "3.2.2.4": some element of the
+                           evidence's mailboxes[] has it as "method" */
+    const char *domain; /* the exact domain (ASCII, compared case-insensitively) of one of the
+                           subject's mailboxes */
+    const char *status; /* "issued" or "revoked" */
+    int caa_unchecked;  /* 1: the evidence records "caa_checked": false (issued with CAA
+                           lookups off, SBR 4.2.2.1); 0: any */
+    unsigned has;       /* MC_SEL_* bits: which of the times below are criteria */
+    int64_t issued_after, issued_before; /* seconds since the epoch; after < before */
+    int64_t expired_at, unexpired_at;
+} mc_store_sel;
+
+/* MC_OK when every criterion of sel is well-formed (serial 1..MC_SERIAL_MAX bytes, no empty
+ * text, a method of SBR 3.2.2, a domain of letters, digits, '-' and '.', a lint id of a-z 0-9
+ * '_', status "issued" / "revoked", caa_unchecked 0 or 1, issued_after < issued_before when
+ * both are given);
+ * MC_ERR_INVALID naming the field and the rule otherwise. *criteria (may be NULL) gets how many
+ * criteria sel has. */
+mc_err mc_store_sel_check(const mc_store_sel *sel, int *criteria, mc_errdetail *err);
+
+/* One selected certificate as a query lists it. Pointers are valid only during the callback;
+ * text columns recorded as NULL are NULL. */
+typedef struct mc_store_row {
     const uint8_t *serial;
     size_t serial_len;
+    const char *order_id;
     const char *account;
-    const uint8_t *spki_sha256;
     const char *profile;
-    int64_t issued_after, issued_before; /* seconds since the epoch; after < before */
-    const char *lint_version;
-    const char *lint_id;
-} mc_revoke_sel;
+    const uint8_t *profile_hash; /* profile_hash_len bytes (32), NULL when none */
+    size_t profile_hash_len;
+    const char *lint_version, *lint_enforced, *lint_warnings, *engine_version;
+    int64_t not_before, not_after;
+    const char *status;    /* "issued" / "revoked" */
+    int64_t revoked_at;    /* -1 when not revoked */
+    int reason;            /* RFC 5280 CRLReason code, -1 when not revoked */
+    const char *mailboxes; /* comma-separated */
+    const char *evidence;  /* as recorded (JSON text) */
+} mc_store_row;
+
+/* Gets each row; a non-MC_OK return stops the query, which then returns that code (err is the
+ * callback's to fill). fn must not call into the store: the query is still running. */
+typedef mc_err (*mc_store_row_fn)(void *arg, const mc_store_row *row);
+
+/* Lists the certificates sel selects (mc_store_sel_check first) to fn, in intent order (the
+ * order they were recorded), one row at a time: the result is never held whole (SQLite steps
+ * the statement, PostgreSQL streams in single-row mode), so memory stays bounded however many
+ * rows match. fn NULL: only counts. *rows (may be NULL) gets how many rows were selected (handed
+ * to fn). */
+mc_err mc_store_query(mc_store *s, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
+                      int64_t *rows, mc_errdetail *err);
 
 typedef struct mc_revoke_counts {
     int64_t selected;         /* certificates the selector matched (intents without a certificate
@@ -251,18 +302,19 @@ typedef struct mc_revoke_counts {
                                  orders are refused from now on, SBR 6.1.1.3 (4)) */
 } mc_revoke_counts;
 
-/* Revokes the selected certificates with reason (mc_crl_reason_allowed) at revoked_at (seconds
- * since the epoch). Re-revoking keeps the first revocation's time and reason, except that
- * keyCompromise supersedes another reason (RFC 5280 practice: the reason is raised to
- * keyCompromise when the compromise is learnt later; the first revocation time is kept).
- * The selection is taken once (a snapshot of the certificates then committed), then revoked in
- * chunks of MC_REVOKE_CHUNK certificates, each chunk one transaction of set-based statements,
- * so a million certificates do not hold the store's write lock for minutes: the engine keeps
- * issuing in between. On an error the chunks committed stay revoked and *out counts them;
- * running the same revocation again finishes the rest. dry_run: nothing is written, *out says
- * what would change. */
+/* Revokes the certificates sel selects (mc_store_sel_check; a selector without any criterion
+ * is refused, MC_ERR_INVALID field "selector": never everything by accident) with reason
+ * (mc_crl_reason_allowed) at revoked_at (seconds since the epoch). Re-revoking keeps the first
+ * revocation's time and reason, except that keyCompromise supersedes another reason (RFC 5280
+ * practice: the reason is raised to keyCompromise when the compromise is learnt later; the first
+ * revocation time is kept). The selection is taken once (a snapshot of the certificates then
+ * committed), then revoked in chunks of MC_REVOKE_CHUNK certificates, each chunk one transaction of
+ * set-based statements, so a million certificates do not hold the store's write lock for minutes:
+ * the engine keeps issuing in between. On an error the chunks committed stay revoked and *out
+ * counts them; running the same revocation again finishes the rest. dry_run: nothing is written,
+ * *out says what would change. */
 #define MC_REVOKE_CHUNK 20000
-mc_err mc_store_revoke(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+mc_err mc_store_revoke(mc_store *s, const mc_store_sel *sel, int reason, int64_t revoked_at,
                        int dry_run, mc_revoke_counts *out, mc_errdetail *err);
 
 /* CRLs (engine/crl.c). A revoked certificate, as a CRL lists it. */
@@ -502,8 +554,11 @@ typedef struct mc_store_ops {
     /* replacement and revocation: serial valid, sel checked, reason allowed, out zeroed */
     mc_err (*replaced_by)(mc_store *s, const uint8_t *serial, size_t serial_len, uint8_t *out,
                           size_t *out_len, mc_errdetail *err);
-    mc_err (*revoke)(mc_store *s, const mc_revoke_sel *sel, int reason, int64_t revoked_at,
+    mc_err (*revoke)(mc_store *s, const mc_store_sel *sel, int reason, int64_t revoked_at,
                      int dry_run, mc_revoke_counts *out, mc_errdetail *err);
+    /* sel checked; fn may be NULL (count only); *rows set */
+    mc_err (*query)(mc_store *s, const mc_store_sel *sel, mc_store_row_fn fn, void *arg,
+                    int64_t *rows, mc_errdetail *err);
     mc_err (*cert_status)(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
                           size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
     /* WAL checkpoints (mc_store_checkpoint_elsewhere): NULL when the backend has none */
