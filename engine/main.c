@@ -622,7 +622,8 @@ static int cmd_lint(int argc, char **argv)
         mc_ca_urls urls = {.crl = cfg.ca_crl_url[0] ? cfg.ca_crl_url : NULL,
                            .ocsp = cfg.ca_ocsp_url[0] ? cfg.ca_ocsp_url : NULL,
                            .ca_issuers = cfg.ca_issuers_url[0] ? cfg.ca_issuers_url : NULL,
-                           .cps = cfg.ca_cps_url[0] ? cfg.ca_cps_url : NULL};
+                           .cps = cfg.ca_cps_url[0] ? cfg.ca_cps_url : NULL,
+                           .crl_shards = (unsigned)cfg.ca_crl_shards};
         if (mc_issuer_load(cfg.ca_certificate, alg, &issuer, &e) != MC_OK)
             return report("lint", &e);
         if (mc_profile_set_load(cfg.profiles, &issuer, &urls, &set, &e) != MC_OK) {
