@@ -643,8 +643,9 @@ typedef struct shard_run {
     uint16_t *shard; /* parallel to es.v */
     size_t shard_cap;
     int64_t count[SHARD_SPACE];
-    int64_t unsharded;  /* revoked certificates whose TBS names no shard of this URL */
-    const char *suffix; /* the template's bytes after "{shard}" */
+    uint8_t served[SHARD_SPACE]; /* published by this run */
+    int64_t unsharded;           /* revoked certificates whose TBS names no shard of this URL */
+    const char *suffix;          /* the template's bytes after "{shard}" */
     size_t suffix_len;
     unsigned shards; /* ca.crl_shards */
     mc_store_crl_shard *plan;
@@ -685,20 +686,27 @@ static void collect_shard(void *arg, const uint8_t *serial, size_t serial_len, i
 }
 
 /* The shards of this run: every shard of ca.crl_shards (empty ones too: a relying party
- * fetching a shard URL must find a current CRL), and any other shard a revoked certificate
- * names (issued when ca.crl_shards was larger: its URL still has to be served). */
-static int plan_shards(void *arg, mc_store_crl_shard **v, size_t *n)
+ * fetching a shard URL must find a current CRL), any other shard a revoked certificate names,
+ * and every shard published before (certificates issued when ca.crl_shards was larger name
+ * them: their URLs still have to be served). */
+static int plan_shards(void *arg, const unsigned *known, size_t nknown, mc_store_crl_shard **v,
+                       size_t *n)
 {
     shard_run *r = arg;
+    for (size_t i = 0; i < nknown; i++)
+        if (known[i] < SHARD_SPACE)
+            r->served[known[i]] = 1;
     size_t k = 0;
-    for (unsigned i = 0; i < SHARD_SPACE; i++)
-        k += i < r->shards || r->count[i] > 0;
+    for (unsigned i = 0; i < SHARD_SPACE; i++) {
+        r->served[i] |= i < r->shards || r->count[i] > 0;
+        k += r->served[i];
+    }
     r->plan = calloc(k, sizeof *r->plan);
     if (!r->plan)
         return -1;
     r->nplan = 0;
     for (unsigned i = 0; i < SHARD_SPACE; i++)
-        if (i < r->shards || r->count[i] > 0) {
+        if (r->served[i]) {
             r->plan[r->nplan].shard = i;
             r->plan[r->nplan++].entries = r->count[i];
         }

@@ -266,6 +266,7 @@ enum {
     ST_REVOKED_SHARD,
     ST_CRL_SHARD_NUMBER,
     ST_CRL_SHARDS_LATEST,
+    ST_CRL_SHARDS_KNOWN,
     ST_COUNT_
 };
 
@@ -355,6 +356,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
         " FROM crls AS c JOIN (SELECT max(number) AS number FROM crls"
         " WHERE shard IS NOT NULL AND published_at IS NOT NULL GROUP BY shard) AS l"
         " ON c.number = l.number",
+    [ST_CRL_SHARDS_KNOWN] = "SELECT DISTINCT shard FROM crls WHERE shard IS NOT NULL"
+                            " ORDER BY shard",
 };
 
 #define STR_(x) #x
@@ -1706,9 +1709,26 @@ static mc_err sq_crl_shards_begin(mc_store *base, int64_t this_update, int64_t n
         e = store_err(s, err, NULL, "crl: revoked certificates", rc);
     stmt_release(st);
     mc_store_crl_shard *v = NULL;
-    size_t n = 0;
-    if (!e && plan(arg, &v, &n) != 0)
+    size_t n = 0, nknown = 0, kcap = 0;
+    unsigned *known = NULL;
+    sqlite3_stmt *ks = s->st[ST_CRL_SHARDS_KNOWN];
+    while (!e && (rc = sqlite3_step(ks)) == SQLITE_ROW) {
+        if (nknown == kcap) {
+            unsigned *k = realloc(known, (kcap = kcap ? 2 * kcap : 64) * sizeof *k);
+            if (!k) {
+                e = mc_err_set(err, MC_ERR_NOMEM, "shards", NULL, "crl: shards recorded");
+                break;
+            }
+            known = k;
+        }
+        known[nknown++] = (unsigned)sqlite3_column_int64(ks, 0);
+    }
+    if (!e && rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "crl: shards recorded", rc);
+    stmt_release(ks);
+    if (!e && plan(arg, known, nknown, &v, &n) != 0)
         e = mc_err_set(err, MC_ERR_NOMEM, "entries", NULL, "crl: the shards could not be planned");
+    free(known);
     for (size_t i = 0; !e && i < n; i++) {
         sqlite3_bind_int64(ins, 1, this_update);
         sqlite3_bind_int64(ins, 2, next_update);

@@ -177,6 +177,7 @@ enum {
     PS_REVOKED_SHARD,
     PS_CRL_SHARD_NUMBER,
     PS_CRL_SHARDS_LATEST,
+    PS_CRL_SHARDS_KNOWN,
     PS_COUNT_
 };
 
@@ -411,6 +412,11 @@ static const struct {
                               " GROUP BY shard) AS l ON c.number = l.number",
                               0,
                               {0}},
+    [PS_CRL_SHARDS_KNOWN] = {"mc_crl_shards_known",
+                             "SELECT DISTINCT shard::bigint FROM crls WHERE shard IS NOT NULL"
+                             " ORDER BY 1",
+                             0,
+                             {0}},
 };
 
 typedef struct pg_store {
@@ -2076,7 +2082,20 @@ static mc_err pg_crl_shards_begin(mc_store *base, int64_t this_update, int64_t n
         goto done;
     mc_store_crl_shard *v = NULL;
     size_t n = 0;
-    if (plan(arg, &v, &n) != 0) {
+    PGresult *kr = run(s, PS_CRL_SHARDS_KNOWN, NULL);
+    if (PQresultStatus(kr) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, NULL, "crl: shards recorded", kr);
+        PQclear(kr);
+        goto done;
+    }
+    size_t nknown = (size_t)PQntuples(kr);
+    unsigned *known = malloc((nknown ? nknown : 1) * sizeof *known);
+    for (size_t i = 0; known && i < nknown; i++)
+        known[i] = (unsigned)get_int8(kr, (int)i, 0);
+    PQclear(kr);
+    int planned = known ? plan(arg, known, nknown, &v, &n) : -1;
+    free(known);
+    if (planned != 0) {
         e = mc_err_set(err, MC_ERR_NOMEM, "entries", NULL, "crl: the shards could not be planned");
         goto done;
     }

@@ -1778,6 +1778,8 @@ typedef struct shard_seen {
     mc_store_crl_shard plan[3];
     size_t nplan;
     int fail_plan;
+    unsigned known[8];
+    size_t nknown;
 } shard_seen;
 
 static void shard_collect(void *arg, const uint8_t *serial, size_t serial_len, int64_t revoked_at,
@@ -1795,9 +1797,12 @@ static void shard_collect(void *arg, const uint8_t *serial, size_t serial_len, i
     w->reason[w->n++] = reason;
 }
 
-static int shard_plan(void *arg, mc_store_crl_shard **v, size_t *n)
+static int shard_plan(void *arg, const unsigned *known, size_t nknown, mc_store_crl_shard **v,
+                      size_t *n)
 {
     shard_seen *w = arg;
+    w->nknown = nknown < 8 ? nknown : 8;
+    memcpy(w->known, known, w->nknown * sizeof *known);
     *v = w->plan;
     *n = w->nplan;
     return w->fail_plan;
@@ -1863,7 +1868,8 @@ static void test_crl_shards_store(void **state)
     assert_int_equal(mc_store_crl_shards_begin(s, now, now + 86400, pat, sizeof pat - 1, 8,
                                                shard_collect, shard_plan, &w, &err),
                      MC_OK);
-    assert_int_equal(w.n, 5); /* in serial order; 4 is not revoked */
+    assert_int_equal(w.nknown, 0); /* no shard recorded yet */
+    assert_int_equal(w.n, 5);      /* in serial order; 4 is not revoked */
     const int want[5] = {0, 1, 2, 3, 5};
     const char *tail[5] = {"0002.crl", "0001.crl", "", "0007.crl", "0009.crl"};
     for (int i = 0; i < 5; i++) {
@@ -1899,6 +1905,10 @@ static void test_crl_shards_store(void **state)
                      MC_OK);
     assert_int_equal(w.plan[0].number, 4);
     assert_int_equal(w.plan[1].number, 5);
+    assert_int_equal(w.nknown, 3); /* the shards the first run recorded */
+    assert_int_equal(w.known[0], 0);
+    assert_int_equal(w.known[1], 1);
+    assert_int_equal(w.known[2], 7);
     assert_int_equal(mc_store_crl_published(s, 4, now + 101, &err), MC_OK);
     assert_int_equal(mc_store_crl_published(s, 5, now + 101, &err), MC_OK);
     assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);

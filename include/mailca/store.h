@@ -292,10 +292,13 @@ typedef struct mc_store_crl_shard {
     int64_t entries;
     uint64_t number;
 } mc_store_crl_shard;
-/* Called once, after the last entry and inside the transaction: *v and *n are the shard CRLs
- * to record (the caller's array, which the store fills numbers into). Non-zero: abandon (the
+/* Called once, after the last entry and inside the transaction, with the shards that have a
+ * CRL recorded already (ascending, nknown of them: a shard once served keeps being served, since
+ * certificates issued under a larger ca.crl_shards name it): *v and *n are the shard CRLs to
+ * record (the caller's array, which the store fills numbers into). Non-zero: abandon (the
  * transaction is rolled back and nothing recorded; MC_ERR_NOMEM). */
-typedef int (*mc_store_crl_plan_fn)(void *arg, mc_store_crl_shard **v, size_t *n);
+typedef int (*mc_store_crl_plan_fn)(void *arg, const unsigned *known, size_t nknown,
+                                    mc_store_crl_shard **v, size_t *n);
 
 /* As mc_store_crl_begin for every shard at once: in one transaction under the same lock, lists
  * every revoked certificate not expired at this_update, in serial order, to fn with the tail
