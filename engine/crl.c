@@ -460,8 +460,9 @@ static mc_err write_atomic(const char *path, const uint8_t *der, size_t len, uin
         goto done;
     }
     have_tmp = 0;
-    /* the rename itself survives a power loss once the folder is synced */
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* the rename itself survives a power loss once the folder is synced (a caller holding the
+     * lock over many files syncs the folder once, after the last) */
+    int dfd = locked ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
@@ -756,6 +757,24 @@ static mc_err lock_dir(const char *dir, int *fd, mc_errdetail *e)
     return MC_OK;
 }
 
+/* The first n shards of plan are in dir: one folder sync makes their renames durable, then one
+ * statement records them published (their numbers are consecutive: one locked transaction
+ * took them). */
+static mc_err publish_written(mc_store *s, const char *dir, const mc_store_crl_shard *plan,
+                              size_t n, mc_errdetail *e)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        mc_err rc = mc_err_set(e, MC_ERR_IO, "out-dir", NULL, "%s: %s", dir, strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return rc;
+    }
+    close(dfd);
+    return mc_store_crl_published_range(s, plan[0].number, plan[n - 1].number, (int64_t)time(NULL),
+                                        e);
+}
+
 /* --out-dir DIR: every shard, in one store transaction (numbers) and under one folder lock. */
 static mc_err run_shards(const mc_config *cfg, const char *dir, int64_t now, int64_t next,
                          mc_errdetail *e)
@@ -769,6 +788,7 @@ static mc_err run_shards(const mc_config *cfg, const char *dir, int64_t now, int
     uint8_t *tbs = NULL, *crl = NULL;
     size_t tbs_len = 0, crl_len = 0, bytes = 0;
     int lockfd = -1;
+    size_t written = 0; /* shard files renamed into place, not yet recorded as published */
     mc_err rc = MC_OK;
     struct stat st;
     if (!r)
@@ -824,11 +844,14 @@ static mc_err run_shards(const mc_config *cfg, const char *dir, int64_t now, int
                 MC_OK ||
             (rc = sign_crl(&sg, tbs, tbs_len, &crl, &crl_len, e)) != MC_OK ||
             (rc = check_with_openssl(&sg.iss, crl, crl_len, sh->number, n, url, e)) != MC_OK ||
-            (rc = write_atomic(path, crl, crl_len, sh->number, 1, e)) != MC_OK ||
-            (rc = mc_store_crl_published(s, sh->number, (int64_t)time(NULL), e)) != MC_OK)
+            (rc = write_atomic(path, crl, crl_len, sh->number, 1, e)) != MC_OK)
             goto done;
+        written++;
         bytes += crl_len;
     }
+    if ((rc = publish_written(s, dir, r->plan, written, e)) != MC_OK)
+        goto done;
+    written = 0;
     char t1[32], t2[32];
     fmt_time(now, t1, sizeof t1);
     fmt_time(next, t2, sizeof t2);
@@ -843,6 +866,10 @@ static mc_err run_shards(const mc_config *cfg, const char *dir, int64_t now, int
                "the full CRL (mailca crl --out) at the URL they carry\n",
                (long long)r->unsharded);
 done:
+    if (written) { /* a shard failed: those before it are served, and recorded so */
+        mc_errdetail e2;
+        publish_written(s, dir, r->plan, written, &e2);
+    }
     signer_close(&sg);
     mc_store_close(s);
     if (lockfd >= 0)

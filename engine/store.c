@@ -342,7 +342,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_CRL_LATEST] = "SELECT number, this_update, next_update FROM crls"
                       " WHERE published_at IS NOT NULL AND shard IS NULL"
                       " ORDER BY number DESC LIMIT 1",
-    [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number = ?1",
+    [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number BETWEEN ?1 AND ?3",
     /* instr and substr count bytes in BLOBs; substr of a NULL start is NULL: no match */
     [ST_REVOKED_SHARD] = "SELECT c.serial, c.revoked_at, c.revocation_reason,"
                          " substr(i.tbs, nullif(instr(i.tbs, ?2), 0) + length(?2), ?3)"
@@ -1649,17 +1649,19 @@ static mc_err sq_crl_begin(mc_store *base, int64_t this_update, int64_t next_upd
     return e;
 }
 
-static mc_err sq_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
+static mc_err sq_crl_published(mc_store *base, uint64_t number, uint64_t last, int64_t at,
+                               mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = s->st[ST_CRL_PUBLISHED];
     sqlite3_bind_int64(st, 1, (int64_t)number);
     sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int64(st, 3, (int64_t)last);
     int rc = sqlite3_step(st);
     mc_err e = rc == SQLITE_DONE ? MC_OK : store_err(s, err, NULL, "crl: published", rc);
-    if (!e && sqlite3_changes(s->db) != 1)
-        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
-                       (unsigned long long)number);
+    if (!e && (uint64_t)sqlite3_changes(s->db) != last - number + 1)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu..%llu",
+                       (unsigned long long)number, (unsigned long long)last);
     stmt_release(st);
     return e;
 }
@@ -1878,7 +1880,17 @@ mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errde
 {
     if (!s || !number)
         return mc_err_set(err, MC_ERR_INVALID, "number", NULL, "crl published: no CRL number");
-    return s->ops->crl_published(s, number, at, err);
+    return s->ops->crl_published(s, number, number, at, err);
+}
+
+mc_err mc_store_crl_published_range(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                                    mc_errdetail *err)
+{
+    if (!s || !first || last < first || last > INT64_MAX)
+        return mc_err_set(err, MC_ERR_INVALID, "number", NULL,
+                          "crl published: no CRL numbers %llu..%llu", (unsigned long long)first,
+                          (unsigned long long)last);
+    return s->ops->crl_published(s, first, last, at, err);
 }
 
 mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,

@@ -384,9 +384,9 @@ static const struct {
                        0,
                        {0}},
     [PS_CRL_PUBLISHED] = {"mc_crl_published",
-                          "UPDATE crls SET published_at = $2 WHERE number = $1",
-                          2,
-                          {OID_INT8, OID_INT8}},
+                          "UPDATE crls SET published_at = $2 WHERE number BETWEEN $1 AND $3",
+                          3,
+                          {OID_INT8, OID_INT8, OID_INT8}},
     /* position and substring count bytes in bytea; substring of a NULL start is NULL */
     [PS_REVOKED_SHARD] = {"mc_revoked_shard",
                           "SELECT c.serial, c.revoked_at, coalesce(c.revocation_reason, 0)::bigint,"
@@ -2004,7 +2004,8 @@ done:
     return e;
 }
 
-static mc_err pg_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
+static mc_err pg_crl_published(mc_store *base, uint64_t number, uint64_t last, int64_t at,
+                               mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     mc_err e = conn_ready(s, err);
@@ -2014,12 +2015,13 @@ static mc_err pg_crl_published(mc_store *base, uint64_t number, int64_t at, mc_e
     memset(&p, 0, sizeof p);
     p_int8(&p, 0, (int64_t)number);
     p_int8(&p, 1, at);
+    p_int8(&p, 2, (int64_t)last);
     PGresult *res = run(s, PS_CRL_PUBLISHED, &p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         e = pg_err(s, err, NULL, "crl: published", res);
-    else if (strcmp(PQcmdTuples(res), "1") != 0)
-        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
-                       (unsigned long long)number);
+    else if (strtoull(PQcmdTuples(res), NULL, 10) != last - number + 1)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu..%llu",
+                       (unsigned long long)number, (unsigned long long)last);
     PQclear(res);
     return e;
 }

@@ -1884,8 +1884,10 @@ static void test_crl_shards_store(void **state)
     int64_t k = -1, tu = -1, nu = -1;
     assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
     assert_int_equal(k, 0); /* none published yet */
-    for (uint64_t i = 1; i <= 3; i++)
-        assert_int_equal(mc_store_crl_published(s, i, now + 1, &err), MC_OK);
+    assert_int_equal(mc_store_crl_published_range(s, 1, 3, now + 1, &err), MC_OK);
+    assert_int_equal(mc_store_crl_published_range(s, 3, 2, now + 1, &err), MC_ERR_INVALID);
+    assert_int_equal(mc_store_crl_published_range(s, 3, 4, now + 1, &err), MC_ERR_STORE);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE published_at IS NOT NULL"), 3);
     assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
     assert_int_equal(k, 3);
     assert_int_equal(tu, now);

@@ -319,6 +319,11 @@ mc_err mc_store_crl_shards_latest(mc_store *s, int64_t *shards, int64_t *oldest_
 
 /* Marks CRL number as published (written where it is served) at time at. */
 mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
+/* The same for every CRL numbered first..last (the shards of one run), in one statement: one
+ * commit for thousands of shards. MC_ERR_STORE when one of them was never recorded (the
+ * others are marked). */
+mc_err mc_store_crl_published_range(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                                    mc_errdetail *err);
 
 /* The latest full CRL published (mc_store_crl_published; shard CRLs are not full ones):
  * *number 0 when none yet; its times. */
@@ -501,7 +506,8 @@ typedef struct mc_store_ops {
     mc_err (*durability)(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err);
     mc_err (*crl_begin)(mc_store *s, int64_t this_update, int64_t next_update,
                         mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
-    mc_err (*crl_published)(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
+    mc_err (*crl_published)(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                            mc_errdetail *err);
     mc_err (*crl_latest)(mc_store *s, uint64_t *number, int64_t *this_update, int64_t *next_update,
                          mc_errdetail *err);
     mc_err (*crl_shards_begin)(mc_store *s, int64_t this_update, int64_t next_update,
