@@ -3,7 +3,7 @@
  * and a SoftHSM2 token: 20 certificates issued with one CRL URL, then 160 with ca.crl_shards 8.
  * OpenSSL reads each sharded certificate's cRLDistributionPoints and finds the shard of its
  * serial (computed here from the serial's last four octets, independently of the engine);
- * certificates are revoked (three subject keys, keyCompromise), the shards are built, and
+ * certificates are revoked (subject keys, keyCompromise), the shards are built, and
  * OpenSSL checks every shard CRL: signed by the issuing CA, a critical issuingDistributionPoint
  * naming exactly its URL (RFC 5280 5.2.5), every revoked certificate in exactly one shard (its
  * own), X509_verify_cert with X509_V_FLAG_CRL_CHECK refusing each revoked certificate and
@@ -258,7 +258,7 @@ static void mark_revoked(cert *v, size_t n)
     sqlite3_close(db);
 }
 
-/* Revokes every certificate of the subject key of v's certificate (keyCompromise). */
+/* Revokes every certificate of the subject key of c (keyCompromise). */
 static void revoke_key_of(const cert *c, const char *cfg)
 {
     uint8_t *spki = NULL;
@@ -296,7 +296,8 @@ static void test_crl_shards(void **state)
     for (int k = 0; k < SHARDS; k++) /* 160 random serials: every shard has some */
         assert_true(per_shard[k] > 0);
 
-    /* revoked: one key of the unsharded ones (10), three of the sharded ones (30) */
+    /* revoked: one key of the unsharded ones, three of the sharded ones (gen-orders spreads
+     * orders over its keys at random: the counts come from the store) */
     revoke_key_of(&v[0], g.cfg1);
     revoke_key_of(&v[n1 + 0], g.cfg8);
     revoke_key_of(&v[n1 + 1], g.cfg8);
@@ -305,16 +306,19 @@ static void test_crl_shards(void **state)
     size_t revoked_plain = 0, revoked_sharded = 0;
     for (size_t i = 0; i < n; i++)
         *(i < n1 ? &revoked_plain : &revoked_sharded) += (size_t)v[i].revoked;
-    assert_int_equal(revoked_plain, 10);
-    assert_int_equal(revoked_sharded, 30);
+    assert_true(revoked_plain > 0 && revoked_plain < n1);
+    assert_true(revoked_sharded > 0 && revoked_sharded < n8);
+    char want[160], want2[160];
+    snprintf(want, sizeof want, "8 shard CRL(s), numbers 1..8, %zu revoked certificate(s)",
+             revoked_sharded);
+    snprintf(want2, sizeof want2, "%zu revoked certificate(s) name no shard of ca.crl_url",
+             revoked_plain);
 
     /* every shard, empty ones too; the unsharded revoked ones are in none (said so) */
     const char *crl8[] = {"crl", "--config", g.cfg8, "--out-dir", g.dir, NULL};
     mc_it_run r;
     mc_it_mailca_argv(&r, 300, crl8);
-    if (r.status != 0 ||
-        !strstr(r.out, "8 shard CRL(s), numbers 1..8, 30 revoked certificate(s)") ||
-        !strstr(r.out, "10 revoked certificate(s) name no shard of ca.crl_url"))
+    if (r.status != 0 || !strstr(r.out, want) || !strstr(r.out, want2))
         fail_msg("mailca crl --out-dir: exit %d: %s %s", r.status, r.out, r.err);
     mc_it_run_free(&r);
     X509_CRL *crls[SHARDS];
@@ -349,8 +353,8 @@ static void test_crl_shards(void **state)
         assert_int_equal(ok, 0);
         assert_int_equal(error, X509_V_ERR_DIFFERENT_CRL_SCOPE);
     }
-    assert_int_equal(refused, 30);
-    assert_int_equal(accepted, n8 - 30);
+    assert_int_equal(refused, revoked_sharded);
+    assert_int_equal(accepted, n8 - revoked_sharded);
     /* the files the URLs name, one lock for the run, no temporary left */
     char p[1200];
     struct stat sb;
@@ -366,7 +370,9 @@ static void test_crl_shards(void **state)
     char full[1200];
     snprintf(full, sizeof full, "%s/issuing-ca.crl", g.it.dir);
     const char *crlf[] = {"crl", "--config", g.cfg8, "--out", full, NULL};
-    run_ok("CRL number 9, 40 revoked certificate(s)", crlf);
+    snprintf(want, sizeof want, "CRL number 9, %zu revoked certificate(s)",
+             revoked_plain + revoked_sharded);
+    run_ok(want, crlf);
     X509_CRL *fc = crl_load(full);
     assert_int_equal(X509_CRL_get_ext_by_NID(fc, NID_issuing_distribution_point, -1), -1);
     for (size_t i = 0; i < n1; i++) {
@@ -380,7 +386,9 @@ static void test_crl_shards(void **state)
     /* the next run: every shard's number goes up (one sequence across the CA) */
     const char *st8[] = {"status", "--config", g.cfg8, NULL};
     run_ok("crl shards: current (8 of 8 published", st8);
-    run_ok("8 shard CRL(s), numbers 10..17, 30 revoked certificate(s)", crl8);
+    snprintf(want, sizeof want, "8 shard CRL(s), numbers 10..17, %zu revoked certificate(s)",
+             revoked_sharded);
+    run_ok(want, crl8);
     for (int k = 0; k < SHARDS; k++) {
         X509_CRL *c = shard_crl(k);
         check_shard(c, k);

@@ -1802,7 +1802,8 @@ static int shard_plan(void *arg, const unsigned *known, size_t nknown, mc_store_
 {
     shard_seen *w = arg;
     w->nknown = nknown < 8 ? nknown : 8;
-    memcpy(w->known, known, w->nknown * sizeof *known);
+    for (size_t i = 0; i < w->nknown; i++)
+        w->known[i] = known[i];
     *v = w->plan;
     *n = w->nplan;
     return w->fail_plan;
