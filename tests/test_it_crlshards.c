@@ -386,6 +386,8 @@ static void test_crl_shards(void **state)
     /* the next run: every shard's number goes up (one sequence across the CA) */
     const char *st8[] = {"status", "--config", g.cfg8, NULL};
     run_ok("crl shards: current (8 of 8 published", st8);
+    run_ok("\"crl_shards\":{\"shards\":8,\"published\":8,",
+           (const char *const[]){"status", "--config", g.cfg8, "--json", NULL});
     snprintf(want, sizeof want, "8 shard CRL(s), numbers 10..17, %zu revoked certificate(s)",
              revoked_sharded);
     run_ok(want, crl8);
