@@ -6,6 +6,8 @@
  */
 #include "mailca/ca.h"
 
+#include "mailca/audit.h"
+
 #include "mailca/config.h"
 #include "mailca/crypto.h"
 #include "mailca/der.h"
@@ -607,6 +609,54 @@ static mc_sigalg default_sigalg(mc_keytype k)
     }
 }
 
+/* SBR 5.4.1 1.i: the CA keys' generation (inside the token, non-extractable) and the CA
+ * certificates made with them, as the store's first audit record. */
+static mc_err audit_init(const mc_config *c, const mc_digests *d, const mc_ca_init_opts *o,
+                         mc_keytype root_kt, mc_sigalg iss_alg, int ntokens, const char *root_cn,
+                         const char *iss_cn, const uint8_t *root_der, size_t root_len,
+                         const uint8_t *iss_der, size_t iss_len, mc_errdetail *err)
+{
+    mc_store *s = NULL;
+    mc_audit_json j;
+    uint8_t h[2][32];
+    char hex[2][65];
+    unsigned hl = 0;
+    for (int k = 0; k < 2; k++) {
+        if (EVP_Digest(k ? iss_der : root_der, k ? iss_len : root_len, h[k], &hl, d->sha256,
+                       NULL) != 1)
+            return mc_crypto_err(err, NULL, "SHA-256");
+        for (int i = 0; i < 32; i++)
+            snprintf(hex[k] + 2 * i, 3, "%02x", h[k][i]);
+    }
+    mc_audit_json_begin(&j);
+    mc_audit_json_str(&j, "org", o->org);
+    mc_audit_json_str(&j, "root_subject_cn", root_cn);
+    mc_audit_json_str(&j, "root_key", mc_keytype_name(root_kt));
+    mc_audit_json_str(&j, "root_key_label", ROOT_LABEL);
+    mc_audit_json_str(&j, "root_sha256", hex[0]);
+    mc_audit_json_str(&j, "issuing_subject_cn", iss_cn);
+    mc_audit_json_str(&j, "issuing_key", mc_keytype_name(o->keytype));
+    mc_audit_json_str(&j, "issuing_key_label", ISSUING_LABEL);
+    mc_audit_json_str(&j, "issuing_signature", mc_sigalg_name(iss_alg));
+    mc_audit_json_str(&j, "issuing_sha256", hex[1]);
+    mc_audit_json_int(&j, "tokens", ntokens);
+    mc_audit_json_str(&j, "keys",
+                      o->bench_tokens > 1
+                          ? "root generated in the token; issuing key imported into "
+                            "each token (bench only)"
+                          : "generated in the token, non-extractable");
+    mc_audit_json_str(&j, "base_url", o->base_url);
+    const char *detail = mc_audit_json_end(&j);
+    mc_err rc = MC_OK;
+    if (!detail)
+        rc = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: ca.init");
+    else if ((rc = mc_store_open(c->store_sqlite, &s, err)) == MC_OK)
+        rc = mc_audit_record(s, "ca.init", iss_cn, detail, err);
+    mc_store_close(s);
+    mc_audit_json_free(&j);
+    return rc;
+}
+
 mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
 {
     mc_err rc = MC_OK;
@@ -782,7 +832,10 @@ mc_err mc_ca_init(const mc_ca_init_opts *o, mc_errdetail *err)
      * operator raises this (docs: README, lint.enforced_set). */
     snprintf(c.lint_enforced_set, sizeof c.lint_enforced_set, "%s", MC_LINT_SET_VERSION);
     snprintf(path, sizeof path, "%s/mailca.yaml", dir);
-    rc = mc_config_write(&c, path, err);
+    if ((rc = mc_config_write(&c, path, err)) != MC_OK)
+        goto done;
+    rc = audit_init(&c, &d, o, root_kt, iss_alg, ntokens, root_cn, iss_cn, root_der, root_len,
+                    iss_der, iss_len, err);
 done:
     OPENSSL_cleanse(pin, sizeof pin);
     OPENSSL_cleanse(so_pin, sizeof so_pin);

@@ -62,6 +62,7 @@ static const struct key {
     S("store", "sqlite", K_PATH, store_sqlite, "mailca.db"),
     I("store", "retry_s", store_retry_s, "60", 0, 86400),
     S("lint", "enforced_set", K_STR, lint_enforced_set, ""),
+    S("keys", "weak_rsa_blocklist", K_PATH, keys_weak_rsa_blocklist, ""),
     S("engine", "profiles", K_PATH, profiles, MAILCA_SOURCE_DIR "/profiles"),
     I("engine", "workers", workers, "0", 0, 1024),
     I("engine", "batch", batch, "256", 1, 4096),

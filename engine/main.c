@@ -9,6 +9,7 @@
 #include "mailca/issuer.h"
 #include "mailca/profile.h"
 #include "mailca/config.h"
+#include "mailca/audit.h"
 #include "mailca/crl.h"
 #include "mailca/ct.h"
 #include "mailca/engine.h"
@@ -73,6 +74,8 @@ static int cmd_help(FILE *f)
         "  crl [--config FILE] --out-dir DIR [--next-update-days D]  with ca.crl_shards > 1:\n"
         "        one CRL per shard (DIR/<last path segment of its URL>), each with a critical\n"
         "        issuingDistributionPoint\n"
+        "  audit [--config FILE] [--since T] [--event NAME] [--after-id N]  the audit log\n"
+        "        (SBR 5.4.1: runs, rejected orders, revocations, CRLs) as JSON lines\n"
         "        (batch --procs N spreads workers over N processes; auto, the default:\n"
         "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  version, help\n\n"
@@ -690,6 +693,8 @@ int main(int argc, char **argv)
         return mc_revoke_main(argc, argv);
     if (strcmp(cmd, "crl") == 0)
         return mc_crl_main(argc, argv);
+    if (strcmp(cmd, "audit") == 0)
+        return mc_audit_main(argc, argv);
     fprintf(stderr, "mailca: unknown command '%s' (see mailca help)\n", cmd);
     return 2;
 }

@@ -11,6 +11,7 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/keycheck.h"
+#include "mailca/weakkeys.h"
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -1366,8 +1367,8 @@ static unsigned int_bits(const uint8_t *v, size_t len)
 }
 
 /* RSAPublicKey (RFC 8017 A.1.1) inside the SPKI BIT STRING: SBR 6.1.5 size, SBR 6.1.6 exponent. */
-static mc_err check_rsa(const uint8_t *key, size_t len, const char *field, unsigned *bits,
-                        mc_errdetail *err)
+static mc_err check_rsa(const uint8_t *key, size_t len, const char *field, mc_csr_ctx *cc,
+                        unsigned *bits, mc_errdetail *err)
 {
     mc_der_cur c = mc_der_cur_make(key, len), in;
     mc_der_tlv seq, n, e;
@@ -1401,6 +1402,9 @@ static mc_err check_rsa(const uint8_t *key, size_t len, const char *field, unsig
      * (ROCA), rejections by mailca policy: include/mailca/keycheck.h. */
     mc_err kr = mc_keycheck_rsa(n.val, n.len, e.val, e.len, field, err);
     if (kr != MC_OK)
+        return kr;
+    /* SBR 6.1.1.3 item 5: known weak keys (Debian's), when the CA configured a list */
+    if ((kr = mc_weakkeys_check_rsa(cc->weak, cc->md, n.val, n.len, field, err)) != MC_OK)
         return kr;
     *bits = nb;
     return MC_OK;
@@ -1552,7 +1556,7 @@ static mc_err check_key(const mc_der_tlv *spki_tlv, const char *field, mc_csr_ct
     unsigned bits = 0;
     switch (kt) {
     case MC_KEY_RSA:
-        if ((e = check_rsa(key, keylen, field, &bits, err)))
+        if ((e = check_rsa(key, keylen, field, cc, &bits, err)))
             goto fail;
         break;
     case MC_KEY_P256:

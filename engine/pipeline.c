@@ -6,6 +6,7 @@
  */
 #include "mailca/engine.h"
 
+#include "mailca/audit.h"
 #include "mailca/caa.h"
 #include "mailca/crypto.h"
 #include "mailca/ct.h"
@@ -18,6 +19,7 @@
 #include "mailca/result.h"
 #include "mailca/tbs.h"
 #include "mailca/store.h"
+#include "mailca/weakkeys.h"
 #include "mailca/wire.h"
 #include "mailca/worker.h"
 #include "mailca/x509.h"
@@ -57,7 +59,8 @@ struct mc_engine {
     mc_digests d;
     mc_hsmpool *pool; /* the issuing key on one or more tokens */
     mc_caa_ctx *caa;
-    mc_ct_config ct; /* Certificate Transparency; ct_on when logs and profiles are configured */
+    mc_weakkeys *weak; /* keys.weak_rsa_blocklist (SBR 6.1.1.3 item 5); NULL: none configured */
+    mc_ct_config ct;   /* Certificate Transparency; ct_on when logs and profiles are configured */
     int ct_on;
     char caa_lists[3][MC_URL_MAX]; /* resolvers, issuer domains, perspectives: parsed in place
                                       and referenced by the CAA context for its lifetime */
@@ -173,6 +176,15 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
                         "CAA issuemail checks before a publicly-trusted certificate is issued "
                         "(unless a technically constrained subordinate CA's contract waives "
                         "them); each certificate's evidence records \"caa_checked\":false\n");
+    if (cfg->keys_weak_rsa_blocklist[0]) {
+        if ((rc = mc_weakkeys_load(cfg->keys_weak_rsa_blocklist, "keys.weak_rsa_blocklist",
+                                   &e->weak, err)) != MC_OK)
+            goto done;
+    } else if (!e->opts.worker_process) {
+        fprintf(stderr, "mailca: no weak-key list (keys.weak_rsa_blocklist): SBR 6.1.1.3 item 5 "
+                        "requires refusing known weak keys such as Debian's (CVE-2008-0166); "
+                        "RSA subscriber keys are checked for ROCA and small factors only\n");
+    }
     if (cfg->caa_enabled) {
         /* SBR 4.2.2.1: CAA for every mailbox domain before issuing */
         mc_caa_config cc = {.timeout_ms = (unsigned)cfg->caa_timeout_ms,
@@ -228,6 +240,7 @@ void mc_engine_close(mc_engine *e)
         return;
     mc_hsmpool_close(e->pool);
     mc_caa_ctx_free(e->caa);
+    mc_weakkeys_free(e->weak);
     mc_profile_set_free(&e->profiles);
     if (e->issuer_loaded)
         mc_issuer_free(&e->issuer);
@@ -340,6 +353,12 @@ typedef struct collector {
     uint64_t t_last_input;  /* when the last message arrived */
     atomic_uint_fast64_t *bytes_read;
     uint64_t orders_size;
+    /* SBR 5.4.1 2.iii: rejected (and failed) orders go to the audit log in groups (one
+     * transaction per AUDIT_GROUP events or AUDIT_WAIT_NS), their strings malloc'd until then */
+    mc_audit_event *aud;
+    size_t aud_n, aud_cap;
+    uint64_t aud_t0; /* when the oldest waiting event was made */
+    char actor[MC_AUDIT_ACTOR_MAX];
     uint64_t t_start, t_last_print;
     int progress;
     mc_err rc;
@@ -565,6 +584,47 @@ static void fail_result(mc_result *r, uint64_t seq, const char *id, const char *
 }
 
 /* Writes one result to the results stream: the only place results leave the engine. */
+#define AUDIT_GROUP 512
+#define AUDIT_WAIT_NS 200000000ull
+
+/* Queues the audit record of a rejected or failed order r (subject: its order id). */
+static void audit_add(collector *c, const mc_result *r)
+{
+    mc_audit_json j;
+    if (c->aud_n == c->aud_cap) {
+        size_t cap = c->aud_cap ? 2 * c->aud_cap : 64;
+        mc_audit_event *v = realloc(c->aud, cap * sizeof *v);
+        if (!v)
+            goto oom;
+        c->aud = v;
+        c->aud_cap = cap;
+    }
+    mc_audit_json_begin(&j);
+    mc_audit_json_int(&j, "seq", (int64_t)r->seq);
+    mc_audit_json_str(&j, "code", mc_err_name(r->error.code));
+    mc_audit_json_str(&j, "field", r->error.field[0] ? r->error.field : NULL);
+    mc_audit_json_str(&j, "rule", r->error.rule[0] ? r->error.rule : NULL);
+    mc_audit_json_str(&j, "message", r->error.message);
+    char *subject = strndup(r->order_id ? r->order_id : "", r->order_id ? r->order_id_len : 0);
+    if (!mc_audit_json_end(&j) || !subject) {
+        mc_audit_json_free(&j);
+        free(subject);
+        goto oom;
+    }
+    if (!c->aud_n)
+        c->aud_t0 = now_ns();
+    c->aud[c->aud_n++] = (mc_audit_event){
+        .at = (int64_t)time(NULL),
+        .actor = c->actor,
+        .event = r->status == MC_STATUS_REJECTED ? "order.rejected" : "order.failed",
+        .subject = subject,
+        .detail = j.p}; /* owned by the queue now */
+    return;
+oom:
+    if (c->rc == MC_OK)
+        c->rc = mc_err_set(&c->err, MC_ERR_NOMEM, NULL, NULL, "audit log: out of memory");
+}
+
 static void emit(collector *c, const mc_result *r, uint64_t t0)
 {
     if (mark_seen(c, r->seq) == 1)
@@ -584,6 +644,8 @@ static void emit(collector *c, const mc_result *r, uint64_t t0)
     if (fwrite(c->rbuf.data, 1, c->rbuf.size, c->results) != c->rbuf.size && c->rc == MC_OK)
         c->rc = mc_err_set(&c->err, MC_ERR_IO, "results", NULL, "writing results failed");
     c->written++;
+    if (r->status != MC_STATUS_ISSUED)
+        audit_add(c, r);
     if (r->status == MC_STATUS_ISSUED)
         c->issued++;
     else if (r->status == MC_STATUS_REJECTED)
@@ -707,6 +769,32 @@ static void store_retry_done(collector *c, const store_retry *r, mc_err rc, cons
         fprintf(stderr, "mailca: store: %s of %zu failed%s%.1f s: %s\n", what, n,
                 r->t_first_fail ? " after retrying for " : " (not retryable) ",
                 r->t_first_fail ? s : 0.0, err->message);
+}
+
+/* Writes the queued audit records when force, or when a group is full or waited long enough.
+ * A store that stays down past store.retry_s fails the run: a rejection is never dropped from
+ * the log without saying so. */
+static void audit_flush(collector *c, int force)
+{
+    if (!c->aud_n || (!force && c->aud_n < AUDIT_GROUP && now_ns() - c->aud_t0 < AUDIT_WAIT_NS))
+        return;
+    mc_errdetail err;
+    mc_err rc;
+    store_retry sr = {0};
+    while ((rc = mc_store_audit_append(c->store, c->aud, c->aud_n, &err)) != MC_OK &&
+           store_retry_wait(c, &sr, rc, &err, "audit log", c->aud_n))
+        ;
+    store_retry_done(c, &sr, rc, &err, "audit log", c->aud_n);
+    if (rc != MC_OK && c->rc == MC_OK)
+        c->rc = mc_err_set(&c->err, rc, NULL, "SBR 5.4.1",
+                           "%zu rejected or failed orders could not be recorded in the audit "
+                           "log: %s",
+                           c->aud_n, err.message);
+    for (size_t i = 0; i < c->aud_n; i++) {
+        free((char *)c->aud[i].subject);
+        free((char *)c->aud[i].detail);
+    }
+    c->aud_n = 0;
 }
 
 /* Intents messages committed in one transaction when several wait (group commit): the
@@ -1354,8 +1442,10 @@ static void *collector_main(void *arg)
                 fail_unanswered(c);
             }
         }
+        audit_flush(c, 0);
         print_progress(c, 0);
     }
+    audit_flush(c, 1);
     print_progress(c, 1);
     if (c->resigned)
         fprintf(stderr,
@@ -1573,6 +1663,7 @@ static mc_worker_shared worker_shared(const mc_engine *e, void *zctx, const char
         .digests = &e->d,
         .pool = e->pool,
         .caa = e->caa,
+        .weak_keys = e->weak,
         .account_uri_prefix = e->cfg.caa_account_uri_prefix,
         .zctx = zctx,
         .ep_orders = ep_orders,
@@ -1738,6 +1829,71 @@ static void context_end(mc_engine *e, void *zctx)
     zmq_ctx_term(zctx);
 }
 
+/* SBR 5.4.1: the run's start in the audit log, with what decides its certificates: the
+ * engine, the lint sets, and each profile's hash (1.vii: a hash not seen before is a profile
+ * introduced). */
+static mc_err audit_run_start(const mc_engine *e, collector *c, int procs, mc_errdetail *err)
+{
+    mc_audit_json j, prof;
+    char hex[65];
+    c->t_start = now_ns(); /* run.end's duration, should the run stop before it starts */
+    mc_audit_json_begin(&prof);
+    for (size_t i = 0; i < e->profiles.n; i++) {
+        for (int k = 0; k < 32; k++)
+            snprintf(hex + 2 * k, 3, "%02x", e->profiles.v[i]->hash[k]);
+        mc_audit_json_str(&prof, e->profiles.v[i]->name, hex);
+    }
+    mc_audit_json_begin(&j);
+    mc_audit_json_str(&j, "engine_version", MAILCA_VERSION);
+    mc_audit_json_str(&j, "lint_set", e->opts.no_lint ? "lint-disabled" : MC_LINT_SET_VERSION);
+    mc_audit_json_str(&j, "lint_enforced",
+                      e->opts.no_lint ? NULL : mc_lint_set_effective(e->cfg.lint_enforced_set));
+    mc_audit_json_int(&j, "workers", procs > 0 ? 0 : e->workers);
+    mc_audit_json_int(&j, "procs", procs);
+    mc_audit_json_str(&j, "caa", e->caa ? "on" : "off");
+    mc_audit_json_str(&j, "weak_key_list",
+                      e->cfg.keys_weak_rsa_blocklist[0] ? e->cfg.keys_weak_rsa_blocklist : NULL);
+    const char *pj = mc_audit_json_end(&prof);
+    if (pj)
+        mc_audit_json_raw(&j, "profiles", pj);
+    const char *detail = mc_audit_json_end(&j);
+    mc_audit_event ev = {.at = (int64_t)time(NULL),
+                         .actor = c->actor,
+                         .event = "run.start",
+                         .subject = e->cfg.path[0] ? e->cfg.path : NULL,
+                         .detail = detail};
+    mc_err rc = pj && detail ? mc_store_audit_append(c->store, &ev, 1, err)
+                             : mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: run.start");
+    mc_audit_json_free(&prof);
+    mc_audit_json_free(&j);
+    return rc;
+}
+
+/* The run's end and its counts. A failure here is reported, not made the run's: every order
+ * was answered and recorded by now. */
+static void audit_run_end(collector *c, mc_err rc, const mc_errdetail *err)
+{
+    mc_audit_json j;
+    mc_errdetail e2;
+    mc_audit_json_begin(&j);
+    mc_audit_json_int(&j, "orders", (int64_t)c->written);
+    mc_audit_json_int(&j, "issued", (int64_t)c->issued);
+    mc_audit_json_int(&j, "rejected", (int64_t)c->rejected);
+    mc_audit_json_int(&j, "failed", (int64_t)c->failed);
+    mc_audit_json_int(&j, "seconds", (int64_t)((now_ns() - c->t_start) / 1000000000ull));
+    mc_audit_json_str(&j, "error", rc == MC_OK ? NULL : err->message);
+    const char *detail = mc_audit_json_end(&j);
+    mc_audit_event ev = {.at = (int64_t)time(NULL),
+                         .actor = c->actor,
+                         .event = "run.end",
+                         .subject = c->e->cfg.path[0] ? c->e->cfg.path : NULL,
+                         .detail = detail};
+    if (!detail || mc_store_audit_append(c->store, &ev, 1, &e2) != MC_OK)
+        fprintf(stderr, "mailca: audit log: the end of this run could not be recorded: %s\n",
+                detail ? e2.message : "out of memory");
+    mc_audit_json_free(&j);
+}
+
 mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *results,
                      mc_run_stats *st, mc_errdetail *err)
 {
@@ -1747,7 +1903,7 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     intake in;
     worker_slot *ws = NULL;
     pthread_t cth;
-    int c_started = 0;
+    int c_started = 0, run_recorded = 0;
     atomic_int alive = 0;
     atomic_uint_fast64_t bytes_read = 0;
     int procs = e->opts.procs == MC_ENGINE_PROCS_CONFIG ? e->cfg.procs : e->opts.procs;
@@ -1795,6 +1951,10 @@ mc_err mc_engine_run(mc_engine *e, FILE *orders, uint64_t orders_size, FILE *res
     }
     if ((rc = mc_store_open(e->cfg.store_sqlite, &c.store, err)) != MC_OK)
         goto done;
+    mc_audit_actor(c.actor, sizeof c.actor);
+    if ((rc = audit_run_start(e, &c, procs, err)) != MC_OK)
+        goto done;
+    run_recorded = 1;
     if (procs > 0) {
         /* Worker processes join over ipc:// in a private folder (mode 0700). */
         snprintf(ipc_dir, sizeof ipc_dir, "/tmp/mailca-ipc-XXXXXX");
@@ -1972,6 +2132,8 @@ done:
         st->procs = procs;
     }
     fflush(results);
+    if (run_recorded)
+        audit_run_end(&c, rc, err);
     if (c.router)
         zmq_close(c.router);
     if (c.pull)
@@ -1996,6 +2158,7 @@ done:
         free(w);
     }
     free(c.inflight);
+    free(c.aud); /* its strings went with the last flush */
     free(c.seen);
     free(ws);
     msgpack_zone_destroy(&c.zone);

@@ -7,6 +7,7 @@
  * in schema_version and migrated forward at open.
  */
 #include "mailca/store.h"
+#include "mailca/audit.h"
 #include "mailca/der.h"
 #include "mailca/sqlvfs.h"
 
@@ -227,7 +228,17 @@ static const char *const migrations[] = {
     " next_update INTEGER NOT NULL, entries INTEGER NOT NULL, created_at INTEGER NOT NULL,"
     " published_at INTEGER);"
     "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
-    /* 10: partitioned CRLs (crl.h, ca.crl_shards): a CRL row is a full CRL (shard NULL) or
+    /* 10: the audit log (store.h "audit log", SBR 5.4.1): lifecycle events other than the
+     * certificates themselves, append-only (SBR 5.4.4: the triggers refuse changes). The index
+     * answers "every rejection since T" without reading years of other events. */
+    "CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL,"
+    " event TEXT NOT NULL, subject TEXT, detail TEXT);"
+    "CREATE INDEX audit_log_event_at ON audit_log(event, at);"
+    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log"
+    " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (SBR 5.4.4)'); END;"
+    "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
+    " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (SBR 5.4.4)'); END;",
+    /* 11: partitioned CRLs (crl.h, ca.crl_shards): a CRL row is a full CRL (shard NULL) or
      * one shard's; each shard's latest published one is found through the index. Which shard
      * a certificate belongs to is not stored: its recorded TBS names it. */
     "ALTER TABLE crls ADD COLUMN shard INTEGER;"
@@ -263,6 +274,8 @@ enum {
     ST_CRL_NUMBER,
     ST_CRL_LATEST,
     ST_CRL_PUBLISHED,
+    ST_AUDIT_INSERT,
+    ST_AUDIT_LIST,
     ST_REVOKED_SHARD,
     ST_CRL_SHARD_NUMBER,
     ST_CRL_SHARDS_LATEST,
@@ -358,6 +371,10 @@ static const char *const stmt_sql[ST_COUNT_] = {
         " ON c.number = l.number",
     [ST_CRL_SHARDS_KNOWN] = "SELECT DISTINCT shard FROM crls WHERE shard IS NOT NULL"
                             " ORDER BY shard",
+    [ST_AUDIT_INSERT] = "INSERT INTO audit_log (at, actor, event, subject, detail)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_AUDIT_LIST] = "SELECT id, at, actor, event, subject, detail FROM audit_log"
+                      " WHERE id > ?1 AND at >= ?2 AND (?3 IS NULL OR event = ?3) ORDER BY id",
 };
 
 #define STR_(x) #x
@@ -580,6 +597,25 @@ static mc_err store_migrate(sq_store *s, mc_errdetail *err)
         }
         sqlite3_finalize(st);
         st = NULL;
+    }
+    if (cur < MC_STORE_SCHEMA_VERSION) {
+        /* SBR 5.4.1 3.iv: the upgrade of the store is an update of the Certificate System */
+        char actor[MC_AUDIT_ACTOR_MAX], detail[128];
+        mc_store_migration_event(cur, actor, sizeof actor, detail, sizeof detail);
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO audit_log (at, actor, event, subject, detail)"
+                                " VALUES (?1, ?2, 'store.migrate', 'schema', ?3)",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)time(NULL));
+            sqlite3_bind_text(st, 2, actor, -1, SQLITE_TRANSIENT);
+            sqlite3_bind_text(st, 3, detail, -1, SQLITE_TRANSIENT);
+            rc = sqlite3_step(st);
+        }
+        if (rc != SQLITE_DONE) {
+            e = store_err(s, err, NULL, "migrate: audit", rc);
+            goto done;
+        }
     }
     e = exec_sql(s, "COMMIT", "migrate: commit", err);
 done:
@@ -1684,6 +1720,56 @@ static mc_err sq_crl_latest(mc_store *base, uint64_t *number, int64_t *this_upda
     return e;
 }
 
+/* --- audit log ------------------------------------------------------------------------------ */
+
+static mc_err sq_audit_append(mc_store *base, const mc_audit_event *v, size_t n, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *ins = s->st[ST_AUDIT_INSERT];
+    mc_err e = step_done(s, ST_BEGIN, "audit: begin", err);
+    for (size_t i = 0; i < n && !e; i++) {
+        sqlite3_bind_int64(ins, 1, v[i].at);
+        bind_text(ins, 2, v[i].actor);
+        bind_text(ins, 3, v[i].event);
+        bind_text(ins, 4, v[i].subject);
+        bind_text(ins, 5, v[i].detail);
+        int rc = sqlite3_step(ins);
+        if (rc != SQLITE_DONE)
+            e = store_err(s, err, NULL, "audit: insert", rc);
+        stmt_release(ins);
+    }
+    if (!e)
+        e = step_done(s, ST_COMMIT, "audit: commit", err);
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+static mc_err sq_audit_list(mc_store *base, int64_t after_id, int64_t since, const char *event,
+                            mc_store_audit_fn fn, void *arg, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_AUDIT_LIST];
+    mc_err e = MC_OK;
+    int rc;
+    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int64(st, 2, since);
+    bind_text(st, 3, event);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        mc_audit_event ev = {.id = sqlite3_column_int64(st, 0),
+                             .at = sqlite3_column_int64(st, 1),
+                             .actor = (const char *)sqlite3_column_text(st, 2),
+                             .event = (const char *)sqlite3_column_text(st, 3),
+                             .subject = (const char *)sqlite3_column_text(st, 4),
+                             .detail = (const char *)sqlite3_column_text(st, 5)};
+        fn(arg, &ev);
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "audit: list", rc);
+    stmt_release(st);
+    return e;
+}
+
 /* As sq_crl_begin: under BEGIN IMMEDIATE, the entries, then one number per shard. */
 static mc_err sq_crl_shards_begin(mc_store *base, int64_t this_update, int64_t next_update,
                                   const uint8_t *pattern, size_t pattern_len, size_t tail_len,
@@ -1792,6 +1878,8 @@ static const mc_store_ops sq_ops = {
     .durability = sq_durability,
     .crl_begin = sq_crl_begin,
     .crl_published = sq_crl_published,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
     .crl_latest = sq_crl_latest,
     .crl_shards_begin = sq_crl_shards_begin,
     .crl_shards_latest = sq_crl_shards_latest,
@@ -1874,6 +1962,37 @@ mc_err mc_store_crl_begin(mc_store *s, int64_t this_update, int64_t next_update,
                           "crl: nextUpdate %lld is not after thisUpdate %lld",
                           (long long)next_update, (long long)this_update);
     return s->ops->crl_begin(s, this_update, next_update, fn, arg, number, err);
+}
+
+void mc_store_migration_event(int from, char *actor, size_t acap, char *detail, size_t dcap)
+{
+    mc_audit_actor(actor, acap);
+    snprintf(detail, dcap, "{\"from\":%d,\"to\":%d,\"engine_version\":\"%s\"}", from,
+             MC_STORE_SCHEMA_VERSION, MAILCA_VERSION);
+}
+
+mc_err mc_store_audit_append(mc_store *s, const mc_audit_event *v, size_t n, mc_errdetail *err)
+{
+    char field[MC_ERR_FIELD_MAX];
+    if (!s || (n && !v))
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "audit: no store or events");
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].actor || !v[i].actor[0] || !v[i].event || !v[i].event[0]) {
+            const char *what = !v[i].actor || !v[i].actor[0] ? "actor" : "event";
+            snprintf(field, sizeof field, "v[%zu].%s", i, what);
+            /* SBR 5.4.1: a record says who made it (when applicable) and what happened */
+            return mc_err_set(err, MC_ERR_INVALID, field, "SBR 5.4.1", "audit event %zu has no %s",
+                              i, what);
+        }
+    return n ? s->ops->audit_append(s, v, n, err) : MC_OK;
+}
+
+mc_err mc_store_audit_list(mc_store *s, int64_t after_id, int64_t since, const char *event,
+                           mc_store_audit_fn fn, void *arg, mc_errdetail *err)
+{
+    if (!s || !fn)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "audit list: no store or callback");
+    return s->ops->audit_list(s, after_id, since, event, fn, arg, err);
 }
 
 mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err)

@@ -12,6 +12,7 @@
  * defines it when it links libpq).
  */
 #include "mailca/store.h"
+#include "mailca/audit.h"
 
 #ifndef MAILCA_HAVE_LIBPQ
 
@@ -137,7 +138,18 @@ static const char *const migrations[] = {
     " next_update BIGINT NOT NULL, entries BIGINT NOT NULL, created_at BIGINT NOT NULL,"
     " published_at BIGINT);"
     "CREATE INDEX certificates_revoked ON certificates(serial) WHERE status <> 'issued';",
-    /* 10: partitioned CRLs (engine/store.c migration 10 says why). */
+    /* 10: the audit log (engine/store.c migration 10 says why); one trigger function refuses
+     * UPDATE, DELETE and TRUNCATE (SBR 5.4.4). */
+    "CREATE TABLE audit_log (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,"
+    " event TEXT NOT NULL, subject TEXT, detail TEXT);"
+    "CREATE INDEX audit_log_event_at ON audit_log(event, at);"
+    "CREATE FUNCTION mc_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$BEGIN RAISE EXCEPTION 'audit_log is append-only (SBR 5.4.4)'; END$$;"
+    "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log"
+    " FOR EACH ROW EXECUTE FUNCTION mc_audit_log_append_only();"
+    "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
+    " FOR EACH STATEMENT EXECUTE FUNCTION mc_audit_log_append_only();",
+    /* 11: partitioned CRLs (engine/store.c migration 11 says why). */
     "ALTER TABLE crls ADD COLUMN shard INTEGER;"
     "CREATE INDEX crls_shard ON crls(shard, number) WHERE shard IS NOT NULL;",
 };
@@ -174,6 +186,8 @@ enum {
     PS_CRL_NUMBER,
     PS_CRL_LATEST,
     PS_CRL_PUBLISHED,
+    PS_AUDIT_APPEND,
+    PS_AUDIT_LIST,
     PS_REVOKED_SHARD,
     PS_CRL_SHARD_NUMBER,
     PS_CRL_SHARDS_LATEST,
@@ -377,6 +391,19 @@ static const struct {
                        " RETURNING number",
                        4,
                        {OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
+    /* one statement for the whole group: atomic, and durable when it returns */
+    [PS_AUDIT_APPEND] = {"mc_audit_append",
+                         "INSERT INTO audit_log (at, actor, event, subject, detail)"
+                         " SELECT * FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[],"
+                         " $5::text[])",
+                         5,
+                         {OID_INT8_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR, OID_TEXT_ARR}},
+    [PS_AUDIT_LIST] = {"mc_audit_list",
+                       "SELECT id, at, actor, event, subject, detail FROM audit_log"
+                       " WHERE id > $1 AND at >= $2 AND ($3::text IS NULL OR event = $3)"
+                       " ORDER BY id",
+                       3,
+                       {OID_INT8, OID_INT8, OID_TEXT}},
     [PS_CRL_LATEST] = {"mc_crl_latest",
                        "SELECT number, this_update, next_update FROM crls"
                        " WHERE published_at IS NOT NULL AND shard IS NULL"
@@ -621,6 +648,23 @@ static mc_err store_migrate(pg_store *s, mc_errdetail *err)
         e = exec_cmd(s, sql, op, err);
         if (e)
             goto done;
+    }
+    if (cur < MC_STORE_SCHEMA_VERSION) {
+        /* SBR 5.4.1 3.iv: the upgrade of the store is an update of the Certificate System */
+        char actor[MC_AUDIT_ACTOR_MAX], detail[128], at[24];
+        mc_store_migration_event(cur, actor, sizeof actor, detail, sizeof detail);
+        snprintf(at, sizeof at, "%lld", (long long)time(NULL));
+        const char *vals[3] = {at, actor, detail};
+        res = PQexecParams(s->conn,
+                           "INSERT INTO audit_log (at, actor, event, subject, detail)"
+                           " VALUES ($1::bigint, $2, 'store.migrate', 'schema', $3)",
+                           3, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            e = pg_err(s, err, NULL, "migrate: audit", res);
+            goto done;
+        }
+        PQclear(res);
+        res = NULL;
     }
     e = exec_cmd(s, "COMMIT", "migrate: commit", err);
 done:
@@ -2026,6 +2070,82 @@ static mc_err pg_crl_published(mc_store *base, uint64_t number, uint64_t last, i
     return e;
 }
 
+/* --- audit log ------------------------------------------------------------------------------ */
+
+static mc_err pg_audit_append(mc_store *base, const mc_audit_event *v, size_t n, mc_errdetail *err)
+{
+    enum { NA = 5 };
+    static const Oid elem[NA] = {OID_INT8, OID_TEXT, OID_TEXT, OID_TEXT, OID_TEXT};
+    pg_store *s = (pg_store *)base;
+    pg_arr a[NA];
+    params p;
+    int bad = 0;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    memset(a, 0, sizeof a);
+    memset(&p, 0, sizeof p);
+    for (int k = 0; k < NA; k++)
+        arr_begin(&a[k], elem[k], n);
+    for (size_t i = 0; i < n; i++) {
+        arr_int8(&a[0], v[i].at);
+        arr_text(&a[1], v[i].actor);
+        arr_text(&a[2], v[i].event);
+        arr_text(&a[3], v[i].subject);
+        arr_text(&a[4], v[i].detail);
+    }
+    for (int k = 0; k < NA; k++)
+        bad |= p_arr(&p, k, &a[k]);
+    if (bad) {
+        e = mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: out of memory");
+    } else {
+        PGresult *res = run(s, PS_AUDIT_APPEND, &p);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK)
+            e = pg_err(s, err, NULL, "audit: insert", res);
+        PQclear(res);
+    }
+    arrs_free(a, NA);
+    return e;
+}
+
+typedef struct audit_ctx {
+    mc_store_audit_fn fn;
+    void *arg;
+} audit_ctx;
+
+static const char *get_text(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+}
+
+static void audit_row(void *arg, const PGresult *res)
+{
+    audit_ctx *c = arg;
+    mc_audit_event ev = {.id = get_int8(res, 0, 0),
+                         .at = get_int8(res, 0, 1),
+                         .actor = get_text(res, 2),
+                         .event = get_text(res, 3),
+                         .subject = get_text(res, 4),
+                         .detail = get_text(res, 5)};
+    c->fn(c->arg, &ev);
+}
+
+static mc_err pg_audit_list(mc_store *base, int64_t after_id, int64_t since, const char *event,
+                            mc_store_audit_fn fn, void *arg, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    audit_ctx c = {fn, arg};
+    params p;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, after_id);
+    p_int8(&p, 1, since);
+    p_text(&p, 2, event); /* NULL: SQL NULL, every event */
+    return stream_rows(s, PS_AUDIT_LIST, 3, &p, audit_row, &c, NULL, "audit: list", err);
+}
+
 static mc_err pg_crl_latest(mc_store *base, uint64_t *number, int64_t *this_update,
                             int64_t *next_update, mc_errdetail *err)
 {
@@ -2180,6 +2300,8 @@ static const mc_store_ops pg_ops = {
     .durability = pg_durability,
     .crl_begin = pg_crl_begin,
     .crl_published = pg_crl_published,
+    .audit_append = pg_audit_append,
+    .audit_list = pg_audit_list,
     .crl_latest = pg_crl_latest,
     .crl_shards_begin = pg_crl_shards_begin,
     .crl_shards_latest = pg_crl_shards_latest,

@@ -151,6 +151,63 @@ static void note(char *rep, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
+/* SELECT count(*) of sql with the text parameters given (NULL: SQL NULL), -1 on error. */
+static long long count_where(sqlite3 *db, const char *sql, const char *a, const char *b,
+                             long long seq)
+{
+    sqlite3_stmt *st = NULL;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (a)
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, seq);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* SBR 5.4.1 2.iii: each rejected order of the latest run has exactly one order.rejected record
+ * in the audit log (its id, position and rule), no other order has one, and the run's end
+ * record counts them. */
+static void check_audit(sqlite3 *db, const mc_it_results *res, char *rep, size_t cap)
+{
+    static const char *const since =
+        " id > (SELECT max(id) FROM audit_log WHERE event = 'run.start')";
+    char sql[512];
+    long long rejected = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        const mc_result *r = &res->r[i];
+        if (r->status != MC_STATUS_REJECTED)
+            continue;
+        rejected++;
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM audit_log WHERE event = 'order.rejected' AND subject = ?1"
+                 " AND json_extract(detail, '$.rule') IS ?2 AND json_extract(detail, '$.seq') = ?3"
+                 " AND%s",
+                 since);
+        long long c = count_where(db, sql, r->order_id, r->error.rule[0] ? r->error.rule : NULL,
+                                  (long long)r->seq);
+        if (c != 1)
+            note(rep, cap, "seq %llu (%s): %lld audit records of its rejection, want 1\n",
+                 (unsigned long long)r->seq, r->order_id, c);
+    }
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE event = 'order.rejected' AND%s",
+             since);
+    long long all = count_where(db, sql, NULL, NULL, 0);
+    if (all != rejected)
+        note(rep, cap, "%lld order.rejected records in the run, want %lld\n", all, rejected);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM audit_log WHERE event = 'run.end' AND"
+             " json_extract(detail, '$.rejected') = ?3 AND%s",
+             since);
+    if (count_where(db, sql, NULL, NULL, rejected) != 1)
+        note(rep, cap, "no run.end record counting %lld rejections\n", rejected);
+}
+
 /* Every result once (seq 0..n-1) and as wanted; issued ones verify and are stored, and they
  * are the only new certificate rows (rows_before: the count before the run). */
 static void check_results(const char *results, const want *w, size_t n, long long rows_before)
@@ -210,6 +267,7 @@ static void check_results(const char *results, const want *w, size_t n, long lon
             note(rep, sizeof rep, "seq %llu (%s): message \"%s\" should name \"%s\"\n", seq, x->id,
                  r->error.message, x->msg_has ? x->msg_has : "anything");
     }
+    check_audit(db, &res, rep, sizeof rep);
     /* Only the issued orders left a certificate. */
     long long rows = mc_it_db_count(db, "certificates");
     if (rows != rows_before + (long long)issued)

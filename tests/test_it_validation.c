@@ -14,6 +14,10 @@
 #include "support/csrgen.h"
 #include "support/itutil.h"
 
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,12 +221,123 @@ static void test_caa_fails_closed(void **state)
     sqlite3_close(sdb);
 }
 
+/* The low 80 bits of the SHA-1 of `openssl rsa -noout -modulus` for key, as openssl-blacklist
+ * writes them (computed with BN_print, as that command does). */
+static void weak_fp(EVP_PKEY *key, char out[21])
+{
+    BIGNUM *n = NULL;
+    assert_true(EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_RSA_N, &n) == 1);
+    BIO *b = BIO_new(BIO_s_mem());
+    assert_non_null(b);
+    assert_true(BIO_puts(b, "Modulus=") > 0 && BN_print(b, n) == 1 && BIO_puts(b, "\n") > 0);
+    char *p = NULL;
+    long len = BIO_get_mem_data(b, &p);
+    uint8_t h[20];
+    unsigned hl = 0;
+    assert_true(EVP_Digest(p, (size_t)len, h, &hl, EVP_sha1(), NULL) == 1);
+    for (int i = 0; i < 10; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[10 + i]);
+    BIO_free(b);
+    BN_free(n);
+}
+
+/* SBR 6.1.1.3 item 5: with keys.weak_rsa_blocklist set, an order whose RSA key is on the list
+ * is rejected (field csr, the rule) and leaves no intent; another RSA key and an EC key are
+ * issued. The same with worker processes, which load the list from the run's config. */
+static void test_weak_key_list(void **state)
+{
+    (void)state;
+    char orders[700], results[700], cfg[700], weak_cfg[700], list[700], db[700], val[800];
+    snprintf(orders, sizeof orders, "%s/weak.msgpack", g.dir);
+    snprintf(results, sizeof results, "%s/weak-results.msgpack", g.dir);
+    snprintf(cfg, sizeof cfg, "%s/mailca.yaml", g.ca);
+    snprintf(weak_cfg, sizeof weak_cfg, "%s/mailca-weak.yaml", g.ca);
+    snprintf(list, sizeof list, "%s/blacklist.RSA-2048", g.dir);
+    snprintf(db, sizeof db, "%s/mailca.db", g.ca);
+    EVP_PKEY *weak = mc_csrgen_key(MC_KEY_RSA, 2048), *good = mc_csrgen_key(MC_KEY_RSA, 2048);
+    assert_non_null(weak);
+    assert_non_null(good);
+    char fp[21], text[128];
+    weak_fp(weak, fp);
+    snprintf(text, sizeof text, "# test list\n00005890bc78bcbee3ca\n%s\n", fp);
+    assert_int_equal(mc_it_write_file(list, text, strlen(text)), 0);
+    snprintf(val, sizeof val, "\"%s\"", list);
+    assert_int_equal(mc_it_config_set(cfg, weak_cfg, "keys.weak_rsa_blocklist", val), 0);
+    size_t wl = 0, gl = 0;
+    uint8_t *wcsr = mc_csrgen_csr(weak, NULL, 0, &wl), *gcsr = mc_csrgen_csr(good, NULL, 0, &gl);
+    assert_non_null(wcsr);
+    assert_non_null(gcsr);
+    sqlite3 *sdb = mc_it_db_open(db);
+    assert_non_null(sdb);
+    for (int procs = 0; procs <= 2; procs += 2) {
+        char ids[3][32];
+        const uint8_t *csrs[3] = {wcsr, gcsr, g.csr};
+        size_t lens[3] = {wl, gl, g.csr_len};
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        int64_t now = (int64_t)time(NULL);
+        for (int i = 0; i < 3; i++) {
+            snprintf(ids[i], sizeof ids[i], "weak-p%d-%d", procs, i);
+            char addr[64];
+            snprintf(addr, sizeof addr, "weak%d-%d@example.com", procs, i);
+            mc_csrgen_mailbox mb = {addr, "3.2.2.2", now - 60, "ref-weak"};
+            mc_csrgen_order o = {.id = ids[i],
+                                 .account = "acct-validation",
+                                 .profile = "mailbox-strict",
+                                 .usage = "signing",
+                                 .mailboxes = &mb,
+                                 .n_mailboxes = 1,
+                                 .csr = csrs[i],
+                                 .csr_len = lens[i]};
+            assert_int_equal(mc_csrgen_order_pack(&o, &sb), 0);
+        }
+        assert_int_equal(mc_it_write_file(orders, sb.data, sb.size), 0);
+        msgpack_sbuffer_destroy(&sb);
+        long long before = mc_it_db_count(sdb, "intents");
+        mc_it_run r;
+        char pn[8];
+        snprintf(pn, sizeof pn, "%d", procs);
+        int st = mc_it_mailca(&r, "batch", "--quiet", "--procs", pn, "--config", weak_cfg, orders,
+                              results, NULL);
+        if (st != 0)
+            fail_msg("batch --procs %d: exit %d (want 0: rejections are answers): %s", procs, st,
+                     r.err);
+        /* configured: no notice that RSA keys go unchecked */
+        assert_null(strstr(r.err, "no weak-key list"));
+        mc_it_run_free(&r);
+        mc_it_results res;
+        assert_int_equal(mc_it_results_load(results, &res), 0);
+        assert_int_equal(res.n, 3);
+        const mc_result *w = by_id(&res, ids[0]);
+        assert_int_equal(w->status, MC_STATUS_REJECTED);
+        assert_string_equal(w->error.field, "csr");
+        assert_string_equal(w->error.rule, "SBR 6.1.1.3");
+        assert_non_null(strstr(w->error.message, "weak key"));
+        assert_int_equal(by_id(&res, ids[1])->status, MC_STATUS_ISSUED);
+        assert_int_equal(by_id(&res, ids[2])->status, MC_STATUS_ISSUED);
+        mc_it_results_free(&res);
+        assert_int_equal(mc_it_db_count(sdb, "intents"), before + 2);
+    }
+    sqlite3_close(sdb);
+    /* without the list the same key is issued, and the run says RSA keys went unchecked */
+    mc_it_run r;
+    int st = mc_it_mailca(&r, "batch", "--quiet", "--config", cfg, orders, results, NULL);
+    assert_int_equal(st, 0);
+    assert_non_null(strstr(r.err, "no weak-key list"));
+    mc_it_run_free(&r);
+    free(wcsr);
+    free(gcsr);
+    EVP_PKEY_free(weak);
+    EVP_PKEY_free(good);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_evidence_windows),
         cmocka_unit_test(test_caa_fails_closed),
         cmocka_unit_test(test_key_reuse_across_accounts),
+        cmocka_unit_test(test_weak_key_list),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

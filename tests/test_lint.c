@@ -14,6 +14,7 @@
 
 #include "mailca/keycheck.h"
 #include "mailca/lint.h"
+#include "mailca/result.h"
 #include "support/certgen.h"
 
 #include <openssl/bn.h>
@@ -2829,6 +2830,62 @@ static void test_point_validity(void **state)
     assert_true(ed_valid > 200 && ed_invalid > 200);
 }
 
+/* The warnings recorded with a certificate are complete: past the findings cap too, each id
+ * once, and every id of the build fits the limits results and workers size them by. */
+static void test_warning_ids_complete(void **state)
+{
+    (void)state;
+    size_t nd = 0;
+    const mc_lint_def *defs = mc_lint_defs(&nd);
+    assert_true(nd > MC_LINT_FINDINGS_MAX + 2 && nd <= MC_LINT_MAX);
+    mc_lint_result r;
+    memset(&r, 0, sizeof r);
+    size_t all = 1;
+    for (size_t i = 0; i < nd; i++) {
+        all += strlen(defs[i].id) + 1;
+        r.warned[i / 64] |= UINT64_C(1) << (i % 64);
+    }
+    assert_true(all <= MC_LINT_WARNING_IDS_MAX);
+    assert_true(MC_LINT_WARNING_IDS_MAX <= MC_RESULT_WARNINGS_MAX);
+    /* the cap full of findings (in reverse order), every lint warned */
+    r.warnings = (int)nd;
+    r.n = MC_LINT_FINDINGS_MAX;
+    for (size_t k = 0; k < r.n; k++)
+        r.f[k] = (mc_lint_finding){.lint = &defs[nd - 1 - k], .severity = MC_LINT_WARNING};
+    assert_int_equal(mc_lint_warning_ids_len(&r), all);
+    char *buf = malloc(all);
+    assert_non_null(buf);
+    mc_lint_warning_ids(&r, buf, all);
+    assert_int_equal(strlen(buf), all - 2); /* no trailing comma */
+    /* the findings first, in their order, then the others in definition order */
+    char first[128];
+    snprintf(first, sizeof first, "%s,%s,", defs[nd - 1].id, defs[nd - 2].id);
+    assert_int_equal(strncmp(buf, first, strlen(first)), 0);
+    for (size_t i = 0; i < nd; i++) {
+        char item[128];
+        snprintf(item, sizeof item, ",%s,", defs[i].id);
+        char *wrapped = malloc(all + 2);
+        assert_non_null(wrapped);
+        snprintf(wrapped, all + 2, ",%s,", buf);
+        char *p = strstr(wrapped, item);
+        assert_non_null(p);               /* listed ... */
+        assert_null(strstr(p + 1, item)); /* ... once */
+        free(wrapped);
+    }
+    /* the cap full of error findings and one lint warned past it: still listed (the failing
+     * case of the old list, which wrote findings only) */
+    memset(&r, 0, sizeof r);
+    r.n = MC_LINT_FINDINGS_MAX;
+    for (size_t k = 0; k < r.n; k++)
+        r.f[k] = (mc_lint_finding){.lint = &defs[k], .severity = MC_LINT_ERROR};
+    r.errors = (int)r.n;
+    r.warnings = 1;
+    r.warned[(nd - 1) / 64] |= UINT64_C(1) << ((nd - 1) % 64);
+    mc_lint_warning_ids(&r, buf, all);
+    assert_string_equal(buf, defs[nd - 1].id);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2844,6 +2901,7 @@ int main(void)
         cmocka_unit_test(test_eku_email_ku_inconsistent),
         cmocka_unit_test(test_lint_set_effective),
         cmocka_unit_test(test_point_validity),
+        cmocka_unit_test(test_warning_ids_complete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,6 +30,7 @@
 #endif
 
 #include "mailca/revoke.h"
+#include "mailca/audit.h"
 #include "mailca/store.h"
 #include "support/pgserver.h"
 
@@ -290,6 +291,26 @@ static void raw_exec(const fixture *fx, const char *sql)
     sq_raw_exec(fx->where, sql);
 }
 
+/* 1 when sql ran, 0 when the database refused it (what a test expects to be refused). */
+static int raw_try(const fixture *fx, const char *sql)
+{
+#ifdef MAILCA_HAVE_LIBPQ
+    if (fx->b == &pg_backend) {
+        PGconn *c = pg_raw_connect(fx->where);
+        PGresult *r = PQexec(c, sql);
+        int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        PQfinish(c);
+        return ok;
+    }
+#endif
+    sqlite3 *c = NULL;
+    assert_int_equal(sqlite3_open(fx->where, &c), SQLITE_OK);
+    int ok = sqlite3_exec(c, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(c);
+    return ok;
+}
+
 /* --- generated batches --------------------------------------------------------------------------
  */
 
@@ -465,10 +486,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 10);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
-    assert_int_equal(mc_store_schema_version(), 10);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 10);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
+    assert_int_equal(mc_store_schema_version(), 11);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 11);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -494,13 +515,13 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 10);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (11, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (12, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 11 is newer"));
+    assert_non_null(strstr(err.message, "schema version 12 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 12);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1219,15 +1240,25 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
 /* Puts back the version 6 schema (SQLite: intents keyed by order id with an implicit rowid,
  * certificates keyed by serial, subject_keys rebuilt from each key's first intent, the
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
-/* Takes back migration 10: CRL rows without a shard. */
-static void undo_migration_10(const fixture *fx)
+/* Takes back migration 9: no CRL numbers, no index of revoked certificates. */
+/* Takes back migration 10: no audit log (the rows written by the migration go with it). */
+/* Takes back migration 11: CRL rows without a shard. */
+static void undo_migration_11(const fixture *fx)
 {
     raw_exec(fx, "DROP INDEX crls_shard");
     raw_exec(fx, "ALTER TABLE crls DROP COLUMN shard");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 11");
+}
+
+static void undo_migration_10(const fixture *fx)
+{
+    if (fx->b == &sqlite_backend)
+        raw_exec(fx, "DROP TABLE audit_log");
+    else
+        raw_exec(fx, "DROP TABLE audit_log; DROP FUNCTION mc_audit_log_append_only()");
     raw_exec(fx, "DELETE FROM schema_version WHERE version = 10");
 }
 
-/* Takes back migration 9: no CRL numbers, no index of revoked certificates. */
 static void undo_migration_9(const fixture *fx)
 {
     raw_exec(fx, "DROP TABLE crls");
@@ -1355,8 +1386,9 @@ static void test_migrate_5_to_6(void **state)
     mc_store_close(s);
     assert_int_equal(certs_order_unique(fx), 0);
 
-    undo_migration_10(fx);
+    undo_migration_11(fx);
 
+    undo_migration_10(fx);
     undo_migration_9(fx);
 
     undo_migration_8(fx);
@@ -1438,8 +1470,9 @@ static void test_migrate_6_to_7(void **state)
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
 
-    undo_migration_10(fx);
+    undo_migration_11(fx);
 
+    undo_migration_10(fx);
     undo_migration_9(fx);
 
     undo_migration_8(fx);
@@ -1531,6 +1564,7 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -1559,6 +1593,7 @@ static void test_migrate_7_to_8(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -1946,9 +1981,9 @@ static void test_crl_shards_store(void **state)
     batch_free(&b);
 }
 
-/* A version 9 store brought to 10: its CRL rows are full CRLs (shard NULL), the latest still
+/* A version 10 store brought to 11: its CRL rows are full CRLs (shard NULL), the latest still
  * found; shard rows recorded afterwards are told apart. */
-static void test_migrate_9_to_10(void **state)
+static void test_migrate_10_to_11(void **state)
 {
     fixture *fx = *state;
     mc_store *s = open_ok(fx->where);
@@ -1959,11 +1994,11 @@ static void test_migrate_9_to_10(void **state)
     assert_int_equal(mc_store_crl_begin(s, 1000, 2000, revoked_collect, &rw, &num, &err), MC_OK);
     assert_int_equal(mc_store_crl_published(s, num, 1001, &err), MC_OK);
     mc_store_close(s);
-    undo_migration_10(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 9);
+    undo_migration_11(fx);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE shard IS NULL"), 1);
     s = open_ok(fx->where);
     int64_t tu = 0, nu = 0, k = -1;
@@ -1985,7 +2020,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 10, 9, 8, 7, 6, 5, 4, then 3 and 2 */
+    /* undo migration 11, 10, 9, 8, 7, 6, 5, 4, then 3 and 2 */
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -2929,6 +2965,117 @@ static void test_checkpoint_elsewhere(void **state)
         batch_free(&b[i]);
 }
 
+typedef struct audit_seen {
+    size_t n;
+    int64_t id[16];
+    char event[16][32], subject[16][64], detail[16][128], actor[16][MC_AUDIT_ACTOR_MAX];
+    int64_t at[16];
+    int subject_null[16], detail_null[16];
+} audit_seen;
+
+static void audit_collect(void *arg, const mc_audit_event *ev)
+{
+    audit_seen *a = arg;
+    assert_true(a->n < 16);
+    a->id[a->n] = ev->id;
+    a->at[a->n] = ev->at;
+    snprintf(a->event[a->n], sizeof a->event[0], "%s", ev->event);
+    snprintf(a->actor[a->n], sizeof a->actor[0], "%s", ev->actor);
+    a->subject_null[a->n] = ev->subject == NULL;
+    a->detail_null[a->n] = ev->detail == NULL;
+    snprintf(a->subject[a->n], sizeof a->subject[0], "%s", ev->subject ? ev->subject : "");
+    snprintf(a->detail[a->n], sizeof a->detail[0], "%s", ev->detail ? ev->detail : "");
+    a->n++;
+}
+
+static audit_seen audit_list(mc_store *s, int64_t after, int64_t since, const char *event)
+{
+    audit_seen a;
+    mc_errdetail err;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(mc_store_audit_list(s, after, since, event, audit_collect, &a, &err), MC_OK);
+    return a;
+}
+
+/* The audit log (SBR 5.4.1): the store's creation is its first record (store.migrate, with who
+ * and the versions); events come back in order with their exact strings, NULLs kept; event,
+ * time and id filters; a record without actor or event is refused with the rule and writes
+ * nothing of its group; the rows cannot be changed or deleted (SBR 5.4.4). */
+static void test_audit_log(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    audit_seen a = audit_list(s, 0, 0, NULL);
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.event[0], "store.migrate");
+    assert_string_equal(a.subject[0], "schema");
+    char want_to[48];
+    snprintf(want_to, sizeof want_to, "\"from\":0,\"to\":%d", MC_STORE_SCHEMA_VERSION);
+    assert_non_null(strstr(a.detail[0], want_to));
+    assert_int_equal(strncmp(a.actor[0], "user ", 5), 0);
+    const char *tricky = "o-\"1\",\n\\x";
+    mc_audit_event v[3] = {
+        {.at = 1000,
+         .actor = "user a (uid 1)",
+         .event = "order.rejected",
+         .subject = tricky,
+         .detail = "{\"code\":\"invalid\"}"},
+        {.at = 2000, .actor = "user a (uid 1)", .event = "run.end"},
+        {.at = 3000,
+         .actor = "user b (uid 2)",
+         .event = "order.rejected",
+         .subject = "o-2",
+         .detail = "{}"},
+    };
+    assert_int_equal(mc_store_audit_append(s, v, 3, &err), MC_OK);
+    a = audit_list(s, 0, 0, NULL);
+    assert_int_equal(a.n, 4);
+    for (size_t i = 1; i < 4; i++) {
+        assert_true(a.id[i] > a.id[i - 1]);
+        assert_string_equal(a.event[i], v[i - 1].event);
+        assert_string_equal(a.actor[i], v[i - 1].actor);
+        assert_int_equal(a.at[i], v[i - 1].at);
+    }
+    assert_string_equal(a.subject[1], tricky);
+    assert_int_equal(a.subject_null[2], 1);
+    assert_int_equal(a.detail_null[2], 1);
+    a = audit_list(s, 0, 0, "order.rejected");
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.subject[1], "o-2");
+    a = audit_list(s, 0, 1500, "order.rejected");
+    assert_int_equal(a.n, 1);
+    assert_string_equal(a.subject[0], "o-2");
+    int64_t second = audit_list(s, 0, 0, NULL).id[1];
+    assert_int_equal(audit_list(s, second, 0, NULL).n, 2);
+    assert_int_equal(audit_list(s, 0, 0, "no.such.event").n, 0);
+
+    /* who and what are required: the whole group is refused */
+    mc_audit_event bad[2] = {{.at = 1, .actor = "user a (uid 1)", .event = "run.start"},
+                             {.at = 1, .actor = "", .event = "run.end"}};
+    assert_int_equal(mc_store_audit_append(s, bad, 2, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "v[1].actor");
+    assert_string_equal(err.rule, "SBR 5.4.1");
+    bad[1].actor = "user a (uid 1)";
+    bad[1].event = NULL;
+    assert_int_equal(mc_store_audit_append(s, bad, 2, &err), MC_ERR_INVALID);
+    assert_string_equal(err.field, "v[1].event");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
+    mc_store_close(s);
+
+    /* append-only */
+    assert_int_equal(raw_try(fx, "UPDATE audit_log SET actor = 'someone else'"), 0);
+    assert_int_equal(raw_try(fx, "DELETE FROM audit_log WHERE event = 'order.rejected'"), 0);
+    if (fx->b == &pg_backend)
+        assert_int_equal(raw_try(fx, "TRUNCATE audit_log"), 0);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE actor = 'user b (uid 2)'"),
+                     1);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
+    /* and still appendable after the refusals */
+    assert_int_equal(raw_try(fx, "INSERT INTO audit_log (at, actor, event) VALUES (5, 'x', 'y')"),
+                     1);
+}
+
 /* The whole suite, once per backend. */
 #define STORE_TESTS(setup, teardown)                                                               \
     cmocka_unit_test_setup_teardown(test_open_migrate_idempotent, setup, teardown),                \
@@ -2964,8 +3111,9 @@ static void test_checkpoint_elsewhere(void **state)
         cmocka_unit_test_setup_teardown(test_durability, setup, teardown),                         \
         cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_crl_number_race, setup, teardown),                    \
+        cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_crl_shards_store, setup, teardown),                   \
-        cmocka_unit_test_setup_teardown(test_migrate_9_to_10, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_migrate_10_to_11, setup, teardown)
 
 /* `mailca revoke --reason NAME` (mc_revoke_reason_parse): the RFC 5280 5.3.1 names, any case;
  * the codes mc_crl_reason_allowed refuses (test_revoke) are refused by name too, certificateHold

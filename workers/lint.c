@@ -677,8 +677,10 @@ __attribute__((format(printf, 3, 4))) static void report(lstate *s, int id, cons
         sev = MC_LINT_WARNING;
     if (sev == MC_LINT_ERROR)
         r->errors++;
-    else if (sev == MC_LINT_WARNING)
+    else if (sev == MC_LINT_WARNING) {
         r->warnings++;
+        r->warned[id / 64] |= UINT64_C(1) << (id % 64);
+    }
     mc_lint_finding *f;
     if (r->n < MC_LINT_FINDINGS_MAX) {
         f = &r->f[r->n++];
@@ -3093,6 +3095,19 @@ const char *mc_lint_set_effective(const char *enforced)
     return MC_LINT_SET_VERSION;
 }
 
+_Static_assert(L_COUNT <= MC_LINT_MAX, "mc_lint_result.warned has a bit per lint");
+
+/* 1 when lint id i reported as a warning but is not among r's findings (the cap). */
+static int warned_past_cap(const mc_lint_result *r, size_t i)
+{
+    if (!(r->warned[i / 64] >> (i % 64) & 1))
+        return 0;
+    for (size_t k = 0; k < r->n; k++)
+        if (r->f[k].lint == &defs[i] && r->f[k].severity == MC_LINT_WARNING)
+            return 0;
+    return 1;
+}
+
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
 {
     size_t o = 0;
@@ -3102,5 +3117,18 @@ const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
     for (size_t i = 0; i < r->n; i++)
         if (r->f[i].severity == MC_LINT_WARNING)
             append_id(buf, len, &o, r->f[i].lint->id);
+    if (r->n == MC_LINT_FINDINGS_MAX) /* findings were dropped: a warned lint may be missing */
+        for (size_t i = 0; i < L_COUNT; i++)
+            if (warned_past_cap(r, i))
+                append_id(buf, len, &o, defs[i].id);
     return buf;
+}
+
+size_t mc_lint_warning_ids_len(const mc_lint_result *r)
+{
+    size_t n = 1; /* the NUL */
+    for (size_t i = 0; i < L_COUNT; i++)
+        if (r->warned[i / 64] >> (i % 64) & 1)
+            n += strlen(defs[i].id) + 1; /* and its comma */
+    return n;
 }

@@ -407,9 +407,15 @@ static void prepare(wctx *c, wbatch *b, item *it, int64_t now)
             return;
         }
         if (lr.warnings) {
-            char *wbuf = mc_arena_alloc(&b->arena, 1024);
-            if (wbuf)
-                it->warnings = mc_lint_warning_ids(&lr, wbuf, 1024);
+            /* sized to the list: recorded whole (incident queries select by it) */
+            size_t wl = mc_lint_warning_ids_len(&lr);
+            char *wbuf = mc_arena_alloc(&b->arena, wl);
+            if (!wbuf) {
+                it->status = MC_STATUS_FAILED;
+                mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "worker arena full (lint warnings)");
+                return;
+            }
+            it->warnings = mc_lint_warning_ids(&lr, wbuf, wl);
         }
     }
     unsigned hl = 0, kl = 0;
@@ -1242,6 +1248,7 @@ void *mc_worker_main(void *arg)
     if ((w->rc = mc_csr_ctx_init(&c.csr, &w->err)) != MC_OK)
         goto done;
     c.csr_ok = 1;
+    c.csr.weak = sh->weak_keys;
     c.pull = open_socket(&c, ZMQ_PULL, sh->ep_orders);
     c.dealer = open_routed_socket(&c, sh->ep_intents);
     c.push = open_socket(&c, ZMQ_PUSH, sh->ep_results);

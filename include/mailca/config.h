@@ -61,6 +61,9 @@ typedef struct mc_config {
     /* lint */
     char lint_enforced_set[64]; /* "" = every lint enforced; else error lints newer than this
                                    lint set warn (mc_lint_ctx.enforced_set) */
+    /* keys: known weak RSA keys refused (SBR 6.1.1.3 item 5): a file or folder of fingerprint
+     * lists in openssl-blacklist format (include/mailca/weakkeys.h); "" = none */
+    char keys_weak_rsa_blocklist[MC_PATH_MAX];
     /* engine */
     char profiles[MC_PATH_MAX];
     int workers;   /* 0 = one per core */

@@ -53,6 +53,8 @@ typedef struct mc_lint_def {
 } mc_lint_def;
 
 #define MC_LINT_FINDINGS_MAX 32
+/* Lints a build may define (mc_lint_result.warned has a bit for each). */
+#define MC_LINT_MAX 256
 
 typedef struct mc_lint_finding {
     const mc_lint_def *lint;
@@ -66,6 +68,10 @@ typedef struct mc_lint_result {
     int errors; /* error-severity findings (counted even past the cap) */
     int warnings;
     mc_lint_finding f[MC_LINT_FINDINGS_MAX];
+    /* Every lint that reported as a warning, by its index in mc_lint_defs, also past the cap of
+     * f: the warnings recorded with a certificate (intents.lint_warnings, which incident
+     * queries and `revoke --lint-warning` select by) must be complete. */
+    uint64_t warned[MC_LINT_MAX / 64];
 } mc_lint_result;
 
 typedef struct mc_lint_ctx {
@@ -124,7 +130,17 @@ const mc_lint_def *mc_lint_defs(size_t *n);
  * `mailca init`'s note about a placeholder --base-url. */
 int mc_lint_url_host_reserved(const char *url, size_t len);
 
-/* Writes the ids of warning findings comma separated into buf. */
+/* Writes the id of every lint that reported as a warning, comma separated, into buf: those
+ * among r's findings in their order, then any past the findings cap (mc_lint_result.warned) in
+ * mc_lint_defs order. Returns buf. Truncated only when len is below mc_lint_warning_ids_len(r),
+ * which callers use to size buf (never more than MC_LINT_WARNING_IDS_MAX). */
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len);
+
+/* The bytes mc_lint_warning_ids needs for r, the NUL included. */
+size_t mc_lint_warning_ids_len(const mc_lint_result *r);
+
+/* Bound on mc_lint_warning_ids_len: every id of the build, comma separated (a unit test checks
+ * it against mc_lint_defs); results carry the list (MC_RESULT_WARNINGS_MAX). */
+#define MC_LINT_WARNING_IDS_MAX 4096
 
 #endif

@@ -243,6 +243,10 @@ typedef struct mc_csr_ctx {
     /* The RFC 8032 decoding check of Ed25519 / Ed448 keys, for CSRs and attested keys alike
      * (include/mailca/keycheck.h says why a CSR's signature does not cover it). */
     struct mc_keycheck_ed *ed;
+    /* Known weak RSA keys (SBR 6.1.1.3 item 5, include/mailca/weakkeys.h): shared, read-only,
+     * owned by the engine; NULL when the CA configured no list. Set by the owner after
+     * mc_csr_ctx_init (which leaves it NULL). */
+    const struct mc_weakkeys *weak;
 } mc_csr_ctx;
 
 mc_err mc_csr_ctx_init(mc_csr_ctx *cc, mc_errdetail *err);

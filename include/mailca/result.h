@@ -21,7 +21,7 @@ typedef enum mc_status {
 /* Limits that mc_result_pack enforces, so that every packed result can be decoded again. */
 #define MC_RESULT_SERIAL_MAX 20       /* octets, RFC 5280 4.1.2.2 */
 #define MC_RESULT_LINT_VERSION_MAX 64 /* bytes including the NUL */
-#define MC_RESULT_WARNINGS_MAX 2048   /* bytes including the NUL */
+#define MC_RESULT_WARNINGS_MAX 4096   /* bytes including the NUL: MC_LINT_WARNING_IDS_MAX */
 
 /* Storage used only by mc_result_decode: the decoded serial and NUL-terminated copies of
  * lint_version and warnings. A decoded result's pointers refer to it, so copy such a result by

@@ -336,6 +336,34 @@ mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
 mc_err mc_store_cert_status(mc_store *s, const uint8_t *serial, size_t serial_len, char *status,
                             size_t cap, int64_t *revoked_at, int *reason, mc_errdetail *err);
 
+/* --- audit log (migration 10; engine/audit.c writes it, include/mailca/audit.h) ------------
+ * SBR 5.4.1: the CA SHALL record the approval and rejection of certificate requests, revocation,
+ * the generation of CRLs, the introduction of certificate profiles and other lifecycle events,
+ * each with its date and time, who made it (when applicable) and a description. Certificates
+ * and their provenance are the approvals (intents, certificates); this table holds the rest.
+ * Rows are append-only: the store refuses UPDATE and DELETE (SQLite triggers; PostgreSQL
+ * triggers refusing UPDATE, DELETE and TRUNCATE), a first protection against modification
+ * (SBR 5.4.4) -- the database's own access control and backups do the rest. */
+typedef struct mc_audit_event {
+    int64_t id;          /* assigned by the store: order of recording (listing only) */
+    int64_t at;          /* seconds since the epoch */
+    const char *actor;   /* who: "user NAME (uid N)", with "via sudo from NAME" when so */
+    const char *event;   /* e.g. "run.start", "order.rejected", "revoke" (audit.h) */
+    const char *subject; /* what it is about (an order id, a serial, a CRL number); may be NULL */
+    const char *detail;  /* a JSON object; may be NULL */
+} mc_audit_event;
+
+/* Records v[0..n) in one transaction (durable when it returns). actor and event are required
+ * (MC_ERR_INVALID naming v[i].actor / v[i].event otherwise); id is ignored. */
+mc_err mc_store_audit_append(mc_store *s, const mc_audit_event *v, size_t n, mc_errdetail *err);
+
+/* Calls fn for every event with id > after_id, at >= since and (event non-NULL) that event
+ * name, oldest first, streaming (rows are not held in memory). The event's strings are valid
+ * during the call only. fn must not call the store. */
+typedef void (*mc_store_audit_fn)(void *arg, const mc_audit_event *ev);
+mc_err mc_store_audit_list(mc_store *s, int64_t after_id, int64_t since, const char *event,
+                           mc_store_audit_fn fn, void *arg, mc_errdetail *err);
+
 /* --- CT outbox (migration 2; engine/ct.c drives it, include/mailca/ct.h) ----------------------
  * One row per (serial, log, entry type): the chain to submit, its state and retry schedule, the
  * last answer. SCTs received are kept in their own table, keyed the same way. Times are
@@ -447,7 +475,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 10
+#define MC_STORE_SCHEMA_VERSION 11
 
 /* Backends' certs commit: keeps of the CT outbox rows *ct[0..*ct_n) those for certificates
  * actually recorded, i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a
@@ -516,6 +544,10 @@ typedef struct mc_store_ops {
                                mc_errdetail *err);
     mc_err (*crl_shards_latest)(mc_store *s, int64_t *shards, int64_t *oldest_this_update,
                                 int64_t *earliest_next_update, mc_errdetail *err);
+    /* audit log: n > 0 and every event checked; list: fn non-NULL */
+    mc_err (*audit_append)(mc_store *s, const mc_audit_event *v, size_t n, mc_errdetail *err);
+    mc_err (*audit_list)(mc_store *s, int64_t after_id, int64_t since, const char *event,
+                         mc_store_audit_fn fn, void *arg, mc_errdetail *err);
     void (*close)(mc_store *s);
 } mc_store_ops;
 
@@ -540,6 +572,10 @@ mc_err mc_store_schema_check(int cur, mc_errdetail *err);
 mc_err mc_store_ct_job_fill(mc_ct_job *j, const void *serial, size_t serial_len, const void *log_id,
                             size_t log_id_len, int precert, const void *chain, size_t chain_len,
                             int attempts, mc_errdetail *err);
+
+/* The audit record of a schema upgrade from version from (store.migrate, written by each
+ * backend's migration in its transaction): this process's actor and the detail JSON. */
+void mc_store_migration_event(int from, char *actor, size_t acap, char *detail, size_t dcap);
 
 /* Lower-case hex of a serial for messages into out (2 * MC_SERIAL_MAX + 1 bytes; longer input
  * is cut). Returns out. */

@@ -21,6 +21,7 @@ typedef struct mc_worker_shared {
     mc_hsmpool *pool; /* sessions come from here (failover over the tokens) */
     int hint_base;    /* spreads the workers' sessions over the tokens (worker processes differ) */
     struct mc_caa_ctx *caa;         /* NULL: CAA checks off (config caa.enabled) */
+    const struct mc_weakkeys *weak_keys; /* NULL: no known-weak key list (SBR 6.1.1.3 item 5) */
     const char *account_uri_prefix; /* accounturi = prefix + account (RFC 8657) */
     void *zctx;                     /* ZeroMQ context */
     const char *ep_orders;          /* PULL from here */
