@@ -1,5 +1,6 @@
 /*
- * mc_crl: full CRLs of the issuing CA, built in DER and signed in the HSM (include/mailca/crl.h).
+ * mc_crl: full and sharded CRLs of the issuing CA, built in DER and signed in the HSM
+ * (include/mailca/crl.h); the shard helpers the profile compiler and the TBS builder use.
  */
 #include "mailca/crl.h"
 
