@@ -4,6 +4,8 @@
  */
 #include "mailca/config.h"
 
+#include "mailca/crl.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -41,6 +43,7 @@ static const struct key {
     S("ca", "root", K_PATH, ca_root, ""),
     S("ca", "signature", K_STR, ca_signature, ""),
     S("ca", "crl_url", K_STR, ca_crl_url, ""),
+    I("ca", "crl_shards", ca_crl_shards, "1", 1, MC_CRL_SHARDS_MAX),
     S("ca", "ocsp_url", K_STR, ca_ocsp_url, ""),
     S("ca", "ca_issuers_url", K_STR, ca_issuers_url, ""),
     S("ca", "cps_url", K_STR, ca_cps_url, ""),
@@ -225,6 +228,8 @@ mc_err mc_config_load(const char *path, mc_config *out, mc_errdetail *err)
         yaml_event_delete(&ev);
         have_ev = 0;
     }
+    /* the CRL URL and the shard count agree: the placeholder iff partitioned (crl.h) */
+    rc = mc_crl_url_check(out->ca_crl_url, (unsigned)out->ca_crl_shards, err);
 done:
     if (have_ev)
         yaml_event_delete(&ev);

@@ -53,6 +53,8 @@ static int cmd_help(FILE *f)
         "[--quiet]\n"
         "        ORDERS RESULTS\n"
         "        issue certificates for a msgpack stream of orders (docs/orders.md)\n"
+        "        (--procs N spreads workers over N processes; auto, the default:\n"
+        "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
         "  gen-orders [--count N] [--key SPEC] [--key-form csr|public-key] [--profile NAME]\n"
         "             [--usage signing|key-management|dual] [--pool KEYS]\n"
         "             [--domains N] [--domain-suffix S] OUT\n"
@@ -74,8 +76,9 @@ static int cmd_help(FILE *f)
         "        revoke the certificates the selectors (as query's, at least one) select\n"
         "  crl [--config FILE] --out FILE [--next-update-days D]  a full CRL of the revoked\n"
         "        certificates, signed in the HSM (DER; nextUpdate D days on, 1..10, default 7)\n"
-        "        (batch --procs N spreads workers over N processes; auto, the default:\n"
-        "         one per core for SoftHSM2 from 4 cores or more sessions than cores)\n"
+        "  crl [--config FILE] --out-dir DIR [--next-update-days D]  with ca.crl_shards > 1:\n"
+        "        one CRL per shard (DIR/<last path segment of its URL>), each with a critical\n"
+        "        issuingDistributionPoint\n"
         "  audit [--config FILE] [--since T] [--event NAME] [--after-id N]  the audit log\n"
         "        (SBR 5.4.1: runs, rejected orders, revocations, CRLs) as JSON lines\n"
         "  ocsp serve [--config FILE] --listen ADDRESS:PORT [--validity-hours H]\n"
@@ -631,7 +634,8 @@ static int cmd_lint(int argc, char **argv)
         mc_ca_urls urls = {.crl = cfg.ca_crl_url[0] ? cfg.ca_crl_url : NULL,
                            .ocsp = cfg.ca_ocsp_url[0] ? cfg.ca_ocsp_url : NULL,
                            .ca_issuers = cfg.ca_issuers_url[0] ? cfg.ca_issuers_url : NULL,
-                           .cps = cfg.ca_cps_url[0] ? cfg.ca_cps_url : NULL};
+                           .cps = cfg.ca_cps_url[0] ? cfg.ca_cps_url : NULL,
+                           .crl_shards = (unsigned)cfg.ca_crl_shards};
         if (mc_issuer_load(cfg.ca_certificate, alg, &issuer, &e) != MC_OK)
             return report("lint", &e);
         if (mc_profile_set_load(cfg.profiles, &issuer, &urls, &set, &e) != MC_OK) {

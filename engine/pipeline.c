@@ -147,7 +147,8 @@ mc_err mc_engine_open(const mc_config *cfg, const mc_engine_opts *opts, mc_engin
     mc_ca_urls urls = {.crl = or_null(cfg->ca_crl_url),
                        .ocsp = or_null(cfg->ca_ocsp_url),
                        .ca_issuers = or_null(cfg->ca_issuers_url),
-                       .cps = or_null(cfg->ca_cps_url)};
+                       .cps = or_null(cfg->ca_cps_url),
+                       .crl_shards = (unsigned)cfg->ca_crl_shards};
     if ((rc = mc_profile_set_load(cfg->profiles, &e->issuer, &urls, &e->profiles, err)) != MC_OK)
         goto done;
     if ((rc = mc_config_read_pin(cfg, pin, sizeof pin, err)) != MC_OK)

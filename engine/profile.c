@@ -7,6 +7,7 @@
  */
 #include "mailca/profile.h"
 
+#include "mailca/crl.h"
 #include "mailca/der.h"
 #include "mailca/tbs.h"
 
@@ -1074,6 +1075,18 @@ static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
                           "a CRL URL is required for profile %s", p->name);
     if ((rc = check_url(err, urls->crl, "ca.crl_url", "SBR 7.1.2.3(b)", 0)))
         return rc;
+    /* partitioned CRLs: the URL carries "{shard}" iff there are shards; compiled with the
+     * digits of shard 0, which mc_tbs_build overwrites per certificate (same length) */
+    unsigned shards = urls->crl_shards ? urls->crl_shards : 1;
+    char crl_url[URL_MAX + 1];
+    if ((rc = mc_crl_url_check(urls->crl, shards, err)))
+        return rc;
+    if (shards > 1) {
+        if ((rc = mc_crl_shard_url(urls->crl, 0, crl_url, sizeof crl_url, NULL, 0, err)))
+            return rc;
+    } else {
+        snprintf(crl_url, sizeof crl_url, "%s", urls->crl);
+    }
     /* SBR 7.1.2.3(c): AIA locations are http only */
     if (url_set(urls->ocsp) &&
         (rc = check_url(err, urls->ocsp, "ca.ocsp_url", "SBR 7.1.2.3(c)", 0)))
@@ -1132,12 +1145,13 @@ static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
 
     /* cRLDistributionPoints, non-critical: one DistributionPoint, fullName = the http URI
      * (SBR 7.1.2.3(b)). DistributionPointName is a CHOICE, so its [0] is explicit. */
+    size_t crldp_at = w.len; /* a top-level extension: later ones never move its bytes */
     e = ext_begin(&w, OID_CRLDP, sizeof OID_CRLDP, &o);
     m = mc_der_begin(&w, MC_DER_SEQUENCE);
     m2 = mc_der_begin(&w, MC_DER_SEQUENCE);
     m3 = mc_der_begin(&w, MC_DER_CTX_CONS(0));
     size_t fn = mc_der_begin(&w, MC_DER_CTX_CONS(0));
-    mc_der_put(&w, MC_DER_CTX(6), urls->crl, strlen(urls->crl));
+    mc_der_put(&w, MC_DER_CTX(6), crl_url, strlen(crl_url));
     mc_der_end(&w, fn);
     mc_der_end(&w, m3);
     mc_der_end(&w, m2);
@@ -1251,6 +1265,20 @@ static mc_err compile(pstate *s, const mc_issuer *iss, const mc_ca_urls *urls)
         free(buf);
         return mc_err_set(err, MC_ERR_CONFIG, NULL, NULL,
                           "constant extensions exceed %d bytes (URLs too long?)", EXT_CONST_MAX);
+    }
+    p->crl_shards = shards;
+    p->crl_shard_off = 0;
+    if (shards > 1) {
+        /* where the shard digits sit in ext_const: the URI's first bytes in the CRL DP */
+        size_t ulen = strlen(crl_url);
+        const uint8_t *at = memmem(buf + crldp_at, w.len - crldp_at, crl_url, ulen);
+        if (!at) {
+            free(buf);
+            return mc_err_set(err, MC_ERR_INTERNAL, "ca.crl_url", NULL,
+                              "the compiled CRL distribution point lost its URL");
+        }
+        p->crl_shard_off =
+            (size_t)(at - buf) + (size_t)(strstr(urls->crl, MC_CRL_SHARD_PLACEHOLDER) - urls->crl);
     }
     uint8_t *shrunk = realloc(buf, w.len);
     p->ext_const = shrunk ? shrunk : buf;

@@ -126,6 +126,10 @@ int mc_status_main(int argc, char **argv)
     int durable = 1; /* until the store says otherwise (a store that failed is reported so) */
     uint64_t crl_number = 0;
     int64_t crl_this = 0, crl_next = 0;
+    /* partitioned CRLs: how many shards have a published CRL, the oldest and the earliest
+     * nextUpdate among each shard's latest */
+    const int64_t shards = cfg.ca_crl_shards > 1 ? cfg.ca_crl_shards : 0;
+    int64_t sh_have = 0, sh_this = 0, sh_next = 0;
     struct stat sb;
     /* a SQLite store that is not there is reported, not created (opening creates a store) */
     if (strncmp(cfg.store_sqlite, "postgres", 8) != 0 && stat(cfg.store_sqlite, &sb) != 0) {
@@ -135,7 +139,8 @@ int mc_status_main(int argc, char **argv)
                mc_store_counts(s, &certs, &pending, &e) != MC_OK ||
                mc_store_ct_counts(s, &ct_pending, &ct_done, &ct_rejected, &e) != MC_OK ||
                mc_store_durability(s, durability, sizeof durability, &durable, &e) != MC_OK ||
-               mc_store_crl_latest(s, &crl_number, &crl_this, &crl_next, &e) != MC_OK) {
+               mc_store_crl_latest(s, &crl_number, &crl_this, &crl_next, &e) != MC_OK ||
+               mc_store_crl_shards_latest(s, &sh_have, &sh_this, &sh_next, &e) != MC_OK) {
         mc_err_format(&e, store_error, sizeof store_error);
         bad = 1;
     }
@@ -146,6 +151,22 @@ int mc_status_main(int argc, char **argv)
                             : crl_this && now - crl_this > 7 * 86400
                                 ? "OVERDUE: older than the 7 days of SBR 4.9.7"
                                 : "current";
+    /* sharded: every shard URL must serve a current CRL, so the oldest shard decides, and a
+     * shard without one is as bad as an expired one. A full CRL once published (the URL of
+     * certificates issued before sharding) is judged too. */
+    const char *shard_state = "";
+    if (shards) {
+        shard_state = store_error[0]             ? ""
+                      : sh_have == 0             ? "none made yet (mailca crl --out-dir)"
+                      : sh_have < shards         ? "INCOMPLETE: a shard has no CRL published"
+                      : sh_next && sh_next < now ? "EXPIRED: a shard's nextUpdate has passed"
+                      : sh_this && now - sh_this > 7 * 86400
+                          ? "OVERDUE: a shard is older than the 7 days of SBR 4.9.7"
+                          : "current";
+        bad |= shard_state[0] == 'E' || shard_state[0] == 'O' || shard_state[0] == 'I';
+        if (crl_number == 0)
+            crl_state = "none (no full CRL: only shards)";
+    }
     /* commits a power loss can undo break the write-ahead of intent: SQLite below FULL,
      * PostgreSQL with synchronous_commit or fsync off */
     bad |= !durable;
@@ -189,6 +210,14 @@ int mc_status_main(int argc, char **argv)
                    (unsigned long long)crl_number, (long long)crl_this, (long long)crl_next);
             json_str(stdout, crl_state);
             printf("}");
+            if (shards) {
+                printf(",\"crl_shards\":{\"shards\":%lld,\"published\":%lld,"
+                       "\"oldest_this_update\":%lld,\"earliest_next_update\":%lld,\"state\":",
+                       (long long)shards, (long long)sh_have, (long long)sh_this,
+                       (long long)sh_next);
+                json_str(stdout, shard_state);
+                printf("}");
+            }
         }
         printf("}}\n");
         return bad ? 1 : 0;
@@ -221,6 +250,17 @@ int mc_status_main(int argc, char **argv)
         }
         printf("crl: %s (number %llu, thisUpdate %s, nextUpdate %s)\n", crl_state,
                (unsigned long long)crl_number, t1, t2);
+        if (shards) {
+            char s1[32] = "-", s2[32] = "-";
+            time_t c = (time_t)sh_this, d = (time_t)sh_next;
+            if (sh_have) {
+                strftime(s1, sizeof s1, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&c, &tm));
+                strftime(s2, sizeof s2, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&d, &tm));
+            }
+            printf("crl shards: %s (%lld of %lld published, oldest thisUpdate %s, earliest "
+                   "nextUpdate %s)\n",
+                   shard_state, (long long)sh_have, (long long)shards, s1, s2);
+        }
     }
     return bad ? 1 : 0;
 }

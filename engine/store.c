@@ -238,6 +238,11 @@ static const char *const migrations[] = {
     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (SBR 5.4.4)'); END;"
     "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log"
     " BEGIN SELECT RAISE(ABORT, 'audit_log is append-only (SBR 5.4.4)'); END;",
+    /* 11: partitioned CRLs (crl.h, ca.crl_shards): a CRL row is a full CRL (shard NULL) or
+     * one shard's; each shard's latest published one is found through the index. Which shard
+     * a certificate belongs to is not stored: its recorded TBS names it. */
+    "ALTER TABLE crls ADD COLUMN shard INTEGER;"
+    "CREATE INDEX crls_shard ON crls(shard, number) WHERE shard IS NOT NULL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -272,6 +277,10 @@ enum {
     ST_SERIAL_STATUS,
     ST_AUDIT_INSERT,
     ST_AUDIT_LIST,
+    ST_REVOKED_SHARD,
+    ST_CRL_SHARD_NUMBER,
+    ST_CRL_SHARDS_LATEST,
+    ST_CRL_SHARDS_KNOWN,
     ST_COUNT_
 };
 
@@ -345,8 +354,24 @@ static const char *const stmt_sql[ST_COUNT_] = {
                       " SELECT coalesce(max(number), 0) + 1, ?1, ?2, ?3, ?4 FROM crls"
                       " RETURNING number",
     [ST_CRL_LATEST] = "SELECT number, this_update, next_update FROM crls"
-                      " WHERE published_at IS NOT NULL ORDER BY number DESC LIMIT 1",
-    [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number = ?1",
+                      " WHERE published_at IS NOT NULL AND shard IS NULL"
+                      " ORDER BY number DESC LIMIT 1",
+    [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number BETWEEN ?1 AND ?3",
+    /* instr and substr count bytes in BLOBs; substr of a NULL start is NULL: no match */
+    [ST_REVOKED_SHARD] = "SELECT c.serial, c.revoked_at, c.revocation_reason,"
+                         " substr(i.tbs, nullif(instr(i.tbs, ?2), 0) + length(?2), ?3)"
+                         " FROM certificates AS c JOIN intents AS i ON i.id = c.intent"
+                         " WHERE c.status <> 'issued' AND i.not_after >= ?1 ORDER BY c.serial",
+    [ST_CRL_SHARD_NUMBER] =
+        "INSERT INTO crls (number, this_update, next_update, entries, created_at, shard)"
+        " SELECT coalesce(max(number), 0) + 1, ?1, ?2, ?3, ?4, ?5 FROM crls RETURNING number",
+    [ST_CRL_SHARDS_LATEST] =
+        "SELECT count(*), coalesce(min(c.this_update), 0), coalesce(min(c.next_update), 0)"
+        " FROM crls AS c JOIN (SELECT max(number) AS number FROM crls"
+        " WHERE shard IS NOT NULL AND published_at IS NOT NULL GROUP BY shard) AS l"
+        " ON c.number = l.number",
+    [ST_CRL_SHARDS_KNOWN] = "SELECT DISTINCT shard FROM crls WHERE shard IS NOT NULL"
+                            " ORDER BY shard",
     /* OCSP: every intent, its certificate when there is one */
     [ST_SERIAL_STATUS] = "SELECT i.not_after, c.intent IS NOT NULL, c.status, c.revoked_at,"
                          " c.revocation_reason FROM intents AS i"
@@ -1801,17 +1826,19 @@ static mc_err sq_crl_begin(mc_store *base, int64_t this_update, int64_t next_upd
     return e;
 }
 
-static mc_err sq_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
+static mc_err sq_crl_published(mc_store *base, uint64_t number, uint64_t last, int64_t at,
+                               mc_errdetail *err)
 {
     sq_store *s = (sq_store *)base;
     sqlite3_stmt *st = s->st[ST_CRL_PUBLISHED];
     sqlite3_bind_int64(st, 1, (int64_t)number);
     sqlite3_bind_int64(st, 2, at);
+    sqlite3_bind_int64(st, 3, (int64_t)last);
     int rc = sqlite3_step(st);
     mc_err e = rc == SQLITE_DONE ? MC_OK : store_err(s, err, NULL, "crl: published", rc);
-    if (!e && sqlite3_changes(s->db) != 1)
-        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
-                       (unsigned long long)number);
+    if (!e && (uint64_t)sqlite3_changes(s->db) != last - number + 1)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu..%llu",
+                       (unsigned long long)number, (unsigned long long)last);
     stmt_release(st);
     return e;
 }
@@ -1884,6 +1911,92 @@ static mc_err sq_audit_list(mc_store *base, int64_t after_id, int64_t since, con
     return e;
 }
 
+/* As sq_crl_begin: under BEGIN IMMEDIATE, the entries, then one number per shard. */
+static mc_err sq_crl_shards_begin(mc_store *base, int64_t this_update, int64_t next_update,
+                                  const uint8_t *pattern, size_t pattern_len, size_t tail_len,
+                                  mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan,
+                                  void *arg, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_REVOKED_SHARD], *ins = s->st[ST_CRL_SHARD_NUMBER];
+    mc_err e = step_done(s, ST_BEGIN, "crl: begin", err);
+    if (e)
+        return e;
+    sqlite3_bind_int64(st, 1, this_update);
+    sqlite3_bind_blob(st, 2, pattern, (int)pattern_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)tail_len);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int matched = sqlite3_column_type(st, 3) != SQLITE_NULL;
+        fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+           sqlite3_column_int64(st, 1),
+           sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 2),
+           matched ? sqlite3_column_blob(st, 3) : NULL,
+           matched ? (size_t)sqlite3_column_bytes(st, 3) : 0);
+    }
+    if (rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "crl: revoked certificates", rc);
+    stmt_release(st);
+    mc_store_crl_shard *v = NULL;
+    size_t n = 0, nknown = 0, kcap = 0;
+    unsigned *known = NULL;
+    sqlite3_stmt *ks = s->st[ST_CRL_SHARDS_KNOWN];
+    while (!e && (rc = sqlite3_step(ks)) == SQLITE_ROW) {
+        if (nknown == kcap) {
+            unsigned *k = realloc(known, (kcap = kcap ? 2 * kcap : 64) * sizeof *k);
+            if (!k) {
+                e = mc_err_set(err, MC_ERR_NOMEM, "shards", NULL, "crl: shards recorded");
+                break;
+            }
+            known = k;
+        }
+        known[nknown++] = (unsigned)sqlite3_column_int64(ks, 0);
+    }
+    if (!e && rc != SQLITE_DONE)
+        e = store_err(s, err, NULL, "crl: shards recorded", rc);
+    stmt_release(ks);
+    if (!e && plan(arg, known, nknown, &v, &n) != 0)
+        e = mc_err_set(err, MC_ERR_NOMEM, "entries", NULL, "crl: the shards could not be planned");
+    free(known);
+    for (size_t i = 0; !e && i < n; i++) {
+        sqlite3_bind_int64(ins, 1, this_update);
+        sqlite3_bind_int64(ins, 2, next_update);
+        sqlite3_bind_int64(ins, 3, v[i].entries);
+        sqlite3_bind_int64(ins, 4, (int64_t)time(NULL));
+        sqlite3_bind_int64(ins, 5, (sqlite3_int64)v[i].shard);
+        if ((rc = sqlite3_step(ins)) == SQLITE_ROW) {
+            v[i].number = (uint64_t)sqlite3_column_int64(ins, 0);
+            rc = sqlite3_step(ins);
+        }
+        if (rc != SQLITE_DONE)
+            e = store_err(s, err, NULL, "crl: number", rc);
+        stmt_release(ins);
+    }
+    if (!e)
+        e = step_done(s, ST_COMMIT, "crl: commit", err);
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+static mc_err sq_crl_shards_latest(mc_store *base, int64_t *shards, int64_t *oldest_this_update,
+                                   int64_t *earliest_next_update, mc_errdetail *err)
+{
+    sq_store *s = (sq_store *)base;
+    sqlite3_stmt *st = s->st[ST_CRL_SHARDS_LATEST];
+    int rc = sqlite3_step(st);
+    mc_err e = MC_OK;
+    if (rc == SQLITE_ROW) {
+        *shards = sqlite3_column_int64(st, 0);
+        *oldest_this_update = sqlite3_column_int64(st, 1);
+        *earliest_next_update = sqlite3_column_int64(st, 2);
+    } else {
+        e = store_err(s, err, NULL, "latest shard crls", rc);
+    }
+    stmt_release(st);
+    return e;
+}
+
 static const mc_store_ops sq_ops = {
     .name = "sqlite",
     .intents_commit = sq_intents_commit,
@@ -1911,6 +2024,8 @@ static const mc_store_ops sq_ops = {
     .audit_list = sq_audit_list,
     .crl_latest = sq_crl_latest,
     .serial_status = sq_serial_status,
+    .crl_shards_begin = sq_crl_shards_begin,
+    .crl_shards_latest = sq_crl_shards_latest,
     .close = sq_close,
 };
 
@@ -2027,7 +2142,17 @@ mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errde
 {
     if (!s || !number)
         return mc_err_set(err, MC_ERR_INVALID, "number", NULL, "crl published: no CRL number");
-    return s->ops->crl_published(s, number, at, err);
+    return s->ops->crl_published(s, number, number, at, err);
+}
+
+mc_err mc_store_crl_published_range(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                                    mc_errdetail *err)
+{
+    if (!s || !first || last < first || last > INT64_MAX)
+        return mc_err_set(err, MC_ERR_INVALID, "number", NULL,
+                          "crl published: no CRL numbers %llu..%llu", (unsigned long long)first,
+                          (unsigned long long)last);
+    return s->ops->crl_published(s, first, last, at, err);
 }
 
 mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
@@ -2038,6 +2163,34 @@ mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
     *number = 0;
     *this_update = *next_update = 0;
     return s->ops->crl_latest(s, number, this_update, next_update, err);
+}
+
+mc_err mc_store_crl_shards_begin(mc_store *s, int64_t this_update, int64_t next_update,
+                                 const uint8_t *pattern, size_t pattern_len, size_t tail_len,
+                                 mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
+                                 mc_errdetail *err)
+{
+    if (!s || !fn || !plan || !pattern)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "crl shards: NULL argument");
+    if (pattern_len == 0 || pattern_len > 256 || tail_len == 0 || tail_len > 256)
+        return mc_err_set(err, MC_ERR_INVALID, "pattern", NULL,
+                          "crl shards: pattern of %zu and tail of %zu bytes (1..256)", pattern_len,
+                          tail_len);
+    if (next_update <= this_update)
+        return mc_err_set(err, MC_ERR_INVALID, "next_update", NULL,
+                          "crl: nextUpdate %lld is not after thisUpdate %lld",
+                          (long long)next_update, (long long)this_update);
+    return s->ops->crl_shards_begin(s, this_update, next_update, pattern, pattern_len, tail_len, fn,
+                                    plan, arg, err);
+}
+
+mc_err mc_store_crl_shards_latest(mc_store *s, int64_t *shards, int64_t *oldest_this_update,
+                                  int64_t *earliest_next_update, mc_errdetail *err)
+{
+    if (!s || !shards || !oldest_this_update || !earliest_next_update)
+        return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "latest shard crls: NULL argument");
+    *shards = *oldest_this_update = *earliest_next_update = 0;
+    return s->ops->crl_shards_latest(s, shards, oldest_this_update, earliest_next_update, err);
 }
 
 mc_err mc_store_durability(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err)

@@ -149,6 +149,9 @@ static const char *const migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION mc_audit_log_append_only();"
     "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log"
     " FOR EACH STATEMENT EXECUTE FUNCTION mc_audit_log_append_only();",
+    /* 11: partitioned CRLs (engine/store.c migration 11 says why). */
+    "ALTER TABLE crls ADD COLUMN shard INTEGER;"
+    "CREATE INDEX crls_shard ON crls(shard, number) WHERE shard IS NOT NULL;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == MC_STORE_SCHEMA_VERSION,
                "store.h MC_STORE_SCHEMA_VERSION is the number of migrations");
@@ -186,6 +189,10 @@ enum {
     PS_SERIAL_STATUS,
     PS_AUDIT_APPEND,
     PS_AUDIT_LIST,
+    PS_REVOKED_SHARD,
+    PS_CRL_SHARD_NUMBER,
+    PS_CRL_SHARDS_LATEST,
+    PS_CRL_SHARDS_KNOWN,
     PS_COUNT_
 };
 
@@ -385,15 +392,6 @@ static const struct {
                        " RETURNING number",
                        4,
                        {OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
-    [PS_CRL_LATEST] = {"mc_crl_latest",
-                       "SELECT number, this_update, next_update FROM crls"
-                       " WHERE published_at IS NOT NULL ORDER BY number DESC LIMIT 1",
-                       0,
-                       {0}},
-    [PS_CRL_PUBLISHED] = {"mc_crl_published",
-                          "UPDATE crls SET published_at = $2 WHERE number = $1",
-                          2,
-                          {OID_INT8, OID_INT8}},
     /* OCSP: every intent, its certificate when there is one */
     [PS_SERIAL_STATUS] = {"mc_serial_status",
                           "SELECT i.not_after, (c.serial IS NOT NULL)::int::bigint, c.status,"
@@ -415,6 +413,46 @@ static const struct {
                        " ORDER BY id",
                        3,
                        {OID_INT8, OID_INT8, OID_TEXT}},
+    [PS_CRL_LATEST] = {"mc_crl_latest",
+                       "SELECT number, this_update, next_update FROM crls"
+                       " WHERE published_at IS NOT NULL AND shard IS NULL"
+                       " ORDER BY number DESC LIMIT 1",
+                       0,
+                       {0}},
+    [PS_CRL_PUBLISHED] = {"mc_crl_published",
+                          "UPDATE crls SET published_at = $2 WHERE number BETWEEN $1 AND $3",
+                          3,
+                          {OID_INT8, OID_INT8, OID_INT8}},
+    /* position and substring count bytes in bytea; substring of a NULL start is NULL */
+    [PS_REVOKED_SHARD] = {"mc_revoked_shard",
+                          "SELECT c.serial, c.revoked_at, coalesce(c.revocation_reason, 0)::bigint,"
+                          " substring(i.tbs from nullif(position($2 in i.tbs), 0) + length($2)"
+                          " for $3::integer)"
+                          " FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
+                          " WHERE c.status <> 'issued' AND i.not_after >= $1 ORDER BY c.serial",
+                          3,
+                          {OID_INT8, OID_BYTEA, OID_INT8}},
+    /* under pg_crl_shards_begin's table lock */
+    [PS_CRL_SHARD_NUMBER] = {"mc_crl_shard_number",
+                             "INSERT INTO crls (number, this_update, next_update, entries,"
+                             " created_at, shard)"
+                             " SELECT coalesce(max(number), 0) + 1, $1, $2, $3, $4, $5::integer"
+                             " FROM crls RETURNING number",
+                             5,
+                             {OID_INT8, OID_INT8, OID_INT8, OID_INT8, OID_INT8}},
+    [PS_CRL_SHARDS_LATEST] = {"mc_crl_shards_latest",
+                              "SELECT count(*)::bigint, coalesce(min(c.this_update), 0)::bigint,"
+                              " coalesce(min(c.next_update), 0)::bigint"
+                              " FROM crls AS c JOIN (SELECT max(number) AS number FROM crls"
+                              " WHERE shard IS NOT NULL AND published_at IS NOT NULL"
+                              " GROUP BY shard) AS l ON c.number = l.number",
+                              0,
+                              {0}},
+    [PS_CRL_SHARDS_KNOWN] = {"mc_crl_shards_known",
+                             "SELECT DISTINCT shard::bigint FROM crls WHERE shard IS NOT NULL"
+                             " ORDER BY 1",
+                             0,
+                             {0}},
 };
 
 typedef struct pg_store {
@@ -2208,7 +2246,8 @@ done:
     return e;
 }
 
-static mc_err pg_crl_published(mc_store *base, uint64_t number, int64_t at, mc_errdetail *err)
+static mc_err pg_crl_published(mc_store *base, uint64_t number, uint64_t last, int64_t at,
+                               mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
     mc_err e = conn_ready(s, err);
@@ -2218,12 +2257,13 @@ static mc_err pg_crl_published(mc_store *base, uint64_t number, int64_t at, mc_e
     memset(&p, 0, sizeof p);
     p_int8(&p, 0, (int64_t)number);
     p_int8(&p, 1, at);
+    p_int8(&p, 2, (int64_t)last);
     PGresult *res = run(s, PS_CRL_PUBLISHED, &p);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         e = pg_err(s, err, NULL, "crl: published", res);
-    else if (strcmp(PQcmdTuples(res), "1") != 0)
-        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu",
-                       (unsigned long long)number);
+    else if (strtoull(PQcmdTuples(res), NULL, 10) != last - number + 1)
+        e = mc_err_set(err, MC_ERR_STORE, "number", NULL, "crl: no CRL number %llu..%llu",
+                       (unsigned long long)number, (unsigned long long)last);
     PQclear(res);
     return e;
 }
@@ -2323,6 +2363,103 @@ static mc_err pg_crl_latest(mc_store *base, uint64_t *number, int64_t *this_upda
     return e;
 }
 
+typedef struct shard_revoked_ctx {
+    mc_store_shard_revoked_fn fn;
+    void *arg;
+} shard_revoked_ctx;
+
+static void shard_revoked_row(void *arg, const PGresult *res)
+{
+    const shard_revoked_ctx *c = arg;
+    size_t serial_len, tail_len;
+    const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
+    const uint8_t *tail = get_blob(res, 0, 3, &tail_len);
+    c->fn(c->arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2), tail,
+          tail_len);
+}
+
+/* As pg_crl_begin (the same lock, so full and shard CRLs share one sequence of numbers). */
+static mc_err pg_crl_shards_begin(mc_store *base, int64_t this_update, int64_t next_update,
+                                  const uint8_t *pattern, size_t pattern_len, size_t tail_len,
+                                  mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan,
+                                  void *arg, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    if ((e = exec_cmd(s, "BEGIN; LOCK TABLE crls IN SHARE ROW EXCLUSIVE MODE", "crl: lock", err)) !=
+        MC_OK)
+        goto done;
+    params p;
+    memset(&p, 0, sizeof p);
+    p_int8(&p, 0, this_update);
+    p_blob(&p, 1, pattern, pattern_len);
+    p_int8(&p, 2, (int64_t)tail_len);
+    shard_revoked_ctx c = {fn, arg};
+    if ((e = stream_rows(s, PS_REVOKED_SHARD, 3, &p, shard_revoked_row, &c, NULL,
+                         "crl: revoked certificates", err)) != MC_OK)
+        goto done;
+    mc_store_crl_shard *v = NULL;
+    size_t n = 0;
+    PGresult *kr = run(s, PS_CRL_SHARDS_KNOWN, NULL);
+    if (PQresultStatus(kr) != PGRES_TUPLES_OK) {
+        e = pg_err(s, err, NULL, "crl: shards recorded", kr);
+        PQclear(kr);
+        goto done;
+    }
+    size_t nknown = (size_t)PQntuples(kr);
+    unsigned *known = malloc((nknown ? nknown : 1) * sizeof *known);
+    for (size_t i = 0; known && i < nknown; i++)
+        known[i] = (unsigned)get_int8(kr, (int)i, 0);
+    PQclear(kr);
+    int planned = known ? plan(arg, known, nknown, &v, &n) : -1;
+    free(known);
+    if (planned != 0) {
+        e = mc_err_set(err, MC_ERR_NOMEM, "entries", NULL, "crl: the shards could not be planned");
+        goto done;
+    }
+    for (size_t i = 0; i < n && !e; i++) {
+        memset(&p, 0, sizeof p);
+        p_int8(&p, 0, this_update);
+        p_int8(&p, 1, next_update);
+        p_int8(&p, 2, v[i].entries);
+        p_int8(&p, 3, (int64_t)time(NULL));
+        p_int8(&p, 4, (int64_t)v[i].shard);
+        PGresult *res = run(s, PS_CRL_SHARD_NUMBER, &p);
+        if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+            v[i].number = (uint64_t)get_int8(res, 0, 0);
+        else
+            e = pg_err(s, err, NULL, "crl: number", res);
+        PQclear(res);
+    }
+    if (!e)
+        e = exec_cmd(s, "COMMIT", "crl: commit", err);
+done:
+    if (e)
+        txn_abort(s);
+    return e;
+}
+
+static mc_err pg_crl_shards_latest(mc_store *base, int64_t *shards, int64_t *oldest_this_update,
+                                   int64_t *earliest_next_update, mc_errdetail *err)
+{
+    pg_store *s = (pg_store *)base;
+    mc_err e = conn_ready(s, err);
+    if (e)
+        return e;
+    PGresult *res = run(s, PS_CRL_SHARDS_LATEST, NULL);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        *shards = get_int8(res, 0, 0);
+        *oldest_this_update = get_int8(res, 0, 1);
+        *earliest_next_update = get_int8(res, 0, 2);
+    } else {
+        e = pg_err(s, err, NULL, "latest shard crls", res);
+    }
+    PQclear(res);
+    return e;
+}
+
 static mc_err pg_durability(mc_store *base, char *buf, size_t cap, int *durable, mc_errdetail *err)
 {
     pg_store *s = (pg_store *)base;
@@ -2366,6 +2503,8 @@ static const mc_store_ops pg_ops = {
     .audit_list = pg_audit_list,
     .crl_latest = pg_crl_latest,
     .serial_status = pg_serial_status,
+    .crl_shards_begin = pg_crl_shards_begin,
+    .crl_shards_latest = pg_crl_shards_latest,
     .close = pg_close,
 };
 

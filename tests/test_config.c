@@ -168,12 +168,58 @@ static void test_snapshot_escapes(void **state)
     assert_same(&c, &s);
 }
 
+/* ca.crl_shards: 1 by default; N > 1 wants "{shard}" in ca.crl_url and N = 1 refuses it (the
+ * error names the key and the rule); out of 1..4096 is refused; the key round-trips. */
+static void test_crl_shards(void **state)
+{
+    (void)state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/shards.yaml", g_dir);
+    mc_config c;
+    mc_errdetail err;
+    write_text(path, "ca:\n  crl_url: \"http://c.test/ica.crl\"\n");
+    load_ok(path, &c);
+    assert_int_equal(c.ca_crl_shards, 1);
+    write_text(path, "ca:\n  crl_url: \"http://c.test/crl/{shard}.crl\"\n  crl_shards: 8\n");
+    load_ok(path, &c);
+    assert_int_equal(c.ca_crl_shards, 8);
+    assert_string_equal(c.ca_crl_url, "http://c.test/crl/{shard}.crl");
+    char snap[300];
+    snprintf(snap, sizeof snap, "%s/shards-written.yaml", g_dir);
+    mc_errdetail werr;
+    assert_int_equal(mc_config_write(&c, snap, &werr), MC_OK);
+    mc_config back;
+    load_ok(snap, &back);
+    assert_int_equal(back.ca_crl_shards, 8);
+    const struct {
+        const char *text, *field, *rule;
+    } bad[] = {
+        {"ca:\n  crl_url: \"http://c.test/ica.crl\"\n  crl_shards: 8\n", "ca.crl_url",
+         "ca.crl_shards"},
+        {"ca:\n  crl_url: \"http://c.test/{shard}.crl\"\n", "ca.crl_url", "ca.crl_shards"},
+        {"ca:\n  crl_url: \"http://c.test/{shard}/a.crl\"\n  crl_shards: 2\n", "ca.crl_url",
+         "ca.crl_shards"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_text(path, bad[i].text);
+        mc_err_clear(&err);
+        assert_int_equal(mc_config_load(path, &c, &err), MC_ERR_CONFIG);
+        assert_string_equal(err.field, bad[i].field);
+        assert_string_equal(err.rule, bad[i].rule);
+    }
+    write_text(path, "ca:\n  crl_url: \"http://c.test/{shard}.crl\"\n  crl_shards: 4097\n");
+    mc_err_clear(&err);
+    assert_int_equal(mc_config_load(path, &c, &err), MC_ERR_CONFIG);
+    assert_non_null(strstr(err.message, "ca.crl_shards"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_snapshot_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_relative_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_escapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_shards, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * read back with OpenSSL (the reference): v2, the issuer, the times, each entry with its
  * revocation date and reasonCode (none for unspecified: SBR 7.2.2), authorityKeyIdentifier and
  * cRLNumber; and the refusals, each naming its field and rule (SBR 4.9.7 nextUpdate at most ten
- * days on, SBR 7.2.2 reasons, RFC 5280 4.1.2.2 serial length).
+ * days on, SBR 7.2.2 reasons, RFC 5280 4.1.2.2 serial length). Partitioned CRLs: the shard
+ * function, the fixed-width digits, the ca.crl_url placeholder rules and a shard's critical
+ * issuingDistributionPoint (RFC 5280 5.2.5).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -60,13 +62,14 @@ static mc_crl_entry entry(uint8_t first, size_t len, int64_t at, int reason)
     return e;
 }
 
-/* Builds, signs and parses a CRL; NULL when building failed (err filled). */
-static X509_CRL *make(fx *f, uint64_t number, int64_t tu, int64_t nu, const mc_crl_entry *v,
-                      size_t n, mc_errdetail *err)
+/* Builds, signs and parses a CRL (a shard's with idp, when not NULL); NULL when building failed
+ * (err filled). */
+static X509_CRL *make_idp(fx *f, uint64_t number, int64_t tu, int64_t nu, const char *idp,
+                          const mc_crl_entry *v, size_t n, mc_errdetail *err)
 {
     uint8_t *tbs = NULL, sig[1024], *der = NULL;
     size_t tl = 0, sl = sizeof sig, dl = 0;
-    if (mc_crl_tbs(&f->iss, number, tu, nu, v, n, &tbs, &tl, err) != MC_OK)
+    if (mc_crl_tbs(&f->iss, number, tu, nu, idp, v, n, &tbs, &tl, err) != MC_OK)
         return NULL;
     assert_int_equal(mc_testca_sign(&f->ca, f->iss.sigalg, tbs, tl, sig, &sl), 0);
     der = malloc(tl + sl + 64);
@@ -80,6 +83,12 @@ static X509_CRL *make(fx *f, uint64_t number, int64_t tu, int64_t nu, const mc_c
     free(tbs);
     free(der);
     return crl;
+}
+
+static X509_CRL *make(fx *f, uint64_t number, int64_t tu, int64_t nu, const mc_crl_entry *v,
+                      size_t n, mc_errdetail *err)
+{
+    return make_idp(f, number, tu, nu, NULL, v, n, err);
 }
 
 /* RFC 5280 5: what OpenSSL reads is what was asked for. */
@@ -221,6 +230,163 @@ static void test_crl_large(void **state)
     free(v);
 }
 
+/* RFC 5280 5.2.5: a shard carries a critical issuingDistributionPoint whose distributionPoint
+ * fullName is its one URI and onlyContainsUserCerts TRUE, byte for byte as DER wants it and
+ * as OpenSSL reads it; a full CRL carries none; an empty or oversized URI is refused. */
+static void test_crl_idp(void **state)
+{
+    fx *f = *state;
+    mc_errdetail err;
+    const char *url = "http://c.test/s/0003.crl"; /* 24 bytes */
+    mc_crl_entry v[1] = {entry(0x11, 16, NOW - DAY, 1)};
+    X509_CRL *crl = make_idp(f, 5, NOW, NOW + DAY, url, v, 1, &err);
+    assert_non_null(crl);
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(f->ca.cert)), 1);
+    int i = X509_CRL_get_ext_by_NID(crl, NID_issuing_distribution_point, -1);
+    assert_true(i >= 0);
+    X509_EXTENSION *x = X509_CRL_get_ext(crl, i);
+    assert_int_equal(X509_EXTENSION_get_critical(x), 1);
+    static const uint8_t want_head[] = {0x30, 0x2d, 0x06, 0x03, 0x55, 0x1d, 0x1c, 0x01, 0x01, 0xff,
+                                        0x04, 0x23, 0x30, 0x21, 0xa0, 0x1c, 0xa0, 0x1a, 0x86, 0x18};
+    static const uint8_t want_tail[] = {0x81, 0x01, 0xff};
+    unsigned char *der = NULL;
+    int dl = i2d_X509_EXTENSION(x, &der);
+    assert_int_equal(dl, (int)(sizeof want_head + strlen(url) + sizeof want_tail));
+    assert_memory_equal(der, want_head, sizeof want_head);
+    assert_memory_equal(der + sizeof want_head, url, strlen(url));
+    assert_memory_equal(der + sizeof want_head + strlen(url), want_tail, sizeof want_tail);
+    OPENSSL_free(der);
+    ISSUING_DIST_POINT *idp = X509_CRL_get_ext_d2i(crl, NID_issuing_distribution_point, NULL, NULL);
+    assert_non_null(idp);
+    assert_true(idp->onlyuser > 0);
+    assert_true(idp->onlyCA <= 0);
+    assert_null(idp->onlysomereasons);
+    assert_int_equal(idp->distpoint->type, 0);
+    GENERAL_NAME *g = sk_GENERAL_NAME_value(idp->distpoint->name.fullname, 0);
+    assert_int_equal(g->type, GEN_URI);
+    assert_int_equal(ASN1_STRING_length(g->d.uniformResourceIdentifier), (int)strlen(url));
+    ISSUING_DIST_POINT_free(idp);
+    X509_CRL_free(crl);
+    /* a full CRL: no issuingDistributionPoint */
+    crl = make(f, 6, NOW, NOW + DAY, v, 1, &err);
+    assert_non_null(crl);
+    assert_int_equal(X509_CRL_get_ext_by_NID(crl, NID_issuing_distribution_point, -1), -1);
+    X509_CRL_free(crl);
+    /* refusals */
+    mc_err_clear(&err);
+    assert_null(make_idp(f, 7, NOW, NOW + DAY, "", v, 1, &err));
+    assert_string_equal(err.field, "idp_url");
+    assert_string_equal(err.rule, "RFC 5280 5.2.5");
+    char *big = malloc(1100);
+    assert_non_null(big);
+    memset(big, 'a', 1099);
+    big[1099] = '\0';
+    assert_null(make_idp(f, 7, NOW, NOW + DAY, big, v, 1, &err));
+    assert_string_equal(err.field, "idp_url");
+    free(big);
+}
+
+/* The shard of a serial: its last four octets modulo N, the same every time, always below N,
+ * 0 for N = 1, spread evenly over random serials. */
+static void test_crl_shard_of(void **state)
+{
+    (void)state;
+    static const uint8_t s1[] = {0x4c, 0x99, 0x00, 0x00, 0x01, 0x02}; /* last four: 258 */
+    assert_int_equal(mc_crl_shard_of(s1, sizeof s1, 4096), 258);
+    assert_int_equal(mc_crl_shard_of(s1, sizeof s1, 4), 2);
+    assert_int_equal(mc_crl_shard_of(s1, sizeof s1, 1), 0);
+    assert_int_equal(mc_crl_shard_of(s1, sizeof s1, 0), 0);
+    static const uint8_t s2[] = {0x05}; /* shorter than four octets */
+    assert_int_equal(mc_crl_shard_of(s2, 1, 4), 1);
+    static const uint8_t s3[] = {0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}; /* 2^32 - 1 */
+    assert_int_equal(mc_crl_shard_of(s3, sizeof s3, 4096), 4095);
+    const unsigned ns[] = {2, 3, 8, 1000, 4096};
+    unsigned count[8] = {0};
+    for (int i = 0; i < 40000; i++) {
+        uint8_t sn[MC_SERIAL_LEN];
+        assert_int_equal(mc_serial_generate(sn), MC_OK);
+        for (size_t j = 0; j < sizeof ns / sizeof ns[0]; j++) {
+            unsigned k = mc_crl_shard_of(sn, sizeof sn, ns[j]);
+            assert_true(k < ns[j]);
+            assert_int_equal(mc_crl_shard_of(sn, sizeof sn, ns[j]), k); /* stable */
+        }
+        count[mc_crl_shard_of(sn, sizeof sn, 8)]++;
+    }
+    for (int k = 0; k < 8; k++) /* 5000 expected each; 4500..5500 is over 7 sigma */
+        assert_true(count[k] > 4500 && count[k] < 5500);
+}
+
+/* The digits patched into a certificate: always MC_CRL_SHARD_DIGITS of them, in place, nothing
+ * written beyond. */
+static void test_crl_shard_digits(void **state)
+{
+    (void)state;
+    const struct {
+        unsigned k;
+        const char *want;
+    } t[] = {{0, "0000"}, {7, "0007"}, {42, "0042"}, {999, "0999"}, {4095, "4095"}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        uint8_t buf[8];
+        memcpy(buf, "xx{shd}y", 8);
+        mc_crl_shard_digits(buf + 2, t[i].k);
+        assert_memory_equal(buf, "xx", 2);
+        assert_memory_equal(buf + 2, t[i].want, 4);
+        assert_memory_equal(buf + 6, "}y", 2);
+    }
+    char url[64], file[32];
+    mc_errdetail err;
+    assert_int_equal(mc_crl_shard_url("http://c.test/crl/ica-{shard}.crl", 17, url, sizeof url,
+                                      file, sizeof file, &err),
+                     MC_OK);
+    assert_string_equal(url, "http://c.test/crl/ica-0017.crl");
+    assert_string_equal(file, "ica-0017.crl");
+    assert_int_equal(mc_crl_shard_url("http://c.test/ica.crl", 1, url, sizeof url, NULL, 0, &err),
+                     MC_ERR_INVALID);
+    assert_int_equal(mc_crl_shard_url("http://c.test/{shard}", 1, url, 10, NULL, 0, &err),
+                     MC_ERR_INVALID);
+}
+
+/* ca.crl_url against ca.crl_shards: the placeholder iff N > 1, once, in the last path segment
+ * (the shard's file name) of file-name characters; N within 1..4096. */
+static void test_crl_url_check(void **state)
+{
+    (void)state;
+    mc_errdetail err;
+    const struct {
+        const char *url;
+        unsigned n;
+    } ok[] = {{"http://c.test/crl/{shard}.crl", 4},
+              {"http://c.test/ica-{shard}.crl", 4096},
+              {"http://c.test/{shard}", 2},
+              {"http://c.test/ica.crl", 1},
+              {"", 1}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        mc_err rc = mc_crl_url_check(ok[i].url, ok[i].n, &err);
+        if (rc)
+            print_error("%s: %s\n", ok[i].url, err.message);
+        assert_int_equal(rc, MC_OK);
+    }
+    const struct {
+        const char *url;
+        unsigned n;
+        const char *field;
+    } bad[] = {{"http://c.test/ica.crl", 4, "ca.crl_url"},
+               {"", 4, "ca.crl_url"},
+               {"http://c.test/{shard}.crl", 1, "ca.crl_url"},
+               {"http://c.test/{shard}-{shard}.crl", 4, "ca.crl_url"},
+               {"http://c.test/{shard}/ica.crl", 4, "ca.crl_url"},
+               {"http://{shard}.c.test/ica.crl", 4, "ca.crl_url"},
+               {"http://c.test/s/{shard}.crl?x=1", 4, "ca.crl_url"},
+               {"http://c.test/s/{shard}{.crl", 4, "ca.crl_url"},
+               {"http://c.test/s/{shard}.crl", 0, "ca.crl_shards"},
+               {"http://c.test/s/{shard}.crl", 4097, "ca.crl_shards"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_err_clear(&err);
+        assert_int_equal(mc_crl_url_check(bad[i].url, bad[i].n, &err), MC_ERR_CONFIG);
+        assert_string_equal(err.field, bad[i].field);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -228,6 +394,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crl_next_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_idp, setup, teardown),
+        cmocka_unit_test(test_crl_shard_of),
+        cmocka_unit_test(test_crl_shard_digits),
+        cmocka_unit_test(test_crl_url_check),
     };
     return cmocka_run_group_tests_name("crl", tests, NULL, NULL);
 }

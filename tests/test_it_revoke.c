@@ -397,6 +397,14 @@ static void test_crl(void **state)
     assert_int_equal(ASN1_INTEGER_get(num), 2);
     ASN1_INTEGER_free(num);
     X509_CRL_free(crl);
+    /* SBR 5.4.1 2.v: each CRL published is in the audit log (the refused one is not) */
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'crl.published'"), 2);
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'crl.published'"
+                           " AND json_extract(detail, '$.first_number') = 2"
+                           " AND json_extract(detail, '$.entries') = 100"
+                           " AND json_extract(detail, '$.next_update') -"
+                           " json_extract(detail, '$.this_update') = 3 * 86400"),
+                     1);
 
     /* `mailca status` says whether the CRL is current (SBR 4.9.7: reissued at least weekly) */
     const char *st[] = {"status", "--config", g.cfg, NULL};

@@ -486,10 +486,10 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 10);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
-    assert_int_equal(mc_store_schema_version(), 10);
-    assert_int_equal(MC_STORE_SCHEMA_VERSION, 10);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
+    assert_int_equal(mc_store_schema_version(), 11);
+    assert_int_equal(MC_STORE_SCHEMA_VERSION, 11);
     /* WAL is a property of the file, seen by any connection. */
     if (fx->b == &sqlite_backend)
         assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -515,13 +515,13 @@ static void test_migrate(void **state)
                      mc_store_schema_version());
     assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 10);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (11, 0)");
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (12, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
-    assert_non_null(strstr(err.message, "schema version 11 is newer"));
+    assert_non_null(strstr(err.message, "schema version 12 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 12);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -1242,6 +1242,14 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
  * version 6 trigger; PostgreSQL: only the table comment), rows and ids kept. */
 /* Takes back migration 9: no CRL numbers, no index of revoked certificates. */
 /* Takes back migration 10: no audit log (the rows written by the migration go with it). */
+/* Takes back migration 11: CRL rows without a shard. */
+static void undo_migration_11(const fixture *fx)
+{
+    raw_exec(fx, "DROP INDEX crls_shard");
+    raw_exec(fx, "ALTER TABLE crls DROP COLUMN shard");
+    raw_exec(fx, "DELETE FROM schema_version WHERE version = 11");
+}
+
 static void undo_migration_10(const fixture *fx)
 {
     if (fx->b == &sqlite_backend)
@@ -1378,6 +1386,8 @@ static void test_migrate_5_to_6(void **state)
     mc_store_close(s);
     assert_int_equal(certs_order_unique(fx), 0);
 
+    undo_migration_11(fx);
+
     undo_migration_10(fx);
     undo_migration_9(fx);
 
@@ -1459,6 +1469,8 @@ static void test_migrate_6_to_7(void **state)
     mc_revoke_counts rc;
     assert_int_equal(mc_store_revoke(s, &sel, MC_CRL_KEY_COMPROMISE, 4321, 0, &rc, &err), MC_OK);
     mc_store_close(s);
+
+    undo_migration_11(fx);
 
     undo_migration_10(fx);
     undo_migration_9(fx);
@@ -1552,6 +1564,7 @@ static void test_migrate_7_dangling_refused(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -1580,6 +1593,7 @@ static void test_migrate_7_to_8(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 4, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 3, &err), MC_OK);
     mc_store_close(s);
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -1790,6 +1804,212 @@ static void test_crl_number_race(void **state)
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 100);
 }
 
+/* Partitioned CRLs: what mc_store_crl_shards_begin hands the engine and records. */
+typedef struct shard_seen {
+    size_t n;
+    uint8_t serial[8][MC_SERIAL_MAX];
+    char tail[8][16]; /* "" when the pattern was not found */
+    int reason[8];
+    mc_store_crl_shard plan[3];
+    size_t nplan;
+    int fail_plan;
+    unsigned known[8];
+    size_t nknown;
+} shard_seen;
+
+static void shard_collect(void *arg, const uint8_t *serial, size_t serial_len, int64_t revoked_at,
+                          int reason, const uint8_t *tail, size_t tail_len)
+{
+    shard_seen *w = arg;
+    (void)revoked_at;
+    assert_true(w->n < 8);
+    assert_int_equal(serial_len, SER_LEN);
+    assert_true(tail_len < sizeof w->tail[0]);
+    memcpy(w->serial[w->n], serial, serial_len);
+    if (tail)
+        memcpy(w->tail[w->n], tail, tail_len);
+    w->tail[w->n][tail ? tail_len : 0] = '\0';
+    w->reason[w->n++] = reason;
+}
+
+static int shard_plan(void *arg, const unsigned *known, size_t nknown, mc_store_crl_shard **v,
+                      size_t *n)
+{
+    shard_seen *w = arg;
+    w->nknown = nknown < 8 ? nknown : 8;
+    for (size_t i = 0; i < w->nknown; i++)
+        w->known[i] = known[i];
+    *v = w->plan;
+    *n = w->nplan;
+    return w->fail_plan;
+}
+
+/* A TBS stand-in whose CRL DP URI is http://c.test/s/<digits>.crl (DER [6] tag and length),
+ * between filler bytes; digits NULL: another URL. */
+static size_t shard_tbs(uint8_t *out, const char *digits)
+{
+    char url[64];
+    snprintf(url, sizeof url, "http://%s/s/%s.crl", digits ? "c.test" : "other.test",
+             digits ? digits : "0001");
+    size_t n = 0;
+    memset(out, 0x30, 5);
+    n += 5;
+    out[n++] = 0x86;
+    out[n++] = (uint8_t)strlen(url);
+    memcpy(out + n, url, strlen(url));
+    n += strlen(url);
+    if (digits && strcmp(digits, "0009") == 0)
+        return n; /* the URI ends the bytes: the tail is still whole */
+    memset(out + n, 0x05, 4);
+    return n + 4;
+}
+
+/* mc_store_crl_shards_begin: every revoked unexpired certificate with the bytes after the
+ * pattern in its own TBS (NULL tail when absent: another URL, issued before sharding), one CRL
+ * number per planned shard on the sequence full CRLs share, each shard's latest published one
+ * in mc_store_crl_shards_latest (the oldest decides), never in mc_store_crl_latest; a plan that
+ * fails records nothing. */
+static void test_crl_shards_store(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    batch b;
+    batch_make(&b, "shard", 0, 6);
+    const int64_t now = 1750000000;
+    uint8_t tbs[6][64];
+    const char *digits[6] = {"0002", "0001", NULL, "0007", "0001", "0009"};
+    for (int i = 0; i < 6; i++) {
+        b.in[i].tbs = tbs[i];
+        b.in[i].tbs_len = shard_tbs(tbs[i], digits[i]);
+    }
+    assert_int_equal(mc_store_intents_commit(s, b.in, 6, b.state, &err), MC_OK);
+    assert_int_equal(mc_store_certs_commit(s, b.cert, 6, &err), MC_OK);
+    for (int i = 0; i < 6; i++) {
+        if (i == 4)
+            continue; /* not revoked */
+        mc_store_sel one = {.serial = b.serial[i], .serial_len = SER_LEN};
+        mc_revoke_counts c;
+        assert_int_equal(
+            mc_store_revoke(s, &one, i == 1 ? MC_CRL_KEY_COMPROMISE : 0, now - 10, 0, &c, &err),
+            MC_OK);
+    }
+    static const uint8_t pat[] = "\x86\x18http://c.test/s/";
+    shard_seen w;
+    memset(&w, 0, sizeof w);
+    w.nplan = 3;
+    w.plan[0] = (mc_store_crl_shard){.shard = 0, .entries = 0};
+    w.plan[1] = (mc_store_crl_shard){.shard = 1, .entries = 1};
+    w.plan[2] = (mc_store_crl_shard){.shard = 7, .entries = 1};
+    assert_int_equal(mc_store_crl_shards_begin(s, now, now + 86400, pat, sizeof pat - 1, 8,
+                                               shard_collect, shard_plan, &w, &err),
+                     MC_OK);
+    assert_int_equal(w.nknown, 0); /* no shard recorded yet */
+    assert_int_equal(w.n, 5);      /* in serial order; 4 is not revoked */
+    const int want[5] = {0, 1, 2, 3, 5};
+    const char *tail[5] = {"0002.crl", "0001.crl", "", "0007.crl", "0009.crl"};
+    for (int i = 0; i < 5; i++) {
+        assert_memory_equal(w.serial[i], b.serial[want[i]], SER_LEN);
+        assert_string_equal(w.tail[i], tail[i]);
+    }
+    assert_int_equal(w.reason[1], MC_CRL_KEY_COMPROMISE);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(w.plan[i].number, (uint64_t)i + 1);
+    assert_int_equal(raw_int(fx, "SELECT shard FROM crls WHERE number = 3"), 7);
+    assert_int_equal(raw_int(fx, "SELECT entries FROM crls WHERE number = 2"), 1);
+    int64_t k = -1, tu = -1, nu = -1;
+    assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
+    assert_int_equal(k, 0); /* none published yet */
+    assert_int_equal(mc_store_crl_published_range(s, 1, 3, now + 1, &err), MC_OK);
+    assert_int_equal(mc_store_crl_published_range(s, 3, 2, now + 1, &err), MC_ERR_INVALID);
+    assert_int_equal(mc_store_crl_published_range(s, 3, 4, now + 1, &err), MC_ERR_STORE);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE published_at IS NOT NULL"), 3);
+    assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
+    assert_int_equal(k, 3);
+    assert_int_equal(tu, now);
+    assert_int_equal(nu, now + 86400);
+    uint64_t num = 99;
+    int64_t t1 = -1, t2 = -1;
+    assert_int_equal(mc_store_crl_latest(s, &num, &t1, &t2, &err), MC_OK);
+    assert_int_equal(num, 0); /* shards are not the full CRL */
+
+    /* a second run: numbers go on; shard 7 not republished, so it stays the oldest */
+    memset(&w, 0, sizeof w);
+    w.nplan = 2;
+    w.plan[0] = (mc_store_crl_shard){.shard = 0, .entries = 0};
+    w.plan[1] = (mc_store_crl_shard){.shard = 1, .entries = 1};
+    assert_int_equal(mc_store_crl_shards_begin(s, now + 100, now + 200000, pat, sizeof pat - 1, 8,
+                                               shard_collect, shard_plan, &w, &err),
+                     MC_OK);
+    assert_int_equal(w.plan[0].number, 4);
+    assert_int_equal(w.plan[1].number, 5);
+    assert_int_equal(w.nknown, 3); /* the shards the first run recorded */
+    assert_int_equal(w.known[0], 0);
+    assert_int_equal(w.known[1], 1);
+    assert_int_equal(w.known[2], 7);
+    assert_int_equal(mc_store_crl_published(s, 4, now + 101, &err), MC_OK);
+    assert_int_equal(mc_store_crl_published(s, 5, now + 101, &err), MC_OK);
+    assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
+    assert_int_equal(k, 3);
+    assert_int_equal(tu, now);
+    assert_int_equal(nu, now + 86400);
+    /* full and shard CRLs share one sequence */
+    revoked_seen rw;
+    memset(&rw, 0, sizeof rw);
+    assert_int_equal(mc_store_crl_begin(s, now, now + 86400, revoked_collect, &rw, &num, &err),
+                     MC_OK);
+    assert_int_equal(num, 6);
+    assert_int_equal(rw.n, 5);
+    /* a failed plan records nothing */
+    memset(&w, 0, sizeof w);
+    w.nplan = 1;
+    w.fail_plan = 1;
+    assert_int_equal(mc_store_crl_shards_begin(s, now, now + 86400, pat, sizeof pat - 1, 8,
+                                               shard_collect, shard_plan, &w, &err),
+                     MC_ERR_NOMEM);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 6);
+    /* checked arguments */
+    assert_int_equal(mc_store_crl_shards_begin(s, now, now, pat, sizeof pat - 1, 8, shard_collect,
+                                               shard_plan, &w, &err),
+                     MC_ERR_INVALID);
+    assert_string_equal(err.field, "next_update");
+    assert_int_equal(
+        mc_store_crl_shards_begin(s, now, now + 1, pat, 0, 8, shard_collect, shard_plan, &w, &err),
+        MC_ERR_INVALID);
+    assert_string_equal(err.field, "pattern");
+    mc_store_close(s);
+    batch_free(&b);
+}
+
+/* A version 10 store brought to 11: its CRL rows are full CRLs (shard NULL), the latest still
+ * found; shard rows recorded afterwards are told apart. */
+static void test_migrate_10_to_11(void **state)
+{
+    fixture *fx = *state;
+    mc_store *s = open_ok(fx->where);
+    mc_errdetail err;
+    revoked_seen rw;
+    memset(&rw, 0, sizeof rw);
+    uint64_t num = 0;
+    assert_int_equal(mc_store_crl_begin(s, 1000, 2000, revoked_collect, &rw, &num, &err), MC_OK);
+    assert_int_equal(mc_store_crl_published(s, num, 1001, &err), MC_OK);
+    mc_store_close(s);
+    undo_migration_11(fx);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
+    mc_err_clear(&err);
+    assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
+    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
+    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE shard IS NULL"), 1);
+    s = open_ok(fx->where);
+    int64_t tu = 0, nu = 0, k = -1;
+    assert_int_equal(mc_store_crl_latest(s, &num, &tu, &nu, &err), MC_OK);
+    assert_int_equal(num, 1);
+    assert_int_equal(tu, 1000);
+    assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
+    assert_int_equal(k, 0);
+    mc_store_close(s);
+}
+
 static void test_migrate_1_to_current(void **state)
 {
     fixture *fx = *state;
@@ -1800,7 +2020,8 @@ static void test_migrate_1_to_current(void **state)
     assert_int_equal(mc_store_intents_commit(s, b.in, 5, b.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, b.cert, 5, &err), MC_OK);
     mc_store_close(s);
-    /* undo migration 9, 8, 7, 6, 5, 4, then 3 and 2 */
+    /* undo migration 11, 10, 9, 8, 7, 6, 5, 4, then 3 and 2 */
+    undo_migration_11(fx);
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
@@ -2795,7 +3016,9 @@ static void test_audit_log(void **state)
     assert_int_equal(a.n, 1);
     assert_string_equal(a.event[0], "store.migrate");
     assert_string_equal(a.subject[0], "schema");
-    assert_non_null(strstr(a.detail[0], "\"from\":0,\"to\":10"));
+    char want_to[48];
+    snprintf(want_to, sizeof want_to, "\"from\":0,\"to\":%d", MC_STORE_SCHEMA_VERSION);
+    assert_non_null(strstr(a.detail[0], want_to));
     assert_int_equal(strncmp(a.actor[0], "user ", 5), 0);
     const char *tricky = "o-\"1\",\n\\x";
     mc_audit_event v[3] = {
@@ -2945,7 +3168,9 @@ static void test_serial_status(void **state)
         cmocka_unit_test_setup_teardown(test_crl_store, setup, teardown),                          \
         cmocka_unit_test_setup_teardown(test_crl_number_race, setup, teardown),                    \
         cmocka_unit_test_setup_teardown(test_audit_log, setup, teardown),                          \
-        cmocka_unit_test_setup_teardown(test_serial_status, setup, teardown)
+        cmocka_unit_test_setup_teardown(test_serial_status, setup, teardown),                      \
+        cmocka_unit_test_setup_teardown(test_crl_shards_store, setup, teardown),                   \
+        cmocka_unit_test_setup_teardown(test_migrate_10_to_11, setup, teardown)
 
 /* `mailca revoke --reason NAME` (mc_revoke_reason_parse): the RFC 5280 5.3.1 names, any case;
  * the codes mc_crl_reason_allowed refuses (test_revoke) are refused by name too, certificateHold

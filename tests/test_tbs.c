@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mailca/crl.h"
 #include "mailca/der.h"
 #include "mailca/lint.h"
 #include "mailca/profile.h"
@@ -1105,6 +1106,99 @@ static void test_qc_statements(void **state)
     }
 }
 
+/* The CRL DP URI of a certificate as OpenSSL reads it (one DistributionPoint, one URI). */
+static void crldp_uri(X509 *x, char *buf, size_t cap)
+{
+    STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
+    assert_non_null(dps);
+    assert_int_equal(sk_DIST_POINT_num(dps), 1);
+    DIST_POINT *dp = sk_DIST_POINT_value(dps, 0);
+    assert_non_null(dp->distpoint);
+    assert_int_equal(dp->distpoint->type, 0);
+    assert_int_equal(sk_GENERAL_NAME_num(dp->distpoint->name.fullname), 1);
+    GENERAL_NAME *g = sk_GENERAL_NAME_value(dp->distpoint->name.fullname, 0);
+    assert_int_equal(g->type, GEN_URI);
+    size_t l = (size_t)ASN1_STRING_length(g->d.uniformResourceIdentifier);
+    assert_true(l < cap);
+    memcpy(buf, ASN1_STRING_get0_data(g->d.uniformResourceIdentifier), l);
+    buf[l] = '\0';
+    CRL_DIST_POINTS_free(dps);
+}
+
+/* Partitioned CRLs (crl.h): with ca.crl_shards 8 each certificate's CRL DP names the shard of
+ * its serial in four digits, patched into the compiled template (the TBS has the length of the
+ * unsharded build with a URL of the same length), and lints clean (the linter sees the
+ * patched bytes: SBR 7.1.2.3(b)); a URL without the placeholder is refused at load. */
+static void test_crl_shards(void **state)
+{
+    fixture *f = *state;
+    mc_ca_urls su = urls, plain = urls;
+    su.crl = "http://crl.example.com/s/{shard}.crl";
+    su.crl_shards = 8;
+    plain.crl = "http://crl.example.com/s/0000.crl"; /* the same length, unsharded */
+    char path[600];
+    snprintf(path, sizeof path, "%s/profiles/mailbox-strict.yaml", MAILCA_SOURCE_DIR);
+    mc_profile *p = NULL, *q = NULL;
+    mc_errdetail err;
+    assert_int_equal(mc_profile_load(path, &f->iss, &su, &p, &err), MC_OK);
+    assert_int_equal(mc_profile_load(path, &f->iss, &plain, &q, &err), MC_OK);
+    assert_int_equal(p->crl_shards, 8);
+    assert_int_equal(q->crl_shards, 1);
+    assert_int_equal(p->ext_const_len, q->ext_const_len);
+    assert_memory_equal(p->ext_const + p->crl_shard_off, "0000", 4);
+    static const char *const mb[] = {"alice@example.com"};
+    int seen[8] = {0};
+    for (int i = 0; i < 64; i++) {
+        mc_order o;
+        issued *is = calloc(1, sizeof *is);
+        assert_non_null(is);
+        order_init(&o, f->keys[K_P256], MC_KEY_P256, MC_USAGE_SIGNING, mb, 1, is);
+        issue(f, p, &o, is);
+        unsigned k = mc_crl_shard_of(is->serial, MC_SERIAL_LEN, 8);
+        assert_true(k < 8);
+        seen[k] = 1;
+        char want[64], got[128];
+        snprintf(want, sizeof want, "http://crl.example.com/s/%04u.crl", k);
+        crldp_uri(is->x, got, sizeof got);
+        assert_string_equal(got, want);
+        /* the template is shared and stays as compiled */
+        assert_memory_equal(p->ext_const + p->crl_shard_off, "0000", 4);
+        if (i < 4) {
+            mc_lint_result r;
+            mc_lint_ctx lc = {.profile = p, .issuer = &f->iss, .now = is->now};
+            assert_int_equal(mc_lint_tbs(is->tbs, is->tbs_len, &lc, &r, &err), MC_OK);
+            for (size_t j = 0; j < r.n; j++)
+                print_error("%s: %s\n", r.f[j].lint->id, r.f[j].detail);
+            assert_int_equal(r.n, 0);
+            /* the same serial unsharded: a TBS of the same length */
+            uint8_t tbs2[MC_TBS_MAX];
+            size_t l2 = 0;
+            assert_int_equal(mc_tbs_build(q, &o, is->serial, MC_SERIAL_LEN, is->now, &f->d, f->md,
+                                          tbs2, sizeof tbs2, &l2, &err),
+                             MC_OK);
+            assert_int_equal(l2, is->tbs_len);
+        }
+        X509_free(is->x);
+        free(is);
+    }
+    for (int k = 0; k < 8; k++)
+        assert_true(seen[k]); /* 64 random serials miss a shard with p < 1e-3 */
+    mc_profile_free(p);
+    mc_profile_free(q);
+    /* refused at load: shards without the placeholder, the placeholder without shards */
+    su.crl = "http://crl.example.com/ca.crl";
+    assert_int_equal(mc_profile_load(path, &f->iss, &su, &p, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "ca.crl_url");
+    assert_string_equal(err.rule, "ca.crl_shards");
+    plain.crl = "http://crl.example.com/s/{shard}.crl";
+    assert_int_equal(mc_profile_load(path, &f->iss, &plain, &p, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.field, "ca.crl_url");
+    /* and still http only (SBR 7.1.2.3(b)) */
+    su.crl = "https://crl.example.com/s/{shard}.crl";
+    assert_int_equal(mc_profile_load(path, &f->iss, &su, &p, &err), MC_ERR_CONFIG);
+    assert_string_equal(err.rule, "SBR 7.1.2.3(b)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1125,6 +1219,7 @@ int main(void)
         cmocka_unit_test(test_lei),
         cmocka_unit_test(test_qc_statements),
         cmocka_unit_test(test_non_repudiation),
+        cmocka_unit_test(test_crl_shards),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,7 @@
  */
 #include "mailca/tbs.h"
 
+#include "mailca/crl.h"
 #include "mailca/der.h"
 
 #include <string.h>
@@ -366,7 +367,13 @@ mc_err mc_tbs_build(const mc_profile *p, const mc_order *o, const uint8_t *seria
     e = ext_begin(&w, OID_SKI, sizeof OID_SKI, 0, &oct);
     mc_der_put(&w, MC_DER_OCTETSTRING, ski, skilen);
     ext_end(&w, e, oct);
+    size_t const_at = w.len;
     mc_der_put_raw(&w, p->ext_const, p->ext_const_len);
+    /* partitioned CRLs: this certificate's shard in its CRL DP URI, the template's digits
+     * overwritten in place (same length: nothing re-encoded; mc_der_end only moves bytes) */
+    if (p->crl_shards > 1 && w.err == MC_OK)
+        mc_crl_shard_digits(out + const_at + p->crl_shard_off,
+                            mc_crl_shard_of(serial, serial_len, p->crl_shards));
     /* SBR 7.1.2.3(l): non-critical; ISO 17442-2 Clause 4 values are PrintableStrings (the LEI of
      * 20 characters, the role of 1..100), as pkilint's iso.lei module decodes them. */
     if (lei) {

@@ -34,7 +34,8 @@ typedef struct mc_config {
     char ca_certificate[MC_PATH_MAX]; /* issuing CA certificate (PEM) */
     char ca_root[MC_PATH_MAX];        /* root certificate (PEM) */
     char ca_signature[32];            /* mc_sigalg name, "" = default for the key */
-    char ca_crl_url[MC_URL_MAX];
+    char ca_crl_url[MC_URL_MAX];      /* with "{shard}" when ca_crl_shards > 1 (crl.h) */
+    int ca_crl_shards;                /* 1 = one full CRL; N > 1: partitioned CRLs (crl.h) */
     char ca_ocsp_url[MC_URL_MAX];
     char ca_issuers_url[MC_URL_MAX];
     char ca_cps_url[MC_URL_MAX];

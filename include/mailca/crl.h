@@ -9,6 +9,14 @@
  * OpenSSL against the issuing certificate, writes it (DER, as served over HTTP: RFC 5280
  * 4.2.1.13) by rename unless FILE already holds a CRL whose number is not lower, and only then
  * records it as published (what `mailca status` judges).
+ *
+ * Sharded CRLs (config ca.crl_shards N > 1): every certificate's cRLDistributionPoints names one
+ * of N shard URLs (ca.crl_url with "{shard}" replaced by MC_CRL_SHARD_DIGITS decimal digits, a
+ * stable function of the serial), and `mailca crl --out-dir DIR` writes one CRL per shard, each
+ * listing only the certificates that name it and carrying a critical issuingDistributionPoint
+ * with exactly that URL (RFC 5280 5.2.5). Which shard a certificate belongs to is read from its
+ * own recorded TBSCertificate (the digits after the URL's prefix), never recomputed from the
+ * current N: changing N never misplaces a certificate issued before.
  */
 #ifndef MAILCA_CRL_H
 #define MAILCA_CRL_H
@@ -25,6 +33,35 @@
 /* SBR 4.9.7: reissued at least every seven days; the default validity. */
 #define MC_CRL_NEXT_UPDATE_DEFAULT_DAYS 7
 
+/* ca.crl_shards: 1 (one full CRL, no placeholder) to 4096 shards. */
+#define MC_CRL_SHARDS_MAX 4096
+/* Shard numbers are written with this many decimal digits whatever N is (0000..4095), so the
+ * compiled certificate template keeps its length, the worker patches the digits in place, and
+ * shard k has the same URL under every N. */
+#define MC_CRL_SHARD_DIGITS 4
+#define MC_CRL_SHARD_PLACEHOLDER "{shard}"
+
+/* The shard (0..shards-1) of a certificate with this serial: the serial's last four octets
+ * (fewer when it is shorter) as a big-endian number, modulo shards. Serials are CSPRNG output
+ * (SBR 7.1), so shards fill evenly; 0 when shards <= 1. */
+unsigned mc_crl_shard_of(const uint8_t *serial, size_t serial_len, unsigned shards);
+
+/* Writes shard as MC_CRL_SHARD_DIGITS ASCII digits at p (no NUL): the hot-path patch. */
+void mc_crl_shard_digits(uint8_t *p, unsigned shard);
+
+/* Checks ca.crl_url against ca.crl_shards: with shards > 1 the URL holds "{shard}" exactly once,
+ * in its last path segment, which is otherwise made of [A-Za-z0-9._-] (it names the file
+ * `mailca crl --out-dir` writes); with shards == 1 it holds no "{shard}". shards outside
+ * 1..MC_CRL_SHARDS_MAX: field ca.crl_shards. Other errors: MC_ERR_CONFIG, field ca.crl_url, rule
+ * "ca.crl_shards". An empty URL passes here (the profile requires one, SBR 7.1.2.3(b)). */
+mc_err mc_crl_url_check(const char *url, unsigned shards, mc_errdetail *err);
+
+/* The URL of shard in template tmpl (with its "{shard}"), NUL-terminated in out[cap]; and the
+ * file name `mailca crl --out-dir` gives it (the URL's last path segment), when file is not NULL
+ * (fcap bytes). MC_ERR_INVALID when tmpl has no placeholder or out is too small. */
+mc_err mc_crl_shard_url(const char *tmpl, unsigned shard, char *out, size_t cap, char *file,
+                        size_t fcap, mc_errdetail *err);
+
 typedef struct mc_crl_entry {
     uint8_t serial[MC_SERIAL_MAX];
     size_t serial_len;
@@ -35,17 +72,23 @@ typedef struct mc_crl_entry {
 /* The TBSCertList (v2) of iss for the n entries (any order; written as given): signature
  * algorithm iss->sigalg, issuer iss's subject, thisUpdate, nextUpdate, the entries with a
  * non-critical reasonCode except for unspecified (SBR 7.2.2), and the CRL extensions
- * authorityKeyIdentifier (iss's SKI, RFC 5280 5.2.1) and cRLNumber (5.2.3). Refused with
+ * authorityKeyIdentifier (iss's SKI, RFC 5280 5.2.1) and cRLNumber (5.2.3), and, when idp_url
+ * is not NULL (a shard), a critical issuingDistributionPoint (RFC 5280 5.2.5) whose
+ * distributionPoint fullName is that one URI and onlyContainsUserCerts TRUE (these CRLs cover
+ * subscriber certificates only; an idp_url that is empty or over 1024 bytes: MC_ERR_INVALID,
+ * field idp_url). Refused with
  * MC_ERR_INVALID: nextUpdate not after thisUpdate or more than MC_CRL_NEXT_UPDATE_MAX_DAYS
  * later (field next_update, rule SBR 4.9.7); an entry whose reason is not one a subscriber
  * certificate is revoked with here (mc_crl_reason_allowed: field entries[i].reason, rule
  * SBR 7.2.2) or whose serial is empty or longer than 20 bytes (RFC 5280 4.1.2.2). *out is
  * malloc'd; the caller frees it. */
 mc_err mc_crl_tbs(const mc_issuer *iss, uint64_t number, int64_t this_update, int64_t next_update,
-                  const mc_crl_entry *v, size_t n, uint8_t **out, size_t *out_len,
-                  mc_errdetail *err);
+                  const char *idp_url, const mc_crl_entry *v, size_t n, uint8_t **out,
+                  size_t *out_len, mc_errdetail *err);
 
-/* `mailca crl [--config FILE] --out FILE [--next-update-days D]`. */
+/* `mailca crl [--config FILE] (--out FILE | --out-dir DIR) [--next-update-days D]`: --out writes
+ * the full CRL (every revoked certificate, no issuingDistributionPoint: N = 1, or the old URL of
+ * certificates issued before sharding), --out-dir every shard (N > 1). */
 int mc_crl_main(int argc, char **argv);
 
 #endif

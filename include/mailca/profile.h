@@ -33,6 +33,7 @@ typedef struct mc_ca_urls {
     const char *ocsp;       /* AIA id-ad-ocsp, may be NULL */
     const char *ca_issuers; /* AIA id-ad-caIssuers (SHOULD, SBR 7.1.2.3(c)), may be NULL */
     const char *cps;        /* id-qt-cps URI, may be NULL */
+    unsigned crl_shards;    /* ca.crl_shards: 0 or 1 = one CRL; N > 1: crl holds "{shard}" */
 } mc_ca_urls;
 
 #define MC_PROFILE_ATTR_ABSENT 0
@@ -68,6 +69,12 @@ typedef struct mc_profile {
     /* Compiled fragments (owned): extensions that do not depend on the order, in order. */
     uint8_t *ext_const;
     size_t ext_const_len;
+    /* Partitioned CRLs (crl.h): crl_shards > 1 and the MC_CRL_SHARD_DIGITS digits of the CRL
+     * DP URI at ext_const + crl_shard_off, which mc_tbs_build overwrites with the
+     * certificate's shard (mc_crl_shard_of its serial) in the TBS it writes. crl_shards 1:
+     * nothing to patch. */
+    unsigned crl_shards;
+    size_t crl_shard_off;
     uint8_t *ext_eku; /* extKeyUsage extension TLV */
     size_t ext_eku_len;
     /* extKeyUsage for a keyUsage with neither digitalSignature nor keyAgreement (an RSA

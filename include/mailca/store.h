@@ -332,10 +332,53 @@ typedef void (*mc_store_revoked_fn)(void *arg, const uint8_t *serial, size_t ser
 mc_err mc_store_crl_begin(mc_store *s, int64_t this_update, int64_t next_update,
                           mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
 
+/* Partitioned CRLs (crl.h). A revoked certificate with the bytes its own recorded
+ * TBSCertificate holds right after the first occurrence of the caller's pattern (tail_len of
+ * them, fewer at the end of the TBS), or tail NULL when the pattern is not in it. */
+typedef void (*mc_store_shard_revoked_fn)(void *arg, const uint8_t *serial, size_t serial_len,
+                                          int64_t revoked_at, int reason, const uint8_t *tail,
+                                          size_t tail_len);
+/* One shard CRL to record: the caller fills shard and entries; the store fills number. */
+typedef struct mc_store_crl_shard {
+    unsigned shard;
+    int64_t entries;
+    uint64_t number;
+} mc_store_crl_shard;
+/* Called once, after the last entry and inside the transaction, with the shards that have a
+ * CRL recorded already (ascending, nknown of them: a shard once served keeps being served, since
+ * certificates issued under a larger ca.crl_shards name it): *v and *n are the shard CRLs to
+ * record (the caller's array, which the store fills numbers into). Non-zero: abandon (the
+ * transaction is rolled back and nothing recorded; MC_ERR_NOMEM). */
+typedef int (*mc_store_crl_plan_fn)(void *arg, const unsigned *known, size_t nknown,
+                                    mc_store_crl_shard **v, size_t *n);
+
+/* As mc_store_crl_begin for every shard at once: in one transaction under the same lock, lists
+ * every revoked certificate not expired at this_update, in serial order, to fn with the tail
+ * that follows pattern (1..256 bytes) in its TBSCertificate (so a certificate's shard is read
+ * from the URL it was issued with, whatever the shard count now), then records one CRL per
+ * shard plan returns (crls.shard), numbered one after another above the highest number ever
+ * recorded, full CRLs included: one sequence, so each shard's numbers increase too
+ * (RFC 5280 5.2.3). fn and plan must not call the store. */
+mc_err mc_store_crl_shards_begin(mc_store *s, int64_t this_update, int64_t next_update,
+                                 const uint8_t *pattern, size_t pattern_len, size_t tail_len,
+                                 mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
+                                 mc_errdetail *err);
+
+/* The shard CRLs published, each shard's latest: *shards how many shards have one, the oldest
+ * thisUpdate and the earliest nextUpdate among them (0 when none). */
+mc_err mc_store_crl_shards_latest(mc_store *s, int64_t *shards, int64_t *oldest_this_update,
+                                  int64_t *earliest_next_update, mc_errdetail *err);
+
 /* Marks CRL number as published (written where it is served) at time at. */
 mc_err mc_store_crl_published(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
+/* The same for every CRL numbered first..last (the shards of one run), in one statement: one
+ * commit for thousands of shards. MC_ERR_STORE when one of them was never recorded (the
+ * others are marked). */
+mc_err mc_store_crl_published_range(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                                    mc_errdetail *err);
 
-/* The latest CRL published (mc_store_crl_published): *number 0 when none yet; its times. */
+/* The latest full CRL published (mc_store_crl_published; shard CRLs are not full ones):
+ * *number 0 when none yet; its times. */
 mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
                            int64_t *next_update, mc_errdetail *err);
 
@@ -506,7 +549,7 @@ mc_err mc_store_certs_commit_ct(mc_store *s, const mc_stored_cert *v, size_t n,
  * implements the semantics documented above. A backend's handle starts with struct mc_store. */
 /* Both backends apply the same numbered migrations (a static assertion in each holds its list to
  * this number): a new migration is added to both at once. */
-#define MC_STORE_SCHEMA_VERSION 10
+#define MC_STORE_SCHEMA_VERSION 11
 
 /* Backends' certs commit: keeps of the CT outbox rows *ct[0..*ct_n) those for certificates
  * actually recorded, i.e. not for a row of v[0..n) flagged in resigned[] (its chain holds a
@@ -568,12 +611,19 @@ typedef struct mc_store_ops {
     mc_err (*durability)(mc_store *s, char *buf, size_t cap, int *durable, mc_errdetail *err);
     mc_err (*crl_begin)(mc_store *s, int64_t this_update, int64_t next_update,
                         mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
-    mc_err (*crl_published)(mc_store *s, uint64_t number, int64_t at, mc_errdetail *err);
+    mc_err (*crl_published)(mc_store *s, uint64_t first, uint64_t last, int64_t at,
+                            mc_errdetail *err);
     mc_err (*crl_latest)(mc_store *s, uint64_t *number, int64_t *this_update, int64_t *next_update,
                          mc_errdetail *err);
     /* OCSP: serial valid, *out zeroed */
     mc_err (*serial_status)(mc_store *s, const uint8_t *serial, size_t serial_len,
                             mc_serial_status *out, mc_errdetail *err);
+    mc_err (*crl_shards_begin)(mc_store *s, int64_t this_update, int64_t next_update,
+                               const uint8_t *pattern, size_t pattern_len, size_t tail_len,
+                               mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
+                               mc_errdetail *err);
+    mc_err (*crl_shards_latest)(mc_store *s, int64_t *shards, int64_t *oldest_this_update,
+                                int64_t *earliest_next_update, mc_errdetail *err);
     /* audit log: n > 0 and every event checked; list: fn non-NULL */
     mc_err (*audit_append)(mc_store *s, const mc_audit_event *v, size_t n, mc_errdetail *err);
     mc_err (*audit_list)(mc_store *s, int64_t after_id, int64_t since, const char *event,
