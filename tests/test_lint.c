@@ -2872,6 +2872,22 @@ static void test_warning_ids_complete(void **state)
         assert_null(strstr(p + 1, item)); /* ... once */
         free(wrapped);
     }
+    /* a lint that reports twice (once per URL, say) and another after it: each once, and the
+     * list fits the size mc_lint_warning_ids_len gives (review s13: the duplicate used up the
+     * exactly-sized buffer and the second id was dropped) */
+    memset(&r, 0, sizeof r);
+    r.n = 3;
+    r.warnings = 3;
+    r.f[0] = (mc_lint_finding){.lint = &defs[1], .severity = MC_LINT_WARNING};
+    r.f[1] = (mc_lint_finding){.lint = &defs[1], .severity = MC_LINT_WARNING};
+    r.f[2] = (mc_lint_finding){.lint = &defs[2], .severity = MC_LINT_WARNING};
+    r.warned[0] = UINT64_C(1) << 1 | UINT64_C(1) << 2;
+    size_t two = mc_lint_warning_ids_len(&r);
+    assert_int_equal(two, strlen(defs[1].id) + strlen(defs[2].id) + 3); /* 2 commas counted, NUL */
+    char want2[160];
+    snprintf(want2, sizeof want2, "%s,%s", defs[1].id, defs[2].id);
+    mc_lint_warning_ids(&r, buf, two);
+    assert_string_equal(buf, want2);
     /* the cap full of error findings and one lint warned past it: still listed (the failing
      * case of the old list, which wrote findings only) */
     memset(&r, 0, sizeof r);

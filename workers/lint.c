@@ -3097,30 +3097,26 @@ const char *mc_lint_set_effective(const char *enforced)
 
 _Static_assert(L_COUNT <= MC_LINT_MAX, "mc_lint_result.warned has a bit per lint");
 
-/* 1 when lint id i reported as a warning but is not among r's findings (the cap). */
-static int warned_past_cap(const mc_lint_result *r, size_t i)
-{
-    if (!(r->warned[i / 64] >> (i % 64) & 1))
-        return 0;
-    for (size_t k = 0; k < r->n; k++)
-        if (r->f[k].lint == &defs[i] && r->f[k].severity == MC_LINT_WARNING)
-            return 0;
-    return 1;
-}
-
 const char *mc_lint_warning_ids(const mc_lint_result *r, char *buf, size_t len)
 {
     size_t o = 0;
+    uint64_t done[MC_LINT_MAX / 64] = {0};
     if (len == 0)
         return buf;
     buf[0] = '\0';
-    for (size_t i = 0; i < r->n; i++)
-        if (r->f[i].severity == MC_LINT_WARNING)
-            append_id(buf, len, &o, r->f[i].lint->id);
-    if (r->n == MC_LINT_FINDINGS_MAX) /* findings were dropped: a warned lint may be missing */
-        for (size_t i = 0; i < L_COUNT; i++)
-            if (warned_past_cap(r, i))
-                append_id(buf, len, &o, defs[i].id);
+    /* each id once (a lint may report several times, once per URL say): the list is a set,
+     * sized by mc_lint_warning_ids_len, and selectors match its elements */
+    for (size_t i = 0; i < r->n; i++) {
+        size_t k = (size_t)(r->f[i].lint - defs);
+        if (r->f[i].severity != MC_LINT_WARNING || k >= L_COUNT || (done[k / 64] >> (k % 64) & 1))
+            continue;
+        done[k / 64] |= UINT64_C(1) << (k % 64);
+        append_id(buf, len, &o, defs[k].id);
+    }
+    /* then those past the findings cap */
+    for (size_t k = 0; k < L_COUNT; k++)
+        if ((r->warned[k / 64] >> (k % 64) & 1) && !(done[k / 64] >> (k % 64) & 1))
+            append_id(buf, len, &o, defs[k].id);
     return buf;
 }
 
