@@ -8,6 +8,7 @@
 
 #include "mailca/config.h"
 #include "mailca/crypto.h"
+#include "mailca/x509.h"
 #include "mailca/der.h"
 #include "mailca/hsmpool.h"
 
@@ -672,26 +673,76 @@ typedef struct shard_run {
     int64_t count[SHARD_SPACE];
     uint8_t served[SHARD_SPACE]; /* published by this run */
     int64_t unsharded;           /* revoked certificates whose TBS names no shard of this URL */
-    const char *suffix;          /* the template's bytes after "{shard}" */
-    size_t suffix_len;
-    unsigned shards; /* ca.crl_shards */
+    const char *tmpl;            /* ca.crl_url, with its "{shard}" */
+    unsigned shards;             /* ca.crl_shards */
     mc_store_crl_shard *plan;
     size_t nplan;
 } shard_run;
 
-/* tail: the TBS bytes after the URL's prefix: the digits, then the rest of the URL. */
+/* Is the URI uri (n bytes) tmpl with its placeholder replaced by digits? 1 and *k when so. */
+static int uri_shard(const uint8_t *uri, size_t n, const char *tmpl, unsigned *k)
+{
+    const char *ph = strstr(tmpl, MC_CRL_SHARD_PLACEHOLDER);
+    if (!ph)
+        return 0;
+    size_t pre = (size_t)(ph - tmpl);
+    const char *suf = ph + strlen(MC_CRL_SHARD_PLACEHOLDER);
+    size_t sl = strlen(suf);
+    if (n != pre + MC_CRL_SHARD_DIGITS + sl || memcmp(uri, tmpl, pre) != 0 ||
+        memcmp(uri + pre + MC_CRL_SHARD_DIGITS, suf, sl) != 0)
+        return 0;
+    unsigned v = 0;
+    for (int i = 0; i < MC_CRL_SHARD_DIGITS; i++) {
+        uint8_t c = uri[pre + (size_t)i];
+        if (c < '0' || c > '9')
+            return 0;
+        v = v * 10 + (unsigned)(c - '0');
+    }
+    *k = v;
+    return 1;
+}
+
+int mc_crl_shard_of_tbs(const uint8_t *tbs, size_t len, const char *tmpl, unsigned *shard)
+{
+    static const uint8_t oid_crldp[] = {0x55, 0x1d, 0x1f};
+    mc_x509 x;
+    mc_errdetail e;
+    if (mc_x509_parse_tbs(tbs, len, &x, &e) != MC_OK)
+        return 0;
+    const mc_x509_ext *ext = mc_x509_find_ext(&x, oid_crldp, sizeof oid_crldp);
+    if (!ext || ext->value.tag != MC_DER_SEQUENCE)
+        return 0;
+    /* CRLDistributionPoints: DistributionPoint { [0] distributionPoint { [0] fullName
+     * GeneralNames } }, the first URI that is a shard URL of tmpl */
+    mc_der_cur c = mc_der_cur_in(&ext->value);
+    mc_der_tlv dp, dpn, full, gn;
+    while (!mc_der_cur_empty(&c)) {
+        if (mc_der_next(&c, &dp) != MC_OK || dp.tag != MC_DER_SEQUENCE)
+            return 0;
+        mc_der_cur d = mc_der_cur_in(&dp);
+        if (!mc_der_optional(&d, MC_DER_CTX_CONS(0), &dpn))
+            continue;
+        mc_der_cur nm = mc_der_cur_in(&dpn);
+        if (!mc_der_optional(&nm, MC_DER_CTX_CONS(0), &full))
+            continue;
+        mc_der_cur f = mc_der_cur_in(&full);
+        while (!mc_der_cur_empty(&f)) {
+            if (mc_der_next(&f, &gn) != MC_OK)
+                return 0;
+            if (gn.tag == MC_DER_CTX(6) && uri_shard(gn.val, gn.len, tmpl, shard))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* tbs: the certificate's recorded TBSCertificate; its CRL DP names its shard. */
 static void collect_shard(void *arg, const uint8_t *serial, size_t serial_len, int64_t revoked_at,
-                          int reason, const uint8_t *tail, size_t tail_len)
+                          int reason, const uint8_t *tbs, size_t tbs_len)
 {
     shard_run *r = arg;
     unsigned k = 0;
-    int ok = tail && tail_len == MC_CRL_SHARD_DIGITS + r->suffix_len &&
-             memcmp(tail + MC_CRL_SHARD_DIGITS, r->suffix, r->suffix_len) == 0;
-    for (int i = 0; ok && i < MC_CRL_SHARD_DIGITS; i++) {
-        ok = tail[i] >= '0' && tail[i] <= '9';
-        k = k * 10 + (unsigned)(tail[i] - '0');
-    }
-    if (!ok) {
+    if (!tbs || !mc_crl_shard_of_tbs(tbs, tbs_len, r->tmpl, &k) || k >= SHARD_SPACE) {
         r->unsharded++;
         return;
     }
@@ -740,35 +791,6 @@ static int plan_shards(void *arg, const unsigned *known, size_t nknown, mc_store
     *v = r->plan;
     *n = r->nplan;
     return 0;
-}
-
-/* The DER a certificate's CRL DP URI starts with: [6] IMPLICIT IA5String tag, the length of
- * the URL with its digits, the bytes before "{shard}" (the tag and length keep another URL
- * with the same prefix from matching). */
-static mc_err shard_pattern(const char *tmpl, uint8_t *out, size_t cap, size_t *len,
-                            const char **suffix, mc_errdetail *e)
-{
-    const char *ph = strstr(tmpl, MC_CRL_SHARD_PLACEHOLDER);
-    if (!ph)
-        return mc_err_set(e, MC_ERR_CONFIG, "ca.crl_url", "ca.crl_shards",
-                          "no " MC_CRL_SHARD_PLACEHOLDER " in '%s'", tmpl);
-    size_t pre = (size_t)(ph - tmpl);
-    size_t url_len = strlen(tmpl) - strlen(MC_CRL_SHARD_PLACEHOLDER) + MC_CRL_SHARD_DIGITS;
-    *suffix = ph + strlen(MC_CRL_SHARD_PLACEHOLDER);
-    if (pre + 4 > cap || url_len > 0xffff)
-        return mc_err_set(e, MC_ERR_CONFIG, "ca.crl_url", NULL, "URL too long");
-    size_t n = 0;
-    out[n++] = MC_DER_CTX(6);
-    if (url_len >= 256) {
-        out[n++] = 0x82;
-        out[n++] = (uint8_t)(url_len >> 8);
-    } else if (url_len >= 128) {
-        out[n++] = 0x81;
-    }
-    out[n++] = (uint8_t)url_len;
-    memcpy(out + n, tmpl, pre);
-    *len = n + pre;
-    return MC_OK;
 }
 
 /* The lock of a run over DIR: one at a time writes its shards (a later run never leaves an
@@ -820,21 +842,21 @@ static mc_err run_shards(const mc_config *cfg, const char *dir, int64_t now, int
     if (!r)
         return mc_err_set(e, MC_ERR_NOMEM, "entries", NULL, "shard table");
     r->shards = (unsigned)cfg->ca_crl_shards;
-    uint8_t pat[8 + 1024];
-    size_t pat_len = 0;
-    if ((rc = mc_crl_url_check(cfg->ca_crl_url, r->shards, e)) != MC_OK ||
-        (rc = shard_pattern(cfg->ca_crl_url, pat, sizeof pat, &pat_len, &r->suffix, e)) != MC_OK)
+    r->tmpl = cfg->ca_crl_url;
+    if ((rc = mc_crl_url_check(cfg->ca_crl_url, r->shards, e)) != MC_OK)
         goto done;
-    r->suffix_len = strlen(r->suffix);
+    if (!strstr(r->tmpl, MC_CRL_SHARD_PLACEHOLDER)) {
+        rc = mc_err_set(e, MC_ERR_CONFIG, "ca.crl_url", "ca.crl_shards",
+                        "no " MC_CRL_SHARD_PLACEHOLDER " in '%s'", r->tmpl);
+        goto done;
+    }
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         rc = mc_err_set(e, MC_ERR_IO, "out-dir", NULL, "%s: not a folder", dir);
         goto done;
     }
     if ((rc = lock_dir(dir, &lockfd, e)) != MC_OK || (rc = signer_open(cfg, &sg, e)) != MC_OK ||
         (rc = mc_store_open(cfg->store_sqlite, &s, e)) != MC_OK ||
-        (rc = mc_store_crl_shards_begin(s, now, next, pat, pat_len,
-                                        MC_CRL_SHARD_DIGITS + r->suffix_len, collect_shard,
-                                        plan_shards, r, e)) != MC_OK)
+        (rc = mc_store_crl_shards_begin(s, now, next, collect_shard, plan_shards, r, e)) != MC_OK)
         goto done;
     if (r->es.oom) {
         rc = mc_err_set(e, MC_ERR_NOMEM, "entries", NULL, "%zu revoked certificates", r->es.n);

@@ -357,9 +357,7 @@ static const char *const stmt_sql[ST_COUNT_] = {
                       " WHERE published_at IS NOT NULL AND shard IS NULL"
                       " ORDER BY number DESC LIMIT 1",
     [ST_CRL_PUBLISHED] = "UPDATE crls SET published_at = ?2 WHERE number BETWEEN ?1 AND ?3",
-    /* instr and substr count bytes in BLOBs; substr of a NULL start is NULL: no match */
-    [ST_REVOKED_SHARD] = "SELECT c.serial, c.revoked_at, c.revocation_reason,"
-                         " substr(i.tbs, nullif(instr(i.tbs, ?2), 0) + length(?2), ?3)"
+    [ST_REVOKED_SHARD] = "SELECT c.serial, c.revoked_at, c.revocation_reason, i.tbs"
                          " FROM certificates AS c JOIN intents AS i ON i.id = c.intent"
                          " WHERE c.status <> 'issued' AND i.not_after >= ?1 ORDER BY c.serial",
     [ST_CRL_SHARD_NUMBER] =
@@ -1913,7 +1911,6 @@ static mc_err sq_audit_list(mc_store *base, int64_t after_id, int64_t since, con
 
 /* As sq_crl_begin: under BEGIN IMMEDIATE, the entries, then one number per shard. */
 static mc_err sq_crl_shards_begin(mc_store *base, int64_t this_update, int64_t next_update,
-                                  const uint8_t *pattern, size_t pattern_len, size_t tail_len,
                                   mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan,
                                   void *arg, mc_errdetail *err)
 {
@@ -1923,16 +1920,12 @@ static mc_err sq_crl_shards_begin(mc_store *base, int64_t this_update, int64_t n
     if (e)
         return e;
     sqlite3_bind_int64(st, 1, this_update);
-    sqlite3_bind_blob(st, 2, pattern, (int)pattern_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)tail_len);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int matched = sqlite3_column_type(st, 3) != SQLITE_NULL;
         fn(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0),
            sqlite3_column_int64(st, 1),
            sqlite3_column_type(st, 2) == SQLITE_NULL ? 0 : sqlite3_column_int(st, 2),
-           matched ? sqlite3_column_blob(st, 3) : NULL,
-           matched ? (size_t)sqlite3_column_bytes(st, 3) : 0);
+           sqlite3_column_blob(st, 3), (size_t)sqlite3_column_bytes(st, 3));
     }
     if (rc != SQLITE_DONE)
         e = store_err(s, err, NULL, "crl: revoked certificates", rc);
@@ -2166,22 +2159,16 @@ mc_err mc_store_crl_latest(mc_store *s, uint64_t *number, int64_t *this_update,
 }
 
 mc_err mc_store_crl_shards_begin(mc_store *s, int64_t this_update, int64_t next_update,
-                                 const uint8_t *pattern, size_t pattern_len, size_t tail_len,
                                  mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
                                  mc_errdetail *err)
 {
-    if (!s || !fn || !plan || !pattern)
+    if (!s || !fn || !plan)
         return mc_err_set(err, MC_ERR_INVALID, NULL, NULL, "crl shards: NULL argument");
-    if (pattern_len == 0 || pattern_len > 256 || tail_len == 0 || tail_len > 256)
-        return mc_err_set(err, MC_ERR_INVALID, "pattern", NULL,
-                          "crl shards: pattern of %zu and tail of %zu bytes (1..256)", pattern_len,
-                          tail_len);
     if (next_update <= this_update)
         return mc_err_set(err, MC_ERR_INVALID, "next_update", NULL,
                           "crl: nextUpdate %lld is not after thisUpdate %lld",
                           (long long)next_update, (long long)this_update);
-    return s->ops->crl_shards_begin(s, this_update, next_update, pattern, pattern_len, tail_len, fn,
-                                    plan, arg, err);
+    return s->ops->crl_shards_begin(s, this_update, next_update, fn, plan, arg, err);
 }
 
 mc_err mc_store_crl_shards_latest(mc_store *s, int64_t *shards, int64_t *oldest_this_update,

@@ -423,15 +423,12 @@ static const struct {
                           "UPDATE crls SET published_at = $2 WHERE number BETWEEN $1 AND $3",
                           3,
                           {OID_INT8, OID_INT8, OID_INT8}},
-    /* position and substring count bytes in bytea; substring of a NULL start is NULL */
     [PS_REVOKED_SHARD] = {"mc_revoked_shard",
                           "SELECT c.serial, c.revoked_at, coalesce(c.revocation_reason, 0)::bigint,"
-                          " substring(i.tbs from nullif(position($2 in i.tbs), 0) + length($2)"
-                          " for $3::integer)"
-                          " FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
+                          " i.tbs FROM certificates AS c JOIN intents AS i ON i.serial = c.serial"
                           " WHERE c.status <> 'issued' AND i.not_after >= $1 ORDER BY c.serial",
-                          3,
-                          {OID_INT8, OID_BYTEA, OID_INT8}},
+                          1,
+                          {OID_INT8}},
     /* under pg_crl_shards_begin's table lock */
     [PS_CRL_SHARD_NUMBER] = {"mc_crl_shard_number",
                              "INSERT INTO crls (number, this_update, next_update, entries,"
@@ -2371,16 +2368,14 @@ typedef struct shard_revoked_ctx {
 static void shard_revoked_row(void *arg, const PGresult *res)
 {
     const shard_revoked_ctx *c = arg;
-    size_t serial_len, tail_len;
+    size_t serial_len, tbs_len;
     const uint8_t *serial = get_blob(res, 0, 0, &serial_len);
-    const uint8_t *tail = get_blob(res, 0, 3, &tail_len);
-    c->fn(c->arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2), tail,
-          tail_len);
+    const uint8_t *tbs = get_blob(res, 0, 3, &tbs_len);
+    c->fn(c->arg, serial, serial_len, get_int8(res, 0, 1), (int)get_int8(res, 0, 2), tbs, tbs_len);
 }
 
 /* As pg_crl_begin (the same lock, so full and shard CRLs share one sequence of numbers). */
 static mc_err pg_crl_shards_begin(mc_store *base, int64_t this_update, int64_t next_update,
-                                  const uint8_t *pattern, size_t pattern_len, size_t tail_len,
                                   mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan,
                                   void *arg, mc_errdetail *err)
 {
@@ -2394,10 +2389,8 @@ static mc_err pg_crl_shards_begin(mc_store *base, int64_t this_update, int64_t n
     params p;
     memset(&p, 0, sizeof p);
     p_int8(&p, 0, this_update);
-    p_blob(&p, 1, pattern, pattern_len);
-    p_int8(&p, 2, (int64_t)tail_len);
     shard_revoked_ctx c = {fn, arg};
-    if ((e = stream_rows(s, PS_REVOKED_SHARD, 3, &p, shard_revoked_row, &c, NULL,
+    if ((e = stream_rows(s, PS_REVOKED_SHARD, 1, &p, shard_revoked_row, &c, NULL,
                          "crl: revoked certificates", err)) != MC_OK)
         goto done;
     mc_store_crl_shard *v = NULL;

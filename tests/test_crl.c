@@ -13,8 +13,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,6 +389,77 @@ static void test_crl_url_check(void **state)
     }
 }
 
+/* A TBSCertificate (OpenSSL-built, self-signed with a throwaway P-256 key) whose subject O is
+ * org and whose CRL DP holds uri (NULL: none). Returns its DER length in *len (caller frees). */
+static uint8_t *tbs_with(const char *org, const char *uri, size_t *len)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509 *x = X509_new();
+    assert_non_null(k);
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 0x1234);
+    X509_NAME *n = X509_get_subject_name(x);
+    assert_int_equal(
+        X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0),
+        1);
+    assert_int_equal(X509_set_issuer_name(x, n), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    assert_int_equal(X509_set_pubkey(x, k), 1);
+    if (uri) {
+        char v[300];
+        snprintf(v, sizeof v, "URI:%s", uri);
+        X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_crl_distribution_points, v);
+        assert_non_null(e);
+        assert_int_equal(X509_add_ext(x, e, -1), 1);
+        X509_EXTENSION_free(e);
+    }
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int l = i2d_re_X509_tbs(x, &der);
+    assert_true(l > 0);
+    *len = (size_t)l;
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return der;
+}
+
+/* The shard is read from the CRL DP with the DER reader, never found by a byte search: a
+ * subject holding the bytes of another shard's URI (U+0186 is C6 86, the URI tag; '#' a
+ * length of 35) does not move the certificate (review s13 #2: it was listed in the decoy's
+ * shard and missing from its own). Another URL, or none: no shard. */
+static void test_crl_shard_of_tbs(void **state)
+{
+    (void)state;
+    const char *tmpl = "http://c.test/crl/{shard}.crl";
+    size_t len = 0;
+    unsigned k = 99;
+    uint8_t *t = tbs_with("Example", "http://c.test/crl/0005.crl", &len);
+    assert_int_equal(mc_crl_shard_of_tbs(t, len, tmpl, &k), 1);
+    assert_int_equal(k, 5);
+    OPENSSL_free(t);
+    t = tbs_with("\xc6\x86\x1ahttp://c.test/crl/0001.crl", "http://c.test/crl/0042.crl", &len);
+    const uint8_t decoy[] = "\x86\x1ahttp://c.test/crl/0001.crl";
+    int found = 0;
+    for (size_t i = 0; i + sizeof decoy - 1 <= len && !found; i++)
+        found = memcmp(t + i, decoy, sizeof decoy - 1) == 0;
+    assert_true(found); /* the decoy is in the TBS, before the extensions */
+    assert_int_equal(mc_crl_shard_of_tbs(t, len, tmpl, &k), 1);
+    assert_int_equal(k, 42);
+    OPENSSL_free(t);
+    t = tbs_with("Example", "http://other.test/crl/0005.crl", &len);
+    assert_int_equal(mc_crl_shard_of_tbs(t, len, tmpl, &k), 0);
+    OPENSSL_free(t);
+    t = tbs_with("Example", "http://c.test/crl/00x5.crl", &len);
+    assert_int_equal(mc_crl_shard_of_tbs(t, len, tmpl, &k), 0);
+    OPENSSL_free(t);
+    t = tbs_with("http://c.test/crl/0005.crl", NULL, &len);
+    assert_int_equal(mc_crl_shard_of_tbs(t, len, tmpl, &k), 0);
+    assert_int_equal(mc_crl_shard_of_tbs(t, len / 2, tmpl, &k), 0); /* not DER */
+    OPENSSL_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_crl_shard_of),
         cmocka_unit_test(test_crl_shard_digits),
         cmocka_unit_test(test_crl_url_check),
+        cmocka_unit_test(test_crl_shard_of_tbs),
     };
     return cmocka_run_group_tests_name("crl", tests, NULL, NULL);
 }

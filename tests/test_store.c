@@ -1808,7 +1808,8 @@ static void test_crl_number_race(void **state)
 typedef struct shard_seen {
     size_t n;
     uint8_t serial[8][MC_SERIAL_MAX];
-    char tail[8][16]; /* "" when the pattern was not found */
+    uint8_t tbs[8][64]; /* the recorded TBSCertificate handed back */
+    size_t tbs_len[8];
     int reason[8];
     mc_store_crl_shard plan[3];
     size_t nplan;
@@ -1818,17 +1819,17 @@ typedef struct shard_seen {
 } shard_seen;
 
 static void shard_collect(void *arg, const uint8_t *serial, size_t serial_len, int64_t revoked_at,
-                          int reason, const uint8_t *tail, size_t tail_len)
+                          int reason, const uint8_t *tbs, size_t tbs_len)
 {
     shard_seen *w = arg;
     (void)revoked_at;
     assert_true(w->n < 8);
     assert_int_equal(serial_len, SER_LEN);
-    assert_true(tail_len < sizeof w->tail[0]);
+    assert_non_null(tbs);
+    assert_true(tbs_len <= sizeof w->tbs[0]);
     memcpy(w->serial[w->n], serial, serial_len);
-    if (tail)
-        memcpy(w->tail[w->n], tail, tail_len);
-    w->tail[w->n][tail ? tail_len : 0] = '\0';
+    memcpy(w->tbs[w->n], tbs, tbs_len);
+    w->tbs_len[w->n] = tbs_len;
     w->reason[w->n++] = reason;
 }
 
@@ -1864,8 +1865,8 @@ static size_t shard_tbs(uint8_t *out, const char *digits)
     return n + 4;
 }
 
-/* mc_store_crl_shards_begin: every revoked unexpired certificate with the bytes after the
- * pattern in its own TBS (NULL tail when absent: another URL, issued before sharding), one CRL
+/* mc_store_crl_shards_begin: every revoked unexpired certificate with its own recorded TBS
+ * (engine/crl.c reads the shard from it: test_crl), one CRL
  * number per planned shard on the sequence full CRLs share, each shard's latest published one
  * in mc_store_crl_shards_latest (the oldest decides), never in mc_store_crl_latest; a plan that
  * fails records nothing. */
@@ -1894,23 +1895,21 @@ static void test_crl_shards_store(void **state)
             mc_store_revoke(s, &one, i == 1 ? MC_CRL_KEY_COMPROMISE : 0, now - 10, 0, &c, &err),
             MC_OK);
     }
-    static const uint8_t pat[] = "\x86\x18http://c.test/s/";
     shard_seen w;
     memset(&w, 0, sizeof w);
     w.nplan = 3;
     w.plan[0] = (mc_store_crl_shard){.shard = 0, .entries = 0};
     w.plan[1] = (mc_store_crl_shard){.shard = 1, .entries = 1};
     w.plan[2] = (mc_store_crl_shard){.shard = 7, .entries = 1};
-    assert_int_equal(mc_store_crl_shards_begin(s, now, now + 86400, pat, sizeof pat - 1, 8,
-                                               shard_collect, shard_plan, &w, &err),
-                     MC_OK);
+    assert_int_equal(
+        mc_store_crl_shards_begin(s, now, now + 86400, shard_collect, shard_plan, &w, &err), MC_OK);
     assert_int_equal(w.nknown, 0); /* no shard recorded yet */
     assert_int_equal(w.n, 5);      /* in serial order; 4 is not revoked */
     const int want[5] = {0, 1, 2, 3, 5};
-    const char *tail[5] = {"0002.crl", "0001.crl", "", "0007.crl", "0009.crl"};
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 5; i++) { /* each with its own recorded TBS (crl.c reads the shard) */
         assert_memory_equal(w.serial[i], b.serial[want[i]], SER_LEN);
-        assert_string_equal(w.tail[i], tail[i]);
+        assert_int_equal(w.tbs_len[i], b.in[want[i]].tbs_len);
+        assert_memory_equal(w.tbs[i], tbs[want[i]], w.tbs_len[i]);
     }
     assert_int_equal(w.reason[1], MC_CRL_KEY_COMPROMISE);
     for (int i = 0; i < 3; i++)
@@ -1938,9 +1937,9 @@ static void test_crl_shards_store(void **state)
     w.nplan = 2;
     w.plan[0] = (mc_store_crl_shard){.shard = 0, .entries = 0};
     w.plan[1] = (mc_store_crl_shard){.shard = 1, .entries = 1};
-    assert_int_equal(mc_store_crl_shards_begin(s, now + 100, now + 200000, pat, sizeof pat - 1, 8,
-                                               shard_collect, shard_plan, &w, &err),
-                     MC_OK);
+    assert_int_equal(
+        mc_store_crl_shards_begin(s, now + 100, now + 200000, shard_collect, shard_plan, &w, &err),
+        MC_OK);
     assert_int_equal(w.plan[0].number, 4);
     assert_int_equal(w.plan[1].number, 5);
     assert_int_equal(w.nknown, 3); /* the shards the first run recorded */
@@ -1964,19 +1963,14 @@ static void test_crl_shards_store(void **state)
     memset(&w, 0, sizeof w);
     w.nplan = 1;
     w.fail_plan = 1;
-    assert_int_equal(mc_store_crl_shards_begin(s, now, now + 86400, pat, sizeof pat - 1, 8,
-                                               shard_collect, shard_plan, &w, &err),
-                     MC_ERR_NOMEM);
+    assert_int_equal(
+        mc_store_crl_shards_begin(s, now, now + 86400, shard_collect, shard_plan, &w, &err),
+        MC_ERR_NOMEM);
     assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 6);
     /* checked arguments */
-    assert_int_equal(mc_store_crl_shards_begin(s, now, now, pat, sizeof pat - 1, 8, shard_collect,
-                                               shard_plan, &w, &err),
+    assert_int_equal(mc_store_crl_shards_begin(s, now, now, shard_collect, shard_plan, &w, &err),
                      MC_ERR_INVALID);
     assert_string_equal(err.field, "next_update");
-    assert_int_equal(
-        mc_store_crl_shards_begin(s, now, now + 1, pat, 0, 8, shard_collect, shard_plan, &w, &err),
-        MC_ERR_INVALID);
-    assert_string_equal(err.field, "pattern");
     mc_store_close(s);
     batch_free(&b);
 }

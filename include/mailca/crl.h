@@ -46,6 +46,13 @@
  * (SBR 7.1), so shards fill evenly; 0 when shards <= 1. */
 unsigned mc_crl_shard_of(const uint8_t *serial, size_t serial_len, unsigned shards);
 
+/* The shard a recorded TBSCertificate names: its cRLDistributionPoints extension, read with the
+ * DER reader (never a byte search: the subject and the public key come first and are the
+ * applicant's), holds a fullName URI that is tmpl with "{shard}" replaced by
+ * MC_CRL_SHARD_DIGITS digits. 1 and *shard when so; 0 when the TBS does not parse or names no
+ * such URI (issued before sharding, or under another URL). */
+int mc_crl_shard_of_tbs(const uint8_t *tbs, size_t len, const char *tmpl, unsigned *shard);
+
 /* Writes shard as MC_CRL_SHARD_DIGITS ASCII digits at p (no NUL): the hot-path patch. */
 void mc_crl_shard_digits(uint8_t *p, unsigned shard);
 

@@ -332,12 +332,11 @@ typedef void (*mc_store_revoked_fn)(void *arg, const uint8_t *serial, size_t ser
 mc_err mc_store_crl_begin(mc_store *s, int64_t this_update, int64_t next_update,
                           mc_store_revoked_fn fn, void *arg, uint64_t *number, mc_errdetail *err);
 
-/* Partitioned CRLs (crl.h). A revoked certificate with the bytes its own recorded
- * TBSCertificate holds right after the first occurrence of the caller's pattern (tail_len of
- * them, fewer at the end of the TBS), or tail NULL when the pattern is not in it. */
+/* Partitioned CRLs (crl.h). A revoked certificate with its own recorded TBSCertificate (the
+ * caller reads the shard from its CRL DP: mc_crl_shard_of_tbs). */
 typedef void (*mc_store_shard_revoked_fn)(void *arg, const uint8_t *serial, size_t serial_len,
-                                          int64_t revoked_at, int reason, const uint8_t *tail,
-                                          size_t tail_len);
+                                          int64_t revoked_at, int reason, const uint8_t *tbs,
+                                          size_t tbs_len);
 /* One shard CRL to record: the caller fills shard and entries; the store fills number. */
 typedef struct mc_store_crl_shard {
     unsigned shard;
@@ -353,14 +352,13 @@ typedef int (*mc_store_crl_plan_fn)(void *arg, const unsigned *known, size_t nkn
                                     mc_store_crl_shard **v, size_t *n);
 
 /* As mc_store_crl_begin for every shard at once: in one transaction under the same lock, lists
- * every revoked certificate not expired at this_update, in serial order, to fn with the tail
- * that follows pattern (1..256 bytes) in its TBSCertificate (so a certificate's shard is read
- * from the URL it was issued with, whatever the shard count now), then records one CRL per
+ * every revoked certificate not expired at this_update, in serial order, to fn with its
+ * TBSCertificate (so a certificate's shard is read from the URL it was issued with, whatever
+ * the shard count now), then records one CRL per
  * shard plan returns (crls.shard), numbered one after another above the highest number ever
  * recorded, full CRLs included: one sequence, so each shard's numbers increase too
  * (RFC 5280 5.2.3). fn and plan must not call the store. */
 mc_err mc_store_crl_shards_begin(mc_store *s, int64_t this_update, int64_t next_update,
-                                 const uint8_t *pattern, size_t pattern_len, size_t tail_len,
                                  mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
                                  mc_errdetail *err);
 
@@ -619,7 +617,6 @@ typedef struct mc_store_ops {
     mc_err (*serial_status)(mc_store *s, const uint8_t *serial, size_t serial_len,
                             mc_serial_status *out, mc_errdetail *err);
     mc_err (*crl_shards_begin)(mc_store *s, int64_t this_update, int64_t next_update,
-                               const uint8_t *pattern, size_t pattern_len, size_t tail_len,
                                mc_store_shard_revoked_fn fn, mc_store_crl_plan_fn plan, void *arg,
                                mc_errdetail *err);
     mc_err (*crl_shards_latest)(mc_store *s, int64_t *shards, int64_t *oldest_this_update,
