@@ -966,6 +966,15 @@ int mc_ocsp_main(int argc, char **argv)
     socklen_t sl = 0;
     int v6 = 0;
     mc_err rc = MC_OK;
+    /* SIGTERM and SIGINT are taken by sigwait below: blocked before anything starts a thread
+     * (a PKCS#11 module may, when the HSM pool opens; libmicrohttpd does), as threads inherit the
+     * mask and a signal delivered to one of them would end the process unrecorded */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
     if ((rc = mc_ocsp_validity_check(hours, &e)) != MC_OK ||
         (rc = listen_parse(listen_at, &sa, &sl, &v6, &e)) != MC_OK ||
         (rc = mc_config_load(mc_config_path(cfgp), &cfg, &e)) != MC_OK)
@@ -1008,14 +1017,6 @@ int mc_ocsp_main(int argc, char **argv)
     if ((rc = mc_ocsp_responder_new(&iss, s, hours, hsm_sign, &h, &sv.r, &e)) != MC_OK ||
         (rc = self_check(sv.r, &iss, &e)) != MC_OK)
         goto done;
-    /* SIGTERM and SIGINT are taken by sigwait below: blocked before libmicrohttpd starts its
-     * thread, which inherits the mask */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
     /* SBR 5.4.1 2.vi: the signing of OCSP responses, recorded per serving period (start, and
      * stop with the counts); written here, before the server thread shares the connection */
     {

@@ -106,7 +106,7 @@ static int fail(const mc_errdetail *e)
 
 /* The audit record of a revocation: the command's selection as typed (every argument but the
  * config's path), the reason and what changed; failed names the error of a partial one. */
-static mc_err audit_revoke(mc_store *s, int argc, char **argv, int reason,
+static mc_err audit_revoke(mc_store *s, const char *event, int argc, char **argv, int reason,
                            const mc_revoke_counts *c, const mc_errdetail *failed, mc_errdetail *err)
 {
     mc_audit_json j;
@@ -129,14 +129,16 @@ static mc_err audit_revoke(mc_store *s, int argc, char **argv, int reason,
     }
     mc_audit_json_begin(&j);
     mc_audit_json_str(&j, "reason", mc_revoke_reason_name(reason));
-    mc_audit_json_int(&j, "selected", c->selected);
-    mc_audit_json_int(&j, "revoked", c->revoked);
-    mc_audit_json_int(&j, "reason_updated", c->reason_updated);
-    mc_audit_json_int(&j, "unchanged", c->unchanged);
-    mc_audit_json_int(&j, "keys_compromised", c->keys_compromised);
-    mc_audit_json_str(&j, "error", failed ? failed->message : NULL);
+    if (c) {
+        mc_audit_json_int(&j, "selected", c->selected);
+        mc_audit_json_int(&j, "revoked", c->revoked);
+        mc_audit_json_int(&j, "reason_updated", c->reason_updated);
+        mc_audit_json_int(&j, "unchanged", c->unchanged);
+        mc_audit_json_int(&j, "keys_compromised", c->keys_compromised);
+        mc_audit_json_str(&j, "error", failed ? failed->message : NULL);
+    }
     const char *detail = mc_audit_json_end(&j);
-    mc_err rc = detail ? mc_audit_record(s, "revoke", sel, detail, err)
+    mc_err rc = detail ? mc_audit_record(s, event, sel, detail, err)
                        : mc_err_set(err, MC_ERR_NOMEM, NULL, NULL, "audit: revoke");
     mc_audit_json_free(&j);
     free(sel);
@@ -205,13 +207,18 @@ int mc_revoke_main(int argc, char **argv)
     if (mc_config_load(mc_config_path(cfgp), &cfg, &e) != MC_OK)
         return fail(&e);
     mc_err rc = mc_store_open(cfg.store_sqlite, &s, &e);
+    /* SBR 5.4.1 2.i: recorded before anything is revoked (nothing is when it cannot be), and
+     * again with what changed */
+    if (rc == MC_OK && !dry)
+        rc = audit_revoke(s, "revoke.start", argc, argv, reason, NULL, NULL, &e);
     if (rc == MC_OK)
         rc = mc_store_revoke(s, &so.sel, reason, now, dry, &c, &e);
     /* SBR 5.4.1 2.i: the revocation in the audit log, also a partial one (chunks committed
      * before an error stay revoked) */
     if (s && !dry && (rc == MC_OK || c.revoked > 0 || c.reason_updated > 0)) {
         mc_errdetail ae;
-        if (audit_revoke(s, argc, argv, reason, &c, rc == MC_OK ? NULL : &e, &ae) != MC_OK) {
+        if (audit_revoke(s, "revoke", argc, argv, reason, &c, rc == MC_OK ? NULL : &e, &ae) !=
+            MC_OK) {
             mc_store_close(s);
             fprintf(stderr, "mailca revoke: the revocation is done but could not be recorded in "
                             "the audit log (SBR 5.4.1):\n");

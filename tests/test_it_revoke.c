@@ -221,6 +221,10 @@ static void test_revoke_by_key_and_account(void **state)
     /* SBR 5.4.1 2.i: each revocation (not the dry runs) is in the audit log, with the selection
      * as typed (the config's path left out), who, and what changed */
     assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'revoke'"), 2);
+    assert_int_equal(q_int("SELECT count(*) FROM audit_log AS a WHERE event = 'revoke.start'"
+                           " AND EXISTS (SELECT 1 FROM audit_log AS b WHERE b.event = 'revoke'"
+                           " AND b.subject = a.subject AND b.id > a.id)"),
+                     2);
     assert_int_equal(q_int("SELECT count(*) FROM audit_log WHERE event = 'revoke'"
                            " AND subject = '--account acct-other-platform --reason"
                            " cessationOfOperation' AND actor LIKE 'user %'"

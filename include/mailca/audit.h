@@ -10,7 +10,9 @@
  *   order.rejected an order refused (SBR 5.4.1 2.iii "rejection of Certificate Requests"): its id
  *                  (the subject), account, code, field, rule and message
  *   order.failed   an order that could not be processed (an anomaly, SBR 5.4.1 3.v), same fields
- *   revoke         a revocation (2.i): the selection, the reason and what changed
+ *   revoke.start   a revocation about to run (2.i): the selection and the reason (nothing is
+ *                  revoked unless this is recorded)
+ *   revoke         the revocation done: what changed (also when it stopped part way)
  *   crl.published  a CRL made and published (2.v): number, entries, times
  *   store.migrate  the schema upgraded (3.iv: an update of the Certificate System)
  *   ca.init        the CA keys generated in the token and the CA certificates made (1.i)
