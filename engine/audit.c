@@ -6,6 +6,7 @@
 
 #include "mailca/config.h"
 #include "mailca/revoke.h"
+#include "mailca/utf8.h"
 
 #include <getopt.h>
 #include <pwd.h>
@@ -53,22 +54,6 @@ static void put(mc_audit_json *j, const char *s, size_t n)
     j->p[j->len] = '\0';
 }
 
-/* Bytes of the well-formed UTF-8 sequence at p (n bytes left), 0 when it is not one (RFC 3629:
- * no overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t k = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-    if (!k || k > n || p[0] > 0xf4)
-        return 0;
-    for (size_t i = 1; i < k; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    if ((k == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (k == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
-        (k == 4 && p[0] == 0xf0 && p[1] < 0x90) || (k == 4 && p[0] == 0xf4 && p[1] >= 0x90))
-        return 0;
-    return k;
-}
-
 /* A JSON string. Bytes that are not UTF-8 (an order's raw bytes quoted in a rejection message)
  * become U+FFFD: the record stays valid JSON and valid text for PostgreSQL, which refuses a
  * whole group of rows over one bad byte. */
@@ -87,7 +72,7 @@ static void put_str(mc_audit_json *j, const char *s, size_t n)
         } else if (c < 0x80) {
             put(j, (const char *)&s[i], 1);
         } else {
-            size_t k = utf8_len((const unsigned char *)s + i, n - i);
+            size_t k = mc_utf8_seq_len((const unsigned char *)s + i, n - i);
             if (k) {
                 put(j, s + i, k);
                 i += k - 1;

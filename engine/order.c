@@ -11,6 +11,7 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/keycheck.h"
+#include "mailca/utf8.h"
 #include "mailca/weakkeys.h"
 
 #include <openssl/core_names.h>
@@ -86,43 +87,20 @@ static const char *type_name(const msgpack_object *o)
     return "unknown";
 }
 
-/* Length of the valid UTF-8 prefix of p (RFC 3629: no overlong forms, no surrogates, nothing
- * above U+10FFFF). Equal to len when the whole string is valid. */
+/* Length of the valid UTF-8 prefix of p (mc_utf8_seq_len). Equal to len when the whole string
+ * is valid. */
 static size_t utf8_valid_prefix(const unsigned char *p, size_t len)
 {
     size_t i = 0;
     while (i < len) {
-        unsigned c = p[i];
-        size_t n;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c < 0x80) {
+        if (p[i] < 0x80) {
             i++;
             continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0)
-                lo = 0xa0; /* overlong */
-            else if (c == 0xed)
-                hi = 0x9f; /* surrogates */
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0)
-                lo = 0x90; /* overlong */
-            else if (c == 0xf4)
-                hi = 0x8f; /* above U+10FFFF */
-        } else {
-            return i;
         }
-        if (len - i <= n)
+        size_t n = mc_utf8_seq_len(p + i, len - i);
+        if (!n)
             return i;
-        if (p[i + 1] < lo || p[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k <= n; k++)
-            if ((p[i + k] & 0xc0) != 0x80)
-                return i;
-        i += n + 1;
+        i += n;
     }
     return i;
 }

@@ -8,6 +8,7 @@
 #include "mailca/config.h"
 #include "mailca/lint.h"
 #include "mailca/revoke.h"
+#include "mailca/utf8.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -326,42 +327,6 @@ void mc_query_write_header(FILE *f, mc_query_format fmt, const mc_query_fields *
     fputs("\r\n", f);
 }
 
-/* Length of the well-formed UTF-8 sequence at p (n bytes left; RFC 3629 4: no overlong forms,
- * no surrogates, nothing past U+10FFFF), 0 when it is not one. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        if (c == 0xe0)
-            lo = 0xa0; /* overlong */
-        else if (c == 0xed)
-            hi = 0x9f; /* surrogates */
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        if (c == 0xf0)
-            lo = 0x90; /* overlong */
-        else if (c == 0xf4)
-            hi = 0x8f; /* past U+10FFFF */
-    } else {
-        return 0;
-    }
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return len;
-}
-
-/* A JSON string (RFC 8259 7): quote, backslash and control characters escaped; bytes that are
- * not UTF-8 replaced by U+FFFD. len bytes of t. */
 static void json_str(FILE *f, const char *t, size_t len)
 {
     const unsigned char *p = (const unsigned char *)t;
@@ -389,7 +354,7 @@ static void json_str(FILE *f, const char *t, size_t len)
             }
             i++;
         } else {
-            size_t l = utf8_len(p + i, len - i);
+            size_t l = mc_utf8_seq_len(p + i, len - i);
             if (l == 0) {
                 fputs("\\ufffd", f);
                 i++;
