@@ -6,7 +6,7 @@
 
 #include "mailca/config.h"
 #include "mailca/revoke.h"
-#include "mailca/utf8.h"
+#include "mailca/text.h"
 
 #include <getopt.h>
 #include <pwd.h>

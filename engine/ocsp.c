@@ -11,6 +11,7 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/hsmpool.h"
+#include "mailca/text.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -688,17 +689,6 @@ static enum MHD_Result answer(server *sv, struct MHD_Connection *c, const uint8_
     return ret;
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* GET {url}/{url-encoding of base-64 encoding of the DER OCSPRequest} (RFC 6960 A.1, RFC 5019
  * 5; SBR 4.9.10: GET SHALL be supported). A path that does not decode is malformedRequest. */
 static enum MHD_Result answer_get(server *sv, struct MHD_Connection *c, const char *url)
@@ -723,8 +713,9 @@ static enum MHD_Result answer_get(server *sv, struct MHD_Connection *c, const ch
     /* libmicrohttpd already undid the %XX of the path; base64 has no '%', so a second pass is
      * harmless and covers a server that does not */
     for (size_t i = 0; i < n; i++) {
-        if (url[i] == '%' && i + 2 < n && hexval(url[i + 1]) >= 0 && hexval(url[i + 2]) >= 0) {
-            b64[m++] = (char)(hexval(url[i + 1]) * 16 + hexval(url[i + 2]));
+        if (url[i] == '%' && i + 2 < n && mc_hex_digit(url[i + 1]) >= 0 &&
+            mc_hex_digit(url[i + 2]) >= 0) {
+            b64[m++] = (char)(mc_hex_digit(url[i + 1]) * 16 + mc_hex_digit(url[i + 2]));
             i += 2;
         } else {
             b64[m++] = url[i];

@@ -11,7 +11,7 @@
 #include "mailca/crypto.h"
 #include "mailca/der.h"
 #include "mailca/keycheck.h"
-#include "mailca/utf8.h"
+#include "mailca/text.h"
 #include "mailca/weakkeys.h"
 
 #include <openssl/core_names.h>

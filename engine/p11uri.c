@@ -4,6 +4,8 @@
  */
 #include "mailca/p11uri.h"
 
+#include "mailca/text.h"
+
 #include <string.h>
 #include <strings.h>
 
@@ -25,17 +27,6 @@ static int is_allowed(unsigned char c, int query)
     return query && (c == '/' || c == '?');
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes the value [v, v+n) into out. Text values (text != 0) refuse NUL bytes and are
  * NUL-terminated, so at most cap-1 bytes fit; binary values (id) may fill cap bytes. */
 static mc_err decode(const char *name, const char *v, size_t n, int query, uint8_t *out, size_t cap,
@@ -50,14 +41,14 @@ static mc_err decode(const char *name, const char *v, size_t n, int query, uint8
                               "pkcs11 URI: character 0x%02x in '%s' must be percent-encoded", c,
                               name);
         if (c == '%') {
-            if (n - i < 3 || hexval((unsigned char)v[i + 1]) < 0 ||
-                hexval((unsigned char)v[i + 2]) < 0)
+            if (n - i < 3 || mc_hex_digit((unsigned char)v[i + 1]) < 0 ||
+                mc_hex_digit((unsigned char)v[i + 2]) < 0)
                 return mc_err_set(err, MC_ERR_INVALID, name, "RFC 3986 2.1",
                                   "pkcs11 URI: bad percent escape in '%s' (need %%XX, two hex "
                                   "digits)",
                                   name);
-            c = (unsigned char)(hexval((unsigned char)v[i + 1]) << 4 |
-                                hexval((unsigned char)v[i + 2]));
+            c = (unsigned char)(mc_hex_digit((unsigned char)v[i + 1]) << 4 |
+                                mc_hex_digit((unsigned char)v[i + 2]));
             i += 2;
             if (text && c == 0)
                 return mc_err_set(err, MC_ERR_INVALID, name, NULL,

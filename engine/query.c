@@ -8,7 +8,7 @@
 #include "mailca/config.h"
 #include "mailca/lint.h"
 #include "mailca/revoke.h"
-#include "mailca/utf8.h"
+#include "mailca/text.h"
 
 #include <stdlib.h>
 #include <string.h>

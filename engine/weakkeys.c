@@ -7,6 +7,7 @@
 #include "mailca/weakkeys.h"
 
 #include "mailca/crypto.h"
+#include "mailca/text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -21,17 +22,6 @@ struct mc_weakkeys {
     size_t n, cap;
     EVP_MD *sha1;
 };
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static int fp_cmp(const void *a, const void *b)
 {
@@ -52,12 +42,12 @@ static int parse_line(char *s, uint8_t fp[MC_WEAKKEYS_FP_LEN])
     if (len != 2 * MC_WEAKKEYS_FP_LEN && len != 40)
         return -1;
     for (size_t i = 0; i < len; i++)
-        if (hexval((unsigned char)s[i]) < 0)
+        if (mc_hex_digit((unsigned char)s[i]) < 0)
             return -1;
     const char *low = s + len - 2 * MC_WEAKKEYS_FP_LEN; /* a whole SHA-1: its last 20 digits */
     for (size_t i = 0; i < MC_WEAKKEYS_FP_LEN; i++)
-        fp[i] = (uint8_t)(hexval((unsigned char)low[2 * i]) << 4 |
-                          hexval((unsigned char)low[2 * i + 1]));
+        fp[i] = (uint8_t)(mc_hex_digit((unsigned char)low[2 * i]) << 4 |
+                          mc_hex_digit((unsigned char)low[2 * i + 1]));
     return 1;
 }
 

@@ -1,9 +1,10 @@
 /*
- * mc_utf8_seq_len: the one UTF-8 sequence check of mailca (order decoding, the audit log's and
- * `mailca query`'s JSON). Inline: order decoding runs it for every non-ASCII byte of an order.
+ * mc_text: character helpers shared across mailca, inline (order decoding runs them per byte):
+ * the one UTF-8 sequence check (order decoding, the audit log's and `mailca query`'s JSON) and
+ * the one hex digit reader (pkcs11: URIs, OCSP GET paths, weak-key lists).
  */
-#ifndef MAILCA_UTF8_H
-#define MAILCA_UTF8_H
+#ifndef MAILCA_TEXT_H
+#define MAILCA_TEXT_H
 
 #include <stddef.h>
 
@@ -39,6 +40,18 @@ static inline size_t mc_utf8_seq_len(const unsigned char *p, size_t n)
         if (p[i] < 0x80 || p[i] > 0xbf)
             return 0;
     return len;
+}
+
+/* The value of hex digit c (either case), -1 when c is not one. */
+static inline int mc_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 #endif
