@@ -33,6 +33,7 @@
 #include "mailca/audit.h"
 #include "mailca/store.h"
 #include "support/pgserver.h"
+#include "support/storefix.h"
 
 /* --- backends ----------------------------------------------------------------------------------
  */
@@ -89,226 +90,12 @@ static const backend pg_backend = {
     .hex_fmt = "upper(encode(%s, 'hex'))",
 };
 
-typedef struct fixture {
-    const backend *b;
-    char dir[512];    /* sqlite: the temporary directory */
-    char where[1024]; /* what mc_store_open gets: a path or a URI */
-    char schema[64];  /* postgresql: this test's schema */
-} fixture;
+typedef mc_sf fixture; /* tests/support/storefix.h */
 
-/* --- sqlite fixture ------------------------------------------------------------------------- */
-
-static int sq_setup(void **state)
+/* The backend description of fx's store. */
+static const backend *backend_of(const fixture *fx)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    fx->b = &sqlite_backend;
-    const char *base = getenv("MAILCA_TEST_TMP");
-    if (!base || !base[0])
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        goto fail;
-    snprintf(fx->dir, sizeof fx->dir, "%s/mc-store-XXXXXX", base);
-    if (!mkdtemp(fx->dir))
-        goto fail;
-    snprintf(fx->where, sizeof fx->where, "%s/store.db", fx->dir);
-    *state = fx;
-    return 0;
-fail:
-    free(fx);
-    return -1;
-}
-
-static int sq_teardown(void **state)
-{
-    fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", fx->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    int rc = rmdir(fx->dir);
-    free(fx);
-    return rc;
-}
-
-/* One integer answer from a separate raw connection (another reader of the same file). */
-static int64_t sq_raw_int(const char *db, const char *sql)
-{
-    sqlite3 *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open_v2(db, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(c);
-    return v;
-}
-
-static void sq_raw_exec(const char *db, const char *sql)
-{
-    sqlite3 *c = NULL;
-    assert_int_equal(sqlite3_open(db, &c), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(c, sql, NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(c);
-}
-
-/* --- postgresql fixture --------------------------------------------------------------------- */
-
-#ifdef MAILCA_HAVE_LIBPQ
-static mc_pgserver *g_pgserver;   /* started here when MAILCA_TEST_PG_URI is unset */
-static char g_pg_uri[512];        /* the database every test's schema lives in */
-static unsigned g_schema_counter; /* schema names unique within this process */
-
-static int pg_group_setup(void **state)
-{
-    (void)state;
-    const char *env = getenv("MAILCA_TEST_PG_URI");
-    if (env && env[0]) {
-        snprintf(g_pg_uri, sizeof g_pg_uri, "%s", env);
-        return 0;
-    }
-    mc_errdetail err;
-    mc_err_clear(&err);
-    if (mc_pgserver_start(&g_pgserver, &err) != MC_OK) {
-        fprintf(stderr, "private PostgreSQL server: %s\n", err.message);
-        return -1;
-    }
-    snprintf(g_pg_uri, sizeof g_pg_uri, "%s", mc_pgserver_uri(g_pgserver));
-    return 0;
-}
-
-static int pg_group_teardown(void **state)
-{
-    (void)state;
-    mc_pgserver_stop(g_pgserver);
-    g_pgserver = NULL;
-    return 0;
-}
-
-static void pg_silent(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-/* A raw connection to uri; fails the test when it cannot connect. */
-static PGconn *pg_raw_connect(const char *uri)
-{
-    PGconn *c = PQconnectdb(uri);
-    if (PQstatus(c) != CONNECTION_OK)
-        print_error("raw connection: %s\n", PQerrorMessage(c));
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, pg_silent, NULL);
-    return c;
-}
-
-static void pg_raw_exec(const char *uri, const char *sql)
-{
-    PGconn *c = pg_raw_connect(uri);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
-static int64_t pg_raw_int(const char *uri, const char *sql)
-{
-    PGconn *c = pg_raw_connect(uri);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int64_t v = -1;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-        const char *t = PQgetvalue(r, 0, 0);
-        v = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
-    }
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-/* A fresh schema; the store's URI selects it through search_path. */
-static int pg_setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    fx->b = &pg_backend;
-    snprintf(fx->schema, sizeof fx->schema, "mc_t_%ld_%u", (long)getpid(), ++g_schema_counter);
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", fx->schema,
-             fx->schema);
-    pg_raw_exec(g_pg_uri, sql);
-    snprintf(fx->where, sizeof fx->where, "%s%coptions=-csearch_path%%3D%s", g_pg_uri,
-             strchr(g_pg_uri, '?') ? '&' : '?', fx->schema);
-    *state = fx;
-    return 0;
-}
-
-static int pg_teardown(void **state)
-{
-    fixture *fx = *state;
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", fx->schema);
-    pg_raw_exec(g_pg_uri, sql);
-    free(fx);
-    return 0;
-}
-#endif
-
-/* One integer answer from a separate raw connection to the test's store. */
-static int64_t raw_int(const fixture *fx, const char *sql)
-{
-#ifdef MAILCA_HAVE_LIBPQ
-    if (fx->b == &pg_backend)
-        return pg_raw_int(fx->where, sql);
-#endif
-    return sq_raw_int(fx->where, sql);
-}
-
-static void raw_exec(const fixture *fx, const char *sql)
-{
-#ifdef MAILCA_HAVE_LIBPQ
-    if (fx->b == &pg_backend) {
-        pg_raw_exec(fx->where, sql);
-        return;
-    }
-#endif
-    sq_raw_exec(fx->where, sql);
-}
-
-/* 1 when sql ran, 0 when the database refused it (what a test expects to be refused). */
-static int raw_try(const fixture *fx, const char *sql)
-{
-#ifdef MAILCA_HAVE_LIBPQ
-    if (fx->b == &pg_backend) {
-        PGconn *c = pg_raw_connect(fx->where);
-        PGresult *r = PQexec(c, sql);
-        int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-        PQclear(r);
-        PQfinish(c);
-        return ok;
-    }
-#endif
-    sqlite3 *c = NULL;
-    assert_int_equal(sqlite3_open(fx->where, &c), SQLITE_OK);
-    int ok = sqlite3_exec(c, sql, NULL, NULL, NULL) == SQLITE_OK;
-    sqlite3_close(c);
-    return ok;
+    return fx->pg ? &pg_backend : &sqlite_backend;
 }
 
 /* --- generated batches --------------------------------------------------------------------------
@@ -486,20 +273,23 @@ static void test_open_migrate_idempotent(void **state)
     s = open_ok(fx->where); /* second open: nothing to migrate */
     expect_counts(s, 0, 0);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
     assert_int_equal(mc_store_schema_version(), 11);
     assert_int_equal(MC_STORE_SCHEMA_VERSION, 11);
     /* WAL is a property of the file, seen by any connection. */
-    if (fx->b == &sqlite_backend)
-        assert_int_equal(raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
-    assert_int_equal(raw_int(fx, fx->b->sql_indexes), 4);
+    if (!fx->pg)
+        assert_int_equal(mc_sf_raw_int(fx, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"),
+                         1);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_tables), backend_of(fx)->tables);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_indexes), 4);
     /* the provenance columns of mc_intent, plus the certificate's revocation state */
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), fx->b->certs_columns);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_intents),
+                     backend_of(fx)->intents_columns);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_certs),
+                     backend_of(fx)->certs_columns);
     s = open_ok(fx->where);
-    assert_string_equal(mc_store_backend(s), fx->b->name);
+    assert_string_equal(mc_store_backend(s), backend_of(fx)->name);
     mc_store_close(s);
 }
 
@@ -511,17 +301,17 @@ static void test_migrate(void **state)
     mc_errdetail err;
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"),
                      mc_store_schema_version());
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_tables), backend_of(fx)->tables);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
-    raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (12, 0)");
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM schema_version"), 11);
+    mc_sf_raw_exec(fx, "INSERT INTO schema_version (version, applied_at) VALUES (12, 0)");
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "schema_version");
     assert_non_null(strstr(err.message, "schema version 12 is newer"));
     /* the refusal wrote nothing */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), 12);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM schema_version"), 12);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -532,7 +322,7 @@ static void test_newer_schema_refused(void **state)
     snprintf(sql, sizeof sql, "INSERT INTO schema_version (version, applied_at) VALUES (%d, 0)",
              MC_STORE_SCHEMA_VERSION + 1);
     snprintf(want, sizeof want, "schema version %d is newer", MC_STORE_SCHEMA_VERSION + 1);
-    raw_exec(fx, sql);
+    mc_sf_raw_exec(fx, sql);
     mc_store *s = NULL;
     mc_errdetail err;
     mc_err_clear(&err);
@@ -544,7 +334,7 @@ static void test_newer_schema_refused(void **state)
 static void test_open_bad_path(void **state)
 {
     fixture *fx = *state;
-    if (fx->b == &pg_backend) {
+    if (fx->pg) {
         /* nothing listens on port 1; the message names the server, never the password */
         mc_store *s = NULL;
         mc_errdetail err;
@@ -591,7 +381,7 @@ static void test_batch_1000_roundtrip(void **state)
 
     /* provenance is on disk as given */
     char hexcol[64], sql[1024];
-    snprintf(hexcol, sizeof hexcol, fx->b->hex_fmt, "profile_hash");
+    snprintf(hexcol, sizeof hexcol, backend_of(fx)->hex_fmt, "profile_hash");
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM intents WHERE order_id = 'ord-7'"
              " AND account = 'acct-1' AND profile = 'mailbox-strict'"
@@ -604,19 +394,19 @@ static void test_batch_1000_roundtrip(void **state)
              " AND %s = 'A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5A5'"
              " AND created_at > 0",
              hexcol);
-    assert_int_equal(raw_int(fx, sql), 1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"
-                                 " AND order_id = 'ord-8'"),
+    assert_int_equal(mc_sf_raw_int(fx, sql), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"
+                                       " AND order_id = 'ord-8'"),
                      1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced = 'lints-2'"),
-                     999);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"
-                                 " WHERE status = 'issued' AND issued_at > 0"),
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced = 'lints-2'"), 999);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM certificates"
+                                       " WHERE status = 'issued' AND issued_at > 0"),
                      1000);
     /* the inventory query uses the index */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE profile ="
-                                 " 'mailbox-strict' AND not_before BETWEEN 1750000100 AND"
-                                 " 1750000199"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE profile ="
+                                       " 'mailbox-strict' AND not_before BETWEEN 1750000100 AND"
+                                       " 1750000199"),
                      100);
     mc_store_close(s);
     batch_free(&b);
@@ -648,7 +438,7 @@ static void test_duplicate_across_batches(void **state)
     expect_lookup(s, a.order[0], a.serial[0], a.tbs[0], a.der[0]);
     expect_lookup(s, a.order[2], a.serial[2], a.tbs[2], NULL);
     expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents"), 5);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents"), 5);
     mc_store_close(s);
     batch_free(&a);
     batch_free(&b);
@@ -1033,7 +823,8 @@ static void test_reopen_keeps_data(void **state)
     expect_counts(s, 12, 8);
     expect_lookup(s, b.order[11], b.serial[11], b.tbs[11], b.der[11]);
     expect_lookup(s, b.order[12], b.serial[12], b.tbs[12], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM schema_version"), MC_STORE_SCHEMA_VERSION);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM schema_version"),
+                     MC_STORE_SCHEMA_VERSION);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -1192,7 +983,7 @@ static void test_bench_batch_256(void **state)
     expect_counts(s, (int64_t)n, 0);
     printf("bench store %s: %d batches of %d: intents %.1f us/cert, certificates %.1f us/cert,"
            " total %.1f us/cert (%.0f certs/s)\n",
-           fx->b->name, BENCH_BATCHES, BENCH_BATCH, t_int / (double)n, t_cert / (double)n,
+           backend_of(fx)->name, BENCH_BATCHES, BENCH_BATCH, t_int / (double)n, t_cert / (double)n,
            (t_int + t_cert) / (double)n, (double)n * 1e6 / (t_int + t_cert));
     fflush(stdout);
     mc_store_close(s);
@@ -1245,123 +1036,122 @@ static void expect_revoked(mc_store *s, const uint8_t *serial, int64_t at, int r
 /* Takes back migration 11: CRL rows without a shard. */
 static void undo_migration_11(const fixture *fx)
 {
-    raw_exec(fx, "DROP INDEX crls_shard");
-    raw_exec(fx, "ALTER TABLE crls DROP COLUMN shard");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 11");
+    mc_sf_raw_exec(fx, "DROP INDEX crls_shard");
+    mc_sf_raw_exec(fx, "ALTER TABLE crls DROP COLUMN shard");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 11");
 }
 
 static void undo_migration_10(const fixture *fx)
 {
-    if (fx->b == &sqlite_backend)
-        raw_exec(fx, "DROP TABLE audit_log");
+    if (!fx->pg)
+        mc_sf_raw_exec(fx, "DROP TABLE audit_log");
     else
-        raw_exec(fx, "DROP TABLE audit_log; DROP FUNCTION mc_audit_log_append_only()");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 10");
+        mc_sf_raw_exec(fx, "DROP TABLE audit_log; DROP FUNCTION mc_audit_log_append_only()");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 10");
 }
 
 static void undo_migration_9(const fixture *fx)
 {
-    raw_exec(fx, "DROP TABLE crls");
-    raw_exec(fx, "DROP INDEX certificates_revoked");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 9");
+    mc_sf_raw_exec(fx, "DROP TABLE crls");
+    mc_sf_raw_exec(fx, "DROP INDEX certificates_revoked");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 9");
 }
 
 /* Takes back migration 8: intents without lint_enforced (both backends drop a column). */
 static void undo_migration_8(const fixture *fx)
 {
-    raw_exec(fx, "ALTER TABLE intents DROP COLUMN lint_enforced");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 8");
+    mc_sf_raw_exec(fx, "ALTER TABLE intents DROP COLUMN lint_enforced");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 8");
 }
 
 static void undo_migration_7(const fixture *fx)
 {
-    if (fx->b == &sqlite_backend) {
-        raw_exec(fx,
-                 "DROP TRIGGER certificates_replaced_by;"
-                 "CREATE TABLE intents_v6 (order_id TEXT PRIMARY KEY NOT NULL, account TEXT,"
-                 " profile TEXT, profile_hash BLOB, lint_version TEXT, engine_version TEXT,"
-                 " serial BLOB UNIQUE NOT NULL, tbs BLOB, tbs_hash BLOB, not_before INTEGER,"
-                 " not_after INTEGER, mailboxes TEXT, evidence TEXT, lint_warnings TEXT,"
-                 " replaces TEXT, created_at INTEGER, spki_sha256 BLOB, replaces_serial BLOB);"
-                 "INSERT INTO intents_v6 (rowid, order_id, account, profile, profile_hash,"
-                 " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
-                 " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
-                 " replaces_serial) SELECT id, order_id, account, profile, profile_hash,"
-                 " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
-                 " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
-                 " replaces_serial FROM intents;"
-                 "CREATE TABLE certificates_v6 (serial BLOB PRIMARY KEY REFERENCES intents(serial),"
-                 " order_id TEXT NOT NULL, der BLOB NOT NULL, issued_at INTEGER,"
-                 " status TEXT NOT NULL DEFAULT 'issued', revoked_at INTEGER,"
-                 " revocation_reason INTEGER, replaced_by BLOB);"
-                 "INSERT INTO certificates_v6 (serial, order_id, der, issued_at, status,"
-                 " revoked_at, revocation_reason, replaced_by) SELECT serial, order_id, der,"
-                 " issued_at, status, revoked_at, revocation_reason, replaced_by"
-                 " FROM certificates ORDER BY intent;"
-                 "CREATE TABLE subject_keys (spki_sha256 BLOB PRIMARY KEY NOT NULL,"
-                 " account TEXT NOT NULL, first_order_id TEXT NOT NULL,"
-                 " created_at INTEGER NOT NULL);"
-                 "INSERT INTO subject_keys SELECT spki_sha256, account, order_id, created_at"
-                 " FROM intents AS i WHERE spki_sha256 IS NOT NULL AND id ="
-                 " (SELECT min(id) FROM intents WHERE spki_sha256 = i.spki_sha256);"
-                 "DROP TABLE certificates;"
-                 "DROP TABLE intents;"
-                 "ALTER TABLE intents_v6 RENAME TO intents;"
-                 "ALTER TABLE certificates_v6 RENAME TO certificates;"
-                 "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
-                 "CREATE INDEX intents_not_after ON intents(not_after);"
-                 "CREATE INDEX intents_spki ON intents(spki_sha256)"
-                 " WHERE spki_sha256 IS NOT NULL;"
-                 "CREATE INDEX intents_account ON intents(account);"
-                 "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
-                 " UPDATE certificates SET replaced_by = NEW.serial"
-                 " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
-                 " AND serial <> NEW.serial AND replaced_by IS NULL;"
-                 " END;");
+    if (!fx->pg) {
+        mc_sf_raw_exec(
+            fx, "DROP TRIGGER certificates_replaced_by;"
+                "CREATE TABLE intents_v6 (order_id TEXT PRIMARY KEY NOT NULL, account TEXT,"
+                " profile TEXT, profile_hash BLOB, lint_version TEXT, engine_version TEXT,"
+                " serial BLOB UNIQUE NOT NULL, tbs BLOB, tbs_hash BLOB, not_before INTEGER,"
+                " not_after INTEGER, mailboxes TEXT, evidence TEXT, lint_warnings TEXT,"
+                " replaces TEXT, created_at INTEGER, spki_sha256 BLOB, replaces_serial BLOB);"
+                "INSERT INTO intents_v6 (rowid, order_id, account, profile, profile_hash,"
+                " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
+                " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
+                " replaces_serial) SELECT id, order_id, account, profile, profile_hash,"
+                " lint_version, engine_version, serial, tbs, tbs_hash, not_before, not_after,"
+                " mailboxes, evidence, lint_warnings, replaces, created_at, spki_sha256,"
+                " replaces_serial FROM intents;"
+                "CREATE TABLE certificates_v6 (serial BLOB PRIMARY KEY REFERENCES intents(serial),"
+                " order_id TEXT NOT NULL, der BLOB NOT NULL, issued_at INTEGER,"
+                " status TEXT NOT NULL DEFAULT 'issued', revoked_at INTEGER,"
+                " revocation_reason INTEGER, replaced_by BLOB);"
+                "INSERT INTO certificates_v6 (serial, order_id, der, issued_at, status,"
+                " revoked_at, revocation_reason, replaced_by) SELECT serial, order_id, der,"
+                " issued_at, status, revoked_at, revocation_reason, replaced_by"
+                " FROM certificates ORDER BY intent;"
+                "CREATE TABLE subject_keys (spki_sha256 BLOB PRIMARY KEY NOT NULL,"
+                " account TEXT NOT NULL, first_order_id TEXT NOT NULL,"
+                " created_at INTEGER NOT NULL);"
+                "INSERT INTO subject_keys SELECT spki_sha256, account, order_id, created_at"
+                " FROM intents AS i WHERE spki_sha256 IS NOT NULL AND id ="
+                " (SELECT min(id) FROM intents WHERE spki_sha256 = i.spki_sha256);"
+                "DROP TABLE certificates;"
+                "DROP TABLE intents;"
+                "ALTER TABLE intents_v6 RENAME TO intents;"
+                "ALTER TABLE certificates_v6 RENAME TO certificates;"
+                "CREATE INDEX intents_profile_not_before ON intents(profile, not_before);"
+                "CREATE INDEX intents_not_after ON intents(not_after);"
+                "CREATE INDEX intents_spki ON intents(spki_sha256)"
+                " WHERE spki_sha256 IS NOT NULL;"
+                "CREATE INDEX intents_account ON intents(account);"
+                "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
+                " UPDATE certificates SET replaced_by = NEW.serial"
+                " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
+                " AND serial <> NEW.serial AND replaced_by IS NULL;"
+                " END;");
     } else {
-        raw_exec(fx, "COMMENT ON TABLE subject_keys IS NULL");
+        mc_sf_raw_exec(fx, "COMMENT ON TABLE subject_keys IS NULL");
     }
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 7");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 7");
 }
 
 /* Puts back what migration 6 removed: certificates.order_id UNIQUE (SQLite: the table as
  * migrations 1 and 4 left it, rows and rowids kept, and its trigger). */
 static void undo_migration_6(const fixture *fx)
 {
-    if (fx->b == &sqlite_backend) {
-        raw_exec(fx,
-                 "CREATE TABLE certificates_v5 ("
-                 " serial BLOB PRIMARY KEY REFERENCES intents(serial),"
-                 " order_id TEXT UNIQUE NOT NULL, der BLOB NOT NULL, issued_at INTEGER,"
-                 " status TEXT NOT NULL DEFAULT 'issued', revoked_at INTEGER,"
-                 " revocation_reason INTEGER, replaced_by BLOB);"
-                 "INSERT INTO certificates_v5 (rowid, serial, order_id, der, issued_at, status,"
-                 " revoked_at, revocation_reason, replaced_by) SELECT rowid, serial, order_id,"
-                 " der, issued_at, status, revoked_at, revocation_reason, replaced_by"
-                 " FROM certificates;"
-                 "DROP TABLE certificates;"
-                 "ALTER TABLE certificates_v5 RENAME TO certificates;"
-                 "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
-                 " UPDATE certificates SET replaced_by = NEW.serial"
-                 " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
-                 " AND serial <> NEW.serial AND replaced_by IS NULL;"
-                 " END;");
+    if (!fx->pg) {
+        mc_sf_raw_exec(
+            fx, "CREATE TABLE certificates_v5 ("
+                " serial BLOB PRIMARY KEY REFERENCES intents(serial),"
+                " order_id TEXT UNIQUE NOT NULL, der BLOB NOT NULL, issued_at INTEGER,"
+                " status TEXT NOT NULL DEFAULT 'issued', revoked_at INTEGER,"
+                " revocation_reason INTEGER, replaced_by BLOB);"
+                "INSERT INTO certificates_v5 (rowid, serial, order_id, der, issued_at, status,"
+                " revoked_at, revocation_reason, replaced_by) SELECT rowid, serial, order_id,"
+                " der, issued_at, status, revoked_at, revocation_reason, replaced_by"
+                " FROM certificates;"
+                "DROP TABLE certificates;"
+                "ALTER TABLE certificates_v5 RENAME TO certificates;"
+                "CREATE TRIGGER certificates_replaced_by AFTER INSERT ON certificates BEGIN"
+                " UPDATE certificates SET replaced_by = NEW.serial"
+                " WHERE serial = (SELECT replaces_serial FROM intents WHERE serial = NEW.serial)"
+                " AND serial <> NEW.serial AND replaced_by IS NULL;"
+                " END;");
     } else {
-        raw_exec(fx, "ALTER TABLE certificates ADD CONSTRAINT certificates_order_id_key"
-                     " UNIQUE (order_id)");
+        mc_sf_raw_exec(fx, "ALTER TABLE certificates ADD CONSTRAINT certificates_order_id_key"
+                           " UNIQUE (order_id)");
     }
-    raw_exec(fx, "DELETE FROM schema_version WHERE version = 6");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version = 6");
 }
 
 /* Unique indexes on certificates(order_id): 1 before migration 6, 0 after. */
 static int64_t certs_order_unique(const fixture *fx)
 {
-    return raw_int(fx, fx->b == &sqlite_backend
-                           ? "SELECT count(*) FROM pragma_index_list('certificates') AS l"
-                             " JOIN pragma_index_info(l.name) AS c WHERE l.\"unique\""
-                             " AND c.name = 'order_id'"
-                           : "SELECT count(*) FROM pg_constraint WHERE conrelid ="
-                             " 'certificates'::regclass AND contype = 'u'");
+    return mc_sf_raw_int(fx, !fx->pg ? "SELECT count(*) FROM pragma_index_list('certificates') AS l"
+                                       " JOIN pragma_index_info(l.name) AS c WHERE l.\"unique\""
+                                       " AND c.name = 'order_id'"
+                                     : "SELECT count(*) FROM pg_constraint WHERE conrelid ="
+                                       " 'certificates'::regclass AND contype = 'u'");
 }
 
 /* A version 5 store (certificates.order_id UNIQUE) brought to 6 by mc_store_migrate (`mailca
@@ -1395,15 +1185,16 @@ static void test_migrate_5_to_6(void **state)
 
     undo_migration_7(fx);
     undo_migration_6(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 5);
     assert_int_equal(certs_order_unique(fx), 1);
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"),
                      MC_STORE_SCHEMA_VERSION);
     assert_int_equal(certs_order_unique(fx), 0);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), fx->b->certs_columns);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_certs),
+                     backend_of(fx)->certs_columns);
 
     s = open_ok(fx->where);
     expect_counts(s, 4, 2);
@@ -1424,7 +1215,7 @@ static void test_migrate_5_to_6(void **state)
     c.cert[0].order_id = b.order[0];
     assert_int_equal(mc_store_certs_commit(s, c.cert, 1, &err), MC_ERR_STORE);
     assert_non_null(strstr(err.message, "does not match"));
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 4);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM certificates"), 4);
 
     /* the replacement link still works after the migration (SQLite: the recreated trigger) */
     batch d;
@@ -1478,27 +1269,29 @@ static void test_migrate_6_to_7(void **state)
     undo_migration_8(fx);
 
     undo_migration_7(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 2);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), 8);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM subject_keys"), 2);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_certs), 8);
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"),
                      MC_STORE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
-    assert_int_equal(raw_int(fx, fx->b->sql_indexes), 4);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_certs), fx->b->certs_columns);
-    if (fx->b == &sqlite_backend) {
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_tables), backend_of(fx)->tables);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_indexes), 4);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_certs),
+                     backend_of(fx)->certs_columns);
+    if (!fx->pg) {
         /* ids are the old rowids, in recording order; each certificate points at its intent */
-        assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents AS i WHERE i.id ="
-                                     " 1 + CAST(substr(i.order_id, 4) AS INTEGER)"),
+        assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents AS i WHERE i.id ="
+                                           " 1 + CAST(substr(i.order_id, 4) AS INTEGER)"),
                          8);
-        assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates AS c JOIN intents AS i"
-                                     " ON i.id = c.intent AND i.serial = c.serial"
-                                     " AND i.order_id = c.order_id"),
+        assert_int_equal(mc_sf_raw_int(fx,
+                                       "SELECT count(*) FROM certificates AS c JOIN intents AS i"
+                                       " ON i.id = c.intent AND i.serial = c.serial"
+                                       " AND i.order_id = c.order_id"),
                          5);
-        assert_int_equal(raw_int(fx, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
     }
 
     s = open_ok(fx->where);
@@ -1555,7 +1348,7 @@ static void test_migrate_6_to_7(void **state)
 static void test_migrate_7_dangling_refused(void **state)
 {
     fixture *fx = *state;
-    if (fx->b != &sqlite_backend)
+    if (fx->pg)
         skip(); /* PostgreSQL enforces the foreign key: such a row cannot exist */
     mc_store *s = open_ok(fx->where);
     mc_errdetail err;
@@ -1569,15 +1362,15 @@ static void test_migrate_7_dangling_refused(void **state)
     undo_migration_9(fx);
     undo_migration_8(fx);
     undo_migration_7(fx);
-    raw_exec(fx, "DELETE FROM intents WHERE order_id = 'm7d-1'");
+    mc_sf_raw_exec(fx, "DELETE FROM intents WHERE order_id = 'm7d-1'");
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_ERR_STORE);
     assert_string_equal(err.field, "certificates");
     assert_non_null(strstr(err.message, "references a missing row of 'intents'"));
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates"), 3);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 0);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 6);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM certificates"), 3);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM subject_keys"), 0);
     batch_free(&b);
 }
 
@@ -1597,15 +1390,18 @@ static void test_migrate_7_to_8(void **state)
     undo_migration_10(fx);
     undo_migration_9(fx);
     undo_migration_8(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns - 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 7);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_intents),
+                     backend_of(fx)->intents_columns - 1);
 
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"),
                      MC_STORE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"), 4);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_intents),
+                     backend_of(fx)->intents_columns);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE lint_enforced IS NULL"),
+                     4);
     s = open_ok(fx->where);
     expect_counts(s, 3, 1);
     for (size_t i = 0; i < 3; i++)
@@ -1615,11 +1411,11 @@ static void test_migrate_7_to_8(void **state)
     c.in[1].lint_enforced = "mailca-lints-2026.11.2";
     assert_int_equal(mc_store_intents_commit(s, c.in, 2, c.state, &err), MC_OK);
     assert_int_equal(mc_store_certs_commit(s, c.cert, 2, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-100'"
-                                 " AND lint_enforced = 'lints-2'"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-100'"
+                                       " AND lint_enforced = 'lints-2'"),
                      1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-101'"
-                                 " AND lint_enforced = 'mailca-lints-2026.11.2'"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE order_id = 'm8b-101'"
+                                       " AND lint_enforced = 'mailca-lints-2026.11.2'"),
                      1);
     expect_counts(s, 5, 1);
     mc_store_close(s);
@@ -1635,7 +1431,7 @@ static void test_durability(void **state)
     fixture *fx = *state;
     char where[1200], got[96];
     mc_errdetail err;
-    if (fx->b == &pg_backend)
+    if (fx->pg)
         snprintf(where, sizeof where, "%s%%20-csynchronous_commit%%3Doff", fx->where);
     else
         snprintf(where, sizeof where, "%s", fx->where);
@@ -1644,9 +1440,9 @@ static void test_durability(void **state)
     assert_int_equal(mc_store_durability(s, got, sizeof got, &durable, &err), MC_OK);
     assert_int_equal(durable, 1);
 #ifdef MAILCA_HAVE_LIBPQ
-    if (fx->b == &pg_backend) {
+    if (fx->pg) {
         /* the option reached the session: it is what the store turned back on */
-        PGconn *c = pg_raw_connect(where);
+        PGconn *c = mc_sf_pg_connect(where);
         PGresult *r = PQexec(c, "SHOW synchronous_commit");
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         assert_string_equal(PQgetvalue(r, 0, 0), "off");
@@ -1716,7 +1512,7 @@ static void test_crl_store(void **state)
         assert_int_equal(w.at[i], now - 100 + (int64_t)i);
         assert_int_equal(w.reason[i], reasons[i]);
     }
-    assert_int_equal(raw_int(fx, "SELECT entries FROM crls WHERE number = 1"), 3);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT entries FROM crls WHERE number = 1"), 3);
     /* before it expired, the fourth is listed too */
     memset(&w, 0, sizeof w);
     assert_int_equal(mc_store_crl_begin(s, now - 2, now + 86400, revoked_collect, &w, &num, &err),
@@ -1801,7 +1597,7 @@ static void test_crl_number_race(void **state)
         assert_true(b.got[i] >= 1 && b.got[i] <= 100 && !taken[b.got[i]]);
         taken[b.got[i]] = 1;
     }
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 100);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM crls"), 100);
 }
 
 /* Partitioned CRLs: what mc_store_crl_shards_begin hands the engine and records. */
@@ -1914,15 +1710,16 @@ static void test_crl_shards_store(void **state)
     assert_int_equal(w.reason[1], MC_CRL_KEY_COMPROMISE);
     for (int i = 0; i < 3; i++)
         assert_int_equal(w.plan[i].number, (uint64_t)i + 1);
-    assert_int_equal(raw_int(fx, "SELECT shard FROM crls WHERE number = 3"), 7);
-    assert_int_equal(raw_int(fx, "SELECT entries FROM crls WHERE number = 2"), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT shard FROM crls WHERE number = 3"), 7);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT entries FROM crls WHERE number = 2"), 1);
     int64_t k = -1, tu = -1, nu = -1;
     assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
     assert_int_equal(k, 0); /* none published yet */
     assert_int_equal(mc_store_crl_published_range(s, 1, 3, now + 1, &err), MC_OK);
     assert_int_equal(mc_store_crl_published_range(s, 3, 2, now + 1, &err), MC_ERR_INVALID);
     assert_int_equal(mc_store_crl_published_range(s, 3, 4, now + 1, &err), MC_ERR_STORE);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE published_at IS NOT NULL"), 3);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM crls WHERE published_at IS NOT NULL"),
+                     3);
     assert_int_equal(mc_store_crl_shards_latest(s, &k, &tu, &nu, &err), MC_OK);
     assert_int_equal(k, 3);
     assert_int_equal(tu, now);
@@ -1966,7 +1763,7 @@ static void test_crl_shards_store(void **state)
     assert_int_equal(
         mc_store_crl_shards_begin(s, now, now + 86400, shard_collect, shard_plan, &w, &err),
         MC_ERR_NOMEM);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls"), 6);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM crls"), 6);
     /* checked arguments */
     assert_int_equal(mc_store_crl_shards_begin(s, now, now, shard_collect, shard_plan, &w, &err),
                      MC_ERR_INVALID);
@@ -1989,11 +1786,11 @@ static void test_migrate_10_to_11(void **state)
     assert_int_equal(mc_store_crl_published(s, num, 1001, &err), MC_OK);
     mc_store_close(s);
     undo_migration_11(fx);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 10);
     mc_err_clear(&err);
     assert_int_equal(mc_store_migrate(fx->where, &err), MC_OK);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM crls WHERE shard IS NULL"), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"), 11);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM crls WHERE shard IS NULL"), 1);
     s = open_ok(fx->where);
     int64_t tu = 0, nu = 0, k = -1;
     assert_int_equal(mc_store_crl_latest(s, &num, &tu, &nu, &err), MC_OK);
@@ -2021,26 +1818,29 @@ static void test_migrate_1_to_current(void **state)
     undo_migration_8(fx);
     undo_migration_7(fx);
     undo_migration_6(fx);
-    raw_exec(fx, "DROP TABLE compromised_keys");
-    if (fx->b == &sqlite_backend)
-        raw_exec(fx, "DROP TRIGGER certificates_replaced_by");
-    raw_exec(fx, "DROP INDEX intents_account");
-    raw_exec(fx, "ALTER TABLE intents DROP COLUMN replaces_serial");
-    raw_exec(fx, "ALTER TABLE certificates DROP COLUMN replaced_by");
-    raw_exec(fx, "DROP TABLE subject_keys");
-    raw_exec(fx, "DROP INDEX intents_spki");
-    raw_exec(fx, "ALTER TABLE intents DROP COLUMN spki_sha256");
-    raw_exec(fx, "DROP TABLE ct_scts");
-    raw_exec(fx, "DROP TABLE ct_outbox");
-    raw_exec(fx, "DELETE FROM schema_version WHERE version >= 2");
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), 3);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns_v1);
+    mc_sf_raw_exec(fx, "DROP TABLE compromised_keys");
+    if (!fx->pg)
+        mc_sf_raw_exec(fx, "DROP TRIGGER certificates_replaced_by");
+    mc_sf_raw_exec(fx, "DROP INDEX intents_account");
+    mc_sf_raw_exec(fx, "ALTER TABLE intents DROP COLUMN replaces_serial");
+    mc_sf_raw_exec(fx, "ALTER TABLE certificates DROP COLUMN replaced_by");
+    mc_sf_raw_exec(fx, "DROP TABLE subject_keys");
+    mc_sf_raw_exec(fx, "DROP INDEX intents_spki");
+    mc_sf_raw_exec(fx, "ALTER TABLE intents DROP COLUMN spki_sha256");
+    mc_sf_raw_exec(fx, "DROP TABLE ct_scts");
+    mc_sf_raw_exec(fx, "DROP TABLE ct_outbox");
+    mc_sf_raw_exec(fx, "DELETE FROM schema_version WHERE version >= 2");
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_tables), 3);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_intents),
+                     backend_of(fx)->intents_columns_v1);
     s = open_ok(fx->where);
-    assert_int_equal(raw_int(fx, "SELECT max(version) FROM schema_version"),
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT max(version) FROM schema_version"),
                      MC_STORE_SCHEMA_VERSION);
-    assert_int_equal(raw_int(fx, fx->b->sql_tables), fx->b->tables);
-    assert_int_equal(raw_int(fx, fx->b->sql_cols_intents), fx->b->intents_columns);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NULL"), 5);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_tables), backend_of(fx)->tables);
+    assert_int_equal(mc_sf_raw_int(fx, backend_of(fx)->sql_cols_intents),
+                     backend_of(fx)->intents_columns);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NULL"),
+                     5);
     expect_counts(s, 5, 0);
     expect_lookup(s, b.order[4], b.serial[4], b.tbs[4], b.der[4]);
     mc_store_close(s);
@@ -2053,8 +1853,8 @@ static void test_migrate_1_to_current(void **state)
  * (migration 7); the same number on both. */
 static int64_t bound_keys(const fixture *fx)
 {
-    return raw_int(fx, fx->b == &pg_backend ? "SELECT count(*) FROM subject_keys"
-                                            : "SELECT count(DISTINCT spki_sha256) FROM intents");
+    return mc_sf_raw_int(fx, fx->pg ? "SELECT count(*) FROM subject_keys"
+                                    : "SELECT count(DISTINCT spki_sha256) FROM intents");
 }
 
 /* The first account to use a key owns it: the same account may use it again, another account
@@ -2086,10 +1886,12 @@ static void test_subject_key_binding(void **state)
         assert_int_equal(b.state[i], want[i]);
     expect_counts(s, 0, 5); /* the refused orders left no intent */
     assert_int_equal(bound_keys(fx), 3);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NOT NULL"), 4);
-    if (fx->b == &pg_backend)
-        assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys WHERE account = 'acct-a'"
-                                     " AND first_order_id = 'key-0'"),
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE spki_sha256 IS NOT NULL"), 4);
+    if (fx->pg)
+        assert_int_equal(mc_sf_raw_int(fx,
+                                       "SELECT count(*) FROM subject_keys WHERE account = 'acct-a'"
+                                       " AND first_order_id = 'key-0'"),
                          1);
 
     /* Again: known order ids keep their answer (pending); the refused ones are refused again. */
@@ -2384,13 +2186,13 @@ static void test_replaced_by(void **state)
     expect_replaced_by(s, old.serial[1], NULL);
     for (size_t i = 0; i < 4; i++)
         expect_replaced_by(s, rep.serial[i], NULL);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE replaced_by IS NOT NULL"),
-                     1);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE replaced_by IS NOT NULL"), 1);
     /* every replaces is kept as given */
     assert_int_equal(
-        raw_int(fx, "SELECT count(*) FROM intents WHERE replaces IN ('4c0000ff', '4c0')"), 2);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents WHERE replaces_serial IS NOT NULL"),
-                     3);
+        mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE replaces IN ('4c0000ff', '4c0')"), 2);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM intents WHERE replaces_serial IS NOT NULL"), 3);
     /* an unknown serial is answered with nothing, a bad one refused */
     uint8_t out[MC_SERIAL_MAX];
     size_t n = 99;
@@ -2473,12 +2275,12 @@ static void test_compromised_key_refused(void **state)
     /* a dry run counts the key and records nothing */
     assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 1, &c, &err), MC_OK);
     assert_int_equal(c.keys_compromised, 1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM compromised_keys"), 0);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM compromised_keys"), 0);
     assert_int_equal(mc_store_revoke(s, &by1, MC_CRL_KEY_COMPROMISE, 2000, 0, &c, &err), MC_OK);
     assert_int_equal(c.keys_compromised, 1);
     assert_int_equal(mc_store_revoke(s, &by2, MC_CRL_SUPERSEDED, 2000, 0, &c, &err), MC_OK);
     assert_int_equal(c.keys_compromised, 0);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM compromised_keys"), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM compromised_keys"), 1);
 
     batch n;
     batch_make(&n, "kc-new", 100, 4);
@@ -2553,7 +2355,8 @@ static void test_revoke(void **state)
     badsel = (mc_store_sel){0};
     assert_int_equal(mc_store_revoke(s, &badsel, 4, 1000, 1, &c, &err), MC_ERR_INVALID);
     assert_string_equal(err.field, "selector");
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
 
     /* by a lint id among the warnings, dry runs (nothing written; every selected certificate
      * still issued): a whole element of the list, never a part of one */
@@ -2565,7 +2368,8 @@ static void test_revoke(void **state)
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 2, 2, 0, 0); /* orders 6 and 7 */
     lw.lint_id = "w_b";
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 500, 1, 1, 1, 0, 0); /* order 7: the last element */
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status <> 'issued'"), 0);
     /* what is not one lint id is refused, naming the field */
     const char *bad_ids[] = {"", "e_qc_x,w_a", "e_qc%", "E_QC_X"};
     for (size_t k = 0; k < sizeof bad_ids / sizeof bad_ids[0]; k++) {
@@ -2581,7 +2385,8 @@ static void test_revoke(void **state)
     /* by account, dry run first: counts only, nothing written */
     mc_store_sel acct_a = {.account = "acct-a"};
     revoke_ok(s, &acct_a, MC_CRL_CESSATION_OF_OPERATION, 2000, 1, 4, 3, 0, 1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
     expect_status(s, b.serial[1], "issued", -1, -1);
     revoke_ok(s, &acct_a, MC_CRL_CESSATION_OF_OPERATION, 2000, 0, 4, 3, 0, 1);
     /* re-revoking keeps the first revocation */
@@ -2626,9 +2431,10 @@ static void test_revoke(void **state)
     /* by lint id, written this time: both were revoked before and stay as they were */
     lw.lint_id = "e_qc_x";
     revoke_ok(s, &lw, MC_CRL_SUPERSEDED, 8000, 0, 2, 0, 0, 2);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 9);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE revocation_reason = 1"),
-                     6);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 9);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE revocation_reason = 1"), 6);
     char st[16];
     assert_int_equal(mc_store_cert_status(s, b.serial[8], SER_LEN, st, sizeof st, NULL, NULL, &err),
                      MC_ERR_STORE);
@@ -2642,7 +2448,7 @@ static void test_revoke(void **state)
 static void test_bench_revoke(void **state)
 {
     fixture *fx = *state;
-    const size_t n = fx->b == &sqlite_backend ? 100000 : 20000, step = 1000;
+    const size_t n = !fx->pg ? 100000 : 20000, step = 1000;
     mc_store *s = open_ok(fx->where);
     mc_errdetail err;
     batch b;
@@ -2657,8 +2463,9 @@ static void test_bench_revoke(void **state)
     double dt = now_us() - t0;
     print_message("store/%s: revoked %zu certificates in %.2f s = %.0f revocations/s (chunks of "
                   "%d)\n",
-                  fx->b->name, n, dt / 1e6, (double)n / (dt / 1e6), MC_REVOKE_CHUNK);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'issued'"), 0);
+                  backend_of(fx)->name, n, dt / 1e6, (double)n / (dt / 1e6), MC_REVOKE_CHUNK);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'issued'"),
+                     0);
     mc_store_close(s);
     batch_free(&b);
 }
@@ -2678,7 +2485,7 @@ static void test_pg_scheme_alias(void **state)
     mc_errdetail err;
     assert_int_equal(mc_store_intents_commit(s, b.in, 3, b.state, &err), MC_OK);
     mc_store_close(s);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM intents"), 3);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM intents"), 3);
     batch_free(&b);
 }
 
@@ -2699,7 +2506,7 @@ static void test_pg_reconnect(void **state)
              "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
              " WHERE application_name = '%s') AS t",
              fx->schema);
-    assert_int_equal(raw_int(fx, sql), 1);
+    assert_int_equal(mc_sf_raw_int(fx, sql), 1);
     int64_t c = -1, p = -1;
     mc_err rc = mc_store_counts(s, &c, &p, &err);
     if (rc != MC_OK) {
@@ -2721,8 +2528,8 @@ static void other_node_commits(const fixture *fx, PGconn *other, pthread_t t)
 {
     int waiting = 0;
     for (int i = 0; i < 1000 && !waiting; i++) {
-        waiting = raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
-                              " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
+        waiting = mc_sf_raw_int(fx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+                                    " 'Lock' AND query LIKE 'WITH t AS%'") == 1;
         if (!waiting)
             usleep(10000);
     }
@@ -2757,7 +2564,7 @@ static void *race_call_run(void *arg)
  * thread, until rc waits on its lock; then it commits and rc finishes. */
 static void race(const fixture *fx, const char *sql, race_call *rc)
 {
-    PGconn *other = pg_raw_connect(fx->where);
+    PGconn *other = mc_sf_pg_connect(fx->where);
     PGresult *r = PQexec(other, sql);
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
     PQclear(r);
@@ -2792,7 +2599,7 @@ static void test_pg_key_bind_race(void **state)
     assert_non_null(strstr(rc.err.message, "40001"));
     assert_non_null(strstr(rc.err.message, "'race-0'"));
     expect_counts(s, 0, 0);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM subject_keys"), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM subject_keys"), 1);
     /* the retry sees acct-x's binding */
     assert_int_equal(mc_store_intents_commit(s, b.in, 2, b.state, &err), MC_OK);
     assert_int_equal(b.state[0], MC_INTENT_KEY_BOUND);
@@ -3060,20 +2867,20 @@ static void test_audit_log(void **state)
     bad[1].event = NULL;
     assert_int_equal(mc_store_audit_append(s, bad, 2, &err), MC_ERR_INVALID);
     assert_string_equal(err.field, "v[1].event");
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
     mc_store_close(s);
 
     /* append-only */
-    assert_int_equal(raw_try(fx, "UPDATE audit_log SET actor = 'someone else'"), 0);
-    assert_int_equal(raw_try(fx, "DELETE FROM audit_log WHERE event = 'order.rejected'"), 0);
-    if (fx->b == &pg_backend)
-        assert_int_equal(raw_try(fx, "TRUNCATE audit_log"), 0);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log WHERE actor = 'user b (uid 2)'"),
-                     1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
+    assert_int_equal(mc_sf_raw_try(fx, "UPDATE audit_log SET actor = 'someone else'"), 0);
+    assert_int_equal(mc_sf_raw_try(fx, "DELETE FROM audit_log WHERE event = 'order.rejected'"), 0);
+    if (fx->pg)
+        assert_int_equal(mc_sf_raw_try(fx, "TRUNCATE audit_log"), 0);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM audit_log WHERE actor = 'user b (uid 2)'"), 1);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM audit_log"), 4);
     /* and still appendable after the refusals */
-    assert_int_equal(raw_try(fx, "INSERT INTO audit_log (at, actor, event) VALUES (5, 'x', 'y')"),
-                     1);
+    assert_int_equal(
+        mc_sf_raw_try(fx, "INSERT INTO audit_log (at, actor, event) VALUES (5, 'x', 'y')"), 1);
 }
 
 /* OCSP (SBR 4.9.10): one read tells unused, reserved (intent only), issued and revoked apart;
@@ -3213,7 +3020,7 @@ static void test_revoke_reason_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest sqlite_tests[] = {
-        STORE_TESTS(sq_setup, sq_teardown),
+        STORE_TESTS(mc_sf_sqlite_setup, mc_sf_sqlite_teardown),
         cmocka_unit_test(test_ct_job_fill),
 #ifndef MAILCA_HAVE_LIBPQ
         cmocka_unit_test(test_pg_unsupported),
@@ -3223,14 +3030,14 @@ int main(void)
     int failed = cmocka_run_group_tests_name("store/sqlite", sqlite_tests, NULL, NULL);
 #ifdef MAILCA_HAVE_LIBPQ
     const struct CMUnitTest pg_tests[] = {
-        STORE_TESTS(pg_setup, pg_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_scheme_alias, pg_setup, pg_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_reconnect, pg_setup, pg_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_key_bind_race, pg_setup, pg_teardown),
-        cmocka_unit_test_setup_teardown(test_pg_resign_race, pg_setup, pg_teardown),
+        STORE_TESTS(mc_sf_pg_setup, mc_sf_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_scheme_alias, mc_sf_pg_setup, mc_sf_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_reconnect, mc_sf_pg_setup, mc_sf_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_key_bind_race, mc_sf_pg_setup, mc_sf_pg_teardown),
+        cmocka_unit_test_setup_teardown(test_pg_resign_race, mc_sf_pg_setup, mc_sf_pg_teardown),
     };
-    failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, pg_group_setup,
-                                          pg_group_teardown);
+    failed += cmocka_run_group_tests_name("store/postgresql", pg_tests, mc_sf_pg_group_setup,
+                                          mc_sf_pg_group_teardown);
 #else
     printf("store/postgresql: not run, this build has no libpq (MAILCA_HAVE_LIBPQ)\n");
 #endif

@@ -29,6 +29,7 @@
 
 #include "mailca/store.h"
 #include "support/pgserver.h"
+#include "support/storefix.h"
 
 typedef struct backend {
     const char *name; /* mc_store_backend() */
@@ -37,187 +38,12 @@ typedef struct backend {
 static const backend sqlite_backend = {.name = "sqlite"};
 static const backend pg_backend = {.name = "postgresql"};
 
-typedef struct fixture {
-    const backend *b;
-    char dir[512];    /* sqlite: the temporary directory */
-    char where[1024]; /* what mc_store_open gets: a path or a URI */
-    char schema[64];  /* postgresql: this test's schema */
-} fixture;
+typedef mc_sf fixture; /* tests/support/storefix.h */
 
-/* --- sqlite fixture ------------------------------------------------------------------------- */
-
-static int sq_setup(void **state)
+/* The backend description of fx's store. */
+static const backend *backend_of(const fixture *fx)
 {
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    fx->b = &sqlite_backend;
-    const char *base = getenv("MAILCA_TEST_TMP");
-    if (!base || !base[0])
-        base = "/tmp";
-    if (mkdir(base, 0700) != 0 && errno != EEXIST)
-        goto fail;
-    snprintf(fx->dir, sizeof fx->dir, "%s/mc-store-XXXXXX", base);
-    if (!mkdtemp(fx->dir))
-        goto fail;
-    snprintf(fx->where, sizeof fx->where, "%s/store.db", fx->dir);
-    *state = fx;
-    return 0;
-fail:
-    free(fx);
-    return -1;
-}
-
-static int sq_teardown(void **state)
-{
-    fixture *fx = *state;
-    DIR *d = opendir(fx->dir);
-    if (d) {
-        struct dirent *e;
-        char p[1024];
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(p, sizeof p, "%s/%s", fx->dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
-    int rc = rmdir(fx->dir);
-    free(fx);
-    return rc;
-}
-
-/* One integer answer from a separate raw connection (another reader of the same file). */
-static int64_t sq_raw_int(const char *db, const char *sql)
-{
-    sqlite3 *c = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t v = -1;
-    assert_int_equal(sqlite3_open_v2(db, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &st, NULL), SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(c);
-    return v;
-}
-
-/* --- postgresql fixture --------------------------------------------------------------------- */
-
-#ifdef MAILCA_HAVE_LIBPQ
-static mc_pgserver *g_pgserver;   /* started here when MAILCA_TEST_PG_URI is unset */
-static char g_pg_uri[512];        /* the database every test's schema lives in */
-static unsigned g_schema_counter; /* schema names unique within this process */
-
-static int pg_group_setup(void **state)
-{
-    (void)state;
-    const char *env = getenv("MAILCA_TEST_PG_URI");
-    if (env && env[0]) {
-        snprintf(g_pg_uri, sizeof g_pg_uri, "%s", env);
-        return 0;
-    }
-    mc_errdetail err;
-    mc_err_clear(&err);
-    if (mc_pgserver_start(&g_pgserver, &err) != MC_OK) {
-        fprintf(stderr, "private PostgreSQL server: %s\n", err.message);
-        return -1;
-    }
-    snprintf(g_pg_uri, sizeof g_pg_uri, "%s", mc_pgserver_uri(g_pgserver));
-    return 0;
-}
-
-static int pg_group_teardown(void **state)
-{
-    (void)state;
-    mc_pgserver_stop(g_pgserver);
-    g_pgserver = NULL;
-    return 0;
-}
-
-static void pg_silent(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-/* A raw connection to uri; fails the test when it cannot connect. */
-static PGconn *pg_raw_connect(const char *uri)
-{
-    PGconn *c = PQconnectdb(uri);
-    if (PQstatus(c) != CONNECTION_OK)
-        print_error("raw connection: %s\n", PQerrorMessage(c));
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    PQsetNoticeProcessor(c, pg_silent, NULL);
-    return c;
-}
-
-static void pg_raw_exec(const char *uri, const char *sql)
-{
-    PGconn *c = pg_raw_connect(uri);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    assert_true(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK);
-    PQclear(r);
-    PQfinish(c);
-}
-
-static int64_t pg_raw_int(const char *uri, const char *sql)
-{
-    PGconn *c = pg_raw_connect(uri);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        print_error("%s: %s\n", sql, PQerrorMessage(c));
-    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-    int64_t v = -1;
-    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
-        const char *t = PQgetvalue(r, 0, 0);
-        v = strcmp(t, "t") == 0 ? 1 : strcmp(t, "f") == 0 ? 0 : strtoll(t, NULL, 10);
-    }
-    PQclear(r);
-    PQfinish(c);
-    return v;
-}
-
-/* A fresh schema; the store's URI selects it through search_path. */
-static int pg_setup(void **state)
-{
-    fixture *fx = calloc(1, sizeof *fx);
-    if (!fx)
-        return -1;
-    fx->b = &pg_backend;
-    snprintf(fx->schema, sizeof fx->schema, "mc_t_%ld_%u", (long)getpid(), ++g_schema_counter);
-    char sql[256];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", fx->schema,
-             fx->schema);
-    pg_raw_exec(g_pg_uri, sql);
-    snprintf(fx->where, sizeof fx->where, "%s%coptions=-csearch_path%%3D%s", g_pg_uri,
-             strchr(g_pg_uri, '?') ? '&' : '?', fx->schema);
-    *state = fx;
-    return 0;
-}
-
-static int pg_teardown(void **state)
-{
-    fixture *fx = *state;
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", fx->schema);
-    pg_raw_exec(g_pg_uri, sql);
-    free(fx);
-    return 0;
-}
-#endif
-
-/* One integer answer from a separate raw connection to the test's store. */
-static int64_t raw_int(const fixture *fx, const char *sql)
-{
-#ifdef MAILCA_HAVE_LIBPQ
-    if (fx->b == &pg_backend)
-        return pg_raw_int(fx->where, sql);
-#endif
-    return sq_raw_int(fx->where, sql);
+    return fx->pg ? &pg_backend : &sqlite_backend;
 }
 
 /* --- the rows ------------------------------------------------------------------------------- */
@@ -499,9 +325,10 @@ static void test_combined(void **state)
     assert_int_equal(rc.selected, 2);
     assert_int_equal(rc.revoked, 1);
     assert_int_equal(rc.unchanged, 1);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 2);
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"
-                                 " AND revocation_reason = 5 AND revoked_at = 9500"),
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 2);
+    assert_int_equal(mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"
+                                       " AND revocation_reason = 5 AND revoked_at = 9500"),
                      1);
     listed l;
     memset(&l, 0, sizeof l);
@@ -556,7 +383,8 @@ static void test_bad_selectors(void **state)
     mc_store_sel none = {0};
     assert_int_equal(mc_store_revoke(s, &none, MC_CRL_SUPERSEDED, 1, 0, &rc, &err), MC_ERR_INVALID);
     assert_string_equal(err.field, "selector");
-    assert_int_equal(raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
+    assert_int_equal(
+        mc_sf_raw_int(fx, "SELECT count(*) FROM certificates WHERE status = 'revoked'"), 1);
     mc_store_close(s);
 }
 
@@ -691,12 +519,12 @@ static void test_stream_many(void **state)
     assert_true(ctx.order_ok);
     size_t grew = ctx.peak - ctx.base;
     print_message("%s: %d rows (%d MB of evidence) streamed, heap grew %.1f MiB at most\n",
-                  fx->b->name, BIG_ROWS, BIG_ROWS * BIG_EVIDENCE / 1000000,
+                  backend_of(fx)->name, BIG_ROWS, BIG_ROWS * BIG_EVIDENCE / 1000000,
                   (double)grew / (1024 * 1024));
 #if !defined(__SANITIZE_ADDRESS__)
     assert_true(grew < (size_t)BIG_ROWS * BIG_EVIDENCE / 2);
     /* PostgreSQL holds one row at a time: a few of them at most */
-    if (fx->b == &pg_backend)
+    if (fx->pg)
         assert_true(grew < 64u * BIG_EVIDENCE + (1u << 20));
 #endif
     int64_t cnt = 0;
@@ -714,12 +542,13 @@ static void test_stream_many(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest sqlite_tests[] = {QUERY_TESTS(sq_setup, sq_teardown)};
+    const struct CMUnitTest sqlite_tests[] = {
+        QUERY_TESTS(mc_sf_sqlite_setup, mc_sf_sqlite_teardown)};
     int failed = cmocka_run_group_tests_name("store_query/sqlite", sqlite_tests, NULL, NULL);
 #ifdef MAILCA_HAVE_LIBPQ
-    const struct CMUnitTest pg_tests[] = {QUERY_TESTS(pg_setup, pg_teardown)};
-    failed += cmocka_run_group_tests_name("store_query/postgresql", pg_tests, pg_group_setup,
-                                          pg_group_teardown);
+    const struct CMUnitTest pg_tests[] = {QUERY_TESTS(mc_sf_pg_setup, mc_sf_pg_teardown)};
+    failed += cmocka_run_group_tests_name("store_query/postgresql", pg_tests, mc_sf_pg_group_setup,
+                                          mc_sf_pg_group_teardown);
 #else
     printf("store_query/postgresql: not run, this build has no libpq (MAILCA_HAVE_LIBPQ)\n");
 #endif
