@@ -480,6 +480,27 @@ X509 *mc_it_pem_first(const char *path)
     return x;
 }
 
+int mc_it_verify_crl(X509 *root, X509 *ica, X509_CRL *crl, X509 *leaf, int *error)
+{
+    int rc = -1;
+    X509_STORE *st = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    *error = 0;
+    if (st && ctx && chain && X509_STORE_add_cert(st, root) == 1 &&
+        X509_STORE_add_crl(st, crl) == 1 && sk_X509_push(chain, ica) > 0 &&
+        X509_STORE_CTX_init(ctx, st, leaf, chain) == 1) {
+        X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+        rc = X509_verify_cert(ctx) == 1;
+        *error = X509_STORE_CTX_get_error(ctx);
+    }
+    ERR_clear_error();
+    sk_X509_free(chain);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(st);
+    return rc;
+}
+
 int mc_it_verify(X509 *root, X509 *ica, const uint8_t *der, size_t len, int purpose,
                  const char **why)
 {

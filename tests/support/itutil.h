@@ -133,6 +133,11 @@ int mc_it_ca_free(mc_it_ca *ca);
 int mc_it_verify(X509 *root, X509 *ica, const uint8_t *der, size_t len, int purpose,
                  const char **why);
 
+/* The same chain check of leaf with crl (of the issuing CA) in the store and
+ * X509_V_FLAG_CRL_CHECK: 1 when it verifies, 0 when not (*error gets OpenSSL's X509_V_ERR_
+ * code: a revoked leaf, a CRL of another scope), -1 when OpenSSL failed. */
+int mc_it_verify_crl(X509 *root, X509 *ica, X509_CRL *crl, X509 *leaf, int *error);
+
 /* Opens the SQLite store read-only. NULL on failure. Close with sqlite3_close. */
 sqlite3 *mc_it_db_open(const char *path);
 
